@@ -1,0 +1,39 @@
+// The host-physical arena: every byte of simulated host RAM (guest RAM, guest page tables,
+// EPT tables). Host PFN n lives at byte n*4096. Reserved once with MAP_NORESERVE so a large
+// simulated host costs only what is touched; 2 MiB aligned and MADV_HUGEPAGE so the
+// emulator itself is backed by real THP where the host kernel allows it.
+#pragma once
+#include "types.h"
+
+namespace hv {
+
+class Arena {
+ public:
+  // Returns nullptr (and sets *err) when the reservation fails or size is invalid.
+  static Arena* create(uint64_t bytes, const char** err);
+  ~Arena();
+
+  uint64_t size() const { return size_; }
+  uint64_t frames() const { return size_ >> kPageShift; }
+  uint8_t* base() const { return base_; }
+
+  // Bounds-checked accessors: the only way native code turns an Hpa into a pointer.
+  // `len` bytes starting at `a` must lie inside the arena, else nullptr.
+  uint8_t* ptr(Hpa a, uint64_t len = 1) const {
+    return (a.v < size_ && len <= size_ - a.v) ? base_ + a.v : nullptr;
+  }
+  bool contains(Hpa a, uint64_t len = 1) const { return a.v < size_ && len <= size_ - a.v; }
+
+  // Return a range to the kernel (MADV_DONTNEED): the bytes read as zero afterwards.
+  bool discard(Hpa a, uint64_t len);
+
+ private:
+  Arena(uint8_t* base, uint64_t size, void* map, uint64_t map_len)
+      : base_(base), size_(size), map_(map), map_len_(map_len) {}
+  uint8_t* base_;
+  uint64_t size_;
+  void* map_;
+  uint64_t map_len_;
+};
+
+}  // namespace hv
