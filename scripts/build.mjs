@@ -45,7 +45,7 @@ export function buildGuests() {
     const name = basename(f, '.s');
     const obj = join(out, 'obj', `${name}.o`);
     run('as', ['--64', '-I', runtimeDir, '-o', obj, join(src, f)]);
-    run('ld', ['-static', '-nostdlib', '-T', join(src, 'link.ld'), '-o', join(out, `${name}.elf`), ...runtimeObjs, obj]);
+    run('ld', ['-static', '-nostdlib', '--no-warn-rwx-segments', '-T', join(src, 'link.ld'), '-o', join(out, `${name}.elf`), ...runtimeObjs, obj]);
   }
 }
 
