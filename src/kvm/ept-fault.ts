@@ -1,0 +1,118 @@
+/**
+ * The EPT violation handler: KVM's tdp_page_fault (arch/x86/kvm/mmu.c, 2.6.38) over the
+ * host THP model.
+ *
+ *   memslot lookup (none → MMIO) → gfn_to_hva → snapshot mmu_notifier_seq → gup (faults
+ *   the host page in per the THP knobs) → mmu_notifier_retry? drop the page, let the
+ *   guest re-fault → transparent_hugepage_adjust (2 MiB leaf if the host maps the HVA with
+ *   a huge PMD, the slot allows a large page there and dirty logging is off) → install →
+ *   put_page (drop the gup pin) → INVEPT.
+ *
+ * One call handles one exit; a retry returns to the guest, which faults again, exactly as
+ * KVM returns from tdp_page_fault with 0 and re-enters the guest.
+ */
+import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, type Gpa, type Pfn } from '../util/address.ts';
+import { GuestError } from '../util/errors.ts';
+import { gpaToHva, slotAllowsLargePage, type Memslot } from './memslot.ts';
+import { markPageDirty } from './dirty-log.ts';
+import type { KvmMmu } from './ept-mmu.ts';
+
+/** EPT violation access kinds (exit field `access`). */
+export const ACCESS_READ = 0;
+export const ACCESS_WRITE = 1;
+export const ACCESS_FETCH = 2;
+export type EptAccess = 0 | 1 | 2;
+
+export type EptFaultResult =
+  /** A leaf was installed (level 1 = 4 KiB, 2 = 2 MiB): resume the guest. */
+  | { kind: 'fixed'; level: 1 | 2 }
+  /** An invalidation raced the fault: the page was dropped; resume and let it re-fault. */
+  | { kind: 'retry' }
+  /** No memslot covers the GPA: an MMIO access, for the Vm to report. */
+  | { kind: 'mmio'; gpa: Gpa };
+
+const hex = (n: number) => '0x' + n.toString(16);
+
+/**
+ * mapping_level_dirty_bitmap: a slot with dirty logging must be tracked per 4 KiB page, so
+ * it is only ever mapped at the page-table level.
+ */
+function forcePtLevel(slot: Memslot): boolean {
+  return slot.dirtyBitmap !== null;
+}
+
+/** Handle one EPT violation at `g` (tdp_page_fault). */
+export function tdpPageFault(k: KvmMmu, g: Gpa, access: EptAccess): EptFaultResult {
+  k.stats.ept_violations++;
+  const slot = k.slots.lookup(g);
+  if (!slot) {
+    k.stats.mmio_exits++;
+    return { kind: 'mmio', gpa: g };
+  }
+  const write = access === ACCESS_WRITE;
+  const page = alignDown(g, PAGE_SIZE);
+  const h = gpaToHva(slot, page);
+  const forcePt = forcePtLevel(slot);
+
+  const mmuSeq = k.mmu_notifier_seq;
+  let pfn: Pfn;
+  try {
+    [pfn] = k.mm.get_user_pages(h, 1, write) as [Pfn];
+  } catch (e) {
+    // hva_to_pfn failed: the VMM unmapped or protected the memory behind the slot. KVM's
+    // KVM_RUN returns -EFAULT here; the Vm reports it as a guest-visible failure.
+    if (e instanceof Error && e.name === 'OutOfMemoryError') throw e;
+    throw new GuestError(
+      `EPT violation at gpa ${hex(g)}: memslot ${slot.id} hva ${hex(h)} cannot be faulted in (${(e as Error).message})`,
+    );
+  }
+
+  // mmu_notifier_retry: an invalidation started or finished since the snapshot, so the
+  // page gup returned may already be unmapped from the host. Never install it.
+  if (k.mmu_notifier_count > 0 || k.mmu_notifier_seq !== mmuSeq) {
+    k.host.put_page(pfn);
+    k.stats.mmu_notifier_retry++;
+    return { kind: 'retry' };
+  }
+
+  const m = k.mm.follow_page(h);
+  if (!m || m.pfn !== pfn) {
+    k.host.put_page(pfn);
+    throw new Error(`EPT fault: gup returned pfn ${pfn} for hva ${hex(h)} but the host maps ${m ? m.pfn : 'nothing'}`);
+  }
+
+  // transparent_hugepage_adjust: a THP behind the HVA, the whole 2 MiB GPA range in the
+  // slot with GPA ≡ HVA (mod 2 MiB) (KVM's lpage disallow rules) and no dirty logging.
+  let level: 1 | 2 = 1;
+  let mapGpa = page;
+  let mapPfn = pfn;
+  const base = alignDown(g, HPAGE_PMD_SIZE);
+  if (!forcePt && m.huge && slotAllowsLargePage(slot, base)) {
+    // VM_BUG_ON((gfn & mask) != (pfn & mask)) — the congruence the slot check guarantees.
+    if ((page - base) / PAGE_SIZE !== pfn - m.headPfn) {
+      k.host.put_page(pfn);
+      throw new Error(`EPT fault: gpa ${hex(g)} and pfn ${pfn} not congruent inside the THP at ${m.headPfn}`);
+    }
+    level = 2;
+    mapGpa = base;
+    mapPfn = m.headPfn;
+  }
+
+  // Write access only when the host PTE is writable now (after gup(write) broke any COW):
+  // a read fault on a COW-shared or zero page maps read-only, so the guest's first write
+  // exits again and goes through the host's COW. Dirty logging maps read-only until the
+  // first write so that write is seen.
+  const writable = m.writable && (!forcePt || write);
+  k.ept.map(mapGpa, mapPfn, level, writable);
+  if (forcePt && writable) markPageDirty(slot, page);
+
+  // The EPT entry does not hold a page reference (KVM relies on the MMU notifier instead).
+  k.host.put_page(pfn);
+  k.stats.pf_fixed++;
+  k.flushTlbs();
+  if (k.debugChecks) k.checkInvariants(mapGpa, mapGpa + (level === 2 ? HPAGE_PMD_SIZE : PAGE_SIZE));
+  return { kind: 'fixed', level };
+}
+
+/** Frames per 2 MiB leaf, re-exported for callers computing coverage. */
+export const PAGES_PER_LARGE_LEAF = HPAGE_PMD_NR;

@@ -1,0 +1,184 @@
+/**
+ * KvmMmu: the KVM-like EPT layer of one VM — memslots, EPT tables, the EPT violation
+ * handler, the MMU notifier and dirty logging — over the VMM process of the host THP model.
+ *
+ * This is the facade the Vm talks to (attach_ept): it owns the EPT root (eptp for
+ * configureMmu), gets every vCPU's INVEPT hook, and hands EXIT_EPT_VIOLATION here. The
+ * policy lives in the files it delegates to: ept-fault.ts (tdp_page_fault),
+ * mmu-notifier.ts, dirty-log.ts, ept-debug.ts.
+ */
+import { PAGE_SIZE, alignUp, type Gpa } from '../util/address.ts';
+import { ConfigError } from '../util/errors.ts';
+import type { HostApi, MmStructApi } from '../mm/types.ts';
+import { Ept } from './ept.ts';
+import { EptGuestMemory, MemslotTable, type Memslot, type UserMemoryRegion } from './memslot.ts';
+import { tdpPageFault, type EptAccess, type EptFaultResult } from './ept-fault.ts';
+import { KvmMmuNotifier } from './mmu-notifier.ts';
+import { disableDirtyLog, enableDirtyLog, getDirtyLog } from './dirty-log.ts';
+import { checkEptInvariants } from './ept-debug.ts';
+
+/** Anything that caches EPT translations: a vCPU's modeled TLBs. */
+export interface EptTlbHolder {
+  invept(): void;
+}
+
+/** Counters of the EPT layer, with KVM stat names (kvm_vcpu_stat / kvm_vm_stat). */
+export interface KvmMmuStats {
+  /** EPT violation exits handled (tdp_page_fault calls). */
+  ept_violations: number;
+  /** Faults that installed a leaf. */
+  pf_fixed: number;
+  /** EPT violations on GPAs outside every memslot. */
+  mmio_exits: number;
+  /** Faults dropped because an invalidation raced them (mmu_notifier_retry). */
+  mmu_notifier_retry: number;
+  /** invalidate_range_start calls received. */
+  mmu_notifier_invalidate: number;
+  /** EPT leaves zapped (by notifiers, dirty logging, slot deletion). */
+  mmu_zapped_leaves: number;
+  /** EPT table frames freed by zaps (KVM: mmu_shadow_zapped). */
+  mmu_shadow_zapped: number;
+  /** INVEPTs issued to the vCPUs (KVM: remote_tlb_flush). */
+  remote_tlb_flush: number;
+}
+
+export interface KvmMmuOptions {
+  host: HostApi;
+  /** The VMM process whose anonymous memory backs guest RAM. */
+  mm: MmStructApi;
+  /** The host's physical memory (the arena buffer): EPT tables are written there. */
+  physmem: ArrayBuffer | SharedArrayBuffer;
+  /** Check the EPT invariant after every EPT change (tests turn it on). */
+  debugChecks?: boolean;
+}
+
+export class KvmMmu {
+  readonly host: HostApi;
+  readonly mm: MmStructApi;
+  readonly slots = new MemslotTable();
+  readonly ept: Ept;
+  readonly debugChecks: boolean;
+  readonly stats: KvmMmuStats = {
+    ept_violations: 0,
+    pf_fixed: 0,
+    mmio_exits: 0,
+    mmu_notifier_retry: 0,
+    mmu_notifier_invalidate: 0,
+    mmu_zapped_leaves: 0,
+    mmu_shadow_zapped: 0,
+    remote_tlb_flush: 0,
+  };
+  /** kvm->mmu_notifier_seq / mmu_notifier_count, driven by KvmMmuNotifier. */
+  mmu_notifier_seq = 0;
+  mmu_notifier_count = 0;
+  private readonly notifier: KvmMmuNotifier;
+  private readonly tlbs: EptTlbHolder[] = [];
+  private destroyed = false;
+
+  constructor(opts: KvmMmuOptions) {
+    this.host = opts.host;
+    this.mm = opts.mm;
+    this.debugChecks = opts.debugChecks ?? false;
+    this.ept = new Ept(opts.host, opts.physmem);
+    this.notifier = new KvmMmuNotifier(this);
+    this.mm.mmu_notifier_register(this.notifier);
+  }
+
+  /** HPA of the EPT PML4, for configureMmu({ept: true, eptp}). */
+  get eptp(): number {
+    return this.ept.eptp;
+  }
+
+  /** Leaves currently mapped (KVM's pages_4k / pages_2m). */
+  get pages_4k(): number {
+    return this.ept.pages_4k;
+  }
+  get pages_2m(): number {
+    return this.ept.pages_2m;
+  }
+
+  /** Register a vCPU whose TLBs must be flushed (INVEPT) after every EPT change. */
+  attachVcpu(v: EptTlbHolder): void {
+    this.tlbs.push(v);
+  }
+
+  /** KVM_SET_USER_MEMORY_REGION (create): the HVA range must already be mapped by the VMM. */
+  setUserMemoryRegion(r: UserMemoryRegion): Memslot {
+    return this.slots.add(r);
+  }
+
+  /**
+   * Allocate guest RAM the way QEMU does: an anonymous mapping of the VMM, 2 MiB aligned
+   * (qemu_ram_mmap), registered as a memslot. `madvise` adds MADV_HUGEPAGE (QEMU does so
+   * for guest RAM), which matters when transparent_hugepage/enabled is madvise.
+   */
+  addRamSlot(slot: number, g: Gpa, size: number, opts: { madvise?: boolean } = {}): Memslot {
+    if (!Number.isInteger(size) || size <= 0) throw new ConfigError(`memslot ${slot}: size must be a positive integer, got ${size}`);
+    const h = this.mm.mmap(alignUp(size, PAGE_SIZE), { alignHuge: true });
+    if (opts.madvise ?? true) this.mm.madvise(h, alignUp(size, PAGE_SIZE), 'MADV_HUGEPAGE');
+    try {
+      return this.slots.add({ slot, gpa: g, size, hva: h });
+    } catch (e) {
+      this.mm.munmap(h, alignUp(size, PAGE_SIZE));
+      throw e;
+    }
+  }
+
+  /** KVM_SET_USER_MEMORY_REGION with size 0: remove the slot and zap its mappings. */
+  deleteMemslot(id: number): void {
+    const s = this.slots.byId(id);
+    const zapped = this.zapGpaRange(s.gpa, (s.gpa + s.size) as Gpa);
+    this.slots.remove(id);
+    if (zapped > 0) this.flushTlbs();
+  }
+
+  /** Handle one EXIT_EPT_VIOLATION (tdp_page_fault). */
+  handleEptViolation(g: Gpa, access: EptAccess): EptFaultResult {
+    return tdpPageFault(this, g, access);
+  }
+
+  /** Zap the leaves overlapping [start, end); returns how many. Callers flush. */
+  zapGpaRange(start: Gpa, end: Gpa): number {
+    const r = this.ept.zapRange(start, end);
+    const n = r.zapped4k + r.zapped2m;
+    this.stats.mmu_zapped_leaves += n;
+    this.stats.mmu_shadow_zapped += r.tablesFreed;
+    return n;
+  }
+
+  /** kvm_flush_remote_tlbs: INVEPT on every vCPU. */
+  flushTlbs(): void {
+    this.stats.remote_tlb_flush++;
+    for (const v of this.tlbs) v.invept();
+  }
+
+  /** Guest memory for the loader in EPT mode (writes go through the host mm). */
+  guestMemory(): EptGuestMemory {
+    return new EptGuestMemory(this.mm, this.slots);
+  }
+
+  enableDirtyLog(slotId: number): void {
+    enableDirtyLog(this, slotId);
+    if (this.debugChecks) this.checkInvariants();
+  }
+  getDirtyLog(slotId: number): Uint8Array {
+    return getDirtyLog(this, slotId);
+  }
+  disableDirtyLog(slotId: number): void {
+    disableDirtyLog(this, slotId);
+    if (this.debugChecks) this.checkInvariants();
+  }
+
+  /** Check the EPT invariant over [start, end) (default: every leaf); throws EptInvariantError. */
+  checkInvariants(start?: number, end?: number): void {
+    checkEptInvariants(this, start, end);
+  }
+
+  /** Unregister from the host mm and free every EPT table (VM teardown). */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.mm.mmu_notifier_unregister(this.notifier);
+    this.ept.destroy();
+  }
+}
