@@ -19,6 +19,7 @@ import {
 } from '../util/address.ts';
 import { ConfigError } from '../util/errors.ts';
 import type { MmStructApi } from '../mm/types.ts';
+import { checkGuestRange, type GuestMemory } from '../guest/memory.ts';
 
 /** KVM_USER_MEM_SLOTS of 2.6.38 x86 (KVM_MEMORY_SLOTS). */
 export const KVM_USER_MEM_SLOTS = 32;
@@ -166,31 +167,53 @@ export class MemslotTable {
 }
 
 /**
- * Guest memory as the loader sees it in EPT mode: bytes at a GPA are the VMM's bytes at
- * the slot's HVA, written through the host mm (so they fault host pages in exactly as
- * QEMU's loader would, THP or not). An access that leaves guest RAM is a ConfigError.
+ * Guest memory as the loader sees it in EPT mode (src/guest/memory.ts GuestMemory): bytes
+ * at a GPA are the VMM's bytes at the slot's HVA, written through the host mm, so they fault
+ * host pages in exactly as QEMU's loader would, THP or not. Addresses in a hole between
+ * slots are a ConfigError.
  */
-export class EptGuestMemory {
+export class EptGuestMemory implements GuestMemory {
   constructor(
     private readonly mm: MmStructApi,
     private readonly slots: MemslotTable,
   ) {}
 
+  /** End of the highest slot: valid addresses are in [0, size) minus the holes. */
   get size(): number {
     let end = 0;
     for (const s of this.slots.all) end = Math.max(end, s.gpa + s.size);
     return end;
   }
 
-  /** Copy bytes into guest RAM at `g` (may span slots that are contiguous). */
-  writeBytes(g: Gpa, data: Uint8Array): void {
+  write(g: Gpa, data: Uint8Array): void {
+    checkGuestRange(this, g, data.length);
     this.forEachPiece(g, data.length, (h, off, len) => this.mm.writeBytes(h, data.subarray(off, off + len)));
   }
 
-  readBytes(g: Gpa, length: number): Uint8Array {
+  read(g: Gpa, length: number): Uint8Array {
+    checkGuestRange(this, g, length);
     const out = new Uint8Array(length);
     this.forEachPiece(g, length, (h, off, len) => out.set(this.mm.readBytes(h, len), off));
     return out;
+  }
+
+  /**
+   * Zero a range. Whole pages the host has never mapped already read as zero (anonymous
+   * memory), so they are skipped rather than faulted in: the loader zeroing a large BSS
+   * must not populate it. (Valid while nothing was swapped out, i.e. at load time.)
+   */
+  zero(g: Gpa, length: number): void {
+    checkGuestRange(this, g, length);
+    this.forEachPiece(g, length, (h, _off, len) => {
+      let a = h as number;
+      const end = a + len;
+      while (a < end) {
+        const next = Math.min(end, (Math.floor(a / PAGE_SIZE) + 1) * PAGE_SIZE);
+        const wholePage = a % PAGE_SIZE === 0 && next - a === PAGE_SIZE;
+        if (!wholePage || this.mm.follow_page(asHva(a)) !== null) this.mm.writeBytes(asHva(a), new Uint8Array(next - a));
+        a = next;
+      }
+    });
   }
 
   private forEachPiece(g: Gpa, length: number, fn: (h: Hva, off: number, len: number) => void): void {
