@@ -158,7 +158,7 @@ export class Ept {
 
   /**
    * Zap every leaf overlapping [start, end) — a 2 MiB leaf partially inside the range is
-   * zapped whole — and free tables that lie wholly inside the range.
+   * zapped whole — and free the tables left empty (the root stays).
    */
   zapRange(start: Gpa, end: Gpa): ZapResult {
     const r = this.zapTable(this.root, 4, asGpa(0), start, end);
@@ -187,13 +187,20 @@ export class Ept {
       r.zapped4k += c.zapped4k;
       r.zapped2m += c.zapped2m;
       r.tablesFreed += c.tablesFreed;
-      if (start <= eBase && eBase + size <= end) {
+      // Free a table the zap covered or emptied (KVM frees unused shadow pages likewise).
+      if ((start <= eBase && eBase + size <= end) || this.isEmpty(child)) {
         Ept.clearEntry(v, i);
         this.freeTable(child);
         r.tablesFreed++;
       }
     }
     return r;
+  }
+
+  private isEmpty(t: Pfn): boolean {
+    const v = this.view(t);
+    for (let i = 0; i < 512; i++) if (Ept.present(v, i)) return false;
+    return true;
   }
 
   /** Clear the W bit of every leaf in [start, end); returns how many leaves changed. */
