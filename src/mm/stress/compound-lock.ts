@@ -11,10 +11,12 @@
  * compound page, the workers release their pins while this thread splits it. At the end
  * of a round every frame is a single page mapped once: _count must be exactly 1.
  */
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HPAGE_PMD_NR, type Pfn } from '../../util/address.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { PG_anon, PG_head, PG_lru, PG_swapbacked, PG_tail, PG_uptodate, PageArray } from '../page.ts';
+import { compoundLockIsEnabled, setCompoundLockEnabled } from '../refcount.ts';
 import { bindRefOps } from './refops.ts';
 import { CTL, PMD_HUGE, PMD_SPLIT, PMD_SPLITTING, ctlWords, type StressWorkerData } from './shared.ts';
 
@@ -23,7 +25,10 @@ export interface CompoundLockStressOptions {
   compoundLock: boolean;
   /** THPs split per round (default 16). */
   compound?: number;
-  /** gup users (worker threads; default 2). */
+  /**
+   * gup users (worker threads). Default: one per spare CPU (at least 1); the splitter is
+   * this thread, and the race needs the threads on CPU at the same time.
+   */
   workers?: number;
   /** gup pins per worker per tail page per round (default 4). */
   pinsPerTail?: number;
@@ -31,6 +36,14 @@ export interface CompoundLockStressOptions {
   rounds?: number;
   /** ...rounds until this much wall time has passed (benches). */
   durationMs?: number;
+  /**
+   * Keep going after `rounds`/`durationMs` until the chasing worker saw this many
+   * crossings (the split's walk overtaking a release in progress): on a loaded machine
+   * the two threads are not always on CPU together. Capped by maxMs.
+   */
+  minCrossings?: number;
+  /** Hard cap on wall time for minCrossings (default 20000). */
+  maxMs?: number;
 }
 
 export interface CompoundLockStressResult {
@@ -45,7 +58,9 @@ export interface CompoundLockStressResult {
   extra: number;
   /** Frames whose count reached zero (freed while still mapped). */
   freed: number;
-  /** Exceptions a put_page raised on a corrupted count. */
+  /** Chased releases the split's walk overtook mid-way (chances for the race). */
+  crossings: number;
+  /** BUG_ONs that fired on a corrupted count (in put_page or the split). */
   bugs: number;
   ms: number;
 }
@@ -55,7 +70,7 @@ const workerModule = new URL('./gup-worker.ts', import.meta.url).href;
 
 export async function runCompoundLockStress(opts: CompoundLockStressOptions): Promise<CompoundLockStressResult> {
   const compound = opts.compound ?? 16;
-  const nWorkers = opts.workers ?? 2;
+  const nWorkers = opts.workers ?? Math.max(1, availableParallelism() - 1);
   const pinsPerTail = opts.pinsPerTail ?? 4;
   for (const [k, v] of Object.entries({ compound, workers: nWorkers, pinsPerTail })) {
     if (!Number.isInteger(v) || v < 1) throw new ConfigError(`compound_lock stress: ${k} must be a positive integer, got ${v}`);
@@ -68,9 +83,19 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
   const ctlSab = new SharedArrayBuffer(ctlWords(compound) * 4);
   const ctl = new Int32Array(ctlSab);
   let freedHere = 0;
+  const lockWas = compoundLockIsEnabled();
   const ops = bindRefOps(pages, opts.compoundLock, () => {
     freedHere++;
   });
+  let bugsHere = 0;
+  const split = (head: Pfn) => {
+    try {
+      ops.__split_huge_page_refcount(head);
+    } catch {
+      // a BUG_ON fired on a count the race corrupted (only ever without the lock)
+      bugsHere++;
+    }
+  };
 
   const workers: Worker[] = [];
   const exited: Promise<void>[] = [];
@@ -105,14 +130,20 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
     extra: 0,
     freed: 0,
     bugs: 0,
+    crossings: 0,
     ms: 0,
   };
   const t0 = performance.now();
   try {
+    const maxMs = opts.maxMs ?? 20000;
     for (;;) {
-      if (opts.rounds !== undefined && result.rounds >= opts.rounds) break;
-      if (opts.durationMs !== undefined && opts.rounds === undefined && performance.now() - t0 >= opts.durationMs) break;
-      runRound(pages, ctl, compound, nWorkers, ops.__split_huge_page_refcount);
+      const elapsed = performance.now() - t0;
+      const enough =
+        (opts.rounds !== undefined && result.rounds >= opts.rounds) ||
+        (opts.rounds === undefined && elapsed >= (opts.durationMs ?? 0));
+      const crossed = Atomics.load(ctl, CTL.crossings) >= (opts.minCrossings ?? 0);
+      if (enough && (crossed || elapsed >= maxMs)) break;
+      runRound(pages, ctl, compound, nWorkers, split);
       result.rounds++;
       result.splits += compound;
       const { lost, extra } = audit(pages, nrFrames);
@@ -125,11 +156,13 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
     Atomics.notify(ctl, CTL.gen);
     await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 5000))]);
     for (const w of workers) await w.terminate();
+    setCompoundLockEnabled(lockWas);
   }
   result.ms = performance.now() - t0;
   result.operations = Atomics.load(ctl, CTL.opsHi) * 2 ** 30 + Atomics.load(ctl, CTL.opsLo);
   result.freed = Atomics.load(ctl, CTL.freed) + freedHere;
-  result.bugs = Atomics.load(ctl, CTL.bugs);
+  result.crossings = Atomics.load(ctl, CTL.crossings);
+  result.bugs = Atomics.load(ctl, CTL.bugs) + bugsHere;
   return result;
 }
 

@@ -11,7 +11,7 @@ import { workerData } from 'node:worker_threads';
 import { HPAGE_PMD_NR, type Pfn } from '../../util/address.ts';
 import { PageArray } from '../page.ts';
 import { bindRefOps } from './refops.ts';
-import { CTL, PMD_SPLITTING, type StressWorkerData } from './shared.ts';
+import { CTL, PMD_SPLIT, PMD_SPLITTING, type StressWorkerData } from './shared.ts';
 
 const d = workerData as StressWorkerData;
 const pages = new PageArray(d.nrFrames, d.pagesSab);
@@ -31,7 +31,8 @@ function spinLock(i: number): void {
 
 /** Worker 0 holds CHASE_PINS× more pins per tail and releases them as the split's walk passes. */
 const CHASE_PINS = 8;
-const CHASE_LEAD = 24;
+/** Leads (tails ahead of the split's walk) tried in turn: covers fast and slow (cold JIT) splits. */
+const CHASE_LEADS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48];
 const myPins = d.worker === 0 ? d.pinsPerTail * CHASE_PINS : d.pinsPerTail;
 
 let count = 0;
@@ -107,15 +108,22 @@ const done = new Uint8Array(HPAGE_PMD_NR);
 function releaseChasing(c: number): void {
   const head = c * HPAGE_PMD_NR;
   done.fill(0);
+  // Start once the walk is under way (tail 1 lost PG_tail): with compound_lock on, the
+  // split then holds the lock, and every chased put meets it instead of starving it.
+  while (pages.PageTail((head + 1) as Pfn) && Atomics.load(ctl, pmdState(c)) !== PMD_SPLIT) {
+    /* spin */
+  }
   let pos = 1;
   let attempt = c;
   for (;;) {
     while (pos < HPAGE_PMD_NR && !pages.PageTail((head + pos) as Pfn)) pos++;
-    if (pos >= HPAGE_PMD_NR) break;
-    const target = pos + 1 + (attempt++ % CHASE_LEAD);
+    // done, or the split stopped early on a BUG_ON (possible only without the lock)
+    if (pos >= HPAGE_PMD_NR || Atomics.load(ctl, pmdState(c)) === PMD_SPLIT) break;
+    const target = pos + CHASE_LEADS[attempt++ % CHASE_LEADS.length];
     if (target >= HPAGE_PMD_NR || done[target]) continue;
     done[target] = 1;
     release(c, target);
+    if (!pages.PageTail((head + target) as Pfn)) Atomics.add(ctl, CTL.crossings, 1);
   }
   for (let i = 1; i < HPAGE_PMD_NR; i++) if (!done[i]) release(c, i);
 }

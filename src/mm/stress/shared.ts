@@ -23,6 +23,8 @@ export const CTL = {
   opsHi: 7,
   /** Exceptions a worker caught (a VM_BUG_ON firing on a corrupted count). */
   bugs: 8,
+  /** Chased releases that the split's walk passed while they ran (the race window hit). */
+  crossings: 9,
   /** Per compound page from here, 3 words each: page_table_lock, pmd state, releasers started. */
   pmdBase: 16,
 } as const;
