@@ -1,0 +1,256 @@
+/**
+ * The anonymous page-fault path (mm/memory.c handle_mm_fault, handle_pte_fault,
+ * do_anonymous_page, do_wp_page; mm/huge_memory.c do_huge_pmd_anonymous_page,
+ * do_huge_pmd_wp_page, do_huge_pmd_wp_page_fallback), Linux 2.6.38.
+ *
+ * THP at fault time: an empty PMD, a VMA for which transparent_hugepage_enabled() holds,
+ * and the 2 MiB aligned range around the address wholly inside the VMA → allocate an
+ * order-9 page, clear_huge_page, map it with a huge PMD (writable even on a read fault:
+ * 2.6.38 has no huge zero page), deposit a PTE table for a later split. Allocation failure
+ * → thp_fault_fallback and the 4 KiB path, where a read fault maps the zero page.
+ */
+import type { Hva, Pfn } from '../util/address.ts';
+import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown } from '../util/address.ts';
+import { OutOfMemoryError } from '../util/errors.ts';
+import { SegvError } from './errors.ts';
+import { mmExtensions } from './extensions.ts';
+import type { MmStruct } from './mm.ts';
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
+import {
+  _PAGE_ACCESSED,
+  _PAGE_DIRTY,
+  _PAGE_PRESENT,
+  _PAGE_RW,
+  _PAGE_SPECIAL,
+  pmd_index,
+  pte_index,
+  type PmdTable,
+  type PteTable,
+} from './pgtable.ts';
+import { get_page, put_page } from './refcount.ts';
+import { anon_vma_prepare, page_add_new_anon_rmap, page_remove_rmap } from './rmap.ts';
+import type { ThpKnobs } from './types.ts';
+import { VM_EXEC, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_READ, VM_WRITE, type Vma } from './vma.ts';
+
+/** transparent_hugepage_enabled(vma) as in 2.6.38 include/linux/huge_mm.h. */
+export function transparent_hugepage_enabled(k: ThpKnobs, vma: Vma): boolean {
+  if (vma.flags & VM_NOHUGEPAGE) return false;
+  return k.enabled === 'always' || (k.enabled === 'madvise' && (vma.flags & VM_HUGEPAGE) !== 0);
+}
+
+/** transparent_hugepage_defrag(vma): may the huge allocation stall to compact/reclaim? */
+export function transparent_hugepage_defrag(k: ThpKnobs, vma: Vma): boolean {
+  return k.defrag === 'always' || (k.defrag === 'madvise' && (vma.flags & VM_HUGEPAGE) !== 0);
+}
+
+/** maybe_mkwrite: the write bit only when the VMA allows writes. */
+const maybe_mkwrite = (bits: number, vma: Vma) => (vma.flags & VM_WRITE ? bits | _PAGE_RW : bits);
+
+/** handle_mm_fault: a user access at `addr` (write or read) that the page tables did not satisfy. */
+export function handle_mm_fault(mm: MmStruct, addr: number, write: boolean): void {
+  const host = mm.host;
+  host.stat.count_vm_event('pgfault');
+  const vma = mm.vmaAt(addr);
+  if (!vma) throw new SegvError(addr, 'no VMA maps the address');
+  if (write ? !(vma.flags & VM_WRITE) : !(vma.flags & (VM_READ | VM_WRITE | VM_EXEC))) {
+    throw new SegvError(addr, `${write ? 'write' : 'read'} not permitted by the VMA's protection`);
+  }
+  const pmd = mm.pgd.pmd_alloc(addr);
+  const i = pmd_index(addr);
+  if (pmd.pmd_none(i) && transparent_hugepage_enabled(host.knobs, vma)) {
+    do_huge_pmd_anonymous_page(mm, vma, addr, pmd, i, write);
+    return;
+  }
+  if (pmd.pmd_trans_huge(i)) {
+    if (write && !pmd.pmd_write(i) && !pmd.pmd_trans_splitting(i)) {
+      do_huge_pmd_wp_page(mm, vma, addr, pmd, i);
+      return;
+    }
+    // Nothing to do (2.6.38 returns 0): the access retries and sets the A/D bits.
+    pmd.hbits[i] |= _PAGE_ACCESSED | (write && pmd.pmd_write(i) ? _PAGE_DIRTY : 0);
+    return;
+  }
+  handle_pte_fault(mm, vma, addr, pmd, i, write);
+}
+
+/** __pte_alloc + handle_pte_fault. */
+function handle_pte_fault(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i: number, write: boolean): void {
+  let t = pmd.pte[i];
+  if (!t) {
+    t = mm.pgd.pte_alloc_one();
+    pmd.pmd_populate(i, t);
+  }
+  const j = pte_index(addr);
+  if (t.pte_none(j)) {
+    do_anonymous_page(mm, vma, addr, t, j, write);
+    return;
+  }
+  if (t.is_swap_pte(j)) {
+    do_swap_page(mm, vma, addr, t, j, write);
+    return;
+  }
+  if (write && !t.pte_write(j)) {
+    do_wp_page(mm, vma, addr, t, j);
+    return;
+  }
+  t.bits[j] |= _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+}
+
+/**
+ * do_swap_page: the PTE holds a swap entry; reading it back is a major fault. The swap
+ * device belongs to mm2 (src/mm/swap.ts registers this hook); the call site is here.
+ */
+export function do_swap_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number, write: boolean): void {
+  const hook = mmExtensions.do_swap_page;
+  if (!hook) throw new Error(`kernel BUG: swap entry at 0x${addr.toString(16)} but no swap support registered`);
+  hook(mm, vma, addr as Hva, t, j, write);
+}
+
+/** do_anonymous_page: first touch of a 4 KiB page; a read maps the shared zero page. */
+function do_anonymous_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number, write: boolean): void {
+  const host = mm.host;
+  if (!write) {
+    t.set_pte(j, host.zero_pfn, _PAGE_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED);
+    return;
+  }
+  anon_vma_prepare(host.anon, vma);
+  const page = host.alloc_page();
+  host.physmem.zeroFrames(page); // alloc_zeroed_user_highpage_movable
+  page_add_new_anon_rmap(host.pages, host.stat, page, vma, alignDown(addr, PAGE_SIZE) as Hva);
+  t.set_pte(j, page, maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
+}
+
+/** do_huge_pmd_anonymous_page: try a THP; on an ineligible range or a failed allocation, the 4 KiB path. */
+export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i: number, write: boolean): void {
+  const host = mm.host;
+  const haddr = alignDown(addr, HPAGE_PMD_SIZE);
+  if (haddr >= vma.start && haddr + HPAGE_PMD_SIZE <= vma.end) {
+    anon_vma_prepare(host.anon, vma);
+    mmExtensions.khugepaged_enter?.(mm, vma);
+    const page = host.alloc_hugepage(transparent_hugepage_defrag(host.knobs, vma));
+    if (page === null) {
+      host.stat.count_vm_event('thp_fault_fallback');
+    } else {
+      // __do_huge_pmd_anonymous_page
+      let pgtable: PteTable;
+      try {
+        pgtable = mm.pgd.pte_alloc_one();
+      } catch (e) {
+        put_page(host.pages, page);
+        throw e;
+      }
+      host.physmem.zeroFrames(page, HPAGE_PMD_NR); // clear_huge_page
+      page_add_new_anon_rmap(host.pages, host.stat, page, vma, haddr as Hva);
+      pmd.set_pmd_huge(i, page, maybe_mkwrite(_PAGE_ACCESSED | _PAGE_DIRTY, vma));
+      mm.prepare_pmd_huge_pte(pgtable);
+      host.stat.count_vm_event('thp_fault_alloc');
+      return;
+    }
+  }
+  handle_pte_fault(mm, vma, addr, pmd, i, write);
+}
+
+/**
+ * do_huge_pmd_wp_page: write to a write-protected huge PMD (after fork). Reuse when this
+ * is the only mapping; else copy into a new huge page (only if THP is still enabled for
+ * the VMA); if that allocation fails, do_huge_pmd_wp_page_fallback copies into 512 small
+ * pages. The original THP is never split here.
+ */
+export function do_huge_pmd_wp_page(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i: number): void {
+  const host = mm.host;
+  const pages = host.pages;
+  const page = pmd.huge[i] as Pfn;
+  const haddr = alignDown(addr, HPAGE_PMD_SIZE);
+  if (pages.page_mapcount(page) === 1) {
+    pmd.hbits[i] = maybe_mkwrite(pmd.hbits[i] | _PAGE_ACCESSED | _PAGE_DIRTY, vma);
+    return;
+  }
+  get_page(pages, page);
+  const new_page = transparent_hugepage_enabled(host.knobs, vma)
+    ? host.alloc_hugepage(transparent_hugepage_defrag(host.knobs, vma))
+    : null;
+  if (new_page === null) {
+    host.stat.count_vm_event('thp_fault_fallback');
+    try {
+      do_huge_pmd_wp_page_fallback(mm, vma, haddr, pmd, i, page);
+    } finally {
+      put_page(pages, page);
+    }
+    return;
+  }
+  host.stat.count_vm_event('thp_fault_alloc');
+  host.physmem.copyFrames(new_page, page, HPAGE_PMD_NR); // copy_user_huge_page
+  // pmdp_clear_flush_notify
+  mmu_notifier_invalidate_range_start(mm, haddr as Hva, (haddr + HPAGE_PMD_SIZE) as Hva);
+  pmd.pmd_clear(i);
+  mmu_notifier_invalidate_range_end(mm, haddr as Hva, (haddr + HPAGE_PMD_SIZE) as Hva);
+  page_add_new_anon_rmap(pages, host.stat, new_page, vma, haddr as Hva);
+  pmd.set_pmd_huge(i, new_page, maybe_mkwrite(_PAGE_ACCESSED | _PAGE_DIRTY, vma));
+  page_remove_rmap(pages, host.stat, page);
+  put_page(pages, page); // the old mapping's reference
+  put_page(pages, page); // ours
+}
+
+/** do_huge_pmd_wp_page_fallback: copy the THP into 512 new 4 KiB pages mapped through the deposited PTE table. */
+function do_huge_pmd_wp_page_fallback(mm: MmStruct, vma: Vma, haddr: number, pmd: PmdTable, i: number, page: Pfn): void {
+  const host = mm.host;
+  const pages = host.pages;
+  const copies: Pfn[] = [];
+  try {
+    for (let k = 0; k < HPAGE_PMD_NR; k++) {
+      const np = host.alloc_page();
+      copies.push(np);
+      host.physmem.copyFrames(np, (page + k) as Pfn); // copy_user_highpage
+    }
+  } catch (e) {
+    for (const np of copies) put_page(pages, np);
+    if (e instanceof OutOfMemoryError) throw new OutOfMemoryError(`do_huge_pmd_wp_page_fallback: ${e.message}`);
+    throw e;
+  }
+  mmu_notifier_invalidate_range_start(mm, haddr as Hva, (haddr + HPAGE_PMD_SIZE) as Hva);
+  pmd.pmd_clear(i);
+  const pgtable = mm.get_pmd_huge_pte();
+  for (let k = 0; k < HPAGE_PMD_NR; k++) {
+    const a = haddr + k * PAGE_SIZE;
+    page_add_new_anon_rmap(pages, host.stat, copies[k], vma, a as Hva);
+    pgtable.set_pte(k, copies[k], maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
+  }
+  pmd.pmd_populate(i, pgtable);
+  page_remove_rmap(pages, host.stat, page);
+  mmu_notifier_invalidate_range_end(mm, haddr as Hva, (haddr + HPAGE_PMD_SIZE) as Hva);
+  put_page(pages, page); // the old mapping's reference
+}
+
+/**
+ * do_wp_page: write to a write-protected 4 KiB PTE. The zero page is replaced by a new
+ * zeroed page; an anonymous page mapped once is reused (reuse_swap_page); otherwise it
+ * is copied and the old mapping dropped.
+ */
+function do_wp_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number): void {
+  const host = mm.host;
+  const pages = host.pages;
+  const bits = t.bits[j];
+  const old = t.pfn[j] as Pfn;
+  const special = (bits & _PAGE_SPECIAL) !== 0;
+  if (!special) {
+    const reuse = mmExtensions.reuse_swap_page ? mmExtensions.reuse_swap_page(host, old) : pages.page_mapcount(old) === 1;
+    if (reuse) {
+      t.bits[j] = maybe_mkwrite(bits | _PAGE_ACCESSED | _PAGE_DIRTY, vma);
+      return;
+    }
+  }
+  anon_vma_prepare(host.anon, vma);
+  const page = host.alloc_page();
+  if (special) host.physmem.zeroFrames(page);
+  else host.physmem.copyFrames(page, old);
+  const a = alignDown(addr, PAGE_SIZE);
+  mmu_notifier_invalidate_range_start(mm, a as Hva, (a + PAGE_SIZE) as Hva); // ptep_clear_flush_notify
+  t.pte_clear(j);
+  mmu_notifier_invalidate_range_end(mm, a as Hva, (a + PAGE_SIZE) as Hva);
+  page_add_new_anon_rmap(pages, host.stat, page, vma, a as Hva);
+  t.set_pte(j, page, maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
+  if (!special) {
+    page_remove_rmap(pages, host.stat, old);
+    put_page(pages, old);
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The simulated host machine (HostApi): RAM as buddy-managed frames with struct page,
+ * the THP knobs, vmstat, the host-wide anon_vma registry, the zero page, and the
+ * processes (MmStruct). mm2's khugepaged / swap / reclaim plug in via extensions.ts.
+ */
+import type { Pfn } from '../util/address.ts';
+import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE } from '../util/address.ts';
+import { ConfigError, HugevisorError, OutOfMemoryError } from '../util/errors.ts';
+import { BuddyAllocator } from './buddy.ts';
+import { mmExtensions } from './extensions.ts';
+import { checkInvariants } from './invariants.ts';
+import { knobsFromConfig, setKnob } from './knobs.ts';
+import { MmStruct } from './mm.ts';
+import { PageArray, PG_reserved } from './page.ts';
+import { PhysMem } from './physmem.ts';
+import { get_page, prep_compound_page, put_page, registerFreePages } from './refcount.ts';
+import { AnonVmaRegistry } from './rmap.ts';
+import { split_huge_page } from './split.ts';
+import type { HostApi, HostConfig, MmStructApi, ThpKnobs } from './types.ts';
+import { VmStat } from './vmstat.ts';
+
+export const HPAGE_PMD_ORDER = 9;
+
+export class Host implements HostApi {
+  readonly config: HostConfig;
+  readonly knobs: ThpKnobs;
+  readonly nrFrames: number;
+  readonly pages: PageArray;
+  readonly buddy: BuddyAllocator;
+  readonly physmem: PhysMem;
+  /** vm_event_states + zone page states. */
+  readonly stat = new VmStat();
+  readonly anon = new AnonVmaRegistry();
+  readonly processes = new Set<MmStruct>();
+  /** The shared zero page (ZERO_PAGE) mapped by read faults on 4 KiB anonymous memory. */
+  readonly zero_pfn: Pfn;
+  readonly min_free_frames: number;
+  debugChecks: boolean;
+  /** Simulated milliseconds since boot (advanceTime). */
+  now = 0;
+  /** khugepaged's sysfs counters (mm2's khugepaged increments them). */
+  readonly khugepaged = { pages_collapsed: 0, full_scans: 0 };
+  private opDepth = 0;
+  private closed = false;
+  private nextMmId = 1;
+
+  constructor(config: HostConfig) {
+    if (typeof config !== 'object' || config === null) throw new ConfigError('host config: must be an object');
+    const bytes = config.memoryBytes;
+    if (!Number.isSafeInteger(bytes) || bytes < HPAGE_PMD_SIZE || bytes % HPAGE_PMD_SIZE !== 0) {
+      throw new ConfigError(`memoryBytes: must be a positive multiple of 2 MiB (2097152), got ${bytes}`);
+    }
+    if (bytes / PAGE_SIZE >= 2 ** 31) throw new ConfigError(`memoryBytes: at most 8 TiB, got ${bytes}`);
+    this.config = config;
+    this.knobs = knobsFromConfig(config.thp);
+    this.nrFrames = bytes / PAGE_SIZE;
+    this.pages = new PageArray(this.nrFrames);
+    this.buddy = new BuddyAllocator(this.pages);
+    registerFreePages(this.pages, (pfn, order) => this.buddy.free_pages(pfn, order));
+    this.physmem = new PhysMem(config.physmem ?? new ArrayBuffer(bytes), bytes);
+    const mf = config.min_free_frames ?? Math.max(512, Math.floor(this.nrFrames / 100));
+    if (!Number.isInteger(mf) || mf < 0 || mf > this.nrFrames) {
+      throw new ConfigError(`min_free_frames: must be an integer from 0 to ${this.nrFrames}, got ${mf}`);
+    }
+    this.min_free_frames = mf;
+    this.debugChecks = config.debugChecks ?? false;
+    this.zero_pfn = this.alloc_kernel_page();
+    mmExtensions.host_init?.(this);
+  }
+
+  /** Run a public operation; check every invariant after the outermost one in debug mode. */
+  op<T>(fn: () => T): T {
+    if (this.closed) throw new HugevisorError('EINVAL_CONFIG', 'host: used after close()');
+    this.opDepth++;
+    try {
+      return fn();
+    } finally {
+      this.opDepth--;
+      if (this.opDepth === 0 && this.debugChecks) checkInvariants(this);
+    }
+  }
+
+  setKnob(path: string, value: string | number): void {
+    setKnob(this.knobs, path, value);
+  }
+
+  newProcess(): MmStructApi {
+    return this.op(() => this.createMm());
+  }
+  /** mm_alloc */
+  createMm(): MmStruct {
+    const mm = new MmStruct(this, this.nextMmId++);
+    this.processes.add(mm);
+    return mm;
+  }
+
+  nr_free_pages(): number {
+    return this.buddy.nr_free_pages();
+  }
+
+  // --- page allocation -----------------------------------------------------------
+
+  /** alloc_page for user memory: an order-0 frame (not zeroed), direct reclaim once, else ENOMEM. */
+  alloc_page(): Pfn {
+    let pfn = this.buddy.alloc_pages(0);
+    if (pfn === null && mmExtensions.try_to_free_pages) {
+      mmExtensions.try_to_free_pages(this, 32);
+      pfn = this.buddy.alloc_pages(0);
+    }
+    if (pfn === null) throw new OutOfMemoryError(`host out of memory: no free frame (${this.nrFrames} frames, ${this.nr_free_pages()} free)`);
+    return pfn;
+  }
+
+  /** alloc_hugepage: an order-9 compound page, or null (fragmentation / no memory). */
+  alloc_hugepage(_defrag: boolean): Pfn | null {
+    // With defrag the kernel would direct-compact/reclaim here; the model has no
+    // compaction, so defrag changes nothing yet (mm2's reclaim may add it).
+    const head = this.buddy.alloc_pages(HPAGE_PMD_ORDER);
+    if (head === null) return null;
+    prep_compound_page(this.pages, head, HPAGE_PMD_ORDER);
+    return head;
+  }
+
+  alloc_kernel_page(): Pfn {
+    const pfn = this.alloc_page();
+    this.pages.setFlag(pfn, PG_reserved);
+    return pfn;
+  }
+
+  free_kernel_page(pfn: Pfn): void {
+    if (!this.pages.testFlag(pfn, PG_reserved) || this.pages._count[pfn] !== 1) {
+      throw new ConfigError(`free_kernel_page: frame ${pfn} is not an allocated kernel page`);
+    }
+    this.pages._count[pfn] = 0;
+    this.buddy.free_pages(pfn, 0);
+  }
+
+  // --- HostApi ----------------------------------------------------------------------
+
+  put_page(pfn: Pfn): void {
+    this.op(() => {
+      if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrFrames) throw new ConfigError(`put_page: no frame ${pfn}`);
+      if (this.pages.page_count(pfn) <= 0) throw new ConfigError(`put_page: frame ${pfn} holds no reference`);
+      put_page(this.pages, pfn);
+    });
+  }
+
+  advanceTime(ms: number): void {
+    if (!(Number.isFinite(ms) && ms >= 0)) throw new ConfigError(`advanceTime: ms must be a finite number ≥ 0, got ${ms}`);
+    this.op(() => {
+      this.now += ms;
+      mmExtensions.khugepaged_tick?.(this, ms);
+    });
+  }
+
+  khugepaged_scan(): void {
+    const scan = mmExtensions.khugepaged_scan;
+    if (!scan) throw new HugevisorError('EINVAL_CONFIG', 'khugepaged is not part of this build (src/mm/khugepaged.ts not registered)');
+    this.op(() => scan(this));
+  }
+
+  reclaim(nrFrames: number): number {
+    const r = mmExtensions.reclaim;
+    if (!r) throw new HugevisorError('EINVAL_CONFIG', 'reclaim is not part of this build (src/mm/reclaim.ts not registered)');
+    return this.op(() => r(this, nrFrames));
+  }
+
+  split_huge_page(pfn: Pfn): void {
+    this.op(() => {
+      if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrFrames) throw new ConfigError(`split_huge_page: no frame ${pfn}`);
+      const head = this.pages.compound_head(pfn);
+      if (!this.pages.PageHead(head) || this.pages._count[head] === 0) return;
+      get_page(this.pages, head);
+      split_huge_page(this, head);
+      put_page(this.pages, head);
+    });
+  }
+
+  vmstat(): Record<string, number> {
+    return this.stat.snapshot(this.nr_free_pages());
+  }
+
+  meminfo(): Record<string, number> {
+    const sw = mmExtensions.swapInfo?.(this) ?? { totalPages: 0, freePages: 0 };
+    return this.stat.meminfo(this.nrFrames, this.nr_free_pages(), sw.totalPages, sw.freePages);
+  }
+
+  khugepagedStats(): { pages_collapsed: number; full_scans: number } {
+    return { ...this.khugepaged };
+  }
+
+  checkInvariants(): void {
+    checkInvariants(this);
+  }
+
+  /** Tear down: exit every process, free the zero page, close swap; in debug mode every frame must then be free. */
+  close(): void {
+    if (this.closed) return;
+    for (const mm of [...this.processes]) mm.exit_mmap();
+    this.free_kernel_page(this.zero_pfn);
+    mmExtensions.host_close?.(this);
+    this.closed = true;
+    if (this.debugChecks && this.nr_free_pages() !== this.nrFrames) {
+      throw new HugevisorError(
+        'ENOMEM',
+        `invariant violated: ${this.nrFrames - this.nr_free_pages()} frames still allocated after every process exited and the host closed`,
+      );
+    }
+  }
+}
+

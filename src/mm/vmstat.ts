@@ -1,0 +1,62 @@
+/**
+ * /proc/vmstat event counters and zone page states with the kernel's names, and
+ * /proc/meminfo in kB as 2.6.38 computes it (AnonPages includes THPs:
+ * NR_ANON_PAGES + NR_ANON_TRANSPARENT_HUGEPAGES * HPAGE_PMD_NR).
+ *
+ * Note: the thp_* events were added in 2.6.39 (Andi Kleen's "add THP stats"); 2.6.38 only
+ * had nr_anon_transparent_hugepages. The model counts them with 2.6.39's placement.
+ */
+import { HPAGE_PMD_NR } from '../util/address.ts';
+
+export const VM_EVENTS = [
+  'pgfault',
+  'pgmajfault',
+  'pswpin',
+  'pswpout',
+  'thp_fault_alloc',
+  'thp_fault_fallback',
+  'thp_collapse_alloc',
+  'thp_collapse_alloc_failed',
+  'thp_split',
+] as const;
+export type VmEvent = (typeof VM_EVENTS)[number];
+
+export class VmStat {
+  readonly events: Record<VmEvent, number>;
+  /** NR_ANON_PAGES: 4 KiB anonymous pages mapped (not counting THPs). */
+  nr_anon_pages = 0;
+  /** NR_ANON_TRANSPARENT_HUGEPAGES */
+  nr_anon_transparent_hugepages = 0;
+
+  constructor() {
+    this.events = Object.fromEntries(VM_EVENTS.map((e) => [e, 0])) as Record<VmEvent, number>;
+  }
+
+  /** count_vm_event / count_vm_events */
+  count_vm_event(e: VmEvent, n: number = 1): void {
+    this.events[e] += n;
+  }
+
+  /** /proc/vmstat */
+  snapshot(nrFree: number): Record<string, number> {
+    return {
+      nr_free_pages: nrFree,
+      nr_anon_pages: this.nr_anon_pages,
+      nr_anon_transparent_hugepages: this.nr_anon_transparent_hugepages,
+      ...this.events,
+    };
+  }
+
+  /** /proc/meminfo, kB */
+  meminfo(totalFrames: number, freeFrames: number, swapTotalPages: number, swapFreePages: number): Record<string, number> {
+    const K = (pages: number) => pages * 4;
+    return {
+      MemTotal: K(totalFrames),
+      MemFree: K(freeFrames),
+      AnonPages: K(this.nr_anon_pages + this.nr_anon_transparent_hugepages * HPAGE_PMD_NR),
+      AnonHugePages: K(this.nr_anon_transparent_hugepages * HPAGE_PMD_NR),
+      SwapTotal: K(swapTotalPages),
+      SwapFree: K(swapFreePages),
+    };
+  }
+}
