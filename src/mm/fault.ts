@@ -131,6 +131,7 @@ export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: number,
     if (page === null) {
       host.stat.count_vm_event('thp_fault_fallback');
     } else {
+      host.stat.count_vm_event('thp_fault_alloc'); // counted at allocation, as the kernel does
       // __do_huge_pmd_anonymous_page
       let pgtable: PteTable;
       try {
@@ -143,7 +144,6 @@ export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: number,
       page_add_new_anon_rmap(host.pages, host.stat, page, vma, haddr as Hva);
       pmd.set_pmd_huge(i, page, maybe_mkwrite(_PAGE_ACCESSED | _PAGE_DIRTY, vma));
       mm.prepare_pmd_huge_pte(pgtable);
-      host.stat.count_vm_event('thp_fault_alloc');
       return;
     }
   }

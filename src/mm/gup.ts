@@ -30,7 +30,7 @@ function __follow_page(mm: MmStruct, addr: number, flags: number): Pfn | null {
     // completion synchronously in this model, so it is never seen here.
     if (write && !pmd.pmd_write(i)) return null;
     const page = (pmd.huge[i] + pte_index(addr)) as Pfn;
-    if (flags & FOLL_TOUCH) pmd.hbits[i] |= _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+    if (flags & FOLL_TOUCH) pmd.hbits[i] |= _PAGE_ACCESSED | _PAGE_DIRTY; // follow_trans_huge_pmd: pmd_mkyoung(pmd_mkdirty())
     if (flags & FOLL_GET) get_page(mm.host.pages, page);
     return page;
   }

@@ -140,7 +140,8 @@ export class Host implements HostApi {
   put_page(pfn: Pfn): void {
     this.op(() => {
       if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrFrames) throw new ConfigError(`put_page: no frame ${pfn}`);
-      if (this.pages.page_count(pfn) <= 0) throw new ConfigError(`put_page: frame ${pfn} holds no reference`);
+      const own = this.pages.PageTail(pfn) ? this.pages._count[pfn] : this.pages.page_count(pfn);
+      if (own <= 0) throw new ConfigError(`put_page: frame ${pfn} holds no reference`);
       put_page(this.pages, pfn);
     });
   }

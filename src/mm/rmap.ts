@@ -72,9 +72,20 @@ export function page_add_new_anon_rmap(pages: PageArray, st: VmStat, pfn: Pfn, v
   statInc(pages, st, pfn, 1);
 }
 
-/** page_add_anon_rmap: map an existing anonymous page once more (swap-in, mm2). */
-export function page_add_anon_rmap(pages: PageArray, st: VmStat, pfn: Pfn): void {
-  if (Atomics.add(pages._mapcount, pfn, 1) === -1) statInc(pages, st, pfn, 1);
+/**
+ * page_add_anon_rmap (do_page_add_anon_rmap): map an existing anonymous page once more,
+ * e.g. a page read back from swap (mm2). On its first mapping the rmap key is set from
+ * `vma`/`addr` (__page_set_anon_rmap) when given.
+ */
+export function page_add_anon_rmap(pages: PageArray, st: VmStat, pfn: Pfn, vma?: Vma, addr?: Hva): void {
+  if (Atomics.add(pages._mapcount, pfn, 1) !== -1) return;
+  statInc(pages, st, pfn, 1);
+  if (vma && addr !== undefined) {
+    if (!vma.anon_vma) throw new Error('kernel BUG: page_add_anon_rmap into a VMA without anon_vma');
+    pages.mapping[pfn] = vma.anon_vma.id;
+    pages.index[pfn] = Math.floor(addr / PAGE_SIZE);
+    pages.setFlag(pfn, PG_anon | PG_swapbacked);
+  }
 }
 
 /** page_dup_rmap: fork copies a mapping. */
