@@ -93,7 +93,6 @@ void Mmu::flush_guest() {
 }
 
 void Mmu::invlpg(Gva va) {
-  counters_->inc(C_invlpg);
   const uint64_t v = va.v & ((1ull << 48) - 1);
   for (L1& l1 : l1_)
     for (unsigned s = 0; s < 3; ++s) l1.arr[s].invalidate(v >> kShift[s], v >> kShift[s]);
