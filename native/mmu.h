@@ -9,8 +9,8 @@
 //    valid for the rest of that 4 KiB page; on failure nullptr with *f filled in. The CPU
 //    checks canonical form (#GP) before calling; the MMU uses bits 47:0. CPL is always 0.
 //  - set_control() is called at run() entry and on every MOV to CR0/CR3/CR4 (CR3 writes
-//    also call flush_guest()); invlpg() on INVLPG. The MMU counts invlpg, invept and
-//    tlb_flushes itself; the CPU counts cr3_writes.
+//    also call flush_guest()); invlpg() on INVLPG. The MMU counts invept and tlb_flushes
+//    itself; the CPU counts the instructions (cr3_writes, invlpg).
 //  - Fault kinds: PageFault → the CPU delivers #PF(f->error_code) with CR2 = f->gva;
 //    EptViolation / Mmio → the CPU stops with that VM exit (instruction not retired, RIP
 //    at the faulting instruction) so TS can fix the mapping and resume.
@@ -145,10 +145,13 @@ class Mmu {
   };
   // Map a GPA in either mode, filling *f for an absent/malformed EPT entry or (no-EPT) a
   // GPA outside guest memory. Permissions are the caller's to check. native/walk.cc
-  bool map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m);
-  // The EPT walk proper, counting one walk_refs_ept per entry read. On failure returns false
+  // *ept_refs accumulates the EPT entries read (the caller adds them to the counters once
+  // per walk: a memory increment per reference would serialize the walk on the counter).
+  bool map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
+               uint64_t* ept_refs);
+  // The EPT walk proper, adding one to *refs per entry read. On failure returns false
   // with *stop = the level where it stopped and *misconfig set for a malformed entry.
-  bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig);  // native/ept.cc
+  bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs);  // ept.h
   void flush_tlbs();
   void bump() { gen_++; l1_[0].forget(); l1_[1].forget(); }
 

@@ -23,8 +23,7 @@ const char* TlbArray::configure(TlbGeom g) {
   return nullptr;
 }
 
-TlbEntry* TlbArray::insert(uint64_t key, uint64_t index) {
-  if (e_.empty()) return nullptr;
+TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
   TlbEntry* s = &e_[(index & set_mask_) * ways_];
   TlbEntry* victim = nullptr;
   for (uint32_t w = 0; w < ways_; ++w) {

@@ -54,7 +54,9 @@ class TlbArray {
 
   // Insert (or refresh) key in its set, evicting the LRU way; returns the entry to fill,
   // or nullptr when the structure is disabled.
-  TlbEntry* insert(uint64_t key, uint64_t index);
+  TlbEntry* insert(uint64_t key, uint64_t index) {
+    return e_.empty() ? nullptr : insert_way(key, index);
+  }
 
   void invalidate(uint64_t key, uint64_t index) {
     if (TlbEntry* e = find(key, index)) e->key = ~0ull;
@@ -62,6 +64,7 @@ class TlbArray {
   void clear();
 
  private:
+  TlbEntry* insert_way(uint64_t key, uint64_t index);
   std::vector<TlbEntry> e_;
   uint64_t set_mask_ = 0;
   uint32_t ways_ = 0;

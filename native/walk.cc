@@ -5,6 +5,7 @@
 // reference (walk_refs_guest or walk_refs_ept); setting A/D is counted in ad_updates only.
 #include <cstring>
 
+#include "ept.h"
 #include "mmu.h"
 
 namespace hv {
@@ -32,11 +33,12 @@ void ept_fault(Fault* f, Gpa gpa, Access acc, bool final_gpa, Gva va, uint8_t le
 }
 }  // namespace
 
-bool Mmu::map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m) {
+__attribute__((always_inline)) inline bool Mmu::map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
+                  uint64_t* ept_refs) {
   if (cfg_.ept) {
     uint8_t stop = 0;
     bool mis = false;
-    if (ept_walk(gpa, m, &stop, &mis)) return true;
+    if (ept_walk(gpa, m, &stop, &mis, ept_refs)) return true;
     ept_fault(f, gpa, acc, final_gpa, va, stop, mis);
     return false;
   }
@@ -57,8 +59,22 @@ bool Mmu::map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped*
   return true;
 }
 
+namespace {
+// Adds a walk's references to the counters once, on every way out of the walk.
+struct RefTally {
+  Counters* c;
+  uint64_t guest = 0, ept = 0;
+  ~RefTally() {
+    c->v[C_walk_refs] += guest + ept;
+    c->v[C_walk_refs_guest] += guest;
+    c->v[C_walk_refs_ept] += ept;
+  }
+};
+}  // namespace
+
 bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
   counters_->v[C_walks]++;
+  RefTally refs{counters_};
   const bool nxe = (efer_ & EFER_NXE) != 0, wp = (cr0_ & CR0_WP) != 0;
   const bool smep = (cr4_ & CR4_SMEP) != 0;
   const uint64_t v = va.v & ((1ull << 48) - 1);
@@ -107,7 +123,7 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
         counters_->inc(C_nested_tlb_hits);
         tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
       } else {
-        if (!map_gpa(egpa, Access::Read, false, va, f, &tm)) return false;
+        if (!map_gpa(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return false;
         if (cfg_.ept) {
           if (TlbEntry* n = nested_.insert(table >> kPageShift, table >> kPageShift)) {
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
@@ -121,8 +137,7 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
         return false;
       }
       uint8_t* p = tm.host + (egpa.v & kPageMask);
-      counters_->v[C_walk_refs]++;
-      counters_->v[C_walk_refs_guest]++;
+      ++refs.guest;
       uint64_t pte;
       std::memcpy(&pte, p, 8);
       if (!(pte & PTE_P)) return page_fault(0);
@@ -176,7 +191,7 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
 
   // The data page: one more EPT translation (reported with gva_valid = true).
   Mapped dm;
-  if (!map_gpa(Gpa(gpa), acc, true, va, f, &dm)) return false;
+  if (!map_gpa(Gpa(gpa), acc, true, va, f, &dm, &refs.ept)) return false;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   if (!(dm.perm & need)) {
     ept_fault(f, Gpa(gpa), acc, true, va, dm.level, false);
