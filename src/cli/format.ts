@@ -74,11 +74,13 @@ export function summary(guest: string, r: RunResult): string {
 export interface JsonExtras {
   guest: string;
   path: string;
+  /** The native addon binary that ran the guest. */
+  addon: string;
   config: Record<string, unknown>;
   log: string[];
 }
 
 /** The --json object: the RunResult plus what the CLI knows (exit code, guest, config, log). */
 export function jsonResult(r: RunResult, extra: JsonExtras): Record<string, unknown> {
-  return { schema: JSON_SCHEMA, guest: extra.guest, path: extra.path, exitCode: exitCodeFor(r), ...r, config: extra.config, log: extra.log };
+  return { schema: JSON_SCHEMA, guest: extra.guest, path: extra.path, addon: extra.addon, exitCode: exitCodeFor(r), ...r, config: extra.config, log: extra.log };
 }

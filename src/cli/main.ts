@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { VmConfig } from '../api/types.ts';
 import { createVm } from '../kvm/vm.ts';
+import { addonPath } from '../native/addon.ts';
 import { HugevisorError } from '../util/errors.ts';
 import { parseArgs, USAGE, type RunOptions } from './args.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor, jsonResult, summary } from './format.ts';
@@ -108,7 +109,7 @@ function run(o: RunOptions, io: Io): number {
       strict: o.strict,
       costs: vm.config.costs,
     };
-    io.out(JSON.stringify(jsonResult(r, { guest: guest.name, path: guest.path, config: shown, log })) + '\n');
+    io.out(JSON.stringify(jsonResult(r, { guest: guest.name, path: guest.path, addon: addonPath(), config: shown, log })) + '\n');
   } else {
     // Keep the summary off the guest's last line when it did not end one.
     if (r.console.length > 0 && !r.console.endsWith('\n')) io.err('\n');
