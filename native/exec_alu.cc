@@ -242,7 +242,10 @@ int h_shift(Cpu& c, const Insn& i) {
   uint64_t a, addr = 0;
   Status s = read_E(c, i, sz, &a, &addr);
   if (s != ST_OK) return s;
-  if (count == 0) return ST_OK;
+  if (count == 0) {  // flags untouched; a 32-bit register is still written (zero-extended)
+    if (sz == 4 && !(i.flags & IF_MEM)) c.r[i.rm] &= 0xffffffffull;
+    return ST_OK;
+  }
   uint64_t r, f;
   bool cf;
   switch (i.sub) {
