@@ -31,7 +31,7 @@ function entries(mem: SparseGuestMemory, at: number): [number, number][] {
 
 test('4k pages over 4 MiB: PML4, PDPT, PD, then one PT per 2 MiB chunk, then info, GDT, stack', (t) => {
   const { layout, mem } = boot({ memorySize: 4 * MiB });
-  t.is(layout.tablesStart, 0x113000);
+  t.is<number, number>(layout.tablesStart, 0x113000);
   t.deepEqual(layout.tables.map((x) => [x.gpa, x.level]), [[0x113000, 4], [0x114000, 3], [0x115000, 2], [0x116000, 1], [0x117000, 1]]);
   t.deepEqual(entries(mem, 0x113000), [[0, 0x114003]]);
   t.deepEqual(entries(mem, 0x114000), [[0, 0x115003]]);
@@ -41,11 +41,11 @@ test('4k pages over 4 MiB: PML4, PDPT, PD, then one PT per 2 MiB chunk, then inf
   t.is(mem.u64(0x116000), 0x3n);
   t.is(mem.u64(0x116000 + 511 * 8), BigInt(511 * 4096 + 3));
   t.is(mem.u64(0x117000 + 5 * 8), BigInt(2 * MiB + 5 * 4096 + 3));
-  t.is(layout.bootInfo, 0x118000);
-  t.is(layout.gdt, 0x119000);
-  t.is(layout.stackBottom, 0x11a000);
-  t.is(layout.stackTop, 0x12a000);
-  t.is(layout.freeStart, 0x12a000);
+  t.is<number, number>(layout.bootInfo, 0x118000);
+  t.is<number, number>(layout.gdt, 0x119000);
+  t.is<number, number>(layout.stackBottom, 0x11a000);
+  t.is<number, number>(layout.stackTop, 0x12a000);
+  t.is<number, number>(layout.freeStart, 0x12a000);
   // Nothing but the 5 tables, the info page and the GDT page was written.
   t.deepEqual([...mem.pages.keys()].sort((a, b) => a - b), [0x113, 0x114, 0x115, 0x116, 0x117, 0x118, 0x119]);
 });
@@ -58,8 +58,8 @@ test('2m pages over 3 MiB + 4 KiB: one 2 MiB leaf, then a PT of 257 entries for 
   t.is(pt.length, 257);
   t.deepEqual(pt[0], [0, 2 * MiB + 3]);
   t.deepEqual(pt[256], [256, 3 * MiB + 3]);
-  t.is(layout.bootInfo, 0x117000);
-  t.is(layout.freeStart, 0x119000 + 64 * KiB);
+  t.is<number, number>(layout.bootInfo, 0x117000);
+  t.is<number, number>(layout.freeStart, 0x119000 + 64 * KiB);
 });
 
 test('1g pages over 1 GiB + 2 MiB: a 1 GiB leaf, then a PD with one 2 MiB leaf', (t) => {
@@ -68,7 +68,7 @@ test('1g pages over 1 GiB + 2 MiB: a 1 GiB leaf, then a PD with one 2 MiB leaf',
   t.deepEqual(entries(mem, 0x113000), [[0, 0x114003]]);
   t.deepEqual(entries(mem, 0x114000), [[0, 0x83], [1, 0x115003]]);
   t.deepEqual(entries(mem, 0x115000), [[0, GiB + 2 * MiB - 2 * MiB + 0x83]]);
-  t.is(layout.bootInfo, 0x116000);
+  t.is<number, number>(layout.bootInfo, 0x116000);
 });
 
 test('1g pages over 1 GiB + 2 MiB + 4 KiB: the last 4 KiB gets a PT of its own', (t) => {
@@ -80,7 +80,7 @@ test('1g pages over 1 GiB + 2 MiB + 4 KiB: the last 4 KiB gets a PT of its own',
 
 test('1g pages over exactly 2 GiB need only the PML4 and one PDPT', (t) => {
   const { layout, mem } = boot({ memorySize: 2 * GiB, pageSize: '1g' });
-  t.is(layout.tables.length, 2);
+  t.is<number, number>(layout.tables.length, 2);
   t.deepEqual(entries(mem, 0x114000), [[0, 0x83], [1, GiB + 0x83]]);
 });
 
@@ -97,7 +97,7 @@ test('beyond 512 GiB a second PDPT comes right when GiB 512 is reached', (t) => 
 test('the boot-info page holds magic, sizes, addresses, args and the command line', (t) => {
   const { layout, mem } = boot({ memorySize: 4 * MiB, pageSize: '2m', cmdline: 'iters=3 mode=fast', args: [7, 0xffffffffffffffffn, 64 * MiB] });
   const bi = layout.bootInfo;
-  t.is(bi, 0x116000);
+  t.is<number, number>(bi, 0x116000);
   t.is(mem.u64(bi), 0x3130544f4f425648n);
   t.deepEqual(new TextDecoder().decode(mem.read(gpa(bi), 8)), 'HVBOOT01');
   t.is(mem.u64(bi + 8), BigInt(4 * MiB));
@@ -114,7 +114,7 @@ test('the boot-info page holds magic, sizes, addresses, args and the command lin
 
 test('without a command line the boot-info cmdline field is 0', (t) => {
   const { layout, mem } = boot({ memorySize: 4 * MiB });
-  t.is(layout.cmdline, 0);
+  t.is<number, number>(layout.cmdline, 0);
   t.is(mem.u64(layout.bootInfo + 40), 0n);
   t.is(mem.u64(layout.bootInfo + 48), 0n);
 });
@@ -145,7 +145,7 @@ test('the initial registers put the vCPU in 64-bit long mode at the entry point'
 
 test('memory too small for image, tables and stack is a clear error', (t) => {
   // Below 2 MiB there are 4 tables: 0x129000 is exactly enough, one page less is not.
-  t.is(planBoot({ imageEnd: E, memorySize: 0x129000, pageSize: '4k' }).freeStart, 0x129000);
+  t.is<number, number>(planBoot({ imageEnd: E, memorySize: 0x129000, pageSize: '4k' }).freeStart, 0x129000);
   const err = t.throws(() => planBoot({ imageEnd: E, memorySize: 0x128000, pageSize: '4k' }), { instanceOf: ConfigError });
   t.regex(err!.message, /guest memory too small: 1212416 bytes \(0x128000\), but the image ends at 0x112008 and 4 boot page tables, the boot-info and GDT pages and the 64 KiB stack need memory up to 0x129000/);
 });

@@ -23,8 +23,8 @@ const P_TYPE = 0, P_FLAGS = 4, P_OFFSET = 8, P_PADDR = 24, P_FILESZ = 32, P_MEMS
 
 test('the fixture parses into its two PT_LOAD segments, entry and image end', (t) => {
   const img = parseElf(good, MEM);
-  t.is(img.entry, 0x100000);
-  t.is(img.end, 0x112008);
+  t.is<number, number>(img.entry, 0x100000);
+  t.is<number, number>(img.end, 0x112008);
   t.deepEqual(
     img.segments.map((s) => [s.index, s.paddr, s.offset, s.filesz, s.memsz, s.flags]),
     [
@@ -87,7 +87,7 @@ for (const [name, bytes, msg] of bad) {
 
 test('a segment ending exactly at the end of guest memory is accepted', (t) => {
   const img = parseElf(good, 0x112008 + 0xff8);
-  t.is(img.end, 0x112008);
+  t.is<number, number>(img.end, 0x112008);
   t.throws(() => parseElf(good, 0x112000), { message: /segment 1 \[0x110000, 0x112008\) is outside guest memory \[0, 0x112000\)/ });
 });
 
@@ -99,8 +99,8 @@ test('an image validated for one memory size cannot be loaded into another', (t)
 test('the built hello guest parses as one RWX segment at 1 MiB', (t) => {
   const url = new URL('../build/guests/hello.elf', import.meta.url);
   const img = parseElf(new Uint8Array(readFileSync(url)), MEM);
-  t.is(img.entry, 0x100000);
-  t.is(img.segments.length, 1);
-  t.is(img.segments[0].paddr, 0x100000);
-  t.is(img.segments[0].flags, 7);
+  t.is<number, number>(img.entry, 0x100000);
+  t.is<number, number>(img.segments.length, 1);
+  t.is<number, number>(img.segments[0].paddr, 0x100000);
+  t.is<number, number>(img.segments[0].flags, 7);
 });
