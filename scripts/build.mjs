@@ -47,6 +47,17 @@ export function buildGuests() {
     run('as', ['--64', '-I', runtimeDir, '-o', obj, join(src, f)]);
     run('ld', ['-static', '-nostdlib', '--no-warn-rwx-segments', '-T', join(src, 'link.ld'), '-o', join(out, `${name}.elf`), ...runtimeObjs, obj]);
   }
+  buildQemuTrampoline();
+}
+
+// The multiboot trampoline that boots the same guests under QEMU (tools/qemu/).
+function buildQemuTrampoline() {
+  const dir = join(root, 'tools', 'qemu');
+  if (!existsSync(join(dir, 'trampoline.s'))) return;
+  const out = join(root, 'build', 'qemu');
+  mkdirSync(out, { recursive: true });
+  run('as', ['--32', '-o', join(out, 'trampoline.o'), join(dir, 'trampoline.s')]);
+  run('ld', ['-m', 'elf_i386', '--no-warn-rwx-segments', '-T', join(dir, 'trampoline.ld'), '-o', join(out, 'trampoline.elf'), join(out, 'trampoline.o')]);
 }
 
 if (only !== 'guests') buildNative();

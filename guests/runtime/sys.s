@@ -24,22 +24,27 @@ panic:
         call    exit
 
 # roi_begin() / roi_end(): snapshot counters around the measured part of a guest.
+# They preserve every register (RAX too) so they can sit inside a measured loop's setup.
         .globl roi_begin
 roi_begin:
+        pushq   %rax
         pushq   %rdx
         movw    $PORT_ROI, %dx
         movb    $1, %al
         outb    %al, %dx
         popq    %rdx
+        popq    %rax
         ret
 
         .globl roi_end
 roi_end:
+        pushq   %rax
         pushq   %rdx
         movw    $PORT_ROI, %dx
         movb    $2, %al
         outb    %al, %dx
         popq    %rdx
+        popq    %rax
         ret
 
         .section .rodata
