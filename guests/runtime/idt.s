@@ -36,6 +36,79 @@ idt_load:
         lidt    idtr_image(%rip)
         ret
 
+# idt_install_fatal(): every vector the vCPU delivers (#DE, #UD, #DF, #GP, #PF) gets a
+# handler that prints "unexpected exception V at RIP r error e cr2 c" and exits 3.
+# Guests then override the vectors they handle themselves.
+        .globl idt_install_fatal
+idt_install_fatal:
+        pushq   %rdi
+        pushq   %rsi
+        movl    $VEC_DE, %edi
+        leaq    fatal_de(%rip), %rsi
+        call    idt_set_gate
+        movl    $VEC_UD, %edi
+        leaq    fatal_ud(%rip), %rsi
+        call    idt_set_gate
+        movl    $VEC_DF, %edi
+        leaq    fatal_df(%rip), %rsi
+        call    idt_set_gate
+        movl    $VEC_GP, %edi
+        leaq    fatal_gp(%rip), %rsi
+        call    idt_set_gate
+        movl    $VEC_PF, %edi
+        leaq    fatal_pf(%rip), %rsi
+        call    idt_set_gate
+        popq    %rsi
+        popq    %rdi
+        ret
+
+fatal_de:
+        pushq   $0                      # no error code: keep one frame shape
+        pushq   $VEC_DE
+        jmp     fatal_common
+fatal_ud:
+        pushq   $0
+        pushq   $VEC_UD
+        jmp     fatal_common
+fatal_df:
+        pushq   $VEC_DF
+        jmp     fatal_common
+fatal_gp:
+        pushq   $VEC_GP
+        jmp     fatal_common
+fatal_pf:
+        pushq   $VEC_PF
+# frame: 0 vector, 8 error code, 16 RIP, 24 CS, 32 RFLAGS, 40 RSP, 48 SS
+fatal_common:
+        leaq    msg_unexpected(%rip), %rdi
+        call    puts
+        movq    (%rsp), %rdi
+        call    put_dec
+        leaq    msg_at(%rip), %rdi
+        call    puts
+        movq    16(%rsp), %rdi
+        call    put_hex
+        leaq    msg_error(%rip), %rdi
+        call    puts
+        movq    8(%rsp), %rdi
+        call    put_hex
+        leaq    msg_cr2(%rip), %rdi
+        call    puts
+        movq    %cr2, %rdi
+        call    put_hex
+        call    put_nl
+        movl    $3, %edi
+        call    exit
+
+        .section .rodata
+msg_unexpected:
+        .asciz  "unexpected exception "
+msg_at: .asciz  " at RIP "
+msg_error:
+        .asciz  " error "
+msg_cr2:
+        .asciz  " cr2 "
+
         .data
         .balign 16
 idtr_image:

@@ -5,7 +5,8 @@
 //        [--args 1,2,3] [--cmdline "..."] [--timeout SECONDS] [--json]
 // GUEST is a path or the name of a built guest (build/guests/NAME.elf).
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -49,25 +50,28 @@ export function runGuestQemu(guest, opts = {}) {
   if (args.length) append.push(`args=${args.map((a) => BigInt(a).toString()).join(',')}`);
   if (opts.cmdline !== undefined) append.push(`cmdline=${opts.cmdline}`);
   if (!existsSync(TRAMPOLINE)) throw new Error(`${TRAMPOLINE} missing: run npm run build:guests`);
+  const dir = mkdtempSync(join(tmpdir(), 'hv-qemu-'));
+  const serialFile = join(dir, 'serial.txt');
   const argv = [
     '-machine', 'pc', '-cpu', 'max', '-accel', 'tcg',
     '-m', `${Math.ceil(mem / MiB) + 2}M`,
     '-kernel', TRAMPOLINE, '-initrd', guestPath(guest), '-append', append.join(' '),
     '-device', 'isa-debug-exit,iobase=0xf4,iosize=0x02',
-    '-serial', 'stdio', '-display', 'none', '-monitor', 'none', '-no-reboot', '-nodefaults',
+    // A serial file, not stdio: QEMU's stdio chardev is non-blocking and drops the tail
+    // of the output when it exits right after the guest's last byte.
+    '-serial', `file:${serialFile}`, '-display', 'none', '-monitor', 'none', '-no-reboot', '-nodefaults',
   ];
   return new Promise((resolvePromise, reject) => {
     const child = spawn(QEMU_BINARY, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const out = [];
     const err = [];
     let timedOut = false;
     const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
-    child.stdout.on('data', (d) => out.push(d));
     child.stderr.on('data', (d) => err.push(d));
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('error', (e) => { clearTimeout(timer); rmSync(dir, { recursive: true, force: true }); reject(e); });
     child.on('close', (code) => {
       clearTimeout(timer);
-      const consoleText = Buffer.concat(out).toString('latin1');
+      const consoleText = existsSync(serialFile) ? readFileSync(serialFile).toString('latin1') : '';
+      rmSync(dir, { recursive: true, force: true });
       const stderr = Buffer.concat(err).toString('utf8');
       let status = null;
       let reason;

@@ -448,6 +448,9 @@ long64:
         movw    %ax, %fs
         movw    %ax, %gs
         movl    $stack_top, %esp
+        movl    gdt_page(%rip), %eax            # loading DS/ES/SS set the descriptors'
+        movl    $0x00209A00, 12(%rax)           # accessed bits: restore the exact bytes
+        movl    $0x00009200, 20(%rax)           # GUEST-ABI.md prescribes
         movl    boot_info(%rip), %ebx                 # rbx = boot info (below 4 GiB)
         # args=a,b,c: u64 values, decimal or 0x-hex, at most 16
         movl    args_ptr(%rip), %esi
