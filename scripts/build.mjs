@@ -27,7 +27,8 @@ function buildNative() {
   run(process.execPath, argv);
 }
 
-// Every guests/*.s is one guest; guests/runtime/*.s is linked into each of them.
+// Every guests/*.s is one guest; guests/runtime/*.s is linked into each of them;
+// guests/isa/*.inc are the shared ISA test vectors (also assembled by tools/oracle/).
 export function buildGuests() {
   const src = join(root, 'guests');
   const out = join(root, 'build', 'guests');
@@ -44,9 +45,20 @@ export function buildGuests() {
   for (const f of readdirSync(src).filter((f) => f.endsWith('.s')).sort()) {
     const name = basename(f, '.s');
     const obj = join(out, 'obj', `${name}.o`);
-    run('as', ['--64', '-I', runtimeDir, '-o', obj, join(src, f)]);
+    run('as', ['--64', '-I', runtimeDir, '-I', join(src, 'isa'), '-o', obj, join(src, f)]);
     run('ld', ['-static', '-nostdlib', '--no-warn-rwx-segments', '-T', join(src, 'link.ld'), '-o', join(out, `${name}.elf`), ...runtimeObjs, obj]);
   }
+  buildQemuTrampoline();
+}
+
+// The multiboot trampoline that boots the same guests under QEMU (tools/qemu/).
+function buildQemuTrampoline() {
+  const dir = join(root, 'tools', 'qemu');
+  if (!existsSync(join(dir, 'trampoline.s'))) return;
+  const out = join(root, 'build', 'qemu');
+  mkdirSync(out, { recursive: true });
+  run('as', ['--32', '-o', join(out, 'trampoline.o'), join(dir, 'trampoline.s')]);
+  run('ld', ['-m', 'elf_i386', '--no-warn-rwx-segments', '-T', join(dir, 'trampoline.ld'), '-o', join(out, 'trampoline.elf'), join(out, 'trampoline.o')]);
 }
 
 if (only !== 'guests') buildNative();
