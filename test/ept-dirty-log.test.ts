@@ -1,17 +1,13 @@
 import test from 'ava';
-import { KvmMmu } from '../src/kvm/ept-mmu.ts';
 import { countDirty } from '../src/kvm/dirty-log.ts';
 import { gpa } from '../src/util/address.ts';
 import { ConfigError } from '../src/util/errors.ts';
-import { FakeHost } from './ept-fake-host.ts';
-import { MiB, countBadPages, guestAccess, pattern, touchRegion } from './ept-helpers.ts';
+import { MiB, countBadPages, guestAccess, pattern, setupEpt, touchRegion } from './ept-helpers.ts';
 
 test('dirty logging splits EPT mappings to 4 KiB, logs first writes, re-protects on get, and restores 2 MiB when disabled', (t) => {
-  const host = new FakeHost(64 * MiB);
-  const mm = host.newProcess();
-  const k = new KvmMmu({ host, mm, physmem: host.physmem, debugChecks: true });
+  const { k, host, physmem } = setupEpt({ thp: 'always', hostBytes: 64 * MiB, hostDebug: true });
   k.addRamSlot(0, gpa(0), 8 * MiB);
-  touchRegion(k, host.physmem, 0, 8 * MiB, true, 1);
+  touchRegion(k, physmem, 0, 8 * MiB, true, 1);
   t.is(k.pages_2m, 4);
 
   k.enableDirtyLog(0);
@@ -19,7 +15,7 @@ test('dirty logging splits EPT mappings to 4 KiB, logs first writes, re-protects
   t.throws(() => k.enableDirtyLog(0), { instanceOf: ConfigError });
 
   // Reads fault in read-only 4 KiB leaves and are not logged.
-  const reads = touchRegion(k, host.physmem, 0, 2 * MiB, false, 1);
+  const reads = touchRegion(k, physmem, 0, 2 * MiB, false, 1);
   t.is(reads.exits, 512);
   t.is(k.pages_4k, 512);
   t.is(countDirty(k.getDirtyLog(0)), 0);
@@ -29,8 +25,8 @@ test('dirty logging splits EPT mappings to 4 KiB, logs first writes, re-protects
   const written = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => i * 4096).concat([3, 4, 5, 6, 7].map((i) => i * MiB));
   for (const g of written) {
     const s = { exits: 0, retries: 0 };
-    guestAccess(k, host.physmem, gpa(g), true, pattern(g, 2), s);
-    guestAccess(k, host.physmem, gpa(g), true, pattern(g, 2), s); // a second write does not exit
+    guestAccess(k, physmem, gpa(g), true, pattern(g, 2), s);
+    guestAccess(k, physmem, gpa(g), true, pattern(g, 2), s); // a second write does not exit
     exits += s.exits;
   }
   t.is(exits, 15);
@@ -43,14 +39,14 @@ test('dirty logging splits EPT mappings to 4 KiB, logs first writes, re-protects
 
   // After get-and-clear the pages are write-protected again: one exit per page written.
   const again = { exits: 0, retries: 0 };
-  guestAccess(k, host.physmem, gpa(0), true, pattern(0, 2), again);
+  guestAccess(k, physmem, gpa(0), true, pattern(0, 2), again);
   t.is(again.exits, 1);
   t.is(countDirty(k.getDirtyLog(0)), 1);
   k.checkInvariants();
 
   k.disableDirtyLog(0);
   t.is(k.pages_4k, 0, 'collapsible 4 KiB leaves are zapped');
-  const back = touchRegion(k, host.physmem, 0, 8 * MiB, false, 0);
+  const back = touchRegion(k, physmem, 0, 8 * MiB, false, 0);
   t.is(back.exits, 4);
   t.is(k.pages_2m, 4);
   t.throws(() => k.getDirtyLog(0), { instanceOf: ConfigError, message: /not enabled/ });
@@ -58,9 +54,10 @@ test('dirty logging splits EPT mappings to 4 KiB, logs first writes, re-protects
   let bad = 0;
   for (let g = 0; g < 8 * MiB; g += 4096) {
     const want = pattern(g, written.includes(g) ? 2 : 1);
-    if (guestAccess(k, host.physmem, gpa(g), false) !== want) bad++;
+    if (guestAccess(k, physmem, gpa(g), false) !== want) bad++;
   }
   t.is(bad, 0);
-  t.is(countBadPages(k, host.physmem, 6 * MiB + 4096, 4096, 1), 0);
+  t.is(countBadPages(k, physmem, 6 * MiB + 4096, 4096, 1), 0);
   k.checkInvariants();
+  host.checkInvariants();
 });

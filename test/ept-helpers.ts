@@ -6,7 +6,31 @@
  * gave, so data checks go through the real EPT translation.
  */
 import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa } from '../src/util/address.ts';
-import type { KvmMmu } from '../src/kvm/ept-mmu.ts';
+import { KvmMmu } from '../src/kvm/ept-mmu.ts';
+import { createHost, type Host } from '../src/mm/index.ts';
+import type { ThpEnabled } from '../src/mm/types.ts';
+
+/**
+ * The real host THP model (src/mm) with a VMM process and the EPT layer over it, both in
+ * debug mode (every host invariant and the EPT invariant checked as they go).
+ */
+export function setupEpt(opts: { hostBytes?: number; thp?: ThpEnabled; hostDebug?: boolean } = {}) {
+  const bytes = opts.hostBytes ?? 128 * MiB;
+  const physmem = new ArrayBuffer(bytes);
+  const host = createHost({ memoryBytes: bytes, physmem, thp: { enabled: opts.thp ?? 'always' }, debugChecks: opts.hostDebug ?? false });
+  const mm = host.newProcess();
+  let invepts = 0;
+  const k = new KvmMmu({ host, mm, physmem, debugChecks: true });
+  k.attachVcpu({ invept: () => invepts++ });
+  return { host: host as Host, mm, k, physmem, invepts: () => invepts };
+}
+
+/** Gup references held on a frame (struct page _count). */
+export function pageCount(host: Host, pfn: number): number {
+  return host.pages._count[pfn]!;
+}
+
+export const MiB = 1024 * 1024;
 
 export interface DriverStats {
   exits: number;
@@ -63,5 +87,4 @@ export function countBadPages(k: KvmMmu, physmem: ArrayBufferLike, start: number
   return bad;
 }
 
-export const MiB = 1024 * 1024;
 export { HPAGE_PMD_SIZE };

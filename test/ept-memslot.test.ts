@@ -2,8 +2,7 @@ import test from 'ava';
 import { MemslotTable, gpaToHva, hvaToGpa, slotAllowsLargePage, KVM_USER_MEM_SLOTS } from '../src/kvm/memslot.ts';
 import { gpa, hva } from '../src/util/address.ts';
 import { ConfigError } from '../src/util/errors.ts';
-import { FakeHost } from './ept-fake-host.ts';
-import { KvmMmu } from '../src/kvm/ept-mmu.ts';
+import { setupEpt } from './ept-helpers.ts';
 
 const MiB = 1024 * 1024;
 const H = 0x7f00_0000_0000;
@@ -51,9 +50,7 @@ test('several memslots resolve GPAs to their own HVAs and holes are MMIO', (t) =
 });
 
 test('EPT guest memory writes reach the host mm at the slot HVA and holes are rejected', (t) => {
-  const host = new FakeHost(64 * MiB);
-  const mm = host.newProcess();
-  const k = new KvmMmu({ host, mm, physmem: host.physmem, debugChecks: true });
+  const { k, mm } = setupEpt({ hostBytes: 64 * MiB });
   const s0 = k.addRamSlot(0, gpa(0), 4 * MiB);
   const s1 = k.addRamSlot(1, gpa(8 * MiB), 4 * MiB);
   const mem = k.guestMemory();
