@@ -142,6 +142,7 @@ export class MmStruct implements MmStructApi {
         a.end = b.end;
         this.host.anon.unlink(b);
         this.vmas.splice(i + 1, 1);
+        if (a.anon_vma) mmExtensions.khugepaged_enter?.(this, a); // khugepaged_enter_vma_merge
       } else i++;
     }
   }
@@ -367,6 +368,7 @@ export class MmStruct implements MmStructApi {
 
   writeBytes(addr: Hva, data: Uint8Array): void {
     this.op(() => {
+      if (!(data instanceof Uint8Array)) throw new ConfigError('writeBytes: data must be a Uint8Array');
       let done = 0;
       while (done < data.length) {
         const a = addr + done;
