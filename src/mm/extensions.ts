@@ -8,7 +8,10 @@
  *    2.6.38 (khugepaged_enter / khugepaged_enter_vma_merge).
  *  - khugepaged_fork / khugepaged_exit: fork() and exit_mmap().
  *  - khugepaged_scan(host), khugepaged_tick(host, ms): HostApi.khugepaged_scan and
- *    HostApi.advanceTime.
+ *    HostApi.advanceTime; khugepaged_enter is also called after a VMA merge that leaves
+ *    an anon_vma (khugepaged_enter_vma_merge).
+ *  - wakeup_kswapd(host): HostApi.advanceTime, before khugepaged_tick (kswapd runs on
+ *    simulated time, between operations).
  *  - do_swap_page(...): handle_pte_fault on a swap PTE (a major fault).
  *  - swap_duplicate / free_swap_and_cache: fork and zap meeting a swap PTE.
  *  - reuse_swap_page(host, pfn): do_wp_page deciding whether to reuse a page (2.6.38
@@ -35,6 +38,7 @@ export interface MmExtensions {
   free_swap_and_cache(host: Host, entry: number): void;
   reuse_swap_page(host: Host, pfn: Pfn): boolean;
   reclaim(host: Host, nrFrames: number): number;
+  wakeup_kswapd(host: Host): number;
   try_to_free_pages(host: Host, nrFrames: number): number;
   host_init(host: Host): void;
   host_close(host: Host): void;

@@ -195,6 +195,7 @@ export function do_huge_pmd_wp_page(mm: MmStruct, vma: Vma, addr: number, pmd: P
 function do_huge_pmd_wp_page_fallback(mm: MmStruct, vma: Vma, haddr: number, pmd: PmdTable, i: number, page: Pfn): void {
   const host = mm.host;
   const pages = host.pages;
+  const orig = pmd.hbits[i];
   const copies: Pfn[] = [];
   try {
     for (let k = 0; k < HPAGE_PMD_NR; k++) {
@@ -206,6 +207,11 @@ function do_huge_pmd_wp_page_fallback(mm: MmStruct, vma: Vma, haddr: number, pmd
     for (const np of copies) put_page(pages, np);
     if (e instanceof OutOfMemoryError) throw new OutOfMemoryError(`do_huge_pmd_wp_page_fallback: ${e.message}`);
     throw e;
+  }
+  // Direct reclaim inside alloc_page may have split or unmapped the THP: pmd_same.
+  if (pmd.huge[i] !== page || pmd.hbits[i] !== orig) {
+    for (const np of copies) put_page(pages, np);
+    return;
   }
   mmu_notifier_invalidate_range_start(mm, haddr as Hva, (haddr + HPAGE_PMD_SIZE) as Hva);
   pmd.pmd_clear(i);
@@ -240,7 +246,21 @@ function do_wp_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number
     }
   }
   anon_vma_prepare(host.anon, vma);
-  const page = host.alloc_page();
+  // Pin the old page across the allocation: direct reclaim may run inside alloc_page
+  // and unmap it; then the PTE changed and the fault is simply retried (pte_same).
+  if (!special) get_page(pages, old);
+  let page: Pfn;
+  try {
+    page = host.alloc_page();
+  } catch (e) {
+    if (!special) put_page(pages, old);
+    throw e;
+  }
+  if (t.pfn[j] !== old || t.bits[j] !== bits) {
+    put_page(pages, page);
+    if (!special) put_page(pages, old);
+    return;
+  }
   if (special) host.physmem.zeroFrames(page);
   else host.physmem.copyFrames(page, old);
   const a = alignDown(addr, PAGE_SIZE);
@@ -251,6 +271,7 @@ function do_wp_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number
   t.set_pte(j, page, maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
   if (!special) {
     page_remove_rmap(pages, host.stat, old);
-    put_page(pages, old);
+    put_page(pages, old); // the old mapping's reference
+    put_page(pages, old); // ours
   }
 }

@@ -150,6 +150,7 @@ export class Host implements HostApi {
     if (!(Number.isFinite(ms) && ms >= 0)) throw new ConfigError(`advanceTime: ms must be a finite number ≥ 0, got ${ms}`);
     this.op(() => {
       this.now += ms;
+      mmExtensions.wakeup_kswapd?.(this);
       mmExtensions.khugepaged_tick?.(this, ms);
     });
   }

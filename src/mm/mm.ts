@@ -142,6 +142,7 @@ export class MmStruct implements MmStructApi {
         a.end = b.end;
         this.host.anon.unlink(b);
         this.vmas.splice(i + 1, 1);
+        if (a.anon_vma) mmExtensions.khugepaged_enter?.(this, a); // khugepaged_enter_vma_merge
       } else i++;
     }
   }

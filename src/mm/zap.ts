@@ -88,17 +88,21 @@ export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: V
     }
     const i = pmd_index(a);
     if (spmd.pmd_trans_huge(i)) {
-      // copy_huge_pmd
+      // copy_huge_pmd: allocate first (direct reclaim may split the THP meanwhile), then
+      // re-check the source PMD; if it is no longer huge, copy its PTEs below instead.
       const pgtable = dst.pgd.pte_alloc_one();
       const dpmd = dst.pgd.pmd_alloc(a);
-      const head = spmd.huge[i] as Pfn;
-      get_page(pages, head);
-      page_dup_rmap(pages, head);
-      spmd.hbits[i] &= ~_PAGE_RW; // pmdp_set_wrprotect
-      dpmd.set_pmd_huge(i, head, spmd.hbits[i] & ~_PAGE_ACCESSED); // pmd_mkold(pmd_wrprotect)
-      dst.prepare_pmd_huge_pte(pgtable);
-      a = next;
-      continue;
+      if (spmd.pmd_trans_huge(i)) {
+        const head = spmd.huge[i] as Pfn;
+        get_page(pages, head);
+        page_dup_rmap(pages, head);
+        spmd.hbits[i] &= ~_PAGE_RW; // pmdp_set_wrprotect
+        dpmd.set_pmd_huge(i, head, spmd.hbits[i] & ~_PAGE_ACCESSED); // pmd_mkold(pmd_wrprotect)
+        dst.prepare_pmd_huge_pte(pgtable);
+        a = next;
+        continue;
+      }
+      dst.pgd.pte_free(pgtable);
     }
     const st = spmd.pte[i];
     if (st) {
@@ -108,9 +112,15 @@ export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: V
         const bits = st.bits[j];
         if (bits === 0) continue;
         if (!dt) {
+          // Allocating may run direct reclaim, which may change this very source PTE:
+          // re-read it after.
           const dpmd = dst.pgd.pmd_alloc(a);
           dt = dpmd.pte[i] ?? dst.pgd.pte_alloc_one();
           dpmd.pmd_populate(i, dt);
+          if (st.bits[j] !== bits) {
+            p -= PAGE_SIZE;
+            continue;
+          }
         }
         if (st.is_swap_pte(j)) {
           const sd = mmExtensions.swap_duplicate;
