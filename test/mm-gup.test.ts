@@ -65,3 +65,21 @@ test('gup for write on a read-only VMA fails with SegvError and leaves no pins',
   t.true(h.nr_free_pages() < before);
   h.close();
 });
+
+test('a THP unmapped while a tail is pinned stays whole until the last put_page frees all 512 frames', (t) => {
+  const h = createHost({ memoryBytes: 32 * MiB, debugChecks: true }) as Host;
+  const mm = h.newProcess();
+  const a = mm.mmap(2 * MiB, { alignHuge: true });
+  const [p] = mm.get_user_pages(at(a + 100 * PAGE_SIZE), 1, false);
+  const head = mm.follow_page(a)!.headPfn;
+  mm.munmap(a, 2 * MiB);
+  t.true(h.pages.PageHead(head), 'zap_huge_pmd does not split');
+  t.is(h.pages._count[head], 1);
+  t.is(h.vmstat().nr_anon_transparent_hugepages, 0);
+  h.split_huge_page(p); // not mapped anywhere: the kernel's split_huge_page gives up (no anon_vma to lock)
+  t.is(h.vmstat().thp_split, 0);
+  const free0 = h.nr_free_pages();
+  h.put_page(p);
+  t.is(h.nr_free_pages(), free0 + 512);
+  h.close();
+});

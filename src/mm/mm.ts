@@ -368,6 +368,7 @@ export class MmStruct implements MmStructApi {
 
   writeBytes(addr: Hva, data: Uint8Array): void {
     this.op(() => {
+      if (!(data instanceof Uint8Array)) throw new ConfigError('writeBytes: data must be a Uint8Array');
       let done = 0;
       while (done < data.length) {
         const a = addr + done;

@@ -121,8 +121,6 @@ export const pte_index = (a: number) => Math.floor(a / 4096) % PTRS_PER_TABLE;
 export class Pgd {
   readonly pud: (PudTable | null)[] = new Array(PTRS_PER_TABLE).fill(null);
   readonly frame: Pfn;
-  /** Frames currently used by tables of this mm (pgd included; deposited ones not). */
-  nr_ptes = 0;
 
   constructor(private readonly frames: PgtableFrames) {
     this.frame = frames.alloc_kernel_page();
