@@ -100,3 +100,22 @@ test('without swap, reclaim frees nothing', (t) => {
   t.throws(() => host.reclaim(-1), { code: 'EINVAL_CONFIG' });
   host.close();
 });
+
+test('every frame is free again once the processes exit after swap, collapse and fork', (t) => {
+  const host = createHost({ memoryBytes: 8 * MiB, swap: { bytes: 4 * MiB }, debugChecks: true });
+  const mm = host.newProcess();
+  const a = mm.mmap(2 * HPAGE_PMD_SIZE, { alignHuge: true });
+  mm.writeBytes(a, fill(2 * HPAGE_PMD_SIZE, 6));
+  const child = mm.fork();
+  t.is(host.reclaim(600), 600); // splits both THPs and swaps pages both processes map
+  t.is(host.vmstat().thp_split, 2);
+  child.writeBytes(a, fill(PAGE_SIZE, 7));
+  host.khugepaged_scan();
+  mm.exit_mmap();
+  child.exit_mmap();
+  const v = host.vmstat();
+  t.is(v.nr_free_pages, 8 * 256 - 1); // all but the zero page
+  t.is(v.nr_anon_pages + v.nr_anon_transparent_hugepages, 0);
+  t.is(host.meminfo().SwapFree, host.meminfo().SwapTotal);
+  host.close();
+});
