@@ -27,7 +27,6 @@ import { PG_anon, PG_locked, PG_lru, PG_referenced } from './page.ts';
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, pmd_index, type PteTable } from './pgtable.ts';
 import { put_page } from './refcount.ts';
 import { page_add_new_anon_rmap, page_remove_rmap } from './rmap.ts';
-import { wakeup_kswapd } from './reclaim.ts';
 import { VM_HUGEPAGE, VM_NOHUGEPAGE, VM_WRITE, type Vma } from './vma.ts';
 
 interface KhugepagedState {
@@ -259,12 +258,8 @@ export function khugepaged_do_scan(host: Host): void {
   }
 }
 
-/**
- * advanceTime: run every pass due by host.now (khugepaged_loop's wake-ups), and let
- * kswapd restore the free-frame watermark first.
- */
+/** advanceTime: run every pass due by host.now (khugepaged_loop's wake-ups). */
 function khugepaged_tick(host: Host): void {
-  wakeup_kswapd(host);
   const s = khugepagedState(host);
   while (s.nextWake !== null && s.nextWake <= host.now) {
     const at = s.nextWake;

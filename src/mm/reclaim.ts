@@ -119,7 +119,7 @@ export function high_wmark(host: Host): number {
 
 /**
  * kswapd: when free frames are below min_free_frames, reclaim until the high watermark.
- * Called on simulated time (advanceTime). Returns frames freed.
+ * Called on simulated time (HostApi.advanceTime, before khugepaged). Returns frames freed.
  */
 export function wakeup_kswapd(host: Host): number {
   const free = host.nr_free_pages();
@@ -133,4 +133,5 @@ registerMmExtensions({
     return shrink_anon(host, nr);
   },
   try_to_free_pages: (host, nr) => shrink_anon(host, nr),
+  wakeup_kswapd,
 });

@@ -284,19 +284,20 @@ function do_swap_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: number,
     host.stat.count_vm_event('pgmajfault');
     si.swap_readpage(slot, host.physmem.frames(np));
     host.stat.count_vm_event('pswpin');
-    // read_swap_cache_async: the new page enters the swap cache with the allocation's
-    // reference as the cache's; an anon page keyed to the oldest anon_vma of the VMA
-    // (the root, which every forked VMA that may share the slot belongs to).
-    pages.setFlag(np, PG_anon | PG_swapbacked | PG_uptodate | PG_lru | PG_swapcache);
-    pages.private[np] = slot;
+    // read_swap_cache_async: the new page enters the swap cache (which takes its own
+    // reference; the allocation's is ours), an anon page keyed to the oldest anon_vma of
+    // the VMA (the root, which every forked VMA that may share the slot belongs to).
+    pages.setFlag(np, PG_anon | PG_swapbacked | PG_uptodate | PG_lru);
     pages.mapping[np] = (vma.anon_vma_chain[0] ?? vma.anon_vma)!.id;
     pages.index[np] = Math.floor(addr / PAGE_SIZE);
-    si.cache_add(slot, np);
+    add_to_swap_cache(host, si, np, slot);
     page = np;
+  } else {
+    get_page(pages, page); // lookup_swap_cache's reference
   }
+  // Our reference becomes the mapping's.
   let bits = _PAGE_PRESENT | _PAGE_ACCESSED;
   if (write && reuse_swap_page(host, page)) bits |= _PAGE_DIRTY | (vma.flags & VM_WRITE ? _PAGE_RW : 0);
-  get_page(pages, page); // the mapping's reference
   page_add_anon_rmap(pages, host.stat, page);
   t.set_pte(j, page, bits);
   si.swap_free(slot);
