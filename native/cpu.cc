@@ -90,6 +90,7 @@ Status Cpu::fetch_page(uint64_t rip) {
   fetch_host_ = p - (rip & kPageMask);
   fetch_hpa_ = static_cast<uint64_t>(fetch_host_ - arena_->base());
   fetch_vpn_ = rip >> kPageShift;
+  fetch_gen_ = mmu_.generation();
   return ST_OK;
 }
 
@@ -144,7 +145,9 @@ ExitReason Cpu::run(uint64_t budget) {
     pending_in_size = 0;
   }
   std::memset(exit_.f, 0, sizeof exit_.f);
-  control_changed();  // TS may have written CR0/CR3/CR4/EFER
+  // TS may have written CR0/CR3/CR4/EFER; the Mmu bumps its generation if that matters, and
+  // TS's own invept()/flushTlb() bump it too, so the fetch page survives an ordinary re-entry.
+  mmu_.set_control(r[R_CR0], r[R_CR3], r[R_CR4], r[R_EFER]);
   r[R_ZERO] = 0;
   run_start_ = retired_total;
   // Budget units: instructions retired plus exceptions delivered (so a guest stuck in a
@@ -160,7 +163,7 @@ ExitReason Cpu::run(uint64_t budget) {
     const Insn* in;
     Insn scratch;
     Status s = ST_OK;
-    if ((rip >> kPageShift) != fetch_vpn_) s = fetch_page(rip);
+    if ((rip >> kPageShift) != fetch_vpn_ || mmu_.generation() != fetch_gen_) s = fetch_page(rip);
     if (s == ST_OK) {
       const uint64_t off = rip & kPageMask;
       if (off <= kPageSize - 16) {

@@ -150,8 +150,10 @@ class Cpu {
   uint64_t run_start_ = 0;  // retired_total when this run() began
 
   // The one cached translation outside the Mmu: the current code page (fetch lookups are
-  // counted per page, MMU-MODEL.md). Dropped whenever anything could have flushed the Mmu.
+  // counted per page, MMU-MODEL.md). Valid while the Mmu's generation() is unchanged, i.e.
+  // nothing has flushed or invalidated a translation since it was obtained.
   uint64_t fetch_vpn_ = ~0ull;
+  uint64_t fetch_gen_ = 0;
   const uint8_t* fetch_host_ = nullptr;
   uint64_t fetch_hpa_ = 0;
   DecodeCache dcache_;
