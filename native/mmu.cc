@@ -158,7 +158,14 @@ uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
     return l1.memo_host + (v & kPageMask);
   }
   counters_->v[C_tlb_misses]++;
+  return translate_miss(va, acc, f);
+}
 
+// Kept out of line so the L1-hit path above stays a small leaf function.
+__attribute__((noinline)) uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault* f) {
+  L1& l1 = l1_[acc == Access::Fetch];
+  const uint64_t v = va.v & ((1ull << 48) - 1);
+  const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
   Walked w;
   bool hit = false;
