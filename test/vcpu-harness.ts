@@ -12,7 +12,7 @@ import { loadAddon } from '../src/native/addon.ts';
 import { REG, type NativeArena, type NativeVcpu } from '../src/native/types.ts';
 
 export const CODE = 0x100000; // snippets are linked here (1 MiB, like the sample guests)
-export const PML4 = 0x10000;
+export const PML4 = 0x400000; // PML4, PDPT, PD, then the PTs (up to 2 MiB of them for 1 GiB)
 export const GDT = 0x30000;
 export const STACK_TOP = 0x200000;
 export const DATA = 0x300000; // scratch data area for tests
