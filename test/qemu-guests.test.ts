@@ -151,3 +151,17 @@ qtest('a guest that is not an ELF64 image is refused by the trampoline', async (
   t.is(r.console, 'trampoline: guest module is not an ELF64 x86-64 image\n');
   t.is(r.status, 126);
 });
+
+const ISA_SELFTEST_OUTPUT = 'data: 217 passed\nalu: 1300 passed\ncontrol: 136 passed\nstrings: 12 passed\nsystem: 20 passed\n1685 passed, 0 failed\n';
+
+qtest('isa-selftest passes every group under QEMU, flags read from the #UD frame', async (t) => {
+  const r = await runGuestQemu('isa-selftest', { memory: 16 * MiB });
+  t.is(r.console, ISA_SELFTEST_OUTPUT);
+  t.is(r.status, 0);
+});
+
+qtest('isa-selftest passes with flags read through SETcc only ("noaf")', async (t) => {
+  const r = await runGuestQemu('isa-selftest', { memory: 16 * MiB, cmdline: 'noaf' });
+  t.is(r.console, ISA_SELFTEST_OUTPUT);
+  t.is(r.status, 0);
+});
