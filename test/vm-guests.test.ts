@@ -4,6 +4,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { createVm } from '../src/kvm/vm.ts';
 import type { VmConfig } from '../src/api/types.ts';
+import { ConfigError } from '../src/util/errors.ts';
 
 const image = (n: string) => ({ bytes: new Uint8Array(readFileSync(new URL(`./fixtures/${n}.elf`, import.meta.url))), name: n });
 const KiB = 1024;
@@ -41,4 +42,18 @@ test('ROI deltas from a real guest count the loop exactly', (t) => {
   t.is(r.roi[0].counters.instructions, 3003);
   t.is(r.roi[0].counters.exits_io, 1);
   t.is(r.roiOpen, false);
+});
+
+test('a TLB geometry in the VM config reaches the native MMU; a bad one is a ConfigError', (t) => {
+  const off = { entries: 0, ways: 0 };
+  const dflt = createVm({ memory: 4 * MiB }, image('bootcheck')).run()!;
+  const r = createVm({ memory: 4 * MiB, tlb: { dtlb4k: off, itlb4k: off } }, image('bootcheck')).run()!;
+  t.true(dflt.counters.dtlb_4k_hits > 0);
+  t.is(r.counters.dtlb_4k_hits, 0);
+  t.is(r.counters.itlb_4k_hits, 0);
+  t.is(r.exitStatus, 0);
+  // With the L1 arrays off, every L1 hit becomes an STLB hit; the walks stay the same.
+  t.is(r.counters.stlb_4k_hits, dflt.counters.stlb_4k_hits + dflt.counters.dtlb_4k_hits + dflt.counters.itlb_4k_hits);
+  t.is(r.counters.walks, dflt.counters.walks);
+  t.throws(() => createVm({ memory: 4 * MiB, tlb: { dtlb4k: { entries: 3, ways: 2 } } }, image('roi')), { instanceOf: ConfigError, message: /^MMU configuration: tlb\.dtlb_?4k/ });
 });

@@ -8,8 +8,9 @@ import type { CostTable, FaultRates, SimulatedTime } from '../kvm/cost.ts';
 import type { StopReason } from '../kvm/exits.ts';
 import type { CounterSnapshot } from '../kvm/vcpu.ts';
 import type { ErrorCode } from '../util/errors.ts';
+import type { TlbGeometry } from '../native/types.ts';
 
-export type { GuestPageSize, CostTable, FaultRates, SimulatedTime, StopReason, CounterSnapshot };
+export type { GuestPageSize, CostTable, FaultRates, SimulatedTime, StopReason, CounterSnapshot, TlbGeometry };
 
 export interface VmConfig {
   /** Guest-physical memory in bytes, a positive multiple of 4 KiB. Default 64 MiB. */
@@ -28,6 +29,8 @@ export interface VmConfig {
   timeoutMs?: number;
   /** Instructions per native run() call: the granularity of limits and console flushes. Default 4 Mi. */
   chunkInstructions?: number;
+  /** Geometry of the modeled TLB hierarchy (src/native/types.ts TlbGeometry); omitted fields keep the defaults. */
+  tlb?: TlbGeometry;
   /** Cost-model overrides (src/kvm/cost.ts documents each entry and its default). */
   costs?: Partial<CostTable>;
   /** Console text as the guest prints it (at newlines and at least once per run chunk). */

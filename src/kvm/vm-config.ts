@@ -7,6 +7,7 @@ import type { VmConfig } from '../api/types.ts';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
 import { ConfigError } from '../util/errors.ts';
 import { makeCostTable, type CostTable } from './cost.ts';
+import type { TlbGeometry } from '../native/types.ts';
 
 export const DEFAULT_MEMORY = 64 * 1024 * 1024;
 export const DEFAULT_GUEST_PAGE_SIZE: GuestPageSize = '4k';
@@ -24,11 +25,12 @@ export interface ResolvedVmConfig {
   timeoutMs: number;
   chunkInstructions: number;
   costs: CostTable;
+  tlb: TlbGeometry | undefined;
   onConsole: ((text: string) => void) | undefined;
   onLog: ((message: string) => void) | undefined;
 }
 
-const KNOWN = new Set(['memory', 'guestPageSize', 'cmdline', 'args', 'strict', 'maxInstructions', 'timeoutMs', 'chunkInstructions', 'costs', 'onConsole', 'onLog']);
+const KNOWN = new Set(['tlb', 'memory', 'guestPageSize', 'cmdline', 'args', 'strict', 'maxInstructions', 'timeoutMs', 'chunkInstructions', 'costs', 'onConsole', 'onLog']);
 
 function count(name: string, v: unknown, dflt: number, min = 0): number {
   if (v === undefined) return dflt;
@@ -56,6 +58,7 @@ export function resolveVmConfig(c: VmConfig): ResolvedVmConfig {
   if (c.cmdline !== undefined && typeof c.cmdline !== 'string') throw new ConfigError('cmdline must be a string');
   if (c.args !== undefined && !Array.isArray(c.args)) throw new ConfigError('args must be an array of integers');
   if (c.strict !== undefined && typeof c.strict !== 'boolean') throw new ConfigError('strict must be a boolean');
+  if (c.tlb !== undefined && (typeof c.tlb !== 'object' || c.tlb === null)) throw new ConfigError('tlb must be an object (TlbGeometry)');
   for (const f of ['onConsole', 'onLog'] as const) {
     if (c[f] !== undefined && typeof c[f] !== 'function') throw new ConfigError(`${f} must be a function`);
   }
@@ -69,6 +72,7 @@ export function resolveVmConfig(c: VmConfig): ResolvedVmConfig {
     timeoutMs: duration('timeoutMs', c.timeoutMs),
     chunkInstructions: Math.min(count('chunkInstructions', c.chunkInstructions, DEFAULT_CHUNK_INSTRUCTIONS, 1), 2 ** 31),
     costs: makeCostTable(c.costs ?? {}),
+    tlb: c.tlb, // validated by configureMmu, which names the bad field
     onConsole: c.onConsole,
     onLog: c.onLog,
   };

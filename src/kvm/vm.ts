@@ -15,6 +15,7 @@ import { initialRegisters, planBoot, writeBoot, type BootLayout } from '../guest
 import { loadElf, parseElf, type ElfImage } from '../guest/elf.ts';
 import { loadAddon } from '../native/addon.ts';
 import { ExitReason, type NativeAddon } from '../native/types.ts';
+import { ConfigError } from '../util/errors.ts';
 import { faultRates, NO_HOST_EVENTS, simulate, type HostEvents } from './cost.ts';
 import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from './devices.ts';
 import type { ExitContext, StopInfo, VmmStats } from './exits.ts';
@@ -180,9 +181,13 @@ export function loadGuestImage(backend: GuestMemoryBackend, config: ResolvedVmCo
   return { elf, layout };
 }
 
-export function attachVcpu(addon: NativeAddon, backend: GuestMemoryBackend, elf: ElfImage, layout: BootLayout): Vcpu {
+export function attachVcpu(addon: NativeAddon, backend: GuestMemoryBackend, config: ResolvedVmConfig, elf: ElfImage, layout: BootLayout): Vcpu {
   const native = new addon.Vcpu(backend.arena);
-  native.configureMmu(backend.mmu);
+  try {
+    native.configureMmu(config.tlb ? { ...backend.mmu, tlb: config.tlb } : backend.mmu);
+  } catch (e) {
+    throw new ConfigError(`MMU configuration: ${(e as Error).message}`);
+  }
   backend.attachVcpu?.(native);
   const vcpu = new Vcpu(native, addon.counterNames, addon.exitFieldNames);
   vcpu.setRegisters(initialRegisters(layout, elf.entry));
@@ -201,7 +206,7 @@ export function createVm(config: VmConfig, image: GuestImage, deps: VmDeps = {})
   const addon = deps.addon ?? loadAddon();
   const backend = attachMemory(addon, resolved, deps);
   const { elf, layout } = loadGuestImage(backend, resolved, image);
-  const vcpu = attachVcpu(addon, backend, elf, layout);
+  const vcpu = attachVcpu(addon, backend, resolved, elf, layout);
   const boot: BootSummary = {
     memory: resolved.memory,
     guestPageSize: resolved.guestPageSize,
