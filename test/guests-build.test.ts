@@ -47,7 +47,7 @@ const STRINGS = new Set(['movsb', 'movsq', 'stosb', 'stosq', 'lodsb', 'lodsq', '
 const MOVSX = /^movs(bw|bl|bq|wl|wq|lq)$/;
 
 function mnemonicsOf(elf: string): Map<string, string> {
-  const dis = execFileSync('objdump', ['-d', '--no-show-raw-insn', '-M', 'att', elf], { encoding: 'utf8' });
+  const dis = execFileSync('objdump', ['-d', '--no-show-raw-insn', '-M', 'att', elf], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const seen = new Map<string, string>();
   for (const line of dis.split('\n')) {
     const m = /^\s+([0-9a-f]+):\t(\S+)\s*(.*)$/.exec(line);
@@ -65,7 +65,7 @@ function mnemonicsOf(elf: string): Map<string, string> {
 }
 function inSubset(op: string): boolean {
   const base = op.startsWith('rep') ? op.split(' ')[1] : op;
-  if (STRINGS.has(base)) return true;
+  if (STRINGS.has(base) || MOVSX.test(base)) return true;
   if (/^(movs|stos|lods|cmps|scas|ins|outs)/.test(base) && !MOVSX.test(base)) return false;
   if (ALLOWED.has(base)) return true;
   const s = SUFFIXED.exec(base);

@@ -4,67 +4,15 @@
 // Skips (with a message) when qemu-system-x86_64 is not installed: Debian package
 // qemu-system-x86.
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { qemuAvailable, runGuestQemu } from '../tools/qemu/run-guest.mjs';
+import { MiB, bootLayout, buildGuests, hex, imageEnd, root, symbol } from './guests-helpers.ts';
 
-const root = join(import.meta.dirname, '..');
 const haveQemu = qemuAvailable();
 const qtest = haveQemu ? test : test.skip;
 if (!haveQemu) console.warn('qemu-guests: SKIPPED: qemu-system-x86_64 not found (apt-get install -y qemu-system-x86)');
-const MiB = 1024 * 1024;
 
-test.before(() => {
-  execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs'), '--guests'], { cwd: root, stdio: 'pipe' });
-});
-
-function symbol(guest: string, name: string): bigint {
-  const out = execFileSync('nm', [join(root, 'build', 'guests', `${guest}.elf`)], { encoding: 'utf8' });
-  const line = out.split('\n').find((l) => l.endsWith(` ${name}`));
-  if (!line) throw new Error(`symbol ${name} not in ${guest}`);
-  return BigInt(`0x${line.split(' ')[0]}`);
-}
-const hex = (v: bigint) => `0x${v.toString(16).padStart(16, '0')}`;
-
-/** Independent model of GUEST-ABI.md "Image and boot": the boot tables as qwords. */
-function bootLayout(imageEnd: number, memory: number, pageSize: number) {
-  const K4 = 4096, M2 = 2 * MiB, G1 = 1024 * MiB;
-  let next = Math.ceil(imageEnd / K4) * K4;
-  const pages = new Map<number, bigint[]>();
-  const alloc = () => { const a = next; next += K4; pages.set(a, new Array(512).fill(0n)); return a; };
-  const pml4 = alloc();
-  let pdpt = 0;
-  for (let g = 0; g * G1 < memory; g++) {
-    if (g % 512 === 0) { pdpt = alloc(); pages.get(pml4)![g / 512] = BigInt(pdpt | 3); }
-    const gbase = g * G1;
-    if (pageSize === G1 && gbase + G1 <= memory) { pages.get(pdpt)![g % 512] = BigInt(gbase) | 0x83n; continue; }
-    const pd = alloc();
-    pages.get(pdpt)![g % 512] = BigInt(pd) | 3n;
-    for (let c = 0; c < 512 && gbase + c * M2 < memory; c++) {
-      const cbase = gbase + c * M2;
-      if (pageSize >= M2 && cbase + M2 <= memory) { pages.get(pd)![c] = BigInt(cbase) | 0x83n; continue; }
-      const pt = alloc();
-      pages.get(pd)![c] = BigInt(pt) | 3n;
-      for (let p = 0; p < 512 && cbase + p * K4 < memory; p++) pages.get(pt)![p] = BigInt(cbase + p * K4) | 3n;
-    }
-  }
-  // the boot-info guest's hash: FNV-1a style over the qwords of [PML4, boot info)
-  let h = 0xcbf29ce484222325n;
-  for (const [, q] of [...pages].sort((a, b) => a[0] - b[0])) for (const v of q) h = ((h ^ v) * 0x100000001b3n) & 0xffffffffffffffffn;
-  const bootInfo = next;
-  return { pml4, tablePages: pages.size, hash: h, bootInfo, gdt: bootInfo + K4, freeStart: bootInfo + 2 * K4 + 64 * 1024 };
-}
-function imageEnd(guest: string): number {
-  const b = readFileSync(join(root, 'build', 'guests', `${guest}.elf`));
-  const phoff = Number(b.readBigUInt64LE(32));
-  let end = 0;
-  for (let i = 0; i < b.readUInt16LE(56); i++) {
-    const o = phoff + i * b.readUInt16LE(54);
-    if (b.readUInt32LE(o) === 1) end = Math.max(end, Number(b.readBigUInt64LE(o + 24) + b.readBigUInt64LE(o + 40)));
-  }
-  return end;
-}
+test.before(() => buildGuests());
 
 qtest('hello prints its greeting and exits 0', async (t) => {
   const r = await runGuestQemu('hello', { memory: 16 * MiB });
@@ -150,4 +98,18 @@ qtest('a guest that is not an ELF64 image is refused by the trampoline', async (
   const r = await runGuestQemu(join(root, 'guests', 'link.ld'), { memory: 8 * MiB });
   t.is(r.console, 'trampoline: guest module is not an ELF64 x86-64 image\n');
   t.is(r.status, 126);
+});
+
+const ISA_SELFTEST_OUTPUT = 'data: 217 passed\nalu: 1300 passed\ncontrol: 136 passed\nstrings: 12 passed\nsystem: 20 passed\n1685 passed, 0 failed\n';
+
+qtest('isa-selftest passes every group under QEMU, flags read from the #UD frame', async (t) => {
+  const r = await runGuestQemu('isa-selftest', { memory: 16 * MiB });
+  t.is(r.console, ISA_SELFTEST_OUTPUT);
+  t.is(r.status, 0);
+});
+
+qtest('isa-selftest passes with flags read through SETcc only ("noaf")', async (t) => {
+  const r = await runGuestQemu('isa-selftest', { memory: 16 * MiB, cmdline: 'noaf' });
+  t.is(r.console, ISA_SELFTEST_OUTPUT);
+  t.is(r.status, 0);
 });
