@@ -8,6 +8,8 @@ import type { CostTable, FaultRates, SimulatedTime } from '../kvm/cost.ts';
 import type { StopReason } from '../kvm/exits.ts';
 import type { CounterSnapshot } from '../kvm/vcpu.ts';
 import type { ErrorCode } from '../util/errors.ts';
+// ept: EPT-mode options and the memory report (src/kvm/ept-report.ts)
+import type { HostOptions, MemoryReport } from '../kvm/ept-report.ts';
 import type { TlbGeometry } from '../native/types.ts';
 
 export type { GuestPageSize, CostTable, FaultRates, SimulatedTime, StopReason, CounterSnapshot, TlbGeometry };
@@ -37,6 +39,11 @@ export interface VmConfig {
   onConsole?: (text: string) => void;
   /** VMM diagnostics (unhandled ports...), one line each. */
   onLog?: (message: string) => void;
+  // ept: ---
+  /** KVM-like EPT over the host THP model (true), or native no-EPT translation (false). Default: EPT_DEFAULT in src/kvm/ept-report.ts. */
+  ept?: boolean;
+  /** The simulated host in EPT mode: RAM size, THP knobs (src/kvm/ept-report.ts HostOptions). */
+  host?: HostOptions;
 }
 
 /** Counters of one region of interest (ROI port 0xF6: 1 = begin, 2 = end). */
@@ -76,6 +83,8 @@ export interface RunResult {
   rates: FaultRates;
   /** Where the boot protocol put things (GUEST-ABI.md). */
   boot: BootSummary;
+  /** ept: EPT-layer and host THP counters, TLB misses and walk references per walk. */
+  memory: MemoryReport;
 }
 
 export interface BootSummary {

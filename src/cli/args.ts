@@ -17,6 +17,11 @@ export interface RunOptions {
   strict: boolean;
   json: boolean;
   debug: boolean;
+  // ept: EPT mode and the simulated host (src/kvm/ept-report.ts)
+  ept?: boolean;
+  thp?: 'always' | 'madvise' | 'never';
+  hostMemory?: number;
+  tlb?: string;
 }
 
 export type Command = { kind: 'help' } | { kind: 'list'; debug: boolean } | ({ kind: 'run' } & RunOptions);
@@ -68,7 +73,7 @@ function parseSeconds(text: string, what: string): number {
 
 const PAGES = ['4k', '2m', '1g'];
 /** Flags that take a value. */
-const VALUE_FLAGS = new Set(['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout']);
+const VALUE_FLAGS = new Set(['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--ept', '--thp', '--host-memory', '--tlb']);
 const BOOL_FLAGS = new Set(['--strict', '--json', '--debug']);
 
 export function parseArgs(argv: readonly string[]): Command {
@@ -132,7 +137,25 @@ export function parseArgs(argv: readonly string[]): Command {
       case '--timeout':
         o.timeoutSeconds = parseSeconds(value, '--timeout');
         break;
+      // ept: ---
+      case '--ept':
+        if (value !== 'on' && value !== 'off') throw new ConfigError(`--ept: '${value}' is not one of on, off`);
+        o.ept = value === 'on';
+        break;
+      case '--thp':
+        if (value !== 'always' && value !== 'madvise' && value !== 'never') throw new ConfigError(`--thp: '${value}' is not one of always, madvise, never`);
+        o.thp = value;
+        break;
+      case '--host-memory':
+        o.hostMemory = parseSize(value, '--host-memory');
+        break;
+      case '--tlb':
+        o.tlb = value;
+        break;
     }
+  }
+  if ((o.thp !== undefined || o.hostMemory !== undefined) && o.ept === false) {
+    throw new ConfigError(`${o.thp !== undefined ? '--thp' : '--host-memory'} needs --ept on (the host THP model backs guest RAM only in EPT mode)`);
   }
   if (positional.length === 0) throw new ConfigError('run needs a guest: an ELF file or a sample name (see: hugevisor list)');
   if (positional.length > 1) throw new ConfigError(`run takes one guest, got '${positional[0]}' and '${positional[1]}'`);
@@ -155,6 +178,12 @@ run options:
   --max-instructions N      stop after N instructions (exit code 124)
   --timeout SECONDS         stop after this much wall-clock time (exit code 124)
   --strict                  an unhandled I/O port stops the guest (exit code 125)
+  --ept on|off              KVM-like EPT over the simulated THP host, or native translation
+                            (default off)
+  --thp always|madvise|never  host transparent_hugepage/enabled in EPT mode (default always)
+  --host-memory SIZE        simulated host RAM in EPT mode (default guest memory + 1/8 + 32M)
+  --tlb PRESET|FILE         TLB geometry: default, none (every TLB and cache off), or a JSON
+                            file of { structure: { entries, ways } }
   --json                    print one JSON object (docs/cli.md) instead of console + summary
   --debug                   stack traces for errors
 

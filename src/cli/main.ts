@@ -12,6 +12,7 @@ import { createVm } from '../kvm/vm.ts';
 import { addonPath } from '../native/addon.ts';
 import { HugevisorError } from '../util/errors.ts';
 import { parseArgs, USAGE, type RunOptions } from './args.ts';
+import { cliEptConfig } from '../kvm/ept-report.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor, jsonResult, summary } from './format.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -94,6 +95,7 @@ function run(o: RunOptions, io: Io): number {
       log.push(m);
       if (!o.json) io.err(`hugevisor: ${m}\n`);
     },
+    ...cliEptConfig(o), // ept: --ept, --thp, --host-memory, --tlb
   };
   for (const k of Object.keys(config) as (keyof VmConfig)[]) if (config[k] === undefined) delete config[k];
   const vm = createVm(config, { bytes, name: guest.name });
@@ -108,6 +110,9 @@ function run(o: RunOptions, io: Io): number {
       timeoutSeconds: o.timeoutSeconds ?? 0,
       strict: o.strict,
       costs: vm.config.costs,
+      ept: vm.config.ept,
+      host: { memory: o.hostMemory ?? null, thp: o.thp ?? null },
+      tlb: o.tlb ?? null,
     };
     io.out(JSON.stringify(jsonResult(r, { guest: guest.name, path: guest.path, addon: addonPath(), config: shown, log })) + '\n');
   } else {

@@ -7,6 +7,8 @@ import type { VmConfig } from '../api/types.ts';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
 import { ConfigError } from '../util/errors.ts';
 import { makeCostTable, type CostTable } from './cost.ts';
+import { EPT_DEFAULT, resolveHostOptions } from './ept-report.ts';
+import type { EptBackendOptions } from './ept-backend.ts';
 import type { TlbGeometry } from '../native/types.ts';
 
 export const DEFAULT_MEMORY = 64 * 1024 * 1024;
@@ -28,9 +30,12 @@ export interface ResolvedVmConfig {
   tlb: TlbGeometry | undefined;
   onConsole: ((text: string) => void) | undefined;
   onLog: ((message: string) => void) | undefined;
+  /** ept: EPT mode on (default) or native translation; host model options. */
+  ept: boolean;
+  host: EptBackendOptions;
 }
 
-const KNOWN = new Set(['tlb', 'memory', 'guestPageSize', 'cmdline', 'args', 'strict', 'maxInstructions', 'timeoutMs', 'chunkInstructions', 'costs', 'onConsole', 'onLog']);
+const KNOWN = new Set(['tlb', 'memory', 'guestPageSize', 'cmdline', 'args', 'strict', 'maxInstructions', 'timeoutMs', 'chunkInstructions', 'costs', 'onConsole', 'onLog', 'ept', 'host']);
 
 function count(name: string, v: unknown, dflt: number, min = 0): number {
   if (v === undefined) return dflt;
@@ -75,5 +80,14 @@ export function resolveVmConfig(c: VmConfig): ResolvedVmConfig {
     tlb: c.tlb, // validated by configureMmu, which names the bad field
     onConsole: c.onConsole,
     onLog: c.onLog,
+    ...resolveEptFields(c),
   };
+}
+
+/** ept: the EPT-mode fields (validated in src/kvm/ept-report.ts). */
+function resolveEptFields(c: VmConfig): Pick<ResolvedVmConfig, 'ept' | 'host'> {
+  if (c.ept !== undefined && typeof c.ept !== 'boolean') throw new ConfigError(`ept must be a boolean, got ${String(c.ept)}`);
+  const ept = c.ept ?? EPT_DEFAULT;
+  if (!ept && c.host !== undefined) throw new ConfigError('host options need ept: true (the host THP model backs guest RAM only in EPT mode)');
+  return { ept, host: resolveHostOptions(c.host) };
 }

@@ -23,6 +23,8 @@ import { RunLoop, type RunState } from './run.ts';
 import { counterDelta, Vcpu, type CounterSnapshot } from './vcpu.ts';
 import { resolveVmConfig, type ResolvedVmConfig } from './vm-config.ts';
 import { createLinearMemory, type GuestMemoryBackend } from './vm-memory.ts';
+import { eptMemory } from './ept-backend.ts';
+import { memoryReport } from './ept-report.ts';
 
 export interface GuestImage {
   bytes: Uint8Array;
@@ -162,6 +164,7 @@ export class Vm implements VmControl {
       simulated,
       rates: faultRates(counters, simulated),
       boot: this.boot,
+      memory: memoryReport(this.backend, counters),
     };
   }
 }
@@ -169,7 +172,9 @@ export class Vm implements VmControl {
 // --- builder steps -------------------------------------------------------------------
 
 export function attachMemory(addon: NativeAddon, config: ResolvedVmConfig, deps: VmDeps): GuestMemoryBackend {
-  return (deps.memory ?? createLinearMemory)(addon, config.memory);
+  // ept: attach_ept (src/kvm/ept-backend.ts) unless the config asks for native translation.
+  const factory = deps.memory ?? (config.ept ? eptMemory(config.host) : createLinearMemory);
+  return factory(addon, config.memory);
 }
 
 /** Validates the image and the boot layout together, then writes both (nothing half-loaded). */
