@@ -207,6 +207,9 @@ export function cliEptConfig(o: { ept?: boolean; thp?: ThpEnabled; hostMemory?: 
   // --thp or --host-memory alone imply EPT mode: they only mean something there.
   if (o.ept !== undefined) out.ept = o.ept;
   else if (o.thp !== undefined || o.hostMemory !== undefined) out.ept = true;
+  if (o.hostMemory !== undefined && (o.hostMemory <= 0 || o.hostMemory % (2 * 1024 * 1024) !== 0)) {
+    throw new ConfigError(`--host-memory: ${o.hostMemory} bytes is not a positive multiple of 2M`);
+  }
   if (o.thp !== undefined || o.hostMemory !== undefined) {
     out.host = { ...(o.thp !== undefined ? { thp: o.thp } : {}), ...(o.hostMemory !== undefined ? { memory: o.hostMemory } : {}) };
   }
