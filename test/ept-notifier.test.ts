@@ -1,6 +1,8 @@
 import test from 'ava';
 import { eptLeafCounts } from '../src/kvm/ept-debug.ts';
 import { gpa, HPAGE_PMD_SIZE, type Hva } from '../src/util/address.ts';
+import { KvmMmu } from '../src/kvm/ept-mmu.ts';
+import { createHost } from '../src/mm/index.ts';
 import { MiB, countBadPages, guestAccess, pageCount, setupEpt, touchRegion } from './ept-helpers.ts';
 
 function setup() {
@@ -105,4 +107,33 @@ test('deleting a memslot zaps its EPT leaves and its GPAs become MMIO', (t) => {
   mm.exit_mmap();
   host.checkInvariants();
   t.is(host.meminfo().MemFree, host.meminfo().MemTotal! - 4, 'every frame but the host zero page is free: guest RAM and every EPT table went back');
+});
+
+test('host swap-out under the guest zaps the EPT and swap-in on the next access brings the same data back', (t) => {
+  const bytes = 64 * MiB;
+  const physmem = new ArrayBuffer(bytes);
+  const host = createHost({ memoryBytes: bytes, physmem, thp: { enabled: 'always' }, swap: { bytes: 32 * MiB } });
+  t.teardown(() => host.close());
+  const mm = host.newProcess();
+  const k = new KvmMmu({ host, mm, physmem, debugChecks: true });
+  k.addRamSlot(0, gpa(0), 16 * MiB);
+  touchRegion(k, physmem, 0, 16 * MiB, true, 4);
+  t.is(k.pages_2m, 8);
+  const freed = host.reclaim(2048);
+  t.is(freed, 2048);
+  const v = host.vmstat();
+  t.is(v.pswpout, 2048, '8 MiB swapped out, 4 KiB at a time');
+  t.is(v.thp_split, 4, 'reclaim split each THP before swapping its pages');
+  // One invalidation per split (zapping a 2 MiB leaf) and one per page swapped out.
+  t.is(k.stats.mmu_notifier_invalidate, 4 + 2048);
+  t.is(k.stats.mmu_zapped_leaves, 4);
+  t.is(k.pages_2m, 4);
+  k.checkInvariants();
+  // Every page reads back its pattern through the EPT (swapped pages fault in again).
+  t.is(countBadPages(k, physmem, 0, 16 * MiB, 4), 0);
+  t.is(host.vmstat().pswpin, 2048, 'each swapped-out page came back once (a major fault via gup)');
+  t.is(k.pages_4k, 2048, 'swapped-in pages come back as 4 KiB pages and leaves');
+  t.is(k.stats.ept_violations, 8 + 2048);
+  k.checkInvariants();
+  host.checkInvariants();
 });
