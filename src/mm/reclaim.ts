@@ -33,12 +33,18 @@ interface ReclaimState {
   /** Frames reclaimed so far (pgsteal) and pages looked at (pgscan), for reports. */
   pgsteal: number;
   pgscan: number;
+  /**
+   * Memory state and time when kswapd last freed nothing (all_unreclaimable): it does not
+   * sweep again until something changed or KSWAPD_BACKOFF_MS passed (pins are released
+   * silently), so advanceTime stays cheap on a host full of pinned memory.
+   */
+  unreclaimable: { state: string; at: number } | null;
 }
 const states = new WeakMap<Host, ReclaimState>();
 export function reclaimState(host: Host): ReclaimState {
   let s = states.get(host);
   if (!s) {
-    s = { hand: 0, pgsteal: 0, pgscan: 0 };
+    s = { hand: 0, pgsteal: 0, pgscan: 0, unreclaimable: null };
     states.set(host, s);
   }
   return s;
@@ -112,6 +118,9 @@ export function shrink_anon(host: Host, nrToReclaim: number): number {
   return freed;
 }
 
+/** kswapd's back-off after a sweep that freed nothing (the kernel's congestion_wait(HZ/10)). */
+export const KSWAPD_BACKOFF_MS = 100;
+
 /** High watermark kswapd reclaims up to (the kernel's high = min + min/2). */
 export function high_wmark(host: Host): number {
   return host.min_free_frames + (host.min_free_frames >> 1);
@@ -123,8 +132,15 @@ export function high_wmark(host: Host): number {
  */
 export function wakeup_kswapd(host: Host): number {
   const free = host.nr_free_pages();
-  if (free >= host.min_free_frames) return 0;
-  return shrink_anon(host, high_wmark(host) - free);
+  if (free >= host.min_free_frames || !swapInfo(host)) return 0;
+  const st = reclaimState(host);
+  const si = swapInfo(host)!;
+  const state = `${free}:${host.stat.nr_anon_pages}:${host.stat.nr_anon_transparent_hugepages}:${si.inuse_pages}:${host.stat.events.pswpin}`;
+  const u = st.unreclaimable;
+  if (u && u.state === state && host.now - u.at < KSWAPD_BACKOFF_MS) return 0;
+  const freed = shrink_anon(host, high_wmark(host) - free);
+  st.unreclaimable = freed === 0 ? { state, at: host.now } : null;
+  return freed;
 }
 
 registerMmExtensions({
