@@ -22,37 +22,42 @@ import { HPAGE_PMD_SIZE, PAGE_SIZE, type Hva } from '../src/util/address.ts';
 
 const quick = process.argv.includes('--quick');
 const MiB = 1024 * 1024;
-const TOUCH = (quick ? 64 : 512) * MiB;
+const TOUCH = (quick ? 64 : 256) * MiB;
 const REPS = quick ? 1 : 3;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (n: number) => (n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toPrecision(3));
 
 /** A host over a fresh native arena (lazily reserved, like the VMM's guest RAM). */
-function newHost(bytes: number, thp: HostConfig['thp']) {
+function newHost(bytes: number, thp: HostConfig['thp'], resident = false) {
   const arena = new (loadAddon().Arena)(bytes);
-  return createHost({ memoryBytes: bytes, physmem: arena.buffer, thp });
+  if (resident) {
+    // fault the arena in beforehand: what is left is the model's own cost (+ its zeroing)
+    const u = new Uint8Array(arena.buffer);
+    for (let o = 0; o < bytes; o += PAGE_SIZE) u[o] = 1;
+  }
+  const host = createHost({ memoryBytes: bytes, physmem: arena.buffer, thp });
+  // give the memory back at close instead of waiting for the GC to unmap the arena
+  const close = () => {
+    host.close();
+    arena.discard(0, bytes);
+  };
+  return { host, close };
 }
 
-function modelFirstTouch(huge: boolean): { faultsPerSec: number; gbPerSec: number } {
-  const rates: number[] = [];
-  let faults = 0;
-  for (let r = 0; r < REPS; r++) {
-    const host = newHost(TOUCH + 64 * MiB, { enabled: huge ? 'always' : 'never' });
-    const mm = host.newProcess();
-    const a = mm.mmap(TOUCH, { alignHuge: true });
-    const step = huge ? HPAGE_PMD_SIZE : PAGE_SIZE;
-    const t0 = performance.now();
-    for (let off = 0; off < TOUCH; off += step) mm.handle_mm_fault((a + off) as Hva, true);
-    const s = (performance.now() - t0) / 1000;
-    const v = host.vmstat();
-    faults = huge ? v.thp_fault_alloc : v.pgfault;
-    if (huge && v.thp_fault_alloc !== TOUCH / HPAGE_PMD_SIZE) throw new Error('bench: huge faults fell back');
-    rates.push(faults / s);
-    host.close();
-  }
-  const faultsPerSec = median(rates);
-  return { faultsPerSec, gbPerSec: (faultsPerSec * (huge ? HPAGE_PMD_SIZE : PAGE_SIZE)) / 1e9 };
+/** Faults/s of one first touch of TOUCH bytes, huge or 4 KiB, over a fresh or resident arena. */
+function modelFirstTouch(huge: boolean, resident: boolean): number {
+  const { host, close } = newHost(TOUCH + 64 * MiB, { enabled: huge ? 'always' : 'never' }, resident);
+  const mm = host.newProcess();
+  const a = mm.mmap(TOUCH, { alignHuge: true });
+  const step = huge ? HPAGE_PMD_SIZE : PAGE_SIZE;
+  const t0 = performance.now();
+  for (let off = 0; off < TOUCH; off += step) mm.handle_mm_fault((a + off) as Hva, true);
+  const s = (performance.now() - t0) / 1000;
+  const v = host.vmstat();
+  if (huge && v.thp_fault_alloc !== TOUCH / HPAGE_PMD_SIZE) throw new Error('bench: huge faults fell back');
+  close();
+  return TOUCH / step / s;
 }
 
 const C_SOURCE = `
@@ -79,22 +84,22 @@ int main(int argc, char **argv) {
 }
 `;
 
-function kernelFirstTouch(): { huge: number; small: number } | null {
+/** Builds the C program; returns a function giving GB/s of one first touch, or null without gcc. */
+function kernelFirstTouch(): { run: (huge: boolean) => number; cleanup: () => void } | null {
   const dir = mkdtempSync(join(tmpdir(), 'hugevisor-bench-'));
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  const src = join(dir, 'touch.c');
+  const bin = join(dir, 'touch');
+  writeFileSync(src, C_SOURCE);
   try {
-    const src = join(dir, 'touch.c');
-    const bin = join(dir, 'touch');
-    writeFileSync(src, C_SOURCE);
-    try {
-      execFileSync('gcc', ['-O2', '-o', bin, src], { stdio: 'pipe' });
-    } catch {
-      return null;
-    }
-    const run = (huge: boolean) => median(Array.from({ length: REPS }, () => Number(execFileSync(bin, [String(TOUCH), huge ? '1' : '0']).toString())));
-    return { huge: TOUCH / run(true), small: TOUCH / run(false) }; // bytes per ns = GB/s
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    execFileSync('gcc', ['-O2', '-o', bin, src], { stdio: 'pipe' });
+  } catch {
+    cleanup();
+    return null;
   }
+  // bytes per ns = GB/s
+  const run = (huge: boolean) => TOUCH / Number(execFileSync(bin, [String(TOUCH), huge ? '1' : '0']).toString());
+  return { run, cleanup };
 }
 
 function splitAndCollapse(): { splitsPerSec: number; collapsesPerSec: number } {
@@ -102,7 +107,7 @@ function splitAndCollapse(): { splitsPerSec: number; collapsesPerSec: number } {
   const splits: number[] = [];
   const collapses: number[] = [];
   for (let r = 0; r < REPS; r++) {
-    const host = newHost(2 * n + 64 * MiB, { khugepaged: { pages_to_scan: 1 << 30 } });
+    const { host, close } = newHost(2 * n + 64 * MiB, { khugepaged: { pages_to_scan: 1 << 30 } });
     const mm = host.newProcess();
     const a = mm.mmap(n, { alignHuge: true });
     for (let off = 0; off < n; off += HPAGE_PMD_SIZE) mm.handle_mm_fault((a + off) as Hva, true);
@@ -116,7 +121,7 @@ function splitAndCollapse(): { splitsPerSec: number; collapsesPerSec: number } {
     const made = host.khugepagedStats().pages_collapsed;
     if (made !== heads.length) throw new Error(`bench: collapsed ${made} of ${heads.length}`);
     collapses.push(made / ((performance.now() - t0) / 1000));
-    host.close();
+    close();
   }
   return { splitsPerSec: median(splits), collapsesPerSec: median(collapses) };
 }
@@ -125,7 +130,7 @@ function gupPairs(huge: boolean): number {
   const rates: number[] = [];
   const N = quick ? 100_000 : 1_000_000;
   for (let r = 0; r < REPS; r++) {
-    const host = newHost(64 * MiB, { enabled: huge ? 'always' : 'never' });
+    const { host, close } = newHost(64 * MiB, { enabled: huge ? 'always' : 'never' });
     const mm = host.newProcess();
     const a = mm.mmap(HPAGE_PMD_SIZE, { alignHuge: true });
     mm.writeBytes(a, new Uint8Array(HPAGE_PMD_SIZE));
@@ -135,22 +140,43 @@ function gupPairs(huge: boolean): number {
       host.put_page(p);
     }
     rates.push(N / ((performance.now() - t0) / 1000));
-    host.close();
+    close();
   }
   return median(rates);
 }
 
-const hugeModel = modelFirstTouch(true);
-const smallModel = modelFirstTouch(false);
+// Side by side: every rep runs the kernel and each model variant back to back.
 const kernel = kernelFirstTouch();
-console.log(`first touch of ${TOUCH / MiB} MiB (median of ${REPS})`);
-console.log(`  model  huge (THP, clear_huge_page): ${fmt(hugeModel.faultsPerSec)} faults/s = ${fmt(hugeModel.gbPerSec)} GB/s`);
-console.log(`  model  4 KiB (do_anonymous_page):   ${fmt(smallModel.faultsPerSec)} faults/s = ${fmt(smallModel.gbPerSec)} GB/s`);
-if (kernel) {
-  console.log(`  kernel MADV_HUGEPAGE:   ${fmt(kernel.huge)} GB/s = ${fmt((kernel.huge * 1e9) / HPAGE_PMD_SIZE)} huge faults/s`);
-  console.log(`  kernel MADV_NOHUGEPAGE: ${fmt(kernel.small)} GB/s = ${fmt((kernel.small * 1e9) / PAGE_SIZE)} faults/s`);
-  console.log(`  model/kernel huge: ${(hugeModel.gbPerSec / kernel.huge).toFixed(2)}×   4 KiB: ${(smallModel.gbPerSec / kernel.small).toFixed(2)}×`);
+const runs: Record<string, number[]> = { kh: [], ks: [], mhf: [], mhr: [], msf: [], msr: [] };
+kernel?.run(true); // warm-up: the first touch of memory new to this machine is much slower
+for (let r = 0; r < REPS; r++) {
+  if (kernel) {
+    runs.kh.push(kernel.run(true));
+    runs.ks.push(kernel.run(false));
+  }
+  runs.mhf.push(modelFirstTouch(true, false));
+  runs.mhr.push(modelFirstTouch(true, true));
+  runs.msf.push(modelFirstTouch(false, false));
+  runs.msr.push(modelFirstTouch(false, true));
+}
+kernel?.cleanup();
+const H = HPAGE_PMD_SIZE / 1e9;
+const S = PAGE_SIZE / 1e9;
+const line = (what: string, faults: number, size: number, vs?: number) =>
+  console.log(`  ${what}: ${fmt(faults)} faults/s = ${fmt(faults * size)} GB/s${vs ? `  (${((faults * size) / vs).toFixed(2)}× the kernel)` : ''}`);
+console.log(`first touch of ${TOUCH / MiB} MiB, one write per 4 KiB (median of ${REPS})`);
+const kh = kernel ? median(runs.kh) : undefined;
+const ks = kernel ? median(runs.ks) : undefined;
+if (kh && ks) {
+  line('kernel MADV_HUGEPAGE  ', kh / H, H);
+  line('kernel MADV_NOHUGEPAGE', ks / S, S);
 } else console.log('  kernel: skipped (gcc not available)');
+line('model THP, fresh arena    ', median(runs.mhf), H, kh);
+line('model THP, arena resident ', median(runs.mhr), H, kh);
+line('model 4 KiB, fresh arena  ', median(runs.msf), S, ks);
+line('model 4 KiB, arena resident', median(runs.msr), S, ks);
+console.log('  (fresh arena: the host kernel also faults the arena in under the model\'s zeroing;');
+console.log('   resident: the model\'s own work — fault path, struct page, clear_huge_page)');
 
 const sc = splitAndCollapse();
 console.log(`split_huge_page: ${fmt(sc.splitsPerSec)}/s   collapse (khugepaged): ${fmt(sc.collapsesPerSec)}/s`);

@@ -178,3 +178,18 @@ test('khugepaged forgets an exited mm; every frame is free after close', (t) => 
   t.pass();
 });
 
+
+test('a range young only in a secondary MMU (test_young) is collapsed', (t) => {
+  const { host, mm, a } = setup();
+  populate(mm, a, 512);
+  mm.madvise(a, HPAGE_PMD_SIZE, 'MADV_HUGEPAGE');
+  const pfns = Array.from({ length: 512 }, (_, p) => mm.follow_page((a + p * PAGE_SIZE) as Hva)!.pfn);
+  for (const pfn of pfns) page_referenced(host as Host, pfn); // host PTEs all old
+  mm.mmu_notifier_register(Object.assign(
+    { invalidate_range_start: () => {}, invalidate_range_end: () => {} },
+    { test_young: (_mm: unknown, addr: number) => addr === a + 9 * PAGE_SIZE },
+  ));
+  host.khugepaged_scan();
+  t.true(mm.follow_page(a)!.huge);
+  host.close();
+});

@@ -119,3 +119,37 @@ test('every frame is free again once the processes exit after swap, collapse and
   t.is(host.meminfo().SwapFree, host.meminfo().SwapTotal);
   host.close();
 });
+
+test('kswapd backs off 100 ms after a sweep that freed nothing, then retries', (t) => {
+  const host = createHost({ memoryBytes: 8 * MiB, swap: { bytes: 8 * MiB }, min_free_frames: 1024, debugChecks: true, thp: { enabled: 'never' } });
+  const mm = host.newProcess();
+  const a = mm.mmap(5 * MiB);
+  mm.writeBytes(a, fill(5 * MiB, 8));
+  const pins = mm.get_user_pages(a, 1280, true); // every page pinned: nothing reclaimable
+  host.advanceTime(1); // t = 1: a fruitless sweep
+  t.is(host.vmstat().pswpout, 0);
+  for (const p of pins) host.put_page(p); // released silently: no counter moves
+  host.advanceTime(99);
+  t.is(host.vmstat().pswpout, 0); // t = 100: still backing off (99 ms since the sweep)
+  host.advanceTime(1); // t = 101: kswapd sweeps again
+  t.is(host.vmstat().nr_free_pages, 1536);
+  host.close();
+});
+
+test("a secondary MMU's accessed bit (clear_flush_young) gives a page a second chance", (t) => {
+  const host = createHost({ memoryBytes: 8 * MiB, swap: { bytes: 4 * MiB }, debugChecks: true, thp: { enabled: 'never' } });
+  const mm = host.newProcess();
+  const a = mm.mmap(4 * PAGE_SIZE);
+  mm.writeBytes(a, fill(4 * PAGE_SIZE, 9));
+  const eptYoung = new Set([a as number]); // the guest keeps touching page 0 through EPT
+  const asked: number[] = [];
+  mm.mmu_notifier_register(Object.assign(
+    { invalidate_range_start: () => {}, invalidate_range_end: () => {} },
+    { clear_flush_young: (_mm: unknown, addr: number) => (asked.push(addr), eptYoung.has(addr)) },
+  ));
+  t.is(host.reclaim(3), 3); // pages 1..3; page 0 stays, young in the EPT each time asked
+  t.not(mm.follow_page(a), null);
+  t.is(mm.follow_page((a + PAGE_SIZE) as Hva), null);
+  t.true(asked.includes(a));
+  host.close();
+});

@@ -18,7 +18,7 @@
  * allocation counts thp_collapse_alloc_failed and ends the pass.
  */
 import type { Hva, Pfn } from '../util/address.ts';
-import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, alignDown, alignUp } from '../util/address.ts';
+import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, alignUp } from '../util/address.ts';
 import { registerMmExtensions } from './extensions.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
@@ -26,6 +26,7 @@ import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start 
 import { PG_anon, PG_locked, PG_lru, PG_referenced } from './page.ts';
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, pmd_index, type PteTable } from './pgtable.ts';
 import { put_page } from './refcount.ts';
+import { mmu_notifier_test_young } from './reclaim.ts';
 import { page_add_new_anon_rmap, page_remove_rmap } from './rmap.ts';
 import { VM_HUGEPAGE, VM_NOHUGEPAGE, VM_WRITE, type Vma } from './vma.ts';
 
@@ -101,13 +102,17 @@ function khugepaged_scan_pmd(host: Host, mm: MmStruct, vma: Vma, address: number
   const i = pmd_index(address);
   const t = pmd.pte[i];
   if (!t || pmd.pmd_trans_huge(i)) return false;
-  if (!collapse_allowed(host, t, true)) return false;
+  if (!collapse_allowed(host, t, (j) => mmu_notifier_test_young(mm, (address + j * PAGE_SIZE) as Hva))) return false;
   collapse_huge_page(host, mm, address, vma);
   return true;
 }
 
-/** The PTE rules of khugepaged_scan_pmd / __collapse_huge_page_isolate. */
-function collapse_allowed(host: Host, t: PteTable, needYoung: boolean): boolean {
+/**
+ * The PTE rules of khugepaged_scan_pmd / __collapse_huge_page_isolate. `young` (the scan)
+ * also asks secondary MMUs (mmu_notifier_test_young) about a PTE that is not young
+ * itself; null (isolation) skips the young rule the scan already applied.
+ */
+function collapse_allowed(host: Host, t: PteTable, young: ((j: number) => boolean) | null): boolean {
   const pages = host.pages;
   const max_ptes_none = host.knobs.khugepaged.max_ptes_none;
   let none = 0;
@@ -125,9 +130,9 @@ function collapse_allowed(host: Host, t: PteTable, needYoung: boolean): boolean 
     if (!(f & PG_lru) || f & PG_locked || !(f & PG_anon)) return false;
     // cannot use mapcount: can't collapse if there's a gup pin
     if (pages.page_count(page) !== 1) return false;
-    if (bits & _PAGE_ACCESSED || f & PG_referenced) referenced = true;
+    if (!referenced && young && (bits & _PAGE_ACCESSED || f & PG_referenced || young(j))) referenced = true;
   }
-  return referenced || !needYoung;
+  return referenced || young === null;
 }
 
 /**
@@ -169,7 +174,7 @@ function collapse_huge_page(host: Host, mm: MmStruct, address: number, vma: Vma)
   mmu_notifier_invalidate_range_start(mm, start, end);
   pmd.pmd_clear(i);
   mmu_notifier_invalidate_range_end(mm, start, end);
-  if (!collapse_allowed(host, t, false)) {
+  if (!collapse_allowed(host, t, null)) {
     pmd.pmd_populate(i, t);
     put_page(pages, new_page);
     return;

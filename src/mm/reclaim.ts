@@ -15,11 +15,12 @@
  * THPs: an old THP is split first (split_huge_page, thp_split) and its 512 pages, old
  * since the PMD was, are then swapped one by one. Pages pinned by gup are not reclaimed.
  */
-import type { Pfn } from '../util/address.ts';
+import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_NR } from '../util/address.ts';
 import { ConfigError } from '../util/errors.ts';
 import { registerMmExtensions } from './extensions.ts';
 import type { Host } from './host.ts';
+import type { MmStruct } from './mm.ts';
 import { PG_anon, PG_head, PG_lru, PG_referenced, PG_reserved, PG_tail } from './page.ts';
 import { _PAGE_ACCESSED, pmd_index, pte_index } from './pgtable.ts';
 import { get_page, put_page } from './refcount.ts';
@@ -33,20 +34,50 @@ interface ReclaimState {
   /** Frames reclaimed so far (pgsteal) and pages looked at (pgscan), for reports. */
   pgsteal: number;
   pgscan: number;
+  /**
+   * Memory state and time when kswapd last freed nothing (all_unreclaimable): it does not
+   * sweep again until something changed or KSWAPD_BACKOFF_MS passed (pins are released
+   * silently), so advanceTime stays cheap on a host full of pinned memory.
+   */
+  unreclaimable: { state: string; at: number } | null;
 }
 const states = new WeakMap<Host, ReclaimState>();
 export function reclaimState(host: Host): ReclaimState {
   let s = states.get(host);
   if (!s) {
-    s = { hand: 0, pgsteal: 0, pgscan: 0 };
+    s = { hand: 0, pgsteal: 0, pgscan: 0, unreclaimable: null };
     states.set(host, s);
   }
   return s;
 }
 
 /**
+ * Optional secondary-MMU young-bit callbacks (2.6.38 mmu_notifier_clear_flush_young and
+ * mmu_notifier_test_young): a secondary MMU (KVM's EPT, whose accessed bits the host
+ * PTEs never see) may add them to the MmuNotifierOps it registers. The contract in
+ * types.ts does not list them yet, so they are looked up by name.
+ */
+export interface MmuNotifierYoungOps {
+  clear_flush_young?(mm: MmStruct, addr: Hva): boolean;
+  test_young?(mm: MmStruct, addr: Hva): boolean;
+}
+
+/** mmu_notifier_clear_flush_young: did any secondary MMU access it since? (and forget it) */
+export function mmu_notifier_clear_flush_young(mm: MmStruct, addr: Hva): boolean {
+  let young = false;
+  for (const o of mm.notifiers.ops as Set<MmuNotifierYoungOps>) if (o.clear_flush_young?.(mm, addr)) young = true;
+  return young;
+}
+
+/** mmu_notifier_test_young: did any secondary MMU access it? (khugepaged; bits kept) */
+export function mmu_notifier_test_young(mm: MmStruct, addr: Hva): boolean {
+  for (const o of mm.notifiers.ops as Set<MmuNotifierYoungOps>) if (o.test_young?.(mm, addr)) return true;
+  return false;
+}
+
+/**
  * page_referenced: test and clear the young bit of every PTE / huge PMD mapping the page
- * (and PG_referenced). True when any was set.
+ * (and PG_referenced, and secondary MMUs' accessed bits). True when any was set.
  */
 export function page_referenced(host: Host, pfn: Pfn): boolean {
   const pages = host.pages;
@@ -58,18 +89,22 @@ export function page_referenced(host: Host, pfn: Pfn): boolean {
     if (!pmd) continue;
     const i = pmd_index(addr);
     if (huge) {
-      if (pmd.huge[i] === pfn && pmd.hbits[i] & _PAGE_ACCESSED) {
+      if (pmd.huge[i] !== pfn) continue;
+      if (pmd.hbits[i] & _PAGE_ACCESSED) {
         pmd.hbits[i] &= ~_PAGE_ACCESSED;
         referenced = true;
       }
+      if (mmu_notifier_clear_flush_young(vma.mm, addr)) referenced = true;
       continue;
     }
     const t = pmd.pte[i];
     const j = pte_index(addr);
-    if (t && t.pte_present(j) && t.pfn[j] === pfn && t.bits[j] & _PAGE_ACCESSED) {
+    if (!t || !t.pte_present(j) || t.pfn[j] !== pfn) continue;
+    if (t.bits[j] & _PAGE_ACCESSED) {
       t.bits[j] &= ~_PAGE_ACCESSED;
       referenced = true;
     }
+    if (mmu_notifier_clear_flush_young(vma.mm, addr)) referenced = true;
   }
   return referenced;
 }
@@ -112,6 +147,9 @@ export function shrink_anon(host: Host, nrToReclaim: number): number {
   return freed;
 }
 
+/** kswapd's back-off after a sweep that freed nothing (the kernel's congestion_wait(HZ/10)). */
+export const KSWAPD_BACKOFF_MS = 100;
+
 /** High watermark kswapd reclaims up to (the kernel's high = min + min/2). */
 export function high_wmark(host: Host): number {
   return host.min_free_frames + (host.min_free_frames >> 1);
@@ -123,8 +161,15 @@ export function high_wmark(host: Host): number {
  */
 export function wakeup_kswapd(host: Host): number {
   const free = host.nr_free_pages();
-  if (free >= host.min_free_frames) return 0;
-  return shrink_anon(host, high_wmark(host) - free);
+  if (free >= host.min_free_frames || !swapInfo(host)) return 0;
+  const st = reclaimState(host);
+  const si = swapInfo(host)!;
+  const state = `${free}:${host.stat.nr_anon_pages}:${host.stat.nr_anon_transparent_hugepages}:${si.inuse_pages}:${host.stat.events.pswpin}`;
+  const u = st.unreclaimable;
+  if (u && u.state === state && host.now - u.at < KSWAPD_BACKOFF_MS) return 0;
+  const freed = shrink_anon(host, high_wmark(host) - free);
+  st.unreclaimable = freed === 0 ? { state, at: host.now } : null;
+  return freed;
 }
 
 registerMmExtensions({

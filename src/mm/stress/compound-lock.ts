@@ -109,7 +109,6 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
       compoundLock: opts.compoundLock,
       pinsPerTail,
       worker: w,
-      seed: w + 1,
     };
     const worker = new Worker(bootstrap, { workerData: data });
     workers.push(worker);

@@ -43,7 +43,6 @@ export interface StressWorkerData {
   /** gup pins each worker takes on every tail page per round. */
   pinsPerTail: number;
   worker: number;
-  seed: number;
 }
 
 export const ctlWords = (compound: number) => CTL.pmdBase + 3 * compound;
