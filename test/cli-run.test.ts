@@ -134,3 +134,12 @@ test('a triple fault is reported with its vector chain and exit code 125', async
   t.is(j.error.code, 'EGUEST');
   t.is(j.exitCode, 125);
 });
+
+test('--cost overrides reach the cost model and the --json config', async (t) => {
+  const j = JSON.parse((await cli(['run', fixture('bootcheck'), '--json', '--cost', 'vm_exit=0', '--cost', 'instruction=2', '--cost', 'clock_hz=1e9'])).stdout);
+  t.is(j.config.costs.vm_exit, 0);
+  t.is(j.config.costs.clock_hz, 1e9);
+  t.is(j.simulated.breakdown.vm_exit, 0);
+  t.is(j.simulated.breakdown.instruction, 2 * j.instructions);
+  t.is(j.simulated.seconds, j.simulated.cycles / 1e9);
+});
