@@ -20,7 +20,7 @@ function hostCycles(sim: { breakdown: Record<string, number> }): number {
 function defaultCycles(j: { counters: Record<string, number>; simulated: { breakdown: Record<string, number> } }): number {
   const c = j.counters;
   const stlb = (c.stlb_4k_hits ?? 0) + (c.stlb_2m_hits ?? 0) + (c.stlb_1g_hits ?? 0);
-  return c.instructions + 25 * c.walk_refs + 7 * stlb + 1500 * (c.exits - c.exits_budget) + hostCycles(j.simulated);
+  return c.instructions + 25 * c.walk_refs + 7 * stlb + 1500 * (c.exits_io + c.exits_hlt + c.exits_ept_violation + c.exits_mmio + c.exits_shutdown) + hostCycles(j.simulated);
 }
 
 test('run hello prints the guest line on stdout and the exact summary on stderr', async (t) => {

@@ -5,7 +5,7 @@ import { DEFAULT_COSTS, faultRates, makeCostTable, simulate } from '../src/kvm/c
 import type { CounterSnapshot } from '../src/kvm/vcpu.ts';
 
 const counters = {
-  instructions: 2_000_000, exits: 12, exits_budget: 2, exits_ept_violation: 4, walk_refs: 1000, exc_pf: 50,
+  instructions: 2_000_000, exits: 10, exits_budget: 2, exits_io: 5, exits_hlt: 1, exits_ept_violation: 4, walk_refs: 1000, exc_pf: 50,
   dtlb_4k_hits: 900, itlb_4k_hits: 100, dtlb_2m_hits: 5, stlb_4k_hits: 30, stlb_2m_hits: 3,
 } as unknown as CounterSnapshot;
 const host = { host_fault_4k: 3, host_fault_2m: 1, kib_zeroed: 2060, kib_copied: 4, swap_io_page: 0 };
