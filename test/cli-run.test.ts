@@ -10,17 +10,24 @@ const fixture = (n: string): string => `test/fixtures/${n}.elf`;
 /** The summary with the two timing-dependent numbers replaced. */
 const untimed = (s: string): string => s.replace(/^wall time: .*$/m, 'wall time:    T');
 
-/** Simulated cycles by the default cost table (src/kvm/cost.ts) from a --json counter set. */
-function defaultCycles(c: Record<string, number>): number {
+/** Cycles the cost model charged to host events (EPT mode; 0 without EPT). */
+function hostCycles(sim: { breakdown: Record<string, number> }): number {
+  const b = sim.breakdown;
+  return b.host_fault_4k + b.host_fault_2m + b.kib_zeroed + b.kib_copied + b.swap_io_page;
+}
+
+/** Simulated cycles by the default cost table (src/kvm/cost.ts) from a --json result. */
+function defaultCycles(j: { counters: Record<string, number>; simulated: { breakdown: Record<string, number> } }): number {
+  const c = j.counters;
   const stlb = (c.stlb_4k_hits ?? 0) + (c.stlb_2m_hits ?? 0) + (c.stlb_1g_hits ?? 0);
-  return c.instructions + 25 * c.walk_refs + 7 * stlb + 1500 * (c.exits - c.exits_budget);
+  return c.instructions + 25 * c.walk_refs + 7 * stlb + 1500 * (c.exits_io + c.exits_hlt + c.exits_ept_violation + c.exits_mmio + c.exits_shutdown) + hostCycles(j.simulated);
 }
 
 test('run hello prints the guest line on stdout and the exact summary on stderr', async (t) => {
   const r = await cli(['run', 'hello']);
   // The walk counts behind simulated time belong to the MMU model: take them from --json.
   const j = JSON.parse((await cli(['run', 'hello', '--json'])).stdout);
-  const cycles = defaultCycles(j.counters);
+  const cycles = defaultCycles(j);
   const grouped = cycles.toLocaleString('en-US');
   t.is(r.code, 0);
   t.is(r.stdout, 'Hello from a hugevisor guest!\n');
@@ -33,7 +40,7 @@ test('run hello prints the guest line on stdout and the exact summary on stderr'
       'stop reason:  exit (the guest wrote its status to the debug-exit port)',
       `instructions: ${j.instructions.toLocaleString('en-US')}`,
       'guest faults: 0 #PF',
-      `exits:        io ${j.exits.io}`,
+      `exits:        ${Object.entries(j.exits as Record<string, number>).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n.toLocaleString('en-US')}`).join(', ')}`,
       'wall time:    T',
       `simulated:    ${grouped} cycles = ${((cycles / 3e9) * 1e6).toPrecision(3)} µs at 3.00 GHz`,
       '',
@@ -57,15 +64,15 @@ test('--json prints exactly one JSON object with the documented fields', async (
   t.is(j.instructions, 36);
   t.is(j.counters.instructions, 36);
   t.is(j.counters.exits_io, 4);
-  t.like(j.exits, { io: 4, hlt: 0, ept_violation: 0, mmio: 0, shutdown: 0 });
+  t.like(j.exits, { io: 4, hlt: 0, mmio: 0, shutdown: 0 });
   t.deepEqual(j.roi, []);
   t.deepEqual(j.config.args, ['16', '67108864']);
   t.is(j.config.memory, 8 * 1024 * 1024);
   t.is(j.config.guestPageSize, '2m');
   t.is(j.config.cmdline, 'a b');
   t.deepEqual(j.boot, { memory: 8388608, guestPageSize: '2m', entry: 0x100000, imageEnd: 0x100059, pml4: 0x101000, pageTables: 3, bootInfo: 0x104000, freeStart: 0x116000 });
-  t.is(j.simulated.cycles, defaultCycles(j.counters));
-  t.is(j.simulated.cycles, 36 + 4 * 1500 + 25 * j.counters.walk_refs + 7 * j.simulated.events.stlb_hit);
+  t.is(j.simulated.cycles, defaultCycles(j));
+  t.is(j.simulated.cycles, 36 + (4 + j.exits.ept_violation) * 1500 + 25 * j.counters.walk_refs + 7 * j.simulated.events.stlb_hit + hostCycles(j.simulated));
   for (const k of ['wallSeconds', 'mips', 'rates', 'vmm', 'unhandledPorts', 'roiOpen', 'log', 'path']) t.true(k in j, k);
 });
 
@@ -126,4 +133,13 @@ test('a triple fault is reported with its vector chain and exit code 125', async
   t.is(j.stopReason, 'triple-fault');
   t.is(j.error.code, 'EGUEST');
   t.is(j.exitCode, 125);
+});
+
+test('--cost overrides reach the cost model and the --json config', async (t) => {
+  const j = JSON.parse((await cli(['run', fixture('bootcheck'), '--json', '--cost', 'vm_exit=0', '--cost', 'instruction=2', '--cost', 'clock_hz=1e9'])).stdout);
+  t.is(j.config.costs.vm_exit, 0);
+  t.is(j.config.costs.clock_hz, 1e9);
+  t.is(j.simulated.breakdown.vm_exit, 0);
+  t.is(j.simulated.breakdown.instruction, 2 * j.instructions);
+  t.is(j.simulated.seconds, j.simulated.cycles / 1e9);
 });

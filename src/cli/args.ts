@@ -14,6 +14,8 @@ export interface RunOptions {
   cmdline?: string;
   maxInstructions?: number;
   timeoutSeconds?: number;
+  /** --cost ITEM=CYCLES overrides of the cost table (validated by makeCostTable). */
+  costs: Record<string, number>;
   strict: boolean;
   json: boolean;
   debug: boolean;
@@ -73,7 +75,7 @@ function parseSeconds(text: string, what: string): number {
 
 const PAGES = ['4k', '2m', '1g'];
 /** Flags that take a value. */
-const VALUE_FLAGS = new Set(['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--ept', '--thp', '--host-memory', '--tlb']);
+const VALUE_FLAGS = new Set(['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--cost', '--ept', '--thp', '--host-memory', '--tlb']);
 const BOOL_FLAGS = new Set(['--strict', '--json', '--debug']);
 
 export function parseArgs(argv: readonly string[]): Command {
@@ -90,7 +92,7 @@ export function parseArgs(argv: readonly string[]): Command {
     throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, list; try: hugevisor --help)`);
   }
 
-  const o: RunOptions = { guest: '', args: [], strict: false, json: false, debug };
+  const o: RunOptions = { guest: '', args: [], costs: {}, strict: false, json: false, debug };
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i];
@@ -137,6 +139,12 @@ export function parseArgs(argv: readonly string[]): Command {
       case '--timeout':
         o.timeoutSeconds = parseSeconds(value, '--timeout');
         break;
+      case '--cost': {
+        const m = /^([a-z_0-9]+)=(\d+(?:\.\d+)?(?:e\d+)?)$/i.exec(value.trim());
+        if (!m) throw new ConfigError(`--cost: '${value}' is not ITEM=CYCLES (e.g. walk_ref=40, clock_hz=2.5e9)`);
+        o.costs[m[1]] = Number(m[2]);
+        break;
+      }
       // ept: ---
       case '--ept':
         if (value !== 'on' && value !== 'off') throw new ConfigError(`--ept: '${value}' is not one of on, off`);
@@ -178,6 +186,7 @@ run options:
   --max-instructions N      stop after N instructions (exit code 124)
   --timeout SECONDS         stop after this much wall-clock time (exit code 124)
   --strict                  an unhandled I/O port stops the guest (exit code 125)
+  --cost ITEM=CYCLES        override one cost-model entry (src/kvm/cost.ts), e.g. walk_ref=40
   --ept on|off              KVM-like EPT over the simulated THP host, or native translation
                             (default off)
   --thp always|madvise|never  host transparent_hugepage/enabled in EPT mode (default always)

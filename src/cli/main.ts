@@ -88,6 +88,7 @@ function run(o: RunOptions, io: Io): number {
     args: o.args,
     cmdline: o.cmdline,
     strict: o.strict,
+    costs: o.costs,
     maxInstructions: o.maxInstructions,
     timeoutMs: o.timeoutSeconds === undefined ? undefined : o.timeoutSeconds * 1000,
     onConsole: o.json ? undefined : (s) => io.out(s),
