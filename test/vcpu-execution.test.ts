@@ -361,3 +361,22 @@ test('an instruction that straddles two pages executes, and faults with CR2 = th
   t.is(f.reg('rdx'), BigInt(CODE + 0xffc), 'pushed RIP: the straddling instruction');
   t.is(f.reg('rax'), 0n);
 });
+
+test('BT/BTS with a register offset address a bit string beyond the operand, negative offsets included', (t) => {
+  const m = machineWith(`
+    mov $0x300008, %rbx
+    mov $70, %rcx
+    bt %rcx, (%rbx)          # bit 6 of the qword at rbx+8
+    setc %r8b
+    mov $-1, %rcx
+    bts %rcx, (%rbx)         # bit 63 of the qword at rbx-8
+    setc %r9b
+    btsl $33, (%rbx)         # imm offset: taken mod 32 → bit 1 of the dword at rbx
+    hlt`);
+  m.mem.setBigUint64(DATA + 16, 0x40n, true);
+  t.is(m.run(), ExitReason.HLT);
+  t.is(m.reg('r8') & 0xffn, 1n);
+  t.is(m.reg('r9') & 0xffn, 0n);
+  t.is(m.mem.getBigUint64(DATA, true), 0x8000000000000000n);
+  t.is(m.mem.getBigUint64(DATA + 8, true), 2n);
+});
