@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 import { createVm } from '../src/kvm/vm.ts';
 import type { VmConfig } from '../src/api/types.ts';
 import {
-  MiB, aluLoopChecksum, bootInfoHead, buildGuests, guestElf, gupsChecksum, hex, memScanChecksum, pointerChaseFinal, symbol,
+  MiB, aluLoopChecksum, bootInfoHead, requireBuiltGuests, guestElf, gupsChecksum, hex, memScanChecksum, pointerChaseFinal, symbol,
 } from './guests-helpers.ts';
 
-test.before(() => buildGuests());
+test.before(() => requireBuiltGuests());
 const run = (name: string, cfg: VmConfig = {}) => createVm(cfg, { bytes: new Uint8Array(readFileSync(guestElf(name))), name }).run()!;
 const ISA_SELFTEST_OUTPUT = 'data: 217 passed\nalu: 1300 passed\ncontrol: 136 passed\nstrings: 12 passed\nsystem: 20 passed\n1685 passed, 0 failed\n';
 

@@ -6,13 +6,13 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { qemuAvailable, runGuestQemu } from '../tools/qemu/run-guest.mjs';
-import { MiB, bootLayout, buildGuests, hex, imageEnd, root, symbol } from './guests-helpers.ts';
+import { MiB, bootLayout, requireBuiltGuests, hex, imageEnd, root, symbol } from './guests-helpers.ts';
 
 const haveQemu = qemuAvailable();
 const qtest = haveQemu ? test : test.skip;
 if (!haveQemu) console.warn('qemu-guests: SKIPPED: qemu-system-x86_64 not found (apt-get install -y qemu-system-x86)');
 
-test.before(() => buildGuests());
+test.before(() => requireBuiltGuests());
 
 qtest('hello prints its greeting and exits 0', async (t) => {
   const r = await runGuestQemu('hello', { memory: 16 * MiB });
