@@ -109,3 +109,8 @@ export function gupsChecksum(region: number, updates: number, seed = 1n): bigint
   for (const w of words) sum = (sum + w) & M64;
   return sum;
 }
+export function gupsFinalState(updates: number, seed = 1n): bigint {
+  let x = seed;
+  for (let u = 0; u < updates; u++) x = (x * LCG_A + LCG_C) & M64;
+  return x;
+}

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createVm } from '../src/kvm/vm.ts';
 import type { VmConfig } from '../src/api/types.ts';
 import {
-  MiB, aluLoopChecksum, bootInfoHead, requireBuiltGuests, guestElf, gupsChecksum, hex, memScanChecksum, pointerChaseFinal, symbol,
+  MiB, aluLoopChecksum, bootInfoHead, requireBuiltGuests, guestElf, gupsChecksum, gupsFinalState, hex, memScanChecksum, pointerChaseFinal, symbol,
 } from './guests-helpers.ts';
 
 test.before(() => requireBuiltGuests());
@@ -77,6 +77,12 @@ test('bench guests print the reference checksums', (t) => {
   t.is(run('mem-scan', { args: [2 * MiB, 2] }).console, `mem-scan: region ${2 * MiB} passes 2 checksum ${hex(memScanChecksum(2 * MiB, 2))}\n`);
   t.is(run('pointer-chase', { args: [MiB, 50000] }).console, `pointer-chase: region ${MiB} steps 50000 final node ${pointerChaseFinal(MiB, 50000)}\n`);
   t.is(run('gups', { memory: 8 * MiB, args: [4 * MiB, 50000] }).console, `gups: region ${4 * MiB} updates 50000 checksum ${hex(gupsChecksum(4 * MiB, 50000))}\n`);
+});
+
+test('gups with args[3] = 0 skips the checksum and prints the final LCG state', (t) => {
+  const r = run('gups', { memory: 8 * MiB, args: [4 * MiB, 30000, 5, 0] });
+  t.is(r.console, `gups: region ${4 * MiB} updates 30000 checksum skipped, final state ${hex(gupsFinalState(30000, 5n))}\n`);
+  t.is(r.roi[0].counters.instructions, 8 * 30000 + 9);
 });
 
 test('alu-loop runs 4 instructions per iteration inside its region of interest', (t) => {
