@@ -9,11 +9,12 @@ import { join } from 'node:path';
 import { cli, cliInProcess, root } from './fixtures/cli.ts';
 
 const tmp = mkdtempSync(join(tmpdir(), 'hv-cli-'));
-const hello = readFileSync(new URL('../build/guests/hello.elf', import.meta.url));
+// Malformed images come from the committed two-segment fixture (stable across guest changes).
+const good = readFileSync(new URL('./fixtures/two-segments.elf', import.meta.url));
 const truncated = join(tmp, 'truncated.elf');
-writeFileSync(truncated, hello.subarray(0, 0x1020));
+writeFileSync(truncated, good.subarray(0, 0x2002));
 const aarch64 = join(tmp, 'arm.elf');
-const arm = Buffer.from(hello);
+const arm = Buffer.from(good);
 arm.writeUInt16LE(183, 18);
 writeFileSync(aarch64, arm);
 
@@ -40,10 +41,10 @@ const cases: [string, string[], string, 'spawn'?][] = [
   ['directory', ['run', tmp + '/'], `error: cannot read '${tmp}/': is a directory`],
   ['not an ELF', ['run', 'package.json/'], "error: cannot read 'package.json/': no such file"],
   ['text file', ['run', './README.md'], 'error: ./README.md: bad magic: not an ELF file'],
-  ['truncated ELF', ['run', truncated], `error: ${truncated}: truncated segment data: segment 0 needs file bytes [0x1000, 0x1049) but the file has 4128`, 'spawn'],
+  ['truncated ELF', ['run', truncated], `error: ${truncated}: truncated segment data: segment 1 needs file bytes [0x2000, 0x2005) but the file has 8194`, 'spawn'],
   ['wrong machine', ['run', aarch64], `error: ${aarch64}: wrong ELF machine 183: only x86-64 (EM_X86_64 = 62) is supported`],
-  ['memory below the image', ['run', 'hello', '--memory', '1M'], 'error: hello: segment 0 [0x100000, 0x100058) is outside guest memory [0, 0x100000)'],
-  ['memory too small for tables and stack', ['run', 'hello', '--memory', '0x110000'], /^error: guest memory too small: 1114112 bytes \(0x110000\), but the image ends at 0x100058 and 4 boot page tables/.source, 'spawn'],
+  ['memory below the image', ['run', 'test/fixtures/two-segments.elf', '--memory', '1M'], 'error: test/fixtures/two-segments.elf: segment 0 [0x100000, 0x100018) is outside guest memory [0, 0x100000)'],
+  ['memory too small for tables and stack', ['run', 'test/fixtures/two-segments.elf', '--memory', '0x120000'], 'error: guest memory too small: 1179648 bytes (0x120000), but the image ends at 0x112008 and 4 boot page tables, the boot-info and GDT pages and the 64 KiB stack need memory up to 0x129000', 'spawn'],
   ['list with arguments', ['list', 'x'], "error: list takes no arguments, got 'x'"],
 ];
 

@@ -3,7 +3,7 @@
 // nothing to guest memory.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { loadElf, parseElf } from '../src/guest/elf.ts';
+import { loadElf, parseElf, PF_X } from '../src/guest/elf.ts';
 import { ElfError } from '../src/util/errors.ts';
 import { gpa } from '../src/util/address.ts';
 import { SparseGuestMemory } from './fixtures/sparse-memory.ts';
@@ -96,11 +96,10 @@ test('an image validated for one memory size cannot be loaded into another', (t)
   t.throws(() => loadElf(img, good, new SparseGuestMemory(MEM * 2)), { instanceOf: ElfError, message: /validated for 4194304 bytes/ });
 });
 
-test('the built hello guest parses as one RWX segment at 1 MiB', (t) => {
+test('the built hello sample (GNU ld, guests/link.ld) is accepted, linked at 1 MiB', (t) => {
   const url = new URL('../build/guests/hello.elf', import.meta.url);
   const img = parseElf(new Uint8Array(readFileSync(url)), MEM);
-  t.is<number, number>(img.entry, 0x100000);
-  t.is<number, number>(img.segments.length, 1);
+  t.true(img.segments.length >= 1);
   t.is<number, number>(img.segments[0].paddr, 0x100000);
-  t.is<number, number>(img.segments[0].flags, 7);
+  t.true(img.segments.some((s) => (s.flags & PF_X) !== 0 && img.entry >= s.paddr && img.entry < s.paddr + s.memsz));
 });

@@ -13,7 +13,8 @@ import { ConfigError, ElfError } from '../src/util/errors.ts';
 import { fakeAddon, FakeVcpu, inp, out, printSteps, type Step } from './fixtures/fake-vcpu.ts';
 import type { VmConfig } from '../src/api/types.ts';
 
-const hello = { bytes: new Uint8Array(readFileSync(new URL('../build/guests/hello.elf', import.meta.url))), name: 'hello' };
+// Any image will do: the fake vCPU never reads it. The committed fixture keeps addresses stable.
+const hello = { bytes: new Uint8Array(readFileSync(new URL('./fixtures/two-segments.elf', import.meta.url))), name: 'two-segments' };
 const MiB = 1024 * 1024;
 const exitWith = (status: number, n = 2): Step => ({ instructions: n, exit: out(0xf4, status, 4) });
 
@@ -30,10 +31,11 @@ test('the vCPU starts at the entry point in the boot state, with guest RAM writt
   t.is(fake.regs[REG.cr3], BigInt(vm.boot.pml4));
   t.is(fake.regs[REG.rdi], BigInt(vm.boot.bootInfo));
   t.is(fake.regs[REG.rsp], BigInt(vm.boot.freeStart));
-  t.deepEqual(vm.boot, { memory: 4 * MiB, guestPageSize: '4k', entry: 0x100000, imageEnd: 0x100058, pml4: 0x101000, pageTables: 5, bootInfo: 0x106000, freeStart: 0x118000 });
+  t.deepEqual(vm.boot, { memory: 4 * MiB, guestPageSize: '4k', entry: 0x100000, imageEnd: 0x112008, pml4: 0x113000, pageTables: 5, bootInfo: 0x118000, freeStart: 0x12a000 });
   const mem = vm.backend.memory;
-  t.deepEqual(mem.read(gpa(0x100000), 16), hello.bytes.subarray(0x1000, 0x1010));
-  t.is(new TextDecoder().decode(mem.read(gpa(0x106000), 8)), 'HVBOOT01');
+  t.deepEqual(mem.read(gpa(0x100000), 0x18), hello.bytes.subarray(0x1000, 0x1018));
+  t.deepEqual([...mem.read(gpa(0x110000), 6)], [0x41, 0x44, 0x41, 0x54, 0x41, 0]);
+  t.is(new TextDecoder().decode(mem.read(gpa(0x118000), 8)), 'HVBOOT01');
 });
 
 test('a guest that prints and exits: console streamed and collected, status, exact counts', (t) => {
@@ -157,8 +159,8 @@ test('a bad image or config is refused before anything runs', (t) => {
   const f = fakeAddon([]);
   const bad = { bytes: hello.bytes.slice(0, 30), name: 'bad.elf' };
   t.throws(() => createVm({ memory: 4 * MiB }, bad, { addon: f.addon }), { instanceOf: ElfError, message: 'bad.elf: truncated ELF header: file is 30 bytes, the ELF64 header needs 64' });
-  t.throws(() => createVm({ memory: 0x100000 }, hello, { addon: f.addon }), { instanceOf: ElfError, message: /hello: segment 0 \[0x100000, 0x100058\) is outside guest memory/ });
-  t.throws(() => createVm({ memory: 0x110000 }, hello, { addon: f.addon }), { instanceOf: ConfigError, message: /guest memory too small/ });
+  t.throws(() => createVm({ memory: 0x100000 }, hello, { addon: f.addon }), { instanceOf: ElfError, message: /two-segments: segment 0 \[0x100000, 0x100018\) is outside guest memory/ });
+  t.throws(() => createVm({ memory: 0x120000 }, hello, { addon: f.addon }), { instanceOf: ConfigError, message: /guest memory too small/ });
   t.throws(() => createVm({ memory: 4 * MiB, guestPageSize: '8k' as never }, hello, { addon: f.addon }), { message: 'guestPageSize must be one of 4k, 2m, 1g, got 8k' });
   t.throws(() => createVm({ memory: 4 * MiB, maxInstructions: -1 }, hello, { addon: f.addon }), { message: 'maxInstructions must be an integer ≥ 0, got -1' });
   t.throws(() => createVm({ memroy: 4 * MiB } as never, hello, { addon: f.addon }), { message: /unknown VM config field 'memroy'/ });
