@@ -73,6 +73,12 @@ class Cpu {
   Arena* arena_;
   uint64_t insn_rip = 0;   // RIP of the instruction executing (r[R_RIP] already points past it)
   uint64_t retired_total = 0;  // lifetime instructions retired (RDTSC; not reset with counters)
+  // The block being executed: its host bytes [blk_lo_, blk_lo_ + blk_len_) for the
+  // self-modifying-code check in write(), its remaining length, and retired_total at its start.
+  const uint8_t* blk_lo_ = nullptr;
+  uint64_t blk_len_ = 0;
+  uint64_t blk_n_ = 0;
+  uint64_t blk_tsc_base_ = 0;
   uint8_t pend_vec = V_NONE;
   uint32_t pend_err = 0;
   bool pend_has_err = false;
@@ -112,6 +118,7 @@ class Cpu {
       uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
       if (!p) return fault(f);
       std::memcpy(p, &v, size);
+      smc_check(p, size);
       return ST_OK;
     }
     return write_split(va, size, v);
@@ -124,6 +131,11 @@ class Cpu {
     return s;
   }
 
+  // A store that reaches into the executing block's bytes ends the block after the current
+  // instruction, so the next one is decoded from the new bytes.
+  void smc_check(const uint8_t* p, unsigned size) {
+    if (static_cast<uint64_t>(p + size - 1 - blk_lo_) < blk_len_ + size - 1) blk_n_ = 0;
+  }
   // A translation fault: #PF into the guest, or a VM exit for EPT violation / MMIO.
   Status fault(const Fault& f);
   // Control-register side effects (the Mmu follows CR0/CR3/CR4/EFER).
@@ -156,7 +168,8 @@ class Cpu {
   uint64_t fetch_gen_ = 0;
   const uint8_t* fetch_host_ = nullptr;
   uint64_t fetch_hpa_ = 0;
-  DecodeCache dcache_;
+  void build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b);
+  BlockCache bcache_;
 };
 
 }  // namespace hv
