@@ -1,4 +1,5 @@
-# boot-info: prints what the VMM handed over — boot-info fields, command line, args, a
+# boot-info: prints the boot state the VMM handed over, for byte-exact cross-checks.
+# Boot-info fields, command line, args, a
 # hash of the boot page tables and of the GDT page, GDTR/IDTR, CR0/CR3/CR4 and every GPR
 # at entry — so runs under QEMU (trampoline) and hugevisor can be compared byte for byte
 # against GUEST-ABI.md "Image and boot".

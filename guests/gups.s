@@ -1,5 +1,6 @@
-# gups (bench interp): random 8-byte read-modify-write over a region, 8 instructions per
-# update (imul, add, mov, shr, and, xor-to-memory, dec, jnz) driven by a 64-bit LCG, the
+# gups: bench kernel, random 8-byte read-modify-writes driven by an LCG (8 per update).
+# Instructions per
+# update: imul, add, mov, shr, and, xor-to-memory, dec, jnz; the LCG gives the
 # same sequence on every implementation. args[0] = region bytes (default 256 MiB, rounded
 # down to a power of two, at least 4 KiB), args[1] = updates (default 1,000,000),
 # args[2] = seed (default 1), args[3] = 0 to skip the checksum (default 1). The region is
