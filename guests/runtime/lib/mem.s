@@ -45,7 +45,10 @@ alloc_pages:
         movq    %rax, %rdx
         addq    %rdi, %rdx
         jc      1f
-        movq    boot_info(%rip), %rcx
+        pushq   %rax
+        call    bi_ptr
+        movq    %rax, %rcx
+        popq    %rax
         cmpq    BI_MEMORY(%rcx), %rdx
         ja      1f
         movq    %rdx, alloc_next(%rip)
@@ -77,7 +80,7 @@ alloc_init:
         cmpq    $0, alloc_next(%rip)
         jne     1f
         pushq   %rax
-        movq    boot_info(%rip), %rax
+        call    bi_ptr
         movq    BI_FREE_START(%rax), %rax
         movq    %rax, alloc_next(%rip)
         popq    %rax
@@ -87,7 +90,7 @@ alloc_init:
         .globl mem_free_bytes
 mem_free_bytes:
         call    alloc_init
-        movq    boot_info(%rip), %rax
+        call    bi_ptr
         movq    BI_MEMORY(%rax), %rax
         subq    alloc_next(%rip), %rax
         jae     1f
