@@ -4,6 +4,7 @@
 #include "cpu.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "exec.h"
 
@@ -20,7 +21,11 @@ Cpu::Cpu(Arena* arena) : mmu_(arena, &counters_), arena_(arena) {
   std::memset(exit_.f, 0, sizeof exit_.f);
   counters_.clear();
   r[R_RFLAGS] = FL_FIXED;
+  arena_base_ = arena->base();
+  code_frames_ = static_cast<uint8_t*>(std::calloc((arena->frames() + 7) / 8, 1));
 }
+
+Cpu::~Cpu() { std::free(code_frames_); }
 
 const char* Cpu::configure_mmu(const MmuConfig& cfg) {
   const char* err = mmu_.configure(cfg);
@@ -157,6 +162,9 @@ void Cpu::build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b)
   }
   counters_.inc(C_decode_cache_misses, n);
   b.tag = n ? hpa : ~0ull;
+  b.epoch = code_epoch_;
+  const uint64_t fr = hpa >> kPageShift;
+  if (code_frames_) code_frames_[fr >> 3] |= static_cast<uint8_t>(1u << (fr & 7));
   b.n = static_cast<uint8_t>(n);
   b.nbytes = static_cast<uint16_t>(pos - off);
   std::memset(b.raw, 0, sizeof b.raw);
@@ -193,6 +201,7 @@ ExitReason Cpu::run(uint64_t budget) {
   mmu_.set_control(r[R_CR0], r[R_CR3], r[R_CR4], r[R_EFER]);
   r[R_ZERO] = 0;
   run_start_ = retired_total;
+  ++code_epoch_;  // TS may have written code bytes since the last run
   // Budget units: instructions retired plus exceptions delivered (so a guest stuck in a
   // fault loop still returns).
   uint64_t left = budget;
@@ -210,7 +219,14 @@ ExitReason Cpu::run(uint64_t budget) {
       const uint8_t* p = fetch_host_ + off;
       const uint64_t hpa = fetch_hpa_ + off;
       Block& b = bcache_.slot(hpa);
-      if (__builtin_expect(b.tag != hpa || !block_valid(b, p, off), 0)) build_block(fetch_host_, off, hpa, b);
+      if (__builtin_expect(counters_.v[C_ad_updates] != seen_ad_updates_, 0)) {
+        seen_ad_updates_ = counters_.v[C_ad_updates];  // the walker wrote guest memory
+        ++code_epoch_;
+      }
+      if (__builtin_expect(b.tag != hpa || b.epoch != code_epoch_, 0)) {
+        if (b.tag == hpa && block_valid(b, p, off)) b.epoch = code_epoch_;
+        else build_block(fetch_host_, off, hpa, b);
+      }
       if (b.n == 0) {
         // The instruction continues on the next page: decode and run it alone.
         const Insn* in;

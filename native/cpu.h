@@ -50,6 +50,9 @@ enum Status : int {
 class Cpu {
  public:
   Cpu(Arena* arena);
+  ~Cpu();
+  Cpu(const Cpu&) = delete;
+  Cpu& operator=(const Cpu&) = delete;
 
   // Execute until a VM exit or until `budget` more instructions retire. Returns the reason.
   ExitReason run(uint64_t budget);
@@ -79,6 +82,15 @@ class Cpu {
   uint64_t blk_len_ = 0;
   uint64_t blk_n_ = 0;
   uint64_t blk_tsc_base_ = 0;
+  // Self-modifying-code tracking: one bit per host frame that has had code decoded from it
+  // (nullptr if the bitmap could not be allocated: every store then counts), and an epoch
+  // advanced by every store to such a frame, by every A/D-bit update of the walker, and at
+  // every run() entry (TS may have written the arena). A block whose epoch is current needs
+  // no byte comparison.
+  uint8_t* code_frames_ = nullptr;
+  const uint8_t* arena_base_ = nullptr;
+  uint64_t code_epoch_ = 1;
+  uint64_t seen_ad_updates_ = 0;
   uint8_t pend_vec = V_NONE;
   uint32_t pend_err = 0;
   bool pend_has_err = false;
@@ -133,7 +145,12 @@ class Cpu {
 
   // A store that reaches into the executing block's bytes ends the block after the current
   // instruction, so the next one is decoded from the new bytes.
+  // Only frames that hold decoded code matter: a store there also advances code_epoch_, so
+  // every cached block re-checks its bytes before it next runs.
   void smc_check(const uint8_t* p, unsigned size) {
+    const uint64_t fr = static_cast<uint64_t>(p - arena_base_) >> kPageShift;
+    if (code_frames_ && !((code_frames_[fr >> 3] >> (fr & 7)) & 1)) return;
+    ++code_epoch_;
     if (static_cast<uint64_t>(p + size - 1 - blk_lo_) < blk_len_ + size - 1) blk_n_ = 0;
   }
   // A translation fault: #PF into the guest, or a VM exit for EPT violation / MMIO.

@@ -172,7 +172,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
   in.base = R_ZERO;
   in.index = R_ZERO;
   unsigned n = 0;
-  bool p66 = false, rep = false, bad_prefix = false;
+  bool p66 = false, rep = false, bad_prefix = false, seg = false;
   uint8_t rex = 0;
   auto undefined = [&](Handler h = h_ud) {
     in.fn = h;
@@ -188,8 +188,10 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     const uint8_t b = p[n];
     if (b == 0x66) { p66 = true; rex = 0; n++; continue; }
     if (b == 0xF3) { rep = true; rex = 0; n++; continue; }
-    if (b == 0xF2 || b == 0xF0 || b == 0x67 || b == 0x26 || b == 0x2E || b == 0x36 || b == 0x3E ||
-        b == 0x64 || b == 0x65) {
+    // CS/DS/ES/SS overrides do nothing in 64-bit mode; GNU as pads code with them
+    // ("data16 cs nopw"), so they are accepted on the NOP forms only (checked below).
+    if (b == 0x26 || b == 0x2E || b == 0x36 || b == 0x3E) { seg = true; rex = 0; n++; continue; }
+    if (b == 0xF2 || b == 0xF0 || b == 0x67 || b == 0x64 || b == 0x65) {
       bad_prefix = true; rex = 0; n++; continue;
     }
     if ((b & 0xF0) == 0x40) { rex = b; n++; continue; }
@@ -208,6 +210,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     d = &kTables.one[opc];
   }
   in.op = opc;
+  if (seg && !(two ? opc == 0x1F : opc == 0x90)) return undefined();
   if (!d->h && !(d->kind & K_GROUP)) return undefined();
   if (rep && !(d->kind & K_REPOK)) return undefined();
   if (p66 && (d->kind & K_NO66)) return undefined();

@@ -56,6 +56,7 @@ struct Block {
   static constexpr unsigned kMaxInsns = 16;
   static constexpr unsigned kMaxBytes = 128;
   uint64_t tag = ~0ull;      // HPA of the first byte
+  uint64_t epoch = 0;        // Cpu::code_epoch_ when the bytes were last known to match
   uint16_t nbytes = 0;
   uint8_t n = 0;             // instructions
   uint64_t raw[kMaxBytes / 8] = {};  // the bytes, zero past nbytes
@@ -66,7 +67,7 @@ class BlockCache {
  public:
   static constexpr unsigned kBits = 12;
   static constexpr uint64_t kEntries = 1ull << kBits;
-  Block& slot(uint64_t hpa) { return blocks_[(hpa ^ (hpa >> kBits) ^ (hpa >> 20)) & (kEntries - 1)]; }
+  Block& slot(uint64_t hpa) { return blocks_[(hpa ^ (hpa >> kBits)) & (kEntries - 1)]; }
 
  private:
   Block blocks_[kEntries];  // ~2.7 MiB, part of the heap-allocated Cpu

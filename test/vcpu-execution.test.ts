@@ -124,6 +124,22 @@ test('self-modifying code in a loop, and bytes written by TS between runs, are a
   t.is(w.reg('rax'), 7n);
 });
 
+test('self-modifying code: patching a cached block in another page is seen the next time it runs', (t) => {
+  const m = machineWith(`
+    call f
+    mov %eax, %ebx
+    movb $9, f+1(%rip)
+    call f
+    hlt
+  .org 0x1800
+f:  mov $4, %eax
+    ret`);
+  t.is(m.run(), ExitReason.HLT);
+  t.is(m.reg('rbx'), 4n);
+  t.is(m.reg('rax'), 9n);
+  t.is(m.counter('decode_cache_invalidations'), 1n);
+});
+
 test('RIP-relative operands address from the next instruction', (t) => {
   const m = machineWith(`
     lea data(%rip), %rbx
@@ -314,4 +330,13 @@ test('2 MiB guest pages run the same code with the same results', (t) => {
   const m = machineWith('mov $0x300000, %rbx\nmovq $9, (%rbx)\nmov (%rbx), %rax\nhlt', { pageSize: 2097152 });
   t.is(m.run(), ExitReason.HLT);
   t.is(m.reg('rax'), 9n);
+});
+
+test('GNU as alignment padding (data16 cs nopw, nopl) executes as NOPs; FS/GS overrides stay outside the subset', (t) => {
+  const m = machineWith('mov $1, %eax\n.p2align 5\ninc %eax\n.p2align 4\ninc %eax\nhlt');
+  t.is(m.run(), ExitReason.HLT);
+  t.is(m.reg('rax'), 3n);
+  const u = machineWith('mov %fs:0, %rax\nhlt');
+  t.is(u.run(), ExitReason.SHUTDOWN);
+  t.is(u.exitField('vector0'), 6n);
 });

@@ -48,14 +48,68 @@ const EXIT_FIELDS = ['reason', 'rip', 'io_port', 'io_size', 'io_direction', 'val
   'vector0', 'vector1', 'vector2', 'cr2', 'error_code', 'insn_lo', 'insn_hi', 'insn_len'] as const;
 type ExitFieldName = (typeof EXIT_FIELDS)[number];
 
-/** u64 → number; addresses above 2^53 lose low bits, which only matters for printing garbage. */
-const num = (v: bigint): number => Number(v);
+const TWO32 = 4294967296;
+
+/**
+ * The exit record seen through 32-bit halves of the native BigUint64Array, so reading a
+ * field allocates no BigInt. Fields are decoded on access (getters), so an I/O exit reads
+ * five words and a triple fault builds its arrays only when reported. One instance per vCPU,
+ * valid until the next run().
+ */
+class ExitView implements ExitInfo {
+  private readonly w: Uint32Array;
+  constructor(
+    record: BigUint64Array,
+    private readonly ix: Readonly<Record<ExitFieldName, number>>,
+  ) {
+    this.w = new Uint32Array(record.buffer, record.byteOffset, record.length * 2);
+  }
+  /** A field as a number (exact below 2^53). */
+  private n(f: ExitFieldName): number {
+    const i = this.ix[f] * 2;
+    return this.w[i] + this.w[i + 1] * TWO32;
+  }
+  /** A field as an exact u64. */
+  private b(f: ExitFieldName): bigint {
+    const i = this.ix[f] * 2;
+    return (BigInt(this.w[i + 1]) << 32n) | BigInt(this.w[i]);
+  }
+  get reason(): ExitReasonCode { return this.n('reason') as ExitReasonCode; }
+  get rip(): bigint { return this.b('rip'); }
+  get ioPort(): number { return this.n('io_port'); }
+  get ioSize(): number { return this.n('io_size'); }
+  get ioDirection(): number { return this.n('io_direction'); }
+  get value(): number { return this.n('value'); }
+  get gpa(): number { return this.n('gpa'); }
+  get gva(): bigint { return this.b('gva'); }
+  get access(): number { return this.n('access'); }
+  get gvaValid(): boolean { return this.n('gva_valid') !== 0; }
+  get level(): number { return this.n('level'); }
+  get cr2(): bigint { return this.b('cr2'); }
+  get errorCode(): number { return this.n('error_code'); }
+  get vectors(): number[] {
+    return [this.n('vector0'), this.n('vector1'), this.n('vector2')].filter((v) => v !== 0xff);
+  }
+  get insnBytes(): number[] {
+    const len = Math.min(16, this.n('insn_len'));
+    const out: number[] = [];
+    for (let i = 0; i < len; i++) {
+      const word = this.ix[i < 8 ? 'insn_lo' : 'insn_hi'] * 2 + ((i % 8) >> 2);
+      out.push((this.w[word] >>> ((i % 4) * 8)) & 0xff);
+    }
+    return out;
+  }
+}
 
 export class Vcpu {
   readonly native: NativeVcpu;
   readonly counterNames: readonly string[];
   private readonly exitIndex: Record<ExitFieldName, number>;
-  private readonly instructionsIndex: number;
+  private readonly exitView: ExitView;
+  private readonly exitWords: Uint32Array;
+  /** The counters as 32-bit halves: reading one allocates nothing. */
+  private readonly c32: Uint32Array;
+  private readonly instructionsWord: number;
 
   constructor(native: NativeVcpu, counterNames: readonly string[], exitFieldNames: readonly string[]) {
     this.native = native;
@@ -67,8 +121,13 @@ export class Vcpu {
       idx[f] = i;
     }
     this.exitIndex = idx;
-    this.instructionsIndex = counterNames.indexOf('instructions');
-    if (this.instructionsIndex < 0) throw new NativeError(`native addon has no 'instructions' counter`);
+    this.exitView = new ExitView(native.exit, idx);
+    this.exitWords = new Uint32Array(native.exit.buffer, native.exit.byteOffset, native.exit.length * 2);
+    const c = native.counters;
+    this.c32 = new Uint32Array(c.buffer, c.byteOffset, c.length * 2);
+    const ins = counterNames.indexOf('instructions');
+    if (ins < 0) throw new NativeError(`native addon has no 'instructions' counter`);
+    this.instructionsWord = ins * 2;
   }
 
   setRegisters(values: ReadonlyMap<number, bigint>): void {
@@ -80,50 +139,28 @@ export class Vcpu {
     return this.native.regs[REG[name]];
   }
 
-  /** Instructions retired so far (one typed-array read, no allocation). */
+  /** Instructions retired so far (two typed-array reads, no allocation). */
   instructions(): number {
-    return num(this.native.counters[this.instructionsIndex]);
+    return this.c32[this.instructionsWord] + this.c32[this.instructionsWord + 1] * TWO32;
   }
 
   snapshot(): CounterSnapshot {
     const out: Record<string, number> = {};
-    const c = this.native.counters;
-    for (let i = 0; i < this.counterNames.length; i++) out[this.counterNames[i]] = num(c[i]);
+    const w = this.c32;
+    for (let i = 0; i < this.counterNames.length; i++) out[this.counterNames[i]] = w[2 * i] + w[2 * i + 1] * TWO32;
     return out as CounterSnapshot;
   }
 
   /** Completes an IN: the next run() stores `value` in AL/AX/EAX. */
   setInValue(value: number): void {
-    this.native.exit[this.exitIndex.value] = BigInt(value >>> 0);
+    const i = this.exitIndex.value * 2;
+    this.exitWords[i] = value >>> 0;
+    this.exitWords[i + 1] = 0;
   }
 
+  /** The last exit, decoded lazily; valid until the next run(). */
   readExit(): ExitInfo {
-    const e = this.native.exit;
-    const f = (n: ExitFieldName): bigint => e[this.exitIndex[n]];
-    const vectors = [f('vector0'), f('vector1'), f('vector2')].map(num).filter((v) => v !== 0xff);
-    const len = Math.min(16, num(f('insn_len')));
-    const insnBytes: number[] = [];
-    for (let i = 0; i < len; i++) {
-      const word = i < 8 ? f('insn_lo') : f('insn_hi');
-      insnBytes.push(Number((word >> BigInt((i % 8) * 8)) & 0xffn));
-    }
-    return {
-      reason: num(f('reason')) as ExitReasonCode,
-      rip: f('rip'),
-      ioPort: num(f('io_port')),
-      ioSize: num(f('io_size')),
-      ioDirection: num(f('io_direction')),
-      value: num(f('value')),
-      gpa: num(f('gpa')),
-      gva: f('gva'),
-      access: num(f('access')),
-      gvaValid: f('gva_valid') !== 0n,
-      level: num(f('level')),
-      vectors,
-      cr2: f('cr2'),
-      errorCode: num(f('error_code')),
-      insnBytes,
-    };
+    return this.exitView;
   }
 }
 
