@@ -342,6 +342,12 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     } else if (h == h_incdec && (in.flags & IF_MEM) == 0 && opc == 0xFF) {
       h = kIncDecR[in.osz == 8][in.sub];
     }
+  } else if ((in.flags & IF_MEM) && (in.osz == 4 || in.osz == 8)) {
+    const bool q = in.osz == 8;
+    if (h == h_alu_GE) h = kAluGEm[q][in.sub];
+    else if (h == h_alu_EG) h = kAluEGm[q][in.sub];
+    else if (h == h_mov_GE) h = kMovLoad[q];
+    else if (h == h_mov_EG) h = kMovStore[q];
   }
   in.fn = h;
   in.len = static_cast<uint8_t>(n);

@@ -225,6 +225,10 @@ HV_HANDLER(h_wbinvd); HV_HANDLER(h_ud); HV_HANDLER(h_gp);
 extern const Handler kAluRR[2][8];
 extern const Handler kAluRI[2][8];
 extern const Handler kIncDecR[2][2];
+extern const Handler kAluGEm[2][8];
+extern const Handler kAluEGm[2][8];
+extern const Handler kMovLoad[2];
+extern const Handler kMovStore[2];
 extern const Handler kJccHandlers[16];
 
 // Segment-selector check against the GDT (exec_sys.cc): loads the descriptor of `sel`

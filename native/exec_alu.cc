@@ -64,9 +64,34 @@ int h_alu_rr(Cpu& c, const Insn& i) { return alu_reg<OP, SZ>(c, i, c.r[i.reg] & 
 template <uint8_t OP, unsigned SZ>
 int h_alu_ri(Cpu& c, const Insn& i) { return alu_reg<OP, SZ>(c, i, i.imm & size_mask(SZ)); }
 
+// Memory forms at 32/64 bits: r/m is memory, reg a plain GPR (no AH..BH at these sizes).
+template <uint8_t OP, unsigned SZ>
+int h_alu_GEm(Cpu& c, const Insn& i) {
+  uint64_t b, f;
+  Status s = c.read(ea(c, i), SZ, &b);
+  if (s != ST_OK) return s;
+  const uint64_t r = alu_t<OP, SZ>(c.r[i.reg] & size_mask(SZ), b, c.r[R_RFLAGS], &f);
+  if (OP != ALU_CMP) c.r[i.reg] = r;
+  set_arith_flags(c, f);
+  return ST_OK;
+}
+template <uint8_t OP, unsigned SZ>
+int h_alu_EGm(Cpu& c, const Insn& i) {
+  const uint64_t addr = ea(c, i);
+  uint64_t a, f;
+  Status s = c.read(addr, SZ, &a);
+  if (s != ST_OK) return s;
+  const uint64_t r = alu_t<OP, SZ>(a, c.r[i.reg] & size_mask(SZ), c.r[R_RFLAGS], &f);
+  if (OP != ALU_CMP && (s = c.write(addr, SZ, r)) != ST_OK) return s;
+  set_arith_flags(c, f);
+  return ST_OK;
+}
+
 #define HV_ALU8(T, SZ) {T<0, SZ>, T<1, SZ>, T<2, SZ>, T<3, SZ>, T<4, SZ>, T<5, SZ>, T<6, SZ>, T<7, SZ>}
 const Handler kAluRR[2][8] = {HV_ALU8(h_alu_rr, 4), HV_ALU8(h_alu_rr, 8)};
 const Handler kAluRI[2][8] = {HV_ALU8(h_alu_ri, 4), HV_ALU8(h_alu_ri, 8)};
+const Handler kAluGEm[2][8] = {HV_ALU8(h_alu_GEm, 4), HV_ALU8(h_alu_GEm, 8)};
+const Handler kAluEGm[2][8] = {HV_ALU8(h_alu_EGm, 4), HV_ALU8(h_alu_EGm, 8)};
 #undef HV_ALU8
 
 // ---- TEST: AND without a result; CF = OF = 0, AF undefined (0) ----
