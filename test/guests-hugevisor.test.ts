@@ -3,6 +3,7 @@
 // check the interpreter, not just that it agrees with itself.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
+import { QEMU_BENCHES } from '../tools/qemu/bench.mjs';
 import { createVm } from '../src/kvm/vm.ts';
 import type { VmConfig } from '../src/api/types.ts';
 import {
@@ -91,4 +92,11 @@ test('alu-loop runs 4 instructions per iteration inside its region of interest',
   // add, xor, dec, jnz per iteration; plus roi_begin's pop, pop, ret after its OUT and
   // roi_end's call, push, push, mov, mov and OUT
   t.is(r.roi[0].counters.instructions, 4 * 1000 + 3 + 6);
+});
+
+test('the QEMU bench table counts the guest instructions per iteration exactly', (t) => {
+  for (const [guest, b] of Object.entries(QEMU_BENCHES)) {
+    const roi = (n: number) => run(guest, { memory: b.memory, args: b.args(n) }).roi[0].counters.instructions;
+    t.is(roi(2) - roi(1), b.perIteration, guest);
+  }
 });
