@@ -1,5 +1,5 @@
-# alu-loop (bench interp): a tight register-only loop of 4 instructions per iteration
-# (add, xor, dec, jnz). args[0] = iterations (default 10,000,000). Prints a checksum so
+# alu-loop: bench kernel, a register-only loop of add, xor, dec, jnz (4 per iteration).
+# args[0] = iterations (default 10,000,000). Prints a checksum so
 # runs under different implementations can be compared.
         .include "runtime.inc"
         .text

@@ -1,15 +1,49 @@
-# boot-info: prints what the VMM handed over — boot-info fields, command line, args, a
+# boot-info: prints the boot state the VMM handed over, for byte-exact cross-checks.
+# Boot-info fields, command line, args, a
 # hash of the boot page tables and of the GDT page, GDTR/IDTR, CR0/CR3/CR4 and every GPR
 # at entry — so runs under QEMU (trampoline) and hugevisor can be compared byte for byte
 # against GUEST-ABI.md "Image and boot".
         .include "runtime.inc"
         .text
+# start.s only stored RDI and called us: every other GPR and RSP + 8 is still the
+# VMM's initial state, so record it first.
         .globl guest_main
 guest_main:
+        movq    %rax, boot_regs+0(%rip)         # GPRs in encoding order rax..r15
+        movq    %rcx, boot_regs+8(%rip)
+        movq    %rdx, boot_regs+16(%rip)
+        movq    %rbx, boot_regs+24(%rip)
+        leaq    8(%rsp), %rax
+        movq    %rax, boot_regs+32(%rip)
+        movq    %rbp, boot_regs+40(%rip)
+        movq    %rsi, boot_regs+48(%rip)
+        movq    %rdi, boot_regs+56(%rip)
+        movq    %r8, boot_regs+64(%rip)
+        movq    %r9, boot_regs+72(%rip)
+        movq    %r10, boot_regs+80(%rip)
+        movq    %r11, boot_regs+88(%rip)
+        movq    %r12, boot_regs+96(%rip)
+        movq    %r13, boot_regs+104(%rip)
+        movq    %r14, boot_regs+112(%rip)
+        movq    %r15, boot_regs+120(%rip)
+        movq    %cr0, %rax
+        movq    %rax, boot_cr+0(%rip)
+        movq    %cr3, %rax
+        movq    %rax, boot_cr+8(%rip)
+        movq    %cr4, %rax
+        movq    %rax, boot_cr+16(%rip)
+        sgdt    boot_gdtr(%rip)
+        sidt    boot_idtr(%rip)
+        movq    boot_regs+0(%rip), %rax
         pushq   %rbx
         pushq   %r12
         movq    boot_info(%rip), %rbx
-        leaq    s_memory(%rip), %rdi
+        movabsq $BOOT_MAGIC, %rax
+        cmpq    %rax, BI_MAGIC(%rbx)
+        je      0f
+        leaq    s_magic(%rip), %rdi
+        call    panic
+0:      leaq    s_memory(%rip), %rdi
         movq    BI_MEMORY(%rbx), %rsi
         call    put_kv
         leaq    s_free(%rip), %rdi
@@ -197,4 +231,12 @@ s_idtr:    .asciz "idtr limit "
 s_cr0:     .asciz "cr0 "
 s_cr3:     .asciz " cr3 "
 s_cr4:     .asciz " cr4 "
+s_magic:   .asciz "boot info magic is not HVBOOT01"
 reg_names: .ascii "rax\0rcx\0rdx\0rbx\0rsp\0rbp\0rsi\0rdi\0r8\0\0r9\0\0r10\0r11\0r12\0r13\0r14\0r15\0"
+
+        .bss
+        .balign 8
+boot_regs: .skip 16 * 8
+boot_cr:   .skip 3 * 8                          # CR0, CR3, CR4
+boot_gdtr: .skip 16                             # limit (2 bytes) + base (8 bytes)
+boot_idtr: .skip 16

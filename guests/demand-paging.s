@@ -1,4 +1,5 @@
-# demand-paging: a tiny guest kernel. It loads its own IDT, switches to its own PML4 (the
+# demand-paging: a tiny kernel that demand-pages a region at 512 GiB, one #PF per page.
+# It loads its own IDT, switches to its own PML4 (the
 # boot identity map of low memory shared through entry 0, plus an empty PDPT for a region
 # at 512 GiB VA, far above any guest RAM), then writes and verifies a pattern over the
 # region. Every first touch raises #PF; the handler allocates any missing paging

@@ -1,5 +1,6 @@
-# isa-selftest: known-answer tests for every instruction group of the GUEST-ABI.md subset,
-# flags included. The data/alu/control/strings groups come from guests/isa/*.inc, the very
+# isa-selftest: known-answer tests of every instruction group of the subset, flags too.
+# The data/alu/control/strings groups of the GUEST-ABI.md subset (flags included) come
+# from guests/isa/*.inc, the very
 # files the native oracle (tools/oracle/) runs on the real CPU; the system group (CPUID,
 # control registers, descriptor tables, segment loads, INVLPG, #DE/#UD/#GP/#PF through our
 # own IDT and back with IRETQ) needs CPL 0 and lives here. RFLAGS of each tested

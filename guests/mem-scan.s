@@ -1,5 +1,5 @@
-# mem-scan (bench interp): sequential 8-byte reads over a region, 4 instructions per word
-# (add from memory, add, cmp, jb). args[0] = region bytes (default 64 MiB, rounded down to
+# mem-scan: bench kernel, sequential 8-byte reads over a region (4 per word).
+# Per word: add from memory, add, cmp, jb. args[0] = region bytes (default 64 MiB, rounded down to
 # 4 KiB), args[1] = passes (default 1). The region is filled with its word indices first
 # (outside the region of interest), so the checksum is the same on every implementation.
         .include "runtime.inc"

@@ -1,4 +1,5 @@
-# ud-no-idt: executes UD2 with no IDT loaded (IDTR limit 0 at boot). Delivering #UD then
+# ud-no-idt: UD2 with no IDT loaded, so the VMM reports a triple fault (#UD first).
+# IDTR limit is 0 at boot. On hardware delivering #UD then
 # faults (#GP → #DF) and delivering #DF faults again: a triple fault, which the VMM reports
 # with vector 6 first in the chain and RIP = the address printed below.
         .include "runtime.inc"

@@ -3,17 +3,20 @@
 // (checked on the disassembly, so a stray `leave` or `cld` fails here, not as a #UD later).
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
 const guestsDir = join(root, 'guests');
-const outDir = join(root, 'build', 'guests');
+// A fresh build into a private directory: this file checks what the sources build to now.
+const outDir = mkdtempSync(join(tmpdir(), 'hv-guests-'));
 const sources = readdirSync(guestsDir).filter((f) => f.endsWith('.s')).map((f) => basename(f, '.s')).sort();
 
 test.before(() => {
-  execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs'), '--guests'], { cwd: root, stdio: 'pipe' });
+  execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs'), '--guests', '--out', outDir], { cwd: root, stdio: 'pipe' });
 });
+test.after.always(() => rmSync(outDir, { recursive: true, force: true }));
 
 interface Phdr { type: number; flags: number; offset: number; paddr: number; filesz: number; memsz: number }
 function readElf(path: string) {

@@ -2,7 +2,7 @@
 // built guests, an independent model of the GUEST-ABI.md boot layout, and reference
 // computations of the bench guests' checksums.
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const root = join(import.meta.dirname, '..');
@@ -13,8 +13,11 @@ const M64 = (1n << 64n) - 1n;
 const LCG_A = 6364136223846793005n;
 const LCG_C = 1442695040888963407n;
 
-export function buildGuests(): void {
-  execFileSync(process.execPath, [join(root, 'scripts', 'build.mjs'), '--guests'], { cwd: root, stdio: 'pipe' });
+/** The guests are built by `npm install` / `npm run build:guests`; fail clearly if not. */
+export function requireBuiltGuests(): void {
+  for (const g of ['hello', 'isa-selftest', 'demand-paging', 'boot-info']) {
+    if (!existsSync(guestElf(g))) throw new Error(`${guestElf(g)} missing: run npm run build:guests`);
+  }
 }
 
 export function symbol(guest: string, name: string): bigint {
@@ -105,4 +108,9 @@ export function gupsChecksum(region: number, updates: number, seed = 1n): bigint
   let sum = 0n;
   for (const w of words) sum = (sum + w) & M64;
   return sum;
+}
+export function gupsFinalState(updates: number, seed = 1n): bigint {
+  let x = seed;
+  for (let u = 0; u < updates; u++) x = (x * LCG_A + LCG_C) & M64;
+  return x;
 }

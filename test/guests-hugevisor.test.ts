@@ -3,15 +3,16 @@
 // check the interpreter, not just that it agrees with itself.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
+import { QEMU_BENCHES } from '../tools/qemu/bench.mjs';
 import { createVm } from '../src/kvm/vm.ts';
 import type { VmConfig } from '../src/api/types.ts';
 import {
-  MiB, aluLoopChecksum, bootInfoHead, buildGuests, guestElf, gupsChecksum, hex, memScanChecksum, pointerChaseFinal, symbol,
+  MiB, aluLoopChecksum, bootInfoHead, requireBuiltGuests, guestElf, gupsChecksum, gupsFinalState, hex, memScanChecksum, pointerChaseFinal, symbol,
 } from './guests-helpers.ts';
 
-test.before(() => buildGuests());
+test.before(() => requireBuiltGuests());
 const run = (name: string, cfg: VmConfig = {}) => createVm(cfg, { bytes: new Uint8Array(readFileSync(guestElf(name))), name }).run()!;
-const ISA_SELFTEST_OUTPUT = 'data: 217 passed\nalu: 1300 passed\ncontrol: 136 passed\nstrings: 12 passed\nsystem: 20 passed\n1685 passed, 0 failed\n';
+const ISA_SELFTEST_OUTPUT = 'data: 217 passed\nalu: 1362 passed\ncontrol: 136 passed\nstrings: 12 passed\nsystem: 20 passed\n1747 passed, 0 failed\n';
 
 test('hello prints its greeting and exits 0', (t) => {
   const r = run('hello', { memory: 4 * MiB });
@@ -79,10 +80,23 @@ test('bench guests print the reference checksums', (t) => {
   t.is(run('gups', { memory: 8 * MiB, args: [4 * MiB, 50000] }).console, `gups: region ${4 * MiB} updates 50000 checksum ${hex(gupsChecksum(4 * MiB, 50000))}\n`);
 });
 
+test('gups with args[3] = 0 skips the checksum and prints the final LCG state', (t) => {
+  const r = run('gups', { memory: 8 * MiB, args: [4 * MiB, 30000, 5, 0] });
+  t.is(r.console, `gups: region ${4 * MiB} updates 30000 checksum skipped, final state ${hex(gupsFinalState(30000, 5n))}\n`);
+  t.is(r.roi[0].counters.instructions, 8 * 30000 + 9);
+});
+
 test('alu-loop runs 4 instructions per iteration inside its region of interest', (t) => {
   const r = run('alu-loop', { args: [1000] });
   t.is(r.roi.length, 1);
   // add, xor, dec, jnz per iteration; plus roi_begin's pop, pop, ret after its OUT and
   // roi_end's call, push, push, mov, mov and OUT
   t.is(r.roi[0].counters.instructions, 4 * 1000 + 3 + 6);
+});
+
+test('the QEMU bench table counts the guest instructions per iteration exactly', (t) => {
+  for (const [guest, b] of Object.entries(QEMU_BENCHES)) {
+    const roi = (n: number) => run(guest, { memory: b.memory, args: b.args(n) }).roi[0].counters.instructions;
+    t.is(roi(2) - roi(1), b.perIteration, guest);
+  }
 });

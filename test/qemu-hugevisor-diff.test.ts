@@ -6,12 +6,12 @@ import { readFileSync } from 'node:fs';
 import { createVm } from '../src/kvm/vm.ts';
 import type { GuestPageSize } from '../src/api/types.ts';
 import { qemuAvailable, runGuestQemu } from '../tools/qemu/run-guest.mjs';
-import { MiB, buildGuests, guestElf } from './guests-helpers.ts';
+import { MiB, requireBuiltGuests, guestElf } from './guests-helpers.ts';
 
 const haveQemu = qemuAvailable();
 const qtest = haveQemu ? test : test.skip;
 if (!haveQemu) console.warn('qemu-hugevisor-diff: SKIPPED: qemu-system-x86_64 not found (apt-get install -y qemu-system-x86)');
-test.before(() => buildGuests());
+test.before(() => requireBuiltGuests());
 
 interface Case { guest: string; memory: number; pages: GuestPageSize; args?: number[]; cmdline?: string }
 const cases: Case[] = [

@@ -47,7 +47,7 @@ for (const op of ['add', 'adc', 'sub', 'sbb', 'cmp', 'and', 'or', 'xor', 'test']
   }
 }
 // --- immediate forms: 0x80 (imm8), 0x81 (imm16/32), 0x83 (sign-extended imm8), accumulator
-for (const op of ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp']) {
+for (const op of ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp', 'test']) {
   for (const sz of SIZES) {
     const imms = sz === 'b' ? [0x7fn, 0x80n] : [0x7fn, -0x80n, 0x1234n, -0x12345n];
     for (const imm of imms) {
@@ -59,7 +59,7 @@ for (const op of ['add', 'or', 'adc', 'sbb', 'and', 'sub', 'xor', 'cmp']) {
       const x = op === 'add' || op === 'adc' ? M.add(a0, b, sz, op === 'adc' ? cin : 0n)
         : op === 'sub' || op === 'sbb' || op === 'cmp' ? M.sub(a0, b, sz, op === 'sbb' ? cin : 0n) : M.logic(op, a0, b, sz);
       const a = withJunk(a0, sz);
-      const res = op === 'cmp' ? a : M.merge(a, x.r, sz);
+      const res = op === 'cmp' || op === 'test' ? a : M.merge(a, x.r, sz);
       for (const form of ['ALU_RI', 'ALU_AI']) emit(`${form} ${op}, ${sz}, ${h(a)}, ${imm}, ${fin}, ${h(res)}, ${h(BigInt(x.f))}, ${h(BigInt(x.m))}`);
     }
   }
@@ -88,6 +88,20 @@ for (const op of ['inc', 'dec', 'neg', 'not']) {
         emit(`ALU_UN ${op}, ${sz}, ${h(a)}, ${fin}, ${h(M.merge(a, x.r, sz))}, ${h(BigInt(x.f))}, ${h(BigInt(x.m))}`);
       }
     }
+  }
+}
+// --- one-operand and shift forms on a memory operand (read-modify-write, other bytes kept)
+for (const sz of SIZES) {
+  const a0 = M.mask(sz) & 0x80000000000000ffn;
+  const a = withJunk(a0, sz);
+  const memOf = (r) => (sz === 'q' ? r : (a & ~M.mask(sz)) | r);
+  for (const op of ['inc', 'dec', 'neg', 'not']) {
+    const x = op === 'neg' ? M.neg(a0, sz) : op === 'not' ? { r: ~a0 & M.mask(sz), f: FIN[1], m: M.ARITH } : M.incdec(op, a0, sz, FIN[1]);
+    emit(`ALU_UNM ${op}, ${sz}, ${h(a)}, 1, ${h(memOf(x.r))}, ${h(BigInt(x.f))}, ${h(BigInt(x.m))}`);
+  }
+  for (const [op, c] of [['shl', 1], ['shr', 4], ['sar', 7], ['rol', 1], ['ror', 9]]) {
+    const x = op === 'rol' || op === 'ror' ? M.rotate(op, a0, c, sz, FIN[1]) : M.shift(op, a0, c, sz, FIN[1]);
+    emit(`ALU_SHM ${op}, ${sz}, ${h(a)}, ${c}, 1, ${h(memOf(x.r))}, ${h(BigInt(x.f))}, ${h(BigInt(x.m))}`);
   }
 }
 // --- shifts and rotates: by 1 (D0/D1), by imm8 (C0/C1), by CL (D2/D3)

@@ -1,12 +1,30 @@
-# Boot-info accessors (GUEST-ABI.md "Boot info"). Preserve all registers but RAX.
+# Boot-info accessors (GUEST-ABI.md "Boot info"). Preserve all registers but RAX. The
+# first access checks the magic, so start.s can stay the bare entry stub.
         .include "runtime.inc"
         .text
+
+# bi_ptr() -> rax = the boot-info pointer; panics if its magic is not "HVBOOT01"
+        .globl bi_ptr
+bi_ptr:
+        movq    boot_info(%rip), %rax
+        cmpq    $0, bi_checked(%rip)
+        jne     1f
+        pushq   %rcx
+        movabsq $BOOT_MAGIC, %rcx
+        cmpq    %rcx, BI_MAGIC(%rax)
+        jne     2f
+        movq    $1, bi_checked(%rip)
+        popq    %rcx
+1:      ret
+2:      leaq    msg_magic(%rip), %rdi
+        call    panic
 
 # arg_or(rdi = index, rsi = default) -> rax = args[index] if index < nargs, else default
         .globl arg_or
 arg_or:
         pushq   %rcx
-        movq    boot_info(%rip), %rcx
+        call    bi_ptr
+        movq    %rax, %rcx
         movq    %rsi, %rax
         cmpq    BI_NARGS(%rcx), %rdi
         jae     1f
@@ -19,7 +37,7 @@ arg_or:
 # memory_size() -> rax
         .globl memory_size
 memory_size:
-        movq    boot_info(%rip), %rax
+        call    bi_ptr
         movq    BI_MEMORY(%rax), %rax
         ret
 
@@ -30,7 +48,7 @@ cmdline_has:
         pushq   %rsi
         pushq   %rdx
         pushq   %rcx
-        movq    boot_info(%rip), %rax
+        call    bi_ptr
         movq    BI_CMDLINE(%rax), %rsi
         testq   %rsi, %rsi
         jz      9f
@@ -71,3 +89,12 @@ cmdline_has:
         popq    %rdx
         popq    %rsi
         ret
+
+        .section .rodata
+msg_magic:
+        .asciz  "boot info magic is not HVBOOT01"
+
+        .bss
+        .balign 8
+bi_checked:
+        .quad   0

@@ -1,4 +1,5 @@
-# memset/memcpy and a bump allocator of physical pages starting at boot info's free_start.
+# memset/memcpy and a bump allocator of physical pages starting at boot info's free_start
+# (initialised on first use).
 # Guest RAM above free_start is not promised to be zero (under QEMU the trampoline lived
 # below 1 MiB, but other loaders may differ), so alloc_zeroed_pages clears what it hands out.
         .include "runtime.inc"
@@ -35,6 +36,7 @@ memcpy:
 alloc_pages:
         pushq   %rcx
         pushq   %rdx
+        call    alloc_init
         movq    alloc_next(%rip), %rax
         leaq    -1(%rsi), %rcx
         addq    %rcx, %rax
@@ -43,7 +45,10 @@ alloc_pages:
         movq    %rax, %rdx
         addq    %rdi, %rdx
         jc      1f
-        movq    boot_info(%rip), %rcx
+        pushq   %rax
+        call    bi_ptr
+        movq    %rax, %rcx
+        popq    %rax
         cmpq    BI_MEMORY(%rcx), %rdx
         ja      1f
         movq    %rdx, alloc_next(%rip)
@@ -70,10 +75,22 @@ alloc_zeroed_pages:
         popq    %rcx
         ret
 
+# alloc_init(): the allocator starts at free_start on first use (start.s stays minimal)
+alloc_init:
+        cmpq    $0, alloc_next(%rip)
+        jne     1f
+        pushq   %rax
+        call    bi_ptr
+        movq    BI_FREE_START(%rax), %rax
+        movq    %rax, alloc_next(%rip)
+        popq    %rax
+1:      ret
+
 # mem_free_bytes() -> rax = bytes left between the allocator and the end of memory
         .globl mem_free_bytes
 mem_free_bytes:
-        movq    boot_info(%rip), %rax
+        call    alloc_init
+        call    bi_ptr
         movq    BI_MEMORY(%rax), %rax
         subq    alloc_next(%rip), %rax
         jae     1f
