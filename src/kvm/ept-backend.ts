@@ -43,6 +43,7 @@ export interface EptRunStats {
   mmu_zapped_leaves: number;
   mmu_shadow_zapped: number;
   remote_tlb_flush: number;
+  mmu_notifier_age_zapped: number;
   /** Leaves mapped at the end. */
   pages_4k: number;
   pages_2m: number;

@@ -40,6 +40,8 @@ export interface KvmMmuStats {
   mmu_shadow_zapped: number;
   /** INVEPTs issued to the vCPUs (KVM: remote_tlb_flush). */
   remote_tlb_flush: number;
+  /** clear_flush_young calls that found (and zapped) a mapping: accessed-bit emulation. */
+  mmu_notifier_age_zapped: number;
 }
 
 export interface KvmMmuOptions {
@@ -67,6 +69,7 @@ export class KvmMmu {
     mmu_zapped_leaves: 0,
     mmu_shadow_zapped: 0,
     remote_tlb_flush: 0,
+    mmu_notifier_age_zapped: 0,
   };
   /** kvm->mmu_notifier_seq / mmu_notifier_count, driven by KvmMmuNotifier. */
   mmu_notifier_seq = 0;

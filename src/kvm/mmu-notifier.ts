@@ -9,8 +9,15 @@
  * mmu_notifier_count stays raised until end, which bumps mmu_notifier_seq, so an EPT
  * fault that ran gup across either edge sees the change in mmu_notifier_retry and does not
  * install a stale frame.
+ *
+ * Accessed bits (kvm_mmu_notifier_clear_flush_young / test_young, called by reclaim's
+ * page_referenced and khugepaged): the 2.6.38 EPT has no accessed bits
+ * (shadow_accessed_mask == 0), so KVM emulates them — clear_flush_young zaps the EPT
+ * mapping of the page and answers "young" if there was one (the next guest access faults
+ * it back in), and test_young answers "not young", leaving it to gup's FOLL_TOUCH to
+ * mark the host PTE (kvm_age_rmapp / kvm_test_age_rmapp).
  */
-import type { Hva } from '../util/address.ts';
+import { PAGE_SIZE, alignDown, gpa as asGpa, type Hva } from '../util/address.ts';
 import type { MmStructApi, MmuNotifierOps } from '../mm/types.ts';
 import type { KvmMmu } from './ept-mmu.ts';
 
@@ -25,6 +32,25 @@ export class KvmMmuNotifier implements MmuNotifierOps {
     for (const r of k.slots.hvaRangeToGpaRanges(start, end)) zapped += k.zapGpaRange(r.start, r.end);
     // kvm_flush_remote_tlbs only when something was really unmapped.
     if (zapped > 0) k.flushTlbs();
+  }
+
+  /** kvm_age_hva for an EPT without accessed bits: zap the leaf mapping `addr`, if any. */
+  clear_flush_young(_mm: MmStructApi, addr: Hva): boolean {
+    const k = this.k;
+    const a = alignDown(addr, PAGE_SIZE);
+    let zapped = 0;
+    for (const r of k.slots.hvaRangeToGpaRanges(a, (a + PAGE_SIZE) as Hva)) {
+      if (k.ept.lookup(r.start)) zapped += k.zapGpaRange(r.start, asGpa(r.start + PAGE_SIZE));
+    }
+    if (zapped === 0) return false;
+    k.stats.mmu_notifier_age_zapped++;
+    k.flushTlbs();
+    return true;
+  }
+
+  /** kvm_test_age_hva: no EPT accessed bits to report. */
+  test_young(_mm: MmStructApi, _addr: Hva): boolean {
+    return false;
   }
 
   invalidate_range_end(_mm: MmStructApi, _start: Hva, _end: Hva): void {
