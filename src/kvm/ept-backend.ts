@@ -6,7 +6,8 @@
  *
  * This is the attach_ept step: createVm(config, image, { memory: eptMemory(opts) }).
  */
-import { alignUp, gpa as asGpa, HPAGE_PMD_SIZE } from '../util/address.ts';
+import { constants as bufferConstants } from 'node:buffer';
+import { alignDown, alignUp, gpa as asGpa, HPAGE_PMD_SIZE } from '../util/address.ts';
 import { ConfigError } from '../util/errors.ts';
 import type { NativeAddon, NativeArena, NativeMmuConfig, NativeVcpu, TlbGeometry } from '../native/types.ts';
 import { createHost, type Host } from '../mm/index.ts';
@@ -19,7 +20,7 @@ import { KvmMmu } from './ept-mmu.ts';
 import type { EptAccess } from './ept-fault.ts';
 
 export interface EptBackendOptions {
-  /** Simulated host RAM in bytes (a multiple of 2 MiB). Default: guest memory + 1/8 + 32 MiB. */
+  /** Simulated host RAM in bytes (a multiple of 2 MiB). Default: guest memory + 1/8 + 32 MiB, at most 4 GiB. */
   hostMemory?: number;
   /** Host THP knobs (transparent_hugepage/*), as HostConfig.thp. */
   thp?: HostConfig['thp'];
@@ -61,9 +62,18 @@ export interface EptMemoryBackend extends GuestMemoryBackend {
   hostStats(): Record<string, number>;
 }
 
-/** Default host size for a guest of `memory` bytes: room for guest RAM, tables and slack. */
+/** Smallest host: the zero page, EPT and host page tables and a little guest RAM. */
+export const MIN_HOST_MEMORY = 8 * 1024 * 1024;
+
+/**
+ * Default host size for a guest of `memory` bytes: room for guest RAM, tables and slack,
+ * capped at the largest arena Node can expose. Guest RAM is anonymous memory faulted in
+ * lazily, so a host smaller than the guest is legal (overcommit): a guest that touches more
+ * than the host has gets ENOMEM from the host (or swaps, with a swap device).
+ */
 export function defaultHostMemory(memory: number): number {
-  return alignUp(memory + Math.floor(memory / 8) + 32 * 1024 * 1024, HPAGE_PMD_SIZE);
+  const want = alignUp(memory + Math.floor(memory / 8) + 32 * 1024 * 1024, HPAGE_PMD_SIZE);
+  return Math.max(MIN_HOST_MEMORY, Math.min(want, alignDown(bufferConstants.MAX_LENGTH, HPAGE_PMD_SIZE)));
 }
 
 /** createVm's `memory` dependency for EPT mode. */
@@ -76,9 +86,12 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
   if (!Number.isSafeInteger(hostMemory) || hostMemory <= 0 || hostMemory % HPAGE_PMD_SIZE !== 0) {
     throw new ConfigError(`host memory must be a positive multiple of 2 MiB, got ${hostMemory}`);
   }
-  if (hostMemory < size + 4 * 1024 * 1024) {
-    throw new ConfigError(`host memory (${hostMemory} bytes) must exceed guest memory (${size} bytes) by at least 4 MiB for EPT and page tables`);
+  // The arena is one external ArrayBuffer; Node refuses those above buffer.constants
+  // .MAX_LENGTH and the native constructor then aborts, so refuse here first.
+  if (hostMemory > bufferConstants.MAX_LENGTH) {
+    throw new ConfigError(`host memory of ${hostMemory} bytes exceeds ${bufferConstants.MAX_LENGTH} bytes, the largest arena Node can expose`);
   }
+  if (hostMemory < MIN_HOST_MEMORY) throw new ConfigError(`host memory must be at least 8 MiB, got ${hostMemory}`);
   let arena: NativeArena;
   try {
     arena = new addon.Arena(hostMemory);
