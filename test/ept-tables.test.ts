@@ -36,14 +36,15 @@ test('a 2 MiB leaf replaces the page table below it and a 4 KiB fault inside a 2
   const physmem = new ArrayBuffer(64 * MiB);
   const host = createHost({ memoryBytes: 64 * MiB, physmem });
   const ept = new Ept(host, physmem);
-  for (let i = 0; i < 10; i++) ept.map(gpa(2 * MiB + i * 4096), pfn(1000 + i), 1, true);
+  for (let i = 0; i < 10; i++) t.false(ept.map(gpa(2 * MiB + i * 4096), pfn(1000 + i), 1, true), 'filling an empty entry: no flush needed');
   t.is(ept.pages_4k, 10);
-  ept.map(gpa(2 * MiB), pfn(1024), 2, true);
+  t.true(ept.map(gpa(2 * MiB), pfn(1024), 2, true), 'replacing a page table: flush');
   t.is(ept.pages_4k, 0);
   t.is(ept.pages_2m, 1);
   t.is(ept.tableCount, 3, 'the page table was freed');
-  ept.map(gpa(2 * MiB + 4096), pfn(1025), 1, true);
+  t.true(ept.map(gpa(2 * MiB + 4096), pfn(1025), 1, true), 'dropping a 2 MiB leaf: flush');
   t.is(ept.pages_2m, 0);
+  t.true(ept.map(gpa(2 * MiB + 4096), pfn(1025), 1, true), 'rewriting a present leaf: flush');
   t.is(ept.pages_4k, 1);
   t.is(ept.lookup(gpa(2 * MiB)), null);
   t.is(ept.writeProtectRange(gpa(0), gpa(4 * MiB)), 1);

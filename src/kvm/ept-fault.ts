@@ -6,7 +6,7 @@
  *   the host page in per the THP knobs) → mmu_notifier_retry? drop the page, let the
  *   guest re-fault → transparent_hugepage_adjust (2 MiB leaf if the host maps the HVA with
  *   a huge PMD, the slot allows a large page there and dirty logging is off) → install →
- *   put_page (drop the gup pin) → INVEPT.
+ *   put_page (drop the gup pin) → INVEPT if a present translation was replaced.
  *
  * One call handles one exit; a retry returns to the guest, which faults again, exactly as
  * KVM returns from tdp_page_fault with 0 and re-enters the guest.
@@ -103,13 +103,16 @@ export function tdpPageFault(k: KvmMmu, g: Gpa, access: EptAccess): EptFaultResu
   // exits again and goes through the host's COW. Dirty logging maps read-only until the
   // first write so that write is seen.
   const writable = m.writable && (!forcePt || write);
-  k.ept.map(mapGpa, mapPfn, level, writable);
+  const replaced = k.ept.map(mapGpa, mapPfn, level, writable);
   if (forcePt && writable) markPageDirty(slot, page);
 
   // The EPT entry does not hold a page reference (KVM relies on the MMU notifier instead).
   k.host.put_page(pfn);
   k.stats.pf_fixed++;
-  k.flushTlbs();
+  // Like KVM's mmu_set_spte: INVEPT only when a present translation changed (a permission
+  // upgrade, a 2M leaf split for a 4K one, a page table replaced by a 2M leaf). Filling a
+  // non-present entry cannot leave anything stale: hardware caches no faulting walk.
+  if (replaced) k.flushTlbs();
   if (k.debugChecks) k.checkInvariants(mapGpa, mapGpa + (level === 2 ? HPAGE_PMD_SIZE : PAGE_SIZE));
   return { kind: 'fixed', level };
 }

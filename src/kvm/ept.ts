@@ -110,6 +110,9 @@ export class Ept {
     return (v[2 * i]! & (EPT_R | EPT_W | EPT_X)) !== 0;
   }
 
+  /** Set by tableAt when it had to drop a present 2 MiB leaf on the way down. */
+  private droppedLarge = false;
+
   /** Walk from the root to the table at `level` covering `g`, creating tables if asked. */
   private tableAt(g: Gpa, level: EptLevel, create: boolean): Uint32Array | null {
     let v = this.view(this.root);
@@ -123,6 +126,7 @@ export class Ept {
         // A 2 MiB leaf where a page table must go (a 4 KiB mapping inside it): drop the
         // large leaf first (KVM's drop_large_spte); its other 4 KiB fault back in later.
         this.pages_2m--;
+        this.droppedLarge = true;
         Ept.setEntry(v, i, this.allocTable(), EPT_R | EPT_W | EPT_X);
       }
       v = this.view(Ept.entryPfn(v, i));
@@ -133,16 +137,22 @@ export class Ept {
   /**
    * Install a leaf mapping `g` (aligned to the level's size) to frame `p`. A 2 MiB leaf
    * replaces any page table below it (its 4 KiB leaves are dropped and the table freed).
+   * Returns true when a present translation was replaced or dropped — then cached
+   * translations may be stale and the caller must INVEPT; filling a non-present entry
+   * needs no flush (no TLB or paging-structure cache holds a translation that faulted).
    */
-  map(g: Gpa, p: Pfn, level: 1 | 2, writable: boolean): void {
+  map(g: Gpa, p: Pfn, level: 1 | 2, writable: boolean): boolean {
     const size = levelSize(level);
     if (g % size !== 0 || p % (size / PAGE_SIZE) !== 0) {
       throw new Error(`EPT map: gpa 0x${g.toString(16)} / pfn ${p} not aligned to level ${level}`);
     }
+    this.droppedLarge = false;
     const v = this.tableAt(g, level, true)!;
+    let replaced = this.droppedLarge;
     const i = Math.floor(g / size) % 512;
     const flags = EPT_R | EPT_X | (writable ? EPT_W : 0) | EPT_MT_WB | (level === 2 ? EPT_PS : 0);
     if (Ept.present(v, i)) {
+      replaced = true;
       if (level === 2 && !(v[2 * i]! & EPT_PS)) {
         const child = Ept.entryPfn(v, i);
         const r = this.zapTable(child, 1, g, g, asGpa(g + size));
@@ -154,6 +164,7 @@ export class Ept {
     Ept.setEntry(v, i, p, flags);
     if (level === 2) this.pages_2m++;
     else this.pages_4k++;
+    return replaced;
   }
 
   /**
