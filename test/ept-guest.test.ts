@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import { createVm, type Vm } from '../src/kvm/vm.ts';
 import type { EptMemoryBackend } from '../src/kvm/ept-backend.ts';
 import { countDirty } from '../src/kvm/dirty-log.ts';
+import { eptDump } from '../src/kvm/ept-debug.ts';
+import { ConfigError } from '../src/util/errors.ts';
 import { gpa, HPAGE_PMD_SIZE, PAGE_SIZE } from '../src/util/address.ts';
 import type { VmConfig } from '../src/api/types.ts';
 
@@ -95,6 +97,9 @@ test('a host huge page split under a running guest is remapped 4 KiB, then 2 MiB
   t.is(k.pages_2m, base.memory.ept!.pages_2m);
   t.is(r.memory.host!.thp_split, 1);
   t.is(r.memory.ept!.mmu_notifier_invalidate, 2, 'one for the split, one for the collapse');
+  const dump = eptDump(vm, victim, victim + HPAGE_PMD_SIZE).split('\n');
+  t.is(dump.length, 3);
+  t.regex(dump[2]!, /^0x800000 +2M +rwx +\d+ +\| 0x[0-9a-f]+ +\d+ +huge\(head \d+\) rw$/);
   k.checkInvariants();
   b.host.checkInvariants();
 });
@@ -162,4 +167,9 @@ test('dirty logging during a guest ROI records exactly the pages it writes and s
   t.is(k.pages_4k, 0);
   t.is(k.pages_2m, base.memory.ept!.pages_2m);
   k.checkInvariants();
+});
+
+test('eptDump on a VM without EPT is a ConfigError', (t) => {
+  const vm = createVm({ memory: 4 * MiB, ept: false }, guest('hello'));
+  t.throws(() => eptDump(vm, 0, 4 * MiB), { instanceOf: ConfigError, message: /does not run with EPT/ });
 });

@@ -11,6 +11,7 @@
  */
 import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa } from '../util/address.ts';
 import { gpaToHva } from './memslot.ts';
+import { ConfigError } from '../util/errors.ts';
 import type { KvmMmu } from './ept-mmu.ts';
 
 export class EptInvariantError extends Error {
@@ -51,15 +52,17 @@ export function checkEptInvariants(k: KvmMmu, start = 0, end = 2 ** 48): void {
   }
 }
 
-/** Anything that carries the EPT layer (the Vm in EPT mode exposes it as `kvmMmu`). */
-export type HasKvmMmu = KvmMmu | { kvmMmu: KvmMmu | null | undefined };
+/** Anything that carries the EPT layer: a KvmMmu, an EPT memory backend, or a Vm in EPT mode. */
+export type HasKvmMmu = KvmMmu | { kvmMmu?: KvmMmu | null } | { backend: object };
 
 function resolve(t: HasKvmMmu): KvmMmu {
+  if ('backend' in t) return resolve(t.backend as HasKvmMmu);
   if ('kvmMmu' in t) {
-    if (!t.kvmMmu) throw new Error('eptDump: this VM does not run with EPT');
+    if (!t.kvmMmu) throw new ConfigError('eptDump: this VM does not run with EPT');
     return t.kvmMmu;
   }
-  return t;
+  if (!('ept' in t)) throw new ConfigError('eptDump: this VM does not run with EPT (start it with ept: true / --ept on)');
+  return t as KvmMmu;
 }
 
 /**
