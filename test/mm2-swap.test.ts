@@ -1,4 +1,5 @@
 import test from 'ava';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -173,4 +174,18 @@ test('a swapped page is released by munmap without reading it back', (t) => {
   t.is(host.meminfo().SwapFree, host.meminfo().SwapTotal);
   host.close();
   t.pass();
+});
+
+test('a host never closed leaves no swap file once its process exits', (t) => {
+  const script = `
+    import { createHost } from ${JSON.stringify(new URL('../src/mm/index.ts', import.meta.url).href)};
+    import { swapInfo } from ${JSON.stringify(new URL('../src/mm/swap.ts', import.meta.url).href)};
+    const host = createHost({ memoryBytes: 4 * 1024 * 1024, swap: { bytes: 1024 * 1024 } });
+    console.log(swapInfo(host).path);
+  `;
+  const r = spawnSync(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.is(r.status, 0, r.stderr);
+  const path = r.stdout.trim();
+  t.regex(path, /hugevisor-swap-.*swapfile$/);
+  t.false(existsSync(path));
 });

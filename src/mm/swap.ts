@@ -149,6 +149,22 @@ export class SwapInfo {
 
 const devices = new WeakMap<Host, SwapInfo>();
 
+/**
+ * Swap files still open: removed at process exit, so a host that was never closed (a
+ * failing test, a crashed script) leaves no file behind (exit handlers may only do
+ * synchronous work, which close() is).
+ */
+const openDevices = new Set<SwapInfo>();
+process.on('exit', () => {
+  for (const si of openDevices) {
+    try {
+      si.close();
+    } catch {
+      /* best effort at exit */
+    }
+  }
+});
+
 /** The host's swap device, or null when it has none. */
 export function swapInfo(host: Host): SwapInfo | null {
   return devices.get(host) ?? null;
@@ -323,10 +339,15 @@ registerMmExtensions({
     const cfg = host.config.swap;
     if (cfg === undefined || cfg.bytes === 0) return;
     if (typeof cfg !== 'object' || cfg === null) throw new ConfigError('swap: must be an object { bytes, path? }');
-    devices.set(host, new SwapInfo(cfg.bytes, cfg.path));
+    const si = new SwapInfo(cfg.bytes, cfg.path);
+    devices.set(host, si);
+    openDevices.add(si);
   },
   host_close(host) {
-    devices.get(host)?.close();
+    const si = devices.get(host);
+    if (!si) return;
+    si.close();
+    openDevices.delete(si);
   },
   swapInfo(host) {
     const si = devices.get(host);
