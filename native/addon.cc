@@ -175,6 +175,7 @@ Napi::Value WalkBench(const Napi::CallbackInfo& info) {
   }
   Napi::Object o = Napi::Object::New(env);
   o.Set("ns", Napi::Number::New(env, static_cast<double>(r.ns)));
+  o.Set("cpuNs", Napi::Number::New(env, static_cast<double>(r.cpu_ns)));
   o.Set("walks", Napi::Number::New(env, static_cast<double>(r.walks)));
   o.Set("refs", Napi::Number::New(env, static_cast<double>(r.refs)));
   o.Set("hits", Napi::Number::New(env, static_cast<double>(r.hits)));

@@ -17,6 +17,7 @@ constexpr uint32_t kWalkBenchKinds = 5;
 
 struct WalkBenchResult {
   uint64_t ns;       // elapsed wall time of the N translations
+  uint64_t cpu_ns;   // CPU time of this thread meanwhile (robust to a shared, loaded machine)
   uint64_t walks;    // walks performed
   uint64_t refs;     // walk references
   uint64_t hits;     // L1 TLB hits

@@ -87,7 +87,10 @@ export interface TlbGeometry {
 
 /** What NativeAddon.walkBench measured: elapsed ns for n translations and their counts. */
 export interface WalkBenchResult {
+  /** Wall time of the n translations. */
   ns: number;
+  /** CPU time of the running thread meanwhile (excludes time the machine gave to others). */
+  cpuNs: number;
   walks: number;
   refs: number;
   hits: number;
