@@ -2,9 +2,15 @@
 // messages happens in TS (src/native/); this layer only converts and forwards.
 #include <napi.h>
 
+#include <atomic>
+#include <string>
+
 #include "arena.h"
 #include "counters.h"
+#include "cpu.h"
 #include "exit.h"
+#include "mmu.h"
+#include "walk_bench.h"
 
 namespace {
 
@@ -55,6 +61,245 @@ class ArenaWrap : public Napi::ObjectWrap<ArenaWrap> {
   Napi::Reference<Napi::ArrayBuffer> buffer_;
 };
 
+// ---- MMU glue: NativeMmuConfig <-> hv::MmuConfig, the default TLB geometry, the walk bench.
+
+struct GeomField {
+  const char* js;
+  hv::TlbGeom hv::TlbGeometry::*member;
+};
+const GeomField kGeomFields[] = {
+    {"itlb4k", &hv::TlbGeometry::itlb_4k},     {"itlb2m", &hv::TlbGeometry::itlb_2m},
+    {"itlb1g", &hv::TlbGeometry::itlb_1g},     {"dtlb4k", &hv::TlbGeometry::dtlb_4k},
+    {"dtlb2m", &hv::TlbGeometry::dtlb_2m},     {"dtlb1g", &hv::TlbGeometry::dtlb_1g},
+    {"stlb", &hv::TlbGeometry::stlb},          {"stlb1g", &hv::TlbGeometry::stlb_1g},
+    {"pwcPml4e", &hv::TlbGeometry::pwc_pml4e}, {"pwcPdpte", &hv::TlbGeometry::pwc_pdpte},
+    {"pwcPde", &hv::TlbGeometry::pwc_pde},     {"nested", &hv::TlbGeometry::nested}};
+
+Napi::Object GeometryToJs(Napi::Env env, const hv::TlbGeometry& g) {
+  Napi::Object o = Napi::Object::New(env);
+  for (const GeomField& f : kGeomFields) {
+    Napi::Object a = Napi::Object::New(env);
+    a.Set("entries", Napi::Number::New(env, (g.*f.member).entries));
+    a.Set("ways", Napi::Number::New(env, (g.*f.member).ways));
+    o.Set(f.js, a);
+  }
+  return o;
+}
+
+bool U32Field(Napi::Object o, const char* key, uint32_t* out, std::string* err, const std::string& where) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) {
+    *err = where + "." + key + " must be a number";
+    return false;
+  }
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 65536 && d == static_cast<double>(static_cast<uint32_t>(d)))) {
+    *err = where + "." + key + " must be an integer in [0, 65536]";
+    return false;
+  }
+  *out = static_cast<uint32_t>(d);
+  return true;
+}
+
+bool U64Field(Napi::Object o, const char* key, uint64_t* out, std::string* err) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return true;
+  if (!v.IsNumber() && !v.IsBigInt()) {
+    *err = std::string(key) + " must be a number";
+    return false;
+  }
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    *out = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    return true;
+  }
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d < 9007199254740992.0 && d == static_cast<double>(static_cast<uint64_t>(d)))) {
+    *err = std::string(key) + " must be a non-negative integer";
+    return false;
+  }
+  *out = static_cast<uint64_t>(d);
+  return true;
+}
+
+// NativeMmuConfig → hv::MmuConfig. Returns false with *err naming the field. Geometry fields
+// that are absent keep their defaults; hv::Mmu::configure validates the geometry itself.
+bool MmuConfigFromJs(Napi::Value v, hv::MmuConfig* cfg, std::string* err) {
+  if (!v.IsObject()) {
+    *err = "configureMmu(cfg): cfg must be an object";
+    return false;
+  }
+  Napi::Object o = v.As<Napi::Object>();
+  *cfg = hv::MmuConfig{};
+  cfg->ept = o.Get("ept").ToBoolean().Value();
+  if (!U64Field(o, "eptp", &cfg->eptp, err) || !U64Field(o, "guestBase", &cfg->guest_base, err) ||
+      !U64Field(o, "guestSize", &cfg->guest_size, err))
+    return false;
+  Napi::Value t = o.Get("tlb");
+  if (t.IsUndefined()) return true;
+  if (!t.IsObject()) {
+    *err = "tlb must be an object";
+    return false;
+  }
+  Napi::Object to = t.As<Napi::Object>();
+  for (const GeomField& f : kGeomFields) {
+    Napi::Value a = to.Get(f.js);
+    if (a.IsUndefined()) continue;
+    const std::string where = std::string("tlb.") + f.js;
+    if (!a.IsObject()) {
+      *err = where + " must be an object { entries, ways }";
+      return false;
+    }
+    hv::TlbGeom g;
+    if (!U32Field(a.As<Napi::Object>(), "entries", &g.entries, err, where) ||
+        !U32Field(a.As<Napi::Object>(), "ways", &g.ways, err, where))
+      return false;
+    cfg->tlb.*f.member = g;
+  }
+  return true;
+}
+
+// walkBench(kind, n): runs n translations of one WalkBenchKind in C++ (bench/walk.ts).
+Napi::Value WalkBench(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint32_t kind = info[0].As<Napi::Number>().Uint32Value();
+  const double n = info[1].As<Napi::Number>().DoubleValue();
+  if (kind >= hv::kWalkBenchKinds || !(n >= 1 && n <= 1e10)) {
+    Napi::RangeError::New(env, "walkBench(kind, n): unknown kind or n out of range").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  const hv::WalkBenchResult r = hv::run_walk_bench(static_cast<hv::WalkBenchKind>(kind), static_cast<uint64_t>(n));
+  if (r.error) {
+    Napi::Error::New(env, r.error).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("ns", Napi::Number::New(env, static_cast<double>(r.ns)));
+  o.Set("walks", Napi::Number::New(env, static_cast<double>(r.walks)));
+  o.Set("refs", Napi::Number::New(env, static_cast<double>(r.refs)));
+  o.Set("hits", Napi::Number::New(env, static_cast<double>(r.hits)));
+  return o;
+}
+
+void InitMmu(Napi::Env env, Napi::Object exports) {
+  exports.Set("defaultTlbGeometry", GeometryToJs(env, hv::TlbGeometry{}));
+  exports.Set("walkBench", Napi::Function::New(env, WalkBench, "walkBench"));
+}
+
+// ---- Vcpu (owned by the vcpu engineer; configureMmu plumbing may be extended by mmu) ----
+
+// The Cpu outlives its JS wrapper as long as any of its three external buffers (regs,
+// counters, exit) is alive: one reference for the wrapper, one per buffer.
+struct CpuHolder {
+  hv::Cpu* cpu;
+  std::atomic<int> refs;
+  void unref() {
+    if (--refs == 0) {
+      delete cpu;
+      delete this;
+    }
+  }
+};
+
+struct AddonData {
+  Napi::FunctionReference arena_ctor;
+};
+
+class VcpuWrap : public Napi::ObjectWrap<VcpuWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Vcpu",
+                       {InstanceAccessor<&VcpuWrap::Regs>("regs"),
+                        InstanceAccessor<&VcpuWrap::CountersView>("counters"),
+                        InstanceAccessor<&VcpuWrap::Exit>("exit"),
+                        InstanceMethod<&VcpuWrap::ConfigureMmu>("configureMmu"),
+                        InstanceMethod<&VcpuWrap::Run>("run"),
+                        InstanceMethod<&VcpuWrap::Invept>("invept"),
+                        InstanceMethod<&VcpuWrap::FlushTlb>("flushTlb"),
+                        InstanceMethod<&VcpuWrap::ResetCounters>("resetCounters")});
+  }
+
+  VcpuWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VcpuWrap>(info) {
+    Napi::Env env = info.Env();
+    AddonData* data = env.GetInstanceData<AddonData>();
+    if (info.Length() < 1 || !info[0].IsObject() ||
+        !info[0].As<Napi::Object>().InstanceOf(data->arena_ctor.Value())) {
+      Napi::TypeError::New(env, "Vcpu(arena): arena must be an Arena").ThrowAsJavaScriptException();
+      return;
+    }
+    Napi::Object arena_obj = info[0].As<Napi::Object>();
+    ArenaWrap* aw = Napi::ObjectWrap<ArenaWrap>::Unwrap(arena_obj);
+    if (!aw || !aw->arena()) {
+      Napi::Error::New(env, "Vcpu(arena): the arena was not created").ThrowAsJavaScriptException();
+      return;
+    }
+    arena_ref_ = Napi::Persistent(arena_obj);  // keeps the arena's bytes alive
+    holder_ = new CpuHolder{new hv::Cpu(aw->arena()), {1}};
+    regs_ = Napi::Persistent(View(env, holder_->cpu->regs(), hv::R_COUNT));
+    counters_ = Napi::Persistent(View(env, holder_->cpu->counters(), hv::C_COUNT));
+    exit_ = Napi::Persistent(View(env, holder_->cpu->exit_record(), hv::EF_COUNT));
+  }
+  ~VcpuWrap() override {
+    if (holder_) holder_->unref();
+  }
+
+ private:
+  Napi::BigUint64Array View(Napi::Env env, uint64_t* p, size_t n) {
+    holder_->refs++;
+    auto buf = Napi::ArrayBuffer::New(env, p, n * 8, [](Napi::Env, void*, CpuHolder* h) { h->unref(); }, holder_);
+    return Napi::BigUint64Array::New(env, n, buf, 0);
+  }
+  Napi::Value Regs(const Napi::CallbackInfo&) { return regs_.Value(); }
+  Napi::Value CountersView(const Napi::CallbackInfo&) { return counters_.Value(); }
+  Napi::Value Exit(const Napi::CallbackInfo&) { return exit_.Value(); }
+
+  static uint64_t U64(Napi::Object o, const char* key) {
+    Napi::Value v = o.Get(key);
+    return v.IsNumber() ? static_cast<uint64_t>(v.As<Napi::Number>().Int64Value()) : 0;
+  }
+  Napi::Value ConfigureMmu(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      Napi::TypeError::New(env, "configureMmu(cfg): cfg must be an object").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    hv::MmuConfig cfg;
+    std::string msg;
+    if (!MmuConfigFromJs(info[0], &cfg, &msg)) {
+      Napi::TypeError::New(env, "configureMmu(cfg): " + msg).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (const char* err = holder_->cpu->configure_mmu(cfg)) Napi::Error::New(env, err).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber() || !(info[0].As<Napi::Number>().DoubleValue() >= 0)) {
+      Napi::TypeError::New(env, "run(maxInstructions): maxInstructions must be a number >= 0").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    const double d = info[0].As<Napi::Number>().DoubleValue();
+    const uint64_t max = d >= 1.8e19 ? ~0ull : static_cast<uint64_t>(d);
+    return Napi::Number::New(env, static_cast<double>(holder_->cpu->run(max)));
+  }
+  Napi::Value Invept(const Napi::CallbackInfo& info) {
+    holder_->cpu->invept();
+    return info.Env().Undefined();
+  }
+  Napi::Value FlushTlb(const Napi::CallbackInfo& info) {
+    holder_->cpu->flush_tlb();
+    return info.Env().Undefined();
+  }
+  Napi::Value ResetCounters(const Napi::CallbackInfo& info) {
+    holder_->cpu->reset_counters();
+    return info.Env().Undefined();
+  }
+
+  CpuHolder* holder_ = nullptr;
+  Napi::ObjectReference arena_ref_;
+  Napi::Reference<Napi::BigUint64Array> regs_, counters_, exit_;
+};
+
 Napi::Array Names(Napi::Env env, const char* const* names, uint32_t n) {
   Napi::Array a = Napi::Array::New(env, n);
   for (uint32_t i = 0; i < n; i++) a.Set(i, Napi::String::New(env, names[i]));
@@ -62,9 +307,15 @@ Napi::Array Names(Napi::Env env, const char* const* names, uint32_t n) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("Arena", ArenaWrap::Init(env));
+  Napi::Function arena_ctor = ArenaWrap::Init(env);
+  auto* data = new AddonData{Napi::Persistent(arena_ctor)};
+  env.SetInstanceData<AddonData>(data);
+  exports.Set("Arena", arena_ctor);
+  exports.Set("Vcpu", VcpuWrap::Init(env));
+  exports.Set("regNames", Names(env, hv::kRegNames, hv::R_COUNT));
   exports.Set("counterNames", Names(env, hv::kCounterNames, hv::C_COUNT));
   exports.Set("exitFieldNames", Names(env, hv::kExitFieldNames, hv::EF_COUNT));
+  InitMmu(env, exports);
   return exports;
 }
 

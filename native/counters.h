@@ -20,8 +20,19 @@ namespace hv {
   X(cr3_writes) X(invlpg) X(invept) X(tlb_flushes)                                        \
   /* TLB (totals; per-level / per-size counters follow in the MMU group) */               \
   X(tlb_lookups) X(tlb_hits) X(tlb_misses)                                                \
+  /* MMU: L1 ITLB / L1 DTLB / L2 STLB hits and misses by page size (native/mmu.h says how  \
+     a miss is attributed to a size) */                                                   \
+  X(itlb_4k_hits) X(itlb_4k_misses) X(itlb_2m_hits) X(itlb_2m_misses)                     \
+  X(itlb_1g_hits) X(itlb_1g_misses)                                                       \
+  X(dtlb_4k_hits) X(dtlb_4k_misses) X(dtlb_2m_hits) X(dtlb_2m_misses)                     \
+  X(dtlb_1g_hits) X(dtlb_1g_misses)                                                       \
+  X(stlb_4k_hits) X(stlb_4k_misses) X(stlb_2m_hits) X(stlb_2m_misses)                     \
+  X(stlb_1g_hits) X(stlb_1g_misses)                                                       \
   /* page walks */                                                                        \
   X(walks) X(walk_refs) X(walk_refs_guest) X(walk_refs_ept) X(ad_updates)                 \
+  /* MMU: paging-structure-cache and nested-TLB hits; walks that ended in a fault */       \
+  X(pwc_pml4e_hits) X(pwc_pdpte_hits) X(pwc_pde_hits) X(nested_tlb_hits)                  \
+  X(walk_faults)                                                                          \
   /* decode cache */                                                                      \
   X(decode_cache_hits) X(decode_cache_misses) X(decode_cache_invalidations)
 

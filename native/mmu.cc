@@ -1,116 +1,209 @@
-// MMU slow path: the guest page walk (one-dimensional, no-EPT mode).
+// MMU state changes (configure, control registers, flushes) and the TLB-hierarchy lookup
+// that runs when the inline fast path in mmu.h misses. The walk itself is native/walk.cc,
+// the EPT walk native/ept.cc.
 #include "mmu.h"
 
-#include <cstring>
+#include <string>
 
 namespace hv {
 
 namespace {
-constexpr uint64_t PTE_P = 1ull << 0, PTE_RW = 1ull << 1, PTE_A = 1ull << 5, PTE_D = 1ull << 6,
-                   PTE_PS = 1ull << 7, PTE_NX = 1ull << 63;
-constexpr uint64_t kAddrMask = 0x000FFFFFFFFFF000ull;
-constexpr uint64_t CR0_WP = 1ull << 16;
-constexpr uint64_t EFER_NXE = 1ull << 11;
-constexpr uint32_t PFEC_P = 1, PFEC_W = 2, PFEC_I = 16;
+constexpr unsigned kShift[3] = {12, 21, 30};
+constexpr uint64_t CR0_WP = 1ull << 16, CR0_PG = 1ull << 31;
+constexpr uint64_t CR4_PSE = 1ull << 4, CR4_PAE = 1ull << 5, CR4_SMEP = 1ull << 20;
+constexpr uint64_t EFER_NXE = 1ull << 11, EFER_LMA = 1ull << 10;
+constexpr Counter kStlbHits[3] = {C_stlb_4k_hits, C_stlb_2m_hits, C_stlb_1g_hits};
+constexpr Counter kStlbMisses[3] = {C_stlb_4k_misses, C_stlb_2m_misses, C_stlb_1g_misses};
+// STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
+uint64_t stlb_key(uint64_t va, unsigned size) { return ((va >> kShift[size]) << 1) | size; }
 }  // namespace
 
-Mmu::Mmu(Arena* arena, Counters* counters) : arena_(arena), counters_(counters) {}
+Mmu::Mmu(Arena* arena, Counters* counters) : arena_(arena), counters_(counters) {
+  const Counter dh[3] = {C_dtlb_4k_hits, C_dtlb_2m_hits, C_dtlb_1g_hits};
+  const Counter dm[3] = {C_dtlb_4k_misses, C_dtlb_2m_misses, C_dtlb_1g_misses};
+  const Counter ih[3] = {C_itlb_4k_hits, C_itlb_2m_hits, C_itlb_1g_hits};
+  const Counter im[3] = {C_itlb_4k_misses, C_itlb_2m_misses, C_itlb_1g_misses};
+  for (int s = 0; s < 3; ++s) {
+    l1_[0].hits[s] = dh[s]; l1_[0].misses[s] = dm[s];
+    l1_[1].hits[s] = ih[s]; l1_[1].misses[s] = im[s];
+  }
+  // A usable default until configure(): the whole hierarchy, nothing mapped.
+  configure_arrays(TlbGeometry{});
+}
+
+const char* Mmu::configure_arrays(const TlbGeometry& g) {
+  struct Item { const char* name; TlbGeom geom; TlbArray* arr; };
+  const Item items[] = {
+      {"itlb_4k", g.itlb_4k, &l1_[1].arr[0]}, {"itlb_2m", g.itlb_2m, &l1_[1].arr[1]},
+      {"itlb_1g", g.itlb_1g, &l1_[1].arr[2]}, {"dtlb_4k", g.dtlb_4k, &l1_[0].arr[0]},
+      {"dtlb_2m", g.dtlb_2m, &l1_[0].arr[1]}, {"dtlb_1g", g.dtlb_1g, &l1_[0].arr[2]},
+      {"stlb", g.stlb, &stlb_},               {"stlb_1g", g.stlb_1g, &stlb_1g_},
+      {"pwc_pde", g.pwc_pde, &pwc_[0]},       {"pwc_pdpte", g.pwc_pdpte, &pwc_[1]},
+      {"pwc_pml4e", g.pwc_pml4e, &pwc_[2]},   {"nested", g.nested, &nested_}};
+  // Validate everything before changing anything.
+  for (const Item& it : items) {
+    TlbArray probe;
+    if (const char* e = probe.configure(it.geom)) {
+      err_ = std::string("tlb.") + it.name + " " + e;
+      return err_.c_str();
+    }
+  }
+  for (const Item& it : items) it.arr->configure(it.geom);
+  return nullptr;
+}
 
 const char* Mmu::configure(const MmuConfig& cfg) {
-  if (cfg.ept) return "EPT translation is not implemented in this build";
-  if (!arena_->contains(Hpa(cfg.guest_base), cfg.guest_size) || cfg.guest_size == 0)
+  if (cfg.ept) {
+    if (!arena_->contains(Hpa(cfg.eptp & 0x000FFFFFFFFFF000ull), kPageSize))
+      return "eptp: the EPT PML4 lies outside the host-physical arena";
+  } else if (cfg.guest_size == 0 || !arena_->contains(Hpa(cfg.guest_base), cfg.guest_size)) {
     return "guest memory range lies outside the host-physical arena";
+  } else if (cfg.guest_base & kPageMask) {
+    return "guestBase must be 4096-aligned";
+  }
+  if (const char* e = configure_arrays(cfg.tlb)) return e;
   cfg_ = cfg;
-  flush_guest();
+  bump();
   return nullptr;
 }
 
 void Mmu::set_control(uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer) {
-  if (cr0 != cr0_ || cr4 != cr4_ || efer != efer_) flush_guest();
+  // Bits that change how an entry is interpreted invalidate what was cached under them.
+  constexpr uint64_t cr0_bits = CR0_WP | CR0_PG, cr4_bits = CR4_PSE | CR4_PAE | CR4_SMEP,
+                     efer_bits = EFER_NXE | EFER_LMA;
+  if (((cr0 ^ cr0_) & cr0_bits) || ((cr4 ^ cr4_) & cr4_bits) || ((efer ^ efer_) & efer_bits)) {
+    cr0_ = cr0; cr4_ = cr4; efer_ = efer;
+    flush_guest();
+  }
   cr0_ = cr0; cr3_ = cr3; cr4_ = cr4; efer_ = efer;
+}
+
+void Mmu::flush_tlbs() {
+  for (L1& l1 : l1_)
+    for (TlbArray& a : l1.arr) a.clear();
+  stlb_.clear();
+  stlb_1g_.clear();
+  for (TlbArray& p : pwc_) p.clear();
 }
 
 void Mmu::flush_guest() {
   counters_->inc(C_tlb_flushes);
-  for (auto& e : tlb_) e = TlbEntry{};
+  flush_tlbs();  // the nested TLB holds GPA→HPA only: it survives a CR3 write
+  bump();
 }
 
 void Mmu::invlpg(Gva va) {
-  TlbEntry& e = tlb_[(va.v >> kPageShift) & (kTlbSize - 1)];
-  if (e.vpn == (va.v >> kPageShift)) e = TlbEntry{};
+  const uint64_t v = va.v & ((1ull << 48) - 1);
+  for (L1& l1 : l1_)
+    for (unsigned s = 0; s < 3; ++s) l1.arr[s].invalidate(v >> kShift[s], v >> kShift[s]);
+  stlb_.invalidate(stlb_key(v, 0), v >> kShift[0]);
+  stlb_.invalidate(stlb_key(v, 1), v >> kShift[1]);
+  stlb_1g_.invalidate(v >> kShift[2], v >> kShift[2]);
+  for (TlbArray& p : pwc_) p.clear();
+  bump();
 }
 
-void Mmu::invept() { flush_guest(); }
-
-uint8_t* Mmu::gpa_ptr(Gpa gpa, uint64_t len) {
-  if (gpa.v >= cfg_.guest_size || len > cfg_.guest_size - gpa.v) return nullptr;
-  return arena_->ptr(Hpa(cfg_.guest_base + gpa.v), len);
+void Mmu::invept() {
+  counters_->inc(C_invept);
+  flush_tlbs();
+  nested_.clear();
+  bump();
 }
 
-uint8_t* Mmu::translate_slow(Gva va, Access acc, Fault* f) {
-  counters_->inc(C_walks);
-  uint64_t table = cr3_ & kAddrMask;
-  bool writable = true, executable = true;
-  uint64_t leaf_size = 0, leaf_base = 0;
-  uint64_t* leaf_entry = nullptr;
-  for (int level = 4; level >= 1; --level) {
-    const unsigned shift = 12 + 9 * (level - 1);
-    const Gpa egpa(table + ((va.v >> shift) & 511) * 8);
-    uint8_t* p = gpa_ptr(egpa, 8);
-    counters_->inc(C_walk_refs);
-    counters_->inc(C_walk_refs_guest);
-    if (!p) {
-      *f = Fault{FaultKind::Mmio, acc, 0, false, 0, va.v, egpa.v};
+// The largest enabled array of this L1 whose page size does not exceed the translation's.
+void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
+  const uint64_t v = va.v & ((1ull << 48) - 1);
+  int s = w.size;
+  while (s >= 0 && !l1.arr[s].enabled()) --s;
+  if (s < 0) {
+    counters_->inc(l1.misses[w.size]);
+    l1.forget();
+    return;
+  }
+  counters_->inc(l1.misses[s]);
+  const uint64_t key = v >> kShift[s];
+  TlbEntry* e = l1.arr[s].insert(key, key);
+  const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
+  e->val = reinterpret_cast<uint64_t>(w.host + off);
+  e->perm = w.perm;
+  e->size = static_cast<uint8_t>(s);
+  // The new entry is the MRU way of its set: safe to memo (any eviction forgot the old memo).
+  l1.memo_vpn = va.v >> kPageShift;  // unmasked: the fast path compares raw GVAs
+  l1.memo_host = w.host + (v & ((1ull << kShift[w.size]) - 1) & ~kPageMask);
+  l1.memo_perm = w.perm;
+  l1.memo_counter = l1.hits[s];
+}
+
+uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
+  L1& l1 = l1_[acc == Access::Fetch];
+  const uint64_t v = va.v & ((1ull << 48) - 1);
+  const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
+  counters_->v[C_tlb_lookups]++;
+  for (unsigned s = 0; s < 3; ++s) {
+    const uint64_t key = v >> kShift[s];
+    TlbEntry* e = l1.arr[s].find(key, key);
+    if (!e) continue;
+    if (!(e->perm & need)) {  // e.g. a write to a clean page: re-walk to set D
+      e->key = ~0ull;
+      l1.forget();
+      continue;
+    }
+    l1.arr[s].touch(e);
+    counters_->v[C_tlb_hits]++;
+    counters_->v[l1.hits[s]]++;
+    l1.memo_vpn = va.v >> kPageShift;
+    l1.memo_host = reinterpret_cast<uint8_t*>(e->val) + (v & ((1ull << kShift[s]) - 1) & ~kPageMask);
+    l1.memo_perm = e->perm;
+    l1.memo_counter = l1.hits[s];
+    return l1.memo_host + (v & kPageMask);
+  }
+  counters_->v[C_tlb_misses]++;
+
+  // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
+  Walked w;
+  bool hit = false;
+  for (unsigned s = 0; s < 3 && !hit; ++s) {
+    TlbArray& a = s == 2 ? stlb_1g_ : stlb_;
+    const uint64_t key = s == 2 ? v >> kShift[2] : stlb_key(v, s);
+    TlbEntry* e = a.find(key, v >> kShift[s]);
+    if (!e) continue;
+    if (!(e->perm & need)) {
+      e->key = ~0ull;
+      continue;
+    }
+    a.touch(e);
+    counters_->inc(kStlbHits[s]);
+    w = Walked{reinterpret_cast<uint8_t*>(e->val), e->perm, static_cast<uint8_t>(s)};
+    hit = true;
+  }
+  if (!hit) {
+    if (!walk(va, acc, f, &w)) {
+      counters_->inc(C_walk_faults);
       return nullptr;
     }
-    uint64_t pte;
-    std::memcpy(&pte, p, 8);
-    if (!(pte & PTE_P)) {
-      uint32_t ec = (acc == Access::Write ? PFEC_W : 0) | (acc == Access::Fetch && (efer_ & EFER_NXE) ? PFEC_I : 0);
-      *f = Fault{FaultKind::PageFault, acc, 0, false, ec, va.v, 0};
-      return nullptr;
+    // Refill the STLB: 1 GiB into its own array, else as 2 MiB; 2 MiB / 4 KiB shared.
+    int s = w.size;
+    if (s == 2 && !stlb_1g_.enabled()) s = 1;
+    TlbEntry* e = nullptr;
+    if (s == 2) {
+      e = stlb_1g_.insert(v >> kShift[2], v >> kShift[2]);
+    } else if (stlb_.enabled()) {
+      e = stlb_.insert(stlb_key(v, s), v >> kShift[s]);
     }
-    writable &= (pte & PTE_RW) != 0;
-    if (efer_ & EFER_NXE) executable &= (pte & PTE_NX) == 0;
-    if (!(pte & PTE_A)) {
-      pte |= PTE_A;
-      std::memcpy(p, &pte, 8);
-      counters_->inc(C_ad_updates);
+    if (e) {
+      const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
+      e->val = reinterpret_cast<uint64_t>(w.host + off);
+      e->perm = w.perm;
+      e->size = static_cast<uint8_t>(s);
+      counters_->inc(kStlbMisses[s]);
+      // What the L1 sees from now on is what the STLB holds.
+      w = Walked{w.host + off, w.perm, static_cast<uint8_t>(s)};
+    } else {
+      counters_->inc(kStlbMisses[w.size]);
     }
-    if (level == 1 || ((level == 2 || level == 3) && (pte & PTE_PS))) {
-      leaf_size = 1ull << shift;
-      leaf_base = pte & kAddrMask & ~(leaf_size - 1);
-      leaf_entry = reinterpret_cast<uint64_t*>(p);
-      break;
-    }
-    table = pte & kAddrMask;
   }
-  const bool wp = (cr0_ & CR0_WP) != 0;
-  if ((acc == Access::Write && !writable && wp) || (acc == Access::Fetch && !executable)) {
-    uint32_t ec = PFEC_P | (acc == Access::Write ? PFEC_W : 0) | (acc == Access::Fetch ? PFEC_I : 0);
-    *f = Fault{FaultKind::PageFault, acc, 0, false, ec, va.v, 0};
-    return nullptr;
-  }
-  uint64_t pte;
-  std::memcpy(&pte, leaf_entry, 8);
-  if (acc == Access::Write && !(pte & PTE_D)) {
-    pte |= PTE_D;
-    std::memcpy(leaf_entry, &pte, 8);
-    counters_->inc(C_ad_updates);
-  }
-  const Gpa gpa(leaf_base + (va.v & (leaf_size - 1)));
-  uint8_t* host = gpa_ptr(Gpa(gpa.v & ~kPageMask), kPageSize);
-  if (!host) {
-    *f = Fault{FaultKind::Mmio, acc, 0, true, 0, va.v, gpa.v};
-    return nullptr;
-  }
-  const uint64_t vpn = va.v >> kPageShift;
-  TlbEntry& e = tlb_[vpn & (kTlbSize - 1)];
-  e.vpn = vpn;
-  e.host = host;
-  e.writable = (writable || !wp) && (pte & PTE_D);
-  e.executable = executable;
-  return host + (va.v & kPageMask);
+  fill_l1(l1, va, w);
+  return w.host + (v & ((1ull << kShift[w.size]) - 1));
 }
 
 }  // namespace hv

@@ -1,19 +1,42 @@
 // The MMU: every guest-virtual access of the vCPU goes through Mmu::translate, the one
 // lookup where the modeled TLB hierarchy sits (MMU-MODEL.md). The CPU never walks tables
-// itself and never caches translations outside this class.
+// itself and never caches translations outside this class, except the one fetch
+// translation described under "generation" below.
 //
 // Contract with the CPU (native/cpu*):
 //  - translate() is called for every access that stays within one 4 KiB page (the CPU
 //    splits page-crossing accesses). On success it returns a host pointer to the byte,
-//    valid for the rest of that 4 KiB page; on failure nullptr with *f filled in.
+//    valid for the rest of that 4 KiB page; on failure nullptr with *f filled in. The CPU
+//    checks canonical form (#GP) before calling; the MMU uses bits 47:0. CPL is always 0.
 //  - set_control() is called at run() entry and on every MOV to CR0/CR3/CR4 (CR3 writes
-//    also call flush_guest()); invlpg() on INVLPG.
+//    also call flush_guest()); invlpg() on INVLPG. The MMU counts invept and tlb_flushes
+//    itself; the CPU counts the instructions (cr3_writes, invlpg).
 //  - Fault kinds: PageFault → the CPU delivers #PF(f->error_code) with CR2 = f->gva;
 //    EptViolation / Mmio → the CPU stops with that VM exit (instruction not retired, RIP
 //    at the faulting instruction) so TS can fix the mapping and resume.
+//  - generation(): a counter bumped by everything that can invalidate a translation the
+//    CPU obtained earlier (flush_guest, invlpg, invept, configure, a set_control that
+//    changes paging-relevant bits). The CPU may keep the host pointer of its current code
+//    page across instructions as long as generation() still equals the value it read when
+//    it called translate(Fetch); when it differs, it calls translate(Fetch) again.
+//
+// Hierarchy (defaults in TlbGeometry, MMU-MODEL.md): L1 ITLB and L1 DTLB, each one array per
+// page size; a shared L2 STLB (4K+2M array and a 1G array); paging-structure caches (PML4E,
+// PDPTE, PDE) that skip upper guest levels; a nested TLB (GPA→HPA of guest page-table
+// pages). TLB entries are combined GVA→HPA with size min(guest leaf, EPT leaf); an entry is
+// kept in the largest enabled array of a level whose size does not exceed that ("splinter").
+//
+// Counters: tlb_lookups/hits/misses are L1 totals (I+D). {itlb,dtlb,stlb}_<size>_hits count
+// hits in that size's array. A miss is attributed to the size of the entry that the level
+// is refilled with (so an L1 miss served by a 2M STLB entry is a dtlb_2m_miss); a miss that
+// ends in a fault is counted only in tlb_misses and walk_faults. walk_refs = walk_refs_guest
+// (guest-table reads) + walk_refs_ept (EPT-entry reads); A/D updates are never references.
 #pragma once
+#include <string>
+
 #include "arena.h"
 #include "counters.h"
+#include "tlb.h"
 #include "types.h"
 
 namespace hv {
@@ -24,24 +47,49 @@ struct Fault {
   FaultKind kind = FaultKind::None;
   Access access = Access::Read;
   uint8_t level = 0;       // EPT violation: EPT level (4..1) where the walk stopped
-  bool gva_valid = false;  // EPT violation on the final GPA (true) or on a guest-table read
+  bool gva_valid = false;  // EPT violation on the final GPA (true) or on a guest-table access
   uint32_t error_code = 0; // #PF error code (SDM: P=1 W=2 U=4 RSVD=8 I=16)
   uint64_t gva = 0;
   uint64_t gpa = 0;
+  // EPT violation caused by a malformed EPT entry rather than a missing or insufficient
+  // one: an address outside the arena, W without R, a reserved memory type or PS at the
+  // PML4 level (the SDM's "EPT misconfiguration"). Reported as an EptViolation so the
+  // exit path stays one; TS can tell the two apart by this flag.
+  bool misconfig = false;
+};
+
+// Geometry of every cache (see TlbGeom: entries 0 disables, ways 0 = fully associative).
+// Defaults are MMU-MODEL.md's table.
+struct TlbGeometry {
+  TlbGeom itlb_4k{64, 8}, itlb_2m{8, 0}, itlb_1g{0, 0};
+  TlbGeom dtlb_4k{64, 4}, dtlb_2m{32, 4}, dtlb_1g{4, 0};
+  TlbGeom stlb{1536, 12};  // shared 4 KiB + 2 MiB entries
+  TlbGeom stlb_1g{16, 4};
+  TlbGeom pwc_pml4e{4, 0}, pwc_pdpte{4, 0}, pwc_pde{32, 0};
+  TlbGeom nested{16, 0};
+  // Every structure disabled: each access walks (the "caches disabled" configuration).
+  static TlbGeometry none() {
+    TlbGeometry g;
+    for (TlbGeom* p : {&g.itlb_4k, &g.itlb_2m, &g.itlb_1g, &g.dtlb_4k, &g.dtlb_2m, &g.dtlb_1g,
+                       &g.stlb, &g.stlb_1g, &g.pwc_pml4e, &g.pwc_pdpte, &g.pwc_pde, &g.nested})
+      *p = TlbGeom{0, 0};
+    return g;
+  }
 };
 
 struct MmuConfig {
   bool ept = false;        // two-dimensional (guest x EPT) translation
-  uint64_t eptp = 0;       // EPT mode: HPA of the EPT PML4
+  uint64_t eptp = 0;       // EPT mode: HPA of the EPT PML4 (bits 11:0 ignored, as EPTP flags)
   uint64_t guest_base = 0; // no-EPT mode: HPA of GPA 0
   uint64_t guest_size = 0; // no-EPT mode: bytes of guest-physical memory
+  TlbGeometry tlb;
 };
 
 class Mmu {
  public:
   Mmu(Arena* arena, Counters* counters);
 
-  // Returns nullptr on success, else a message naming the problem.
+  // Returns nullptr on success, else a message naming the problem (nothing changes then).
   const char* configure(const MmuConfig& cfg);
   const MmuConfig& config() const { return cfg_; }
 
@@ -49,38 +97,74 @@ class Mmu {
   void flush_guest();   // MOV to CR3 (no PCID): drop every guest-derived translation
   void invlpg(Gva va);  // one page's translations and the paging-structure caches
   void invept();        // any EPT change: drop everything that depended on the EPT
+  uint64_t generation() const { return gen_; }
 
   uint8_t* translate(Gva va, Access acc, Fault* f) {
-    counters_->inc(C_tlb_lookups);
+    // Fast path: the last L1 entry hit by this kind of access. It is then the MRU way of
+    // its set, so skipping the LRU touch leaves replacement exactly as a full lookup would.
+    L1& l1 = l1_[acc == Access::Fetch];
     const uint64_t vpn = va.v >> kPageShift;
-    TlbEntry& e = tlb_[vpn & (kTlbSize - 1)];
-    if (e.vpn == vpn && (acc != Access::Write || e.writable) && (acc != Access::Fetch || e.executable)) {
-      counters_->inc(C_tlb_hits);
-      return e.host + (va.v & kPageMask);
+    if (vpn == l1.memo_vpn && ((l1.memo_perm >> static_cast<unsigned>(acc)) & 1)) {
+      counters_->v[C_tlb_lookups]++;
+      counters_->v[C_tlb_hits]++;
+      counters_->v[l1.memo_counter]++;
+      return l1.memo_host + (va.v & kPageMask);
     }
-    counters_->inc(C_tlb_misses);
-    return translate_slow(va, acc, f);
+    return translate_l1(va, acc, f);
   }
 
  private:
-  // Minimal direct-mapped TLB of 4 KiB translations (the full hierarchy replaces it).
-  struct TlbEntry {
-    uint64_t vpn = ~0ull;
-    uint8_t* host = nullptr;
-    bool writable = false;    // write allowed and the leaf's D bit already set
-    bool executable = false;
+  // One L1 TLB (instruction or data): one array per page size plus the fast-path memo.
+  struct L1 {
+    TlbArray arr[3];
+    Counter hits[3], misses[3];
+    uint64_t memo_vpn = ~0ull;   // 4 KiB page number of the last hit
+    uint8_t* memo_host = nullptr;
+    uint8_t memo_perm = 0;
+    Counter memo_counter = C_tlb_hits;
+    void forget() { memo_vpn = ~0ull; }
   };
-  static constexpr uint64_t kTlbSize = 64;
+  // Result of a successful walk: a combined translation of 2^shift bytes.
+  struct Walked {
+    uint8_t* host;  // host pointer of the first byte of the combined page
+    uint8_t perm;
+    uint8_t size;   // 0 = 4K, 1 = 2M, 2 = 1G
+  };
 
-  uint8_t* translate_slow(Gva va, Access acc, Fault* f);
-  // Guest-physical → host pointer for `len` bytes (no-EPT mode); nullptr when outside memory.
-  uint8_t* gpa_ptr(Gpa gpa, uint64_t len);
+  uint8_t* translate_l1(Gva va, Access acc, Fault* f);  // L1 lookup, then STLB, then walk
+  void fill_l1(L1& l1, Gva va, const Walked& w);
+  const char* configure_arrays(const TlbGeometry& g);
+  bool walk(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
+  // Where a guest-physical page lives: host pointer of its 4 KiB page, the size class and
+  // permissions (kPerm*) of the mapping, and the EPT level of its leaf (1..3; 0 no-EPT).
+  struct Mapped {
+    uint8_t* host;
+    uint8_t size;
+    uint8_t perm;
+    uint8_t level;
+  };
+  // Map a GPA in either mode, filling *f for an absent/malformed EPT entry or (no-EPT) a
+  // GPA outside guest memory. Permissions are the caller's to check. native/walk.cc
+  // *ept_refs accumulates the EPT entries read (the caller adds them to the counters once
+  // per walk: a memory increment per reference would serialize the walk on the counter).
+  bool map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
+               uint64_t* ept_refs);
+  // The EPT walk proper, adding one to *refs per entry read. On failure returns false
+  // with *stop = the level where it stopped and *misconfig set for a malformed entry.
+  bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs);  // ept.h
+  void flush_tlbs();
+  void bump() { gen_++; l1_[0].forget(); l1_[1].forget(); }
 
   Arena* arena_;
   Counters* counters_;
   MmuConfig cfg_;
   uint64_t cr0_ = 0, cr3_ = 0, cr4_ = 0, efer_ = 0;
-  TlbEntry tlb_[kTlbSize];
+  uint64_t gen_ = 1;
+  L1 l1_[2];                // [0] = DTLB, [1] = ITLB
+  TlbArray stlb_, stlb_1g_;
+  TlbArray pwc_[3];         // [0] = PDE (key va>>21), [1] = PDPTE (va>>30), [2] = PML4E (va>>39)
+  TlbArray nested_;
+  std::string err_;         // storage for the message configure() returns
 };
 
 }  // namespace hv

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // Builds everything `npm install` promises: the native addon (cmake-js, Release) and the
 // sample guests (GNU as + ld → build/guests/*.elf). Flags: --native, --guests (only that
-// part), --debug (native debug build).
+// part), --debug (native debug build), --out DIR (guests into DIR instead of build/guests).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -27,27 +27,54 @@ function buildNative() {
   run(process.execPath, argv);
 }
 
-// Every guests/*.s is one guest; guests/runtime/*.s is linked into each of them.
-export function buildGuests() {
+// Every guests/*.s is one guest. guests/runtime/*.s (the entry stub) is linked into each;
+// guests/runtime/lib/*.s is the runtime library, linked as an archive so a guest only gets
+// the functions it calls (hello stays the bare entry stub + its own code). guests/isa/*.inc
+// are the shared ISA test vectors (also assembled by tools/oracle/).
+// Objects go to a per-process directory and each ELF is renamed into place, so concurrent
+// builds (parallel test files) never see a half-written file. --out DIR builds elsewhere.
+export function buildGuests(out = join(root, 'build', 'guests')) {
   const src = join(root, 'guests');
-  const out = join(root, 'build', 'guests');
-  mkdirSync(join(out, 'obj'), { recursive: true });
+  const objDir = join(out, `obj-${process.pid}`);
+  mkdirSync(objDir, { recursive: true });
   const runtimeDir = join(src, 'runtime');
-  const runtimeObjs = [];
-  if (existsSync(runtimeDir)) {
-    for (const f of readdirSync(runtimeDir).filter((f) => f.endsWith('.s')).sort()) {
-      const obj = join(out, 'obj', `runtime-${basename(f, '.s')}.o`);
-      run('as', ['--64', '-I', runtimeDir, '-o', obj, join(runtimeDir, f)]);
-      runtimeObjs.push(obj);
+  const includes = ['-I', runtimeDir, '-I', join(src, 'isa')];
+  const assemble = (dir, prefix) => {
+    const objs = [];
+    if (!existsSync(dir)) return objs;
+    for (const f of readdirSync(dir).filter((f) => f.endsWith('.s')).sort()) {
+      const obj = join(objDir, `${prefix}${basename(f, '.s')}.o`);
+      run('as', ['--64', ...includes, '-o', obj, join(dir, f)]);
+      objs.push(obj);
     }
-  }
+    return objs;
+  };
+  const runtimeObjs = assemble(runtimeDir, 'runtime-');
+  const libObjs = assemble(join(runtimeDir, 'lib'), 'lib-');
+  const lib = join(objDir, 'libguest.a');
+  if (libObjs.length) run('ar', ['rcs', lib, ...libObjs]);
   for (const f of readdirSync(src).filter((f) => f.endsWith('.s')).sort()) {
     const name = basename(f, '.s');
-    const obj = join(out, 'obj', `${name}.o`);
-    run('as', ['--64', '-I', runtimeDir, '-o', obj, join(src, f)]);
-    run('ld', ['-static', '-nostdlib', '--no-warn-rwx-segments', '-T', join(src, 'link.ld'), '-o', join(out, `${name}.elf`), ...runtimeObjs, obj]);
+    const obj = join(objDir, `${name}.o`);
+    run('as', ['--64', ...includes, '-o', obj, join(src, f)]);
+    const elf = join(objDir, `${name}.elf`);
+    run('ld', ['-static', '-nostdlib', '--no-warn-rwx-segments', '-T', join(src, 'link.ld'), '-o', elf, ...runtimeObjs, obj, ...(libObjs.length ? [lib] : [])]);
+    renameSync(elf, join(out, `${name}.elf`));
   }
+  buildQemuTrampoline(objDir, out === join(root, 'build', 'guests') ? join(root, 'build', 'qemu') : join(out, 'qemu'));
+  rmSync(objDir, { recursive: true, force: true });
+}
+
+// The multiboot trampoline that boots the same guests under QEMU (tools/qemu/).
+function buildQemuTrampoline(objDir, out) {
+  const dir = join(root, 'tools', 'qemu');
+  if (!existsSync(join(dir, 'trampoline.s'))) return;
+  mkdirSync(out, { recursive: true });
+  run('as', ['--32', '-o', join(objDir, 'trampoline.o'), join(dir, 'trampoline.s')]);
+  run('ld', ['-m', 'elf_i386', '--no-warn-rwx-segments', '-T', join(dir, 'trampoline.ld'), '-o', join(objDir, 'trampoline.elf'), join(objDir, 'trampoline.o')]);
+  renameSync(join(objDir, 'trampoline.elf'), join(out, 'trampoline.elf'));
 }
 
 if (only !== 'guests') buildNative();
-if (only !== 'native' && existsSync(join(root, 'guests', 'link.ld'))) buildGuests();
+const outIdx = process.argv.indexOf('--out');
+if (only !== 'native' && existsSync(join(root, 'guests', 'link.ld'))) buildGuests(outIdx > 0 ? process.argv[outIdx + 1] : undefined);

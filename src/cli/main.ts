@@ -1,5 +1,148 @@
-/** The `hugevisor` command line. */
-export async function main(argv: string[]): Promise<number> {
-  process.stderr.write(`error: not implemented yet: ${argv.join(' ')}\n`);
-  return 2;
+/**
+ * The `hugevisor` command line: `run` a guest (an ELF file or a sample from build/guests),
+ * `list` the samples, `--help`. Every failure the user can cause prints one line
+ * `error: ...` and exits non-zero; stack traces only with --debug (STYLE.md rule 7).
+ * docs/cli.md documents flags, the --json shape and the exit codes.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { VmConfig } from '../api/types.ts';
+import { createVm } from '../kvm/vm.ts';
+import { addonPath } from '../native/addon.ts';
+import { HugevisorError } from '../util/errors.ts';
+import { parseArgs, USAGE, type RunOptions } from './args.ts';
+import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor, jsonResult, summary } from './format.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Where `npm install` puts the sample guests; HUGEVISOR_GUESTS overrides (tests). */
+export function guestsDir(): string {
+  return process.env.HUGEVISOR_GUESTS ?? join(root, 'build', 'guests');
+}
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+class CliError extends HugevisorError {
+  constructor(message: string) {
+    super('EIO', message);
+  }
+}
+
+export function listSamples(): { name: string; description: string }[] {
+  const dir = guestsDir();
+  if (!existsSync(dir)) throw new CliError(`no sample guests in ${dir} (run \`npm run build:guests\`)`);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.elf'))
+    .sort()
+    .map((f) => {
+      const name = basename(f, '.elf');
+      // The description is the first comment line of the guest's source: "# name: what it does".
+      const src = join(root, 'guests', `${name}.s`);
+      const first = existsSync(src) ? readFileSync(src, 'utf8').split('\n')[0] : '';
+      const m = /^#\s*[\w-]+:\s*(.*)$/.exec(first);
+      return { name, description: m ? m[1].trim() : '' };
+    });
+}
+
+/** A guest argument is a file when it looks like a path or exists; otherwise a sample name. */
+function resolveGuest(arg: string): { name: string; path: string } {
+  const looksLikePath = arg.includes('/') || arg.endsWith('.elf');
+  if (!looksLikePath) {
+    const sample = join(guestsDir(), `${arg}.elf`);
+    if (existsSync(sample)) return { name: arg, path: sample };
+    if (!existsSync(arg)) {
+      let names = '';
+      try {
+        names = listSamples().map((s) => s.name).join(', ');
+      } catch {
+        names = '(none built)';
+      }
+      throw new CliError(`unknown sample '${arg}' (samples: ${names || 'none'}; or give a path to an ELF file)`);
+    }
+  }
+  if (!existsSync(arg)) throw new CliError(`cannot read '${arg}': no such file`);
+  if (statSync(arg).isDirectory()) throw new CliError(`cannot read '${arg}': is a directory`);
+  return { name: arg, path: arg };
+}
+
+function readGuest(path: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new CliError(`cannot read '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+function run(o: RunOptions, io: Io): number {
+  const guest = resolveGuest(o.guest);
+  const bytes = readGuest(guest.path);
+  const log: string[] = [];
+  const config: VmConfig = {
+    memory: o.memory,
+    guestPageSize: o.guestPages,
+    args: o.args,
+    cmdline: o.cmdline,
+    strict: o.strict,
+    maxInstructions: o.maxInstructions,
+    timeoutMs: o.timeoutSeconds === undefined ? undefined : o.timeoutSeconds * 1000,
+    onConsole: o.json ? undefined : (s) => io.out(s),
+    onLog: (m) => {
+      log.push(m);
+      if (!o.json) io.err(`hugevisor: ${m}\n`);
+    },
+  };
+  for (const k of Object.keys(config) as (keyof VmConfig)[]) if (config[k] === undefined) delete config[k];
+  const vm = createVm(config, { bytes, name: guest.name });
+  const r = vm.run() ?? vm.result();
+  if (o.json) {
+    const shown = {
+      memory: vm.config.memory,
+      guestPageSize: vm.config.guestPageSize,
+      args: o.args.map(String),
+      cmdline: o.cmdline ?? null,
+      maxInstructions: vm.config.maxInstructions,
+      timeoutSeconds: o.timeoutSeconds ?? 0,
+      strict: o.strict,
+      costs: vm.config.costs,
+    };
+    io.out(JSON.stringify(jsonResult(r, { guest: guest.name, path: guest.path, addon: addonPath(), config: shown, log })) + '\n');
+  } else {
+    // Keep the summary off the guest's last line when it did not end one.
+    if (r.console.length > 0 && !r.console.endsWith('\n')) io.err('\n');
+    if (r.error) io.err(`error: ${r.error.message}\n`);
+    io.err(summary(guest.name, r));
+  }
+  return exitCodeFor(r);
+}
+
+export async function main(argv: string[], io: Io = stdio): Promise<number> {
+  const debug = argv.includes('--debug');
+  try {
+    const cmd = parseArgs(argv);
+    if (cmd.kind === 'help') {
+      io.out(USAGE);
+      return 0;
+    }
+    if (cmd.kind === 'list') {
+      const samples = listSamples();
+      const w = Math.max(0, ...samples.map((s) => s.name.length));
+      for (const s of samples) io.out(`${s.name.padEnd(w)}  ${s.description}`.trimEnd() + '\n');
+      return 0;
+    }
+    return run(cmd, io);
+  } catch (e) {
+    if (e instanceof HugevisorError) {
+      io.err(`error: ${e.message}\n`);
+      if (debug && e.stack) io.err(e.stack + '\n');
+      return EXIT_USAGE;
+    }
+    const err = e as Error;
+    io.err(`error: internal error: ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for the stack)'}\n`);
+    if (debug && err?.stack) io.err(err.stack + '\n');
+    return EXIT_INTERNAL;
+  }
 }

@@ -43,7 +43,69 @@ export interface NativeMmuConfig {
   guestBase?: number;
   /** No-EPT mode: bytes of guest-physical memory. */
   guestSize?: number;
+  /**
+   * Geometry of the modeled TLB hierarchy; fields left out keep their defaults
+   * (NativeAddon.defaultTlbGeometry, the table in MMU-MODEL.md). `{ entries: 0, ways: 0 }`
+   * disables a structure. An invalid geometry makes configureMmu throw, naming the field.
+   */
+  tlb?: TlbGeometry;
 }
+
+/**
+ * One translation cache: `entries` in total (0 = disabled) in sets of `ways` (0 = fully
+ * associative); entries/ways must be a power of two, at most 65536 entries and 64 ways.
+ * Replacement is exact LRU per set (deterministic).
+ */
+export interface TlbArrayGeometry {
+  entries: number;
+  ways: number;
+}
+
+/**
+ * The TLB hierarchy of native/mmu.h. L1 arrays are per page size; a translation is cached
+ * in the largest enabled array not larger than min(guest page, EPT page) ("splintering").
+ */
+export interface TlbGeometry {
+  /** L1 ITLB, 4 KiB / 2 MiB / 1 GiB entries (default 64×8-way, 8 fully assoc., none). */
+  itlb4k?: TlbArrayGeometry;
+  itlb2m?: TlbArrayGeometry;
+  itlb1g?: TlbArrayGeometry;
+  /** L1 DTLB, 4 KiB / 2 MiB / 1 GiB entries (default 64×4-way, 32×4-way, 4 fully assoc.). */
+  dtlb4k?: TlbArrayGeometry;
+  dtlb2m?: TlbArrayGeometry;
+  dtlb1g?: TlbArrayGeometry;
+  /** L2 STLB shared by 4 KiB and 2 MiB entries (default 1536×12-way), and its 1 GiB array (16×4-way). */
+  stlb?: TlbArrayGeometry;
+  stlb1g?: TlbArrayGeometry;
+  /** Paging-structure caches: PML4E (4), PDPTE (4), PDE (32), fully associative. */
+  pwcPml4e?: TlbArrayGeometry;
+  pwcPdpte?: TlbArrayGeometry;
+  pwcPde?: TlbArrayGeometry;
+  /** Nested TLB: GPA→HPA of guest page-table pages (16, fully associative). */
+  nested?: TlbArrayGeometry;
+}
+
+/** What NativeAddon.walkBench measured: elapsed ns for n translations and their counts. */
+export interface WalkBenchResult {
+  ns: number;
+  walks: number;
+  refs: number;
+  hits: number;
+}
+
+/** Kinds of NativeAddon.walkBench (native/walk_bench.h WalkBenchKind). */
+export const WalkBenchKind = {
+  /** 4K guest × 4K EPT with every cache disabled: each translation is a 24-reference walk. */
+  cold2d: 0,
+  /** 4K guest pages without EPT, caches disabled: 4-reference walks. */
+  coldNative: 1,
+  /** Default hierarchy, the same page again and again (L1 hit, fast path). */
+  l1HitSame: 2,
+  /** Default hierarchy, 32 pages round robin (L1 hit, full set lookup). */
+  l1HitRotate: 3,
+  /** Default hierarchy, random 4K pages over 1 GiB (STLB misses, warm PWC/nested TLB). */
+  miss2d: 4,
+} as const;
 
 /**
  * One virtual CPU: registers, MMU and counters, executing in the arena it was created with.
@@ -86,6 +148,10 @@ export interface NativeAddon {
   readonly counterNames: readonly string[];
   /** Exit record field names, index i names exit[i] (native/exit.h). */
   readonly exitFieldNames: readonly string[];
+  /** The default TLB geometry (native/mmu.h TlbGeometry, every field present). */
+  readonly defaultTlbGeometry: Required<TlbGeometry>;
+  /** Run n translations of one WalkBenchKind inside C++ (bench/walk.ts). */
+  walkBench(kind: number, n: number): WalkBenchResult;
 }
 
 /** Exit reasons (native/exit.h ExitReason). */

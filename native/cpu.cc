@@ -1,0 +1,385 @@
+// The vCPU run loop (fetch through the decode cache, dispatch, retire), page-crossing
+// accesses, translation faults, and exception delivery through the guest's 64-bit IDT with
+// #DF escalation and triple fault (GUEST-ABI.md "Exceptions").
+#include "cpu.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "exec.h"
+
+namespace hv {
+
+const char* const kRegNames[R_COUNT] = {
+    "rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi", "r8", "r9", "r10", "r11",
+    "r12", "r13", "r14", "r15", "rip", "rflags", "cr0", "cr2", "cr3", "cr4", "efer",
+    "gdtr_base", "gdtr_limit", "idtr_base", "idtr_limit", "cs", "ds", "es", "ss", "fs", "gs",
+    "tsc_offset"};
+
+Cpu::Cpu(Arena* arena) : mmu_(arena, &counters_), arena_(arena) {
+  std::memset(r, 0, sizeof r);
+  std::memset(exit_.f, 0, sizeof exit_.f);
+  counters_.clear();
+  r[R_RFLAGS] = FL_FIXED;
+  arena_base_ = arena->base();
+  code_frames_ = static_cast<uint8_t*>(std::calloc((arena->frames() + 7) / 8, 1));
+}
+
+Cpu::~Cpu() { std::free(code_frames_); }
+
+const char* Cpu::configure_mmu(const MmuConfig& cfg) {
+  const char* err = mmu_.configure(cfg);
+  fetch_invalidate();
+  return err;
+}
+
+Status Cpu::fault(const Fault& f) {
+  if (f.kind == FaultKind::PageFault) {
+    r[R_CR2] = f.gva;
+    return raise(V_PF, f.error_code, true);
+  }
+  // EPT violation or MMIO: the instruction does not retire; TS fixes the mapping and resumes.
+  exit_.f[EF_reason] = f.kind == FaultKind::EptViolation ? EXIT_EPT_VIOLATION : EXIT_MMIO;
+  exit_.f[EF_gpa] = f.gpa;
+  exit_.f[EF_gva] = f.gva;
+  exit_.f[EF_access] = static_cast<uint64_t>(f.access);
+  exit_.f[EF_gva_valid] = f.gva_valid;
+  exit_.f[EF_level] = f.level;
+  return ST_EXIT_NORET;
+}
+
+// Both pages are translated before any byte moves, so a fault on the second page leaves
+// memory untouched and the instruction restartable.
+Status Cpu::read_split(uint64_t va, unsigned size, uint64_t* out) {
+  const unsigned first = static_cast<unsigned>(kPageSize - (va & kPageMask));
+  const uint64_t va2 = va + first;
+  if (!canonical(va) || !canonical(va + size - 1)) return gp();
+  Fault f;
+  const uint8_t* p1 = mmu_.translate(Gva(va), Access::Read, &f);
+  if (!p1) return fault(f);
+  const uint8_t* p2 = mmu_.translate(Gva(va2), Access::Read, &f);
+  if (!p2) return fault(f);
+  uint8_t buf[8];
+  std::memcpy(buf, p1, first);
+  std::memcpy(buf + first, p2, size - first);
+  uint64_t v = 0;
+  std::memcpy(&v, buf, size);
+  *out = v;
+  return ST_OK;
+}
+
+Status Cpu::write_split(uint64_t va, unsigned size, uint64_t v) {
+  const unsigned first = static_cast<unsigned>(kPageSize - (va & kPageMask));
+  const uint64_t va2 = va + first;
+  if (!canonical(va) || !canonical(va + size - 1)) return gp();
+  Fault f;
+  uint8_t* p1 = mmu_.translate(Gva(va), Access::Write, &f);
+  if (!p1) return fault(f);
+  uint8_t* p2 = mmu_.translate(Gva(va2), Access::Write, &f);
+  if (!p2) return fault(f);
+  uint8_t buf[8];
+  std::memcpy(buf, &v, 8);
+  std::memcpy(p1, buf, first);
+  std::memcpy(p2, buf + first, size - first);
+  smc_check(p1, first);
+  smc_check(p2, size - first);
+  return ST_OK;
+}
+
+// One ITLB lookup per fetched page (MMU-MODEL.md); the result is kept until the page changes
+// or anything could have invalidated the Mmu's translations.
+Status Cpu::fetch_page(uint64_t rip) {
+  if (!canonical(rip)) return gp();
+  counters_.inc(C_fetch_lookups);
+  Fault f;
+  const uint8_t* p = mmu_.translate(Gva(rip), Access::Fetch, &f);
+  if (!p) return fault(f);
+  fetch_host_ = p - (rip & kPageMask);
+  fetch_hpa_ = static_cast<uint64_t>(fetch_host_ - arena_->base());
+  fetch_vpn_ = rip >> kPageShift;
+  fetch_gen_ = mmu_.generation();
+  return ST_OK;
+}
+
+// An instruction in the last 15 bytes of its page: decode from a copy, reaching into the
+// next page only when the instruction really continues there (not cached).
+Status Cpu::fetch_slow(const Insn** out, Insn* scratch) {
+  const uint64_t rip = r[R_RIP];
+  const unsigned off = static_cast<unsigned>(rip & kPageMask);
+  const unsigned avail = static_cast<unsigned>(kPageSize - off);
+  counters_.inc(C_decode_cache_misses);
+  if (decode(fetch_host_ + off, std::min<unsigned>(avail, kMaxInsnLen), scratch)) {
+    *out = scratch;
+    return ST_OK;
+  }
+  const uint64_t next = (rip | kPageMask) + 1;
+  if (!canonical(next)) return gp();
+  counters_.inc(C_fetch_lookups);
+  Fault f;
+  const uint8_t* p2 = mmu_.translate(Gva(next), Access::Fetch, &f);
+  if (!p2) return fault(f);
+  uint8_t buf[kMaxInsnLen];
+  std::memcpy(buf, fetch_host_ + off, avail);
+  std::memcpy(buf + avail, p2, kMaxInsnLen - avail);
+  decode(buf, kMaxInsnLen, scratch);
+  *out = scratch;
+  return ST_OK;
+}
+
+ExitReason Cpu::finish(ExitReason why) {
+  exit_.f[EF_reason] = why;
+  counters_.inc(C_instructions, retired_total - run_start_);
+  if (why == EXIT_BUDGET) {
+    counters_.inc(C_exits_budget);  // not a VM exit: the VMM's own time slice
+    return why;
+  }
+  counters_.inc(C_exits);
+  switch (why) {
+    case EXIT_IO: counters_.inc(C_exits_io); break;
+    case EXIT_HLT: counters_.inc(C_exits_hlt); break;
+    case EXIT_EPT_VIOLATION: counters_.inc(C_exits_ept_violation); break;
+    case EXIT_MMIO: counters_.inc(C_exits_mmio); break;
+    case EXIT_SHUTDOWN: counters_.inc(C_exits_shutdown); break;
+    default: break;
+  }
+  return why;
+}
+
+// Decode the straight-line block starting at `off` of the code page into b.
+void Cpu::build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b) {
+  if (b.tag == hpa) counters_.inc(C_decode_cache_invalidations);  // same place, new bytes
+  unsigned pos = off, n = 0;
+  while (n < Block::kMaxInsns) {
+    const unsigned avail = std::min<unsigned>(kMaxInsnLen, static_cast<unsigned>(kPageSize - pos));
+    Insn& in = b.insn[n];
+    const unsigned len = decode(page + pos, avail, &in);
+    if (len == 0 || pos + len - off > Block::kMaxBytes) break;  // continues on the next page / too long
+    in.off = static_cast<uint8_t>(pos - off);
+    in.idx = static_cast<uint8_t>(n);
+    pos += len;
+    n++;
+    if (in.flags & IF_END) break;
+  }
+  counters_.inc(C_decode_cache_misses, n);
+  b.tag = n ? hpa : ~0ull;
+  b.epoch = code_epoch_;
+  const uint64_t fr = hpa >> kPageShift;
+  if (code_frames_) code_frames_[fr >> 3] |= static_cast<uint8_t>(1u << (fr & 7));
+  b.n = static_cast<uint8_t>(n);
+  b.nbytes = static_cast<uint16_t>(pos - off);
+  std::memset(b.raw, 0, sizeof b.raw);
+  std::memcpy(b.raw, page + off, b.nbytes);
+}
+
+// The block's bytes are still what was decoded (word compare; the last word masked).
+static inline bool block_valid(const Block& b, const uint8_t* p, unsigned off) {
+  const unsigned words = (b.nbytes + 7u) / 8u;
+  if (off + words * 8u > kPageSize) return std::memcmp(p, b.raw, b.nbytes) == 0;
+  uint64_t diff = 0;
+  for (unsigned w = 0; w + 1 < words; w++) {
+    uint64_t v;
+    std::memcpy(&v, p + 8 * w, 8);
+    diff |= v ^ b.raw[w];
+  }
+  uint64_t last;
+  std::memcpy(&last, p + 8 * (words - 1), 8);
+  const unsigned tail = b.nbytes - 8 * (words - 1);
+  const uint64_t mask = tail >= 8 ? ~0ull : (1ull << (8 * tail)) - 1;
+  diff |= (last & mask) ^ b.raw[words - 1];
+  return diff == 0;
+}
+
+ExitReason Cpu::run(uint64_t budget) {
+  if (shutdown_) return EXIT_SHUTDOWN;  // final: the exit record still describes it
+  if (pending_in_size) {  // complete the IN that exited last time (exit.h protocol)
+    set_reg(*this, R_RAX, false, pending_in_size, exit_.f[EF_value]);
+    pending_in_size = 0;
+  }
+  std::memset(exit_.f, 0, sizeof exit_.f);
+  // TS may have written CR0/CR3/CR4/EFER; the Mmu bumps its generation if that matters, and
+  // TS's own invept()/flushTlb() bump it too, so the fetch page survives an ordinary re-entry.
+  mmu_.set_control(r[R_CR0], r[R_CR3], r[R_CR4], r[R_EFER]);
+  r[R_ZERO] = 0;
+  run_start_ = retired_total;
+  ++code_epoch_;  // TS may have written code bytes since the last run
+  // Budget units: instructions retired plus exceptions delivered (so a guest stuck in a
+  // fault loop still returns).
+  uint64_t left = budget;
+  for (;;) {
+    if (left == 0) {
+      exit_.f[EF_rip] = r[R_RIP];
+      return finish(EXIT_BUDGET);
+    }
+    const uint64_t rip = r[R_RIP];
+    insn_rip = rip;
+    Status s = ST_OK;
+    if ((rip >> kPageShift) != fetch_vpn_ || mmu_.generation() != fetch_gen_) s = fetch_page(rip);
+    if (s == ST_OK) {
+      const unsigned off = static_cast<unsigned>(rip & kPageMask);
+      const uint8_t* p = fetch_host_ + off;
+      const uint64_t hpa = fetch_hpa_ + off;
+      Block& b = bcache_.slot(hpa);
+      if (__builtin_expect(counters_.v[C_ad_updates] != seen_ad_updates_, 0)) {
+        seen_ad_updates_ = counters_.v[C_ad_updates];  // the walker wrote guest memory
+        ++code_epoch_;
+      }
+      if (__builtin_expect(b.tag != hpa || b.epoch != code_epoch_, 0)) {
+        if (b.tag == hpa && block_valid(b, p, off)) b.epoch = code_epoch_;
+        else build_block(fetch_host_, off, hpa, b);
+      }
+      if (b.n == 0) {
+        // The instruction continues on the next page: decode and run it alone.
+        const Insn* in;
+        Insn scratch;
+        s = fetch_slow(&in, &scratch);
+        if (s == ST_OK) {
+          r[R_RIP] = rip + in->len;
+          blk_tsc_base_ = retired_total;  // scratch.idx is 0
+          s = static_cast<Status>(in->fn(*this, *in));
+          if (s == ST_OK) {
+            ++retired_total;
+            --left;
+            continue;
+          }
+        }
+      } else {
+        // Run the block: at most `left` instructions; a store into the block's own bytes
+        // (self-modifying code) cuts it short after that instruction (write() zeroes blk_n_).
+        blk_n_ = std::min<uint64_t>(b.n, left);
+        blk_lo_ = p;
+        blk_len_ = b.nbytes;
+        blk_tsc_base_ = retired_total;
+        unsigned k = 0;
+        for (; k < blk_n_; k++) {
+          const Insn& in = b.insn[k];
+          r[R_RIP] += in.len;
+          s = static_cast<Status>(in.fn(*this, in));
+          if (__builtin_expect(s != ST_OK, 0)) break;
+        }
+        blk_len_ = 0;
+        counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
+        if (s == ST_OK) {
+          retired_total += k;
+          left -= k;
+          continue;
+        }
+        retired_total += k;
+        left -= k;
+        insn_rip = rip + b.insn[k].off;
+      }
+    }
+    switch (s) {
+      case ST_EXIT:  // retired (OUT, IN, HLT): RIP already past it, the record names it
+        ++retired_total;
+        exit_.f[EF_rip] = insn_rip;
+        return finish(static_cast<ExitReason>(exit_.f[EF_reason]));
+      case ST_EXIT_NORET:
+        r[R_RIP] = insn_rip;
+        exit_.f[EF_rip] = insn_rip;
+        return finish(static_cast<ExitReason>(exit_.f[EF_reason]));
+      default: {  // ST_EXC: a fault; RIP back on the instruction, then deliver
+        r[R_RIP] = insn_rip;
+        --left;
+        const Delivery d = deliver_pending();
+        if (d == DL_OK) continue;
+        exit_.f[EF_rip] = insn_rip;
+        if (d == DL_SHUTDOWN) shutdown_ = true;
+        return finish(d == DL_SHUTDOWN ? EXIT_SHUTDOWN : static_cast<ExitReason>(exit_.f[EF_reason]));
+      }
+    }
+  }
+}
+
+// ---- exception delivery ----
+
+void Cpu::count_exception(uint8_t vec) {
+  switch (vec) {
+    case V_DE: counters_.inc(C_exc_de); break;
+    case V_UD: counters_.inc(C_exc_ud); break;
+    case V_DF: counters_.inc(C_exc_df); break;
+    case V_GP: counters_.inc(C_exc_gp); break;
+    case V_PF: counters_.inc(C_exc_pf); break;
+    default: break;
+  }
+}
+
+// A fault while delivering an exception becomes #DF; a fault while delivering #DF is a
+// triple fault. (GUEST-ABI.md simplifies the SDM's benign/contributory table to this.)
+Cpu::Delivery Cpu::deliver_pending() {
+  const uint8_t vec = pend_vec;
+  const uint32_t err = pend_err;
+  count_exception(vec);
+  Status s = deliver(vec, err, pend_has_err);
+  if (s == ST_OK) return DL_OK;
+  if (s != ST_EXC) return DL_EXIT;  // EPT violation / MMIO while delivering: TS resolves it
+  if (vec == V_DF) {
+    triple_fault(V_DF, err, pend_vec, V_NONE);
+    return DL_SHUTDOWN;
+  }
+  count_exception(V_DF);
+  s = deliver(V_DF, 0, true);
+  if (s == ST_OK) return DL_OK;
+  if (s != ST_EXC) return DL_EXIT;
+  triple_fault(vec, err, V_DF, pend_vec);
+  return DL_SHUTDOWN;
+}
+
+// 64-bit IDT gate: offset 15..0 | selector | IST | type/attr | offset 31..16 | offset 63..32.
+Status Cpu::deliver(uint8_t vec, uint32_t err, bool has_err) {
+  const uint32_t idt_err = static_cast<uint32_t>(vec) * 8 + 2 + 1;  // IDT bit + EXT (SDM 6.13)
+  if (static_cast<uint64_t>(vec) * 16 + 15 > r[R_IDTR_LIMIT]) return gp(idt_err);
+  const uint64_t gate = r[R_IDTR_BASE] + static_cast<uint64_t>(vec) * 16;
+  uint64_t lo, hi;
+  Status s = read(gate, 8, &lo);
+  if (s != ST_OK) return s;
+  if ((s = read(gate + 8, 8, &hi)) != ST_OK) return s;
+  const unsigned type = (lo >> 40) & 0xF, present = (lo >> 47) & 1, ist = (lo >> 32) & 7;
+  const uint16_t sel = static_cast<uint16_t>(lo >> 16);
+  // No TSS exists in this machine, so an IST gate cannot be honoured: a delivery fault.
+  if (!present || (type != 0xE && type != 0xF) || ist != 0) return gp(idt_err);
+  uint64_t desc;
+  if ((s = read_descriptor(*this, sel, &desc)) != ST_OK) return s;
+  if (!((desc >> 43) & 1) || !((desc >> 53) & 1) || !((desc >> 47) & 1)) return gp(sel & 0xFFFCu);
+  const uint64_t target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF0000ull) | (hi << 32);
+  if (!canonical(target)) return gp();
+  // Interrupt frame on a 16-byte aligned stack (64-bit mode), no stack switch at CPL 0.
+  const uint64_t frame[6] = {r[R_SS], r[R_RSP], r[R_RFLAGS], r[R_CS], r[R_RIP], err};
+  uint64_t sp = r[R_RSP] & ~0xFull;
+  for (unsigned k = 0; k < (has_err ? 6u : 5u); k++) {
+    sp -= 8;
+    if ((s = write(sp, 8, frame[k])) != ST_OK) return s;
+  }
+  r[R_RSP] = sp;
+  r[R_RIP] = target;
+  r[R_CS] = sel;
+  r[R_RFLAGS] &= ~(FL_TF | (type == 0xE ? FL_IF : 0));
+  return ST_OK;
+}
+
+// The exit record of a triple fault: vector0 = the first exception, vector1 = #DF (8) when
+// it was reached, vector2 = the fault that hit while delivering #DF; RIP of the faulting
+// instruction, CR2, the first exception's error code and up to 16 bytes at RIP.
+void Cpu::triple_fault(uint8_t first, uint32_t first_err, uint8_t second, uint8_t third) {
+  exit_.f[EF_reason] = EXIT_SHUTDOWN;
+  exit_.f[EF_vector0] = first;
+  exit_.f[EF_vector1] = second;
+  exit_.f[EF_vector2] = third;
+  exit_.f[EF_cr2] = r[R_CR2];
+  exit_.f[EF_error_code] = first_err;
+  uint8_t bytes[16] = {0};
+  unsigned n = 0;
+  const uint64_t rip = r[R_RIP];
+  while (n < 16 && canonical(rip + n)) {
+    Fault f;
+    const uint8_t* p = mmu_.translate(Gva(rip + n), Access::Read, &f);
+    if (!p) break;
+    const unsigned chunk = static_cast<unsigned>(std::min<uint64_t>(16 - n, kPageSize - ((rip + n) & kPageMask)));
+    std::memcpy(bytes + n, p, chunk);
+    n += chunk;
+  }
+  std::memcpy(&exit_.f[EF_insn_lo], bytes, 8);
+  std::memcpy(&exit_.f[EF_insn_hi], bytes + 8, 8);
+  exit_.f[EF_insn_len] = n;
+}
+
+}  // namespace hv

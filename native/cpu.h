@@ -1,0 +1,192 @@
+// The vCPU core: architectural state of one x86-64 CPU (long mode, CPL 0), the run loop and
+// the memory-access helpers every instruction handler uses. Compiles without Node; the N-API
+// glue (addon.cc) only wraps it. All guest-virtual accesses go through Mmu::translate.
+#pragma once
+#include <cstring>
+
+#include "arena.h"
+#include "counters.h"
+#include "decode.h"
+#include "exit.h"
+#include "mmu.h"
+#include "types.h"
+
+namespace hv {
+
+// Register-file indices: the contract with src/native/types.ts (REG). GPRs in x86 encoding order.
+enum Reg : uint8_t {
+  R_RAX, R_RCX, R_RDX, R_RBX, R_RSP, R_RBP, R_RSI, R_RDI,
+  R_R8, R_R9, R_R10, R_R11, R_R12, R_R13, R_R14, R_R15,
+  R_RIP, R_RFLAGS, R_CR0, R_CR2, R_CR3, R_CR4, R_EFER,
+  R_GDTR_BASE, R_GDTR_LIMIT, R_IDTR_BASE, R_IDTR_LIMIT,
+  R_CS, R_DS, R_ES, R_SS, R_FS, R_GS, R_TSC_OFFSET,
+  R_COUNT,
+  // Not part of the shared view: a slot that always reads 0, used as the "no base" / "no
+  // index" register of an effective address so address generation needs no branches.
+  R_ZERO = R_COUNT,
+  R_STORAGE
+};
+extern const char* const kRegNames[R_COUNT];
+
+// RFLAGS bits.
+constexpr uint64_t FL_CF = 1u << 0, FL_PF = 1u << 2, FL_AF = 1u << 4, FL_ZF = 1u << 6,
+                   FL_SF = 1u << 7, FL_TF = 1u << 8, FL_IF = 1u << 9, FL_DF = 1u << 10,
+                   FL_OF = 1u << 11;
+constexpr uint64_t FL_ARITH = FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF;
+constexpr uint64_t FL_FIXED = 1u << 1;  // reads as 1
+constexpr uint64_t FL_WRITABLE = FL_ARITH | FL_TF | FL_IF | FL_DF;
+
+// Exception vectors this CPU raises.
+enum Vector : uint8_t { V_DE = 0, V_UD = 6, V_DF = 8, V_GP = 13, V_PF = 14, V_NONE = 0xFF };
+
+// What a handler reports back to the run loop when it does not simply continue.
+enum Status : int {
+  ST_OK = 0,
+  ST_EXC,         // an exception is pending (pend_vec/pend_err; CR2 already set for #PF)
+  ST_EXIT,        // VM exit after the instruction retired (I/O, HLT); exit record filled
+  ST_EXIT_NORET,  // VM exit before it retired (EPT violation, MMIO); exit record filled
+};
+
+class Cpu {
+ public:
+  Cpu(Arena* arena);
+  ~Cpu();
+  Cpu(const Cpu&) = delete;
+  Cpu& operator=(const Cpu&) = delete;
+
+  // Execute until a VM exit or until `budget` more instructions retire. Returns the reason.
+  ExitReason run(uint64_t budget);
+
+  // TS-side entry points (addon.cc): each drops the cached fetch translation, since the
+  // Mmu may no longer hold what it was derived from.
+  const char* configure_mmu(const MmuConfig& cfg);
+  void invept() { mmu_.invept(); fetch_invalidate(); }
+  void flush_tlb() { mmu_.flush_guest(); fetch_invalidate(); }
+  void reset_counters() { counters_.clear(); }
+
+  uint64_t* regs() { return r; }
+  uint64_t* counters() { return counters_.v; }
+  uint64_t* exit_record() { return exit_.f; }
+
+  // ---- state used by the instruction handlers (public: handlers are free functions) ----
+  uint64_t r[R_STORAGE];
+  Counters counters_;
+  ExitRecord exit_;
+  Mmu mmu_;
+  Arena* arena_;
+  uint64_t insn_rip = 0;   // RIP of the instruction executing (r[R_RIP] already points past it)
+  uint64_t retired_total = 0;  // lifetime instructions retired (RDTSC; not reset with counters)
+  // The block being executed: its host bytes [blk_lo_, blk_lo_ + blk_len_) for the
+  // self-modifying-code check in write(), its remaining length, and retired_total at its start.
+  const uint8_t* blk_lo_ = nullptr;
+  uint64_t blk_len_ = 0;
+  uint64_t blk_n_ = 0;
+  uint64_t blk_tsc_base_ = 0;
+  // Self-modifying-code tracking: one bit per host frame that has had code decoded from it
+  // (nullptr if the bitmap could not be allocated: every store then counts), and an epoch
+  // advanced by every store to such a frame, by every A/D-bit update of the walker, and at
+  // every run() entry (TS may have written the arena). A block whose epoch is current needs
+  // no byte comparison.
+  uint8_t* code_frames_ = nullptr;
+  const uint8_t* arena_base_ = nullptr;
+  uint64_t code_epoch_ = 1;
+  uint64_t seen_ad_updates_ = 0;
+  uint8_t pend_vec = V_NONE;
+  uint32_t pend_err = 0;
+  bool pend_has_err = false;
+  uint8_t pending_in_size = 0;  // IN exit outstanding: next run() writes exit[value] to rAX
+  bool shutdown_ = false;
+
+  Status raise(uint8_t vec, uint32_t err = 0, bool has_err = false) {
+    pend_vec = vec; pend_err = err; pend_has_err = has_err;
+    return ST_EXC;
+  }
+  Status ud() { return raise(V_UD); }
+  Status gp(uint32_t err = 0) { return raise(V_GP, err, true); }
+
+  static bool canonical(uint64_t va) { return static_cast<uint64_t>(static_cast<int64_t>(va << 16) >> 16) == va; }
+
+  // Data accesses of 1/2/4/8 bytes (10 for descriptor-table registers via two calls). On
+  // failure they leave the right status pending and return it; on success ST_OK.
+  Status read(uint64_t va, unsigned size, uint64_t* out) {
+    counters_.inc(C_loads);
+    if ((va & kPageMask) <= kPageSize - size) {
+      if (!canonical(va)) return gp();
+      Fault f;
+      const uint8_t* p = mmu_.translate(Gva(va), Access::Read, &f);
+      if (!p) return fault(f);
+      uint64_t v = 0;
+      std::memcpy(&v, p, size);
+      *out = v;
+      return ST_OK;
+    }
+    return read_split(va, size, out);
+  }
+  Status write(uint64_t va, unsigned size, uint64_t v) {
+    counters_.inc(C_stores);
+    if ((va & kPageMask) <= kPageSize - size) {
+      if (!canonical(va)) return gp();
+      Fault f;
+      uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
+      if (!p) return fault(f);
+      std::memcpy(p, &v, size);
+      smc_check(p, size);
+      return ST_OK;
+    }
+    return write_split(va, size, v);
+  }
+  // Push/pop 8 bytes on the stack: RSP changes only when the access succeeds.
+  Status push64(uint64_t v) {
+    const uint64_t sp = r[R_RSP] - 8;
+    Status s = write(sp, 8, v);
+    if (s == ST_OK) r[R_RSP] = sp;
+    return s;
+  }
+
+  // A store that reaches into the executing block's bytes ends the block after the current
+  // instruction, so the next one is decoded from the new bytes.
+  // Only frames that hold decoded code matter: a store there also advances code_epoch_, so
+  // every cached block re-checks its bytes before it next runs.
+  void smc_check(const uint8_t* p, unsigned size) {
+    const uint64_t fr = static_cast<uint64_t>(p - arena_base_) >> kPageShift;
+    if (code_frames_ && !((code_frames_[fr >> 3] >> (fr & 7)) & 1)) return;
+    ++code_epoch_;
+    if (static_cast<uint64_t>(p + size - 1 - blk_lo_) < blk_len_ + size - 1) blk_n_ = 0;
+  }
+  // A translation fault: #PF into the guest, or a VM exit for EPT violation / MMIO.
+  Status fault(const Fault& f);
+  // Control-register side effects (the Mmu follows CR0/CR3/CR4/EFER).
+  void control_changed() {
+    mmu_.set_control(r[R_CR0], r[R_CR3], r[R_CR4], r[R_EFER]);
+    fetch_invalidate();
+  }
+  void fetch_invalidate() { fetch_vpn_ = ~0ull; }
+
+ private:
+  Status read_split(uint64_t va, unsigned size, uint64_t* out);
+  Status write_split(uint64_t va, unsigned size, uint64_t v);
+  // Decode the instruction at r[R_RIP] when it is not in the cache (or crosses a page).
+  Status fetch_slow(const Insn** out, Insn* scratch);
+  Status fetch_page(uint64_t rip);
+  enum Delivery { DL_OK, DL_EXIT, DL_SHUTDOWN };
+  // Deliver the pending exception (escalating to #DF and triple fault).
+  Delivery deliver_pending();
+  Status deliver(uint8_t vec, uint32_t err, bool has_err);
+  void count_exception(uint8_t vec);
+  void triple_fault(uint8_t first, uint32_t first_err, uint8_t second, uint8_t third);
+  ExitReason finish(ExitReason why);
+
+  uint64_t run_start_ = 0;  // retired_total when this run() began
+
+  // The one cached translation outside the Mmu: the current code page (fetch lookups are
+  // counted per page, MMU-MODEL.md). Valid while the Mmu's generation() is unchanged, i.e.
+  // nothing has flushed or invalidated a translation since it was obtained.
+  uint64_t fetch_vpn_ = ~0ull;
+  uint64_t fetch_gen_ = 0;
+  const uint8_t* fetch_host_ = nullptr;
+  uint64_t fetch_hpa_ = 0;
+  void build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b);
+  BlockCache bcache_;
+};
+
+}  // namespace hv

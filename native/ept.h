@@ -1,0 +1,71 @@
+// The EPT walk, inline so the 2D walker (native/walk.cc) runs it without a call per guest
+// level (Intel SDM vol. 3 ch. 29, "EPT translation mechanism"): 4 levels of 512
+// 8-byte entries; bits R=0 W=1 X=2, memory type 5:3 (leaves), PS=7 at level 3 (1 GiB) and
+// level 2 (2 MiB), address bits 51:12. The tables are arena frames written by TS (the EPT
+// manager); every entry read is bounds-checked, so a garbage entry is reported as an
+// EPT misconfiguration instead of touching memory outside the arena.
+#pragma once
+#include <cstring>
+
+#include "mmu.h"
+
+namespace hv {
+
+namespace ept {
+constexpr uint64_t kAddrMask = 0x000FFFFFFFFFF000ull;
+constexpr uint64_t R = 1, W = 2, X = 4, PS = 1ull << 7;
+}  // namespace ept
+
+inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs) {
+  // Hot loop: a cold 2D walk is 24 dependent loads, so keep the path from one entry to the
+  // next short. Tables are 4 KiB-aligned and the arena is a whole number of pages, so one
+  // check that a table starts inside the arena covers all 512 of its entries.
+  uint8_t* const base = arena_->base();
+  const uint64_t limit = arena_->size();
+  uint64_t table = cfg_.eptp & ept::kAddrMask;
+  uint64_t perm = kPermR | kPermW | kPermX;
+  int level = 4;
+  uint64_t e;
+  for (;; --level) {
+    if (table >= limit) {  // the previous level pointed outside the arena
+      *stop = static_cast<uint8_t>(level);
+      *misconfig = true;
+      return false;
+    }
+    std::memcpy(&e, base + table + ((gpa.v >> (12 + 9 * (level - 1))) & 511) * 8, 8);
+    ++*refs;
+    // Not present (R=W=X=0), or W without R (an EPT misconfiguration, SDM 29.3.3.1).
+    if ((e & 7) == 0 || (e & (ept::R | ept::W)) == ept::W) {
+      *stop = static_cast<uint8_t>(level);
+      *misconfig = (e & 7) != 0;
+      return false;
+    }
+    perm &= e;
+    if (e & ept::PS) {
+      if (level == 4) {  // PS is reserved in a PML4E
+        *stop = 4;
+        *misconfig = true;
+        return false;
+      }
+      if (level != 1) break;  // 1 GiB (level 3) or 2 MiB (level 2) leaf; ignored at level 1
+    }
+    if (level == 1) break;
+    table = e & ept::kAddrMask;
+  }
+  *stop = static_cast<uint8_t>(level);
+  // Leaf. Memory types 2, 3 and 7 are reserved; the whole leaf must lie inside the arena.
+  const uint64_t mt = (e >> 3) & 7;
+  const uint64_t size = 1ull << (12 + 9 * (level - 1));
+  const uint64_t leaf = e & ept::kAddrMask & ~(size - 1);
+  if (mt == 2 || mt == 3 || mt == 7 || !arena_->contains(Hpa(leaf), size)) {
+    *misconfig = true;
+    return false;
+  }
+  m->host = base + leaf + (gpa.v & (size - 1) & ~kPageMask);
+  m->size = static_cast<uint8_t>(level - 1);
+  m->perm = static_cast<uint8_t>(perm & 7);  // kPermR/W/X use the EPT bit positions
+  m->level = static_cast<uint8_t>(level);
+  return true;
+}
+
+}  // namespace hv

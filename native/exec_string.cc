@@ -1,0 +1,83 @@
+// String handlers: MOVS, STOS, LODS, CMPS at every operand size, with REP (REPE for CMPS)
+// and DF = 0 / 1. 64-bit addressing: RSI, RDI, RCX. A REP instruction retires once; a fault
+// part-way leaves RSI/RDI/RCX describing the iterations done and RIP on the instruction, so
+// re-executing it resumes (as hardware does).
+#include "exec.h"
+
+namespace hv {
+
+namespace {
+inline uint64_t step(const Cpu& c, unsigned sz) {
+  return (c.r[R_RFLAGS] & FL_DF) ? static_cast<uint64_t>(-static_cast<int64_t>(sz)) : sz;
+}
+}  // namespace
+
+int h_movs(Cpu& c, const Insn& i) {
+  const unsigned sz = i.osz;
+  const uint64_t d = step(c, sz);
+  const bool rep = i.flags & IF_REP;
+  while (!rep || c.r[R_RCX] != 0) {
+    uint64_t v;
+    Status s = c.read(c.r[R_RSI], sz, &v);
+    if (s == ST_OK) s = c.write(c.r[R_RDI], sz, v);
+    if (s != ST_OK) return s;
+    c.r[R_RSI] += d;
+    c.r[R_RDI] += d;
+    if (!rep) break;
+    c.r[R_RCX]--;
+  }
+  return ST_OK;
+}
+
+int h_stos(Cpu& c, const Insn& i) {
+  const unsigned sz = i.osz;
+  const uint64_t d = step(c, sz), v = c.r[R_RAX] & size_mask(sz);
+  const bool rep = i.flags & IF_REP;
+  while (!rep || c.r[R_RCX] != 0) {
+    Status s = c.write(c.r[R_RDI], sz, v);
+    if (s != ST_OK) return s;
+    c.r[R_RDI] += d;
+    if (!rep) break;
+    c.r[R_RCX]--;
+  }
+  return ST_OK;
+}
+
+int h_lods(Cpu& c, const Insn& i) {
+  const unsigned sz = i.osz;
+  const uint64_t d = step(c, sz);
+  const bool rep = i.flags & IF_REP;
+  while (!rep || c.r[R_RCX] != 0) {
+    uint64_t v;
+    Status s = c.read(c.r[R_RSI], sz, &v);
+    if (s != ST_OK) return s;
+    set_reg(c, R_RAX, false, sz, v);
+    c.r[R_RSI] += d;
+    if (!rep) break;
+    c.r[R_RCX]--;
+  }
+  return ST_OK;
+}
+
+// CMPS compares [RSI] with [RDI] (flags of [RSI] - [RDI]); REPE stops when RCX reaches 0 or
+// ZF = 0.
+int h_cmps(Cpu& c, const Insn& i) {
+  const unsigned sz = i.osz;
+  const uint64_t d = step(c, sz);
+  const bool rep = i.flags & IF_REP;
+  while (!rep || c.r[R_RCX] != 0) {
+    uint64_t a, b, f;
+    Status s = c.read(c.r[R_RSI], sz, &a);
+    if (s == ST_OK) s = c.read(c.r[R_RDI], sz, &b);
+    if (s != ST_OK) return s;
+    alu(ALU_CMP, a, b, 0, sz, &f);
+    set_arith_flags(c, f);
+    c.r[R_RSI] += d;
+    c.r[R_RDI] += d;
+    if (!rep) break;
+    if (--c.r[R_RCX] == 0 || !(f & FL_ZF)) break;
+  }
+  return ST_OK;
+}
+
+}  // namespace hv

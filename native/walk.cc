@@ -1,0 +1,215 @@
+// The guest page walk, two-dimensional when EPT is on (MMU-MODEL.md): 4 guest levels with
+// P/RW/US/PS/A/D/NX as in the Intel SDM (vol. 3 ch. 4.5), CR0.WP, EFER.NXE, CR4.SMEP; each
+// guest table's GPA goes through the nested TLB or the EPT, and the data GPA through the
+// EPT. The paging-structure caches let a walk start below the PML4. Every entry read is one
+// reference (walk_refs_guest or walk_refs_ept); setting A/D is counted in ad_updates only.
+#include <cstring>
+
+#include "ept.h"
+#include "mmu.h"
+
+namespace hv {
+
+namespace {
+constexpr uint64_t PTE_P = 1ull << 0, PTE_RW = 1ull << 1, PTE_US = 1ull << 2,
+                   PTE_A = 1ull << 5, PTE_D = 1ull << 6, PTE_PS = 1ull << 7, PTE_NX = 1ull << 63;
+constexpr uint64_t kAddrMask = 0x000FFFFFFFFFF000ull;
+constexpr uint64_t CR0_WP = 1ull << 16, CR0_PG = 1ull << 31, CR4_SMEP = 1ull << 20;
+constexpr uint64_t EFER_NXE = 1ull << 11;
+constexpr uint32_t PFEC_P = 1, PFEC_W = 2, PFEC_RSVD = 8, PFEC_I = 16;
+// Reserved bits of large leaves: PAT is bit 12, so 2 MiB leaves reserve 20:13, 1 GiB 29:13.
+constexpr uint64_t kRsvd2M = 0x1FE000ull, kRsvd1G = 0x3FFFE000ull;
+constexpr Counter kPwcHits[3] = {C_pwc_pde_hits, C_pwc_pdpte_hits, C_pwc_pml4e_hits};
+
+void ept_fault(Fault* f, Gpa gpa, Access acc, bool final_gpa, Gva va, uint8_t level, bool mis) {
+  *f = Fault{};
+  f->kind = FaultKind::EptViolation;
+  f->access = acc;
+  f->level = level;
+  f->gva_valid = final_gpa;
+  f->gva = va.v;
+  f->gpa = gpa.v;
+  f->misconfig = mis;
+}
+}  // namespace
+
+__attribute__((always_inline)) inline bool Mmu::map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
+                  uint64_t* ept_refs) {
+  if (cfg_.ept) {
+    uint8_t stop = 0;
+    bool mis = false;
+    if (ept_walk(gpa, m, &stop, &mis, ept_refs)) return true;
+    ept_fault(f, gpa, acc, final_gpa, va, stop, mis);
+    return false;
+  }
+  const uint64_t page = gpa.v & ~kPageMask;
+  if (page >= cfg_.guest_size || !arena_->contains(Hpa(cfg_.guest_base + page), kPageSize)) {
+    *f = Fault{};
+    f->kind = FaultKind::Mmio;
+    f->access = acc;
+    f->gva_valid = final_gpa;
+    f->gva = va.v;
+    f->gpa = gpa.v;
+    return false;
+  }
+  m->host = arena_->base() + cfg_.guest_base + page;
+  m->size = 2;  // guest RAM is one contiguous range: never the limit on a page's size
+  m->perm = kPermR | kPermW | kPermX;
+  m->level = 0;
+  return true;
+}
+
+namespace {
+// Adds a walk's references to the counters once, on every way out of the walk.
+struct RefTally {
+  Counters* c;
+  uint64_t guest = 0, ept = 0;
+  ~RefTally() {
+    c->v[C_walk_refs] += guest + ept;
+    c->v[C_walk_refs_guest] += guest;
+    c->v[C_walk_refs_ept] += ept;
+  }
+};
+}  // namespace
+
+bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
+  counters_->v[C_walks]++;
+  RefTally refs{counters_};
+  const bool nxe = (efer_ & EFER_NXE) != 0, wp = (cr0_ & CR0_WP) != 0;
+  const bool smep = (cr4_ & CR4_SMEP) != 0;
+  const uint64_t v = va.v & ((1ull << 48) - 1);
+  const uint32_t ec_acc = (acc == Access::Write ? PFEC_W : 0) |
+                          (acc == Access::Fetch && (nxe || smep) ? PFEC_I : 0);
+  auto page_fault = [&](uint32_t ec) {
+    *f = Fault{};
+    f->kind = FaultKind::PageFault;
+    f->access = acc;
+    f->error_code = ec | ec_acc;
+    f->gva = va.v;
+    return false;
+  };
+
+  uint64_t gpa;
+  unsigned gsize;  // guest page-size class: 0 = 4K, 1 = 2M, 2 = 1G
+  bool rw = true, us = true, nx = false, dirty = true;
+  if (!(cr0_ & CR0_PG)) {
+    gpa = va.v;  // paging off: GVA = GPA, limited only by the EPT (or guest RAM)
+    gsize = 2;
+  } else {
+    uint64_t table = cr3_ & kAddrMask;
+    int level = 4;
+    // Deepest paging-structure-cache hit first: PDE (next: PT), PDPTE (PD), PML4E (PDPT).
+    for (unsigned i = 0; i < 3; ++i) {
+      const uint64_t key = v >> (21 + 9 * i);
+      TlbEntry* e = pwc_[i].find(key, key);
+      if (!e) continue;
+      pwc_[i].touch(e);
+      counters_->inc(kPwcHits[i]);
+      table = e->val;
+      level = static_cast<int>(i) + 1;
+      rw = e->perm & kPermW;
+      nx = !(e->perm & kPermX);
+      us = e->perm & kPermUser;
+      break;
+    }
+    for (;;) {
+      const unsigned shift = 12 + 9 * (level - 1);
+      const Gpa egpa(table + ((v >> shift) & 511) * 8);
+      // The table's own page: nested TLB, else a full EPT walk (then cached).
+      Mapped tm;
+      TlbEntry* ne = cfg_.ept ? nested_.find(table >> kPageShift, table >> kPageShift) : nullptr;
+      if (ne) {
+        nested_.touch(ne);
+        counters_->inc(C_nested_tlb_hits);
+        tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
+      } else {
+        if (!map_gpa(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return false;
+        if (cfg_.ept) {
+          if (TlbEntry* n = nested_.insert(table >> kPageShift, table >> kPageShift)) {
+            n->val = static_cast<uint64_t>(tm.host - arena_->base());
+            n->perm = tm.perm;
+            n->level = tm.level;
+          }
+        }
+      }
+      if (!(tm.perm & kPermR)) {
+        ept_fault(f, egpa, Access::Read, false, va, tm.level, false);
+        return false;
+      }
+      uint8_t* p = tm.host + (egpa.v & kPageMask);
+      ++refs.guest;
+      uint64_t pte;
+      std::memcpy(&pte, p, 8);
+      if (!(pte & PTE_P)) return page_fault(0);
+      const bool leaf = level == 1 || ((level == 2 || level == 3) && (pte & PTE_PS));
+      if ((!nxe && (pte & PTE_NX)) || (level == 4 && (pte & PTE_PS)) ||
+          (leaf && level == 2 && (pte & kRsvd2M)) || (leaf && level == 3 && (pte & kRsvd1G)))
+        return page_fault(PFEC_P | PFEC_RSVD);
+      rw = rw && (pte & PTE_RW);
+      us = us && (pte & PTE_US);
+      nx = nx || (nxe && (pte & PTE_NX));
+      if (!(pte & PTE_A)) {
+        // Setting A is a write to the table page: the EPT must allow it.
+        if (!(tm.perm & kPermW)) {
+          ept_fault(f, egpa, Access::Write, false, va, tm.level, false);
+          return false;
+        }
+        pte |= PTE_A;
+        std::memcpy(p, &pte, 8);
+        counters_->inc(C_ad_updates);
+      }
+      if (leaf) {
+        gsize = static_cast<unsigned>(level - 1);
+        const uint64_t size = 1ull << shift;
+        // Permission checks (CPL 0): writes honour R/W only with CR0.WP; fetches honour
+        // NX (with EFER.NXE) and SMEP (user pages).
+        if (acc == Access::Write && !rw && wp) return page_fault(PFEC_P);
+        if (acc == Access::Fetch && (nx || (smep && us))) return page_fault(PFEC_P);
+        if (acc == Access::Write && !(pte & PTE_D)) {
+          if (!(tm.perm & kPermW)) {
+            ept_fault(f, egpa, Access::Write, false, va, tm.level, false);
+            return false;
+          }
+          pte |= PTE_D;
+          std::memcpy(p, &pte, 8);
+          counters_->inc(C_ad_updates);
+        }
+        dirty = (pte & PTE_D) != 0;
+        gpa = (pte & kAddrMask & ~(size - 1)) | (v & (size - 1));
+        break;
+      }
+      table = pte & kAddrMask;
+      // Cache this non-leaf entry: PML4E → pwc_[2], PDPTE → pwc_[1], PDE → pwc_[0].
+      const uint64_t key = v >> shift;
+      if (TlbEntry* e = pwc_[level - 2].insert(key, key)) {
+        e->val = table;
+        e->perm = static_cast<uint8_t>((rw ? kPermW : 0) | (nx ? 0 : kPermX) | (us ? kPermUser : 0));
+      }
+      --level;
+    }
+  }
+
+  // The data page: one more EPT translation (reported with gva_valid = true).
+  Mapped dm;
+  if (!map_gpa(Gpa(gpa), acc, true, va, f, &dm, &refs.ept)) return false;
+  const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
+  if (!(dm.perm & need)) {
+    ept_fault(f, Gpa(gpa), acc, true, va, dm.level, false);
+    return false;
+  }
+  unsigned size = gsize < dm.size ? gsize : dm.size;  // splinter to the smaller leaf
+  if (!cfg_.ept && size > 0) {
+    // No-EPT: a large guest page must lie wholly inside guest RAM to be cached whole.
+    const uint64_t bytes = 1ull << (12 + 9 * size), base = gpa & ~(bytes - 1);
+    if (base + bytes > cfg_.guest_size) size = 0;
+  }
+  const uint64_t bytes = 1ull << (12 + 9 * size);
+  out->host = dm.host - ((gpa & (bytes - 1)) & ~kPageMask);
+  out->size = static_cast<uint8_t>(size);
+  out->perm = static_cast<uint8_t>(
+      (dm.perm & kPermR) | ((rw || !wp) && dirty ? (dm.perm & kPermW) : 0) |
+      (!nx && !(smep && us) ? (dm.perm & kPermX) : 0));
+  return true;
+}
+
+}  // namespace hv

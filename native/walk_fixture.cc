@@ -1,0 +1,72 @@
+// WalkFixture: page-table and EPT builders over the arena (see walk_fixture.h).
+#include "walk_fixture.h"
+
+#include <cstring>
+
+namespace hv {
+
+namespace {
+constexpr uint64_t kAddrMask = 0x000FFFFFFFFFF000ull;
+unsigned shift_of(int level) { return 12 + 9 * (level - 1); }
+}  // namespace
+
+WalkFixture::WalkFixture(Arena* a) : arena_(a) {
+  eptp_ = alloc_ept_table();
+  cr3_ = alloc_guest_table();
+}
+
+MmuConfig WalkFixture::config(bool ept, const TlbGeometry& g) const {
+  MmuConfig c;
+  c.ept = ept;
+  c.eptp = eptp_;
+  c.guest_base = kGuestBase;
+  c.guest_size = kGuestSize;
+  c.tlb = g;
+  return c;
+}
+
+uint64_t WalkFixture::alloc_ept_table() {
+  const uint64_t t = ept_next_;
+  ept_next_ += kPageSize;
+  std::memset(arena_->base() + t, 0, kPageSize);
+  return t;
+}
+
+uint64_t WalkFixture::alloc_guest_table() {
+  const uint64_t t = guest_next_;
+  guest_next_ += kPageSize;
+  std::memset(gpa_host(t), 0, kPageSize);
+  return t;
+}
+
+uint64_t* WalkFixture::ept_entry(uint64_t gpa, int level) {
+  uint64_t table = eptp_;
+  for (int l = 4;; --l) {
+    uint64_t* e = reinterpret_cast<uint64_t*>(arena_->base() + table) + ((gpa >> shift_of(l)) & 511);
+    if (l == level) return e;
+    if (!(*e & 7)) *e = alloc_ept_table() | 7;
+    table = *e & kAddrMask;
+  }
+}
+
+void WalkFixture::ept_map(uint64_t gpa, uint64_t len, int leaf_level, uint64_t perm) {
+  const uint64_t size = 1ull << shift_of(leaf_level);
+  for (uint64_t g = gpa & ~(size - 1); g < gpa + len; g += size)
+    *ept_entry(g, leaf_level) = (kGuestBase + g) | perm | (6ull << 3) | (leaf_level > 1 ? 0x80 : 0);
+}
+
+uint64_t* WalkFixture::guest_entry(uint64_t gva, int level) {
+  uint64_t table = cr3_;
+  for (int l = 4;; --l) {
+    uint64_t* e = reinterpret_cast<uint64_t*>(gpa_host(table)) + ((gva >> shift_of(l)) & 511);
+    if (l == level) return e;
+    if (!(*e & P)) *e = alloc_guest_table() | P | RW;
+    table = *e & kAddrMask;
+  }
+}
+
+void WalkFixture::guest_map(uint64_t gva, uint64_t gpa, int leaf_level, uint64_t flags) {
+  *guest_entry(gva, leaf_level) = gpa | flags | (leaf_level > 1 ? PS : 0);
+}
+
+}  // namespace hv

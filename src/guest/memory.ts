@@ -1,0 +1,67 @@
+/**
+ * Guest-physical byte access for the VMM's own writes (the ELF loader, the boot tables).
+ * The vCPU never goes through this: it reaches guest memory through its MMU. Keeping the
+ * loader on this small interface is what lets EPT mode plug in: there a Gpa goes
+ * memslot → Hva → host mm (faulting host pages in), here it is one contiguous arena range.
+ */
+import type { Gpa } from '../util/address.ts';
+import { ConfigError } from '../util/errors.ts';
+
+export interface GuestMemory {
+  /** Bytes of guest-physical memory: valid addresses are [0, size). */
+  readonly size: number;
+  /** Copy `data` to guest-physical `addr`. The range must lie inside [0, size). */
+  write(addr: Gpa, data: Uint8Array): void;
+  /** A copy of `length` bytes at guest-physical `addr`. */
+  read(addr: Gpa, length: number): Uint8Array;
+  /**
+   * Make `length` bytes at `addr` read as zero. Guest RAM starts zeroed, so a backend may
+   * skip ranges it knows were never written (EPT mode: never faulted in).
+   */
+  zero(addr: Gpa, length: number): void;
+}
+
+/** Throws unless [addr, addr + length) lies inside [0, size). */
+export function checkGuestRange(mem: { readonly size: number }, addr: number, length: number): void {
+  if (!Number.isSafeInteger(addr) || !Number.isSafeInteger(length) || addr < 0 || length < 0 || addr + length > mem.size) {
+    throw new RangeError(`guest-physical range 0x${addr.toString(16)}+0x${length.toString(16)} is outside guest memory [0, 0x${mem.size.toString(16)})`);
+  }
+}
+
+/**
+ * No-EPT guest memory: guest-physical [0, size) is the byte range [base, base + size) of
+ * one buffer (the native arena's, or a plain ArrayBuffer in tests). Views are made per
+ * call because one typed-array view of the arena is limited to 2^32 bytes.
+ */
+export class LinearGuestMemory implements GuestMemory {
+  readonly size: number;
+  readonly base: number;
+  private readonly buffer: ArrayBufferLike;
+
+  constructor(buffer: ArrayBufferLike, base: number, size: number) {
+    if (!Number.isSafeInteger(base) || base < 0 || base % 4096 !== 0) {
+      throw new ConfigError(`guest memory base must be a 4 KiB-aligned offset, got ${base}`);
+    }
+    if (!Number.isSafeInteger(size) || size <= 0 || base + size > buffer.byteLength) {
+      throw new ConfigError(`guest memory [${base}, ${base + size}) does not fit in a buffer of ${buffer.byteLength} bytes`);
+    }
+    this.buffer = buffer;
+    this.base = base;
+    this.size = size;
+  }
+
+  write(addr: Gpa, data: Uint8Array): void {
+    checkGuestRange(this, addr, data.length);
+    new Uint8Array(this.buffer, this.base + addr, data.length).set(data);
+  }
+
+  read(addr: Gpa, length: number): Uint8Array {
+    checkGuestRange(this, addr, length);
+    return new Uint8Array(this.buffer, this.base + addr, length).slice();
+  }
+
+  zero(addr: Gpa, length: number): void {
+    checkGuestRange(this, addr, length);
+    new Uint8Array(this.buffer, this.base + addr, length).fill(0);
+  }
+}

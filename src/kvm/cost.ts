@@ -1,0 +1,153 @@
+/**
+ * The cost model (MMU-MODEL.md "Cost model"; ARCHITECTURE.md "Time"): native code counts
+ * events, this table turns counts into simulated cycles and seconds. It is a plain object
+ * users override field by field, and it can be re-applied to saved counters without
+ * re-running the guest. Simulated cycles = Σ count × cost.
+ *
+ * Which counters feed each entry:
+ *   instruction       ← instructions
+ *   l1_tlb_hit        ← itlb_{4k,2m,1g}_hits + dtlb_{4k,2m,1g}_hits (0 when the build lacks them)
+ *   stlb_hit          ← stlb_{4k,2m,1g}_hits
+ *   walk_ref          ← walk_refs (guest-table and EPT reads of the walker)
+ *   vm_exit           ← exits − exits_budget (a budget exit is the VMM's chunking, not a VM exit)
+ *   host_fault_4k/2m, kib_zeroed, kib_copied, swap_io_page ← HostEvents from the memory
+ *                       backend (EPT mode: the host THP model); 0 in no-EPT mode.
+ */
+import { ConfigError } from '../util/errors.ts';
+import type { CounterSnapshot } from './vcpu.ts';
+
+export interface CostTable {
+  /** Simulated core clock, Hz. Nominal 3 GHz, a round figure for the class of core modeled. */
+  clock_hz: number;
+  /** Cycles per retired instruction: 1 (MMU-MODEL.md: the model charges translation, not the pipeline). */
+  instruction: number;
+  /** L1 TLB hit: 0, its latency hides in the load pipeline (MMU-MODEL.md). */
+  l1_tlb_hit: number;
+  /** L2 STLB hit after an L1 miss: ~7 cycles (MMU-MODEL.md; the STLB-hit penalty of recent Intel cores). */
+  stlb_hit: number;
+  /**
+   * One page-walk memory reference: "tens of cycles, most hit the data caches" (MMU-MODEL.md).
+   * 25 ≈ a mix of L1d (~5), L2 (~14) and LLC (~40) hits.
+   */
+  walk_ref: number;
+  /** VM exit + entry round trip: 1500 (MMU-MODEL.md: ~1–2 k cycles on VMX hardware). */
+  vm_exit: number;
+  /**
+   * Host 4 KiB anonymous fault without the zeroing: ~5,900 cycles. Derived from PERFORMANCE.md's
+   * anchor on this host: first touch with MADV_NOHUGEPAGE ≈ 1.1 GB/s → 3.7 µs = 11.2 k cycles
+   * per 4 KiB at 3 GHz, minus 4 KiB of zeroing at kib_zeroed.
+   */
+  host_fault_4k: number;
+  /** Host 2 MiB (THP) fault without the zeroing: same trap/handler cost as a 4 KiB fault. */
+  host_fault_2m: number;
+  /**
+   * Zeroing one KiB (clear_page / clear_huge_page): ~1,330 cycles. PERFORMANCE.md: first touch of
+   * 1 GiB with MADV_HUGEPAGE ≈ 2.2 GB/s ≈ 0.95 ms per 2 MiB fault, nearly all of it zeroing.
+   */
+  kib_zeroed: number;
+  /** Copying one KiB (collapse, COW, swap-in): twice kib_zeroed, as every byte is read and written. */
+  kib_copied: number;
+  /** Swap I/O of one 4 KiB page: 300,000 cycles ≈ 100 µs, a typical SSD 4 KiB random-access latency. */
+  swap_io_page: number;
+}
+
+export const DEFAULT_COSTS: Readonly<CostTable> = Object.freeze({
+  clock_hz: 3e9,
+  instruction: 1,
+  l1_tlb_hit: 0,
+  stlb_hit: 7,
+  walk_ref: 25,
+  vm_exit: 1500,
+  host_fault_4k: 5900,
+  host_fault_2m: 5900,
+  kib_zeroed: 1330,
+  kib_copied: 2660,
+  swap_io_page: 300_000,
+});
+
+/** Host-side events a memory backend reports (EPT mode: from the host mm's vmstat). */
+export interface HostEvents {
+  host_fault_4k: number;
+  host_fault_2m: number;
+  kib_zeroed: number;
+  kib_copied: number;
+  swap_io_page: number;
+}
+
+export const NO_HOST_EVENTS: Readonly<HostEvents> = Object.freeze({ host_fault_4k: 0, host_fault_2m: 0, kib_zeroed: 0, kib_copied: 0, swap_io_page: 0 });
+
+/** A cost table with overrides applied; every field must be a finite number ≥ 0 (clock > 0). */
+export function makeCostTable(overrides: Partial<CostTable> = {}): CostTable {
+  const t: CostTable = { ...DEFAULT_COSTS };
+  for (const [k, v] of Object.entries(overrides)) {
+    if (!(k in DEFAULT_COSTS)) throw new ConfigError(`unknown cost '${k}' (known: ${Object.keys(DEFAULT_COSTS).join(', ')})`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (k === 'clock_hz' && v === 0)) {
+      throw new ConfigError(`cost '${k}' must be a finite number ${k === 'clock_hz' ? '> 0' : '≥ 0'}, got ${String(v)}`);
+    }
+    (t as unknown as Record<string, number>)[k] = v;
+  }
+  return t;
+}
+
+export type CostItem = Exclude<keyof CostTable, 'clock_hz'>;
+
+export interface SimulatedTime {
+  cycles: number;
+  seconds: number;
+  /** Cycles charged to each cost item. */
+  breakdown: Record<CostItem, number>;
+  /** Events per item (what breakdown multiplied). */
+  events: Record<CostItem, number>;
+}
+
+const sum = (c: CounterSnapshot, names: readonly string[]): number => names.reduce((s, n) => s + (c[n] ?? 0), 0);
+const L1_HITS = ['itlb_4k_hits', 'itlb_2m_hits', 'itlb_1g_hits', 'dtlb_4k_hits', 'dtlb_2m_hits', 'dtlb_1g_hits'];
+const STLB_HITS = ['stlb_4k_hits', 'stlb_2m_hits', 'stlb_1g_hits'];
+
+/** Σ count × cost over the vCPU counters and the host events. */
+export function simulate(c: CounterSnapshot, host: HostEvents = NO_HOST_EVENTS, costs: CostTable = DEFAULT_COSTS): SimulatedTime {
+  const events: Record<CostItem, number> = {
+    instruction: c.instructions ?? 0,
+    l1_tlb_hit: sum(c, L1_HITS),
+    stlb_hit: sum(c, STLB_HITS),
+    walk_ref: c.walk_refs ?? 0,
+    vm_exit: Math.max(0, (c.exits ?? 0) - (c.exits_budget ?? 0)),
+    ...host,
+  };
+  const breakdown = {} as Record<CostItem, number>;
+  let cycles = 0;
+  for (const k of Object.keys(events) as CostItem[]) {
+    breakdown[k] = events[k] * costs[k];
+    cycles += breakdown[k];
+  }
+  return { cycles, seconds: cycles / costs.clock_hz, breakdown, events };
+}
+
+export interface FaultRates {
+  /** Guest page faults (#PF delivered to the guest). */
+  guest_pf_per_sim_second: number;
+  guest_pf_per_million_instructions: number;
+  /** EPT violations (VM exits). */
+  ept_violations_per_sim_second: number;
+  ept_violations_per_million_instructions: number;
+  /** Host faults (4 KiB + 2 MiB). */
+  host_faults_per_sim_second: number;
+  host_faults_per_million_instructions: number;
+}
+
+export function faultRates(c: CounterSnapshot, sim: SimulatedTime): FaultRates {
+  const mi = (c.instructions ?? 0) / 1e6;
+  const perSec = (n: number): number => (sim.seconds > 0 ? n / sim.seconds : 0);
+  const perMi = (n: number): number => (mi > 0 ? n / mi : 0);
+  const pf = c.exc_pf ?? 0;
+  const ept = c.exits_ept_violation ?? 0;
+  const host = sim.events.host_fault_4k + sim.events.host_fault_2m;
+  return {
+    guest_pf_per_sim_second: perSec(pf),
+    guest_pf_per_million_instructions: perMi(pf),
+    ept_violations_per_sim_second: perSec(ept),
+    ept_violations_per_million_instructions: perMi(ept),
+    host_faults_per_sim_second: perSec(host),
+    host_faults_per_million_instructions: perMi(host),
+  };
+}

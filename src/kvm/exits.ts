@@ -1,0 +1,166 @@
+/**
+ * VM exit handling (KVM's kvm_handle_exit / Firecracker's handle_kvm_exit): one function
+ * per exit reason, each taking the decoded ExitInfo and an ExitContext and returning what
+ * the run loop does next. None touches the native vCPU except through the context, so every
+ * handler is unit-tested with a synthetic exit (test/vm-exits.test.ts).
+ */
+import { ExitReason } from '../native/types.ts';
+import type { ErrorCode } from '../util/errors.ts';
+import type { PioBus } from './devices.ts';
+import type { ExitInfo } from './vcpu.ts';
+
+/** Why a VM stopped (stable strings: the CLI's --json and docs/cli.md use them). */
+export type StopReason =
+  | 'exit' // the guest wrote its status to the debug-exit port
+  | 'hlt' // hlt with nothing to wake it: status 0
+  | 'triple-fault'
+  | 'unhandled-io' // strict mode: an access to a port no device decodes
+  | 'mmio' // an access to guest-physical memory outside every memslot
+  | 'ept-violation' // an EPT violation the memory backend could not resolve
+  | 'internal-error' // the emulator reported a bug
+  | 'max-instructions'
+  | 'timeout';
+
+export interface StopInfo {
+  reason: StopReason;
+  /** The guest's exit status; null when the guest did not choose one. */
+  exitStatus: number | null;
+  /** Set for abnormal stops: a GuestError-like report (never thrown). */
+  error?: { code: ErrorCode; message: string };
+}
+
+export type ExitAction = { kind: 'resume' } | { kind: 'stop'; stop: StopInfo };
+export const RESUME: ExitAction = { kind: 'resume' };
+
+/** Resolves EPT violations (EPT mode); absent in no-EPT mode. */
+export interface EptViolationHandler {
+  /** 'resume' once the mapping is fixed (or the fault must simply be retried); 'mmio' when no memslot covers the GPA. */
+  handleEptViolation(exit: ExitInfo): 'resume' | 'mmio';
+}
+
+/** VMM-side statistics; every handled exit bumps one (Firecracker's metrics). */
+export interface VmmStats {
+  io_out: number;
+  io_in: number;
+  io_unhandled: number;
+  roi_begin: number;
+  roi_end: number;
+}
+
+export interface ExitContext {
+  bus: PioBus;
+  strict: boolean;
+  log(message: string): void;
+  /** Completes an IN at the next run(). */
+  setInValue(value: number): void;
+  /** Ports already reported as unhandled (each is logged once). */
+  readonly unhandledPorts: Set<number>;
+  /** A device asked to stop during this exit. */
+  pendingStop: StopInfo | null;
+  ept?: EptViolationHandler;
+  stats: VmmStats;
+}
+
+export const hex = (v: number | bigint): string => `0x${v.toString(16)}`;
+
+const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 6: '#UD', 8: '#DF', 13: '#GP', 14: '#PF' };
+const vectorName = (v: number): string => `${VECTOR_NAMES[v] ?? '#' + v}(${v})`;
+
+const sizeMask = (size: number): number => (size >= 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff);
+
+/** Port I/O: dispatch to the device, or report an unhandled port. */
+export function handleIoExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
+  const { ioPort: port, ioSize: size } = exit;
+  const isIn = exit.ioDirection === 1;
+  const dev = ctx.bus.find(port);
+  if (isIn) {
+    ctx.stats.io_in++;
+    const v = dev?.read(port, size);
+    if (v !== undefined) {
+      ctx.setInValue(v & sizeMask(size));
+      return RESUME;
+    }
+  } else {
+    ctx.stats.io_out++;
+    if (dev?.write(port, size, exit.value & sizeMask(size))) {
+      return ctx.pendingStop ? { kind: 'stop', stop: ctx.pendingStop } : RESUME;
+    }
+  }
+  // Nothing decodes this access.
+  ctx.stats.io_unhandled++;
+  const what = `${isIn ? 'in' : 'out'} ${size === 4 ? 'dword' : size === 2 ? 'word' : 'byte'} port ${hex(port)}`;
+  if (ctx.strict) {
+    return stopWithError('unhandled-io', `unhandled I/O: ${what}${isIn ? '' : ` value ${hex(exit.value & sizeMask(size))}`} at RIP ${hex(exit.rip)} (strict mode)`);
+  }
+  if (!ctx.unhandledPorts.has(port)) {
+    ctx.unhandledPorts.add(port);
+    ctx.log(`unhandled I/O: ${what} at RIP ${hex(exit.rip)} (reads return all ones; reported once per port)`);
+  }
+  if (isIn) ctx.setInValue(sizeMask(size)); // like QEMU: an undecoded read floats high
+  return RESUME;
+}
+
+/** HLT with no interrupt source: the guest is done (status 0). */
+export function handleHltExit(_ctx: ExitContext, _exit: ExitInfo): ExitAction {
+  return { kind: 'stop', stop: { reason: 'hlt', exitStatus: 0 } };
+}
+
+/**
+ * MMIO: a guest-physical access outside guest memory. There is no MMIO device model and the
+ * instruction has not retired (resuming would repeat it), so it stops the VM in both modes.
+ */
+export function handleMmioExit(_ctx: ExitContext, exit: ExitInfo): ExitAction {
+  const kind = ['read', 'write', 'fetch'][exit.access] ?? `access ${exit.access}`;
+  const via = exit.gvaValid ? ` (GVA ${hex(exit.gva)})` : '';
+  return stopWithError('mmio', `MMIO ${kind} at GPA ${hex(exit.gpa)}${via} outside guest memory, at RIP ${hex(exit.rip)}`);
+}
+
+/** EPT violation: the memory backend maps the page (EPT mode); without one it is a VMM bug. */
+export function handleEptViolationExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
+  if (!ctx.ept) {
+    return stopWithError('ept-violation', `EPT violation at GPA ${hex(exit.gpa)} with EPT off (RIP ${hex(exit.rip)}): no handler`);
+  }
+  return ctx.ept.handleEptViolation(exit) === 'resume' ? RESUME : handleMmioExit(ctx, exit);
+}
+
+/** Triple fault: a report naming the vector chain, RIP, CR2, error code and instruction bytes. */
+export function handleShutdownExit(_ctx: ExitContext, exit: ExitInfo): ExitAction {
+  return stopWithError('triple-fault', tripleFaultReport(exit));
+}
+
+export function tripleFaultReport(exit: ExitInfo): string {
+  const chain = [...exit.vectors.map(vectorName), 'triple fault'].join(' -> ');
+  const bytes = exit.insnBytes.length ? exit.insnBytes.map((b) => b.toString(16).padStart(2, '0')).join(' ') : '(unreadable)';
+  return `triple fault: ${chain} at RIP ${hex(exit.rip)}, CR2 ${hex(exit.cr2)}, error code ${hex(exit.errorCode)}, instruction bytes ${bytes}`;
+}
+
+export function handleInternalExit(_ctx: ExitContext, exit: ExitInfo): ExitAction {
+  return stopWithError('internal-error', `internal emulator error at RIP ${hex(exit.rip)} (a hugevisor bug; please report it)`);
+}
+
+function stopWithError(reason: StopReason, message: string): ExitAction {
+  return { kind: 'stop', stop: { reason, exitStatus: null, error: { code: 'EGUEST', message } } };
+}
+
+/** The one dispatch point: exit reason → handler. BUDGET (a run() chunk ended) resumes. */
+export function handleExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
+  switch (exit.reason) {
+    case ExitReason.IO:
+      return handleIoExit(ctx, exit);
+    case ExitReason.HLT:
+      return handleHltExit(ctx, exit);
+    case ExitReason.MMIO:
+      return handleMmioExit(ctx, exit);
+    case ExitReason.EPT_VIOLATION:
+      return handleEptViolationExit(ctx, exit);
+    case ExitReason.SHUTDOWN:
+      return handleShutdownExit(ctx, exit);
+    case ExitReason.BUDGET:
+    case ExitReason.NONE:
+      return RESUME;
+    case ExitReason.INTERNAL:
+      return handleInternalExit(ctx, exit);
+    default:
+      return stopWithError('internal-error', `unknown exit reason ${String(exit.reason)} at RIP ${hex(exit.rip)}`);
+  }
+}

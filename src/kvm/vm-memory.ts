@@ -1,0 +1,49 @@
+/**
+ * Guest memory backends: what the Vm needs from "where guest RAM lives". The no-EPT
+ * backend here is one contiguous arena range (GPA g at arena byte base + g) and the
+ * native MMU translates GPAs by adding the base. EPT mode (src/kvm/ept*.ts) provides the
+ * same interface with memslots over the host THP model: its GuestMemory goes
+ * Gpa → memslot → Hva → host mm, its mmu config names the EPT root, and it resolves
+ * EPT violations and reports host events for the cost model.
+ */
+import { LinearGuestMemory, type GuestMemory } from '../guest/memory.ts';
+import type { NativeAddon, NativeArena, NativeMmuConfig, NativeVcpu } from '../native/types.ts';
+import { ConfigError } from '../util/errors.ts';
+import type { HostEvents } from './cost.ts';
+import type { EptViolationHandler } from './exits.ts';
+
+export interface GuestMemoryBackend extends Partial<EptViolationHandler> {
+  /** 'linear' (no EPT) or 'ept'. */
+  readonly kind: string;
+  readonly memory: GuestMemory;
+  /** The arena the vCPU executes in. */
+  readonly arena: NativeArena;
+  /** Passed to NativeVcpu.configureMmu. */
+  readonly mmu: NativeMmuConfig;
+  /** Called once the vCPU exists (EPT mode: to INVEPT after EPT changes). */
+  attachVcpu?(vcpu: NativeVcpu): void;
+  /** Host-side events so far, for the cost model. */
+  hostEvents?(): HostEvents;
+}
+
+export interface LinearMemoryOptions {
+  /** An existing arena to place guest RAM in (default: a new arena of exactly `size` bytes). */
+  arena?: NativeArena;
+  /** Arena offset of GPA 0 (4 KiB aligned). Default 0. */
+  base?: number;
+}
+
+/** No-EPT guest RAM: GPA [0, size) = arena [base, base + size). */
+export function createLinearMemory(addon: NativeAddon, size: number, opts: LinearMemoryOptions = {}): GuestMemoryBackend {
+  const base = opts.base ?? 0;
+  let arena = opts.arena;
+  if (!arena) {
+    try {
+      arena = new addon.Arena(base + size);
+    } catch (e) {
+      throw new ConfigError(`cannot reserve ${size} bytes of guest memory: ${(e as Error).message}`);
+    }
+  }
+  const memory = new LinearGuestMemory(arena.buffer, base, size);
+  return { kind: 'linear', memory, arena, mmu: { ept: false, guestBase: base, guestSize: size } };
+}

@@ -1,0 +1,223 @@
+/**
+ * A virtual machine: guest memory, one vCPU, the port-I/O devices and the run loop.
+ * Built in small steps (Firecracker's builder.rs) so EPT mode plugs in by passing another
+ * GuestMemoryBackend:
+ *
+ *   createVm(config, image)  =  resolveVmConfig → attachMemory → loadGuestImage
+ *                               → attachVcpu → attachDevices
+ *
+ * Nothing is written to guest memory until the image and the boot layout have both been
+ * validated, and a run never throws for something the guest did: it finishes with a
+ * stopReason and, for abnormal stops, an error report in the result.
+ */
+import type { BootSummary, RoiResult, RunResult, VmConfig } from '../api/types.ts';
+import { initialRegisters, planBoot, writeBoot, type BootLayout } from '../guest/boot.ts';
+import { loadElf, parseElf, type ElfImage } from '../guest/elf.ts';
+import { loadAddon } from '../native/addon.ts';
+import { ExitReason, type NativeAddon } from '../native/types.ts';
+import { ConfigError } from '../util/errors.ts';
+import { faultRates, NO_HOST_EVENTS, simulate, type HostEvents } from './cost.ts';
+import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from './devices.ts';
+import type { ExitContext, StopInfo, VmmStats } from './exits.ts';
+import { RunLoop, type RunState } from './run.ts';
+import { counterDelta, Vcpu, type CounterSnapshot } from './vcpu.ts';
+import { resolveVmConfig, type ResolvedVmConfig } from './vm-config.ts';
+import { createLinearMemory, type GuestMemoryBackend } from './vm-memory.ts';
+
+export interface GuestImage {
+  bytes: Uint8Array;
+  /** For messages (a file path or sample name). */
+  name: string;
+}
+
+export interface VmDeps {
+  /** The native addon (tests pass one with a fake Vcpu). */
+  addon?: NativeAddon;
+  /** Guest memory; default: createLinearMemory (no EPT). */
+  memory?: (addon: NativeAddon, size: number) => GuestMemoryBackend;
+}
+
+export class Vm implements VmControl {
+  readonly config: ResolvedVmConfig;
+  readonly backend: GuestMemoryBackend;
+  readonly vcpu: Vcpu;
+  readonly bus = new PioBus();
+  readonly console: Console;
+  readonly boot: BootSummary;
+  readonly stats: VmmStats = { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 };
+  private readonly ctx: ExitContext;
+  private readonly loop: RunLoop;
+  private readonly rois: RoiResult[] = [];
+  private roiStart: CounterSnapshot | null = null;
+  private roiStartHost: HostEvents = NO_HOST_EVENTS;
+
+  constructor(config: ResolvedVmConfig, backend: GuestMemoryBackend, vcpu: Vcpu, boot: BootSummary) {
+    this.config = config;
+    this.backend = backend;
+    this.vcpu = vcpu;
+    this.boot = boot;
+    this.console = new Console(config.onConsole);
+    this.ctx = {
+      bus: this.bus,
+      strict: config.strict,
+      log: (m) => this.log(m),
+      setInValue: (v) => vcpu.setInValue(v),
+      unhandledPorts: new Set(),
+      pendingStop: null,
+      ept: backend.handleEptViolation ? { handleEptViolation: (e) => backend.handleEptViolation!(e) } : undefined,
+      stats: this.stats,
+    };
+    const { maxInstructions, timeoutMs, chunkInstructions } = config;
+    // Console text streams at newlines (Console.putByte); a partial line is flushed when the
+    // guest has run a whole chunk without exiting, and when the loop returns.
+    const afterRun = (reason: number): void => {
+      if (reason === ExitReason.BUDGET) this.console.flush();
+    };
+    this.loop = new RunLoop(vcpu, this.ctx, { maxInstructions, timeoutMs, chunkInstructions }, afterRun);
+  }
+
+  get state(): RunState {
+    return this.loop.state;
+  }
+
+  // --- VmControl (what devices may ask) ---
+  requestStop(stop: StopInfo): void {
+    this.ctx.pendingStop ??= stop;
+  }
+  roiBegin(): void {
+    this.stats.roi_begin++;
+    if (this.roiStart) this.log('ROI begin while a ROI is open: restarting it');
+    this.roiStart = this.vcpu.snapshot();
+    this.roiStartHost = this.hostEvents();
+  }
+  roiEnd(): void {
+    this.stats.roi_end++;
+    if (!this.roiStart) {
+      this.log('ROI end without a begin: ignored');
+      return;
+    }
+    const counters = counterDelta(this.roiStart, this.vcpu.snapshot());
+    this.roiStart = null;
+    const h0 = this.roiStartHost;
+    const h1 = this.hostEvents();
+    const host: HostEvents = {
+      host_fault_4k: h1.host_fault_4k - h0.host_fault_4k,
+      host_fault_2m: h1.host_fault_2m - h0.host_fault_2m,
+      kib_zeroed: h1.kib_zeroed - h0.kib_zeroed,
+      kib_copied: h1.kib_copied - h0.kib_copied,
+      swap_io_page: h1.swap_io_page - h0.swap_io_page,
+    };
+    const simulated = simulate(counters, host, this.config.costs);
+    this.rois.push({ counters, simulated, rates: faultRates(counters, simulated) });
+  }
+  private hostEvents(): HostEvents {
+    return this.backend.hostEvents?.() ?? NO_HOST_EVENTS;
+  }
+  log(message: string): void {
+    this.config.onLog?.(message);
+  }
+
+  /** Ask a running VM to pause after the current exit (call from a callback). */
+  pause(): void {
+    this.loop.pause();
+  }
+
+  /** Runs until the guest stops or a limit is hit (Finished), or pause() (Paused; call run() again). */
+  run(): RunResult | null {
+    this.loop.run();
+    this.console.flush();
+    return this.loop.state === 'Finished' ? this.result() : null;
+  }
+
+  counters(): CounterSnapshot {
+    return this.vcpu.snapshot();
+  }
+
+  /** The result so far (final once Finished). */
+  result(): RunResult {
+    this.console.flush();
+    const counters = this.vcpu.snapshot();
+    const host = this.hostEvents();
+    const simulated = simulate(counters, host, this.config.costs);
+    const stop: StopInfo = this.loop.stop ?? { reason: 'timeout', exitStatus: null };
+    const wallSeconds = this.loop.wallMs / 1000;
+    const exits: Record<string, number> = {};
+    for (const [k, v] of Object.entries(counters)) {
+      if (k.startsWith('exits_') && k !== 'exits_budget') exits[k.slice('exits_'.length)] = v;
+    }
+    return {
+      exitStatus: stop.exitStatus,
+      stopReason: stop.reason,
+      error: stop.error ?? null,
+      console: this.console.text,
+      counters,
+      exits,
+      roi: [...this.rois],
+      roiOpen: this.roiStart !== null,
+      unhandledPorts: [...this.ctx.unhandledPorts].sort((a, b) => a - b),
+      vmm: { ...this.stats, console_bytes: this.console.byteCount },
+      instructions: this.loop.executed,
+      wallSeconds,
+      mips: wallSeconds > 0 ? this.loop.executed / wallSeconds / 1e6 : 0,
+      simulated,
+      rates: faultRates(counters, simulated),
+      boot: this.boot,
+    };
+  }
+}
+
+// --- builder steps -------------------------------------------------------------------
+
+export function attachMemory(addon: NativeAddon, config: ResolvedVmConfig, deps: VmDeps): GuestMemoryBackend {
+  return (deps.memory ?? createLinearMemory)(addon, config.memory);
+}
+
+/** Validates the image and the boot layout together, then writes both (nothing half-loaded). */
+export function loadGuestImage(backend: GuestMemoryBackend, config: ResolvedVmConfig, image: GuestImage): { elf: ElfImage; layout: BootLayout } {
+  const elf = parseElf(image.bytes, config.memory, image.name);
+  const layout = planBoot({ memorySize: config.memory, imageEnd: elf.end, pageSize: config.guestPageSize, cmdline: config.cmdline, args: config.args });
+  loadElf(elf, image.bytes, backend.memory);
+  writeBoot(layout, backend.memory);
+  return { elf, layout };
+}
+
+export function attachVcpu(addon: NativeAddon, backend: GuestMemoryBackend, config: ResolvedVmConfig, elf: ElfImage, layout: BootLayout): Vcpu {
+  const native = new addon.Vcpu(backend.arena);
+  try {
+    native.configureMmu(config.tlb ? { ...backend.mmu, tlb: config.tlb } : backend.mmu);
+  } catch (e) {
+    throw new ConfigError(`MMU configuration: ${(e as Error).message}`);
+  }
+  backend.attachVcpu?.(native);
+  const vcpu = new Vcpu(native, addon.counterNames, addon.exitFieldNames);
+  vcpu.setRegisters(initialRegisters(layout, elf.entry));
+  return vcpu;
+}
+
+export function attachDevices(vm: Vm): void {
+  vm.bus.register(new Serial8250(vm.console));
+  vm.bus.register(new DebugExit(vm));
+  vm.bus.register(new RoiPort(vm));
+}
+
+/** Creates a VM with `image` loaded and booted to its entry point, ready to run(). */
+export function createVm(config: VmConfig, image: GuestImage, deps: VmDeps = {}): Vm {
+  const resolved = resolveVmConfig(config);
+  const addon = deps.addon ?? loadAddon();
+  const backend = attachMemory(addon, resolved, deps);
+  const { elf, layout } = loadGuestImage(backend, resolved, image);
+  const vcpu = attachVcpu(addon, backend, resolved, elf, layout);
+  const boot: BootSummary = {
+    memory: resolved.memory,
+    guestPageSize: resolved.guestPageSize,
+    entry: elf.entry,
+    imageEnd: elf.end,
+    pml4: layout.pml4,
+    pageTables: layout.tables.length,
+    bootInfo: layout.bootInfo,
+    freeStart: layout.freeStart,
+  };
+  const vm = new Vm(resolved, backend, vcpu, boot);
+  attachDevices(vm);
+  return vm;
+}

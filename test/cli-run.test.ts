@@ -1,0 +1,136 @@
+// The `hugevisor` CLI end to end: spawned as a user runs it, checking stdout, stderr and the
+// exit code exactly for hello, the --json object, limits, strict mode and crashes. Counts
+// that depend on another branch's code (the hello sample's instructions, the MMU's walks)
+// are taken from the same run's --json; the committed fixtures' counts are asserted as such.
+import test from 'ava';
+import { cli } from './fixtures/cli.ts';
+
+const fixture = (n: string): string => `test/fixtures/${n}.elf`;
+
+/** The summary with the two timing-dependent numbers replaced. */
+const untimed = (s: string): string => s.replace(/^wall time: .*$/m, 'wall time:    T');
+
+/** Cycles the cost model charged to host events (EPT mode; 0 without EPT). */
+function hostCycles(sim: { breakdown: Record<string, number> }): number {
+  const b = sim.breakdown;
+  return b.host_fault_4k + b.host_fault_2m + b.kib_zeroed + b.kib_copied + b.swap_io_page;
+}
+
+/** Simulated cycles by the default cost table (src/kvm/cost.ts) from a --json result. */
+function defaultCycles(j: { counters: Record<string, number>; simulated: { breakdown: Record<string, number> } }): number {
+  const c = j.counters;
+  const stlb = (c.stlb_4k_hits ?? 0) + (c.stlb_2m_hits ?? 0) + (c.stlb_1g_hits ?? 0);
+  return c.instructions + 25 * c.walk_refs + 7 * stlb + 1500 * (c.exits - c.exits_budget) + hostCycles(j.simulated);
+}
+
+test('run hello prints the guest line on stdout and the exact summary on stderr', async (t) => {
+  const r = await cli(['run', 'hello']);
+  // The walk counts behind simulated time belong to the MMU model: take them from --json.
+  const j = JSON.parse((await cli(['run', 'hello', '--json'])).stdout);
+  const cycles = defaultCycles(j);
+  const grouped = cycles.toLocaleString('en-US');
+  t.is(r.code, 0);
+  t.is(r.stdout, 'Hello from a hugevisor guest!\n');
+  t.regex(r.stderr, /^wall time:    \d+(\.\d+)? (ns|µs|ms|s) \(\d+\.\d\d guest MIPS\)$/m);
+  t.is(
+    untimed(r.stderr),
+    [
+      '--- hugevisor: hello ---',
+      'exit status:  0',
+      'stop reason:  exit (the guest wrote its status to the debug-exit port)',
+      `instructions: ${j.instructions.toLocaleString('en-US')}`,
+      'guest faults: 0 #PF',
+      `exits:        ${Object.entries(j.exits as Record<string, number>).filter(([, n]) => n > 0).map(([k, n]) => `${k} ${n.toLocaleString('en-US')}`).join(', ')}`,
+      'wall time:    T',
+      `simulated:    ${grouped} cycles = ${((cycles / 3e9) * 1e6).toPrecision(3)} µs at 3.00 GHz`,
+      '',
+    ].join('\n'),
+  );
+});
+
+test('--json prints exactly one JSON object with the documented fields', async (t) => {
+  const r = await cli(['run', fixture('bootcheck'), '--json', '--memory', '8M', '--guest-pages', '2m', '--arg', '0x10', '--arg', '64M', '--cmdline', 'a b']);
+  t.is(r.code, 18);
+  t.is(r.stderr, '');
+  t.is(r.stdout.trim().split('\n').length, 1);
+  const j = JSON.parse(r.stdout);
+  t.is(j.schema, 'hugevisor.run/1');
+  t.is(j.guest, 'test/fixtures/bootcheck.elf');
+  t.is(j.exitCode, 18);
+  t.is(j.exitStatus, 18); // args[0] + number of args
+  t.is(j.stopReason, 'exit');
+  t.is(j.error, null);
+  t.is(j.console, 'a b');
+  t.is(j.instructions, 36);
+  t.is(j.counters.instructions, 36);
+  t.is(j.counters.exits_io, 4);
+  t.like(j.exits, { io: 4, hlt: 0, mmio: 0, shutdown: 0 });
+  t.deepEqual(j.roi, []);
+  t.deepEqual(j.config.args, ['16', '67108864']);
+  t.is(j.config.memory, 8 * 1024 * 1024);
+  t.is(j.config.guestPageSize, '2m');
+  t.is(j.config.cmdline, 'a b');
+  t.deepEqual(j.boot, { memory: 8388608, guestPageSize: '2m', entry: 0x100000, imageEnd: 0x100059, pml4: 0x101000, pageTables: 3, bootInfo: 0x104000, freeStart: 0x116000 });
+  t.is(j.simulated.cycles, defaultCycles(j));
+  t.is(j.simulated.cycles, 36 + (4 + j.exits.ept_violation) * 1500 + 25 * j.counters.walk_refs + 7 * j.simulated.events.stlb_hit + hostCycles(j.simulated));
+  for (const k of ['wallSeconds', 'mips', 'rates', 'vmm', 'unhandledPorts', 'roiOpen', 'log', 'path']) t.true(k in j, k);
+});
+
+test('the process exit code is the guest status modulo 256, and ROIs are summarized', async (t) => {
+  const r = await cli(['run', fixture('roi')]);
+  t.is(r.code, 300 & 0xff);
+  t.regex(r.stderr, /^exit status:  300$/m);
+  t.regex(r.stderr, /^roi 0:        3,003 instructions, 0 #PF, /m);
+  const j = JSON.parse((await cli(['run', fixture('roi'), '--json'])).stdout);
+  t.is(j.roi[0].counters.instructions, 3003);
+  t.is(j.exitCode, 44);
+});
+
+test('a guest line without a newline does not swallow the summary', async (t) => {
+  const r = await cli(['run', fixture('two-segments')]);
+  t.is(r.code, 7);
+  t.is(r.stdout, 'A');
+  t.true(r.stderr.startsWith('\n--- hugevisor: test/fixtures/two-segments.elf ---\n'));
+});
+
+test('--max-instructions stops exactly there with exit code 124', async (t) => {
+  const r = await cli(['run', fixture('spin'), '--max-instructions', '12345', '--json']);
+  t.is(r.code, 124);
+  const j = JSON.parse(r.stdout);
+  t.is(j.stopReason, 'max-instructions');
+  t.is(j.exitStatus, null);
+  t.is(j.instructions, 12345);
+});
+
+test('--timeout stops a spinning guest with exit code 124', async (t) => {
+  const r = await cli(['run', fixture('spin'), '--timeout', '0.3']);
+  t.is(r.code, 124);
+  t.regex(r.stderr, /^stop reason:  timeout \(wall-clock timeout\)$/m);
+});
+
+test('unhandled ports are logged once each and the guest continues; --strict stops it', async (t) => {
+  const r = await cli(['run', fixture('port80')]);
+  t.is(r.code, 0);
+  t.is(r.stdout, 'F\n');
+  const logs = r.stderr.split('\n').filter((l) => l.startsWith('hugevisor: '));
+  t.deepEqual(logs, [
+    'hugevisor: unhandled I/O: out byte port 0x80 at RIP 0x100002 (reads return all ones; reported once per port)',
+    'hugevisor: unhandled I/O: in byte port 0x61 at RIP 0x100008 (reads return all ones; reported once per port)',
+  ]);
+  t.regex(r.stderr, /^unhandled:    ports 0x61, 0x80$/m);
+  const s = await cli(['run', fixture('port80'), '--strict']);
+  t.is(s.code, 125);
+  t.is(s.stdout, '');
+  t.regex(s.stderr, /^error: unhandled I\/O: out byte port 0x80 value 0x1 at RIP 0x100002 \(strict mode\)\n--- hugevisor/);
+});
+
+test('a triple fault is reported with its vector chain and exit code 125', async (t) => {
+  const r = await cli(['run', fixture('ud2')]);
+  t.is(r.code, 125);
+  t.regex(r.stderr, /^error: triple fault: #UD\(6\) -> .*triple fault at RIP 0x100001, CR2 0x0, error code 0x0, instruction bytes 0f 0b/);
+  t.regex(r.stderr, /^stop reason:  triple-fault \(triple fault\)$/m);
+  const j = JSON.parse((await cli(['run', fixture('ud2'), '--json'])).stdout);
+  t.is(j.stopReason, 'triple-fault');
+  t.is(j.error.code, 'EGUEST');
+  t.is(j.exitCode, 125);
+});

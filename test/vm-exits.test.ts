@@ -1,0 +1,135 @@
+// Each exit handler, driven by a synthetic ExitInfo: what it does to the devices and the
+// context, and whether the run loop resumes or stops with which report.
+import test from 'ava';
+import { ExitReason } from '../src/native/types.ts';
+import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from '../src/kvm/devices.ts';
+import { handleExit, type ExitContext, type StopInfo } from '../src/kvm/exits.ts';
+import type { ExitInfo } from '../src/kvm/vcpu.ts';
+
+function exitInfo(p: Partial<ExitInfo>): ExitInfo {
+  return { reason: ExitReason.IO, rip: 0x100020n, ioPort: 0, ioSize: 1, ioDirection: 0, value: 0, gpa: 0, gva: 0n, access: 0, gvaValid: false, level: 0, vectors: [], cr2: 0n, errorCode: 0, insnBytes: [], ...p };
+}
+
+function setup(strict = false) {
+  const logs: string[] = [];
+  const inValues: number[] = [];
+  const roi: string[] = [];
+  const console = new Console();
+  const bus = new PioBus();
+  const ctx: ExitContext = {
+    bus, strict, log: (m) => logs.push(m), setInValue: (v) => inValues.push(v), unhandledPorts: new Set(), pendingStop: null,
+    stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 },
+  };
+  const ctl: VmControl = {
+    requestStop: (s: StopInfo) => { ctx.pendingStop ??= s; },
+    roiBegin: () => roi.push('begin'),
+    roiEnd: () => roi.push('end'),
+    log: (m) => logs.push(m),
+  };
+  bus.register(new Serial8250(console));
+  bus.register(new DebugExit(ctl));
+  bus.register(new RoiPort(ctl));
+  return { ctx, logs, inValues, roi, console };
+}
+
+test('an OUT to COM1 prints the byte and resumes', (t) => {
+  const { ctx, console } = setup();
+  t.deepEqual(handleExit(ctx, exitInfo({ ioPort: 0x3f8, value: 0x41 })), { kind: 'resume' });
+  console.flush();
+  t.is(console.text, 'A');
+  t.is(ctx.stats.io_out, 1);
+});
+
+test('an IN from the COM1 line status register reads 0x60', (t) => {
+  const { ctx, inValues } = setup();
+  t.is(handleExit(ctx, exitInfo({ ioPort: 0x3fd, ioDirection: 1 })).kind, 'resume');
+  t.deepEqual(inValues, [0x60]);
+});
+
+test('the debug-exit port stops the VM with the byte or dword written as status', (t) => {
+  for (const [size, value, status] of [[1, 0x1ff, 0xff], [4, 0xdeadbeef, 0xdeadbeef], [4, 0, 0], [2, 0x12345, 0x2345]]) {
+    const { ctx } = setup();
+    t.deepEqual(handleExit(ctx, exitInfo({ ioPort: 0xf4, ioSize: size, value })), { kind: 'stop', stop: { reason: 'exit', exitStatus: status } });
+  }
+});
+
+test('ROI port values 1 and 2 mark begin and end; other values are logged once', (t) => {
+  const { ctx, roi, logs } = setup();
+  for (const v of [1, 2, 7, 9]) t.is(handleExit(ctx, exitInfo({ ioPort: 0xf6, value: v })).kind, 'resume');
+  t.deepEqual(roi, ['begin', 'end']);
+  t.deepEqual(logs, ['ROI port 0xf6: ignoring value 7 (1 = begin, 2 = end)']);
+});
+
+test('an unhandled port is logged once per port, reads return all ones, and the guest continues', (t) => {
+  const { ctx, logs, inValues } = setup();
+  t.is(handleExit(ctx, exitInfo({ ioPort: 0x80, value: 1 })).kind, 'resume');
+  t.is(handleExit(ctx, exitInfo({ ioPort: 0x80, value: 2 })).kind, 'resume');
+  t.is(handleExit(ctx, exitInfo({ ioPort: 0x60, ioDirection: 1 })).kind, 'resume');
+  t.is(handleExit(ctx, exitInfo({ ioPort: 0x61, ioDirection: 1, ioSize: 4 })).kind, 'resume');
+  t.is(handleExit(ctx, exitInfo({ ioPort: 0xf4, ioDirection: 1 })).kind, 'resume'); // debug-exit decodes writes only
+  t.deepEqual(inValues, [0xff, 0xffffffff, 0xff]);
+  t.deepEqual(logs, [
+    'unhandled I/O: out byte port 0x80 at RIP 0x100020 (reads return all ones; reported once per port)',
+    'unhandled I/O: in byte port 0x60 at RIP 0x100020 (reads return all ones; reported once per port)',
+    'unhandled I/O: in dword port 0x61 at RIP 0x100020 (reads return all ones; reported once per port)',
+    'unhandled I/O: in byte port 0xf4 at RIP 0x100020 (reads return all ones; reported once per port)',
+  ]);
+  t.deepEqual([...ctx.unhandledPorts], [0x80, 0x60, 0x61, 0xf4]);
+  t.is(ctx.stats.io_unhandled, 5);
+});
+
+test('in strict mode an unhandled port stops the VM naming the port and RIP', (t) => {
+  const { ctx } = setup(true);
+  t.deepEqual(handleExit(ctx, exitInfo({ ioPort: 0x80, value: 0x1234, ioSize: 2 })), {
+    kind: 'stop',
+    stop: { reason: 'unhandled-io', exitStatus: null, error: { code: 'EGUEST', message: 'unhandled I/O: out word port 0x80 value 0x1234 at RIP 0x100020 (strict mode)' } },
+  });
+  const r = handleExit(ctx, exitInfo({ ioPort: 0x71, ioDirection: 1 }));
+  t.is(r.kind === 'stop' && r.stop.error?.message, 'unhandled I/O: in byte port 0x71 at RIP 0x100020 (strict mode)');
+});
+
+test('HLT with nothing to wake it stops with status 0', (t) => {
+  const { ctx } = setup();
+  t.deepEqual(handleExit(ctx, exitInfo({ reason: ExitReason.HLT })), { kind: 'stop', stop: { reason: 'hlt', exitStatus: 0 } });
+});
+
+test('a triple fault stops with a report naming the vector chain, RIP, CR2, error code and bytes', (t) => {
+  const { ctx } = setup();
+  const r = handleExit(ctx, exitInfo({ reason: ExitReason.SHUTDOWN, rip: 0x100123n, vectors: [14, 8], cr2: 0xdead000n, errorCode: 2, insnBytes: [0x48, 0x89, 0x07] }));
+  t.deepEqual(r, {
+    kind: 'stop',
+    stop: { reason: 'triple-fault', exitStatus: null, error: { code: 'EGUEST', message: 'triple fault: #PF(14) -> #DF(8) -> triple fault at RIP 0x100123, CR2 0xdead000, error code 0x2, instruction bytes 48 89 07' } },
+  });
+});
+
+test('an MMIO access stops the VM naming the GPA, access kind and RIP', (t) => {
+  const { ctx } = setup();
+  const r = handleExit(ctx, exitInfo({ reason: ExitReason.MMIO, gpa: 0xfee00000, access: 1, gvaValid: true, gva: 0xfee00000n }));
+  t.is(r.kind === 'stop' && r.stop.reason, 'mmio');
+  t.is(r.kind === 'stop' && r.stop.error?.message, 'MMIO write at GPA 0xfee00000 (GVA 0xfee00000) outside guest memory, at RIP 0x100020');
+});
+
+test('an EPT violation goes to the memory backend: resolved resumes, no memslot is MMIO', (t) => {
+  const { ctx } = setup();
+  const seen: number[] = [];
+  ctx.ept = { handleEptViolation: (e) => (seen.push(e.gpa), e.gpa < 0x1000000 ? 'resume' : 'mmio') };
+  t.is(handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x200000 })).kind, 'resume');
+  const r = handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x4000000 }));
+  t.is(r.kind === 'stop' && r.stop.reason, 'mmio');
+  t.deepEqual(seen, [0x200000, 0x4000000]);
+});
+
+test('an EPT violation without an EPT backend is reported, not ignored', (t) => {
+  const { ctx } = setup();
+  const r = handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x5000 }));
+  t.is(r.kind === 'stop' && r.stop.error?.message, 'EPT violation at GPA 0x5000 with EPT off (RIP 0x100020): no handler');
+});
+
+test('budget exits resume; internal errors and unknown reasons stop', (t) => {
+  const { ctx } = setup();
+  t.is(handleExit(ctx, exitInfo({ reason: ExitReason.BUDGET })).kind, 'resume');
+  const r = handleExit(ctx, exitInfo({ reason: ExitReason.INTERNAL }));
+  t.is(r.kind === 'stop' && r.stop.reason, 'internal-error');
+  const u = handleExit(ctx, exitInfo({ reason: 99 as never }));
+  t.is(u.kind === 'stop' && u.stop.error?.message, 'unknown exit reason 99 at RIP 0x100020');
+});

@@ -1,0 +1,175 @@
+// The Vm and its run loop, driven by a fake vCPU replaying synthetic exits over the real
+// hello image: boot state, console streaming, exact instruction limits and chunking, ROI
+// deltas, stop reasons and reports, pause/resume.
+import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { createVm } from '../src/kvm/vm.ts';
+import { RunLoop } from '../src/kvm/run.ts';
+import { Vcpu } from '../src/kvm/vcpu.ts';
+import { ExitReason, REG } from '../src/native/types.ts';
+import { PioBus } from '../src/kvm/devices.ts';
+import { gpa } from '../src/util/address.ts';
+import { ConfigError, ElfError } from '../src/util/errors.ts';
+import { fakeAddon, FakeVcpu, inp, out, printSteps, type Step } from './fixtures/fake-vcpu.ts';
+import type { VmConfig } from '../src/api/types.ts';
+
+// Any image will do: the fake vCPU never reads it. The committed fixture keeps addresses stable.
+const hello = { bytes: new Uint8Array(readFileSync(new URL('./fixtures/two-segments.elf', import.meta.url))), name: 'two-segments' };
+const MiB = 1024 * 1024;
+const exitWith = (status: number, n = 2): Step => ({ instructions: n, exit: out(0xf4, status, 4) });
+
+function vmWith(steps: Step[], config: VmConfig = {}) {
+  const f = fakeAddon(steps);
+  const vm = createVm({ memory: 4 * MiB, ...config }, hello, { addon: f.addon });
+  return { vm, fake: f.vcpu() };
+}
+
+test('the vCPU starts at the entry point in the boot state, with guest RAM written', (t) => {
+  const { vm, fake } = vmWith([]);
+  t.deepEqual(fake.mmu, { ept: false, guestBase: 0, guestSize: 4 * MiB });
+  t.is(fake.regs[REG.rip], 0x100000n);
+  t.is(fake.regs[REG.cr3], BigInt(vm.boot.pml4));
+  t.is(fake.regs[REG.rdi], BigInt(vm.boot.bootInfo));
+  t.is(fake.regs[REG.rsp], BigInt(vm.boot.freeStart));
+  t.deepEqual(vm.boot, { memory: 4 * MiB, guestPageSize: '4k', entry: 0x100000, imageEnd: 0x112008, pml4: 0x113000, pageTables: 5, bootInfo: 0x118000, freeStart: 0x12a000 });
+  const mem = vm.backend.memory;
+  t.deepEqual(mem.read(gpa(0x100000), 0x18), hello.bytes.subarray(0x1000, 0x1018));
+  t.deepEqual([...mem.read(gpa(0x110000), 6)], [0x41, 0x44, 0x41, 0x54, 0x41, 0]);
+  t.is(new TextDecoder().decode(mem.read(gpa(0x118000), 8)), 'HVBOOT01');
+});
+
+test('a guest that prints and exits: console streamed and collected, status, exact counts', (t) => {
+  const chunks: string[] = [];
+  const { vm } = vmWith([...printSteps('Hi\nyo'), exitWith(3)], { onConsole: (s) => chunks.push(s) });
+  const r = vm.run()!;
+  t.is(vm.state, 'Finished');
+  t.is(r.exitStatus, 3);
+  t.is(r.stopReason, 'exit');
+  t.is(r.error, null);
+  t.is(r.console, 'Hi\nyo');
+  t.deepEqual(chunks, ['Hi\n', 'yo']);
+  t.is(r.instructions, 5 * 3 + 2);
+  t.is(r.counters.instructions, 17);
+  t.like(r.exits, { io: 6, hlt: 0, ept_violation: 0, mmio: 0, shutdown: 0 });
+  t.deepEqual(r.vmm, { io_out: 6, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0, console_bytes: 5 });
+  // cost model: 17 instructions x 1 + 6 VM exits x 1500
+  t.is(r.simulated.cycles, 17 + 6 * 1500);
+  t.is(r.simulated.seconds, (17 + 6 * 1500) / 3e9);
+});
+
+test('an IN is completed with the device value before the guest continues', (t) => {
+  const { vm, fake } = vmWith([{ instructions: 4, exit: inp(0x3fd) }, { instructions: 1, exit: inp(0x3fd, 4), check: (v) => t.is(v.inValues.at(-1), 0x60n) }, exitWith(0)]);
+  vm.run();
+  t.deepEqual(fake.inValues.slice(1), [0x60n, 0x60n]);
+});
+
+test('the instruction limit is exact and chunks never overshoot it', (t) => {
+  const { vm, fake } = vmWith([{ instructions: 10_000_000, exit: out(0xf4, 0) }], { maxInstructions: 2_500_000, chunkInstructions: 1_000_000 });
+  const r = vm.run()!;
+  t.is(r.stopReason, 'max-instructions');
+  t.is(r.exitStatus, null);
+  t.is(r.instructions, 2_500_000);
+  t.deepEqual(fake.runCalls, [1_000_000, 1_000_000, 500_000]);
+  t.is(r.exits.io, 0);
+  t.is(r.counters.exits_budget, 3);
+});
+
+test('long stretches without exits run in chunks until the guest exits', (t) => {
+  const { vm, fake } = vmWith([{ instructions: 5_000_000, exit: out(0xf4, 1, 4) }], { chunkInstructions: 2_000_000 });
+  const r = vm.run()!;
+  t.is(r.exitStatus, 1);
+  t.is(r.instructions, 5_000_000);
+  t.deepEqual(fake.runCalls, [2_000_000, 2_000_000, 2_000_000]);
+});
+
+test('ROI markers record exact counter deltas with their simulated time and rates', (t) => {
+  const { vm } = vmWith([
+    { instructions: 100, exit: out(0xf6, 1) },
+    { instructions: 1000, exit: out(0xf6, 2), counters: { exc_pf: 3, walk_refs: 40 } },
+    { instructions: 7, exit: out(0xf6, 1) },
+    exitWith(0),
+  ]);
+  const r = vm.run()!;
+  t.is(r.roi.length, 1);
+  const roi = r.roi[0];
+  t.is(roi.counters.instructions, 1000);
+  t.is(roi.counters.exc_pf, 3);
+  t.is(roi.counters.walk_refs, 40);
+  t.is(roi.counters.exits_io, 1);
+  t.is(roi.simulated.cycles, 1000 + 40 * 25 + 1500);
+  t.is(roi.rates.guest_pf_per_million_instructions, 3000);
+  t.is(roi.rates.guest_pf_per_sim_second, 3 / ((1000 + 40 * 25 + 1500) / 3e9));
+  t.true(r.roiOpen);
+  t.is(r.counters.exc_pf, 3);
+});
+
+test('HLT ends the run with status 0', (t) => {
+  const r = vmWith([...printSteps('x'), { instructions: 2, exit: { reason: ExitReason.HLT } }]).vm.run()!;
+  t.deepEqual([r.exitStatus, r.stopReason, r.console, r.exits.hlt], [0, 'hlt', 'x', 1]);
+});
+
+test('a triple fault finishes the run with the report in the result, not a throw', (t) => {
+  const { vm } = vmWith([{ instructions: 9, exit: { reason: ExitReason.SHUTDOWN, rip: 0x100004, vector0: 13, vector1: 8, vector2: 0xff, cr2: 0, error_code: 0, insn_lo: 0x0b0f, insn_len: 2 } }]);
+  const r = vm.run()!;
+  t.is(r.stopReason, 'triple-fault');
+  t.is(r.exitStatus, null);
+  t.deepEqual(r.error, { code: 'EGUEST', message: 'triple fault: #GP(13) -> #DF(8) -> triple fault at RIP 0x100004, CR2 0x0, error code 0x0, instruction bytes 0f 0b' });
+  t.is(r.exits.shutdown, 1);
+});
+
+test('unhandled ports are logged once and listed; strict mode stops at the first', (t) => {
+  const logs: string[] = [];
+  const steps = () => [{ instructions: 1, exit: out(0x80, 1) }, { instructions: 1, exit: out(0x80, 2) }, exitWith(0)];
+  const r = vmWith(steps(), { onLog: (m) => logs.push(m) }).vm.run()!;
+  t.deepEqual([r.stopReason, r.exitStatus, r.unhandledPorts, logs.length], ['exit', 0, [0x80], 1]);
+  const s = vmWith(steps(), { strict: true }).vm.run()!;
+  t.is(s.stopReason, 'unhandled-io');
+  t.is(s.error?.message, 'unhandled I/O: out byte port 0x80 value 0x1 at RIP 0x100010 (strict mode)');
+  t.is(s.instructions, 1);
+});
+
+test('pause() from a console callback pauses after that exit; run() resumes', (t) => {
+  let vmRef: { pause(): void } | undefined;
+  const { vm } = vmWith([...printSteps('a\nb\n'), exitWith(0)], { onConsole: () => vmRef!.pause() });
+  vmRef = vm;
+  t.is(vm.run(), null);
+  t.is(vm.state, 'Paused');
+  t.is(vm.result().console, 'a\n');
+  t.is(vm.run(), null);
+  const r = vm.run()!;
+  t.is(vm.state, 'Finished');
+  t.is(r.console, 'a\nb\n');
+  t.is(vm.run()!.exitStatus, 0); // a finished VM stays finished
+});
+
+test('the wall-clock timeout stops the loop with what ran so far', (t) => {
+  const f = fakeAddon([{ instructions: 100, exit: out(0x3f8, 0x41) }, { instructions: 100, exit: out(0x3f8, 0x42) }, exitWith(0)]);
+  const native = new f.addon.Vcpu({} as never) as unknown as FakeVcpu;
+  const vcpu = new Vcpu(native, f.addon.counterNames, f.addon.exitFieldNames);
+  let clock = 0;
+  const ctx = { bus: new PioBus(), strict: false, log() {}, setInValue() {}, unhandledPorts: new Set<number>(), pendingStop: null, stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 } };
+  const loop = new RunLoop(vcpu, ctx, { maxInstructions: 0, timeoutMs: 250, chunkInstructions: 1000 }, () => { clock += 200; }, () => clock);
+  t.is(loop.run(), 'Finished');
+  t.deepEqual(loop.stop, { reason: 'timeout', exitStatus: null });
+  t.is(loop.executed, 200);
+  t.is(loop.wallMs, 400);
+});
+
+test('a bad image or config is refused before anything runs', (t) => {
+  const f = fakeAddon([]);
+  const bad = { bytes: hello.bytes.slice(0, 30), name: 'bad.elf' };
+  t.throws(() => createVm({ memory: 4 * MiB }, bad, { addon: f.addon }), { instanceOf: ElfError, message: 'bad.elf: truncated ELF header: file is 30 bytes, the ELF64 header needs 64' });
+  t.throws(() => createVm({ memory: 0x100000 }, hello, { addon: f.addon }), { instanceOf: ElfError, message: /two-segments: segment 0 \[0x100000, 0x100018\) is outside guest memory/ });
+  t.throws(() => createVm({ memory: 0x120000 }, hello, { addon: f.addon }), { instanceOf: ConfigError, message: /guest memory too small/ });
+  t.throws(() => createVm({ memory: 4 * MiB, guestPageSize: '8k' as never }, hello, { addon: f.addon }), { message: 'guestPageSize must be one of 4k, 2m, 1g, got 8k' });
+  t.throws(() => createVm({ memory: 4 * MiB, maxInstructions: -1 }, hello, { addon: f.addon }), { message: 'maxInstructions must be an integer ≥ 0, got -1' });
+  t.throws(() => createVm({ memroy: 4 * MiB } as never, hello, { addon: f.addon }), { message: /unknown VM config field 'memroy'/ });
+  t.throws(() => createVm({ costs: { walk_ref: -1 } }, hello, { addon: f.addon }), { message: "cost 'walk_ref' must be a finite number ≥ 0, got -1" });
+});
+
+test('cost overrides change simulated time without re-running', (t) => {
+  const r = vmWith([{ instructions: 1000, exit: out(0xf4, 0, 4) }], { costs: { instruction: 2, vm_exit: 0, clock_hz: 1e9 } }).vm.run()!;
+  t.is(r.simulated.cycles, 2000);
+  t.is(r.simulated.seconds, 2e-6);
+  t.is(r.simulated.breakdown.instruction, 2000);
+});

@@ -1,0 +1,5 @@
+// Types for bench.mjs (QEMU TCG rates of the bench guests).
+export interface QemuBench { memory: number; args: (n: number) => number[]; perIteration: number; n: number }
+export declare const QEMU_BENCHES: Record<'alu-loop' | 'mem-scan' | 'pointer-chase' | 'gups', QemuBench>;
+export interface QemuRate { guest: string; instructions: number; seconds: number; instructionsPerSecond: number; nsPerInstruction: number; console: string }
+export declare function qemuGuestRate(guest: string, opts?: { repeats?: number; n?: number }): Promise<QemuRate>;
