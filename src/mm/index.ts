@@ -7,6 +7,9 @@ import { Host } from './host.ts';
 import type { HostApi, HostConfig } from './types.ts';
 
 // --- mm2: side-effect imports of khugepaged / swap / reclaim go here ---
+import './swap.ts';
+import './reclaim.ts';
+import './khugepaged.ts';
 // --- end mm2 ---
 
 /** A simulated host (validated config; ConfigError on a bad field). */
