@@ -1,8 +1,8 @@
 /**
  * bench interp: guest instructions per second of the native vCPU, run directly (no VMM in
- * the loop: one run() call per repeat). Guests have the loop bodies of guests/alu-loop.s and
- * guests/mem-scan.s (add, xor, dec, jnz / add-from-memory, add, cmp, jb), assembled here so
- * the bench needs no loader. Prints the median of REPEATS runs and checks the counters
+ * the loop: one run() call per repeat). Guests have the loop bodies of guests/alu-loop.s,
+ * guests/mem-scan.s and guests/gups.s (add, xor, dec, jnz / add-from-memory, add, cmp, jb /
+ * an LCG and a random xor into memory), assembled here so the bench needs no loader. Prints the median of REPEATS runs and checks the counters
  * exactly (instructions, loads) so a fast-but-wrong interpreter cannot pass.
  *
  *   npm run bench -- interp            (HV_BENCH_SCALE=0.2 for a quick run)
@@ -85,8 +85,41 @@ function memScan(pageSize: 4096 | 2097152): Result {
   return { name: `mem-scan ${region >> 20} MiB, ${ps} guest pages (4 insns/word)`, instructions: Number(expected), ns };
 }
 
+// gups: random 8-byte read-modify-write over 256 MiB (PERFORMANCE.md's QEMU anchor: 8
+// instructions per iteration), an LCG in registers picks the word.
+function gups(pageSize: 4096 | 2097152): Result {
+  const region = 256 << 20;
+  const base = 16 << 20;
+  const iters = Math.round(4_000_000 * scale);
+  const m = makeMachine({ memory: base + region, pageSize });
+  m.load(assemble(`
+1:  imul %r9, %rdx
+    add %r10, %rdx
+    mov %rdx, %rax
+    shr $20, %rax
+    and %r8, %rax
+    xor %rdx, (%rbx,%rax,8)
+    dec %rcx
+    jnz 1b
+    hlt`));
+  const ns: number[] = [];
+  const expected = BigInt(8 * iters + 1);
+  for (let r = 0; r < REPEATS; r++) {
+    ns.push(runOnce(m, CODE, () => {
+      m.setReg('rbx', base);
+      m.setReg('r8', region / 8 - 1);
+      m.setReg('r9', 6364136223846793005n);
+      m.setReg('r10', 1442695040888963407n);
+      m.setReg('rdx', 42 + r);
+      m.setReg('rcx', iters);
+    }, { instructions: expected, loads: BigInt(iters) }));
+  }
+  const ps = pageSize === 4096 ? '4K' : '2M';
+  return { name: `gups 256 MiB, ${ps} guest pages (8 insns/update)`, instructions: Number(expected), ns };
+}
+
 const results: Array<Result & { wall: number[] }> = [];
-for (const f of [aluLoop, () => memScan(4096), () => memScan(2097152)]) {
+for (const f of [aluLoop, () => memScan(4096), () => memScan(2097152), () => gups(4096), () => gups(2097152)]) {
   wall.length = 0;
   results.push({ ...f(), wall: [...wall] });
 }

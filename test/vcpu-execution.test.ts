@@ -340,3 +340,43 @@ test('GNU as alignment padding (data16 cs nopw, nopl) executes as NOPs; FS/GS ov
   t.is(u.run(), ExitReason.SHUTDOWN);
   t.is(u.exitField('vector0'), 6n);
 });
+
+test('an instruction that straddles two pages executes, and faults with CR2 = the second page when it is missing', (t) => {
+  // movabs (10 bytes) starting 4 bytes before a page boundary; the #PF handler is two pages on.
+  const src = '.org 0xffc\nmovabs $0x1122334455667788, %rax\nhlt\n.org 0x2800\nmov %cr2, %rbx\nmov (%rsp), %rcx\nmov 8(%rsp), %rdx\nhlt';
+  const m = machineWith(src);
+  m.setReg('rip', CODE + 0xffc);
+  t.is(m.run(), ExitReason.HLT);
+  t.is(m.reg('rax'), 0x1122334455667788n);
+  t.is(m.counter('instructions'), 2n);
+  t.is(m.counter('fetch_lookups'), 3n, 'first page, second page for the straddling bytes, second page for the HLT');
+
+  const f = machineWith(src);
+  installIdt(f, { 14: CODE + 0x2800 });
+  f.setReg('rip', CODE + 0xffc);
+  f.mem.setBigUint64(f.pteAddr(CODE + 0x1000), 0n, true);
+  t.is(f.run(), ExitReason.HLT);
+  t.is(f.reg('rbx'), BigInt(CODE + 0x1000), 'CR2');
+  t.is(f.reg('rcx'), 0x10n, 'error code: instruction fetch, not present');
+  t.is(f.reg('rdx'), BigInt(CODE + 0xffc), 'pushed RIP: the straddling instruction');
+  t.is(f.reg('rax'), 0n);
+});
+
+test('BT/BTS with a register offset address a bit string beyond the operand, negative offsets included', (t) => {
+  const m = machineWith(`
+    mov $0x300008, %rbx
+    mov $70, %rcx
+    bt %rcx, (%rbx)          # bit 6 of the qword at rbx+8
+    setc %r8b
+    mov $-1, %rcx
+    bts %rcx, (%rbx)         # bit 63 of the qword at rbx-8
+    setc %r9b
+    btsl $33, (%rbx)         # imm offset: taken mod 32 → bit 1 of the dword at rbx
+    hlt`);
+  m.mem.setBigUint64(DATA + 16, 0x40n, true);
+  t.is(m.run(), ExitReason.HLT);
+  t.is(m.reg('r8') & 0xffn, 1n);
+  t.is(m.reg('r9') & 0xffn, 0n);
+  t.is(m.mem.getBigUint64(DATA, true), 0x8000000000000000n);
+  t.is(m.mem.getBigUint64(DATA + 8, true), 2n);
+});
