@@ -55,8 +55,11 @@ test('a host huge page split under a running guest is remapped 4 KiB, then 2 MiB
   const base = boot('mem-scan', { args }).run()!;
   const baseViolations = base.exits.ept_violation!;
 
-  const vm = boot('mem-scan', { args });
+  // Debug checks: every host invariant after each host operation, the EPT invariant after
+  // each EPT install.
+  const vm = boot('mem-scan', { args, host: { debugChecks: true } });
   const b = backendOf(vm);
+  t.true(b.kvmMmu.debugChecks);
   const k = b.kvmMmu;
   const victim = gpa(8 * MiB);
   let splitDone = false;
