@@ -11,7 +11,7 @@ import { alignDown, alignUp, gpa as asGpa, HPAGE_PMD_SIZE } from '../util/addres
 import { ConfigError } from '../util/errors.ts';
 import type { NativeAddon, NativeArena, NativeMmuConfig, NativeVcpu, TlbGeometry } from '../native/types.ts';
 import { createHost, type Host } from '../mm/index.ts';
-import type { HostConfig, MmStructApi, ThpEnabled } from '../mm/types.ts';
+import type { HostConfig, MmStructApi } from '../mm/types.ts';
 import type { HostEvents } from './cost.ts';
 import type { ExitInfo } from './vcpu.ts';
 import type { GuestMemoryBackend } from './vm-memory.ts';
@@ -141,6 +141,3 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
     hostStats,
   };
 }
-
-/** Host THP `enabled` values, for option validation at the edges. */
-export const THP_ENABLED_VALUES: readonly ThpEnabled[] = ['always', 'madvise', 'never'];

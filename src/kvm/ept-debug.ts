@@ -9,7 +9,7 @@
  * writable leaf needs a writable host mapping (else the guest could write around the
  * host's copy-on-write).
  */
-import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa } from '../util/address.ts';
+import { HPAGE_PMD_SIZE, gpa as asGpa, type Gpa } from '../util/address.ts';
 import { gpaToHva } from './memslot.ts';
 import { ConfigError } from '../util/errors.ts';
 import type { KvmMmu } from './ept-mmu.ts';
@@ -98,5 +98,3 @@ export function eptLeafCounts(k: KvmMmu, start: Gpa, end: Gpa): { pages_4k: numb
   }
   return { pages_4k, pages_2m };
 }
-
-export const EPT_PAGE_SIZES = { '4K': PAGE_SIZE, '2M': HPAGE_PMD_SIZE } as const;

@@ -11,7 +11,7 @@
  * One call handles one exit; a retry returns to the guest, which faults again, exactly as
  * KVM returns from tdp_page_fault with 0 and re-enters the guest.
  */
-import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, type Gpa, type Pfn } from '../util/address.ts';
+import { HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, type Gpa, type Pfn } from '../util/address.ts';
 import { GuestError } from '../util/errors.ts';
 import { gpaToHva, slotAllowsLargePage, type Memslot } from './memslot.ts';
 import { markPageDirty } from './dirty-log.ts';
@@ -116,6 +116,3 @@ export function tdpPageFault(k: KvmMmu, g: Gpa, access: EptAccess): EptFaultResu
   if (k.debugChecks) k.checkInvariants(mapGpa, mapGpa + (level === 2 ? HPAGE_PMD_SIZE : PAGE_SIZE));
   return { kind: 'fixed', level };
 }
-
-/** Frames per 2 MiB leaf, re-exported for callers computing coverage. */
-export const PAGES_PER_LARGE_LEAF = HPAGE_PMD_NR;

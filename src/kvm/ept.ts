@@ -10,7 +10,7 @@
  * the fault path. This file knows nothing about memslots or the host mm: it maps, zaps,
  * write-protects and walks, and keeps the number of 4 KiB and 2 MiB leaves mapped.
  */
-import { HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, gpa as asGpa, pfn as asPfn, pfnToHpa, type Gpa, type Hpa, type Pfn } from '../util/address.ts';
+import { PAGE_SIZE, alignDown, gpa as asGpa, pfn as asPfn, pfnToHpa, type Gpa, type Hpa, type Pfn } from '../util/address.ts';
 import type { HostApi } from '../mm/types.ts';
 
 export const EPT_R = 1 << 0;
@@ -280,5 +280,3 @@ export class Ept {
     this.pages_2m = 0;
   }
 }
-
-export const EPT_LARGE_PAGE_SIZE = HPAGE_PMD_SIZE;
