@@ -25,8 +25,9 @@ inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, ui
   uint64_t table = cfg_.eptp & ept::kAddrMask;
   uint64_t perm = kPermR | kPermW | kPermX;
   int level = 4;
-  uint64_t e;
-  for (;; --level) {
+  uint64_t e = 0;
+#pragma GCC unroll 4
+  for (; level >= 1; --level) {
     if (table >= limit) {  // the previous level pointed outside the arena
       *stop = static_cast<uint8_t>(level);
       *misconfig = true;

@@ -34,13 +34,13 @@ Mmu::Mmu(Arena* arena, Counters* counters) : arena_(arena), counters_(counters) 
 const char* Mmu::configure_arrays(const TlbGeometry& g) {
   struct Item { const char* name; TlbGeom geom; TlbArray* arr; };
   const Item items[] = {
-      {"itlb_4k", g.itlb_4k, &l1_[1].arr[0]}, {"itlb_2m", g.itlb_2m, &l1_[1].arr[1]},
-      {"itlb_1g", g.itlb_1g, &l1_[1].arr[2]}, {"dtlb_4k", g.dtlb_4k, &l1_[0].arr[0]},
-      {"dtlb_2m", g.dtlb_2m, &l1_[0].arr[1]}, {"dtlb_1g", g.dtlb_1g, &l1_[0].arr[2]},
-      {"stlb", g.stlb, &stlb_},               {"stlb_1g", g.stlb_1g, &stlb_1g_},
-      {"pwc_pde", g.pwc_pde, &pwc_[0]},       {"pwc_pdpte", g.pwc_pdpte, &pwc_[1]},
-      {"pwc_pml4e", g.pwc_pml4e, &pwc_[2]},   {"nested", g.nested, &nested_}};
-  // Validate everything before changing anything.
+      {"itlb4k", g.itlb_4k, &l1_[1].arr[0]}, {"itlb2m", g.itlb_2m, &l1_[1].arr[1]},
+      {"itlb1g", g.itlb_1g, &l1_[1].arr[2]}, {"dtlb4k", g.dtlb_4k, &l1_[0].arr[0]},
+      {"dtlb2m", g.dtlb_2m, &l1_[0].arr[1]}, {"dtlb1g", g.dtlb_1g, &l1_[0].arr[2]},
+      {"stlb", g.stlb, &stlb_},               {"stlb1g", g.stlb_1g, &stlb_1g_},
+      {"pwcPde", g.pwc_pde, &pwc_[0]},       {"pwcPdpte", g.pwc_pdpte, &pwc_[1]},
+      {"pwcPml4e", g.pwc_pml4e, &pwc_[2]},   {"nested", g.nested, &nested_}};
+  // Validate everything before changing anything. Names are NativeMmuConfig.tlb's (TS).
   for (const Item& it : items) {
     TlbArray probe;
     if (const char* e = probe.configure(it.geom)) {
@@ -158,7 +158,14 @@ uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
     return l1.memo_host + (v & kPageMask);
   }
   counters_->v[C_tlb_misses]++;
+  return translate_miss(va, acc, f);
+}
 
+// Kept out of line so the L1-hit path above stays a small leaf function.
+__attribute__((noinline)) uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault* f) {
+  L1& l1 = l1_[acc == Access::Fetch];
+  const uint64_t v = va.v & ((1ull << 48) - 1);
+  const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
   Walked w;
   bool hit = false;

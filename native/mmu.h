@@ -131,7 +131,8 @@ class Mmu {
     uint8_t size;   // 0 = 4K, 1 = 2M, 2 = 1G
   };
 
-  uint8_t* translate_l1(Gva va, Access acc, Fault* f);  // L1 lookup, then STLB, then walk
+  uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup
+  uint8_t* translate_miss(Gva va, Access acc, Fault* f);  // L1 missed: STLB, then walk
   void fill_l1(L1& l1, Gva va, const Walked& w);
   const char* configure_arrays(const TlbGeometry& g);
   bool walk(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc

@@ -91,10 +91,15 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
 
   uint64_t gpa;
   unsigned gsize;  // guest page-size class: 0 = 4K, 1 = 2M, 2 = 1G
-  bool rw = true, us = true, nx = false, dirty = true;
+  // R/W and U/S are ANDed over the levels, NX ORed: kept as raw entry bits (no branches).
+  uint64_t all = PTE_RW | PTE_US, any = 0;
+  bool dirty = true;
+  // Reserved bits: NX without EFER.NXE anywhere; PS in a PML4E; 20:13 / 29:13 of large leaves.
+  const uint64_t rsvd_nx = nxe ? 0 : PTE_NX;
   if (!(cr0_ & CR0_PG)) {
     gpa = va.v;  // paging off: GVA = GPA, limited only by the EPT (or guest RAM)
     gsize = 2;
+    all = PTE_RW;  // no user pages without paging: SMEP does not apply
   } else {
     uint64_t table = cr3_ & kAddrMask;
     int level = 4;
@@ -107,9 +112,8 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
       counters_->inc(kPwcHits[i]);
       table = e->val;
       level = static_cast<int>(i) + 1;
-      rw = e->perm & kPermW;
-      nx = !(e->perm & kPermX);
-      us = e->perm & kPermUser;
+      all = (e->perm & kPermW ? PTE_RW : 0) | (e->perm & kPermUser ? PTE_US : 0);
+      any = e->perm & kPermX ? 0 : PTE_NX;
       break;
     }
     for (;;) {
@@ -141,13 +145,12 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
       uint64_t pte;
       std::memcpy(&pte, p, 8);
       if (!(pte & PTE_P)) return page_fault(0);
-      const bool leaf = level == 1 || ((level == 2 || level == 3) && (pte & PTE_PS));
-      if ((!nxe && (pte & PTE_NX)) || (level == 4 && (pte & PTE_PS)) ||
-          (leaf && level == 2 && (pte & kRsvd2M)) || (leaf && level == 3 && (pte & kRsvd1G)))
-        return page_fault(PFEC_P | PFEC_RSVD);
-      rw = rw && (pte & PTE_RW);
-      us = us && (pte & PTE_US);
-      nx = nx || (nxe && (pte & PTE_NX));
+      const bool leaf = level == 1 || (level != 4 && (pte & PTE_PS));
+      const uint64_t rsvd = rsvd_nx | (level == 4 ? PTE_PS : 0) |
+                            (leaf ? (level == 2 ? kRsvd2M : level == 3 ? kRsvd1G : 0) : 0);
+      if (pte & rsvd) return page_fault(PFEC_P | PFEC_RSVD);
+      all &= pte;
+      any |= pte;
       if (!(pte & PTE_A)) {
         // Setting A is a write to the table page: the EPT must allow it.
         if (!(tm.perm & kPermW)) {
@@ -163,8 +166,9 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
         const uint64_t size = 1ull << shift;
         // Permission checks (CPL 0): writes honour R/W only with CR0.WP; fetches honour
         // NX (with EFER.NXE) and SMEP (user pages).
-        if (acc == Access::Write && !rw && wp) return page_fault(PFEC_P);
-        if (acc == Access::Fetch && (nx || (smep && us))) return page_fault(PFEC_P);
+        if (acc == Access::Write && !(all & PTE_RW) && wp) return page_fault(PFEC_P);
+        if (acc == Access::Fetch && (((any & PTE_NX) && nxe) || (smep && (all & PTE_US))))
+          return page_fault(PFEC_P);
         if (acc == Access::Write && !(pte & PTE_D)) {
           if (!(tm.perm & kPermW)) {
             ept_fault(f, egpa, Access::Write, false, va, tm.level, false);
@@ -183,7 +187,8 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
       const uint64_t key = v >> shift;
       if (TlbEntry* e = pwc_[level - 2].insert(key, key)) {
         e->val = table;
-        e->perm = static_cast<uint8_t>((rw ? kPermW : 0) | (nx ? 0 : kPermX) | (us ? kPermUser : 0));
+        e->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
+                                       ((any & PTE_NX) && nxe ? 0 : kPermX));
       }
       --level;
     }
@@ -197,6 +202,7 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
     ept_fault(f, Gpa(gpa), acc, true, va, dm.level, false);
     return false;
   }
+  const bool rw = all & PTE_RW, us = all & PTE_US, nx = nxe && (any & PTE_NX);
   unsigned size = gsize < dm.size ? gsize : dm.size;  // splinter to the smaller leaf
   if (!cfg_.ept && size > 0) {
     // No-EPT: a large guest page must lie wholly inside guest RAM to be cached whole.

@@ -35,6 +35,8 @@ const cases: [string, string[], string, 'spawn'?][] = [
   ['long cmdline', ['run', 'hello', '--cmdline', 'x'.repeat(3001)], 'error: command line too long: 3001 bytes (at most 3000)'],
   ['bad max-instructions', ['run', 'hello', '--max-instructions', '1.5'], "error: --max-instructions: '1.5' is not a non-negative integer"],
   ['bad timeout', ['run', 'hello', '--timeout', '0'], "error: --timeout: '0' is not a positive number of seconds"],
+  ['cost without a value', ['run', 'hello', '--cost', 'walk_ref'], "error: --cost: 'walk_ref' is not ITEM=CYCLES (e.g. walk_ref=40, clock_hz=2.5e9)"],
+  ['unknown cost item', ['run', 'hello', '--cost', 'walk_refs=3'], /^error: unknown cost 'walk_refs' \(known: clock_hz, instruction, .*swap_io_page\)$/.source],
   ['value on a switch', ['run', 'hello', '--json=1'], 'error: --json takes no value'],
   ['unknown sample', ['run', 'no-such-guest'], /^error: unknown sample 'no-such-guest' \(samples: .*hello.*; or give a path to an ELF file\)$/.source, 'spawn'],
   ['missing file', ['run', 'nowhere/guest.elf'], "error: cannot read 'nowhere/guest.elf': no such file"],

@@ -3,7 +3,8 @@
 // that depend on another branch's code (the hello sample's instructions, the MMU's walks)
 // are taken from the same run's --json; the committed fixtures' counts are asserted as such.
 import test from 'ava';
-import { cli } from './fixtures/cli.ts';
+import { execFile } from 'node:child_process';
+import { cli, root } from './fixtures/cli.ts';
 
 const fixture = (n: string): string => `test/fixtures/${n}.elf`;
 
@@ -20,7 +21,7 @@ function hostCycles(sim: { breakdown: Record<string, number> }): number {
 function defaultCycles(j: { counters: Record<string, number>; simulated: { breakdown: Record<string, number> } }): number {
   const c = j.counters;
   const stlb = (c.stlb_4k_hits ?? 0) + (c.stlb_2m_hits ?? 0) + (c.stlb_1g_hits ?? 0);
-  return c.instructions + 25 * c.walk_refs + 7 * stlb + 1500 * (c.exits - c.exits_budget) + hostCycles(j.simulated);
+  return c.instructions + 25 * c.walk_refs + 7 * stlb + 1500 * (c.exits_io + c.exits_hlt + c.exits_ept_violation + c.exits_mmio + c.exits_shutdown) + hostCycles(j.simulated);
 }
 
 test('run hello prints the guest line on stdout and the exact summary on stderr', async (t) => {
@@ -133,4 +134,23 @@ test('a triple fault is reported with its vector chain and exit code 125', async
   t.is(j.stopReason, 'triple-fault');
   t.is(j.error.code, 'EGUEST');
   t.is(j.exitCode, 125);
+});
+
+test('--cost overrides reach the cost model and the --json config', async (t) => {
+  const j = JSON.parse((await cli(['run', fixture('bootcheck'), '--json', '--cost', 'vm_exit=0', '--cost', 'instruction=2', '--cost', 'clock_hz=1e9'])).stdout);
+  t.is(j.config.costs.vm_exit, 0);
+  t.is(j.config.costs.clock_hz, 1e9);
+  t.is(j.simulated.breakdown.vm_exit, 0);
+  t.is(j.simulated.breakdown.instruction, 2 * j.instructions);
+  t.is(j.simulated.seconds, j.simulated.cycles / 1e9);
+});
+
+test('a reader closing the pipe early (| head) does not crash the CLI', async (t) => {
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile('sh', ['-c', `"${process.execPath}" bin/hugevisor.mjs run ${fixture('chatty')} | head -n 1`], { cwd: root }, (err, stdout, stderr) =>
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr }));
+  });
+  t.is(r.stdout, 'x\n');
+  t.notRegex(r.stderr, /EPIPE|Unhandled|node:events/);
+  t.regex(r.stderr, /^exit status:  0$/m);
 });

@@ -103,3 +103,27 @@ test('the built hello sample (GNU ld, guests/link.ld) is accepted, linked at 1 M
   t.is<number, number>(img.segments[0].paddr, 0x100000);
   t.true(img.segments.some((s) => (s.flags & PF_X) !== 0 && img.entry >= s.paddr && img.entry < s.paddr + s.memsz));
 });
+
+test('random byte mutations of the header area give a valid image or an ElfError, never another exception', (t) => {
+  let seed = 0x12345678;
+  const rand = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  let accepted = 0;
+  let refused = 0;
+  for (let i = 0; i < 3000; i++) {
+    const b = good.slice(0, rand(3) === 0 ? rand(good.length) : good.length);
+    for (let k = 1 + rand(4); k > 0 && b.length > 0; k--) b[rand(Math.min(b.length, 176))] = rand(256);
+    try {
+      const img = parseElf(b, MEM);
+      loadElf(img, b, new SparseGuestMemory(MEM));
+      accepted++;
+    } catch (e) {
+      if (!(e instanceof ElfError)) t.fail(`mutation ${i}: ${String(e)}`);
+      refused++;
+    }
+  }
+  t.is(accepted + refused, 3000);
+  t.true(accepted > 0 && refused > 0);
+});

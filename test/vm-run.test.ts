@@ -135,6 +135,7 @@ test('pause() from a console callback pauses after that exit; run() resumes', (t
   t.is(vm.run(), null);
   t.is(vm.state, 'Paused');
   t.is(vm.result().console, 'a\n');
+  t.is(vm.result().stopReason, 'paused');
   t.is(vm.run(), null);
   const r = vm.run()!;
   t.is(vm.state, 'Finished');

@@ -271,6 +271,19 @@ void test_flushes() {
   eq(e.refs() - r2, 24, "INVEPT: everything EPT-derived gone, full 2D walk");
   eq(e.c.v[C_invept], 1, "invept counted");
 
+  {  // INVLPG of any address inside a 2 MiB entry drops the whole entry.
+    Env h;
+    h.fx->ept_map(0, WalkFixture::kGuestSize, 2);
+    h.fx->guest_map(kGva1G, kDataGpa, 2);
+    h.start(true, TlbGeometry{});
+    h.tr(kGva1G);
+    h.tr(kGva1G + 300 * K4);
+    eq(h.c.v[C_walks], 1, "2M entry covers the page before INVLPG");
+    h.mmu->invlpg(Gva(kGva1G + 300 * K4 + 5));
+    h.tr(kGva1G);
+    eq(h.c.v[C_walks], 2, "INVLPG inside a 2M page drops the 2M entry (L1 and STLB)");
+  }
+
   const uint64_t g1 = e.mmu->generation();
   e.mmu->set_control(CR0, e.fx->cr3(), CR4, EFER);
   eq(e.mmu->generation(), g1, "set_control with unchanged bits keeps the generation");
@@ -419,6 +432,25 @@ void test_page_faults() {
   check(w.tr(kGva1G, Access::Write) != nullptr, "CR0.WP=0: write to read-only page allowed");
   check(!w.tr(kGva1G + K4) && w.f.error_code == 9, "EFER.NXE=0: NX bit is reserved (P|RSVD)");
   check(!w.tr(kGva1G + 2 * K4, Access::Fetch) && w.f.error_code == 0, "EFER.NXE=0: no I bit");
+
+  // CR4.SMEP: a supervisor fetch from a user page faults (P|I); data reads still work.
+  Env u;
+  u.fx->ept_map(0, WalkFixture::kGuestSize, 2);
+  u.fx->guest_map(kGva1G, kDataGpa, 1, WalkFixture::P | WalkFixture::US);
+  for (int l = 4; l >= 2; --l) *u.fx->guest_entry(kGva1G, l) |= WalkFixture::US;
+  u.start(true, TlbGeometry{});
+  u.mmu->set_control(CR0, u.fx->cr3(), CR4 | (1ull << 20), EFER);
+  check(u.tr(kGva1G) != nullptr, "SMEP: supervisor read of a user page works");
+  check(!u.tr(kGva1G, Access::Fetch) && u.f.error_code == 17, "SMEP: supervisor fetch from a user page: P|I");
+  u.mmu->set_control(CR0, u.fx->cr3(), CR4, EFER);
+  check(u.tr(kGva1G, Access::Fetch) != nullptr, "without SMEP the fetch works");
+
+  // Paging off (CR0.PG=0): GVA = GPA, only the EPT translates.
+  Env q;
+  q.fx->ept_map(0, WalkFixture::kGuestSize, 1);
+  q.start(true, no_caches(), EFER, 1);
+  check(q.tr(kDataGpa + 12) == q.fx->gpa_host(kDataGpa + 12), "CR0.PG=0: GVA = GPA through the EPT");
+  eq(q.refs(), 4, "CR0.PG=0: only the 4 EPT references");
 }
 
 // Garbage entries never crash: out-of-arena EPT addresses are reported as misconfigurations,

@@ -14,6 +14,8 @@ export interface RunOptions {
   cmdline?: string;
   maxInstructions?: number;
   timeoutSeconds?: number;
+  /** --cost ITEM=CYCLES overrides of the cost table (validated by makeCostTable). */
+  costs: Record<string, number>;
   strict: boolean;
   json: boolean;
   debug: boolean;
@@ -68,7 +70,7 @@ function parseSeconds(text: string, what: string): number {
 
 const PAGES = ['4k', '2m', '1g'];
 /** Flags that take a value. */
-const VALUE_FLAGS = new Set(['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout']);
+const VALUE_FLAGS = new Set(['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--cost']);
 const BOOL_FLAGS = new Set(['--strict', '--json', '--debug']);
 
 export function parseArgs(argv: readonly string[]): Command {
@@ -85,7 +87,7 @@ export function parseArgs(argv: readonly string[]): Command {
     throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, list; try: hugevisor --help)`);
   }
 
-  const o: RunOptions = { guest: '', args: [], strict: false, json: false, debug };
+  const o: RunOptions = { guest: '', args: [], costs: {}, strict: false, json: false, debug };
   const positional: string[] = [];
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i];
@@ -132,6 +134,12 @@ export function parseArgs(argv: readonly string[]): Command {
       case '--timeout':
         o.timeoutSeconds = parseSeconds(value, '--timeout');
         break;
+      case '--cost': {
+        const m = /^([a-z_0-9]+)=(\d+(?:\.\d+)?(?:e\d+)?)$/i.exec(value.trim());
+        if (!m) throw new ConfigError(`--cost: '${value}' is not ITEM=CYCLES (e.g. walk_ref=40, clock_hz=2.5e9)`);
+        o.costs[m[1]] = Number(m[2]);
+        break;
+      }
     }
   }
   if (positional.length === 0) throw new ConfigError('run needs a guest: an ELF file or a sample name (see: hugevisor list)');
@@ -155,6 +163,7 @@ run options:
   --max-instructions N      stop after N instructions (exit code 124)
   --timeout SECONDS         stop after this much wall-clock time (exit code 124)
   --strict                  an unhandled I/O port stops the guest (exit code 125)
+  --cost ITEM=CYCLES        override one cost-model entry (src/kvm/cost.ts), e.g. walk_ref=40
   --json                    print one JSON object (docs/cli.md) instead of console + summary
   --debug                   stack traces for errors
 

@@ -37,6 +37,7 @@ const STOP_TEXT: Record<StopReason, string> = {
   'internal-error': 'emulator internal error',
   'max-instructions': 'instruction limit reached',
   timeout: 'wall-clock timeout',
+  paused: 'paused, not finished',
 };
 
 /** 1234567 → "1,234,567" (fixed locale so the output is the same everywhere). */

@@ -9,7 +9,8 @@
  *   l1_tlb_hit        ← itlb_{4k,2m,1g}_hits + dtlb_{4k,2m,1g}_hits (0 when the build lacks them)
  *   stlb_hit          ← stlb_{4k,2m,1g}_hits
  *   walk_ref          ← walk_refs (guest-table and EPT reads of the walker)
- *   vm_exit           ← exits − exits_budget (a budget exit is the VMM's chunking, not a VM exit)
+ *   vm_exit           ← exits_io + exits_hlt + exits_ept_violation + exits_mmio + exits_shutdown
+ *                       (a budget exit is the VMM's chunking, not a VM exit)
  *   host_fault_4k/2m, kib_zeroed, kib_copied, swap_io_page ← HostEvents from the memory
  *                       backend (EPT mode: the host THP model); 0 in no-EPT mode.
  */
@@ -103,6 +104,7 @@ export interface SimulatedTime {
 const sum = (c: CounterSnapshot, names: readonly string[]): number => names.reduce((s, n) => s + (c[n] ?? 0), 0);
 const L1_HITS = ['itlb_4k_hits', 'itlb_2m_hits', 'itlb_1g_hits', 'dtlb_4k_hits', 'dtlb_2m_hits', 'dtlb_1g_hits'];
 const STLB_HITS = ['stlb_4k_hits', 'stlb_2m_hits', 'stlb_1g_hits'];
+const VM_EXITS = ['exits_io', 'exits_hlt', 'exits_ept_violation', 'exits_mmio', 'exits_shutdown'];
 
 /** Σ count × cost over the vCPU counters and the host events. */
 export function simulate(c: CounterSnapshot, host: HostEvents = NO_HOST_EVENTS, costs: CostTable = DEFAULT_COSTS): SimulatedTime {
@@ -111,7 +113,7 @@ export function simulate(c: CounterSnapshot, host: HostEvents = NO_HOST_EVENTS, 
     l1_tlb_hit: sum(c, L1_HITS),
     stlb_hit: sum(c, STLB_HITS),
     walk_ref: c.walk_refs ?? 0,
-    vm_exit: Math.max(0, (c.exits ?? 0) - (c.exits_budget ?? 0)),
+    vm_exit: sum(c, VM_EXITS),
     ...host,
   };
   const breakdown = {} as Record<CostItem, number>;

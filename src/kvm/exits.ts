@@ -19,7 +19,8 @@ export type StopReason =
   | 'ept-violation' // an EPT violation the memory backend could not resolve
   | 'internal-error' // the emulator reported a bug
   | 'max-instructions'
-  | 'timeout';
+  | 'timeout'
+  | 'paused'; // not a stop: Vm.result() of a VM that is paused or has not run
 
 export interface StopInfo {
   reason: StopReason;

@@ -6,6 +6,7 @@
  * Gpa → memslot → Hva → host mm, its mmu config names the EPT root, and it resolves
  * EPT violations and reports host events for the cost model.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { LinearGuestMemory, type GuestMemory } from '../guest/memory.ts';
 import type { NativeAddon, NativeArena, NativeMmuConfig, NativeVcpu } from '../native/types.ts';
 import { ConfigError } from '../util/errors.ts';
@@ -38,6 +39,12 @@ export function createLinearMemory(addon: NativeAddon, size: number, opts: Linea
   const base = opts.base ?? 0;
   let arena = opts.arena;
   if (!arena) {
+    // The arena is one external ArrayBuffer, and Node refuses those above buffer.constants
+    // .MAX_LENGTH (4 GiB on Node 20); the native Arena constructor then aborts the process
+    // (a double free in native/addon.cc) instead of throwing, so refuse here first.
+    if (base + size > bufferConstants.MAX_LENGTH) {
+      throw new ConfigError(`guest memory of ${size} bytes needs an arena larger than ${bufferConstants.MAX_LENGTH} bytes, the largest ArrayBuffer Node can expose; at most 4 GiB of guest memory is supported`);
+    }
     try {
       arena = new addon.Arena(base + size);
     } catch (e) {

@@ -139,7 +139,7 @@ export class Vm implements VmControl {
     const counters = this.vcpu.snapshot();
     const host = this.hostEvents();
     const simulated = simulate(counters, host, this.config.costs);
-    const stop: StopInfo = this.loop.stop ?? { reason: 'timeout', exitStatus: null };
+    const stop: StopInfo = this.loop.stop ?? { reason: 'paused', exitStatus: null };
     const wallSeconds = this.loop.wallMs / 1000;
     const exits: Record<string, number> = {};
     for (const [k, v] of Object.entries(counters)) {
