@@ -3,7 +3,8 @@
 // that depend on another branch's code (the hello sample's instructions, the MMU's walks)
 // are taken from the same run's --json; the committed fixtures' counts are asserted as such.
 import test from 'ava';
-import { cli } from './fixtures/cli.ts';
+import { execFile } from 'node:child_process';
+import { cli, root } from './fixtures/cli.ts';
 
 const fixture = (n: string): string => `test/fixtures/${n}.elf`;
 
@@ -142,4 +143,14 @@ test('--cost overrides reach the cost model and the --json config', async (t) =>
   t.is(j.simulated.breakdown.vm_exit, 0);
   t.is(j.simulated.breakdown.instruction, 2 * j.instructions);
   t.is(j.simulated.seconds, j.simulated.cycles / 1e9);
+});
+
+test('a reader closing the pipe early (| head) does not crash the CLI', async (t) => {
+  const r = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile('sh', ['-c', `"${process.execPath}" bin/hugevisor.mjs run ${fixture('chatty')} | head -n 1`], { cwd: root }, (err, stdout, stderr) =>
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr }));
+  });
+  t.is(r.stdout, 'x\n');
+  t.notRegex(r.stderr, /EPIPE|Unhandled|node:events/);
+  t.regex(r.stderr, /^exit status:  0$/m);
 });

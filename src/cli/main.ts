@@ -25,7 +25,26 @@ export interface Io {
   out(text: string): void;
   err(text: string): void;
 }
-const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+/**
+ * The process streams. A reader that goes away (`hugevisor run x | head -1`) makes later
+ * writes fail with EPIPE, reported asynchronously: drop further output quietly instead of
+ * dying with an unhandled 'error' event (the run itself is synchronous and completes).
+ */
+function processIo(): Io {
+  const closed = { out: false, err: false };
+  const guard = (name: 'out' | 'err', stream: NodeJS.WriteStream): void => {
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE') throw e;
+      closed[name] = true;
+    });
+  };
+  guard('out', process.stdout);
+  guard('err', process.stderr);
+  return {
+    out: (s) => void (closed.out || process.stdout.write(s)),
+    err: (s) => void (closed.err || process.stderr.write(s)),
+  };
+}
 
 class CliError extends HugevisorError {
   constructor(message: string) {
@@ -125,7 +144,7 @@ function run(o: RunOptions, io: Io): number {
   return exitCodeFor(r);
 }
 
-export async function main(argv: string[], io: Io = stdio): Promise<number> {
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
   const debug = argv.includes('--debug');
   try {
     const cmd = parseArgs(argv);
