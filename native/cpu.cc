@@ -4,6 +4,7 @@
 #include "cpu.h"
 
 #include <algorithm>
+#include <cstdlib>
 
 #include "exec.h"
 
@@ -20,7 +21,11 @@ Cpu::Cpu(Arena* arena) : mmu_(arena, &counters_), arena_(arena) {
   std::memset(exit_.f, 0, sizeof exit_.f);
   counters_.clear();
   r[R_RFLAGS] = FL_FIXED;
+  arena_base_ = arena->base();
+  code_frames_ = static_cast<uint8_t*>(std::calloc((arena->frames() + 7) / 8, 1));
 }
+
+Cpu::~Cpu() { std::free(code_frames_); }
 
 const char* Cpu::configure_mmu(const MmuConfig& cfg) {
   const char* err = mmu_.configure(cfg);
@@ -76,6 +81,8 @@ Status Cpu::write_split(uint64_t va, unsigned size, uint64_t v) {
   std::memcpy(buf, &v, 8);
   std::memcpy(p1, buf, first);
   std::memcpy(p2, buf + first, size - first);
+  smc_check(p1, first);
+  smc_check(p2, size - first);
   return ST_OK;
 }
 
@@ -101,7 +108,7 @@ Status Cpu::fetch_slow(const Insn** out, Insn* scratch) {
   const unsigned off = static_cast<unsigned>(rip & kPageMask);
   const unsigned avail = static_cast<unsigned>(kPageSize - off);
   counters_.inc(C_decode_cache_misses);
-  if (decode(fetch_host_ + off, avail, scratch)) {
+  if (decode(fetch_host_ + off, std::min<unsigned>(avail, kMaxInsnLen), scratch)) {
     *out = scratch;
     return ST_OK;
   }
@@ -138,6 +145,50 @@ ExitReason Cpu::finish(ExitReason why) {
   return why;
 }
 
+// Decode the straight-line block starting at `off` of the code page into b.
+void Cpu::build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b) {
+  if (b.tag == hpa) counters_.inc(C_decode_cache_invalidations);  // same place, new bytes
+  unsigned pos = off, n = 0;
+  while (n < Block::kMaxInsns) {
+    const unsigned avail = std::min<unsigned>(kMaxInsnLen, static_cast<unsigned>(kPageSize - pos));
+    Insn& in = b.insn[n];
+    const unsigned len = decode(page + pos, avail, &in);
+    if (len == 0 || pos + len - off > Block::kMaxBytes) break;  // continues on the next page / too long
+    in.off = static_cast<uint8_t>(pos - off);
+    in.idx = static_cast<uint8_t>(n);
+    pos += len;
+    n++;
+    if (in.flags & IF_END) break;
+  }
+  counters_.inc(C_decode_cache_misses, n);
+  b.tag = n ? hpa : ~0ull;
+  b.epoch = code_epoch_;
+  const uint64_t fr = hpa >> kPageShift;
+  if (code_frames_) code_frames_[fr >> 3] |= static_cast<uint8_t>(1u << (fr & 7));
+  b.n = static_cast<uint8_t>(n);
+  b.nbytes = static_cast<uint16_t>(pos - off);
+  std::memset(b.raw, 0, sizeof b.raw);
+  std::memcpy(b.raw, page + off, b.nbytes);
+}
+
+// The block's bytes are still what was decoded (word compare; the last word masked).
+static inline bool block_valid(const Block& b, const uint8_t* p, unsigned off) {
+  const unsigned words = (b.nbytes + 7u) / 8u;
+  if (off + words * 8u > kPageSize) return std::memcmp(p, b.raw, b.nbytes) == 0;
+  uint64_t diff = 0;
+  for (unsigned w = 0; w + 1 < words; w++) {
+    uint64_t v;
+    std::memcpy(&v, p + 8 * w, 8);
+    diff |= v ^ b.raw[w];
+  }
+  uint64_t last;
+  std::memcpy(&last, p + 8 * (words - 1), 8);
+  const unsigned tail = b.nbytes - 8 * (words - 1);
+  const uint64_t mask = tail >= 8 ? ~0ull : (1ull << (8 * tail)) - 1;
+  diff |= (last & mask) ^ b.raw[words - 1];
+  return diff == 0;
+}
+
 ExitReason Cpu::run(uint64_t budget) {
   if (shutdown_) return EXIT_SHUTDOWN;  // final: the exit record still describes it
   if (pending_in_size) {  // complete the IN that exited last time (exit.h protocol)
@@ -150,52 +201,71 @@ ExitReason Cpu::run(uint64_t budget) {
   mmu_.set_control(r[R_CR0], r[R_CR3], r[R_CR4], r[R_EFER]);
   r[R_ZERO] = 0;
   run_start_ = retired_total;
+  ++code_epoch_;  // TS may have written code bytes since the last run
   // Budget units: instructions retired plus exceptions delivered (so a guest stuck in a
   // fault loop still returns).
-  uint64_t deliveries = 0;
+  uint64_t left = budget;
   for (;;) {
-    if (retired_total - run_start_ + deliveries >= budget) {
+    if (left == 0) {
       exit_.f[EF_rip] = r[R_RIP];
       return finish(EXIT_BUDGET);
     }
     const uint64_t rip = r[R_RIP];
     insn_rip = rip;
-    const Insn* in;
-    Insn scratch;
     Status s = ST_OK;
     if ((rip >> kPageShift) != fetch_vpn_ || mmu_.generation() != fetch_gen_) s = fetch_page(rip);
     if (s == ST_OK) {
-      const uint64_t off = rip & kPageMask;
-      if (off <= kPageSize - 16) {
-        const uint8_t* p = fetch_host_ + off;
-        const uint64_t hpa = fetch_hpa_ + off;
-        DecodeCache::Entry& e = dcache_.slot(hpa);
-        uint64_t b0, b1;
-        std::memcpy(&b0, p, 8);
-        std::memcpy(&b1, p + 8, 8);
-        if (__builtin_expect(e.tag == hpa && (b0 & e.mask0) == e.raw0 && (b1 & e.mask1) == e.raw1, 1)) {
-          counters_.inc(C_decode_cache_hits);
-        } else {
-          // Same address, different bytes: self-modifying code or a write from TS.
-          counters_.inc(e.tag == hpa ? C_decode_cache_invalidations : C_decode_cache_misses);
-          decode(p, 16, &e.insn);
-          e.tag = hpa;
-          e.mask0 = DecodeCache::mask0(e.insn.len);
-          e.mask1 = DecodeCache::mask1(e.insn.len);
-          e.raw0 = b0 & e.mask0;
-          e.raw1 = b1 & e.mask1;
-        }
-        in = &e.insn;
-      } else {
-        s = fetch_slow(&in, &scratch);
+      const unsigned off = static_cast<unsigned>(rip & kPageMask);
+      const uint8_t* p = fetch_host_ + off;
+      const uint64_t hpa = fetch_hpa_ + off;
+      Block& b = bcache_.slot(hpa);
+      if (__builtin_expect(counters_.v[C_ad_updates] != seen_ad_updates_, 0)) {
+        seen_ad_updates_ = counters_.v[C_ad_updates];  // the walker wrote guest memory
+        ++code_epoch_;
       }
-      if (s == ST_OK) {
-        r[R_RIP] = rip + in->len;
-        s = static_cast<Status>(in->fn(*this, *in));
-        if (__builtin_expect(s == ST_OK, 1)) {
-          ++retired_total;
+      if (__builtin_expect(b.tag != hpa || b.epoch != code_epoch_, 0)) {
+        if (b.tag == hpa && block_valid(b, p, off)) b.epoch = code_epoch_;
+        else build_block(fetch_host_, off, hpa, b);
+      }
+      if (b.n == 0) {
+        // The instruction continues on the next page: decode and run it alone.
+        const Insn* in;
+        Insn scratch;
+        s = fetch_slow(&in, &scratch);
+        if (s == ST_OK) {
+          r[R_RIP] = rip + in->len;
+          blk_tsc_base_ = retired_total;  // scratch.idx is 0
+          s = static_cast<Status>(in->fn(*this, *in));
+          if (s == ST_OK) {
+            ++retired_total;
+            --left;
+            continue;
+          }
+        }
+      } else {
+        // Run the block: at most `left` instructions; a store into the block's own bytes
+        // (self-modifying code) cuts it short after that instruction (write() zeroes blk_n_).
+        blk_n_ = std::min<uint64_t>(b.n, left);
+        blk_lo_ = p;
+        blk_len_ = b.nbytes;
+        blk_tsc_base_ = retired_total;
+        unsigned k = 0;
+        for (; k < blk_n_; k++) {
+          const Insn& in = b.insn[k];
+          r[R_RIP] += in.len;
+          s = static_cast<Status>(in.fn(*this, in));
+          if (__builtin_expect(s != ST_OK, 0)) break;
+        }
+        blk_len_ = 0;
+        counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
+        if (s == ST_OK) {
+          retired_total += k;
+          left -= k;
           continue;
         }
+        retired_total += k;
+        left -= k;
+        insn_rip = rip + b.insn[k].off;
       }
     }
     switch (s) {
@@ -209,12 +279,11 @@ ExitReason Cpu::run(uint64_t budget) {
         return finish(static_cast<ExitReason>(exit_.f[EF_reason]));
       default: {  // ST_EXC: a fault; RIP back on the instruction, then deliver
         r[R_RIP] = insn_rip;
-        ++deliveries;
+        --left;
         const Delivery d = deliver_pending();
         if (d == DL_OK) continue;
         exit_.f[EF_rip] = insn_rip;
         if (d == DL_SHUTDOWN) shutdown_ = true;
-        else r[R_RIP] = insn_rip;
         return finish(d == DL_SHUTDOWN ? EXIT_SHUTDOWN : static_cast<ExitReason>(exit_.f[EF_reason]));
       }
     }

@@ -50,6 +50,9 @@ enum Status : int {
 class Cpu {
  public:
   Cpu(Arena* arena);
+  ~Cpu();
+  Cpu(const Cpu&) = delete;
+  Cpu& operator=(const Cpu&) = delete;
 
   // Execute until a VM exit or until `budget` more instructions retire. Returns the reason.
   ExitReason run(uint64_t budget);
@@ -73,6 +76,21 @@ class Cpu {
   Arena* arena_;
   uint64_t insn_rip = 0;   // RIP of the instruction executing (r[R_RIP] already points past it)
   uint64_t retired_total = 0;  // lifetime instructions retired (RDTSC; not reset with counters)
+  // The block being executed: its host bytes [blk_lo_, blk_lo_ + blk_len_) for the
+  // self-modifying-code check in write(), its remaining length, and retired_total at its start.
+  const uint8_t* blk_lo_ = nullptr;
+  uint64_t blk_len_ = 0;
+  uint64_t blk_n_ = 0;
+  uint64_t blk_tsc_base_ = 0;
+  // Self-modifying-code tracking: one bit per host frame that has had code decoded from it
+  // (nullptr if the bitmap could not be allocated: every store then counts), and an epoch
+  // advanced by every store to such a frame, by every A/D-bit update of the walker, and at
+  // every run() entry (TS may have written the arena). A block whose epoch is current needs
+  // no byte comparison.
+  uint8_t* code_frames_ = nullptr;
+  const uint8_t* arena_base_ = nullptr;
+  uint64_t code_epoch_ = 1;
+  uint64_t seen_ad_updates_ = 0;
   uint8_t pend_vec = V_NONE;
   uint32_t pend_err = 0;
   bool pend_has_err = false;
@@ -112,6 +130,7 @@ class Cpu {
       uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
       if (!p) return fault(f);
       std::memcpy(p, &v, size);
+      smc_check(p, size);
       return ST_OK;
     }
     return write_split(va, size, v);
@@ -124,6 +143,16 @@ class Cpu {
     return s;
   }
 
+  // A store that reaches into the executing block's bytes ends the block after the current
+  // instruction, so the next one is decoded from the new bytes.
+  // Only frames that hold decoded code matter: a store there also advances code_epoch_, so
+  // every cached block re-checks its bytes before it next runs.
+  void smc_check(const uint8_t* p, unsigned size) {
+    const uint64_t fr = static_cast<uint64_t>(p - arena_base_) >> kPageShift;
+    if (code_frames_ && !((code_frames_[fr >> 3] >> (fr & 7)) & 1)) return;
+    ++code_epoch_;
+    if (static_cast<uint64_t>(p + size - 1 - blk_lo_) < blk_len_ + size - 1) blk_n_ = 0;
+  }
   // A translation fault: #PF into the guest, or a VM exit for EPT violation / MMIO.
   Status fault(const Fault& f);
   // Control-register side effects (the Mmu follows CR0/CR3/CR4/EFER).
@@ -156,7 +185,8 @@ class Cpu {
   uint64_t fetch_gen_ = 0;
   const uint8_t* fetch_host_ = nullptr;
   uint64_t fetch_hpa_ = 0;
-  DecodeCache dcache_;
+  void build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b);
+  BlockCache bcache_;
 };
 
 }  // namespace hv

@@ -172,10 +172,11 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
   in.base = R_ZERO;
   in.index = R_ZERO;
   unsigned n = 0;
-  bool p66 = false, rep = false, bad_prefix = false;
+  bool p66 = false, rep = false, bad_prefix = false, seg = false;
   uint8_t rex = 0;
   auto undefined = [&](Handler h = h_ud) {
     in.fn = h;
+    in.flags |= IF_END;
     in.len = static_cast<uint8_t>(n == 0 ? 1 : n);
     *out = in;
     return static_cast<unsigned>(in.len);
@@ -187,8 +188,10 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     const uint8_t b = p[n];
     if (b == 0x66) { p66 = true; rex = 0; n++; continue; }
     if (b == 0xF3) { rep = true; rex = 0; n++; continue; }
-    if (b == 0xF2 || b == 0xF0 || b == 0x67 || b == 0x26 || b == 0x2E || b == 0x36 || b == 0x3E ||
-        b == 0x64 || b == 0x65) {
+    // CS/DS/ES/SS overrides do nothing in 64-bit mode; GNU as pads code with them
+    // ("data16 cs nopw"), so they are accepted on the NOP forms only (checked below).
+    if (b == 0x26 || b == 0x2E || b == 0x36 || b == 0x3E) { seg = true; rex = 0; n++; continue; }
+    if (b == 0xF2 || b == 0xF0 || b == 0x67 || b == 0x64 || b == 0x65) {
       bad_prefix = true; rex = 0; n++; continue;
     }
     if ((b & 0xF0) == 0x40) { rex = b; n++; continue; }
@@ -207,6 +210,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     d = &kTables.one[opc];
   }
   in.op = opc;
+  if (seg && !(two ? opc == 0x1F : opc == 0x90)) return undefined();
   if (!d->h && !(d->kind & K_GROUP)) return undefined();
   if (rep && !(d->kind & K_REPOK)) return undefined();
   if (p66 && (d->kind & K_NO66)) return undefined();
@@ -318,19 +322,32 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       in.osz = 8;
     }
   }
-  // Fast register-register forms of the hottest instructions (ALU loop, register moves).
+  // Block terminators: control transfers, exits, and anything that changes translations.
+  if (h == h_jmp_rel || h == h_jcc || h == h_jmp_E || h == h_call_rel || h == h_call_E || h == h_ret ||
+      h == h_loop || h == h_iretq || h == h_hlt || h == h_in || h == h_out || h == h_mov_to_cr ||
+      h == h_invlpg || h == h_lgdt || h == h_lidt || h == h_ud || h == h_gp)
+    in.flags |= IF_END;
+  // Specialized handlers for the hottest forms (ALU loop, register moves, Jcc): no runtime
+  // switch on the operation, size or condition.
+  if (h == h_jcc) h = kJccHandlers[in.sub];
   if (!(in.flags & IF_MEM) && (in.osz == 4 || in.osz == 8)) {
     if (h == h_alu_EG || h == h_alu_GE) {
       if (h == h_alu_GE) { const uint8_t t = in.rm; in.rm = in.reg; in.reg = t; }  // rm = destination
-      h = in.osz == 8 ? h_alu_rr64 : h_alu_rr32;
+      h = kAluRR[in.osz == 8][in.sub];
     } else if (h == h_alu_EI) {
-      h = in.osz == 8 ? h_alu_ri64 : h_alu_ri32;
+      h = kAluRI[in.osz == 8][in.sub];
     } else if (h == h_mov_EG || h == h_mov_GE) {
       if (h == h_mov_GE) { const uint8_t t = in.rm; in.rm = in.reg; in.reg = t; }
       h = in.osz == 8 ? h_mov_rr64 : h_mov_rr32;
     } else if (h == h_incdec && (in.flags & IF_MEM) == 0 && opc == 0xFF) {
-      h = in.osz == 8 ? h_incdec_r64 : h_incdec_r32;
+      h = kIncDecR[in.osz == 8][in.sub];
     }
+  } else if ((in.flags & IF_MEM) && (in.osz == 4 || in.osz == 8)) {
+    const bool q = in.osz == 8;
+    if (h == h_alu_GE) h = kAluGEm[q][in.sub];
+    else if (h == h_alu_EG) h = kAluEGm[q][in.sub];
+    else if (h == h_mov_GE) h = kMovLoad[q];
+    else if (h == h_mov_EG) h = kMovStore[q];
   }
   in.fn = h;
   in.len = static_cast<uint8_t>(n);

@@ -21,6 +21,7 @@ constexpr uint8_t IF_RM_HI = 4;   // 8-bit `rm` register operand is AH/CH/DH/BH
 constexpr uint8_t IF_REP = 8;     // F3 prefix
 constexpr uint8_t IF_REX = 16;    // any REX prefix present
 constexpr uint8_t IF_REXW = 32;
+constexpr uint8_t IF_END = 64;    // ends a block: may change RIP, translations or stop the vCPU
 
 struct Insn {
   Handler fn;
@@ -36,6 +37,8 @@ struct Insn {
   uint8_t index;   // memory: index register or R_ZERO
   uint8_t scale;   // memory: index shift 0..3
   uint8_t flags;
+  uint8_t off;     // byte offset of this instruction in its block
+  uint8_t idx;     // index of this instruction in its block
 };
 
 constexpr unsigned kMaxInsnLen = 15;
@@ -45,26 +48,29 @@ constexpr unsigned kMaxInsnLen = 15;
 // subset decodes to the #UD handler (that is not an error for the decoder).
 unsigned decode(const uint8_t* p, unsigned avail, Insn* out);
 
-// Direct-mapped cache of decoded instructions keyed by host-physical address; each entry
-// keeps the instruction's raw bytes (masked to its length) to validate hits.
-class DecodeCache {
- public:
-  struct Entry {
-    uint64_t tag = ~0ull;  // HPA of the first byte
-    uint64_t raw0 = 0, raw1 = 0;    // the bytes, masked to insn.len
-    uint64_t mask0 = 0, mask1 = 0;  // mask0/mask1(insn.len), kept so a hit test is 2 ANDs
-    Insn insn{};
-  };
-  static constexpr unsigned kBits = 14;
-  static constexpr uint64_t kEntries = 1ull << kBits;
+// Decoded straight-line blocks: up to kMaxInsns instructions from one 4 KiB page, ending at
+// the first instruction with IF_END. Direct-mapped by the host-physical address of the first
+// byte; each block keeps a copy of its raw bytes, compared before every execution, so
+// self-modifying code and writes from TS are always seen.
+struct Block {
+  static constexpr unsigned kMaxInsns = 16;
+  static constexpr unsigned kMaxBytes = 128;
+  uint64_t tag = ~0ull;      // HPA of the first byte
+  uint64_t epoch = 0;        // Cpu::code_epoch_ when the bytes were last known to match
+  uint16_t nbytes = 0;
+  uint8_t n = 0;             // instructions
+  uint64_t raw[kMaxBytes / 8] = {};  // the bytes, zero past nbytes
+  Insn insn[kMaxInsns];
+};
 
-  Entry& slot(uint64_t hpa) { return entries_[(hpa ^ (hpa >> kBits)) & (kEntries - 1)]; }
-  // The 16 bytes at the instruction, masked to the cached instruction's length.
-  static uint64_t mask0(unsigned len) { return len >= 8 ? ~0ull : (1ull << (8 * len)) - 1; }
-  static uint64_t mask1(unsigned len) { return len <= 8 ? 0 : len >= 16 ? ~0ull : (1ull << (8 * (len - 8))) - 1; }
+class BlockCache {
+ public:
+  static constexpr unsigned kBits = 12;
+  static constexpr uint64_t kEntries = 1ull << kBits;
+  Block& slot(uint64_t hpa) { return blocks_[(hpa ^ (hpa >> kBits)) & (kEntries - 1)]; }
 
  private:
-  Entry entries_[kEntries];  // ~1.2 MiB, part of the heap-allocated Cpu
+  Block blocks_[kEntries];  // ~2.7 MiB, part of the heap-allocated Cpu
 };
 
 }  // namespace hv

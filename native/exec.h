@@ -59,19 +59,19 @@ inline Status write_E(Cpu& c, const Insn& i, unsigned sz, uint64_t addr, uint64_
 }
 
 // ---- flags (SDM): all computed on values already masked to the operand size ----
-inline uint64_t flags_szp(uint64_t r, unsigned sz) {
+__attribute__((always_inline)) inline uint64_t flags_szp(uint64_t r, unsigned sz) {
   uint64_t f = (r == 0) ? FL_ZF : 0;
   if (r & sign_bit(sz)) f |= FL_SF;
   if (!__builtin_parity(static_cast<unsigned>(r & 0xff))) f |= FL_PF;
   return f;
 }
-inline uint64_t flags_add(uint64_t a, uint64_t b, uint64_t r, bool cf, unsigned sz) {
+__attribute__((always_inline)) inline uint64_t flags_add(uint64_t a, uint64_t b, uint64_t r, bool cf, unsigned sz) {
   uint64_t f = flags_szp(r, sz) | ((a ^ b ^ r) & FL_AF);
   if (cf) f |= FL_CF;
   if ((a ^ r) & (b ^ r) & sign_bit(sz)) f |= FL_OF;
   return f;
 }
-inline uint64_t flags_sub(uint64_t a, uint64_t b, uint64_t r, bool cf, unsigned sz) {
+__attribute__((always_inline)) inline uint64_t flags_sub(uint64_t a, uint64_t b, uint64_t r, bool cf, unsigned sz) {
   uint64_t f = flags_szp(r, sz) | ((a ^ b ^ r) & FL_AF);
   if (cf) f |= FL_CF;
   if ((a ^ b) & (a ^ r) & sign_bit(sz)) f |= FL_OF;
@@ -82,7 +82,7 @@ inline void set_arith_flags(Cpu& c, uint64_t f) { c.r[R_RFLAGS] = (c.r[R_RFLAGS]
 // The eight classic ALU operations (ModRM.reg of group 1 / bits 5..3 of opcodes 00..3F).
 enum AluOp : uint8_t { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
 // Computes a OP b at size sz; returns the result and the new arithmetic flags in *f.
-inline uint64_t alu(uint8_t op, uint64_t a, uint64_t b, uint64_t flags_in, unsigned sz, uint64_t* f) {
+__attribute__((always_inline)) inline uint64_t alu_portable(uint8_t op, uint64_t a, uint64_t b, uint64_t flags_in, unsigned sz, uint64_t* f) {
   const uint64_t m = size_mask(sz);
   uint64_t r;
   switch (op) {
@@ -109,8 +109,69 @@ inline uint64_t alu(uint8_t op, uint64_t a, uint64_t b, uint64_t flags_in, unsig
   return r;
 }
 
+#if defined(__x86_64__) && !defined(HV_PORTABLE_FLAGS)
+// On an x86-64 host the host's own ALU computes the SDM flags: run the same instruction at
+// the same size, then LAHF (AH = SF ZF - AF - PF - CF, i.e. RFLAGS bits 7..0) and SETO.
+// test/vcpu-host-diff.test.ts checks both paths' results against the host CPU; the portable
+// C++ path (HV_PORTABLE_FLAGS, or any other host) is the reference for the AF=0 choice
+// of the logic operations, which the host path copies by masking AF.
+#define HV_HOST_ALU(I, CARRY)                                                                       \
+  if (SZ == 8) asm(CARRY I "q %2, %0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b), "r"(cf) : "cc"); \
+  else if (SZ == 4) asm(CARRY I "l %k2, %k0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b), "r"(cf) : "cc"); \
+  else if (SZ == 2) asm(CARRY I "w %w2, %w0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b), "r"(cf) : "cc"); \
+  else asm(CARRY I "b %b2, %b0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b), "r"(cf) : "cc");
+inline uint64_t lahf_flags(uint64_t fl) { return ((fl >> 8) & (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF)) | ((fl & 1) << 11); }
+
+template <uint8_t OP, unsigned SZ>
+__attribute__((always_inline)) inline uint64_t alu_t(uint64_t a, uint64_t b, uint64_t flags_in, uint64_t* f) {
+  uint64_t r = a, fl;
+  const uint64_t cf = flags_in & FL_CF;
+  switch (OP) {
+    case ALU_ADD: HV_HOST_ALU("add", "") break;
+    case ALU_ADC: HV_HOST_ALU("adc", "btl $0, %k3\n\t") break;
+    case ALU_SBB: HV_HOST_ALU("sbb", "btl $0, %k3\n\t") break;
+    case ALU_SUB: case ALU_CMP: HV_HOST_ALU("sub", "") break;
+    case ALU_OR: HV_HOST_ALU("or", "") break;
+    case ALU_AND: HV_HOST_ALU("and", "") break;
+    default: HV_HOST_ALU("xor", "") break;
+  }
+  *f = lahf_flags(fl);
+  if (OP == ALU_OR || OP == ALU_AND || OP == ALU_XOR) *f &= ~FL_AF;  // undefined: 0, as portable
+  return r & size_mask(SZ);
+}
+#undef HV_HOST_ALU
+#else
+template <uint8_t OP, unsigned SZ>
+__attribute__((always_inline)) inline uint64_t alu_t(uint64_t a, uint64_t b, uint64_t flags_in, uint64_t* f) {
+  return alu_portable(OP, a, b, flags_in, SZ, f);
+}
+#endif
+
+// Runtime operation and size: dispatches to the specialized form.
+template <unsigned SZ>
+inline uint64_t alu_sz(uint8_t op, uint64_t a, uint64_t b, uint64_t flags_in, uint64_t* f) {
+  switch (op) {
+    case ALU_ADD: return alu_t<ALU_ADD, SZ>(a, b, flags_in, f);
+    case ALU_OR: return alu_t<ALU_OR, SZ>(a, b, flags_in, f);
+    case ALU_ADC: return alu_t<ALU_ADC, SZ>(a, b, flags_in, f);
+    case ALU_SBB: return alu_t<ALU_SBB, SZ>(a, b, flags_in, f);
+    case ALU_AND: return alu_t<ALU_AND, SZ>(a, b, flags_in, f);
+    case ALU_SUB: return alu_t<ALU_SUB, SZ>(a, b, flags_in, f);
+    case ALU_XOR: return alu_t<ALU_XOR, SZ>(a, b, flags_in, f);
+    default: return alu_t<ALU_CMP, SZ>(a, b, flags_in, f);
+  }
+}
+inline uint64_t alu(uint8_t op, uint64_t a, uint64_t b, uint64_t flags_in, unsigned sz, uint64_t* f) {
+  switch (sz) {
+    case 1: return alu_sz<1>(op, a, b, flags_in, f);
+    case 2: return alu_sz<2>(op, a, b, flags_in, f);
+    case 4: return alu_sz<4>(op, a, b, flags_in, f);
+    default: return alu_sz<8>(op, a, b, flags_in, f);
+  }
+}
+
 // Condition code cc (low nibble of Jcc/SETcc/CMOVcc) against RFLAGS.
-inline bool cond(uint64_t fl, uint8_t cc) {
+__attribute__((always_inline)) inline bool cond(uint64_t fl, uint8_t cc) {
   bool t;
   switch (cc >> 1) {
     case 0: t = fl & FL_OF; break;
@@ -135,9 +196,7 @@ inline int jump_to(Cpu& c, uint64_t target) {
 #define HV_HANDLER(name) int name(Cpu& c, const Insn& i)
 // exec_alu.cc
 HV_HANDLER(h_alu_EG); HV_HANDLER(h_alu_GE); HV_HANDLER(h_alu_EI);
-HV_HANDLER(h_alu_rr32); HV_HANDLER(h_alu_rr64); HV_HANDLER(h_alu_ri32); HV_HANDLER(h_alu_ri64);
-HV_HANDLER(h_test_EG); HV_HANDLER(h_test_EI); HV_HANDLER(h_incdec); HV_HANDLER(h_incdec_r64);
-HV_HANDLER(h_incdec_r32); HV_HANDLER(h_not); HV_HANDLER(h_neg);
+HV_HANDLER(h_test_EG); HV_HANDLER(h_test_EI); HV_HANDLER(h_incdec); HV_HANDLER(h_not); HV_HANDLER(h_neg);
 HV_HANDLER(h_mul); HV_HANDLER(h_imul1); HV_HANDLER(h_div); HV_HANDLER(h_idiv);
 HV_HANDLER(h_imul_GE); HV_HANDLER(h_imul_GEI);
 HV_HANDLER(h_shift); HV_HANDLER(h_bt_EG); HV_HANDLER(h_bt_EI); HV_HANDLER(h_bsf); HV_HANDLER(h_bsr);
@@ -161,6 +220,16 @@ HV_HANDLER(h_lidt); HV_HANDLER(h_sidt); HV_HANDLER(h_iretq); HV_HANDLER(h_cpuid)
 HV_HANDLER(h_rdtsc); HV_HANDLER(h_cli); HV_HANDLER(h_sti); HV_HANDLER(h_cld); HV_HANDLER(h_std);
 HV_HANDLER(h_wbinvd); HV_HANDLER(h_ud); HV_HANDLER(h_gp);
 #undef HV_HANDLER
+// Specialized register forms, indexed [osz == 8][operation] (exec_alu.cc) and by condition
+// code (exec_ctrl.cc).
+extern const Handler kAluRR[2][8];
+extern const Handler kAluRI[2][8];
+extern const Handler kIncDecR[2][2];
+extern const Handler kAluGEm[2][8];
+extern const Handler kAluEGm[2][8];
+extern const Handler kMovLoad[2];
+extern const Handler kMovStore[2];
+extern const Handler kJccHandlers[16];
 
 // Segment-selector check against the GDT (exec_sys.cc): loads the descriptor of `sel`
 // into *desc; ST_OK or a pending #GP(selector) / #PF / exit.

@@ -48,21 +48,51 @@ int h_alu_EI(Cpu& c, const Insn& i) {
   return commit_E(c, i, sz, addr, r, f);
 }
 
-// Register-register and register-immediate forms at 32/64 bits (decode picks these; i.rm is
-// the destination, i.reg the source).
-template <unsigned SZ>
+// Register-register and register-immediate forms at 32/64 bits, one handler per operation
+// and size (decode picks them; i.rm is the destination, i.reg the source).
+template <uint8_t OP, unsigned SZ>
 inline int alu_reg(Cpu& c, const Insn& i, uint64_t b) {
   uint64_t f;
   const uint64_t a = c.r[i.rm] & size_mask(SZ);
-  const uint64_t r = alu(i.sub, a, b, c.r[R_RFLAGS], SZ, &f);
-  if (i.sub != ALU_CMP) c.r[i.rm] = r;
+  const uint64_t r = alu_t<OP, SZ>(a, b, c.r[R_RFLAGS], &f);
+  if (OP != ALU_CMP) c.r[i.rm] = r;
   set_arith_flags(c, f);
   return ST_OK;
 }
-int h_alu_rr64(Cpu& c, const Insn& i) { return alu_reg<8>(c, i, c.r[i.reg]); }
-int h_alu_rr32(Cpu& c, const Insn& i) { return alu_reg<4>(c, i, c.r[i.reg] & 0xffffffffull); }
-int h_alu_ri64(Cpu& c, const Insn& i) { return alu_reg<8>(c, i, i.imm); }
-int h_alu_ri32(Cpu& c, const Insn& i) { return alu_reg<4>(c, i, i.imm & 0xffffffffull); }
+template <uint8_t OP, unsigned SZ>
+int h_alu_rr(Cpu& c, const Insn& i) { return alu_reg<OP, SZ>(c, i, c.r[i.reg] & size_mask(SZ)); }
+template <uint8_t OP, unsigned SZ>
+int h_alu_ri(Cpu& c, const Insn& i) { return alu_reg<OP, SZ>(c, i, i.imm & size_mask(SZ)); }
+
+// Memory forms at 32/64 bits: r/m is memory, reg a plain GPR (no AH..BH at these sizes).
+template <uint8_t OP, unsigned SZ>
+int h_alu_GEm(Cpu& c, const Insn& i) {
+  uint64_t b, f;
+  Status s = c.read(ea(c, i), SZ, &b);
+  if (s != ST_OK) return s;
+  const uint64_t r = alu_t<OP, SZ>(c.r[i.reg] & size_mask(SZ), b, c.r[R_RFLAGS], &f);
+  if (OP != ALU_CMP) c.r[i.reg] = r;
+  set_arith_flags(c, f);
+  return ST_OK;
+}
+template <uint8_t OP, unsigned SZ>
+int h_alu_EGm(Cpu& c, const Insn& i) {
+  const uint64_t addr = ea(c, i);
+  uint64_t a, f;
+  Status s = c.read(addr, SZ, &a);
+  if (s != ST_OK) return s;
+  const uint64_t r = alu_t<OP, SZ>(a, c.r[i.reg] & size_mask(SZ), c.r[R_RFLAGS], &f);
+  if (OP != ALU_CMP && (s = c.write(addr, SZ, r)) != ST_OK) return s;
+  set_arith_flags(c, f);
+  return ST_OK;
+}
+
+#define HV_ALU8(T, SZ) {T<0, SZ>, T<1, SZ>, T<2, SZ>, T<3, SZ>, T<4, SZ>, T<5, SZ>, T<6, SZ>, T<7, SZ>}
+const Handler kAluRR[2][8] = {HV_ALU8(h_alu_rr, 4), HV_ALU8(h_alu_rr, 8)};
+const Handler kAluRI[2][8] = {HV_ALU8(h_alu_ri, 4), HV_ALU8(h_alu_ri, 8)};
+const Handler kAluGEm[2][8] = {HV_ALU8(h_alu_GEm, 4), HV_ALU8(h_alu_GEm, 8)};
+const Handler kAluEGm[2][8] = {HV_ALU8(h_alu_EGm, 4), HV_ALU8(h_alu_EGm, 8)};
+#undef HV_ALU8
 
 // ---- TEST: AND without a result; CF = OF = 0, AF undefined (0) ----
 int h_test_EG(Cpu& c, const Insn& i) {
@@ -93,18 +123,15 @@ int h_incdec(Cpu& c, const Insn& i) {
   const uint64_t r = incdec(a, i.sub, i.osz, &f);
   return commit_E(c, i, i.osz, addr, r, f, FL_CF);
 }
-int h_incdec_r64(Cpu& c, const Insn& i) {
+template <bool DEC, unsigned SZ>
+int h_incdec_r(Cpu& c, const Insn& i) {
   uint64_t f;
-  c.r[i.rm] = incdec(c.r[i.rm], i.sub, 8, &f);
+  // INC/DEC flags are those of ADD/SUB 1 except CF, which is kept below.
+  c.r[i.rm] = alu_t<DEC ? ALU_SUB : ALU_ADD, SZ>(c.r[i.rm] & size_mask(SZ), 1, 0, &f);
   c.r[R_RFLAGS] = (c.r[R_RFLAGS] & (~FL_ARITH | FL_CF)) | (f & ~FL_CF);
   return ST_OK;
 }
-int h_incdec_r32(Cpu& c, const Insn& i) {
-  uint64_t f;
-  c.r[i.rm] = incdec(c.r[i.rm] & 0xffffffffull, i.sub, 4, &f);
-  c.r[R_RFLAGS] = (c.r[R_RFLAGS] & (~FL_ARITH | FL_CF)) | (f & ~FL_CF);
-  return ST_OK;
-}
+const Handler kIncDecR[2][2] = {{h_incdec_r<false, 4>, h_incdec_r<true, 4>}, {h_incdec_r<false, 8>, h_incdec_r<true, 8>}};
 
 // ---- NOT (no flags), NEG (flags of 0 - x; CF = x != 0) ----
 int h_not(Cpu& c, const Insn& i) {

@@ -10,6 +10,15 @@ int h_jcc(Cpu& c, const Insn& i) {
   if (!cond(c.r[R_RFLAGS], i.sub)) return ST_OK;
   return jump_to(c, c.r[R_RIP] + i.imm);
 }
+template <uint8_t CC>
+int h_jcc_t(Cpu& c, const Insn& i) {
+  if (!cond(c.r[R_RFLAGS], CC)) return ST_OK;
+  return jump_to(c, c.r[R_RIP] + i.imm);
+}
+const Handler kJccHandlers[16] = {h_jcc_t<0>, h_jcc_t<1>, h_jcc_t<2>, h_jcc_t<3>, h_jcc_t<4>, h_jcc_t<5>,
+                                  h_jcc_t<6>, h_jcc_t<7>, h_jcc_t<8>, h_jcc_t<9>, h_jcc_t<10>, h_jcc_t<11>,
+                                  h_jcc_t<12>, h_jcc_t<13>, h_jcc_t<14>, h_jcc_t<15>};
+
 int h_jmp_E(Cpu& c, const Insn& i) {
   uint64_t t, addr = 0;
   Status s = read_E(c, i, 8, &t, &addr);

@@ -21,6 +21,20 @@ int h_mov_ri(Cpu& c, const Insn& i) {
 int h_mov_rr64(Cpu& c, const Insn& i) { c.r[i.rm] = c.r[i.reg]; return ST_OK; }
 int h_mov_rr32(Cpu& c, const Insn& i) { c.r[i.rm] = c.r[i.reg] & 0xffffffffull; return ST_OK; }
 
+// Loads and stores at 32/64 bits between memory and a plain GPR.
+template <unsigned SZ>
+int h_mov_load(Cpu& c, const Insn& i) {
+  uint64_t v;
+  Status s = c.read(ea(c, i), SZ, &v);
+  if (s != ST_OK) return s;
+  c.r[i.reg] = v;  // a 4-byte read is already zero-extended
+  return ST_OK;
+}
+template <unsigned SZ>
+int h_mov_store(Cpu& c, const Insn& i) { return c.write(ea(c, i), SZ, c.r[i.reg] & size_mask(SZ)); }
+const Handler kMovLoad[2] = {h_mov_load<4>, h_mov_load<8>};
+const Handler kMovStore[2] = {h_mov_store<4>, h_mov_store<8>};
+
 int h_movzx(Cpu& c, const Insn& i) {
   const unsigned src = i.op == 0xB6 ? 1 : 2;
   uint64_t v, addr = 0;

@@ -12,7 +12,7 @@ import { loadAddon } from '../src/native/addon.ts';
 import { REG, type NativeArena, type NativeVcpu } from '../src/native/types.ts';
 
 export const CODE = 0x100000; // snippets are linked here (1 MiB, like the sample guests)
-export const PML4 = 0x10000;
+export const PML4 = 0x400000; // PML4, PDPT, PD, then the PTs (up to 2 MiB of them for 1 GiB)
 export const GDT = 0x30000;
 export const STACK_TOP = 0x200000;
 export const DATA = 0x300000; // scratch data area for tests
@@ -50,6 +50,7 @@ export interface Machine {
   counter(name: string): bigint;
   /** Exit-record field by name (native/exit.h). */
   exitField(name: string): bigint;
+  setExitField(name: string, v: bigint): void;
   load(code: Uint8Array, at?: number): void;
   run(max?: number): number;
   /** The page-table entry (a DataView offset) mapping `va` at 4 KiB granularity. */
@@ -68,6 +69,7 @@ export interface MachineOptions {
  */
 export function makeMachine(opts: MachineOptions = {}): Machine {
   const memory = opts.memory ?? 8 * 1024 * 1024;
+  if (memory > 1 << 30) throw new Error('makeMachine: at most 1 GiB (one page directory)');
   const pageSize = opts.pageSize ?? 4096;
   const addon = loadAddon();
   const arena = new addon.Arena(memory);
@@ -128,6 +130,11 @@ export function makeMachine(opts: MachineOptions = {}): Machine {
       const i = exitNames.indexOf(name);
       if (i < 0) throw new Error(`no exit field ${name}`);
       return vcpu.exit[i];
+    },
+    setExitField: (name, v) => {
+      const i = exitNames.indexOf(name);
+      if (i < 0) throw new Error(`no exit field ${name}`);
+      vcpu.exit[i] = v;
     },
     load: (code, at = CODE) => bytes.set(code, at),
     run: (max = 1_000_000) => vcpu.run(max),
