@@ -169,6 +169,7 @@ class Mmu {
   MmuConfig cfg_;
   uint64_t cr0_ = 0, cr3_ = 0, cr4_ = 0, efer_ = 0;
   uint64_t gen_ = 1;
+  bool filled_ = true;      // anything inserted into the L1s, STLB or PWCs since the last flush
   L1 l1_[2];                // [0] = DTLB, [1] = ITLB
   TlbArray stlb_, stlb_1g_;
   TlbArray pwc_[3];         // [0] = PDE (key va>>21), [1] = PDPTE (va>>30), [2] = PML4E (va>>39)

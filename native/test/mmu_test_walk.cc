@@ -214,6 +214,21 @@ void test_flushes() {
     eq(h.c.v[C_walks], 2, "INVLPG inside a 2M page drops the 2M entry (L1 and STLB)");
   }
 
+  {  // A CR3 that changed behind the MMU's back (TS between runs) drops guest entries.
+    Env h;
+    main_scenario(h);
+    h.start(true, TlbGeometry{});
+    h.tr(kGva1G);
+    const uint64_t other = h.fx->alloc_guest_table();  // an empty PML4: everything unmapped
+    h.mmu->set_control(CR0, other, CR4, EFER);
+    check(!h.tr(kGva1G) && h.f.kind == FaultKind::PageFault, "set_control with a new CR3 drops the TLB");
+    eq(h.c.v[C_tlb_flushes], 0, "that implicit flush is not a counted tlb_flush");
+    h.mmu->set_control(CR0, h.fx->cr3(), CR4, EFER);  // MOV CR3 = set_control + flush_guest
+    h.mmu->flush_guest();
+    eq(h.c.v[C_tlb_flushes], 1, "MOV CR3 counts one flush");
+    check(h.tr(kGva1G) != nullptr, "back on the first CR3: mapped again");
+  }
+
   const uint64_t g1 = e.mmu->generation();
   e.mmu->set_control(CR0, e.fx->cr3(), CR4, EFER);
   eq(e.mmu->generation(), g1, "set_control with unchanged bits keeps the generation");
