@@ -74,11 +74,19 @@ void Mmu::set_control(uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer) {
   if (((cr0 ^ cr0_) & cr0_bits) || ((cr4 ^ cr4_) & cr4_bits) || ((efer ^ efer_) & efer_bits)) {
     cr0_ = cr0; cr4_ = cr4; efer_ = efer;
     flush_guest();
+  } else if (cr3 != cr3_) {
+    // A CR3 the CPU did not write (TS set it between runs): nothing cached under the old
+    // one may survive. Not counted: a MOV to CR3 also calls flush_guest(), which counts,
+    // and then finds nothing to clear.
+    flush_tlbs();
+    bump();
   }
   cr0_ = cr0; cr3_ = cr3; cr4_ = cr4; efer_ = efer;
 }
 
 void Mmu::flush_tlbs() {
+  if (!filled_) return;  // nothing inserted since the last flush: clearing is a no-op
+  filled_ = false;
   for (L1& l1 : l1_)
     for (TlbArray& a : l1.arr) a.clear();
   stlb_.clear();
@@ -123,6 +131,7 @@ void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
   counters_->inc(l1.misses[s]);
   const uint64_t key = v >> kShift[s];
   TlbEntry* e = l1.arr[s].insert(key, key);
+  filled_ = true;
   const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
   e->val = reinterpret_cast<uint64_t>(w.host + off);
   e->perm = w.perm;
@@ -198,6 +207,7 @@ __attribute__((noinline)) uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault
       e = stlb_.insert(stlb_key(v, s), v >> kShift[s]);
     }
     if (e) {
+      filled_ = true;
       const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
       e->val = reinterpret_cast<uint64_t>(w.host + off);
       e->perm = w.perm;

@@ -31,6 +31,14 @@
 // is refilled with (so an L1 miss served by a 2M STLB entry is a dtlb_2m_miss); a miss that
 // ends in a fault is counted only in tlb_misses and walk_faults. walk_refs = walk_refs_guest
 // (guest-table reads) + walk_refs_ept (EPT-entry reads); A/D updates are never references.
+// A cached entry whose permissions do not allow an access (e.g. a write to a page whose D
+// bit is clear) is dropped and the access walks again, as hardware re-walks to set D.
+//
+// EPT details: guest-table reads need EPT R and are reported as reads (gva_valid = false,
+// gpa = the entry's GPA); setting A/D in a guest table is a write to it (needs EPT W). The
+// nested TLB holds the table pages' GPA→HPA and survives MOV CR3 and INVLPG, not INVEPT.
+// Fault::misconfig marks malformed EPT entries; the exit record (native/exit.h) has no
+// field for it yet, so the vCPU reports those as plain EPT violations.
 #pragma once
 #include <string>
 
@@ -161,6 +169,7 @@ class Mmu {
   MmuConfig cfg_;
   uint64_t cr0_ = 0, cr3_ = 0, cr4_ = 0, efer_ = 0;
   uint64_t gen_ = 1;
+  bool filled_ = true;      // anything inserted into the L1s, STLB or PWCs since the last flush
   L1 l1_[2];                // [0] = DTLB, [1] = ITLB
   TlbArray stlb_, stlb_1g_;
   TlbArray pwc_[3];         // [0] = PDE (key va>>21), [1] = PDPTE (va>>30), [2] = PML4E (va>>39)

@@ -186,6 +186,7 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
       // Cache this non-leaf entry: PML4E → pwc_[2], PDPTE → pwc_[1], PDE → pwc_[0].
       const uint64_t key = v >> shift;
       if (TlbEntry* e = pwc_[level - 2].insert(key, key)) {
+        filled_ = true;
         e->val = table;
         e->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
                                        ((any & PTE_NX) && nxe ? 0 : kPermX));

@@ -1,10 +1,10 @@
-// Runs the standalone MMU test driver (native/test/mmu_test.cc): compiled with g++ against
+// Runs the standalone MMU test driver (native/test/*.cc): compiled with g++ against
 // every core source of native/sources.txt except the N-API glue, so the walker, the EPT and
 // the TLB hierarchy are checked without Node in the loop. The driver prints one line per
 // check; this test asserts the run passed and that the oracle checks of MMU-MODEL.md ran.
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,13 +20,18 @@ function coreSources(): string[] {
     .map((l) => join(root, l));
 }
 
+function driverSources(): string[] {
+  const dir = join(root, 'native', 'test');
+  return readdirSync(dir).filter((f) => f.endsWith('.cc')).sort().map((f) => join(dir, f));
+}
+
 let output = '';
 let status: number | null = null;
 
 test.before(() => {
   mkdirSync(outDir, { recursive: true });
   execFileSync('g++', ['-std=c++17', '-O1', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Werror',
-    '-I', join(root, 'native'), '-o', binary, join(root, 'native', 'test', 'mmu_test.cc'), ...coreSources()],
+    '-I', join(root, 'native'), '-o', binary, ...driverSources(), ...coreSources()],
   { stdio: ['ignore', 'inherit', 'inherit'] });
   const r = spawnSync(binary, { encoding: 'utf8' });
   output = r.stdout;
