@@ -14,6 +14,7 @@ namespace hv {
 namespace ept {
 constexpr uint64_t kAddrMask = 0x000FFFFFFFFFF000ull;
 constexpr uint64_t R = 1, W = 2, X = 4, PS = 1ull << 7;
+constexpr uint64_t kBadRwx = (1u << 0) | (1u << 2) | (1u << 6);  // R/W/X = 000, 010, 110
 }  // namespace ept
 
 inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs) {
@@ -28,32 +29,31 @@ inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, ui
   uint64_t e = 0;
 #pragma GCC unroll 4
   for (; level >= 1; --level) {
-    if (table >= limit) {  // the previous level pointed outside the arena
+    if (__builtin_expect(table >= limit, 0)) {  // the previous level pointed outside the arena
+      *refs += static_cast<uint64_t>(4 - level);
       *stop = static_cast<uint8_t>(level);
       *misconfig = true;
       return false;
     }
     std::memcpy(&e, base + table + ((gpa.v >> (12 + 9 * (level - 1))) & 511) * 8, 8);
-    ++*refs;
-    // Not present (R=W=X=0), or W without R (an EPT misconfiguration, SDM 29.3.3.1).
-    if ((e & 7) == 0 || (e & (ept::R | ept::W)) == ept::W) {
+    // R/W/X = 000 is not present; 010 and 110 (W without R) are misconfigurations (SDM
+    // 29.3.3.1). One shift of a constant tests all three.
+    if (__builtin_expect((ept::kBadRwx >> (e & 7)) & 1, 0)) {
+      *refs += static_cast<uint64_t>(5 - level);
       *stop = static_cast<uint8_t>(level);
       *misconfig = (e & 7) != 0;
       return false;
     }
     perm &= e;
-    if (e & ept::PS) {
-      if (level == 4) {  // PS is reserved in a PML4E
-        *stop = 4;
-        *misconfig = true;
-        return false;
-      }
-      if (level != 1) break;  // 1 GiB (level 3) or 2 MiB (level 2) leaf; ignored at level 1
-    }
-    if (level == 1) break;
+    if (level == 1 || (e & ept::PS)) break;  // a leaf (PS at level 1 is ignored)
     table = e & ept::kAddrMask;
   }
+  *refs += static_cast<uint64_t>(5 - level);  // entries read: levels 4 down to this one
   *stop = static_cast<uint8_t>(level);
+  if (level == 4) {  // PS is reserved in a PML4E
+    *misconfig = true;
+    return false;
+  }
   // Leaf. Memory types 2, 3 and 7 are reserved; the whole leaf must lie inside the arena.
   const uint64_t mt = (e >> 3) & 7;
   const uint64_t size = 1ull << (12 + 9 * (level - 1));
