@@ -31,7 +31,7 @@ const withQemu = process.env.HV_BENCH_QEMU !== '0' && qemuAvailable();
 const MiB = 1 << 20;
 
 type Mode = 'native' | 'ept';
-type PageSize = 4096 | 2097152;
+type PageSize = number; // 4096 or 2 MiB
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
