@@ -31,7 +31,7 @@ const withQemu = process.env.HV_BENCH_QEMU !== '0' && qemuAvailable();
 const MiB = 1 << 20;
 
 type Mode = 'native' | 'ept';
-type PageSize = number; // 4096 or 2 MiB
+type PageSize = 4096 | 2097152;
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -62,7 +62,7 @@ function eptMachine(guest: number, pageSize: PageSize): Machine {
   put(pml4, BigInt(pdpt) | RWX);
   put(pdpt, BigInt(pd) | RWX);
   for (let c = 0; c < Math.ceil(guest / (2 * MiB)); c++) {
-    if (pageSize === 2 * MiB) {
+    if (pageSize === 2097152) {
       put(pd + c * 8, BigInt(c * 2 * MiB) | RWX | WB | PS);
     } else {
       const pt = alloc();
@@ -202,7 +202,7 @@ function gups(pageSize: PageSize): Workload {
   };
 }
 
-const workloads = [aluLoop, memScan(4096), memScan(2 * MiB), pointerChase, gups(4096), gups(2 * MiB)]
+const workloads = [aluLoop, memScan(4096), memScan(2097152), pointerChase, gups(4096), gups(2097152)]
   .filter((w) => w.name.includes(only));
 
 const fmt = (x: number, w = 7, d = 1) => x.toFixed(d).padStart(w);
