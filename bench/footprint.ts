@@ -34,7 +34,7 @@ const SCENARIOS: Scenario[] = [
 function child(touch: number, thp: 'always' | 'never'): void {
   if (touch >= 0) {
     const arena = new (loadAddon().Arena)(HOST_BYTES);
-    const host = createHost({ memoryBytes: HOST_BYTES, physmem: arena.buffer, thp: { enabled: thp } });
+    const host = createHost({ memoryBytes: HOST_BYTES, physmem: arena, thp: { enabled: thp } });
     const mm = host.newProcess();
     const a = mm.mmap(Math.max(touch, PAGE_SIZE), { alignHuge: true });
     const step = thp === 'always' ? HPAGE_PMD_SIZE : PAGE_SIZE;
