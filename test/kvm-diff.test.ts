@@ -8,7 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { readFileSync } from 'node:fs';
 import { createVm } from '../src/kvm/vm.ts';
 import type { GuestPageSize, RunResult } from '../src/api/types.ts';
-import { kvmUnavailableReason, runGuestKvm, type KvmRunResult } from '../tools/kvm/run-guest.mjs';
+import { buildKvmGuest, kvmUnavailableReason, runGuestKvm, type KvmRunResult } from '../tools/kvm/run-guest.mjs';
 import { MiB, requireBuiltGuests, guestElf } from './guests-helpers.ts';
 
 const why = kvmUnavailableReason();
@@ -118,4 +118,18 @@ ktest('KVM and hugevisor both stop ud-no-idt with a triple fault at the ud2', as
   t.regex(h.error!.message, new RegExp(`^triple fault: #UD\\(6\\) .* at RIP 0x${BigInt(printed!).toString(16)},`));
   t.is(k.exits.shutdown, 1);
   compareCounts(t, k, h, false);
+});
+
+// Exception escalation through a not-present #UD gate (tools/kvm/guests/ud-bad-gate.s):
+// GUEST-ABI.md's "a fault while delivering -> #DF" on both sides.
+ktest('KVM and hugevisor both escalate #UD through a not-present gate to #DF', async (t) => {
+  const elf = buildKvmGuest('ud-bad-gate');
+  const k = await runGuestKvm(elf, { memory: 4 * MiB, timeoutSeconds: 20 });
+  const h = createVm({ memory: 4 * MiB }, { bytes: new Uint8Array(readFileSync(elf)), name: 'ud-bad-gate' }).run()!;
+  t.is(h.console, 'ud2 through a bad #UD gate\n#DF error 0x0000000000000000\n');
+  t.is(h.exitStatus, 8);
+  t.is(k.console, h.console);
+  t.is(k.status, h.exitStatus);
+  t.is(h.counters.exc_ud, 1);
+  t.is(h.counters.exc_df, 1);
 });

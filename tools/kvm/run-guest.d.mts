@@ -47,3 +47,5 @@ export declare function kvmAvailable(): boolean;
 export declare function buildKvmRun(): string;
 export declare function guestPath(guest: string): string;
 export declare function runGuestKvm(guest: string, opts?: KvmRunOptions): Promise<KvmRunResult>;
+/** Builds tools/kvm/guests/NAME.s into build/kvm/NAME.elf; returns its path. */
+export declare function buildKvmGuest(name: string): string;

@@ -8,7 +8,7 @@
 // GUEST is a path or the name of a built guest (build/guests/NAME.elf). kvm-run is built
 // with gcc into build/kvm/ on first use (and again whenever its sources are newer).
 import { spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -45,9 +45,41 @@ export function buildKvmRun() {
   const newest = Math.max(...SOURCES.map((s) => statSync(s).mtimeMs));
   if (existsSync(KVM_RUN_BINARY) && statSync(KVM_RUN_BINARY).mtimeMs >= newest) return KVM_RUN_BINARY;
   mkdirSync(dirname(KVM_RUN_BINARY), { recursive: true });
-  const r = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', '-o', KVM_RUN_BINARY, SOURCES[0]], { encoding: 'utf8' });
+  const tmp = `${KVM_RUN_BINARY}.${process.pid}`; // renamed into place: concurrent builds never see half a file
+  const r = spawnSync('gcc', ['-O2', '-Wall', '-Wextra', '-o', tmp, SOURCES[0]], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`building kvm-run failed: ${r.stderr || r.error?.message}`);
+  renameSync(tmp, KVM_RUN_BINARY);
   return KVM_RUN_BINARY;
+}
+
+/**
+ * Builds a probe guest of tools/kvm/guests/NAME.s (linked like the sample guests: the
+ * guests/runtime entry stub and library, guests/link.ld) into build/kvm/NAME.elf.
+ */
+export function buildKvmGuest(name) {
+  const src = join(here, 'guests', `${name}.s`);
+  if (!existsSync(src)) throw new Error(`no probe guest ${src}`);
+  const out = join(root, 'build', 'kvm', `${name}.elf`);
+  const runtime = join(root, 'guests', 'runtime');
+  const objDir = join(root, 'build', 'kvm', `obj-${process.pid}-${name}`);
+  mkdirSync(objDir, { recursive: true });
+  const run = (cmd, args) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.error?.message}`);
+  };
+  try {
+    const objs = [];
+    const asm = (file, obj) => { run('as', ['--64', '-I', runtime, '-o', obj, file]); objs.push(obj); };
+    for (const f of readdirSync(runtime).filter((f) => f.endsWith('.s')).sort()) asm(join(runtime, f), join(objDir, `rt-${f}.o`));
+    asm(src, join(objDir, `${name}.o`));
+    for (const f of readdirSync(join(runtime, 'lib')).filter((f) => f.endsWith('.s')).sort()) asm(join(runtime, 'lib', f), join(objDir, `lib-${f}.o`));
+    const elf = join(objDir, `${name}.elf`);
+    run('ld', ['-static', '-nostdlib', '--no-warn-rwx-segments', '-T', join(root, 'guests', 'link.ld'), '-o', elf, ...objs]);
+    renameSync(elf, out);
+  } finally {
+    rmSync(objDir, { recursive: true, force: true });
+  }
+  return out;
 }
 
 export function guestPath(guest) {
