@@ -24,6 +24,8 @@ interface Case {
   cmdline?: string;
   /** No exception and no REP string op: an emulate-everything KVM counts exactly the retired instructions. */
   plainInstructions?: boolean;
+  /** The same, inside the region of interest only (gups zeroes its region with REP STOSQ before it). */
+  plainRoi?: boolean;
 }
 
 const cases: Case[] = [
@@ -32,9 +34,9 @@ const cases: Case[] = [
   { guest: 'boot-info', memory: 67 * MiB, pages: '2m', plainInstructions: true },
   { guest: 'demand-paging', memory: 16 * MiB, pages: '4k', args: [1 * MiB] },
   { guest: 'demand-paging', memory: 32 * MiB, pages: '2m', args: [8 * MiB, 1] },
-  { guest: 'alu-loop', memory: 4 * MiB, pages: '4k', args: [20000], plainInstructions: true },
-  { guest: 'mem-scan', memory: 8 * MiB, pages: '2m', args: [2 * MiB, 1], plainInstructions: true },
-  { guest: 'gups', memory: 8 * MiB, pages: '4k', args: [1 * MiB, 5000, 99] },
+  { guest: 'alu-loop', memory: 4 * MiB, pages: '4k', args: [20000], plainInstructions: true, plainRoi: true },
+  { guest: 'mem-scan', memory: 8 * MiB, pages: '2m', args: [2 * MiB, 1], plainInstructions: true, plainRoi: true },
+  { guest: 'gups', memory: 8 * MiB, pages: '4k', args: [1 * MiB, 5000, 99], plainRoi: true },
 ];
 
 function runHugevisor(c: Pick<Case, 'guest' | 'memory' | 'pages' | 'args' | 'cmdline'>): RunResult {
@@ -47,8 +49,8 @@ const stat = (k: KvmRunResult, name: string): number | undefined => {
   return typeof v === 'number' ? v : undefined;
 };
 
-/** Exit counts, guest #PF counts and (emulating kernels) instruction counts, both sides. */
-function compareCounts(t: ExecutionContext, k: KvmRunResult, h: RunResult, plainInstructions: boolean): void {
+/** Exit counts, guest #PF counts and (emulating kernels) instruction counts, both sides, whole run and per ROI. */
+function compareCounts(t: ExecutionContext, k: KvmRunResult, h: RunResult, plainInstructions: boolean, plainRoi = false): void {
   t.is(k.exits.io, h.exits.io, 'port-I/O exits');
   t.is(k.exits.hlt, h.exits.hlt, 'HLT exits');
   t.is(k.exits.shutdown, h.exits.shutdown, 'shutdown exits');
@@ -61,6 +63,15 @@ function compareCounts(t: ExecutionContext, k: KvmRunResult, h: RunResult, plain
   const emulated = stat(k, 'insn_emulation') ?? 0;
   if (plainInstructions && emulated >= h.instructions * 0.9) t.is(emulated, h.instructions, 'KVM insn_emulation vs hugevisor instructions');
   t.log(`KVM insn_emulation ${emulated}, hugevisor instructions ${h.instructions}; KVM pages_4k ${k.stats.vm?.pages_4k} pages_2m ${k.stats.vm?.pages_2m}`);
+  t.is(k.roi.length, h.roi.length, 'regions of interest');
+  t.is(k.roiOpen, h.roiOpen);
+  k.roi.forEach((kr, i) => {
+    const hc = h.roi[i].counters;
+    const kEmu = kr.vcpu?.insn_emulation ?? 0;
+    if (pfGuest) t.is(kr.vcpu?.pf_guest ?? 0, hc.exc_pf, `ROI ${i}: guest #PF`);
+    if (plainRoi && kEmu >= hc.instructions * 0.9) t.is(kEmu, hc.instructions, `ROI ${i}: KVM insn_emulation vs hugevisor instructions`);
+    t.log(`ROI ${i}: KVM insn_emulation ${kEmu} pf_guest ${kr.vcpu?.pf_guest ?? 0}; hugevisor instructions ${hc.instructions} exc_pf ${hc.exc_pf}`);
+  });
 }
 
 for (const c of cases) {
@@ -73,7 +84,7 @@ for (const c of cases) {
     t.is(h.exitStatus, k.status);
     t.not(k.console, '');
     t.is(k.log, '', 'no unhandled port or MMIO access');
-    compareCounts(t, k, h, c.plainInstructions ?? false);
+    compareCounts(t, k, h, c.plainInstructions ?? false, c.plainRoi ?? false);
   });
 }
 
