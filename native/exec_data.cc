@@ -66,7 +66,7 @@ int h_lea(Cpu& c, const Insn& i) {
 
 int h_xchg_EG(Cpu& c, const Insn& i) {
   uint64_t a, addr = 0;
-  Status s = read_E(c, i, i.osz, &a, &addr);
+  Status s = read_E_rmw(c, i, i.osz, &a, &addr);  // cpufix: XCHG m is read-modify-write
   if (s != ST_OK) return s;
   const uint64_t b = get_G(c, i, i.osz);
   if ((s = write_E(c, i, i.osz, addr, b)) != ST_OK) return s;
