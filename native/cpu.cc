@@ -64,6 +64,7 @@ Status Cpu::read_split(uint64_t va, unsigned size, uint64_t* out, Access acc) {
   if (!p1) return fault(f);
   const uint8_t* p2 = mmu_.translate(Gva(va2), acc, &f);
   if (!p2) return fault(f);
+  counters_.inc(C_loads);  // cpufix: counted when it completes (cpu.h)
   uint8_t buf[8];
   std::memcpy(buf, p1, first);
   std::memcpy(buf + first, p2, size - first);
@@ -82,6 +83,7 @@ Status Cpu::write_split(uint64_t va, unsigned size, uint64_t v) {
   if (!p1) return fault(f);
   uint8_t* p2 = mmu_.translate(Gva(va2), Access::Write, &f);
   if (!p2) return fault(f);
+  counters_.inc(C_stores);  // cpufix: counted when it completes (cpu.h)
   uint8_t buf[8];
   std::memcpy(buf, &v, 8);
   std::memcpy(p1, buf, first);

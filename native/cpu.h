@@ -124,13 +124,16 @@ class Cpu {
 
   // Data accesses of 1/2/4/8 bytes (10 for descriptor-table registers via two calls). On
   // failure they leave the right status pending and return it; on success ST_OK.
+  // cpufix: loads and stores are counted when they complete, like the retired-load/store
+  // events of hardware: an access that faults (and runs again after the handler or the VM
+  // exit) counts once, and a read-modify-write counts one load and one store.
   Status read(uint64_t va, unsigned size, uint64_t* out) {
-    counters_.inc(C_loads);
     if ((va & kPageMask) <= kPageSize - size) {
       if (!canonical(va)) return gp();
       Fault f;
       const uint8_t* p = mmu_.translate(Gva(va), Access::Read, &f);
       if (!p) return fault(f);
+      counters_.inc(C_loads);
       uint64_t v = 0;
       std::memcpy(&v, p, size);
       *out = v;
@@ -139,12 +142,12 @@ class Cpu {
     return read_split(va, size, out, Access::Read);
   }
   Status write(uint64_t va, unsigned size, uint64_t v) {
-    counters_.inc(C_stores);
     if ((va & kPageMask) <= kPageSize - size) {
       if (!canonical(va)) return gp();
       Fault f;
       uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
       if (!p) return fault(f);
+      counters_.inc(C_stores);
       std::memcpy(p, &v, size);
       smc_check(p, size);
       return ST_OK;
@@ -156,12 +159,12 @@ class Cpu {
   // the first walk), so it is translated as a write; it still counts as a load, and the
   // store that follows (write()) counts as the store and hits the TLB entry made here.
   Status read_rmw(uint64_t va, unsigned size, uint64_t* out) {
-    counters_.inc(C_loads);
     if ((va & kPageMask) <= kPageSize - size) {
       if (!canonical(va)) return gp();
       Fault f;
       const uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
       if (!p) return fault(f);
+      counters_.inc(C_loads);
       uint64_t v = 0;
       std::memcpy(&v, p, size);
       *out = v;
