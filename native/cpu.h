@@ -115,7 +115,25 @@ class Cpu {
 
   Status raise(uint8_t vec, uint32_t err = 0, bool has_err = false) {
     pend_vec = vec; pend_err = err; pend_has_err = has_err;
+    pend_noncanon = false;
     return ST_EXC;
+  }
+  // cpufix: a data access to a non-canonical address: #GP(0), or #SS(0) when the reference
+  // uses the stack segment (implicit stack accesses, a ModRM base of RSP/RBP), as hardware
+  // does. The access helpers do not know the segment: stack_access() and the run loop's
+  // fault path (ss_fixup) turn the pending #GP into #SS.
+  bool pend_noncanon = false;
+  Status noncanonical() {
+    Status s = gp();
+    pend_noncanon = true;
+    return s;
+  }
+  Status stack_access(Status s) {
+    if (s == ST_EXC && pend_noncanon) pend_vec = V_SS;
+    return s;
+  }
+  void ss_fixup(const Insn& in) {
+    if (pend_noncanon && (in.flags & IF_MEM) && (in.base == R_RSP || in.base == R_RBP)) pend_vec = V_SS;
   }
   Status ud() { return raise(V_UD); }
   Status gp(uint32_t err = 0) { return raise(V_GP, err, true); }
@@ -129,7 +147,7 @@ class Cpu {
   // exit) counts once, and a read-modify-write counts one load and one store.
   Status read(uint64_t va, unsigned size, uint64_t* out) {
     if ((va & kPageMask) <= kPageSize - size) {
-      if (!canonical(va)) return gp();
+      if (!canonical(va)) return noncanonical();
       Fault f;
       const uint8_t* p = mmu_.translate(Gva(va), Access::Read, &f);
       if (!p) return fault(f);
@@ -143,7 +161,7 @@ class Cpu {
   }
   Status write(uint64_t va, unsigned size, uint64_t v) {
     if ((va & kPageMask) <= kPageSize - size) {
-      if (!canonical(va)) return gp();
+      if (!canonical(va)) return noncanonical();
       Fault f;
       uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
       if (!p) return fault(f);
@@ -160,7 +178,7 @@ class Cpu {
   // store that follows (write()) counts as the store and hits the TLB entry made here.
   Status read_rmw(uint64_t va, unsigned size, uint64_t* out) {
     if ((va & kPageMask) <= kPageSize - size) {
-      if (!canonical(va)) return gp();
+      if (!canonical(va)) return noncanonical();
       Fault f;
       const uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
       if (!p) return fault(f);
@@ -175,7 +193,7 @@ class Cpu {
   // Push/pop 8 bytes on the stack: RSP changes only when the access succeeds.
   Status push64(uint64_t v) {
     const uint64_t sp = r[R_RSP] - 8;
-    Status s = write(sp, 8, v);
+    Status s = stack_access(write(sp, 8, v));
     if (s == ST_OK) r[R_RSP] = sp;
     return s;
   }

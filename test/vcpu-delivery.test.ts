@@ -88,9 +88,19 @@ test('#PF then #PF, and #PF then contributory, become #DF(0); CR2 names the late
   t.is(word(m2, 0), 0x5a1010n, 'CR2: the data address');
 });
 
-test('delivery checks the gate target and code segment: #GP(EXT), #GP(selector+EXT), #NP(selector+EXT)', (t) => {
+test('a non-canonical handler address: the delivery completes, then the fetch there raises #GP(0)', (t) => {
+  const m = machineWith(`ud2\n${RECORD}`);
+  installIdt(m, { 6: H, 13: H });
+  m.mem.setBigUint64(IDT + 6 * 16 + 8, 0x8000n, true);
+  t.is(m.run(), ExitReason.HLT);
+  t.deepEqual(counters(m, ['exc_ud', 'exc_gp']), { exc_ud: 1, exc_gp: 1 });
+  t.is(word(m, 1), 0n, 'error code 0');
+  t.is(word(m, 2), 0x0000800000000000n + BigInt(H), 'pushed RIP: the non-canonical handler address');
+  t.is(word(m, 7), BigInt(STACK_TOP - 48 - 48), 'two frames: #UD (40 bytes), then #GP (48) below it aligned to 16');
+});
+
+test('delivery checks the code segment: #GP(EXT), #GP(selector+EXT), #NP(selector+EXT)', (t) => {
   const cases: Array<[string, (m: Machine) => void, string, bigint]> = [
-    ['non-canonical handler address', (m) => m.mem.setBigUint64(IDT + 6 * 16 + 8, 0x8000n, true), 'exc_gp', 1n],
     ['selector names the data segment', (m) => m.mem.setUint16(IDT + 6 * 16 + 2, 0x10, true), 'exc_gp', 0x11n],
     ['selector outside the GDT', (m) => m.mem.setUint16(IDT + 6 * 16 + 2, 0x28, true), 'exc_gp', 0x29n],
     ['null selector', (m) => m.mem.setUint16(IDT + 6 * 16 + 2, 0, true), 'exc_gp', 1n],
@@ -137,6 +147,30 @@ test('a non-canonical RSP at delivery is #SS(EXT), never a write to memory', (t)
   t.deepEqual(['vector0', 'vector1', 'vector2', 'vector3', 'vector4'].map((f) => m.exitField(f)), [6n, 12n, 12n, 8n, 12n]);
   t.deepEqual(['error1', 'error2', 'error3', 'error4'].map((f) => m.exitField(f)), [1n, 1n, 0n, 1n]);
   t.is(m.counter('stores'), 0n);
+});
+
+test('a non-canonical stack-segment reference (RSP/RBP base, PUSH/POP/RET/CALL) raises #SS(0), a DS one #GP(0)', (t) => {
+  for (const [insn, vec] of [['movq (%rbp), %rax', 'exc_ss'], ['movq %rax, 8(%rsp,%rbx)', 'exc_ss'], ['incl (%rbp,%rcx,4)', 'exc_ss'], ['movq (%rbx), %rax', 'exc_gp'], ['movq (%rcx,%rbp), %rax', 'exc_gp']] as const) {
+    const m = machineWith(`${insn}\n${RECORD}`);
+    installIdt(m, { 12: H, 13: H });
+    m.setReg('rbp', 0x0000800000000000n);
+    m.setReg('rbx', 0x0000800000000000n);
+    t.is(m.run(), ExitReason.HLT, insn);
+    t.deepEqual(counters(m, EXC), only(m, vec), insn);
+    t.is(word(m, 1), 0n, `${insn}: error code 0`);
+    t.is(word(m, 2), BigInt(CODE), `${insn}: pushed RIP`);
+  }
+  // Implicit stack references with a non-canonical RSP: #SS(0) first; its delivery on the
+  // same stack is #SS(EXT), then #DF, then triple fault.
+  for (const insn of ['pushq %rax', 'popq %rax', 'ret', 'call .+5', 'pushq (%rbx)', 'iretq']) {
+    const m = machineWith(`${insn}\n${RECORD}`);
+    installIdt(m, { 8: H, 12: H, 13: H });
+    m.setReg('rsp', 0x0000800000000010n);
+    m.setReg('rbx', DATA);
+    t.is(m.run(), ExitReason.SHUTDOWN, insn);
+    t.deepEqual(['vector0', 'vector1', 'vector2', 'vector3', 'vector4'].map((f) => m.exitField(f)), [12n, 12n, 8n, 12n, 0xffn], insn);
+    t.deepEqual(['error0', 'error1', 'error2', 'error3'].map((f) => m.exitField(f)), [0n, 1n, 0n, 1n], insn);
+  }
 });
 
 test('a read-modify-write destination on a read-only page takes one #PF with W=1 and stays unchanged', (t) => {
