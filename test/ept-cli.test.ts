@@ -11,7 +11,7 @@ const errors: Array<[string, string[], string]> = [
   ['bad --thp', ['--thp', 'sometimes'], "error: --thp: 'sometimes' is not one of always, madvise, never"],
   ['--thp with EPT off', ['--ept', 'off', '--thp', 'never'], 'error: --thp needs --ept on (the host THP model backs guest RAM only in EPT mode)'],
   ['bad --host-memory', ['--host-memory', '3M'], 'error: --host-memory: 3145728 bytes is not a positive multiple of 2M'],
-  ['host beyond the largest arena', ['--host-memory', '6G'], 'error: host memory of 6442450944 bytes exceeds 4294967296 bytes, the largest arena Node can expose'],
+  ['host beyond the largest arena', ['--host-memory', '2T'], 'error: host memory of 2199023255552 bytes exceeds the 1099511627776-byte (1 TiB) maximum'],
   ['host too small', ['--host-memory', '4M'], 'error: host memory must be at least 8 MiB, got 4194304'],
   ['unknown --tlb', ['--tlb', 'huge'], "error: --tlb: 'huge' is neither a preset (default, none) nor a readable JSON file"],
 ];
