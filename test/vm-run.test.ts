@@ -109,11 +109,11 @@ test('HLT ends the run with status 0', (t) => {
 });
 
 test('a triple fault finishes the run with the report in the result, not a throw', (t) => {
-  const { vm } = vmWith([{ instructions: 9, exit: { reason: ExitReason.SHUTDOWN, rip: 0x100004, vector0: 13, vector1: 8, vector2: 0xff, cr2: 0, error_code: 0, insn_lo: 0x0b0f, insn_len: 2 } }]);
+  const { vm } = vmWith([{ instructions: 9, exit: { reason: ExitReason.SHUTDOWN, rip: 0x100004, chain_len: 2, vector0: 13, vector1: 8, vector2: 0xff, error0: 0, error1: 0, cr2: 0, error_code: 0, insn_lo: 0x0b0f, insn_len: 2 } }]);
   const r = vm.run()!;
   t.is(r.stopReason, 'triple-fault');
   t.is(r.exitStatus, null);
-  t.deepEqual(r.error, { code: 'EGUEST', message: 'triple fault: #GP(13) -> #DF(8) -> triple fault at RIP 0x100004, CR2 0x0, error code 0x0, instruction bytes 0f 0b' });
+  t.deepEqual(r.error, { code: 'EGUEST', message: 'triple fault: #GP(13) error 0x0 -> #DF(8) error 0x0 -> triple fault at RIP 0x100004, CR2 0x0, error code 0x0, instruction bytes 0f 0b' });
   t.is(r.exits.shutdown, 1);
 });
 

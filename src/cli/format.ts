@@ -35,6 +35,7 @@ const STOP_TEXT: Record<StopReason, string> = {
   'unhandled-io': 'unhandled I/O port in strict mode',
   mmio: 'access outside guest memory',
   'ept-violation': 'unresolved EPT violation',
+  'ept-misconfig': 'malformed EPT entry (hypervisor bug)', // cpufix
   'internal-error': 'emulator internal error',
   'max-instructions': 'instruction limit reached',
   timeout: 'wall-clock timeout',
