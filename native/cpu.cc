@@ -268,26 +268,33 @@ ExitReason Cpu::run(uint64_t budget) {
       } else {
         // Run the block: at most `left` instructions; a store into the block's own bytes
         // (self-modifying code) cuts it short after that instruction (write() zeroes blk_n_).
-        blk_n_ = std::min<uint64_t>(b.n, left);
-        blk_lo_ = p;
-        blk_len_ = b.nbytes;
-        blk_tsc_base_ = retired_total;
-        unsigned k = 0;
-        for (; k < blk_n_; k++) {
-          const Insn& in = b.insn[k];
-          r[R_RIP] += in.len;
-          s = static_cast<Status>(in.fn(*this, in));
-          if (__builtin_expect(s != ST_OK, 0)) break;
-        }
-        blk_len_ = 0;
-        counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
-        if (s == ST_OK) {
+        unsigned k;
+        for (;;) {
+          blk_n_ = std::min<uint64_t>(b.n, left);
+          blk_lo_ = p;
+          blk_len_ = b.nbytes;
+          blk_tsc_base_ = retired_total;
+          for (k = 0; k < blk_n_; k++) {
+            const Insn& in = b.insn[k];
+            // Only a block's last instruction (IF_END) or a faulting one changes RIP, so
+            // each RIP is the block's start plus an offset: no load-add-store chain on RIP.
+            r[R_RIP] = rip + in.off + in.len;
+            s = static_cast<Status>(in.fn(*this, in));
+            if (__builtin_expect(s != ST_OK, 0)) break;
+          }
+          blk_len_ = 0;
+          counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
           retired_total += k;
           left -= k;
-          continue;
+          // A block that jumps back to its own start (a hot loop) runs again without the
+          // lookup above when nothing that lookup checks can have changed: same code page
+          // translation, no store into code or A/D update since (epoch), budget left.
+          if (s != ST_OK || r[R_RIP] != rip || left == 0 || b.epoch != code_epoch_ ||
+              mmu_.generation() != fetch_gen_ || fetch_vpn_ != (rip >> kPageShift) ||
+              counters_.v[C_ad_updates] != seen_ad_updates_)
+            break;
         }
-        retired_total += k;
-        left -= k;
+        if (s == ST_OK) continue;
         insn_rip = rip + b.insn[k].off;
         if (s == ST_EXC) ss_fixup(b.insn[k]);  // cpufix: #SS for a stack-segment reference
       }

@@ -26,6 +26,10 @@ const char* TlbArray::configure(TlbGeom g) {
   const uint32_t sets = g.entries / ways;
   if (sets & (sets - 1)) return "entries/ways (the number of sets) is not a power of two";
   e_.assign(g.entries, TlbEntry{});
+  for (uint32_t i = 0; i < g.entries; ++i) {
+    e_[i].set = static_cast<uint16_t>(i / ways);
+    e_[i].way = static_cast<uint8_t>(i % ways);
+  }
   prev_.assign(g.entries, kNone);
   next_.assign(g.entries, kNone);
   lru_.assign(sets, Lru{});

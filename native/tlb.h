@@ -44,6 +44,8 @@ struct TlbEntry {
   uint8_t perm = 0;      // kPerm* bits
   uint8_t size = 0;      // page-size class of the translation (0 = 4K, 1 = 2M, 2 = 1G)
   uint8_t level = 0;     // nested TLB: EPT leaf level of the table page (for violations)
+  uint8_t way = 0;       // position in the array (set by configure): touch/kill need no division
+  uint16_t set = 0;
 };
 
 class TlbArray {
@@ -67,13 +69,9 @@ class TlbArray {
     return nullptr;
   }
   void touch(TlbEntry* e) {
-    const uint32_t i = static_cast<uint32_t>(e - e_.data());
-    const uint32_t set = i / ways_;
-    Lru& l = lru_[set];
-    const uint8_t w = static_cast<uint8_t>(i - set * ways_);
-    if (l.head == w) return;
-    unlink(set, w);
-    push_front(set, w);
+    if (lru_[e->set].head == e->way) return;
+    unlink(e->set, e->way);
+    push_front(e->set, e->way);
   }
 
   // Insert (or refresh) key in its set, evicting the LRU way; returns the entry to fill,
@@ -84,11 +82,9 @@ class TlbArray {
 
   // Drop one entry (found by find()): its way becomes invalid.
   void kill(TlbEntry* e) {
-    const uint32_t i = static_cast<uint32_t>(e - e_.data());
-    const uint32_t set = i / ways_, w = i - set * ways_;
     e->key = ~0ull;
-    tags_[set * tstride_ + w] = 0;
-    unlink(set, static_cast<uint8_t>(w));
+    tags_[e->set * tstride_ + e->way] = 0;
+    unlink(e->set, e->way);
     --valid_;
   }
   void invalidate(uint64_t key, uint64_t index) {
@@ -105,6 +101,9 @@ class TlbArray {
     uint64_t m = 0;
 #if defined(__SSE2__)
     const __m128i needle = _mm_set1_epi8(static_cast<char>(t));
+    if (tstride_ == 16)  // up to 16 ways (every default set-associative array): one compare
+      return static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(
+                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags)), needle))) & way_mask_;
     for (uint32_t w = 0; w < tstride_; w += 16) {
       const __m128i row = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags + w));
       m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(row, needle)))) << w;
