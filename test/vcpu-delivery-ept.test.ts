@@ -183,3 +183,29 @@ test('demand paging under 4 KiB and 2 MiB EPT: exc_pf equals the page faults the
     else t.true(r.exits.ept_violation! < 64);
   }
 });
+
+test('a VM whose EPT holds a malformed leaf stops with ept-misconfig naming the GPA, not a crash or a retry loop', (t) => {
+  const MiB = 1024 * 1024;
+  const elf = new Uint8Array(readFileSync('build/guests/hello.elf'));
+  let vmRef: ReturnType<typeof createVm> | null = null;
+  const vm = createVm({ memory: 4 * MiB, ept: true, host: { thp: 'never' }, onConsole: () => vmRef!.pause() }, { bytes: elf, name: 'hello' });
+  vmRef = vm;
+  t.is(vm.run(), null, 'paused at the first console output');
+  // The page of hello's message (RSI, identity-mapped): make its 4 KiB EPT leaf W without R.
+  const gpa = Number(vm.vcpu.reg('rsi')) & ~0xfff;
+  const backend = vm.backend as unknown as { arena: { buffer: ArrayBuffer }; kvmMmu: { eptp: number } };
+  const mem = new DataView(backend.arena.buffer);
+  let table = Number(backend.kvmMmu.eptp) & ~0xfff;
+  for (const shift of [39, 30, 21]) table = Number(mem.getBigUint64(table + ((gpa / 2 ** shift) & 511) * 8, true) & 0xffffffffff000n);
+  const leaf = table + ((gpa >>> 12) & 511) * 8;
+  mem.setBigUint64(leaf, (mem.getBigUint64(leaf, true) & ~7n) | 2n, true);
+  vm.vcpu.native.invept();
+  const r = vm.run()!;
+  t.is(r.stopReason, 'ept-misconfig');
+  t.is(r.exitStatus, null);
+  t.is(r.exits.ept_misconfig, 1);
+  // hello's code shares that page with its message: the next fetch is what meets the entry.
+  const rip = vm.vcpu.reg('rip').toString(16);
+  t.is(Number(vm.vcpu.reg('rip')) & ~0xfff, gpa);
+  t.is(r.error!.message, `EPT misconfiguration at GPA 0x${rip} (fetch via GVA 0x${rip}, EPT level 1) at RIP 0x${rip}: a malformed EPT entry, a hypervisor bug`);
+});
