@@ -462,7 +462,7 @@ Status Cpu::deliver(uint8_t vec, uint32_t err, bool has_err) {
   }
   r[R_RSP] = sp;
   r[R_RIP] = target;
-  r[R_CS] = sel;
+  r[R_CS] = sel & 0xFFFCu;  // CS.RPL = CPL = 0, whatever RPL the gate's selector has
   r[R_RFLAGS] &= ~(FL_TF | FL_RF | (type == 0xE ? FL_IF : 0));
   return ST_OK;
 }

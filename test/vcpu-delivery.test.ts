@@ -137,6 +137,16 @@ test('pushed RFLAGS: RF set for faults; an interrupt gate clears IF, a trap gate
   }
 });
 
+test('the handler runs with CS.RPL = 0 whatever RPL the gate selector has; the old CS is pushed as it was', (t) => {
+  const m = machineWith(`ud2\n${RECORD}`);
+  installIdt(m, { 6: H });
+  m.mem.setUint16(IDT + 6 * 16 + 2, 0x0b, true); // selector 0x08 with RPL 3
+  t.is(m.run(), ExitReason.HLT);
+  t.is(m.reg('cs'), 8n);
+  t.is(word(m, 2), 8n, 'pushed CS');
+  t.is(m.counter('exc_ud'), 1n);
+});
+
 test('a non-canonical RSP at delivery is #SS(EXT), never a write to memory', (t) => {
   const m = machineWith(`ud2\n${RECORD}`);
   installIdt(m, { 6: H, 8: H, 12: H });
