@@ -25,6 +25,8 @@ import { resolveVmConfig, type ResolvedVmConfig } from './vm-config.ts';
 import { createLinearMemory, type GuestMemoryBackend } from './vm-memory.ts';
 import { eptMemory } from './ept-backend.ts';
 import { memoryReport } from './ept-report.ts';
+import { HostClock } from './ept-clock.ts';
+import type { EptMemoryBackend } from './ept-backend.ts';
 
 export interface GuestImage {
   bytes: Uint8Array;
@@ -52,6 +54,8 @@ export class Vm implements VmControl {
   private readonly rois: RoiResult[] = [];
   private roiStart: CounterSnapshot | null = null;
   private roiStartHost: HostEvents = NO_HOST_EVENTS;
+  /** EPT mode: the host clock that follows the guest (null without a host model). */
+  readonly hostClock: HostClock | null;
 
   constructor(config: ResolvedVmConfig, backend: GuestMemoryBackend, vcpu: Vcpu, boot: BootSummary) {
     this.config = config;
@@ -72,8 +76,13 @@ export class Vm implements VmControl {
     const { maxInstructions, timeoutMs, chunkInstructions } = config;
     // Console text streams at newlines (Console.putByte); a partial line is flushed when the
     // guest has run a whole chunk without exiting, and when the loop returns.
+    // ept: the host clock advances to the guest's simulated time at each return of the
+    // native loop, so khugepaged and kswapd run between guest instructions (ept-clock.ts).
+    this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, config.costs, config.hostClock) : null;
+    const clock = this.hostClock?.followsGuest ? this.hostClock : null;
     const afterRun = (reason: number): void => {
       if (reason === ExitReason.BUDGET) this.console.flush();
+      if (clock) clock.sync(vcpu.snapshot(), this.hostEvents());
     };
     this.loop = new RunLoop(vcpu, this.ctx, { maxInstructions, timeoutMs, chunkInstructions }, afterRun);
   }
@@ -164,7 +173,7 @@ export class Vm implements VmControl {
       simulated,
       rates: faultRates(counters, simulated),
       boot: this.boot,
-      memory: memoryReport(this.backend, counters),
+      memory: memoryReport(this.backend, counters, this.hostClock?.report() ?? null),
     };
   }
 }
