@@ -268,9 +268,11 @@ run options:
   --json                    print one JSON object (docs/cli.md) instead of console + summary
   --debug                   stack traces for errors
 
-ept-dump runs the guest like run (its console and the summary go to stderr), then prints
-the EPT leaves of each --gpa range (default: all guest memory) beside the host mapping of
-their HVA on stdout. START-END are sizes or hex, END exclusive: --gpa 8M-10M.
+ept-dump options (and every run option but --json):
+  --gpa START-END           a guest-physical range to print, END exclusive, sizes or hex
+                            (8M-10M, 0x800000-0xa00000); repeatable; default all guest memory
+ept-dump runs the guest like run, with its console and the summary on stderr, then prints
+on stdout each EPT leaf of the ranges beside the host mapping of its HVA (src/kvm/ept-debug.ts).
 
 The exit code is the guest's exit status (mod 256); 2 = bad usage, file or image;
 124 = a limit stopped the guest; 125 = the guest crashed (triple fault, strict I/O, MMIO).
