@@ -12,7 +12,7 @@ const errors: Array<[string, string[], string]> = [
   ['bad --thp', ['--thp', 'sometimes'], "error: --thp: 'sometimes' is not one of always, madvise, never"],
   ['--thp with EPT off', ['--ept', 'off', '--thp', 'never'], 'error: --thp needs --ept on (the host THP model backs guest RAM only in EPT mode)'],
   ['bad --host-memory', ['--host-memory', '3M'], 'error: --host-memory: 3145728 bytes is not a multiple of 2M of at least 8M'],
-  ['host beyond the largest arena', ['--host-memory', '6G'], 'error: host memory of 6442450944 bytes exceeds 4294967296 bytes, the largest arena Node can expose'],
+  ['host beyond the largest arena', ['--host-memory', '2T'], 'error: host memory of 2199023255552 bytes exceeds the 1099511627776-byte (1 TiB) maximum'],
   ['host too small', ['--host-memory', '4M'], 'error: --host-memory: 4194304 bytes is not a multiple of 2M of at least 8M'],
   ['bad --thp-defrag', ['--thp-defrag', 'yes'], "error: --thp-defrag: 'yes' is not one of always, madvise, never"],
   ['bad --host-clock', ['--host-clock', 'maybe'], "error: --host-clock: 'maybe' is not one of on, off"],

@@ -1,16 +1,32 @@
 import test from 'ava';
 import { loadAddon } from '../src/native/addon.ts';
+import { ARENA_CHUNK_BYTES, ARENA_MAX_BYTES } from '../src/native/types.ts';
+
+const GiB = 1024 * 1024 * 1024;
 
 test('the arena is zeroed, writable through its ArrayBuffer, and reserved lazily', (t) => {
   const addon = loadAddon();
-  const arena = new addon.Arena(4 * 1024 * 1024 * 1024);
-  t.is(arena.byteLength, 4 * 1024 * 1024 * 1024);
-  const far = new Uint8Array(arena.buffer, 3 * 1024 * 1024 * 1024, 4096);
+  const arena = new addon.Arena(4 * GiB);
+  t.is(arena.byteLength, 4 * GiB);
+  const far = new Uint8Array(arena.buffer, 3 * GiB, 4096);
   t.is(far[123], 0);
   far[123] = 0xab;
-  t.is(new Uint8Array(arena.buffer, 3 * 1024 * 1024 * 1024 + 123, 1)[0], 0xab);
-  t.true(arena.discard(3 * 1024 * 1024 * 1024, 4096));
+  t.is(new Uint8Array(arena.buffer, 3 * GiB + 123, 1)[0], 0xab);
+  t.is(new Uint8Array(arena.chunks[3]!)[123], 0xab, 'chunks and buffer are views of the same bytes');
+  t.true(arena.discard(3 * GiB, 4096));
   t.is(far[123], 0);
+});
+
+test('an arena above 4 GiB is exposed as 1 GiB chunks, the last one shorter', (t) => {
+  const addon = loadAddon();
+  const arena = new addon.Arena(4 * GiB + 4096);
+  t.is(arena.chunkSize, ARENA_CHUNK_BYTES);
+  t.deepEqual(arena.chunks.map((c) => c.byteLength), [GiB, GiB, GiB, GiB, 4096]);
+  t.true(Object.isFrozen(arena.chunks));
+  new Uint8Array(arena.chunks[4]!)[4095] = 7;
+  t.true(arena.discard(4 * GiB, 4096));
+  t.is(new Uint8Array(arena.chunks[4]!)[4095], 0);
+  t.throws(() => arena.buffer, { instanceOf: RangeError, message: /larger than 4 GiB has no single ArrayBuffer; use arena\.chunks/ });
 });
 
 test('counter and exit-field names are exported in native order', (t) => {
@@ -23,4 +39,7 @@ test('counter and exit-field names are exported in native order', (t) => {
 test('a bad arena size is a clear error, not a crash', (t) => {
   const addon = loadAddon();
   t.throws(() => new addon.Arena(12345), { message: /multiple of 4096/ });
+  for (const bad of [0, -4096, 0.5, Number.NaN, Infinity, 1e300, ARENA_MAX_BYTES + 4096]) {
+    t.throws(() => new addon.Arena(bad), { instanceOf: RangeError, message: /bytes must be an integer in \(0, 1 TiB\]/ }, String(bad));
+  }
 });
