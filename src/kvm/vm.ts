@@ -80,9 +80,10 @@ export class Vm implements VmControl {
     // native loop, so khugepaged and kswapd run between guest instructions (ept-clock.ts).
     this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, config.costs, config.hostClock) : null;
     const clock = this.hostClock?.followsGuest ? this.hostClock : null;
+    clock?.attach(vcpu.native, vcpu.counterNames);
     const afterRun = (reason: number): void => {
       if (reason === ExitReason.BUDGET) this.console.flush();
-      if (clock) clock.sync(vcpu.snapshot(), this.hostEvents());
+      if (clock) clock.sync(this.hostEvents());
     };
     this.loop = new RunLoop(vcpu, this.ctx, { maxInstructions, timeoutMs, chunkInstructions }, afterRun);
   }
