@@ -102,7 +102,15 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
   } catch (e) {
     throw new ConfigError(`cannot reserve ${hostMemory} bytes of host memory: ${(e as Error).message}`);
   }
-  const host = createHost({ memoryBytes: hostMemory, physmem: arena, thp: opts.thp, swap: opts.swap, debugChecks: opts.debugChecks });
+  let host: Host;
+  try {
+    host = createHost({ memoryBytes: hostMemory, physmem: arena, thp: opts.thp, swap: opts.swap, debugChecks: opts.debugChecks });
+  } catch (e) {
+    // The struct page array (STRUCT_PAGE_BYTES per frame) is allocated up front; V8 throws a
+    // RangeError when it cannot. Other errors (bad knobs: ConfigErrors) pass unchanged.
+    if (e instanceof RangeError) throw new ConfigError(`cannot allocate the host model for ${hostMemory} bytes of host memory: ${e.message}`);
+    throw e;
+  }
   const mm = host.newProcess();
   const kvmMmu = new KvmMmu({ host, mm, physmem: arena, debugChecks: opts.debugChecks });
   kvmMmu.addRamSlot(0, asGpa(0), size, { madvise: opts.madviseHugepage ?? true });

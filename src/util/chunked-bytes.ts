@@ -33,9 +33,8 @@ export class ChunkedBytes {
   readonly byteLength: number;
   readonly chunkShift: number;
   readonly chunkSize: number;
-  /** One Uint8Array per chunk, created on first use. */
-  private readonly views: (Uint8Array | undefined)[];
-  private readonly make: (i: number) => Uint8Array;
+  /** One Uint8Array per chunk (at most 1024 for the 1 TiB maximum), made up front. */
+  private readonly views: Uint8Array[];
 
   /** `byteLength` may be less than the source's (only a prefix is used). */
   constructor(src: ByteSource, byteLength: number = src.byteLength) {
@@ -59,27 +58,18 @@ export class ChunkedBytes {
       if (total !== src.byteLength) throw new ConfigError(`chunked buffer: chunks hold ${total} bytes, byteLength says ${src.byteLength}`);
       this.chunkSize = size;
       this.chunkShift = Math.log2(size);
-      const chunks = src.chunks;
-      this.make = (i) => new Uint8Array(chunks[i]!);
+      // Views cover only the first byteLength bytes, so a view's end is the bounds check.
+      this.views = src.chunks.slice(0, Math.ceil(byteLength / size)).map((c, i) => new Uint8Array(c, 0, Math.min(c.byteLength, byteLength - i * size)));
     } else {
       this.chunkShift = CHUNK_SHIFT;
       this.chunkSize = 2 ** CHUNK_SHIFT;
-      const buf = src;
-      this.make = (i) => {
-        const start = i * this.chunkSize;
-        return new Uint8Array(buf, start, Math.min(this.chunkSize, buf.byteLength - start));
-      };
+      const n = Math.ceil(byteLength / this.chunkSize);
+      this.views = Array.from({ length: n }, (_, i) => new Uint8Array(src, i * this.chunkSize, Math.min(this.chunkSize, byteLength - i * this.chunkSize)));
     }
-    this.views = new Array(Math.ceil(byteLength / this.chunkSize));
   }
 
   private chunk(i: number): Uint8Array {
-    let v = this.views[i];
-    if (!v) {
-      v = this.make(i);
-      this.views[i] = v;
-    }
-    return v;
+    return this.views[i]!;
   }
 
   private check(offset: number, length: number): void {
@@ -88,13 +78,19 @@ export class ChunkedBytes {
     }
   }
 
-  /** A zero-copy view of [offset, offset + length), which must not straddle a chunk. */
+  /**
+   * A zero-copy view of [offset, offset + length), which must not straddle a chunk. The
+   * host fault path calls this per frame: the common case is one lookup and subarray.
+   */
   view(offset: number, length: number): Uint8Array {
-    this.check(offset, length);
     const i = Math.floor(offset / this.chunkSize);
     const off = offset - i * this.chunkSize;
-    if (off + length > this.chunkSize) throw new RangeError(`bytes [${offset}, ${offset + length}) straddle a ${this.chunkSize}-byte chunk boundary`);
-    return this.chunk(i).subarray(off, off + length);
+    const v = this.views[i];
+    if (v === undefined || !Number.isInteger(off) || !Number.isInteger(length) || length < 0 || off + length > v.length) {
+      this.check(offset, length);
+      throw new RangeError(`bytes [${offset}, ${offset + length}) straddle a ${this.chunkSize}-byte chunk boundary`);
+    }
+    return v.subarray(off, off + length);
   }
 
   /** A Uint32Array over `count` words at a 4-byte aligned `offset` (one chunk). */
