@@ -41,7 +41,7 @@ export interface VmConfig {
   /** VMM diagnostics (unhandled ports...), one line each. */
   onLog?: (message: string) => void;
   // ept: ---
-  /** KVM-like EPT over the host THP model (true), or native no-EPT translation (false). Default: EPT_DEFAULT in src/kvm/ept-report.ts. */
+  /** KVM-like EPT over the host THP model (true), or native no-EPT translation (false). Default: EPT_DEFAULT (true) in src/kvm/ept-report.ts. */
   ept?: boolean;
   /** The simulated host in EPT mode: RAM size, THP knobs, host clock (src/kvm/ept-options.ts HostOptions). */
   host?: HostOptions;

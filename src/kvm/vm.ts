@@ -37,7 +37,7 @@ export interface GuestImage {
 export interface VmDeps {
   /** The native addon (tests pass one with a fake Vcpu). */
   addon?: NativeAddon;
-  /** Guest memory; default: createLinearMemory (no EPT). */
+  /** Guest memory; default: the EPT backend (ept-backend.ts), or createLinearMemory with ept: false. */
   memory?: (addon: NativeAddon, size: number) => GuestMemoryBackend;
 }
 
