@@ -1,0 +1,71 @@
+/**
+ * The scenario language shared by the two interpreters of the THP differential check:
+ * kdiff.c (the real kernel) and model.ts (the 2.6.38 model). One step a line, offsets in
+ * bytes from the scenario's slot base (2 MiB aligned on both sides), so VMA boundaries
+ * and figures compare directly. `toScript` renders steps for kdiff.c's stdin.
+ */
+export type Step =
+  | { op: 'region'; len: number; off: number }
+  | { op: 'madvise'; off: number; len: number; advice: 'hugepage' | 'nohugepage' | 'dontneed' }
+  | { op: 'touch'; off: number; len: number; stride: number; write: boolean }
+  | { op: 'munmap'; off: number; len: number }
+  | { op: 'mprotect'; off: number; len: number; prot: 'none' | 'r' | 'rw' }
+  /** fork; the child writes one byte per stride in [off, off+len) and reports; then the parent reports. */
+  | { op: 'forkwrite'; off: number; len: number; stride: number };
+
+/** One VMA inside the slot as /proc/self/smaps shows it (sizes in kB). */
+export interface VmaFigures {
+  start: number;
+  end: number;
+  perms: string;
+  /** 'hg' (VM_HUGEPAGE), 'nh' (VM_NOHUGEPAGE) or '' from VmFlags. */
+  thp: string;
+  rss: number;
+  anon: number;
+  /** AnonHugePages: anonymous memory mapped by huge PMDs. */
+  ahp: number;
+  /** THPeligible */
+  eligible: number;
+}
+
+/** What one interpreter reports after a step (forkwrite reports twice: child, then parent). */
+export interface StepReport {
+  step: number;
+  who: 'self' | 'child' | 'parent';
+  vmas: VmaFigures[];
+  /** Page faults this process took during the step's action; −1 = not measured (forkwrite parent). */
+  faults: number;
+  /** Deltas of /proc/vmstat thp_* counters across the step (empty for the child). */
+  vm: Record<string, number>;
+}
+
+export function toScript(steps: readonly Step[]): string {
+  if (steps.filter((s) => s.op === 'region').length !== 1 || steps[0].op !== 'region') {
+    throw new Error('kdiff: a scenario starts with exactly one region step');
+  }
+  return (
+    steps
+      .map((s) => {
+        switch (s.op) {
+          case 'region':
+            return `region ${s.len} ${s.off}`;
+          case 'madvise':
+            return `madvise ${s.off} ${s.len} ${s.advice}`;
+          case 'touch':
+            return `touch ${s.off} ${s.len} ${s.stride} ${s.write ? 'w' : 'r'}`;
+          case 'munmap':
+            return `munmap ${s.off} ${s.len}`;
+          case 'mprotect':
+            return `mprotect ${s.off} ${s.len} ${s.prot}`;
+          case 'forkwrite':
+            return `forkwrite ${s.off} ${s.len} ${s.stride}`;
+        }
+      })
+      .join('\n') + '\n'
+  );
+}
+
+/** The totals of a report (the process-wide part of the slot). */
+export function totals(vmas: readonly VmaFigures[]): { rss: number; anon: number; ahp: number } {
+  return vmas.reduce((t, v) => ({ rss: t.rss + v.rss, anon: t.anon + v.anon, ahp: t.ahp + v.ahp }), { rss: 0, anon: 0, ahp: 0 });
+}
