@@ -100,6 +100,8 @@ function compareOne(sc: Scenario, env: KernelEnv, model: StepReport, kernel: Ste
       notes.push(...smaps);
     }
   }
+  // A kernel that fell back or collapsed also faulted and counted differently: judge no further.
+  if (verdict === 'inconclusive') return { step: model.step, who: model.who, verdict, notes };
   if (exp.faults >= 0 && kernel.faults >= 0 && kernel.faults !== exp.faults) {
     if (kernel.faults < exp.faults) {
       verdict = 'mismatch';
@@ -109,7 +111,7 @@ function compareOne(sc: Scenario, env: KernelEnv, model: StepReport, kernel: Ste
       notes.push(`faults: expected ${exp.faults}, kernel ${kernel.faults} (extra faults are kernel noise: e.g. spurious faults after a write-protect upgrade without TLB flush)`);
     }
   }
-  if (model.who !== 'child') {
+  {
     for (const [c, e] of Object.entries(exp.vm) as [KernelCounter, number][]) {
       if (!(c in kernelVm)) {
         notes.push(`${c}: not in this kernel's /proc/vmstat, not compared`);
@@ -137,10 +139,6 @@ export function compareRuns(sc: Scenario, env: KernelEnv, model: StepReport[], k
       steps: [{ step: -1, who: 'self', verdict: 'mismatch', notes: [`report sequences differ: model ${model.length}, kernel ${kernel.length} reports`] }],
     };
   }
-  const steps = model.map((m, i) => {
-    // The child of forkwrite has no counters of its own: judge fallback with the parent's.
-    const vm = m.who === 'child' ? (kernel[i + 1]?.vm ?? {}) : kernel[i].vm;
-    return compareOne(sc, env, m, kernel[i], vm);
-  });
+  const steps = model.map((m, i) => compareOne(sc, env, m, kernel[i], kernel[i].vm));
   return { scenario: sc.name, verdict: worst(steps.map((s) => s.verdict)), steps };
 }

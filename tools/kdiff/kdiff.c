@@ -14,8 +14,10 @@
  *   touch OFF LEN STRIDE r|w           one byte every STRIDE bytes
  *   munmap OFF LEN
  *   mprotect OFF LEN none|r|rw
- *   forkwrite OFF LEN STRIDE           fork; the child writes, reports (who=child), exits;
- *                                      then the parent reports (who=parent)
+ *   report                             no action (just report)
+ *   fork                               fork a child that stays alive, waiting for commands
+ *   child STEP                         run STEP in the child (it reports, who=child)
+ *   exit                               the child exits; the parent waits for it
  * Nothing here changes a system setting: /sys and /proc are only read.
  * No malloc after start-up matters: buffers are static so the process's own VMAs stay few.
  */
@@ -148,69 +150,141 @@ static void touch(unsigned long off, unsigned long len, unsigned long stride, in
   }
 }
 
+
+static pid_t child_pid = -1;
+static int cmd_fd = -1, ack_fd = -1; /* parent → child commands, child → parent acks */
+static int in_child;
+
+static void run_step(int step, char *l);
+
+/* The child: run each command line it is sent, ack it; "exit" ends it. */
+static void child_loop(void) {
+  static char line[512];
+  for (;;) {
+    size_t n = 0;
+    char ch;
+    while (read(cmd_fd, &ch, 1) == 1 && ch != '\n' && n < sizeof line - 1) line[n++] = ch;
+    if (n == 0) _exit(0);
+    line[n] = 0;
+    int step;
+    char *rest;
+    step = (int)strtol(line, &rest, 10);
+    if (!strcmp(rest + 1, "exit")) _exit(0);
+    run_step(step, rest + 1);
+    if (write(ack_fd, "k", 1) != 1) _exit(3);
+  }
+}
+
+static void send_child(int step, const char *l) {
+  char m[600];
+  snprintf(m, sizeof m, "%d %s\n", step, l);
+  if (child_pid < 0) {
+    errno = ESRCH;
+    fail(step, "no child (fork first)");
+  }
+  if (write(cmd_fd, m, strlen(m)) != (ssize_t)strlen(m)) fail(step, "command to child");
+  char ch;
+  if (read(ack_fd, &ch, 1) != 1) {
+    errno = EPIPE;
+    fail(step, "child died");
+  }
+}
+
+/* Run one script line in this process and report. */
+static void run_step(int step, char *l) {
+  char op[16], arg[16] = "";
+  unsigned long a = 0, b = 0, c = 0;
+  int k = sscanf(l, "%15s %lu %lu %15s", op, &a, &b, arg);
+  unsigned long long before[MAXCTR];
+  /* Both samples live in one stack area written before the first sample, so the
+   * copy-out of getrusage itself can never fault inside the measured window. */
+  struct rusage ru[2];
+  memset((void *)ru, 0, sizeof ru);
+  read_vmstat(before);
+  getrusage(RUSAGE_SELF, &ru[0]);
+  if (k < 1) {
+    errno = EINVAL;
+    fail(step, "empty step");
+  } else if (!strcmp(op, "region") && k >= 3) {
+    unsigned long len = a, off = b;
+    slot = (off + len + HPAGE - 1) & ~(HPAGE - 1);
+    unsigned long resv = slot + HPAGE;
+    char *p = mmap(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) fail(step, "reserve");
+    base = (char *)(((uintptr_t)p + HPAGE - 1) & ~(HPAGE - 1));
+    if (mmap(base + off, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) fail(step, "mmap");
+    /* Holes on both sides: nothing can merge with the region. */
+    if (base + off > p && munmap(p, (size_t)(base + off - p))) fail(step, "munmap low");
+    char *e = base + off + len, *pe = p + resv;
+    if (pe > e && munmap(e, (size_t)(pe - e))) fail(step, "munmap high");
+  } else if (!strcmp(op, "madvise") && k == 4) {
+    int adv = !strcmp(arg, "hugepage") ? MADV_HUGEPAGE : !strcmp(arg, "nohugepage") ? MADV_NOHUGEPAGE : MADV_DONTNEED;
+    if (madvise(base + a, b, adv)) fail(step, "madvise");
+  } else if (!strcmp(op, "touch") && sscanf(l, "%*s %lu %lu %lu %15s", &a, &b, &c, arg) == 4 && c > 0) {
+    touch(a, b, c, arg[0] == 'w');
+  } else if (!strcmp(op, "munmap") && k >= 3) {
+    if (munmap(base + a, b)) fail(step, "munmap");
+  } else if (!strcmp(op, "mprotect") && k == 4) {
+    int prot = !strcmp(arg, "none") ? PROT_NONE : !strcmp(arg, "r") ? PROT_READ : PROT_READ | PROT_WRITE;
+    if (mprotect(base + a, b, prot)) fail(step, "mprotect");
+  } else if (!strcmp(op, "report")) {
+    /* nothing */
+  } else if (!strcmp(op, "fork") && !in_child) {
+    int cmd[2], ack[2];
+    if (child_pid >= 0 || pipe(cmd) || pipe(ack)) fail(step, "fork: one child at a time");
+    pid_t pid = fork();
+    if (pid < 0) fail(step, "fork");
+    if (pid == 0) {
+      in_child = 1;
+      close(cmd[1]);
+      close(ack[0]);
+      cmd_fd = cmd[0];
+      ack_fd = ack[1];
+      child_loop();
+    }
+    close(cmd[0]);
+    close(ack[1]);
+    cmd_fd = cmd[1];
+    ack_fd = ack[0];
+    child_pid = pid;
+  } else if (!strcmp(op, "exit") && !in_child) {
+    int st;
+    char m[32];
+    if (child_pid < 0) fail(step, "exit: no child");
+    snprintf(m, sizeof m, "%d exit\n", step);
+    if (write(cmd_fd, m, strlen(m)) != (ssize_t)strlen(m)) fail(step, "exit command");
+    /* The child's exit_mmap is done before waitpid returns (exit_mm precedes exit_notify). */
+    if (waitpid(child_pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) fail(step, "child exit");
+    close(cmd_fd);
+    close(ack_fd);
+    child_pid = -1;
+  } else {
+    errno = EINVAL;
+    fail(step, "bad step");
+  }
+  getrusage(RUSAGE_SELF, &ru[1]);
+  /* After fork() the parent's own stack and data are COW: its faults there are not the
+   * region's, so the fork step's count is not measured. */
+  long faults = !strcmp(op, "fork") ? -1 : faults_of(&ru[1]) - faults_of(&ru[0]);
+  report(step, in_child ? "child" : "self", before, faults);
+}
+
 int main(void) {
   static char script[1 << 16];
   ssize_t n = 0, r;
   while ((r = read(0, script + n, sizeof script - 1 - (size_t)n)) > 0) n += r;
   script[n] = 0;
-  unsigned long long before[MAXCTR];
-  read_vmstat(before); /* fixes the counter names before any mapping */
+  unsigned long long dummy[MAXCTR];
+  read_vmstat(dummy); /* fixes the counter names before any mapping */
   int step = 0;
   char *save = NULL;
   for (char *l = strtok_r(script, "\n", &save); l; l = strtok_r(NULL, "\n", &save), step++) {
-    char op[16], arg[16] = "";
-    unsigned long a = 0, b = 0, c = 0;
-    int k = sscanf(l, "%15s %lu %lu %15s", op, &a, &b, arg);
-    /* Both samples live in one stack area written before the first sample, so the
-     * copy-out of getrusage itself can never fault inside the measured window. */
-    struct rusage ru[2];
-    memset((void *)ru, 0, sizeof ru);
-    read_vmstat(before);
-    getrusage(RUSAGE_SELF, &ru[0]);
-    if (!strcmp(op, "region") && k >= 3) {
-      unsigned long len = a, off = b;
-      slot = (off + len + HPAGE - 1) & ~(HPAGE - 1);
-      unsigned long resv = slot + HPAGE;
-      char *p = mmap(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-      if (p == MAP_FAILED) fail(step, "reserve");
-      base = (char *)(((uintptr_t)p + HPAGE - 1) & ~(HPAGE - 1));
-      if (mmap(base + off, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) fail(step, "mmap");
-      /* Holes on both sides: nothing can merge with the region. */
-      if (base + off > p && munmap(p, (size_t)(base + off - p))) fail(step, "munmap low");
-      char *e = base + off + len, *pe = p + resv;
-      if (pe > e && munmap(e, (size_t)(pe - e))) fail(step, "munmap high");
-    } else if (!strcmp(op, "madvise") && k == 4) {
-      int adv = !strcmp(arg, "hugepage") ? MADV_HUGEPAGE : !strcmp(arg, "nohugepage") ? MADV_NOHUGEPAGE : MADV_DONTNEED;
-      if (madvise(base + a, b, adv)) fail(step, "madvise");
-    } else if (!strcmp(op, "touch") && sscanf(l, "%*s %lu %lu %lu %15s", &a, &b, &c, arg) == 4) {
-      touch(a, b, c, arg[0] == 'w');
-    } else if (!strcmp(op, "munmap") && k >= 3) {
-      if (munmap(base + a, b)) fail(step, "munmap");
-    } else if (!strcmp(op, "mprotect") && k == 4) {
-      int prot = !strcmp(arg, "none") ? PROT_NONE : !strcmp(arg, "r") ? PROT_READ : PROT_READ | PROT_WRITE;
-      if (mprotect(base + a, b, prot)) fail(step, "mprotect");
-    } else if (!strcmp(op, "forkwrite") && sscanf(l, "%*s %lu %lu %lu", &a, &b, &c) == 3) {
-      pid_t pid = fork();
-      if (pid < 0) fail(step, "fork");
-      if (pid == 0) {
-        struct rusage cr[2];
-        memset((void *)cr, 0, sizeof cr); /* the stack page's COW fault happens here */
-        getrusage(RUSAGE_SELF, &cr[0]);
-        touch(a, b, c, 1);
-        getrusage(RUSAGE_SELF, &cr[1]);
-        report(step, "child", NULL, faults_of(&cr[1]) - faults_of(&cr[0]));
-        _exit(0);
-      }
-      int st;
-      if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) fail(step, "child");
-      report(step, "parent", before, -1);
-      continue;
-    } else {
-      errno = EINVAL;
-      fail(step, "bad step");
-    }
-    getrusage(RUSAGE_SELF, &ru[1]);
-    report(step, "self", before, faults_of(&ru[1]) - faults_of(&ru[0]));
+    if (!strncmp(l, "child ", 6)) send_child(step, l + 6);
+    else run_step(step, l);
+  }
+  if (child_pid >= 0) {
+    close(cmd_fd); /* EOF ends the child */
+    waitpid(child_pid, NULL, 0);
   }
   return 0;
 }

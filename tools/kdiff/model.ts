@@ -85,47 +85,51 @@ export function runModel(steps: readonly Step[], enabled: ThpEnabled = 'madvise'
   try {
     const mm = host.newProcess() as MmStruct;
     let slotEnd = BASE;
-    const report = (step: number, who: StepReport['who'], m: MmStruct, before: Record<string, number> | null, faults: number | null) => {
+    const report = (step: number, who: StepReport['who'], m: MmStruct, before: Record<string, number>, faults: number | null) => {
       const vmas = m.vmas.filter((v) => v.start < slotEnd && v.end > BASE).map((v) => vmaFigures(m, v, en));
       const vm: Record<string, number> = {};
-      if (before) {
-        const now = host.vmstat();
-        for (const c of MODEL_COUNTERS) vm[c] = now[c] - before[c];
-      }
+      const now = host.vmstat();
+      for (const c of MODEL_COUNTERS) vm[c] = now[c] - before[c];
       host.checkInvariants();
       out.push({ step, who, vmas, faults: faults ?? -1, vm });
     };
+    let child: MmStruct | null = null;
     steps.forEach((s, step) => {
       const before = host.vmstat();
       const at = (off: number) => (BASE + off) as Hva;
+      const who = s.in === 'child' ? 'child' : 'self';
+      const m = s.in === 'child' ? child : mm;
+      if (!m) throw new Error(`kdiff model: step ${step} runs in the child, but no child was forked`);
       switch (s.op) {
         case 'region':
           slotEnd = BASE + Math.ceil((s.off + s.len) / HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE;
-          mm.mmap(s.len, { addr: at(s.off) });
+          m.mmap(s.len, { addr: at(s.off) });
           break;
         case 'madvise':
-          mm.madvise(at(s.off), s.len, s.advice === 'hugepage' ? 'MADV_HUGEPAGE' : s.advice === 'nohugepage' ? 'MADV_NOHUGEPAGE' : 'MADV_DONTNEED');
+          m.madvise(at(s.off), s.len, s.advice === 'hugepage' ? 'MADV_HUGEPAGE' : s.advice === 'nohugepage' ? 'MADV_NOHUGEPAGE' : 'MADV_DONTNEED');
           break;
         case 'touch':
-          touch(mm, s, s.write);
+          touch(m, s, s.write);
           break;
         case 'munmap':
-          mm.munmap(at(s.off), s.len);
+          m.munmap(at(s.off), s.len);
           break;
         case 'mprotect':
-          mm.mprotect(at(s.off), s.len, s.prot === 'none' ? PROT_NONE : s.prot === 'r' ? PROT_READ : PROT_READ | PROT_WRITE);
+          m.mprotect(at(s.off), s.len, s.prot === 'none' ? PROT_NONE : s.prot === 'r' ? PROT_READ : PROT_READ | PROT_WRITE);
           break;
-        case 'forkwrite': {
-          const child = mm.fork() as MmStruct;
-          const f0 = host.vmstat().pgfault;
-          touch(child, s, true);
-          report(step, 'child', child, null, host.vmstat().pgfault - f0);
+        case 'report':
+          break;
+        case 'fork':
+          if (child || s.in === 'child') throw new Error('kdiff model: one child at a time, forked by the parent');
+          child = mm.fork() as MmStruct;
+          break;
+        case 'exit':
+          if (!child || s.in === 'child') throw new Error('kdiff model: exit needs a child (and is run by the parent)');
           child.exit_mmap();
-          report(step, 'parent', mm, before, null);
-          return;
-        }
+          child = null;
+          break;
       }
-      report(step, 'self', mm, before, host.vmstat().pgfault - before.pgfault);
+      report(step, who, m, before, s.op === 'fork' ? null : host.vmstat().pgfault - before.pgfault);
     });
   } finally {
     host.close();

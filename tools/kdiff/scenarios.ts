@@ -155,27 +155,55 @@ export const SCENARIOS: Scenario[] = [
     ],
   },
   {
-    name: 'fork-cow-huge',
-    about: 'fork, the child writes one byte of a shared THP; then the parent (sole owner again) writes everything',
+    name: 'fork-child-writes-huge',
+    about: 'fork; the child writes one byte of a shared THP; the child exits; the parent (sole owner again) writes one byte per 2 MiB',
     // The parent writes one byte per 2 MiB: with a 4 KiB stride the kernel (under a
     // hypervisor) takes extra spurious faults, because x86 upgrades a PMD to writable
     // without a TLB flush and stale 4 KiB-splintered TLB entries fault once more each.
-    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'forkwrite', off: 2 * M, len: 4 * K, stride: 4 * K }, write(0, 8 * M, H)],
+    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'fork' }, { ...write(2 * M, 4 * K), in: 'child' }, { op: 'exit' }, write(0, 8 * M, H)],
     minKernel: [5, 8],
     diffs: {
-      3: [
+      4: [
         {
           why:
             'COW of a huge PMD: 2.6.38 do_huge_pmd_wp_page copies the whole THP into a new one (thp_fault_alloc); ' +
             'since 5.8 the kernel splits the PMD (thp_split_pmd) and copies only the written 4 KiB page, so the ' +
             "child's range is PTE-mapped (AnonHugePages −2 MiB, Rss unchanged)",
-          who: 'child',
           vma: { 0: { ahp: -2048 } },
-        },
-        {
-          why: 'same COW, counters: model thp_fault_alloc +1 (huge copy); kernel no huge allocation, thp_split_pmd +1',
-          who: 'parent',
           vm: { thp_fault_alloc: -1, thp_split_pmd: +1 },
+        },
+      ],
+    },
+  },
+  {
+    name: 'fork-parent-writes-shared',
+    about: 'fork; the parent writes one byte of a THP the child still shares; the child looks; exit',
+    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'fork' }, write(4 * M, 4 * K), { op: 'report', in: 'child' }, { op: 'exit' }],
+    minKernel: [5, 8],
+    diffs: {
+      4: [
+        {
+          why:
+            "COW of a shared huge PMD in the parent: 2.6.38 copies the THP (thp_fault_alloc, the parent's range stays huge); " +
+            "since 5.8 the parent's PMD is split (thp_split_pmd) and one 4 KiB page copied; the child's PMD is untouched in both",
+          vma: { 0: { ahp: -2048 } },
+          vm: { thp_fault_alloc: -1, thp_split_pmd: +1 },
+        },
+      ],
+      6: [{ why: "(carried) the parent's [4M, 6M) stays PTE-mapped in the kernel after the child exits", who: 'self', vma: { 0: { ahp: -2048 } } }],
+    },
+  },
+  {
+    name: 'fork-munmap-shared',
+    about: "fork; the parent munmaps [7M, 8M) of a THP the child shares; the child looks; exit",
+    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'fork' }, { op: 'munmap', off: 7 * M, len: 1 * M }, { op: 'report', in: 'child' }, { op: 'exit' }],
+    diffs: {
+      5: [
+        {
+          why:
+            '2.6.38 split_huge_page splits the page and hence every PMD mapping it, the child\'s too (its [6M, 8M) becomes ' +
+            '512 PTEs); the modern kernel splits only the parent\'s PMD (split_huge_pmd, 4.5+) and the child keeps its huge PMD',
+          vma: { 0: { ahp: +2048 } },
         },
       ],
     },

@@ -4,14 +4,21 @@
  * bytes from the scenario's slot base (2 MiB aligned on both sides), so VMA boundaries
  * and figures compare directly. `toScript` renders steps for kdiff.c's stdin.
  */
-export type Step =
+export type Action =
   | { op: 'region'; len: number; off: number }
   | { op: 'madvise'; off: number; len: number; advice: 'hugepage' | 'nohugepage' | 'dontneed' }
   | { op: 'touch'; off: number; len: number; stride: number; write: boolean }
   | { op: 'munmap'; off: number; len: number }
   | { op: 'mprotect'; off: number; len: number; prot: 'none' | 'r' | 'rw' }
-  /** fork; the child writes one byte per stride in [off, off+len) and reports; then the parent reports. */
-  | { op: 'forkwrite'; off: number; len: number; stride: number };
+  /** No action: just report. */
+  | { op: 'report' }
+  /** fork a child that stays alive (sharing every page copy-on-write) until `exit`. */
+  | { op: 'fork' }
+  /** The child exits (exit_mmap); the parent waits for it. */
+  | { op: 'exit' };
+
+/** A step runs in the scenario's process, or (`in: 'child'`) in its forked child. */
+export type Step = Action & { in?: 'child' };
 
 /** One VMA inside the slot as /proc/self/smaps shows it (sizes in kB). */
 export interface VmaFigures {
@@ -28,14 +35,14 @@ export interface VmaFigures {
   eligible: number;
 }
 
-/** What one interpreter reports after a step (forkwrite reports twice: child, then parent). */
+/** What one interpreter reports after a step, from the process that ran it. */
 export interface StepReport {
   step: number;
-  who: 'self' | 'child' | 'parent';
+  who: 'self' | 'child';
   vmas: VmaFigures[];
-  /** Page faults this process took during the step's action; −1 = not measured (forkwrite parent). */
+  /** Page faults this process took during the step's action; −1 = not measured (the fork step). */
   faults: number;
-  /** Deltas of /proc/vmstat thp_* counters across the step (empty for the child). */
+  /** Deltas of /proc/vmstat thp_* counters across the step. */
   vm: Record<string, number>;
 }
 
@@ -43,26 +50,26 @@ export function toScript(steps: readonly Step[]): string {
   if (steps.filter((s) => s.op === 'region').length !== 1 || steps[0].op !== 'region') {
     throw new Error('kdiff: a scenario starts with exactly one region step');
   }
-  return (
-    steps
-      .map((s) => {
-        switch (s.op) {
-          case 'region':
-            return `region ${s.len} ${s.off}`;
-          case 'madvise':
-            return `madvise ${s.off} ${s.len} ${s.advice}`;
-          case 'touch':
-            return `touch ${s.off} ${s.len} ${s.stride} ${s.write ? 'w' : 'r'}`;
-          case 'munmap':
-            return `munmap ${s.off} ${s.len}`;
-          case 'mprotect':
-            return `mprotect ${s.off} ${s.len} ${s.prot}`;
-          case 'forkwrite':
-            return `forkwrite ${s.off} ${s.len} ${s.stride}`;
-        }
-      })
-      .join('\n') + '\n'
-  );
+  return steps.map((s) => (s.in === 'child' ? 'child ' : '') + line(s)).join('\n') + '\n';
+}
+
+function line(s: Action): string {
+  switch (s.op) {
+    case 'region':
+      return `region ${s.len} ${s.off}`;
+    case 'madvise':
+      return `madvise ${s.off} ${s.len} ${s.advice}`;
+    case 'touch':
+      return `touch ${s.off} ${s.len} ${s.stride} ${s.write ? 'w' : 'r'}`;
+    case 'munmap':
+      return `munmap ${s.off} ${s.len}`;
+    case 'mprotect':
+      return `mprotect ${s.off} ${s.len} ${s.prot}`;
+    case 'report':
+    case 'fork':
+    case 'exit':
+      return s.op;
+  }
 }
 
 /** The totals of a report (the process-wide part of the slot). */
