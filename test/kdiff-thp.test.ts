@@ -142,3 +142,21 @@ test('kdiff model: 2.6.38 splits the page (every mapping) on partial munmap of a
   t.is(cow[4].vm.thp_fault_alloc, 1);
   t.is(cow[4].faults, 1);
 });
+
+test("kdiff model: the host's meminfo AnonPages/AnonHugePages equal the process's smaps sums whenever one process maps everything", (t) => {
+  let checked = 0;
+  for (const sc of SCENARIOS) {
+    const r = runModel(sc.steps);
+    let child = false;
+    r.forEach((rep, i) => {
+      const op = sc.steps[rep.step].op;
+      if (op === 'fork') child = true;
+      if (op === 'exit') child = false;
+      if (child || i === 0) return;
+      const tot = totals(rep.vmas);
+      t.deepEqual(rep.meminfo, { AnonPages: tot.anon, AnonHugePages: tot.ahp }, `${sc.name} step ${rep.step}`);
+      checked++;
+    });
+  }
+  t.true(checked > 50);
+});

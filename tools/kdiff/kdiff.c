@@ -14,6 +14,7 @@
  *   touch OFF LEN STRIDE r|w           one byte every STRIDE bytes
  *   munmap OFF LEN
  *   mprotect OFF LEN none|r|rw
+ *   map OFF LEN                        mmap(MAP_FIXED) LEN bytes RW at base+OFF, inside the slot
  *   report                             no action (just report)
  *   fork                               fork a child that stays alive, waiting for commands
  *   child STEP                         run STEP in the child (it reports, who=child)
@@ -217,6 +218,12 @@ static void run_step(int step, char *l) {
     if (base + off > p && munmap(p, (size_t)(base + off - p))) fail(step, "munmap low");
     char *e = base + off + len, *pe = p + resv;
     if (pe > e && munmap(e, (size_t)(pe - e))) fail(step, "munmap high");
+  } else if (!strcmp(op, "map") && k >= 3) {
+    if (!base || a + b > slot) {
+      errno = EINVAL;
+      fail(step, "map: outside the slot");
+    }
+    if (mmap(base + a, b, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) fail(step, "map");
   } else if (!strcmp(op, "madvise") && k == 4) {
     int adv = !strcmp(arg, "hugepage") ? MADV_HUGEPAGE : !strcmp(arg, "nohugepage") ? MADV_NOHUGEPAGE : MADV_DONTNEED;
     if (madvise(base + a, b, adv)) fail(step, "madvise");
@@ -263,9 +270,10 @@ static void run_step(int step, char *l) {
     fail(step, "bad step");
   }
   getrusage(RUSAGE_SELF, &ru[1]);
-  /* After fork() the parent's own stack and data are COW: its faults there are not the
-   * region's, so the fork step's count is not measured. */
-  long faults = !strcmp(op, "fork") ? -1 : faults_of(&ru[1]) - faults_of(&ru[0]);
+  /* After fork() the parent's own stack and data are COW while the child lives: its
+   * faults there are not the region's, so fork and exit (which writes its command on
+   * the stack) are not measured. */
+  long faults = !strcmp(op, "fork") || !strcmp(op, "exit") ? -1 : faults_of(&ru[1]) - faults_of(&ru[0]);
   report(step, in_child ? "child" : "self", before, faults);
 }
 

@@ -91,7 +91,8 @@ export function runModel(steps: readonly Step[], enabled: ThpEnabled = 'madvise'
       const now = host.vmstat();
       for (const c of MODEL_COUNTERS) vm[c] = now[c] - before[c];
       host.checkInvariants();
-      out.push({ step, who, vmas, faults: faults ?? -1, vm });
+      const mi = host.meminfo();
+      out.push({ step, who, vmas, faults: faults ?? -1, vm, meminfo: { AnonPages: mi.AnonPages, AnonHugePages: mi.AnonHugePages } });
     };
     let child: MmStruct | null = null;
     steps.forEach((s, step) => {
@@ -103,6 +104,10 @@ export function runModel(steps: readonly Step[], enabled: ThpEnabled = 'madvise'
       switch (s.op) {
         case 'region':
           slotEnd = BASE + Math.ceil((s.off + s.len) / HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE;
+          m.mmap(s.len, { addr: at(s.off) });
+          break;
+        case 'map':
+          if (s.off + s.len > slotEnd - BASE) throw new Error(`kdiff model: map outside the slot at step ${step}`);
           m.mmap(s.len, { addr: at(s.off) });
           break;
         case 'madvise':
@@ -129,7 +134,7 @@ export function runModel(steps: readonly Step[], enabled: ThpEnabled = 'madvise'
           child = null;
           break;
       }
-      report(step, who, m, before, s.op === 'fork' ? null : host.vmstat().pgfault - before.pgfault);
+      report(step, who, m, before, s.op === 'fork' || s.op === 'exit' ? null : host.vmstat().pgfault - before.pgfault);
     });
   } finally {
     host.close();

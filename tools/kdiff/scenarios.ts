@@ -50,6 +50,9 @@ const write = (off: number, len: number, stride = 4 * K): Step => ({ op: 'touch'
 const read = (off: number, len: number, stride = 4 * K): Step => ({ op: 'touch', off, len, stride, write: false });
 
 const zeroPage = (env: KernelEnv) => env.useZeroPage;
+const SPLIT_ALL_WHY =
+  '2.6.38 split_huge_page splits the page and hence every PMD mapping it, in every process sharing it; the modern kernel ' +
+  '(split_huge_pmd, 4.5+) splits only the PMD of the process that needs it, the others keep their huge PMDs';
 const ZERO_PAGE_WHY =
   'use_zero_page=1 (huge zero page, 3.8+): a read fault maps the shared huge zero page, not counted in Rss/AnonHugePages; ' +
   '2.6.38 has no huge zero page and allocates a THP on a read fault';
@@ -200,12 +203,67 @@ export const SCENARIOS: Scenario[] = [
     diffs: {
       5: [
         {
-          why:
-            '2.6.38 split_huge_page splits the page and hence every PMD mapping it, the child\'s too (its [6M, 8M) becomes ' +
-            '512 PTEs); the modern kernel splits only the parent\'s PMD (split_huge_pmd, 4.5+) and the child keeps its huge PMD',
+          why: SPLIT_ALL_WHY + " (the child's [6M, 8M))",
           vma: { 0: { ahp: +2048 } },
         },
       ],
+    },
+  },
+  {
+    name: 'fork-child-mprotect-shared',
+    about: 'fork; the child mprotects [1M, 3M) read-only across two THPs it shares with the parent; the parent looks',
+    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'fork' }, { op: 'mprotect', off: 1 * M, len: 2 * M, prot: 'r', in: 'child' }, { op: 'report' }, { op: 'exit' }],
+    diffs: {
+      5: [{ why: SPLIT_ALL_WHY + " (the parent's [0, 4M))", vma: { 0: { ahp: +4096 } } }],
+      6: [{ why: '(carried) the parent keeps its huge PMDs in the kernel', vma: { 0: { ahp: +4096 } } }],
+    },
+  },
+  {
+    name: 'fork-child-writes-split-and-huge',
+    about: 'a THP split by MADV_DONTNEED of one page, three still huge; fork; the child writes every page',
+    steps: [
+      region(8 * M),
+      hugepage(0, 8 * M),
+      write(0, 8 * M),
+      { op: 'madvise', off: 1 * M, len: 4 * K, advice: 'dontneed' },
+      { op: 'fork' },
+      { ...write(0, 8 * M), in: 'child' },
+      { op: 'exit' },
+      write(0, 8 * M, H),
+    ],
+    minKernel: [5, 8],
+    diffs: {
+      5: [
+        {
+          why:
+            'COW at scale: the split range COWs page by page in both (512 faults); each of the three huge PMDs is one fault and a ' +
+            'whole-THP copy in 2.6.38 (thp_fault_alloc 3, AnonHugePages kept) but a PMD split and 512 4 KiB copies since 5.8 ' +
+            '(thp_split_pmd 3, 3 × 511 more faults, AnonHugePages 0)',
+          vma: { 0: { ahp: -6144 } },
+          faults: 3 * 511,
+          vm: { thp_fault_alloc: -3, thp_split_pmd: +3 },
+        },
+      ],
+    },
+  },
+  {
+    name: 'map-fixed-over-huge',
+    about: 'mmap(MAP_FIXED) over [3M, 5M) of a huge region: the two THPs it cuts are split, the new VMA (no MADV_HUGEPAGE) is 4 KiB',
+    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'map', off: 3 * M, len: 2 * M }, write(0, 8 * M)],
+  },
+  {
+    name: 'map-adjacent-merge',
+    about: 'a second mapping right after the first merges with it (same flags); MADV_HUGEPAGE on the merged VMA then covers [2M, 4M)',
+    steps: [region(8 * M), { op: 'munmap', off: 3 * M, len: 5 * M }, { op: 'map', off: 3 * M, len: 5 * M }, hugepage(0, 8 * M), write(0, 8 * M)],
+  },
+  {
+    name: 'dontneed-whole-then-read',
+    about: 'MADV_DONTNEED of whole THPs, then read faults, then writes',
+    steps: [region(4 * M), hugepage(0, 4 * M), write(0, 4 * M), { op: 'madvise', off: 0, len: 4 * M, advice: 'dontneed' }, read(0, 4 * M), write(0, 4 * M)],
+    minKernel: [6, 13],
+    diffs: {
+      4: [{ why: ZERO_PAGE_WHY, when: zeroPage, vma: { 0: { rss: -4096, anon: -4096, ahp: -4096 } }, vm: { thp_fault_alloc: -2 } }],
+      5: [{ why: 'use_zero_page=1: the first write to each huge-zero-page PMD allocates the THP (do_huge_zero_wp_pmd)', when: zeroPage, faults: +2, vm: { thp_fault_alloc: +2 } }],
     },
   },
   {

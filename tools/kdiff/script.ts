@@ -6,6 +6,8 @@
  */
 export type Action =
   | { op: 'region'; len: number; off: number }
+  /** Another anonymous mapping (MAP_FIXED: replaces what it overlaps) inside the slot. */
+  | { op: 'map'; off: number; len: number }
   | { op: 'madvise'; off: number; len: number; advice: 'hugepage' | 'nohugepage' | 'dontneed' }
   | { op: 'touch'; off: number; len: number; stride: number; write: boolean }
   | { op: 'munmap'; off: number; len: number }
@@ -40,10 +42,12 @@ export interface StepReport {
   step: number;
   who: 'self' | 'child';
   vmas: VmaFigures[];
-  /** Page faults this process took during the step's action; −1 = not measured (the fork step). */
+  /** Page faults this process took during the step's action; −1 = not measured (the fork and exit steps). */
   faults: number;
   /** Deltas of /proc/vmstat thp_* counters across the step. */
   vm: Record<string, number>;
+  /** Model only: the simulated host's /proc/meminfo AnonPages and AnonHugePages (kB) after the step. */
+  meminfo?: { AnonPages: number; AnonHugePages: number };
 }
 
 export function toScript(steps: readonly Step[]): string {
@@ -57,6 +61,8 @@ function line(s: Action): string {
   switch (s.op) {
     case 'region':
       return `region ${s.len} ${s.off}`;
+    case 'map':
+      return `map ${s.off} ${s.len}`;
     case 'madvise':
       return `madvise ${s.off} ${s.len} ${s.advice}`;
     case 'touch':
