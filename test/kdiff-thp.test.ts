@@ -90,6 +90,18 @@ test('kdiff compare: a kernel THP fallback makes a smaps difference inconclusive
   t.regex(r.steps[0].notes[0], /thp_fault_fallback \+1/);
 });
 
+test('kdiff compare: after an inconclusive step, later differences of that run are inconclusive too (never a mismatch or a pass)', (t) => {
+  const two: Scenario = { ...one, steps: [...one.steps, { op: 'report' }] };
+  const k0 = fake({ vm: kvm(0, 1) });
+  k0.vmas = [{ ...k0.vmas[0], ahp: 0 }];
+  const k1 = fake({ step: 1, vm: kvm(0), faults: 0 });
+  k1.vmas = [{ ...k1.vmas[0], ahp: 0 }];
+  const m1 = fake({ step: 1, vm: kvm(0), faults: 0 });
+  const r = compareRuns(two, fakeEnv, [fake(), m1], [k0, k1]);
+  t.deepEqual(r.steps.map((s) => s.verdict), ['inconclusive', 'inconclusive']);
+  t.is(r.verdict, 'inconclusive');
+});
+
 test('kdiff compare: counters above the model are noise, below are a mismatch; extra faults noise, missing faults a mismatch', (t) => {
   t.is(compareRuns(one, fakeEnv, [fake()], [fake({ vm: kvm(3) })]).verdict, 'noisy');
   t.is(compareRuns(one, fakeEnv, [fake()], [fake({ vm: kvm(0) })]).verdict, 'mismatch');

@@ -139,6 +139,17 @@ export function compareRuns(sc: Scenario, env: KernelEnv, model: StepReport[], k
       steps: [{ step: -1, who: 'self', verdict: 'mismatch', notes: [`report sequences differ: model ${model.length}, kernel ${kernel.length} reports`] }],
     };
   }
-  const steps = model.map((m, i) => compareOne(sc, env, m, kernel[i], kernel[i].vm));
+  // Once the kernel could not follow the scenario (fallback, collapse), its state differs
+  // from the model's for the rest of the run: later differences are not judged either.
+  let diverged = -1;
+  const steps = model.map((m, i) => {
+    const c = compareOne(sc, env, m, kernel[i], kernel[i].vm);
+    if (diverged >= 0 && c.verdict === 'mismatch') {
+      c.verdict = 'inconclusive';
+      c.notes.unshift(`inconclusive: the kernel's state diverged at step ${diverged} (see there); not judged:`);
+    }
+    if (c.verdict === 'inconclusive' && diverged < 0) diverged = m.step;
+    return c;
+  });
   return { scenario: sc.name, verdict: worst(steps.map((s) => s.verdict)), steps };
 }
