@@ -93,8 +93,15 @@ static long faults_of(const struct rusage *r) { return r->ru_minflt + r->ru_majf
 
 /* `faults`: page faults this process took during the step's action (getrusage), or -1
  * when not measured (the forkwrite parent, whose own stack and data turned COW). */
-static void report(int step, const char *who, const unsigned long long *before, long faults) {
-  unsigned long long now[MAXCTR] = {0};
+/* The vmstat windows of consecutive steps overlap, so no event (e.g. a khugepaged
+ * collapse between two steps) can fall between them: a step's deltas run from the
+ * sample taken just before the previous report read smaps to the sample taken just
+ * after this report read smaps. Overlap can only make the kernel look noisier. */
+static unsigned long long win_start[MAXCTR];
+
+static void report(int step, const char *who, long faults) {
+  unsigned long long pre[MAXCTR] = {0}, now[MAXCTR] = {0};
+  read_vmstat(pre);
   char *o = out;
   o += sprintf(o, "{\"step\":%d,\"who\":\"%s\",\"vmas\":[", step, who);
   if (slurp("/proc/self/smaps") < 0) {
@@ -128,9 +135,10 @@ static void report(int step, const char *who, const unsigned long long *before, 
   }
   if (in) o += sprintf(o, "}");
   o += sprintf(o, "],\"faults\":%ld,\"vm\":{", faults);
-  if (before) {
+  {
     read_vmstat(now);
-    for (int k = 0; k < nctr; k++) o += sprintf(o, "%s\"%s\":%lld", k ? "," : "", ctr_name[k], (long long)(now[k] - before[k]));
+    for (int k = 0; k < nctr; k++) o += sprintf(o, "%s\"%s\":%lld", k ? "," : "", ctr_name[k], (long long)(now[k] - win_start[k]));
+    memcpy(win_start, pre, sizeof pre);
   }
   o += sprintf(o, "}}\n");
   emit(out);
@@ -196,12 +204,10 @@ static void run_step(int step, char *l) {
   char op[16], arg[16] = "";
   unsigned long a = 0, b = 0, c = 0;
   int k = sscanf(l, "%15s %lu %lu %15s", op, &a, &b, arg);
-  unsigned long long before[MAXCTR];
   /* Both samples live in one stack area written before the first sample, so the
    * copy-out of getrusage itself can never fault inside the measured window. */
   struct rusage ru[2];
   memset((void *)ru, 0, sizeof ru);
-  read_vmstat(before);
   getrusage(RUSAGE_SELF, &ru[0]);
   if (k < 1) {
     errno = EINVAL;
@@ -274,7 +280,7 @@ static void run_step(int step, char *l) {
    * faults there are not the region's, so fork and exit (which writes its command on
    * the stack) are not measured. */
   long faults = !strcmp(op, "fork") || !strcmp(op, "exit") ? -1 : faults_of(&ru[1]) - faults_of(&ru[0]);
-  report(step, in_child ? "child" : "self", before, faults);
+  report(step, in_child ? "child" : "self", faults);
 }
 
 int main(void) {
@@ -282,8 +288,7 @@ int main(void) {
   ssize_t n = 0, r;
   while ((r = read(0, script + n, sizeof script - 1 - (size_t)n)) > 0) n += r;
   script[n] = 0;
-  unsigned long long dummy[MAXCTR];
-  read_vmstat(dummy); /* fixes the counter names before any mapping */
+  read_vmstat(win_start); /* also fixes the counter names before any mapping */
   int step = 0;
   char *save = NULL;
   for (char *l = strtok_r(script, "\n", &save); l; l = strtok_r(NULL, "\n", &save), step++) {
