@@ -11,6 +11,9 @@
  * The model-only tests at the end pin the model's own figures (they need no kernel).
  */
 import test from 'ava';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   buildKernelRunner,
   checkScenario,
@@ -60,6 +63,27 @@ for (const sc of SCENARIOS) {
     t.not(r.verdict, 'mismatch', notes.join('\n'));
   });
 }
+
+test('kdiff env: no THP directory or `never` skips with the reason; the PMD size may override the top-level knob; other sizes are listed', (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'kdiff-sysfs-'));
+  try {
+    t.regex((readKernelEnv(join(d, 'absent')) as { skip: string }).skip, /does not exist: the kernel has no THP/);
+    writeFileSync(join(d, 'enabled'), 'always madvise [never]\n');
+    t.regex((readKernelEnv(d) as { skip: string }).skip, /`never`/);
+    writeFileSync(join(d, 'enabled'), 'always [madvise] never\n');
+    writeFileSync(join(d, 'use_zero_page'), '0\n');
+    t.like(readKernelEnv(d), { enabled: 'madvise', useZeroPage: false, mthpSizes: [] });
+    mkdirSync(join(d, 'hugepages-2048kB'));
+    writeFileSync(join(d, 'hugepages-2048kB', 'enabled'), '[always] inherit madvise never\n');
+    mkdirSync(join(d, 'hugepages-64kB'));
+    writeFileSync(join(d, 'hugepages-64kB', 'enabled'), 'always [inherit] madvise never\n');
+    t.like(readKernelEnv(d), { enabled: 'always', mthpSizes: ['hugepages-64kB=inherit'] });
+    writeFileSync(join(d, 'hugepages-2048kB', 'enabled'), 'always inherit madvise [never]\n');
+    t.regex((readKernelEnv(d) as { skip: string }).skip, /`never`/);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
 
 // --- the comparator itself (no kernel needed) --------------------------------------
 

@@ -33,9 +33,13 @@ function choice(path: string): string | null {
   }
 }
 
-/** The machine's THP environment, or a reason why there is nothing to compare against. */
-export function readKernelEnv(): KernelEnv | { skip: string } {
+/**
+ * The machine's THP environment, or a reason why there is nothing to compare against.
+ * `sysfs` is for tests (a fake directory); it defaults to the real one.
+ */
+export function readKernelEnv(sysfs: string = THP_SYSFS): KernelEnv | { skip: string } {
   if (process.platform !== 'linux') return { skip: `not Linux (${process.platform})` };
+  const THP_SYSFS = sysfs;
   if (!existsSync(THP_SYSFS)) return { skip: `${THP_SYSFS} does not exist: the kernel has no THP` };
   const top = choice(join(THP_SYSFS, 'enabled'));
   if (!top) return { skip: `${THP_SYSFS}/enabled is unreadable` };
