@@ -121,10 +121,11 @@ test('the native vCPU runs a guest whose RAM straddles a chunk boundary above 4 
 });
 
 test('a 6 GiB guest without EPT (1 GiB guest pages) boots hello and runs demand-paging', (t) => {
-  const hello = createVm({ memory: 6 * GiB, guestPageSize: '1g' }, guest('hello')).run()!;
+  // eptdefault: EPT is the default now; this case is the native one.
+  const hello = createVm({ ept: false, memory: 6 * GiB, guestPageSize: '1g' }, guest('hello')).run()!;
   t.is(hello.exitStatus, 0);
   t.regex(hello.console, /hello/i);
-  const vm = createVm({ memory: 6 * GiB, guestPageSize: '1g', args: [16 * MiB] }, guest('demand-paging'));
+  const vm = createVm({ ept: false, memory: 6 * GiB, guestPageSize: '1g', args: [16 * MiB] }, guest('demand-paging'));
   const r = vm.run()!;
   t.is(r.exitStatus, 0);
   t.regex(r.console, /page faults handled: 4096\npattern verified: 262144 words\n/);

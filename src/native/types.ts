@@ -198,5 +198,7 @@ export const ExitReason = {
   SHUTDOWN: 5,
   BUDGET: 6,
   INTERNAL: 7,
+  /** cpufix: a malformed EPT entry (KVM's EXIT_REASON_EPT_MISCONFIG): a hypervisor bug. */
+  EPT_MISCONFIG: 8,
 } as const;
 export type ExitReasonCode = (typeof ExitReason)[keyof typeof ExitReason];
