@@ -153,7 +153,7 @@ const pointerChase: Workload = {
   qemu: 'pointer-chase',
   run(mode) {
     const region = 64 * MiB, base = 16 * MiB, nodes = region / 64;
-    const steps = Math.round(20_000_000 * scale);
+    const steps = Math.round(5_000_000 * scale);
     const m = machine(base + region, 4096, mode);
     const A = 6364136223846793005n, C = 1442695040888963407n, mask = BigInt(nodes - 1);
     for (let i = 0; i < nodes; i++) {
