@@ -341,6 +341,11 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       h = in.osz == 8 ? h_mov_rr64 : h_mov_rr32;
     } else if (h == h_incdec && (in.flags & IF_MEM) == 0 && opc == 0xFF) {
       h = kIncDecR[in.osz == 8][in.sub];
+    } else if (h == h_imul_GE) {  // perf2
+      h = kImulRR[in.osz == 8];
+    } else if (h == h_shift && (opc == 0xC1 || opc == 0xD1) && (in.imm & (in.osz == 8 ? 63 : 31)) != 0 &&
+               kShiftRI[in.osz == 8][in.sub]) {  // perf2
+      h = kShiftRI[in.osz == 8][in.sub];
     }
   } else if ((in.flags & IF_MEM) && (in.osz == 4 || in.osz == 8)) {
     const bool q = in.osz == 8;

@@ -241,6 +241,8 @@ extern const Handler kAluEGm[2][8];
 extern const Handler kMovLoad[2];
 extern const Handler kMovStore[2];
 extern const Handler kJccHandlers[16];
+extern const Handler kImulRR[2];    // perf2: IMUL r, r
+extern const Handler kShiftRI[2][8];  // perf2: SHL/SHR/SAR r, imm (masked count != 0)
 
 // Segment-selector check against the GDT (exec_sys.cc): loads the descriptor of `sel`
 // into *desc; ST_OK or a pending #GP(selector) / #PF / exit.

@@ -216,6 +216,28 @@ int h_imul_GEI(Cpu& c, const Insn& i) {
   return imul2(c, i, sext(a, i.osz), sext(i.imm, i.osz));
 }
 
+// perf2: IMUL r, r at 32/64 bits (decode picks these for the register form of 0F AF): the
+// same result and flags as imul2 (CF = OF = the truncation lost bits; SF ZF PF from the
+// truncated result; AF 0) without the 128-bit product or the runtime size switches.
+template <unsigned SZ>
+int h_imul_rr(Cpu& c, const Insn& i) {
+  uint64_t lo;
+  bool ovf;
+  if (SZ == 8) {
+    int64_t p;
+    ovf = __builtin_mul_overflow(static_cast<int64_t>(c.r[i.reg]), static_cast<int64_t>(c.r[i.rm]), &p);
+    lo = static_cast<uint64_t>(p);
+  } else {
+    const int64_t p = static_cast<int64_t>(static_cast<int32_t>(c.r[i.reg])) * static_cast<int32_t>(c.r[i.rm]);
+    ovf = p != static_cast<int32_t>(p);
+    lo = static_cast<uint64_t>(p) & 0xffffffffull;
+  }
+  c.r[i.reg] = lo;
+  set_arith_flags(c, flags_szp(lo, SZ) | (ovf ? FL_CF | FL_OF : 0));
+  return ST_OK;
+}
+const Handler kImulRR[2] = {h_imul_rr<4>, h_imul_rr<8>};
+
 // ---- DIV / IDIV: #DE on a zero divisor or a quotient that does not fit. All flags are
 // undefined: left unchanged. ----
 int h_div(Cpu& c, const Insn& i) {
@@ -310,6 +332,36 @@ int h_shift(Cpu& c, const Insn& i) {
   }
   return commit_E(c, i, sz, addr, r, f);
 }
+
+// perf2: SHL/SHR/SAR of a 32/64-bit register by an immediate (C1 /4 /5 /7, D1) whose masked
+// count is not 0 (decode checks): h_shift's results and flags without the runtime switches.
+template <unsigned SUB, unsigned SZ>
+int h_shift_ri(Cpu& c, const Insn& i) {
+  constexpr unsigned bits = 8 * SZ;
+  constexpr uint64_t m = SZ == 8 ? ~0ull : 0xffffffffull, msb = 1ull << (bits - 1);
+  const unsigned count = static_cast<unsigned>(i.imm & (SZ == 8 ? 63 : 31));
+  const uint64_t a = c.r[i.rm] & m;
+  uint64_t r, f;
+  if (SUB == 4) {  // SHL
+    r = (a << count) & m;
+    const bool cf = (a >> (bits - count)) & 1;
+    f = flags_szp(r, SZ) | (cf ? FL_CF : 0) | (((r & msb) != 0) != cf ? FL_OF : 0);
+  } else if (SUB == 5) {  // SHR: OF = the original sign
+    r = a >> count;
+    f = flags_szp(r, SZ) | (((a >> (count - 1)) & 1) ? FL_CF : 0) | ((a & msb) ? FL_OF : 0);
+  } else {  // SAR: OF = 0
+    const int64_t sa = SZ == 8 ? static_cast<int64_t>(a) : static_cast<int64_t>(static_cast<int32_t>(a));
+    r = static_cast<uint64_t>(sa >> count) & m;
+    f = flags_szp(r, SZ) | (((sa >> (count - 1)) & 1) ? FL_CF : 0);
+  }
+  c.r[i.rm] = r;
+  set_arith_flags(c, f);
+  return ST_OK;
+}
+// Indexed [osz == 8][ModRM.reg]; nullptr where there is no fast form (ROL, ROR, /2 /3 /6).
+const Handler kShiftRI[2][8] = {
+    {nullptr, nullptr, nullptr, nullptr, h_shift_ri<4, 4>, h_shift_ri<5, 4>, nullptr, h_shift_ri<7, 4>},
+    {nullptr, nullptr, nullptr, nullptr, h_shift_ri<4, 8>, h_shift_ri<5, 8>, nullptr, h_shift_ri<7, 8>}};
 
 // ---- BT BTS BTR BTC: CF = the bit; the other flags are undefined and left unchanged. With a
 // register bit offset and a memory operand the offset is signed and may address outside the
