@@ -130,7 +130,7 @@ void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
   }
   counters_->inc(l1.misses[s]);
   const uint64_t key = v >> kShift[s];
-  TlbEntry* e = l1.arr[s].insert(key, key);
+  TlbEntry* e = l1.arr[s].insert_absent(key, key);  // translate_l1 probed it
   filled_ = true;
   const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
   e->val = reinterpret_cast<uint64_t>(w.host + off);
@@ -202,9 +202,9 @@ __attribute__((noinline)) uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault
     if (s == 2 && !stlb_1g_.enabled()) s = 1;
     TlbEntry* e = nullptr;
     if (s == 2) {
-      e = stlb_1g_.insert(v >> kShift[2], v >> kShift[2]);
+      e = stlb_1g_.insert_absent(v >> kShift[2], v >> kShift[2]);  // probed above
     } else if (stlb_.enabled()) {
-      e = stlb_.insert(stlb_key(v, s), v >> kShift[s]);
+      e = stlb_.insert_absent(stlb_key(v, s), v >> kShift[s]);  // probed above
     }
     if (e) {
       filled_ = true;

@@ -42,6 +42,7 @@ const char* TlbArray::configure(TlbGeom g) {
   return nullptr;
 }
 
+template <bool kMayExist>
 TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
   const uint32_t set = static_cast<uint32_t>(index & set_mask_);
   uint8_t* tags = &tags_[set * tstride_];
@@ -49,7 +50,7 @@ TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
   const uint8_t t = tag_of(key);
   unsigned victim = ways_;
   // Refresh in place, never duplicate.
-  for (uint64_t m = valid_ ? match(tags, t) : 0; m; m &= m - 1) {
+  for (uint64_t m = kMayExist && valid_ ? match(tags, t) : 0; m; m &= m - 1) {
     const unsigned w = static_cast<unsigned>(__builtin_ctzll(m));
     if (s[w].key == key) { victim = w; break; }
   }
@@ -75,6 +76,9 @@ TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
   }
   return &s[victim];
 }
+
+template TlbEntry* TlbArray::insert_way<true>(uint64_t, uint64_t);
+template TlbEntry* TlbArray::insert_way<false>(uint64_t, uint64_t);
 
 void TlbArray::clear() {
   if (valid_ == 0) return;

@@ -86,7 +86,13 @@ class TlbArray {
   // Insert (or refresh) key in its set, evicting the LRU way; returns the entry to fill,
   // or nullptr when the structure is disabled.
   TlbEntry* insert(uint64_t key, uint64_t index) {
-    return e_.empty() ? nullptr : insert_way(key, index);
+    return e_.empty() ? nullptr : insert_way<true>(key, index);
+  }
+  // perf2: insert() for a key the caller has just probed with find() and not found (or
+  // killed) with no insert into this array since: the refresh-in-place scan could only
+  // come up empty, so it is skipped. Victims and LRU order are exactly insert()'s.
+  TlbEntry* insert_absent(uint64_t key, uint64_t index) {
+    return e_.empty() ? nullptr : insert_way<false>(key, index);
   }
 
   // Drop one entry (found by find()): its way becomes invalid.
@@ -122,6 +128,7 @@ class TlbArray {
 #endif
     return m & way_mask_;
   }
+  template <bool kMayExist>
   TlbEntry* insert_way(uint64_t key, uint64_t index);
   // Recency list of one set's valid ways: head = most recent, tail = the LRU victim.
   static constexpr uint8_t kNone = 0xFF;

@@ -136,7 +136,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
       } else {
         if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return false;
         if (kEpt) {
-          if (TlbEntry* n = nested_.insert(table >> kPageShift, table >> kPageShift)) {
+          if (TlbEntry* n = nested_.insert_absent(table >> kPageShift, table >> kPageShift)) {  // probed above
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
             n->perm = tm.perm;
             n->level = tm.level;
@@ -192,7 +192,9 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
       table = pte & kAddrMask;
       // Cache this non-leaf entry: PML4E → pwc_[2], PDPTE → pwc_[1], PDE → pwc_[0].
       const uint64_t key = v >> shift;
-      if (TlbEntry* e = pwc_[level - 2].insert(key, key)) {
+      // perf2: the walk started below the deepest PWC hit, so every PWC it inserts into here
+      // was probed with this key above and missed.
+      if (TlbEntry* e = pwc_[level - 2].insert_absent(key, key)) {
         filled_ = true;
         e->val = table;
         e->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
