@@ -23,6 +23,7 @@ Cpu::Cpu(Arena* arena) : mmu_(arena, &counters_), arena_(arena) {
   r[R_RFLAGS] = FL_FIXED;
   arena_base_ = arena->base();
   code_frames_ = static_cast<uint8_t*>(std::calloc((arena->frames() + 7) / 8, 1));
+  mmu_.set_code_tracking(code_frames_, &code_epoch_);  // perf2: A/D writes into code frames
 }
 
 Cpu::~Cpu() { std::free(code_frames_); }
@@ -241,10 +242,6 @@ ExitReason Cpu::run(uint64_t budget) {
       const uint8_t* p = fetch_host_ + off;
       const uint64_t hpa = fetch_hpa_ + off;
       Block& b = bcache_.slot(hpa);
-      if (__builtin_expect(counters_.v[C_ad_updates] != seen_ad_updates_, 0)) {
-        seen_ad_updates_ = counters_.v[C_ad_updates];  // the walker wrote guest memory
-        ++code_epoch_;
-      }
       if (__builtin_expect(b.tag != hpa || b.epoch != code_epoch_, 0)) {
         if (b.tag == hpa && block_valid(b, p, off)) b.epoch = code_epoch_;
         else build_block(fetch_host_, off, hpa, b);
@@ -288,10 +285,9 @@ ExitReason Cpu::run(uint64_t budget) {
           left -= k;
           // A block that jumps back to its own start (a hot loop) runs again without the
           // lookup above when nothing that lookup checks can have changed: same code page
-          // translation, no store into code or A/D update since (epoch), budget left.
+          // translation, no store or A/D update into code since (epoch), budget left.
           if (s != ST_OK || r[R_RIP] != rip || left == 0 || b.epoch != code_epoch_ ||
-              mmu_.generation() != fetch_gen_ || fetch_vpn_ != (rip >> kPageShift) ||
-              counters_.v[C_ad_updates] != seen_ad_updates_)
+              mmu_.generation() != fetch_gen_ || fetch_vpn_ != (rip >> kPageShift))
             break;
         }
         if (s == ST_OK) continue;

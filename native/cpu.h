@@ -87,13 +87,12 @@ class Cpu {
   uint64_t blk_tsc_base_ = 0;
   // Self-modifying-code tracking: one bit per host frame that has had code decoded from it
   // (nullptr if the bitmap could not be allocated: every store then counts), and an epoch
-  // advanced by every store to such a frame, by every A/D-bit update of the walker, and at
-  // every run() entry (TS may have written the arena). A block whose epoch is current needs
+  // advanced by every store to such a frame, by every A/D-bit update the walker writes into
+  // such a frame (Mmu::set_code_tracking; perf2), and at every run() entry (TS may have written the arena). A block whose epoch is current needs
   // no byte comparison.
   uint8_t* code_frames_ = nullptr;
   const uint8_t* arena_base_ = nullptr;
   uint64_t code_epoch_ = 1;
-  uint64_t seen_ad_updates_ = 0;
   uint8_t pend_vec = V_NONE;
   uint32_t pend_err = 0;
   bool pend_has_err = false;

@@ -106,6 +106,11 @@ class Mmu {
   void invlpg(Gva va);  // one page's translations and the paging-structure caches
   void invept();        // any EPT change: drop everything that depended on the EPT
   uint64_t generation() const { return gen_; }
+  // perf2: self-modifying-code tracking of the vCPU (Cpu::code_frames_, Cpu::code_epoch_).
+  // An A/D update the walker writes into a frame that holds decoded code advances the
+  // epoch (so cached blocks re-check their bytes); one into any other frame cannot change
+  // decoded code and leaves it alone. frames == nullptr: every A/D update advances it.
+  void set_code_tracking(const uint8_t* frames, uint64_t* epoch) { code_frames_ = frames; code_epoch_ = epoch; }
 
   uint8_t* translate(Gva va, Access acc, Fault* f) {
     // Fast path: the last L1 entry hit by this kind of access. It is then the MRU way of
@@ -165,6 +170,12 @@ class Mmu {
   bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs);  // ept.h
   void flush_tlbs();
   void bump() { gen_++; l1_[0].forget(); l1_[1].forget(); }
+  void note_table_write(const uint8_t* p) {
+    if (!code_epoch_) return;  // no vCPU attached (native tests)
+    const uint64_t fr = static_cast<uint64_t>(p - arena_->base()) >> kPageShift;
+    if (code_frames_ && !((code_frames_[fr >> 3] >> (fr & 7)) & 1)) return;
+    ++*code_epoch_;
+  }
 
   Arena* arena_;
   Counters* counters_;
@@ -177,6 +188,8 @@ class Mmu {
   TlbArray pwc_[3];         // [0] = PDE (key va>>21), [1] = PDPTE (va>>30), [2] = PML4E (va>>39)
   TlbArray nested_;
   std::string err_;         // storage for the message configure() returns
+  const uint8_t* code_frames_ = nullptr;  // set_code_tracking()
+  uint64_t* code_epoch_ = nullptr;
 };
 
 }  // namespace hv

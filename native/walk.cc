@@ -167,6 +167,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
         pte |= PTE_A;
         std::memcpy(p, &pte, 8);
         counters_->inc(C_ad_updates);
+        note_table_write(p);
       }
       if (leaf) {
         gsize = static_cast<unsigned>(level - 1);
@@ -184,6 +185,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
           pte |= PTE_D;
           std::memcpy(p, &pte, 8);
           counters_->inc(C_ad_updates);
+          note_table_write(p);
         }
         dirty = (pte & PTE_D) != 0;
         gpa = (pte & kAddrMask & ~(size - 1)) | (v & (size - 1));
