@@ -163,7 +163,7 @@ void Cpu::build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b)
     Insn& in = b.insn[n];
     const unsigned len = decode(page + pos, avail, &in);
     if (len == 0 || pos + len - off > Block::kMaxBytes) break;  // continues on the next page / too long
-    in.off = static_cast<uint8_t>(pos - off);
+    in.end = static_cast<uint8_t>(pos + len - off);
     in.idx = static_cast<uint8_t>(n);
     pos += len;
     n++;
@@ -275,7 +275,7 @@ ExitReason Cpu::run(uint64_t budget) {
             const Insn& in = b.insn[k];
             // Only a block's last instruction (IF_END) or a faulting one changes RIP, so
             // each RIP is the block's start plus an offset: no load-add-store chain on RIP.
-            r[R_RIP] = rip + in.off + in.len;
+            r[R_RIP] = rip + in.end;
             s = static_cast<Status>(in.fn(*this, in));
             if (__builtin_expect(s != ST_OK, 0)) break;
           }
@@ -291,7 +291,7 @@ ExitReason Cpu::run(uint64_t budget) {
             break;
         }
         if (s == ST_OK) continue;
-        insn_rip = rip + b.insn[k].off;
+        insn_rip = rip + b.insn[k].end - b.insn[k].len;
         if (s == ST_EXC) ss_fixup(b.insn[k]);  // cpufix: #SS for a stack-segment reference
       }
     }

@@ -37,7 +37,8 @@ struct Insn {
   uint8_t index;   // memory: index register or R_ZERO
   uint8_t scale;   // memory: index shift 0..3
   uint8_t flags;
-  uint8_t off;     // byte offset of this instruction in its block
+  uint8_t end;     // byte offset just past this instruction in its block (perf2: the next RIP
+                   // is one add from the block start)
   uint8_t idx;     // index of this instruction in its block
 };
 
