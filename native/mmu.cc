@@ -119,7 +119,7 @@ void Mmu::invept() {
 }
 
 // The largest enabled array of this L1 whose page size does not exceed the translation's.
-void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
+__attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
   const uint64_t v = va.v & ((1ull << 48) - 1);
   int s = w.size;
   while (s >= 0 && !l1.arr[s].enabled()) --s;
