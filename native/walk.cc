@@ -21,6 +21,17 @@ constexpr uint32_t PFEC_P = 1, PFEC_W = 2, PFEC_RSVD = 8, PFEC_I = 16;
 constexpr uint64_t kRsvd2M = 0x1FE000ull, kRsvd1G = 0x3FFFE000ull;
 constexpr Counter kPwcHits[3] = {C_pwc_pde_hits, C_pwc_pdpte_hits, C_pwc_pml4e_hits};
 
+// perf2: a plain function rather than a lambda capturing the walk's locals by reference, so
+// the walk does not build a closure on every call for a path it rarely takes.
+__attribute__((noinline)) bool page_fault(Fault* f, Access acc, uint32_t ec, Gva va) {
+  *f = Fault{};
+  f->kind = FaultKind::PageFault;
+  f->access = acc;
+  f->error_code = ec;
+  f->gva = va.v;
+  return false;
+}
+
 void ept_fault(Fault* f, Gpa gpa, Access acc, bool final_gpa, Gva va, uint8_t level, bool mis) {
   *f = Fault{};
   f->kind = FaultKind::EptViolation;
@@ -87,14 +98,6 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   const uint64_t v = va.v & ((1ull << 48) - 1);
   const uint32_t ec_acc = (acc == Access::Write ? PFEC_W : 0) |
                           (acc == Access::Fetch && (nxe || smep) ? PFEC_I : 0);
-  auto page_fault = [&](uint32_t ec) {
-    *f = Fault{};
-    f->kind = FaultKind::PageFault;
-    f->access = acc;
-    f->error_code = ec | ec_acc;
-    f->gva = va.v;
-    return false;
-  };
 
   uint64_t gpa;
   unsigned gsize;  // guest page-size class: 0 = 4K, 1 = 2M, 2 = 1G
@@ -151,11 +154,11 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
       ++refs.guest;
       uint64_t pte;
       std::memcpy(&pte, p, 8);
-      if (!(pte & PTE_P)) return page_fault(0);
+      if (!(pte & PTE_P)) return page_fault(f, acc, ec_acc, va);
       const bool leaf = level == 1 || (level != 4 && (pte & PTE_PS));
       const uint64_t rsvd = rsvd_nx | (level == 4 ? PTE_PS : 0) |
                             (leaf ? (level == 2 ? kRsvd2M : level == 3 ? kRsvd1G : 0) : 0);
-      if (pte & rsvd) return page_fault(PFEC_P | PFEC_RSVD);
+      if (pte & rsvd) return page_fault(f, acc, PFEC_P | PFEC_RSVD | ec_acc, va);
       all &= pte;
       any |= pte;
       if (!(pte & PTE_A)) {
@@ -174,9 +177,9 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
         const uint64_t size = 1ull << shift;
         // Permission checks (CPL 0): writes honour R/W only with CR0.WP; fetches honour
         // NX (with EFER.NXE) and SMEP (user pages).
-        if (acc == Access::Write && !(all & PTE_RW) && wp) return page_fault(PFEC_P);
+        if (acc == Access::Write && !(all & PTE_RW) && wp) return page_fault(f, acc, PFEC_P | ec_acc, va);
         if (acc == Access::Fetch && (((any & PTE_NX) && nxe) || (smep && (all & PTE_US))))
-          return page_fault(PFEC_P);
+          return page_fault(f, acc, PFEC_P | ec_acc, va);
         if (acc == Access::Write && !(pte & PTE_D)) {
           if (!(tm.perm & kPermW)) {
             ept_fault(f, egpa, Access::Write, false, va, tm.level, false);
