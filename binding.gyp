@@ -9,7 +9,7 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++17", "-O2", "-fno-exceptions"]
+      "cflags_cc": ["-std=c++17", "-O2", "-Wa,-mbranches-within-32B-boundaries", "-fno-exceptions"]
     }
   ]
 }
