@@ -174,6 +174,22 @@ class Cpu {
     }
     return write_split(va, size, v);
   }
+  // perf2: write() inlined at a constant size, for the hot memory forms (MOV store, the ALU
+  // read-modify-write forms): the same code, without the call and the size-generic copy.
+  template <unsigned SZ>
+  __attribute__((always_inline)) Status write_t(uint64_t va, uint64_t v) {
+    if ((va & kPageMask) <= kPageSize - SZ) {
+      if (!canonical(va)) return noncanonical();
+      Fault f;
+      uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
+      if (!p) return fault(f);
+      counters_.inc(C_stores);
+      std::memcpy(p, &v, SZ);
+      smc_check(p, SZ);
+      return ST_OK;
+    }
+    return write_split(va, SZ, v);
+  }
   // cpufix: the load of a read-modify-write instruction. Hardware checks the destination for
   // the write up front (one #PF with W=1, one EPT violation reported as a write, D set by
   // the first walk), so it is translated as a write; it still counts as a load, and the

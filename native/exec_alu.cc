@@ -82,7 +82,7 @@ int h_alu_EGm(Cpu& c, const Insn& i) {
   Status s = OP == ALU_CMP ? c.read(addr, SZ, &a) : c.read_rmw(addr, SZ, &a);  // cpufix: RMW
   if (s != ST_OK) return s;
   const uint64_t r = alu_t<OP, SZ>(a, c.r[i.reg] & size_mask(SZ), c.r[R_RFLAGS], &f);
-  if (OP != ALU_CMP && (s = c.write(addr, SZ, r)) != ST_OK) return s;
+  if (OP != ALU_CMP && (s = c.write_t<SZ>(addr, r)) != ST_OK) return s;
   set_arith_flags(c, f);
   return ST_OK;
 }

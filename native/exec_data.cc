@@ -31,7 +31,7 @@ int h_mov_load(Cpu& c, const Insn& i) {
   return ST_OK;
 }
 template <unsigned SZ>
-int h_mov_store(Cpu& c, const Insn& i) { return c.write(ea(c, i), SZ, c.r[i.reg] & size_mask(SZ)); }
+int h_mov_store(Cpu& c, const Insn& i) { return c.write_t<SZ>(ea(c, i), c.r[i.reg] & size_mask(SZ)); }
 const Handler kMovLoad[2] = {h_mov_load<4>, h_mov_load<8>};
 const Handler kMovStore[2] = {h_mov_store<4>, h_mov_store<8>};
 
