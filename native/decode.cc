@@ -318,6 +318,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       in.imm = 1;
     }
     if (opc == 0xCF && !(rex & 8)) return undefined();  // IRET/IRETD: only IRETQ is in the subset
+    if ((h == h_in || h == h_out) && in.osz == 8) in.osz = 4;  // REX.W is ignored by IN/OUT (SDM)
   } else {
     if ((opc & 0xF0) == 0x40 || (opc & 0xF0) == 0x80 || (opc & 0xF0) == 0x90) in.sub = opc & 0xF;
     if (opc == 0x20 || opc == 0x22) {  // MOV CRn: operands are 64-bit registers
