@@ -19,7 +19,7 @@ const outDir = join(root, 'build', 'native-tests');
 const regressDir = join(root, 'tools', 'fuzz', 'regress');
 const flags = ['-std=c++17', '-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all',
   '-fno-omit-frame-pointer', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Werror', '-I', join(root, 'native')];
-const COUNT = 600;
+const COUNT = 1200;
 
 function coreSources(): string[] {
   return readFileSync(join(root, 'native', 'sources.txt'), 'utf8')

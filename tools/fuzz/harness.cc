@@ -5,10 +5,10 @@
 // (layout A) or at the arena's last 4 MiB (layout B, so guest accesses run into the arena
 // end). Every other byte of the arena is PROT_NONE during run(), the EPT tables are
 // read-only (nothing in the core may write them), and the page after the arena end is
-// PROT_NONE too: any stray native access faults at the instruction that made it. Guest
-// mappings (page tables, EPT entries from the input) can only name guest RAM, the EPT
-// tables (EPT non-leaf entries, remapped into guest RAM) or addresses outside the arena,
-// so a legitimate access never touches a guard.
+// PROT_NONE too (it lies in Arena::create's 2 MiB over-reservation): any stray native
+// access faults at the instruction that made it. Guest page tables can only name guest RAM
+// (no-EPT) or go through the harness's EPT, so a legitimate access never touches a guard;
+// inputs that write EPT entries or the EPTP keep only the after-the-end guard (protect()).
 //
 // Guest physical layout (identity-mapped, GUEST-ABI.md boot state): GDT 0x1000, IDT 0x2000
 // (32 interrupt gates), handlers 0x3000 (pop the error code, skip one byte, iretq), page
@@ -102,6 +102,8 @@ class Machine {
     const char* err = nullptr;
     arena_ = Arena::create(kArena, &err);
     if (!arena_) fail("Arena::create failed");
+    // Small pages: every input touches a few pages, not a 2 MiB THP to zero.
+    madvise(arena_->base(), kArena, MADV_NOHUGEPAGE);
     gbase_ = h.layout_b ? kArena - kRam : 2ull << 20;
     cpu_ = new Cpu(arena_);
     build_guest();
@@ -124,7 +126,7 @@ class Machine {
     std::memcpy(ram(kCodeAt[h_.place]), code, n < kCodeMax ? n : kCodeMax);
   }
   bool configure();
-  uint64_t run_all(Stats* st, uint64_t* trace_hash);
+  uint64_t run_all(Stats* st, uint64_t* trace_hash, bool want_hash);
   uint64_t state_hash();
 
   bool ept_patched = false, rflags_patched = false, rip_garbage = false;
@@ -261,7 +263,10 @@ void Machine::apply_patch(uint8_t kind, uint16_t idx, uint64_t v) {
     case 6: *q(((static_cast<uint64_t>(idx) << 6) ^ (v >> 40)) % kRam) = v; break;
     default:
       if (idx & 1) r[R_CR3] = (idx & 2) ? v : v % kRam;
-      else if (ept_) eptp_ = (idx & 2) ? steer(v) : kEpt + (v % kEptLen);
+      else if (ept_) {
+        eptp_ = (idx & 2) ? steer(v) : kEpt + (v % kEptLen);
+        ept_patched = true;
+      }
       break;
   }
 }
@@ -280,18 +285,21 @@ bool Machine::configure() {
   return true;
 }
 
+// Once the input has written EPT entries or the EPTP, an EPT table may sit in guest RAM
+// and name any arena byte: every byte of the arena is then legitimately reachable, and only
+// the page after the arena end stays a guard.
 void Machine::protect(bool on) {
   uint8_t* b = arena_->base();
   const int none = on ? PROT_NONE : PROT_READ | PROT_WRITE;
   auto prot = [&](uint64_t lo, uint64_t hi, int p) {
     if (hi > lo && mprotect(b + lo, hi - lo, p) != 0) fail("mprotect", lo, hi);
   };
+  prot(kArena, kArena + kPageSize, none);
+  if (ept_patched) return;
   prot(0, kEpt, none);
   prot(kEpt, kEpt + kEptLen, on ? PROT_READ : PROT_READ | PROT_WRITE);
   prot(kEpt + kEptLen, gbase_, none);
   prot(gbase_ + kRam, kArena, none);
-  // The page after the arena end lies inside Arena::create's 2 MiB over-reservation.
-  prot(kArena, kArena + kPageSize, none);
 }
 
 void Machine::check_run(ExitReason why, uint64_t budget, const uint64_t* before) {
@@ -355,7 +363,7 @@ void Machine::vmm_action() {
   }
 }
 
-uint64_t Machine::run_all(Stats* st, uint64_t* trace) {
+uint64_t Machine::run_all(Stats* st, uint64_t* trace, bool want_hash) {
   uint64_t left = h_.total, fixups = 0, before[C_COUNT];
   uint64_t* x = cpu_->exit_record();
   uint64_t* c = cpu_->counters();
@@ -405,7 +413,7 @@ uint64_t Machine::run_all(Stats* st, uint64_t* trace) {
     if (h_.action_rate && !h_.diff && (splitmix(&prng_) & 255) < h_.action_rate) vmm_action();
   }
   protect(false);
-  return state_hash();
+  return want_hash ? state_hash() : 0;
 }
 
 uint64_t Machine::state_hash() {
@@ -419,7 +427,7 @@ uint64_t Machine::state_hash() {
 
 }  // namespace
 
-uint64_t fuzz_one(const uint8_t* data, size_t size, Stats* st) {
+uint64_t fuzz_one(const uint8_t* data, size_t size, Stats* st, bool want_hash) {
   Reader in{data, size};
   Header h = parse_header(in);
   struct Patch { uint8_t kind; uint16_t idx; uint64_t v; };
@@ -448,11 +456,11 @@ uint64_t fuzz_one(const uint8_t* data, size_t size, Stats* st) {
   h.diff = h.diff && h.tlb_none && !h.sparse && !ept_patch;
   uint64_t trace = 0, result;
   Machine* a = build(h.ept);
-  result = a->run_all(st, &trace);
+  result = a->run_all(st, &trace, want_hash || h.diff);
   if (h.diff) {
     Machine* b = build(!h.ept);
     uint64_t trace_b = 0;
-    const uint64_t rb = b->run_all(st, &trace_b);
+    const uint64_t rb = b->run_all(st, &trace_b, true);
     if (trace != trace_b) fail("EPT and no-EPT runs took different exits", trace, trace_b);
     if (result != rb) fail("EPT and no-EPT runs ended in different states", result, rb);
     st->diff_checked++;

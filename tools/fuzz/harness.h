@@ -25,8 +25,9 @@ struct Stats {
   uint64_t diff_checked = 0;  // inputs whose EPT-identity run was compared with no-EPT
 };
 
-// Runs one input; aborts (after printing the broken invariant) on failure. Returns a hash
-// of the final architectural state, so callers can check that a run is deterministic.
-uint64_t fuzz_one(const uint8_t* data, size_t size, Stats* stats);
+// Runs one input; aborts (after printing the broken invariant) on failure. With want_hash,
+// returns a hash of the final registers, guest RAM and exit trace, so callers can check
+// that a run is deterministic (hashing reads all 4 MiB of guest RAM: not on every input).
+uint64_t fuzz_one(const uint8_t* data, size_t size, Stats* stats, bool want_hash = false);
 
 }  // namespace hvfuzz

@@ -12,6 +12,15 @@ clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
   -I "$root/native" -o "$out/vcpu_fuzzer" \
   "$root/tools/fuzz/libfuzzer.cc" "$root/tools/fuzz/harness.cc" $srcs
 cp "$root"/tools/fuzz/regress/*.bin "$out/corpus/" 2>/dev/null || true
+# Seeds from the sample guests: a header (EPT on, IDT, 1000-instruction budget), no patches,
+# then the guest's loaded image as the code.
+for elf in "$root"/build/guests/*.elf; do
+  [ -f "$elf" ] || continue
+  seed="$out/corpus/guest-$(basename "$elf" .elf).bin"
+  printf '\041\000\000\000\350\003\200\000\000\000\000\000\000\000\000\000\000' > "$seed"
+  objcopy -O binary "$elf" "$seed.img" && head -c 8192 "$seed.img" >> "$seed"
+  rm -f "$seed.img"
+done
 cd "$out"
 exec ./vcpu_fuzzer -artifact_prefix="$out/crashes/" -max_len=9000 -timeout=10 -rss_limit_mb=4096 "$@" \
   corpus
