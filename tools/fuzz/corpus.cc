@@ -7,10 +7,14 @@
 // test/fuzz-native.test.ts; a failure aborts with the sanitizer or invariant report.
 //
 //   fuzz_corpus [--seed N] [--count N] [--seconds S] [--regress DIR] [--elf FILE]...
-//               [--last FILE] [FILE...]
+//               [--last FILE] [--timeout S] [FILE...]
+// --timeout (default 10 s): an input that runs longer is a hang (FUZZ HANG, exit 3); every
+// input runs at most 4096 instructions, so even a sanitizer build needs well under a second.
 // FILE arguments are replayed alone (reproducing a crash). --last writes each generated
 // input to FILE before running it, so after a crash FILE holds the crashing input.
 #include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -195,11 +199,21 @@ void save(const std::string& path, const Bytes& b) {
   }
 }
 
+void on_alarm(int) {
+  static const char msg[] = "FUZZ HANG: one input ran past --timeout (a run() that never returns)\n";
+  (void)!write(2, msg, sizeof msg - 1);
+  _exit(3);
+}
+
+// Arms the watchdog for one input.
+void watch(unsigned seconds) { alarm(seconds); }
+
 }  // namespace
 
 int main(int argc, char** argv) {
   uint64_t seed = 1, count = 1000;
   double seconds = 0;
+  unsigned timeout = 10;
   std::string regress, save_dir;
   std::vector<std::string> elfs, replay;
   for (int i = 1; i < argc; i++) {
@@ -211,13 +225,16 @@ int main(int argc, char** argv) {
     else if (a == "--regress") regress = val();
     else if (a == "--elf") elfs.push_back(val());
     else if (a == "--last") save_dir = val();
+    else if (a == "--timeout") timeout = static_cast<unsigned>(std::strtoul(val().c_str(), nullptr, 0));
     else replay.push_back(a);
   }
   hvfuzz::Stats st;
   Bytes b;
+  signal(SIGALRM, on_alarm);
   if (!replay.empty()) {
     for (const std::string& p : replay) {
       if (!read_file(p, &b)) { std::fprintf(stderr, "cannot read %s\n", p.c_str()); return 2; }
+      watch(timeout);
       hvfuzz::fuzz_one(b.data(), b.size(), &st);
       std::printf("ok %s\n", p.c_str());
     }
@@ -234,6 +251,7 @@ int main(int argc, char** argv) {
     std::sort(files.begin(), files.end());
     for (const std::string& p : files) {
       if (!read_file(p, &b)) continue;
+      watch(timeout);
       hvfuzz::fuzz_one(b.data(), b.size(), &st);
       regressions++;
     }
@@ -256,6 +274,7 @@ int main(int argc, char** argv) {
     kinds[kind]++;
     b = kind == 0 ? gen_random(r) : kind == 1 ? gen_mutated(r, codes) : kind == 2 ? gen_edge(r) : gen_garbage(r, codes);
     save(save_dir, b);
+    watch(timeout);
     const bool twice = n % 8 == 0;
     const uint64_t h1 = hvfuzz::fuzz_one(b.data(), b.size(), &st, twice);
     if (twice) {
