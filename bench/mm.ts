@@ -33,10 +33,12 @@ function newHost(bytes: number, thp: HostConfig['thp'], resident = false) {
   const arena = new (loadAddon().Arena)(bytes);
   if (resident) {
     // fault the arena in beforehand: what is left is the model's own cost (+ its zeroing)
-    const u = new Uint8Array(arena.buffer);
-    for (let o = 0; o < bytes; o += PAGE_SIZE) u[o] = 1;
+    for (const c of arena.chunks) {
+      const u = new Uint8Array(c);
+      for (let o = 0; o < u.length; o += PAGE_SIZE) u[o] = 1;
+    }
   }
-  const host = createHost({ memoryBytes: bytes, physmem: arena.buffer, thp });
+  const host = createHost({ memoryBytes: bytes, physmem: arena, thp });
   // give the memory back at close instead of waiting for the GC to unmap the arena
   const close = () => {
     host.close();

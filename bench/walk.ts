@@ -60,7 +60,7 @@ function guestVcpu(code: number[], ept: boolean, tlb?: TlbGeometry): NativeVcpu 
   const size = 8 * MiB, base = ept ? 8 * MiB : 0;
   const arena = new addon.Arena(base + size);
   const vcpu = new addon.Vcpu(arena);
-  const mem = new DataView(arena.buffer);
+  const mem = new DataView(arena.chunks[0]!); // a 16 MiB arena is one chunk
   const put = (hpa: number, v: number | bigint) => mem.setBigUint64(hpa, BigInt(v), true);
   const g = (gpa: number, v: number | bigint) => put(base + gpa, v);
   g(PML4, (PML4 + 0x1000) | 3);
@@ -72,7 +72,7 @@ function guestVcpu(code: number[], ept: boolean, tlb?: TlbGeometry): NativeVcpu 
   }
   g(GDT + 8, 0x00209a0000000000n);
   g(GDT + 16, 0x0000920000000000n);
-  new Uint8Array(arena.buffer).set(code, base + CODE);
+  new Uint8Array(arena.chunks[0]!).set(code, base + CODE);
   if (ept) {
     const e4 = 0x1000;
     put(e4, (e4 + 0x1000) | 7);

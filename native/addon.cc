@@ -2,6 +2,7 @@
 // messages happens in TS (src/native/); this layer only converts and forwards.
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <string>
 
@@ -16,13 +17,32 @@ namespace {
 
 using hv::Arena;
 
-// The arena's bytes are exposed as one external ArrayBuffer. The buffer's finalizer owns the
-// Arena, so the memory lives exactly as long as any JS view (or native holder) of it.
+// Who frees the Arena: the wrapper object and every external ArrayBuffer over its bytes each
+// hold one reference; the last to go deletes it, so the bytes live exactly as long as any JS
+// view of them and are freed exactly once. Finalizers run on the JS thread (no atomics).
+struct ArenaOwner {
+  Arena* arena;
+  uint32_t refs;
+  void release() {
+    if (--refs == 0) {
+      delete arena;
+      delete this;
+    }
+  }
+};
+
+// The arena's bytes are exposed to JS as `chunks`: external ArrayBuffers of Arena::kChunkSize
+// bytes (the last may be shorter), because Node 20 refuses external ArrayBuffers above 2^32
+// bytes. `buffer` (the whole arena as one ArrayBuffer) exists only for arenas <= 4 GiB.
 class ArenaWrap : public Napi::ObjectWrap<ArenaWrap> {
  public:
+  static constexpr uint64_t kMaxSingleBuffer = 1ull << 32;
+
   static Napi::Function Init(Napi::Env env) {
     return DefineClass(env, "Arena",
                        {InstanceAccessor<&ArenaWrap::Buffer>("buffer"),
+                        InstanceAccessor<&ArenaWrap::Chunks>("chunks"),
+                        InstanceAccessor<&ArenaWrap::ChunkSize>("chunkSize"),
                         InstanceAccessor<&ArenaWrap::ByteLength>("byteLength"),
                         InstanceMethod<&ArenaWrap::Discard>("discard")});
   }
@@ -33,31 +53,91 @@ class ArenaWrap : public Napi::ObjectWrap<ArenaWrap> {
       Napi::TypeError::New(env, "Arena(bytes): bytes must be a number").ThrowAsJavaScriptException();
       return;
     }
+    // Range-check the double itself: a negative, fractional, NaN or huge value must not wrap
+    // into some other uint64 size.
+    const double d = info[0].As<Napi::Number>().DoubleValue();
+    if (!(d > 0) || d > static_cast<double>(Arena::kMaxBytes) || d != static_cast<double>(static_cast<uint64_t>(d))) {
+      Napi::RangeError::New(env, "Arena(bytes): bytes must be an integer in (0, 1 TiB]").ThrowAsJavaScriptException();
+      return;
+    }
     const char* err = nullptr;
-    arena_ = Arena::create(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()), &err);
-    if (!arena_) {
+    Arena* a = Arena::create(static_cast<uint64_t>(d), &err);
+    if (!a) {
       Napi::Error::New(env, err).ThrowAsJavaScriptException();
       return;
     }
-    auto buf = Napi::ArrayBuffer::New(
-        env, arena_->base(), arena_->size(), [](Napi::Env, void*, Arena* a) { delete a; }, arena_);
-    buffer_ = Napi::Persistent(buf);
+    owner_ = new ArenaOwner{a, 1};  // the wrapper's own reference, dropped in ~ArenaWrap
+    const uint64_t n = (a->size() + Arena::kChunkSize - 1) >> Arena::kChunkShift;
+    Napi::Array chunks = Napi::Array::New(env, n);
+    for (uint64_t i = 0; i < n; i++) {
+      const uint64_t off = i << Arena::kChunkShift;
+      napi_value buf = External(env, off, std::min(Arena::kChunkSize, a->size() - off));
+      if (!buf) return;  // exception pending
+      chunks.Set(static_cast<uint32_t>(i), buf);
+    }
+    chunks.Freeze();  // a fixed list: TS code indexes it by offset >> chunkShift
+    chunks_ = Napi::Persistent(chunks);
+  }
+  ~ArenaWrap() override {
+    if (owner_) owner_->release();
   }
 
-  Arena* arena() const { return arena_; }
+  Arena* arena() const { return owner_ ? owner_->arena : nullptr; }
 
  private:
-  Napi::Value Buffer(const Napi::CallbackInfo&) { return buffer_.Value(); }
-  Napi::Value ByteLength(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(arena_ ? arena_->size() : 0));
-  }
-  Napi::Value Discard(const Napi::CallbackInfo& info) {
-    uint64_t off = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-    uint64_t len = static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value());
-    return Napi::Boolean::New(info.Env(), arena_->discard(hv::Hpa(off), len));
+  static void Finalize(napi_env, void*, void* hint) { static_cast<ArenaOwner*>(hint)->release(); }
+
+  // One external ArrayBuffer over [off, off + len) holding a reference to the owner, or
+  // nullptr with a JS exception pending. The reference is taken before the call and only
+  // ever dropped by the finalizer: Node runs the finalizer itself when creation fails
+  // (node::Buffer::New does, above its length limit), which is what double-freed when the
+  // failure path also freed the Arena. A Node that did not would leak, never double-free.
+  napi_value External(Napi::Env env, uint64_t off, uint64_t len) {
+    napi_value v = nullptr;
+    owner_->refs++;
+    napi_status st = napi_create_external_arraybuffer(env, owner_->arena->base() + off, len, Finalize, owner_, &v);
+    if (st != napi_ok) {
+      if (!env.IsExceptionPending())
+        Napi::Error::New(env, "Arena: could not create an ArrayBuffer over the arena").ThrowAsJavaScriptException();
+      return nullptr;
+    }
+    return v;
   }
 
-  Arena* arena_ = nullptr;
+  Napi::Value Buffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!owner_) return env.Undefined();
+    if (buffer_.IsEmpty()) {
+      if (owner_->arena->size() > kMaxSingleBuffer) {
+        Napi::RangeError::New(env, "Arena.buffer: an arena larger than 4 GiB has no single ArrayBuffer; use arena.chunks")
+            .ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      napi_value buf = External(env, 0, owner_->arena->size());
+      if (!buf) return env.Undefined();
+      buffer_ = Napi::Persistent(Napi::ArrayBuffer(env, buf));
+    }
+    return buffer_.Value();
+  }
+  Napi::Value Chunks(const Napi::CallbackInfo& info) {
+    return chunks_.IsEmpty() ? info.Env().Undefined() : chunks_.Value();
+  }
+  Napi::Value ChunkSize(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(Arena::kChunkSize));
+  }
+  Napi::Value ByteLength(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(owner_ ? owner_->arena->size() : 0));
+  }
+  Napi::Value Discard(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!owner_ || info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) return Napi::Boolean::New(env, false);
+    const double o = info[0].As<Napi::Number>().DoubleValue(), l = info[1].As<Napi::Number>().DoubleValue();
+    if (!(o >= 0) || !(l >= 0) || o > 1.8e19 || l > 1.8e19) return Napi::Boolean::New(env, false);
+    return Napi::Boolean::New(env, owner_->arena->discard(hv::Hpa(static_cast<uint64_t>(o)), static_cast<uint64_t>(l)));
+  }
+
+  ArenaOwner* owner_ = nullptr;
+  Napi::Reference<Napi::Array> chunks_;
   Napi::Reference<Napi::ArrayBuffer> buffer_;
 };
 

@@ -10,6 +10,10 @@ Arena* Arena::create(uint64_t bytes, const char** err) {
     *err = "arena size must be a non-zero multiple of 4096";
     return nullptr;
   }
+  if (bytes > kMaxBytes) {
+    *err = "arena size exceeds the 1 TiB maximum";
+    return nullptr;
+  }
   // Over-reserve by 2 MiB so the usable base can be 2 MiB aligned (THP needs aligned ranges).
   uint64_t map_len = bytes + kHugeSize;
   void* m = mmap(nullptr, map_len, PROT_READ | PROT_WRITE,

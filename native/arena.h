@@ -9,6 +9,14 @@ namespace hv {
 
 class Arena {
  public:
+  // The largest reservation accepted: 1 TiB. The reservation is lazy (MAP_NORESERVE), so
+  // this bounds address space, not memory; it keeps absurd sizes a clear error.
+  static constexpr uint64_t kMaxBytes = 1ull << 40;
+  // JS sees the arena as chunks of this many bytes (the last may be shorter): one external
+  // ArrayBuffer may not exceed 2^32 bytes in Node 20, the core itself stays contiguous.
+  static constexpr uint64_t kChunkShift = 30;
+  static constexpr uint64_t kChunkSize = 1ull << kChunkShift;
+
   // Returns nullptr (and sets *err) when the reservation fails or size is invalid.
   static Arena* create(uint64_t bytes, const char** err);
   ~Arena();

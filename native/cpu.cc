@@ -38,27 +38,33 @@ Status Cpu::fault(const Fault& f) {
     r[R_CR2] = f.gva;
     return raise(V_PF, f.error_code, true);
   }
-  // EPT violation or MMIO: the instruction does not retire; TS fixes the mapping and resumes.
-  exit_.f[EF_reason] = f.kind == FaultKind::EptViolation ? EXIT_EPT_VIOLATION : EXIT_MMIO;
+  // EPT violation, EPT misconfiguration (cpufix: its own exit, as KVM's
+  // EXIT_REASON_EPT_MISCONFIG) or MMIO: the instruction does not retire; TS fixes the
+  // mapping and resumes (or stops, for a misconfiguration: a hypervisor bug).
+  exit_.f[EF_reason] = f.kind == FaultKind::Mmio ? EXIT_MMIO
+                       : f.misconfig             ? EXIT_EPT_MISCONFIG
+                                                 : EXIT_EPT_VIOLATION;
   exit_.f[EF_gpa] = f.gpa;
   exit_.f[EF_gva] = f.gva;
   exit_.f[EF_access] = static_cast<uint64_t>(f.access);
   exit_.f[EF_gva_valid] = f.gva_valid;
   exit_.f[EF_level] = f.level;
+  exit_.f[EF_vectoring_vector] = V_NONE;  // deliver_event() names the event it interrupted
   return ST_EXIT_NORET;
 }
 
 // Both pages are translated before any byte moves, so a fault on the second page leaves
 // memory untouched and the instruction restartable.
-Status Cpu::read_split(uint64_t va, unsigned size, uint64_t* out) {
+Status Cpu::read_split(uint64_t va, unsigned size, uint64_t* out, Access acc) {
   const unsigned first = static_cast<unsigned>(kPageSize - (va & kPageMask));
   const uint64_t va2 = va + first;
-  if (!canonical(va) || !canonical(va + size - 1)) return gp();
+  if (!canonical(va) || !canonical(va + size - 1)) return noncanonical();
   Fault f;
-  const uint8_t* p1 = mmu_.translate(Gva(va), Access::Read, &f);
+  const uint8_t* p1 = mmu_.translate(Gva(va), acc, &f);
   if (!p1) return fault(f);
-  const uint8_t* p2 = mmu_.translate(Gva(va2), Access::Read, &f);
+  const uint8_t* p2 = mmu_.translate(Gva(va2), acc, &f);
   if (!p2) return fault(f);
+  counters_.inc(C_loads);  // cpufix: counted when it completes (cpu.h)
   uint8_t buf[8];
   std::memcpy(buf, p1, first);
   std::memcpy(buf + first, p2, size - first);
@@ -71,12 +77,13 @@ Status Cpu::read_split(uint64_t va, unsigned size, uint64_t* out) {
 Status Cpu::write_split(uint64_t va, unsigned size, uint64_t v) {
   const unsigned first = static_cast<unsigned>(kPageSize - (va & kPageMask));
   const uint64_t va2 = va + first;
-  if (!canonical(va) || !canonical(va + size - 1)) return gp();
+  if (!canonical(va) || !canonical(va + size - 1)) return noncanonical();
   Fault f;
   uint8_t* p1 = mmu_.translate(Gva(va), Access::Write, &f);
   if (!p1) return fault(f);
   uint8_t* p2 = mmu_.translate(Gva(va2), Access::Write, &f);
   if (!p2) return fault(f);
+  counters_.inc(C_stores);  // cpufix: counted when it completes (cpu.h)
   uint8_t buf[8];
   std::memcpy(buf, &v, 8);
   std::memcpy(p1, buf, first);
@@ -138,6 +145,7 @@ ExitReason Cpu::finish(ExitReason why) {
     case EXIT_IO: counters_.inc(C_exits_io); break;
     case EXIT_HLT: counters_.inc(C_exits_hlt); break;
     case EXIT_EPT_VIOLATION: counters_.inc(C_exits_ept_violation); break;
+    case EXIT_EPT_MISCONFIG: counters_.inc(C_exits_ept_misconfig); break;
     case EXIT_MMIO: counters_.inc(C_exits_mmio); break;
     case EXIT_SHUTDOWN: counters_.inc(C_exits_shutdown); break;
     default: break;
@@ -196,6 +204,7 @@ ExitReason Cpu::run(uint64_t budget) {
     pending_in_size = 0;
   }
   std::memset(exit_.f, 0, sizeof exit_.f);
+  exit_.f[EF_vectoring_vector] = V_NONE;  // cpufix: no interrupted delivery
   // TS may have written CR0/CR3/CR4/EFER; the Mmu bumps its generation if that matters, and
   // TS's own invept()/flushTlb() bump it too, so the fetch page survives an ordinary re-entry.
   mmu_.set_control(r[R_CR0], r[R_CR3], r[R_CR4], r[R_EFER]);
@@ -205,6 +214,19 @@ ExitReason Cpu::run(uint64_t budget) {
   // Budget units: instructions retired plus exceptions delivered (so a guest stuck in a
   // fault loop still returns).
   uint64_t left = budget;
+  // cpufix: an exception whose delivery a VM exit interrupted is delivered again first (as
+  // KVM re-injects the IDT-vectoring information), with its error code; CR2 was set when it
+  // was detected. RIP is still the faulting instruction's.
+  if (evt_valid_ && left > 0) {
+    insn_rip = r[R_RIP];
+    --left;
+    const Delivery d = deliver_event(evt_);
+    if (d != DL_OK) {
+      exit_.f[EF_rip] = insn_rip;
+      if (d == DL_SHUTDOWN) shutdown_ = true;
+      return finish(d == DL_SHUTDOWN ? EXIT_SHUTDOWN : static_cast<ExitReason>(exit_.f[EF_reason]));
+    }
+  }
   for (;;) {
     if (left == 0) {
       exit_.f[EF_rip] = r[R_RIP];
@@ -241,31 +263,40 @@ ExitReason Cpu::run(uint64_t budget) {
             --left;
             continue;
           }
+          if (s == ST_EXC) ss_fixup(*in);  // cpufix: #SS for a stack-segment reference
         }
       } else {
         // Run the block: at most `left` instructions; a store into the block's own bytes
         // (self-modifying code) cuts it short after that instruction (write() zeroes blk_n_).
-        blk_n_ = std::min<uint64_t>(b.n, left);
-        blk_lo_ = p;
-        blk_len_ = b.nbytes;
-        blk_tsc_base_ = retired_total;
-        unsigned k = 0;
-        for (; k < blk_n_; k++) {
-          const Insn& in = b.insn[k];
-          r[R_RIP] += in.len;
-          s = static_cast<Status>(in.fn(*this, in));
-          if (__builtin_expect(s != ST_OK, 0)) break;
-        }
-        blk_len_ = 0;
-        counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
-        if (s == ST_OK) {
+        unsigned k;
+        for (;;) {
+          blk_n_ = std::min<uint64_t>(b.n, left);
+          blk_lo_ = p;
+          blk_len_ = b.nbytes;
+          blk_tsc_base_ = retired_total;
+          for (k = 0; k < blk_n_; k++) {
+            const Insn& in = b.insn[k];
+            // Only a block's last instruction (IF_END) or a faulting one changes RIP, so
+            // each RIP is the block's start plus an offset: no load-add-store chain on RIP.
+            r[R_RIP] = rip + in.off + in.len;
+            s = static_cast<Status>(in.fn(*this, in));
+            if (__builtin_expect(s != ST_OK, 0)) break;
+          }
+          blk_len_ = 0;
+          counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
           retired_total += k;
           left -= k;
-          continue;
+          // A block that jumps back to its own start (a hot loop) runs again without the
+          // lookup above when nothing that lookup checks can have changed: same code page
+          // translation, no store into code or A/D update since (epoch), budget left.
+          if (s != ST_OK || r[R_RIP] != rip || left == 0 || b.epoch != code_epoch_ ||
+              mmu_.generation() != fetch_gen_ || fetch_vpn_ != (rip >> kPageShift) ||
+              counters_.v[C_ad_updates] != seen_ad_updates_)
+            break;
         }
-        retired_total += k;
-        left -= k;
+        if (s == ST_OK) continue;
         insn_rip = rip + b.insn[k].off;
+        if (s == ST_EXC) ss_fixup(b.insn[k]);  // cpufix: #SS for a stack-segment reference
       }
     }
     switch (s) {
@@ -290,82 +321,169 @@ ExitReason Cpu::run(uint64_t budget) {
   }
 }
 
-// ---- exception delivery ----
+// ---- exception delivery (cpufix: SDM Vol. 3 §6.12-6.15, Vol. 2 INT n "IA-32e mode") ----
 
+// Counted when the delivery completes, i.e. once per exception the guest's handler receives:
+// a delivery interrupted by a VM exit and re-delivered after it counts once, and the
+// exceptions of a chain that ends in a triple fault are never counted (exits_shutdown is).
 void Cpu::count_exception(uint8_t vec) {
   switch (vec) {
     case V_DE: counters_.inc(C_exc_de); break;
     case V_UD: counters_.inc(C_exc_ud); break;
     case V_DF: counters_.inc(C_exc_df); break;
+    case V_NP: counters_.inc(C_exc_np); break;
+    case V_SS: counters_.inc(C_exc_ss); break;
     case V_GP: counters_.inc(C_exc_gp); break;
     case V_PF: counters_.inc(C_exc_pf); break;
     default: break;
   }
 }
 
-// A fault while delivering an exception becomes #DF; a fault while delivering #DF is a
-// triple fault. (GUEST-ABI.md simplifies the SDM's benign/contributory table to this.)
-Cpu::Delivery Cpu::deliver_pending() {
-  const uint8_t vec = pend_vec;
-  const uint32_t err = pend_err;
-  count_exception(vec);
-  Status s = deliver(vec, err, pend_has_err);
-  if (s == ST_OK) return DL_OK;
-  if (s != ST_EXC) return DL_EXIT;  // EPT violation / MMIO while delivering: TS resolves it
-  if (vec == V_DF) {
-    triple_fault(V_DF, err, pend_vec, V_NONE);
-    return DL_SHUTDOWN;
+namespace {
+// Exception classes of SDM Table 6-4. #DE, #TS, #NP, #SS, #GP are contributory; #PF is its own
+// class; #DF is an abort; everything else (here #UD) is benign.
+enum ExcClass { EC_BENIGN, EC_CONTRIBUTORY, EC_PAGE_FAULT, EC_DOUBLE_FAULT };
+inline ExcClass exc_class(uint8_t v) {
+  switch (v) {
+    case V_DE: case 10: case V_NP: case V_SS: case V_GP: return EC_CONTRIBUTORY;
+    case V_PF: return EC_PAGE_FAULT;
+    case V_DF: return EC_DOUBLE_FAULT;
+    default: return EC_BENIGN;
   }
-  count_exception(V_DF);
-  s = deliver(V_DF, 0, true);
-  if (s == ST_OK) return DL_OK;
-  if (s != ST_EXC) return DL_EXIT;
-  triple_fault(vec, err, V_DF, pend_vec);
-  return DL_SHUTDOWN;
+}
+}  // namespace
+
+void Cpu::chain_push(const Event& e) {
+  if (chain_len_ < kChainMax) chain_[chain_len_] = e;
+  chain_len_++;
 }
 
-// 64-bit IDT gate: offset 15..0 | selector | IST | type/attr | offset 31..16 | offset 63..32.
+// A fault detected by an instruction: a new chain starts.
+Cpu::Delivery Cpu::deliver_pending() {
+  chain_len_ = 0;
+  const Event e{pend_vec, pend_has_err, pend_err};
+  chain_push(e);
+  return deliver_event(e);
+}
+
+// Deliver e; a second exception detected while delivering it is combined per SDM Table 6-5:
+// benign first, or contributory then #PF: the second is delivered instead (serially: the
+// first is lost; the instruction faults again after the handler returns); contributory then
+// contributory, or #PF then contributory or #PF: #DF(0); contributory or #PF while delivering
+// #DF: triple fault (shutdown). Only #DE/#UD/#GP/#PF start a chain, and delivery never raises
+// a benign exception, so a chain has at most 6 entries (#UD #GP #PF #PF #DF #GP).
+Cpu::Delivery Cpu::deliver_event(Event e) {
+  for (;;) {
+    const Status s = deliver(e.vec, e.err, e.has_err);
+    if (s == ST_OK) {
+      count_exception(e.vec);
+      evt_valid_ = false;
+      chain_len_ = 0;
+      return DL_OK;
+    }
+    if (s != ST_EXC) {  // EPT violation / misconfiguration / MMIO while delivering
+      evt_ = e;
+      evt_valid_ = true;
+      exit_.f[EF_vectoring_vector] = e.vec;
+      exit_.f[EF_vectoring_error] = e.has_err ? e.err : kNoErrorCode;
+      return DL_EXIT;
+    }
+    evt_valid_ = false;
+    const Event second{pend_vec, pend_has_err, pend_err};
+    chain_push(second);
+    const ExcClass first = exc_class(e.vec), next = exc_class(second.vec);
+    if (first == EC_DOUBLE_FAULT && next != EC_BENIGN) {
+      triple_fault();
+      return DL_SHUTDOWN;
+    }
+    if (chain_len_ >= kChainMax) {  // cannot happen (see above); never loop forever
+      triple_fault();
+      return DL_SHUTDOWN;
+    }
+    if ((first == EC_CONTRIBUTORY && next == EC_CONTRIBUTORY) ||
+        (first == EC_PAGE_FAULT && next != EC_BENIGN)) {
+      e = Event{V_DF, true, 0};
+      chain_push(e);
+    } else {
+      e = second;
+    }
+  }
+}
+
+// One exception through the 64-bit IDT (interrupt/trap gate; no stack switch at CPL 0). Every
+// fault detected here carries the SDM's error code with EXT = 1 (the event is an exception,
+// external to the program, SDM 6.13): IDT-referencing faults vector*8 + 2 + 1, selector faults
+// selector + 1. Nothing architectural changes unless the delivery completes.
 Status Cpu::deliver(uint8_t vec, uint32_t err, bool has_err) {
-  const uint32_t idt_err = static_cast<uint32_t>(vec) * 8 + 2 + 1;  // IDT bit + EXT (SDM 6.13)
+  constexpr uint32_t kExt = 1;
+  const uint32_t idt_err = static_cast<uint32_t>(vec) * 8 + 2 + kExt;
   if (static_cast<uint64_t>(vec) * 16 + 15 > r[R_IDTR_LIMIT]) return gp(idt_err);
+  // 64-bit gate: offset 15..0 | selector | IST | type/attr | offset 31..16 | offset 63..32.
   const uint64_t gate = r[R_IDTR_BASE] + static_cast<uint64_t>(vec) * 16;
   uint64_t lo, hi;
   Status s = read(gate, 8, &lo);
   if (s != ST_OK) return s;
   if ((s = read(gate + 8, 8, &hi)) != ST_OK) return s;
-  const unsigned type = (lo >> 40) & 0xF, present = (lo >> 47) & 1, ist = (lo >> 32) & 7;
-  const uint16_t sel = static_cast<uint16_t>(lo >> 16);
+  const unsigned type = (lo >> 40) & 0x1F, present = (lo >> 47) & 1, ist = (lo >> 32) & 7;
+  // Type (with the S bit, which must be 0 for a system descriptor) before presence (SDM INT:
+  // #GP for a descriptor that is not an interrupt or trap gate, then #NP for a not-present one).
+  if (type != 0xE && type != 0xF) return gp(idt_err);
+  if (!present) return raise(V_NP, idt_err, true);
   // No TSS exists in this machine, so an IST gate cannot be honoured: a delivery fault.
-  if (!present || (type != 0xE && type != 0xF) || ist != 0) return gp(idt_err);
+  if (ist != 0) return gp(idt_err);
+  const uint16_t sel = static_cast<uint16_t>(lo >> 16);
+  const uint32_t sel_err = (sel & 0xFFFCu) | kExt;
+  if ((sel & 0xFFFCu) == 0) return gp(kExt);  // null code selector
+  if ((sel & 4) || static_cast<uint64_t>(sel >> 3) * 8 + 7 > r[R_GDTR_LIMIT]) return gp(sel_err);
   uint64_t desc;
-  if ((s = read_descriptor(*this, sel, &desc)) != ST_OK) return s;
-  if (!((desc >> 43) & 1) || !((desc >> 53) & 1) || !((desc >> 47) & 1)) return gp(sel & 0xFFFCu);
+  if ((s = read(r[R_GDTR_BASE] + static_cast<uint64_t>(sel >> 3) * 8, 8, &desc)) != ST_OK) return s;
+  // A code segment (S=1, executable) with DPL 0 (= CPL), 64-bit (L=1, D=0), present.
+  const bool code = ((desc >> 43) & 3) == 3, dpl0 = ((desc >> 45) & 3) == 0;
+  const bool long64 = ((desc >> 53) & 3) == 1;
+  if (!code || !dpl0) return gp(sel_err);
+  if (!((desc >> 47) & 1)) return raise(V_NP, sel_err, true);
+  if (!long64) return gp(sel_err);
+  // A non-canonical handler address is not checked here: the delivery completes and the
+  // fetch at the handler raises #GP(0) with that RIP pushed, as QEMU 7.2 and this host's KVM
+  // both do (measured with a probe guest; the SDM's INT pseudocode has #GP(EXT) instead).
   const uint64_t target = (lo & 0xFFFF) | ((lo >> 32) & 0xFFFF0000ull) | (hi << 32);
-  if (!canonical(target)) return gp();
-  // Interrupt frame on a 16-byte aligned stack (64-bit mode), no stack switch at CPL 0.
-  const uint64_t frame[6] = {r[R_SS], r[R_RSP], r[R_RFLAGS], r[R_CS], r[R_RIP], err};
-  uint64_t sp = r[R_RSP] & ~0xFull;
-  for (unsigned k = 0; k < (has_err ? 6u : 5u); k++) {
+  // The frame goes on the current stack aligned down to 16 bytes; a non-canonical stack is
+  // #SS(EXT), checked for both ends of the frame before anything is written.
+  const unsigned words = has_err ? 6u : 5u;
+  const uint64_t top = r[R_RSP] & ~0xFull;
+  if (!canonical(r[R_RSP]) || !canonical(top - 8 * words)) return raise(V_SS, kExt, true);
+  // Faults push RFLAGS with RF = 1 (SDM 17.3.1.1); #DF is an abort: RF as it is (0 here).
+  const uint64_t flags = r[R_RFLAGS] | (vec == V_DF ? 0 : FL_RF);
+  const uint64_t frame[6] = {r[R_SS], r[R_RSP], flags, r[R_CS], r[R_RIP], err};
+  uint64_t sp = top;
+  for (unsigned k = 0; k < words; k++) {
     sp -= 8;
     if ((s = write(sp, 8, frame[k])) != ST_OK) return s;
   }
   r[R_RSP] = sp;
   r[R_RIP] = target;
-  r[R_CS] = sel;
-  r[R_RFLAGS] &= ~(FL_TF | (type == 0xE ? FL_IF : 0));
+  r[R_CS] = sel & 0xFFFCu;  // CS.RPL = CPL = 0, whatever RPL the gate's selector has
+  r[R_RFLAGS] &= ~(FL_TF | FL_RF | (type == 0xE ? FL_IF : 0));
   return ST_OK;
 }
 
-// The exit record of a triple fault: vector0 = the first exception, vector1 = #DF (8) when
-// it was reached, vector2 = the fault that hit while delivering #DF; RIP of the faulting
-// instruction, CR2, the first exception's error code and up to 16 bytes at RIP.
-void Cpu::triple_fault(uint8_t first, uint32_t first_err, uint8_t second, uint8_t third) {
+// The exit record of a triple fault: the chain (vector<k>, error<k>, chain_len; vector0 is
+// the exception the instruction raised), RIP of the faulting instruction, CR2, the first
+// exception's error code (error_code, 0 if it has none) and up to 16 bytes at RIP.
+void Cpu::triple_fault() {
   exit_.f[EF_reason] = EXIT_SHUTDOWN;
-  exit_.f[EF_vector0] = first;
-  exit_.f[EF_vector1] = second;
-  exit_.f[EF_vector2] = third;
+  const unsigned n_chain = std::min(chain_len_, kChainMax);
+  exit_.f[EF_chain_len] = n_chain;
+  static constexpr ExitField kVec[kChainMax] = {EF_vector0, EF_vector1, EF_vector2, EF_vector3,
+                                                EF_vector4, EF_vector5, EF_vector6, EF_vector7};
+  for (unsigned k = 0; k < kChainMax; k++) {
+    const bool used = k < n_chain;
+    exit_.f[kVec[k]] = used ? chain_[k].vec : static_cast<uint8_t>(V_NONE);
+    exit_.f[EF_error0 + k] = used && chain_[k].has_err ? chain_[k].err : kNoErrorCode;
+  }
   exit_.f[EF_cr2] = r[R_CR2];
-  exit_.f[EF_error_code] = first_err;
+  exit_.f[EF_error_code] = n_chain && chain_[0].has_err ? chain_[0].err : 0;
+  exit_.f[EF_vectoring_vector] = V_NONE;
   uint8_t bytes[16] = {0};
   unsigned n = 0;
   const uint64_t rip = r[R_RIP];

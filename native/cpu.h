@@ -37,7 +37,10 @@ constexpr uint64_t FL_FIXED = 1u << 1;  // reads as 1
 constexpr uint64_t FL_WRITABLE = FL_ARITH | FL_TF | FL_IF | FL_DF;
 
 // Exception vectors this CPU raises.
-enum Vector : uint8_t { V_DE = 0, V_UD = 6, V_DF = 8, V_GP = 13, V_PF = 14, V_NONE = 0xFF };
+// #NP and #SS (cpufix) arise only while delivering an exception (not-present gate or code
+// segment, non-canonical stack): the SDM's vectors for those conditions.
+enum Vector : uint8_t { V_DE = 0, V_UD = 6, V_DF = 8, V_NP = 11, V_SS = 12, V_GP = 13, V_PF = 14, V_NONE = 0xFF };
+constexpr uint64_t FL_RF = 1u << 16;  // resume flag: set in the RFLAGS image a fault pushes
 
 // What a handler reports back to the run loop when it does not simply continue.
 enum Status : int {
@@ -94,12 +97,43 @@ class Cpu {
   uint8_t pend_vec = V_NONE;
   uint32_t pend_err = 0;
   bool pend_has_err = false;
+  // cpufix: exception delivery state (SDM Vol. 3 §6.15). `chain_` holds every exception
+  // detected since the last completed delivery (the triple-fault report); `evt_` is the
+  // event whose delivery a VM exit interrupted (VMX IDT-vectoring information): the next
+  // run() delivers it again before fetching, so nothing is counted or pushed twice.
+  struct Event {
+    uint8_t vec;
+    bool has_err;
+    uint32_t err;
+  };
+  Event chain_[kChainMax];
+  unsigned chain_len_ = 0;
+  Event evt_{V_NONE, false, 0};
+  bool evt_valid_ = false;
   uint8_t pending_in_size = 0;  // IN exit outstanding: next run() writes exit[value] to rAX
   bool shutdown_ = false;
 
   Status raise(uint8_t vec, uint32_t err = 0, bool has_err = false) {
     pend_vec = vec; pend_err = err; pend_has_err = has_err;
+    pend_noncanon = false;
     return ST_EXC;
+  }
+  // cpufix: a data access to a non-canonical address: #GP(0), or #SS(0) when the reference
+  // uses the stack segment (implicit stack accesses, a ModRM base of RSP/RBP), as hardware
+  // does. The access helpers do not know the segment: stack_access() and the run loop's
+  // fault path (ss_fixup) turn the pending #GP into #SS.
+  bool pend_noncanon = false;
+  Status noncanonical() {
+    Status s = gp();
+    pend_noncanon = true;
+    return s;
+  }
+  Status stack_access(Status s) {
+    if (s == ST_EXC && pend_noncanon) pend_vec = V_SS;
+    return s;
+  }
+  void ss_fixup(const Insn& in) {
+    if (pend_noncanon && (in.flags & IF_MEM) && (in.base == R_RSP || in.base == R_RBP)) pend_vec = V_SS;
   }
   Status ud() { return raise(V_UD); }
   Status gp(uint32_t err = 0) { return raise(V_GP, err, true); }
@@ -108,37 +142,58 @@ class Cpu {
 
   // Data accesses of 1/2/4/8 bytes (10 for descriptor-table registers via two calls). On
   // failure they leave the right status pending and return it; on success ST_OK.
+  // cpufix: loads and stores are counted when they complete, like the retired-load/store
+  // events of hardware: an access that faults (and runs again after the handler or the VM
+  // exit) counts once, and a read-modify-write counts one load and one store.
   Status read(uint64_t va, unsigned size, uint64_t* out) {
-    counters_.inc(C_loads);
     if ((va & kPageMask) <= kPageSize - size) {
-      if (!canonical(va)) return gp();
+      if (!canonical(va)) return noncanonical();
       Fault f;
       const uint8_t* p = mmu_.translate(Gva(va), Access::Read, &f);
       if (!p) return fault(f);
+      counters_.inc(C_loads);
       uint64_t v = 0;
       std::memcpy(&v, p, size);
       *out = v;
       return ST_OK;
     }
-    return read_split(va, size, out);
+    return read_split(va, size, out, Access::Read);
   }
   Status write(uint64_t va, unsigned size, uint64_t v) {
-    counters_.inc(C_stores);
     if ((va & kPageMask) <= kPageSize - size) {
-      if (!canonical(va)) return gp();
+      if (!canonical(va)) return noncanonical();
       Fault f;
       uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
       if (!p) return fault(f);
+      counters_.inc(C_stores);
       std::memcpy(p, &v, size);
       smc_check(p, size);
       return ST_OK;
     }
     return write_split(va, size, v);
   }
+  // cpufix: the load of a read-modify-write instruction. Hardware checks the destination for
+  // the write up front (one #PF with W=1, one EPT violation reported as a write, D set by
+  // the first walk), so it is translated as a write; it still counts as a load, and the
+  // store that follows (write()) counts as the store and hits the TLB entry made here.
+  Status read_rmw(uint64_t va, unsigned size, uint64_t* out) {
+    if ((va & kPageMask) <= kPageSize - size) {
+      if (!canonical(va)) return noncanonical();
+      Fault f;
+      const uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
+      if (!p) return fault(f);
+      counters_.inc(C_loads);
+      uint64_t v = 0;
+      std::memcpy(&v, p, size);
+      *out = v;
+      return ST_OK;
+    }
+    return read_split(va, size, out, Access::Write);
+  }
   // Push/pop 8 bytes on the stack: RSP changes only when the access succeeds.
   Status push64(uint64_t v) {
     const uint64_t sp = r[R_RSP] - 8;
-    Status s = write(sp, 8, v);
+    Status s = stack_access(write(sp, 8, v));
     if (s == ST_OK) r[R_RSP] = sp;
     return s;
   }
@@ -163,7 +218,7 @@ class Cpu {
   void fetch_invalidate() { fetch_vpn_ = ~0ull; }
 
  private:
-  Status read_split(uint64_t va, unsigned size, uint64_t* out);
+  Status read_split(uint64_t va, unsigned size, uint64_t* out, Access acc);
   Status write_split(uint64_t va, unsigned size, uint64_t v);
   // Decode the instruction at r[R_RIP] when it is not in the cache (or crosses a page).
   Status fetch_slow(const Insn** out, Insn* scratch);
@@ -171,9 +226,11 @@ class Cpu {
   enum Delivery { DL_OK, DL_EXIT, DL_SHUTDOWN };
   // Deliver the pending exception (escalating to #DF and triple fault).
   Delivery deliver_pending();
+  Delivery deliver_event(Event e);  // cpufix: delivery with the SDM's double-fault classes
+  void chain_push(const Event& e);
   Status deliver(uint8_t vec, uint32_t err, bool has_err);
   void count_exception(uint8_t vec);
-  void triple_fault(uint8_t first, uint32_t first_err, uint8_t second, uint8_t third);
+  void triple_fault();
   ExitReason finish(ExitReason why);
 
   uint64_t run_start_ = 0;  // retired_total when this run() began

@@ -50,6 +50,17 @@ inline Status read_E(Cpu& c, const Insn& i, unsigned sz, uint64_t* v, uint64_t* 
   *addr = ea(c, i);
   return c.read(*addr, sz, v);
 }
+// cpufix: the r/m operand of a read-modify-write instruction: a memory operand is translated
+// for the write it will receive (Cpu::read_rmw), so a read-only or dirty-logged page faults
+// once, as a write.
+inline Status read_E_rmw(Cpu& c, const Insn& i, unsigned sz, uint64_t* v, uint64_t* addr) {
+  if (!(i.flags & IF_MEM)) {
+    *v = get_reg(c, i.rm, i.flags & IF_RM_HI, sz);
+    return ST_OK;
+  }
+  *addr = ea(c, i);
+  return c.read_rmw(*addr, sz, v);
+}
 inline Status write_E(Cpu& c, const Insn& i, unsigned sz, uint64_t addr, uint64_t v) {
   if (!(i.flags & IF_MEM)) {
     set_reg(c, i.rm, i.flags & IF_RM_HI, sz, v);

@@ -20,7 +20,7 @@ inline int commit_E(Cpu& c, const Insn& i, unsigned sz, uint64_t addr, uint64_t 
 int h_alu_EG(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   uint64_t a, addr = 0, f;
-  Status s = read_E(c, i, sz, &a, &addr);
+  Status s = i.sub == ALU_CMP ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);  // cpufix
   if (s != ST_OK) return s;
   const uint64_t r = alu(i.sub, a, get_G(c, i, sz), c.r[R_RFLAGS], sz, &f);
   if (i.sub == ALU_CMP) { set_arith_flags(c, f); return ST_OK; }
@@ -41,7 +41,7 @@ int h_alu_GE(Cpu& c, const Insn& i) {
 int h_alu_EI(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   uint64_t a, addr = 0, f;
-  Status s = read_E(c, i, sz, &a, &addr);
+  Status s = i.sub == ALU_CMP ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);  // cpufix
   if (s != ST_OK) return s;
   const uint64_t r = alu(i.sub, a, i.imm & size_mask(sz), c.r[R_RFLAGS], sz, &f);
   if (i.sub == ALU_CMP) { set_arith_flags(c, f); return ST_OK; }
@@ -79,7 +79,7 @@ template <uint8_t OP, unsigned SZ>
 int h_alu_EGm(Cpu& c, const Insn& i) {
   const uint64_t addr = ea(c, i);
   uint64_t a, f;
-  Status s = c.read(addr, SZ, &a);
+  Status s = OP == ALU_CMP ? c.read(addr, SZ, &a) : c.read_rmw(addr, SZ, &a);  // cpufix: RMW
   if (s != ST_OK) return s;
   const uint64_t r = alu_t<OP, SZ>(a, c.r[i.reg] & size_mask(SZ), c.r[R_RFLAGS], &f);
   if (OP != ALU_CMP && (s = c.write(addr, SZ, r)) != ST_OK) return s;
@@ -118,7 +118,7 @@ inline uint64_t incdec(uint64_t a, bool dec, unsigned sz, uint64_t* f) {
 }
 int h_incdec(Cpu& c, const Insn& i) {
   uint64_t a, addr = 0, f;
-  Status s = read_E(c, i, i.osz, &a, &addr);
+  Status s = read_E_rmw(c, i, i.osz, &a, &addr);
   if (s != ST_OK) return s;
   const uint64_t r = incdec(a, i.sub, i.osz, &f);
   return commit_E(c, i, i.osz, addr, r, f, FL_CF);
@@ -136,13 +136,13 @@ const Handler kIncDecR[2][2] = {{h_incdec_r<false, 4>, h_incdec_r<true, 4>}, {h_
 // ---- NOT (no flags), NEG (flags of 0 - x; CF = x != 0) ----
 int h_not(Cpu& c, const Insn& i) {
   uint64_t a, addr = 0;
-  Status s = read_E(c, i, i.osz, &a, &addr);
+  Status s = read_E_rmw(c, i, i.osz, &a, &addr);
   if (s != ST_OK) return s;
   return write_E(c, i, i.osz, addr, ~a & size_mask(i.osz));
 }
 int h_neg(Cpu& c, const Insn& i) {
   uint64_t a, addr = 0;
-  Status s = read_E(c, i, i.osz, &a, &addr);
+  Status s = read_E_rmw(c, i, i.osz, &a, &addr);
   if (s != ST_OK) return s;
   const uint64_t r = (0 - a) & size_mask(i.osz);
   return commit_E(c, i, i.osz, addr, r, flags_sub(0, a, r, a != 0, i.osz));
@@ -267,7 +267,7 @@ int h_shift(Cpu& c, const Insn& i) {
   const bool by_cl = i.op == 0xD2 || i.op == 0xD3;
   const unsigned count = static_cast<unsigned>((by_cl ? c.r[R_RCX] : i.imm) & (sz == 8 ? 63 : 31));
   uint64_t a, addr = 0;
-  Status s = read_E(c, i, sz, &a, &addr);
+  Status s = read_E_rmw(c, i, sz, &a, &addr);
   if (s != ST_OK) return s;
   if (count == 0) {  // flags untouched; a 32-bit register is still written (zero-extended)
     if (sz == 4 && !(i.flags & IF_MEM)) c.r[i.rm] &= 0xffffffffull;
@@ -323,9 +323,9 @@ int bit_op(Cpu& c, const Insn& i, unsigned kind, uint64_t offset, bool from_reg)
   if ((i.flags & IF_MEM) && from_reg) {
     const int64_t units = sext(offset, sz) >> (sz == 2 ? 4 : sz == 4 ? 5 : 6);
     addr = ea(c, i) + static_cast<uint64_t>(units) * sz;
-    s = c.read(addr, sz, &a);
+    s = kind == 0 ? c.read(addr, sz, &a) : c.read_rmw(addr, sz, &a);  // cpufix: BTS/BTR/BTC are RMW
   } else {
-    s = read_E(c, i, sz, &a, &addr);
+    s = kind == 0 ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);
   }
   if (s != ST_OK) return s;
   const bool cf = (a >> bit) & 1;

@@ -153,7 +153,7 @@ uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
     TlbEntry* e = l1.arr[s].find(key, key);
     if (!e) continue;
     if (!(e->perm & need)) {  // e.g. a write to a clean page: re-walk to set D
-      e->key = ~0ull;
+      l1.arr[s].kill(e);
       l1.forget();
       continue;
     }
@@ -184,7 +184,7 @@ __attribute__((noinline)) uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault
     TlbEntry* e = a.find(key, v >> kShift[s]);
     if (!e) continue;
     if (!(e->perm & need)) {
-      e->key = ~0ull;
+      a.kill(e);
       continue;
     }
     a.touch(e);

@@ -37,8 +37,8 @@
 // EPT details: guest-table reads need EPT R and are reported as reads (gva_valid = false,
 // gpa = the entry's GPA); setting A/D in a guest table is a write to it (needs EPT W). The
 // nested TLB holds the table pages' GPA→HPA and survives MOV CR3 and INVLPG, not INVEPT.
-// Fault::misconfig marks malformed EPT entries; the exit record (native/exit.h) has no
-// field for it yet, so the vCPU reports those as plain EPT violations.
+// Fault::misconfig marks malformed EPT entries; the vCPU reports those as EXIT_EPT_MISCONFIG
+// (native/exit.h; cpufix).
 #pragma once
 #include <string>
 
@@ -61,8 +61,8 @@ struct Fault {
   uint64_t gpa = 0;
   // EPT violation caused by a malformed EPT entry rather than a missing or insufficient
   // one: an address outside the arena, W without R, a reserved memory type or PS at the
-  // PML4 level (the SDM's "EPT misconfiguration"). Reported as an EptViolation so the
-  // exit path stays one; TS can tell the two apart by this flag.
+  // PML4 level (the SDM's "EPT misconfiguration"). Kind stays EptViolation so the MMU
+  // has one failure path; the vCPU turns it into EXIT_EPT_MISCONFIG (cpufix).
   bool misconfig = false;
 };
 

@@ -1,14 +1,22 @@
 // TlbArray: geometry validation, LRU insertion and flushes (see tlb.h).
 #include "tlb.h"
 
+#include <cstring>
+
 namespace hv {
 
 const char* TlbArray::configure(TlbGeom g) {
-  clock_ = 0;
+  valid_ = 0;
   if (g.entries == 0) {
     e_.clear();
+    prev_.clear();
+    next_.clear();
+    lru_.clear();
+    tags_.clear();
     set_mask_ = 0;
+    way_mask_ = 0;
     ways_ = 0;
+    tstride_ = 0;
     return nullptr;
   }
   const uint32_t ways = g.ways == 0 ? g.entries : g.ways;
@@ -18,29 +26,55 @@ const char* TlbArray::configure(TlbGeom g) {
   const uint32_t sets = g.entries / ways;
   if (sets & (sets - 1)) return "entries/ways (the number of sets) is not a power of two";
   e_.assign(g.entries, TlbEntry{});
+  for (uint32_t i = 0; i < g.entries; ++i) {
+    e_[i].set = static_cast<uint16_t>(i / ways);
+    e_[i].way = static_cast<uint8_t>(i % ways);
+  }
+  prev_.assign(g.entries, kNone);
+  next_.assign(g.entries, kNone);
+  lru_.assign(sets, Lru{});
   set_mask_ = sets - 1;
   ways_ = ways;
+  way_mask_ = ways == 64 ? ~0ull : (1ull << ways) - 1;
+  tstride_ = (ways + 15u) & ~15u;
+  tags_.assign(static_cast<size_t>(sets) * tstride_, 0);
   return nullptr;
 }
 
 TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
-  TlbEntry* s = &e_[(index & set_mask_) * ways_];
-  TlbEntry* victim = nullptr;
-  for (uint32_t w = 0; w < ways_; ++w) {
-    if (s[w].key == key) { victim = &s[w]; break; }  // refresh in place, never duplicate
-    if (s[w].key == ~0ull) {
-      if (!victim || victim->key != ~0ull) victim = &s[w];  // first invalid way wins
-    } else if (!victim || (victim->key != ~0ull && s[w].stamp < victim->stamp)) {
-      victim = &s[w];
-    }
+  const uint32_t set = static_cast<uint32_t>(index & set_mask_);
+  uint8_t* tags = &tags_[set * tstride_];
+  TlbEntry* s = &e_[set * ways_];
+  const uint8_t t = tag_of(key);
+  unsigned victim = ways_;
+  // Refresh in place, never duplicate.
+  for (uint64_t m = valid_ ? match(tags, t) : 0; m; m &= m - 1) {
+    const unsigned w = static_cast<unsigned>(__builtin_ctzll(m));
+    if (s[w].key == key) { victim = w; break; }
   }
-  victim->key = key;
-  victim->stamp = ++clock_;
-  return victim;
+  if (victim != ways_) {
+    touch(&s[victim]);
+  } else {
+    if (const uint64_t inv = match(tags, 0)) {  // the lowest invalid way
+      victim = static_cast<unsigned>(__builtin_ctzll(inv));
+      ++valid_;
+    } else {  // the least recently used way
+      victim = lru_[set].tail;
+      unlink(set, static_cast<uint8_t>(victim));
+    }
+    push_front(set, static_cast<uint8_t>(victim));
+    tags[victim] = t;
+    s[victim].key = key;
+  }
+  return &s[victim];
 }
 
 void TlbArray::clear() {
+  if (valid_ == 0) return;
   for (auto& e : e_) e.key = ~0ull;
+  std::memset(tags_.data(), 0, tags_.size());
+  for (Lru& l : lru_) l = Lru{};
+  valid_ = 0;
 }
 
 }  // namespace hv

@@ -3,13 +3,25 @@
 // the shared STLB, the three paging-structure caches and the nested TLB. They differ only
 // in what `key` and `val` mean, so the replacement policy is written once.
 //
-// LRU is exact per set: every touch stores a strictly increasing stamp; the victim is an
-// invalid way if there is one, else the way with the smallest stamp (lowest way on ties,
-// which cannot happen since stamps are unique). Nothing depends on host state, so the same
-// access sequence always evicts the same entries.
+// LRU is exact per set: the victim is an invalid way if there is one (the lowest), else the
+// least recently inserted-or-touched valid way. The valid ways of a set form a recency list
+// (one-byte links, most recent at the head), so touch and victim choice are O(1) however
+// many ways a set has (the 32-entry fully associative PDE cache is probed on every walk).
+// Nothing depends on host state, so the same access sequence always evicts the same entries.
+//
+// Speed (PERFORMANCE.md, gups): a TLB miss probes ~10 sets, most of them missing, so the
+// probe must not walk every way's 40-byte entry. Each way has a one-byte tag (0 = invalid,
+// else 0x80 | 7 bits of a hash of the key) stored contiguously per set, 16-byte padded: one
+// SSE2 compare tests 16 ways, and only ways whose tag matches compare the full key. An
+// array with no valid entry answers every probe without touching memory. The tags are a
+// pure accelerator: hits, misses and victims are exactly those of a plain way-by-way scan.
 #pragma once
 #include <cstdint>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace hv {
 
@@ -29,10 +41,11 @@ enum : uint8_t { kPermR = 1, kPermW = 2, kPermX = 4,
 struct TlbEntry {
   uint64_t key = ~0ull;  // ~0 = invalid; otherwise structure-specific (page number etc.)
   uint64_t val = 0;      // host pointer (TLBs), next-table GPA (PWCs) or table HPA (nested)
-  uint64_t stamp = 0;    // LRU: larger = more recently used
   uint8_t perm = 0;      // kPerm* bits
   uint8_t size = 0;      // page-size class of the translation (0 = 4K, 1 = 2M, 2 = 1G)
   uint8_t level = 0;     // nested TLB: EPT leaf level of the table page (for violations)
+  uint8_t way = 0;       // position in the array (set by configure): touch/kill need no division
+  uint16_t set = 0;
 };
 
 class TlbArray {
@@ -44,13 +57,22 @@ class TlbArray {
 
   // `index` selects the set (taken modulo the number of sets); `key` must match exactly.
   TlbEntry* find(uint64_t key, uint64_t index) {
-    if (e_.empty()) return nullptr;
-    TlbEntry* s = &e_[(index & set_mask_) * ways_];
-    for (uint32_t w = 0; w < ways_; ++w)
+    if (valid_ == 0) return nullptr;  // also covers a disabled structure
+    const uint32_t set = static_cast<uint32_t>(index & set_mask_);
+    uint64_t m = match(&tags_[set * tstride_], tag_of(key));
+    TlbEntry* s = &e_[set * ways_];
+    while (m) {
+      const unsigned w = static_cast<unsigned>(__builtin_ctzll(m));
       if (s[w].key == key) return &s[w];
+      m &= m - 1;
+    }
     return nullptr;
   }
-  void touch(TlbEntry* e) { e->stamp = ++clock_; }
+  void touch(TlbEntry* e) {
+    if (lru_[e->set].head == e->way) return;
+    unlink(e->set, e->way);
+    push_front(e->set, e->way);
+  }
 
   // Insert (or refresh) key in its set, evicting the LRU way; returns the entry to fill,
   // or nullptr when the structure is disabled.
@@ -58,17 +80,67 @@ class TlbArray {
     return e_.empty() ? nullptr : insert_way(key, index);
   }
 
+  // Drop one entry (found by find()): its way becomes invalid.
+  void kill(TlbEntry* e) {
+    e->key = ~0ull;
+    tags_[e->set * tstride_ + e->way] = 0;
+    unlink(e->set, e->way);
+    --valid_;
+  }
   void invalidate(uint64_t key, uint64_t index) {
-    if (TlbEntry* e = find(key, index)) e->key = ~0ull;
+    if (TlbEntry* e = find(key, index)) kill(e);
   }
   void clear();
 
  private:
+  static uint8_t tag_of(uint64_t key) {
+    return static_cast<uint8_t>(0x80u | ((key * 0x9E3779B97F4A7C15ull) >> 57));
+  }
+  // Bit w set when way w's tag equals t (t = 0 finds the invalid ways).
+  uint64_t match(const uint8_t* tags, uint8_t t) const {
+    uint64_t m = 0;
+#if defined(__SSE2__)
+    const __m128i needle = _mm_set1_epi8(static_cast<char>(t));
+    if (tstride_ == 16)  // up to 16 ways (every default set-associative array): one compare
+      return static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(
+                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags)), needle))) & way_mask_;
+    for (uint32_t w = 0; w < tstride_; w += 16) {
+      const __m128i row = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags + w));
+      m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(row, needle)))) << w;
+    }
+#else
+    for (uint32_t w = 0; w < tstride_; ++w) m |= static_cast<uint64_t>(tags[w] == t) << w;
+#endif
+    return m & way_mask_;
+  }
   TlbEntry* insert_way(uint64_t key, uint64_t index);
+  // Recency list of one set's valid ways: head = most recent, tail = the LRU victim.
+  static constexpr uint8_t kNone = 0xFF;
+  struct Lru { uint8_t head = kNone, tail = kNone; };
+  void unlink(uint32_t set, uint8_t w) {
+    const uint32_t b = set * ways_;
+    Lru& l = lru_[set];
+    const uint8_t p = prev_[b + w], n = next_[b + w];
+    if (p != kNone) next_[b + p] = n; else l.head = n;
+    if (n != kNone) prev_[b + n] = p; else l.tail = p;
+  }
+  void push_front(uint32_t set, uint8_t w) {
+    const uint32_t b = set * ways_;
+    Lru& l = lru_[set];
+    prev_[b + w] = kNone;
+    next_[b + w] = l.head;
+    if (l.head != kNone) prev_[b + l.head] = w; else l.tail = w;
+    l.head = w;
+  }
   std::vector<TlbEntry> e_;
+  std::vector<uint8_t> prev_, next_;  // recency-list links per way (parallel to e_)
+  std::vector<Lru> lru_;              // per set
+  std::vector<uint8_t> tags_;     // per set: tstride_ bytes, ways_ used, padding 0
   uint64_t set_mask_ = 0;
+  uint64_t way_mask_ = 0;         // the low ways_ bits
   uint32_t ways_ = 0;
-  uint64_t clock_ = 0;
+  uint32_t tstride_ = 0;
+  uint32_t valid_ = 0;            // valid entries in the whole array
 };
 
 }  // namespace hv

@@ -1,7 +1,8 @@
-// The CLI's EPT flags: --ept, --thp, --host-memory, --tlb, their errors, and the EPT/host/TLB
-// lines of the summary and the `memory` object of --json (in-process: no spawn per case).
+// The CLI's EPT and host flags: --ept, --thp, --thp-defrag, --host-memory, --host-clock,
+// --khugepaged-*, --tlb, their errors, the EPT/host/khugepaged/TLB lines of the summary and
+// the `memory` object of --json (in-process: no spawn per case).
 import test from 'ava';
-import { writeFileSync, mkdtempSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliInProcess } from './fixtures/cli.ts';
@@ -10,9 +11,19 @@ const errors: Array<[string, string[], string]> = [
   ['bad --ept', ['--ept', 'yes'], "error: --ept: 'yes' is not one of on, off"],
   ['bad --thp', ['--thp', 'sometimes'], "error: --thp: 'sometimes' is not one of always, madvise, never"],
   ['--thp with EPT off', ['--ept', 'off', '--thp', 'never'], 'error: --thp needs --ept on (the host THP model backs guest RAM only in EPT mode)'],
-  ['bad --host-memory', ['--host-memory', '3M'], 'error: --host-memory: 3145728 bytes is not a positive multiple of 2M'],
-  ['host beyond the largest arena', ['--host-memory', '6G'], 'error: host memory of 6442450944 bytes exceeds 4294967296 bytes, the largest arena Node can expose'],
-  ['host too small', ['--host-memory', '4M'], 'error: host memory must be at least 8 MiB, got 4194304'],
+  ['bad --host-memory', ['--host-memory', '3M'], 'error: --host-memory: 3145728 bytes is not a multiple of 2M of at least 8M'],
+  ['host beyond the largest arena', ['--host-memory', '2T'], 'error: host memory of 2199023255552 bytes exceeds the 1099511627776-byte (1 TiB) maximum'],
+  ['host too small', ['--host-memory', '4M'], 'error: --host-memory: 4194304 bytes is not a multiple of 2M of at least 8M'],
+  ['bad --thp-defrag', ['--thp-defrag', 'yes'], "error: --thp-defrag: 'yes' is not one of always, madvise, never"],
+  ['bad --host-clock', ['--host-clock', 'maybe'], "error: --host-clock: 'maybe' is not one of on, off"],
+  ['bad --khugepaged-defrag', ['--khugepaged-defrag', 'on'], "error: --khugepaged-defrag: 'on' is not one of yes, no"],
+  ['--khugepaged-pages-to-scan 0', ['--khugepaged-pages-to-scan', '0'], "error: --khugepaged-pages-to-scan: '0' is not an integer from 1 to 4294967295"],
+  ['--khugepaged-max-ptes-none 512', ['--khugepaged-max-ptes-none', '512'], "error: --khugepaged-max-ptes-none: '512' is not an integer from 0 to 511"],
+  ['bad --khugepaged-scan-sleep-millisecs', ['--khugepaged-scan-sleep-millisecs', '1.5'], "error: --khugepaged-scan-sleep-millisecs: '1.5' is not an integer from 0 to 4294967295"],
+  ['bad --khugepaged-alloc-sleep-millisecs', ['--khugepaged-alloc-sleep-millisecs', '-1'], "error: --khugepaged-alloc-sleep-millisecs: '-1' is not an integer from 0 to 4294967295"],
+  ['a khugepaged knob with EPT off', ['--ept', 'off', '--khugepaged-pages-to-scan', '8'], 'error: --khugepaged-pages-to-scan needs --ept on (the host THP model backs guest RAM only in EPT mode)'],
+  ['--host-clock with EPT off', ['--host-clock', 'off', '--ept', 'off'], 'error: --host-clock needs --ept on (the host THP model backs guest RAM only in EPT mode)'],
+  ['--gpa on run', ['--gpa', '0-2M'], 'error: --gpa belongs to ept-dump (hugevisor ept-dump <guest> --gpa START-END)'],
   ['unknown --tlb', ['--tlb', 'huge'], "error: --tlb: 'huge' is neither a preset (default, none) nor a readable JSON file"],
 ];
 for (const [name, args, message] of errors) {
@@ -37,17 +48,36 @@ test('a TLB file with a geometry the native MMU refuses is a config error naming
   t.is(u.stderr, "error: tlb: unknown structure 'l3' (known: itlb4k, itlb2m, itlb1g, dtlb4k, dtlb2m, dtlb1g, stlb, stlb1g, pwcPml4e, pwcPdpte, pwcPde, nested)\n");
 });
 
-test('--ept on adds the EPT, host THP and TLB lines to the summary', async (t) => {
-  const r = await cliInProcess(['run', 'hello', '--ept', 'on', '--thp', 'never']);
+test('--thp never: the summary shows 4 KiB EPT leaves, no THP, and the walk figures; --ept off says native', async (t) => {
+  const r = await cliInProcess(['run', 'hello', '--thp', 'never']);
   t.is(r.code, 0);
   t.is(r.stdout, 'Hello from a hugevisor guest!\n');
   t.regex(r.stderr, /^exits: +io 31, ept_violation (\d+)$/m);
   const v = /ept_violation (\d+)/.exec(r.stderr)![1];
-  t.regex(r.stderr, new RegExp(`^ept: +${v} violations, ${v} 4K \\+ 0 2M leaves mapped, 0 invalidations, 0 zapped, 0 retries$`, 'm'));
-  t.regex(r.stderr, /^host thp: +thp_fault_alloc 0, thp_fault_fallback 0, thp_split 0, thp_collapse_alloc 0, pgfault \d+$/m);
-  t.regex(r.stderr, /^tlb misses: +L1 itlb \d+, L1 dtlb \d+, stlb \d+; \d+ walks, \d+\.\d\d refs\/walk \(\d+ guest \+ \d+ ept\)$/m);
-  const off = await cliInProcess(['run', 'hello']);
-  t.notRegex(off.stderr, /^ept:/m, 'native mode keeps the summary as it was');
+  t.regex(r.stderr, new RegExp(`^ept: +ept_violations ${v}, pages_4k ${v}, pages_2m 0; mmu_notifier_invalidate 0, mmu_zapped_leaves 0, mmu_notifier_retry 0$`, 'm'));
+  t.regex(r.stderr, /^host thp: +thp_fault_alloc 0, thp_fault_fallback 0, thp_collapse_alloc 0, thp_split 0, nr_anon_transparent_hugepages 0 \(AnonHugePages 0 kB\)$/m);
+  t.regex(r.stderr, /^host mm: +pgfault \d+, pgmajfault 0, pswpin 0, pswpout 0$/m);
+  t.regex(r.stderr, /^khugepaged: +full_scans 0, pages_collapsed 0; host clock \d+\.\d{3} ms, following the guest$/m);
+  t.regex(r.stderr, /^tlb misses: +L1 itlb \d+ \(4K \d+, 2M 0, 1G 0\), L1 dtlb \d+ \(4K \d+, 2M 0, 1G 0\), stlb \d+ \(4K \d+, 2M 0, 1G 0\)$/m);
+  t.regex(r.stderr, /^page walks: +\d+ walks, \d+\.\d\d refs\/walk = \d+\.\d\d guest \+ \d+\.\d\d ept \(\d+ \+ \d+ refs\)$/m);
+  t.regex(r.stderr, /^walk caches: +pwc hits pml4e \d+, pdpte \d+, pde \d+; nested tlb hits \d+$/m);
+  const stopped = await cliInProcess(['run', 'hello', '--host-clock', 'off']);
+  t.regex(stopped.stderr, /^khugepaged: +full_scans 0, pages_collapsed 0; host clock 0\.000 ms, stopped$/m);
+  const off = await cliInProcess(['run', 'hello', '--ept', 'off']);
+  t.regex(off.stderr, /^ept: +off \(native translation: one-dimensional walks\)$/m);
+  t.notRegex(off.stderr, /^(host thp|host mm|khugepaged):/m);
+});
+
+test('--help lists every run flag docs/cli.md documents', async (t) => {
+  const help = (await cliInProcess(['--help'])).stdout;
+  const doc = readFileSync('docs/cli.md', 'utf8');
+  const flags = ['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--strict', '--cost', '--ept', '--thp', '--thp-defrag',
+    '--host-memory', '--host-clock', '--khugepaged-pages-to-scan', '--khugepaged-scan-sleep-millisecs', '--khugepaged-alloc-sleep-millisecs',
+    '--khugepaged-max-ptes-none', '--khugepaged-defrag', '--tlb', '--gpa', '--json', '--debug'];
+  for (const f of flags) {
+    t.regex(help, new RegExp(`^\\s+${f}\\b`, 'm'), `--help lists ${f}`);
+    t.true(doc.includes('`' + f), `docs/cli.md documents ${f}`);
+  }
 });
 
 test('--json carries the memory report: EPT counters, host vmstat and the walk figures', async (t) => {
@@ -55,7 +85,7 @@ test('--json carries the memory report: EPT counters, host vmstat and the walk f
   t.is(r.code, 0);
   const j = JSON.parse(r.stdout);
   t.is(j.config.ept, true, '--thp alone implies EPT mode');
-  t.deepEqual(j.config.host, { memory: 128 * 1024 * 1024, thp: 'always' });
+  t.deepEqual(j.config.host, { memory: 128 * 1024 * 1024, thp: 'always', defrag: null, clock: true, khugepaged: null });
   t.is(j.memory.mode, 'ept');
   t.like(j.memory.ept, { ept_violations: 1, pf_fixed: 1, pages_4k: 0, pages_2m: 1, mmio_exits: 0 });
   t.is(j.memory.host.thp_fault_alloc, 1);
@@ -68,8 +98,15 @@ test('--json carries the memory report: EPT counters, host vmstat and the walk f
   t.true(t2.walks > 0);
   t.true(t2.walk_refs >= 19 * (t2.walks - 1) && t2.walk_refs < 19 * t2.walks);
   t.is(j.exits.ept_violation, 1);
-  const n = await cliInProcess(['run', 'hello', '--json']);
+  // Every figure of the summary's walk lines has its inputs here.
+  const c = j.counters;
+  t.deepEqual(t2.misses.dtlb, { '4k': c.dtlb_4k_misses, '2m': c.dtlb_2m_misses, '1g': c.dtlb_1g_misses, total: t2.l1_misses.dtlb });
+  t.deepEqual(t2.pwc_hits, { pml4e: 0, pdpte: 0, pde: 0 }, '--tlb none turns the paging-structure caches off');
+  t.is(t2.nested_tlb_hits, 0);
+  t.like(j.memory.meminfo, { AnonHugePages: 2048, MemTotal: 128 * 1024 });
+  t.like(j.memory.clock, { follows_guest: true, host_ms: j.simulated.seconds * 1000 });
+  const n = await cliInProcess(['run', 'hello', '--json', '--ept', 'off']);
   const jn = JSON.parse(n.stdout);
-  t.deepEqual([jn.memory.mode, jn.memory.ept, jn.memory.host], ['native', null, null]);
+  t.deepEqual([jn.memory.mode, jn.memory.ept, jn.memory.host, jn.memory.meminfo, jn.memory.clock], ['native', null, null, null, null]);
   t.is(jn.memory.tlb.walks, jn.counters.walks);
 });

@@ -24,7 +24,7 @@ function eptMachine(src: string): EptMachine {
   const addon = loadAddon();
   const arena = new addon.Arena(GUEST_BASE + GUEST_SIZE);
   const vcpu = new addon.Vcpu(arena);
-  const mem = new DataView(arena.buffer);
+  const mem = new DataView(arena.chunks[0]!); // a 16 MiB arena is one chunk
   const put = (hpa: number, v: number) => mem.setBigUint64(hpa, BigInt(v), true);
   // EPT: PML4 → PDPT → PD → 4 PTs covering GPA [0, 8 MiB), RWX, memory type WB (6 << 3).
   const pdpt = EPT_PML4 + 0x1000, pd = EPT_PML4 + 0x2000, pt0 = EPT_PML4 + 0x3000;
@@ -45,7 +45,7 @@ function eptMachine(src: string): EptMachine {
   }
   mem.setBigUint64(GUEST_BASE + GDT + 8, 0x00209a0000000000n, true);
   mem.setBigUint64(GUEST_BASE + GDT + 16, 0x0000920000000000n, true);
-  new Uint8Array(arena.buffer).set(assemble(src), GUEST_BASE + CODE);
+  new Uint8Array(arena.chunks[0]!).set(assemble(src), GUEST_BASE + CODE);
   vcpu.configureMmu({ ept: true, eptp: EPT_PML4 });
   const regs = vcpu.regs;
   const init: Record<string, number> = {

@@ -75,8 +75,9 @@ export function makeMachine(opts: MachineOptions = {}): Machine {
   const arena = new addon.Arena(memory);
   const vcpu = new addon.Vcpu(arena);
   vcpu.configureMmu({ ept: false, guestBase: 0, guestSize: memory });
-  const mem = new DataView(arena.buffer);
-  const bytes = new Uint8Array(arena.buffer);
+  // memory <= 1 GiB: the whole arena is its first (and only) chunk.
+  const mem = new DataView(arena.chunks[0]!);
+  const bytes = new Uint8Array(arena.chunks[0]!);
   const put = (addr: number, v: bigint) => mem.setBigUint64(addr, v, true);
   // PML4 → one PDPT → one PD (memory ≤ 1 GiB) → PTs (4 KiB pages) or 2 MiB leaves.
   const pdpt = PML4 + 0x1000, pd = PML4 + 0x2000, pt0 = PML4 + 0x3000;

@@ -7,7 +7,7 @@ import { handleExit, type ExitContext, type StopInfo } from '../src/kvm/exits.ts
 import type { ExitInfo } from '../src/kvm/vcpu.ts';
 
 function exitInfo(p: Partial<ExitInfo>): ExitInfo {
-  return { reason: ExitReason.IO, rip: 0x100020n, ioPort: 0, ioSize: 1, ioDirection: 0, value: 0, gpa: 0, gva: 0n, access: 0, gvaValid: false, level: 0, vectors: [], cr2: 0n, errorCode: 0, insnBytes: [], ...p };
+  return { reason: ExitReason.IO, rip: 0x100020n, ioPort: 0, ioSize: 1, ioDirection: 0, value: 0, gpa: 0, gva: 0n, access: 0, gvaValid: false, level: 0, vectors: [], chain: [], vectoring: null, cr2: 0n, errorCode: 0, insnBytes: [], ...p };
 }
 
 function setup(strict = false) {
@@ -93,12 +93,25 @@ test('HLT with nothing to wake it stops with status 0', (t) => {
   t.deepEqual(handleExit(ctx, exitInfo({ reason: ExitReason.HLT })), { kind: 'stop', stop: { reason: 'hlt', exitStatus: 0 } });
 });
 
-test('a triple fault stops with a report naming the vector chain, RIP, CR2, error code and bytes', (t) => {
+test('a triple fault stops with a report naming the vector chain with error codes, RIP, CR2, error code and bytes', (t) => {
   const { ctx } = setup();
-  const r = handleExit(ctx, exitInfo({ reason: ExitReason.SHUTDOWN, rip: 0x100123n, vectors: [14, 8], cr2: 0xdead000n, errorCode: 2, insnBytes: [0x48, 0x89, 0x07] }));
+  // cpufix: #PF, then #PF while delivering it → #DF(0), then #PF while delivering #DF.
+  const chain = [{ vector: 14, errorCode: 2 }, { vector: 14, errorCode: 3 }, { vector: 8, errorCode: 0 }, { vector: 14, errorCode: 3 }];
+  const r = handleExit(ctx, exitInfo({ reason: ExitReason.SHUTDOWN, rip: 0x100123n, vectors: [14, 14, 8, 14], chain, cr2: 0xdead000n, errorCode: 2, insnBytes: [0x48, 0x89, 0x07] }));
   t.deepEqual(r, {
     kind: 'stop',
-    stop: { reason: 'triple-fault', exitStatus: null, error: { code: 'EGUEST', message: 'triple fault: #PF(14) -> #DF(8) -> triple fault at RIP 0x100123, CR2 0xdead000, error code 0x2, instruction bytes 48 89 07' } },
+    stop: { reason: 'triple-fault', exitStatus: null, error: { code: 'EGUEST', message: 'triple fault: #PF(14) error 0x2 -> #PF(14) error 0x3 -> #DF(8) error 0x0 -> #PF(14) error 0x3 -> triple fault at RIP 0x100123, CR2 0xdead000, error code 0x2, instruction bytes 48 89 07' } },
+  });
+  const ud = handleExit(ctx, exitInfo({ reason: ExitReason.SHUTDOWN, rip: 0x100001n, chain: [{ vector: 6, errorCode: null }, { vector: 13, errorCode: 0x33 }], insnBytes: [] }));
+  t.is(ud.kind === 'stop' ? ud.stop.error?.message : '', 'triple fault: #UD(6) -> #GP(13) error 0x33 -> triple fault at RIP 0x100001, CR2 0x0, error code 0x0, instruction bytes (unreadable)');
+});
+
+test('an EPT misconfiguration stops with a report naming the GPA, never resumes (cpufix)', (t) => {
+  const { ctx } = setup();
+  const r = handleExit(ctx, exitInfo({ reason: ExitReason.EPT_MISCONFIG, rip: 0x100040n, gpa: 0x203000, gva: 0x203000n, gvaValid: true, access: 1, level: 1 }));
+  t.deepEqual(r, {
+    kind: 'stop',
+    stop: { reason: 'ept-misconfig', exitStatus: null, error: { code: 'EGUEST', message: 'EPT misconfiguration at GPA 0x203000 (write via GVA 0x203000, EPT level 1) at RIP 0x100040: a malformed EPT entry, a hypervisor bug' } },
   });
 });
 

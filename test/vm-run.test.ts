@@ -24,8 +24,8 @@ function vmWith(steps: Step[], config: VmConfig = {}) {
   return { vm, fake: f.vcpu() };
 }
 
-test('the vCPU starts at the entry point in the boot state, with guest RAM written', (t) => {
-  const { vm, fake } = vmWith([]);
+test('the vCPU starts at the entry point in the boot state, with guest RAM written (native: one linear range)', (t) => {
+  const { vm, fake } = vmWith([], { ept: false });
   t.deepEqual(fake.mmu, { ept: false, guestBase: 0, guestSize: 4 * MiB });
   t.is(fake.regs[REG.rip], 0x100000n);
   t.is(fake.regs[REG.cr3], BigInt(vm.boot.pml4));
@@ -38,9 +38,9 @@ test('the vCPU starts at the entry point in the boot state, with guest RAM writt
   t.is(new TextDecoder().decode(mem.read(gpa(0x118000), 8)), 'HVBOOT01');
 });
 
-test('a guest that prints and exits: console streamed and collected, status, exact counts', (t) => {
+test('a guest that prints and exits: console streamed and collected, status, exact counts (native)', (t) => {
   const chunks: string[] = [];
-  const { vm } = vmWith([...printSteps('Hi\nyo'), exitWith(3)], { onConsole: (s) => chunks.push(s) });
+  const { vm } = vmWith([...printSteps('Hi\nyo'), exitWith(3)], { ept: false, onConsole: (s) => chunks.push(s) });
   const r = vm.run()!;
   t.is(vm.state, 'Finished');
   t.is(r.exitStatus, 3);
@@ -109,11 +109,11 @@ test('HLT ends the run with status 0', (t) => {
 });
 
 test('a triple fault finishes the run with the report in the result, not a throw', (t) => {
-  const { vm } = vmWith([{ instructions: 9, exit: { reason: ExitReason.SHUTDOWN, rip: 0x100004, vector0: 13, vector1: 8, vector2: 0xff, cr2: 0, error_code: 0, insn_lo: 0x0b0f, insn_len: 2 } }]);
+  const { vm } = vmWith([{ instructions: 9, exit: { reason: ExitReason.SHUTDOWN, rip: 0x100004, chain_len: 2, vector0: 13, vector1: 8, vector2: 0xff, error0: 0, error1: 0, cr2: 0, error_code: 0, insn_lo: 0x0b0f, insn_len: 2 } }]);
   const r = vm.run()!;
   t.is(r.stopReason, 'triple-fault');
   t.is(r.exitStatus, null);
-  t.deepEqual(r.error, { code: 'EGUEST', message: 'triple fault: #GP(13) -> #DF(8) -> triple fault at RIP 0x100004, CR2 0x0, error code 0x0, instruction bytes 0f 0b' });
+  t.deepEqual(r.error, { code: 'EGUEST', message: 'triple fault: #GP(13) error 0x0 -> #DF(8) error 0x0 -> triple fault at RIP 0x100004, CR2 0x0, error code 0x0, instruction bytes 0f 0b' });
   t.is(r.exits.shutdown, 1);
 });
 
@@ -169,8 +169,48 @@ test('a bad image or config is refused before anything runs', (t) => {
 });
 
 test('cost overrides change simulated time without re-running', (t) => {
-  const r = vmWith([{ instructions: 1000, exit: out(0xf4, 0, 4) }], { costs: { instruction: 2, vm_exit: 0, clock_hz: 1e9 } }).vm.run()!;
+  const r = vmWith([{ instructions: 1000, exit: out(0xf4, 0, 4) }], { ept: false, costs: { instruction: 2, vm_exit: 0, clock_hz: 1e9 } }).vm.run()!;
   t.is(r.simulated.cycles, 2000);
   t.is(r.simulated.seconds, 2e-6);
   t.is(r.simulated.breakdown.instruction, 2000);
+  // EPT mode (the default): loading the image faulted one THP in on the host, but that is
+  // the VMM's work before the guest started, not guest time.
+  const e = vmWith([{ instructions: 1000, exit: out(0xf4, 0, 4) }], { costs: { instruction: 2, vm_exit: 0, clock_hz: 1e9 } }).vm.run()!;
+  t.is(e.simulated.cycles, 2000);
+  t.is(e.simulated.breakdown.instruction, 2000);
+});
+
+test('the default is EPT mode: the vCPU gets an EPT pointer, guest RAM is host anonymous memory', (t) => {
+  const { vm, fake } = vmWith([]);
+  t.is(vm.config.ept, true);
+  t.is(vm.backend.kind, 'ept');
+  const eptp = (vm.backend.mmu as { eptp: number }).eptp;
+  t.deepEqual(fake.mmu, { ept: true, eptp });
+  t.is(eptp % 4096, 0);
+  t.is(fake.regs[REG.rip], 0x100000n);
+  const mem = vm.backend.memory;
+  t.deepEqual(mem.read(gpa(0x100000), 0x18), hello.bytes.subarray(0x1000, 0x1018));
+  t.is(new TextDecoder().decode(mem.read(gpa(0x118000), 8)), 'HVBOOT01');
+});
+
+test('a guest that prints and exits in EPT mode: exact counts, the VMM\'s boot-time host faults kept out of guest time, and the memory report', (t) => {
+  const { vm } = vmWith([...printSteps('Hi\nyo'), exitWith(3)]);
+  const r = vm.run()!;
+  t.is(r.exitStatus, 3);
+  t.is(r.console, 'Hi\nyo');
+  t.is(r.instructions, 17);
+  t.like(r.exits, { io: 6, ept_violation: 0 });
+  // Loading the image and boot tables (all below 2 MiB) faulted one THP in on the host: it
+  // shows in the host counters below, not in the guest's simulated time.
+  t.deepEqual(r.simulated.events, { instruction: 17, l1_tlb_hit: 0, stlb_hit: 0, walk_ref: 0, vm_exit: 6, host_fault_4k: 0, host_fault_2m: 0, kib_zeroed: 0, kib_copied: 0, swap_io_page: 0 });
+  t.is(r.simulated.cycles, 17 + 6 * 1500);
+  t.is(r.memory.mode, 'ept');
+  t.like(r.memory.ept, { ept_violations: 0, pages_4k: 0, pages_2m: 0 });
+  // khugepaged woke when QEMU-style madvise(MADV_HUGEPAGE) registered the VMM at boot: its
+  // first pass (4096 pages) covers the 2 PMDs of this 4 MiB guest, one full scan, nothing
+  // to collapse.
+  t.like(r.memory.host, { thp_fault_alloc: 1, pgfault: 1, nr_anon_transparent_hugepages: 1, full_scans: 1, pages_collapsed: 0 });
+  t.like(r.memory.meminfo, { AnonHugePages: 2048 });
+  // The host clock followed the guest to the run's simulated time, once per VM exit (6).
+  t.deepEqual(r.memory.clock, { follows_guest: true, host_ms: r.simulated.seconds * 1000, syncs: 6 });
 });

@@ -5,6 +5,7 @@
  */
 import type { GuestPageSize } from '../guest/boot.ts';
 import { ConfigError } from '../util/errors.ts';
+import type { KhugepagedOptions } from '../kvm/ept-options.ts';
 
 export interface RunOptions {
   guest: string;
@@ -19,14 +20,19 @@ export interface RunOptions {
   strict: boolean;
   json: boolean;
   debug: boolean;
-  // ept: EPT mode and the simulated host (src/kvm/ept-report.ts)
+  // ept: EPT mode and the simulated host (src/kvm/ept-options.ts CliHostFlags)
   ept?: boolean;
   thp?: 'always' | 'madvise' | 'never';
+  thpDefrag?: 'always' | 'madvise' | 'never';
   hostMemory?: number;
+  hostClock?: boolean;
+  khugepaged?: KhugepagedOptions;
   tlb?: string;
+  /** ept-dump: GPA ranges [start, end) to print after the run. */
+  gpaRanges?: [number, number][];
 }
 
-export type Command = { kind: 'help' } | { kind: 'list'; debug: boolean } | ({ kind: 'run' } & RunOptions);
+export type Command = { kind: 'help' } | { kind: 'list'; debug: boolean } | ({ kind: 'run' | 'ept-dump' } & RunOptions);
 
 const UNITS: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
 
@@ -75,7 +81,43 @@ function parseSeconds(text: string, what: string): number {
 
 const PAGES = ['4k', '2m', '1g'];
 /** Flags that take a value. */
-const VALUE_FLAGS = new Set(['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--cost', '--ept', '--thp', '--host-memory', '--tlb']);
+const VALUE_FLAGS = new Set([
+  '--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--cost',
+  '--ept', '--thp', '--thp-defrag', '--host-memory', '--host-clock', '--tlb', '--gpa',
+  '--khugepaged-pages-to-scan', '--khugepaged-scan-sleep-millisecs', '--khugepaged-alloc-sleep-millisecs',
+  '--khugepaged-max-ptes-none', '--khugepaged-defrag',
+]);
+const UINT_MAX = 0xffffffff;
+/** --khugepaged-* flags: sysfs knob name and the range its *_store accepts (src/mm/knobs.ts). */
+const KHUGEPAGED_UINT: Record<string, [keyof KhugepagedOptions, number, number]> = {
+  '--khugepaged-pages-to-scan': ['pages_to_scan', 1, UINT_MAX],
+  '--khugepaged-scan-sleep-millisecs': ['scan_sleep_millisecs', 0, UINT_MAX],
+  '--khugepaged-alloc-sleep-millisecs': ['alloc_sleep_millisecs', 0, UINT_MAX],
+  '--khugepaged-max-ptes-none': ['max_ptes_none', 0, 511],
+};
+const THP_MODES = ['always', 'madvise', 'never'] as const;
+
+function oneOf<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) throw new ConfigError(`${flag}: '${value}' is not one of ${allowed.join(', ')}`);
+  return value as T;
+}
+
+/** A GPA range START-END (sizes or hex, END exclusive), e.g. 0x800000-0xa00000 or 8M-10M. */
+export function parseGpaRange(text: string): [number, number] {
+  const m = /^\s*([^-\s]+)\s*-\s*([^-\s]+)\s*$/.exec(text);
+  const bad = () => new ConfigError(`--gpa: '${text}' is not a range START-END with START < END (e.g. 0x800000-0xa00000, 8M-10M)`);
+  if (!m) throw bad();
+  let a: number;
+  let b: number;
+  try {
+    a = parseSize(m[1], '--gpa');
+    b = parseSize(m[2], '--gpa');
+  } catch {
+    throw bad();
+  }
+  if (a >= b) throw bad();
+  return [a, b];
+}
 const BOOL_FLAGS = new Set(['--strict', '--json', '--debug']);
 
 export function parseArgs(argv: readonly string[]): Command {
@@ -88,8 +130,8 @@ export function parseArgs(argv: readonly string[]): Command {
     if (extra.length) throw new ConfigError(`list takes no arguments, got '${extra[0]}'`);
     return { kind: 'list', debug };
   }
-  if (cmd !== 'run') {
-    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, list; try: hugevisor --help)`);
+  if (cmd !== 'run' && cmd !== 'ept-dump') {
+    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, ept-dump, list; try: hugevisor --help)`);
   }
 
   const o: RunOptions = { guest: '', args: [], costs: {}, strict: false, json: false, debug };
@@ -147,31 +189,52 @@ export function parseArgs(argv: readonly string[]): Command {
       }
       // ept: ---
       case '--ept':
-        if (value !== 'on' && value !== 'off') throw new ConfigError(`--ept: '${value}' is not one of on, off`);
-        o.ept = value === 'on';
+        o.ept = oneOf(flag, value, ['on', 'off']) === 'on';
         break;
       case '--thp':
-        if (value !== 'always' && value !== 'madvise' && value !== 'never') throw new ConfigError(`--thp: '${value}' is not one of always, madvise, never`);
-        o.thp = value;
+        o.thp = oneOf(flag, value, THP_MODES);
+        break;
+      case '--thp-defrag':
+        o.thpDefrag = oneOf(flag, value, THP_MODES);
         break;
       case '--host-memory':
         o.hostMemory = parseSize(value, '--host-memory');
         break;
+      case '--host-clock':
+        o.hostClock = oneOf(flag, value, ['on', 'off']) === 'on';
+        break;
+      case '--khugepaged-defrag':
+        o.khugepaged = { ...o.khugepaged, defrag: oneOf(flag, value, ['yes', 'no']) === 'yes' };
+        break;
       case '--tlb':
         o.tlb = value;
         break;
+      case '--gpa':
+        if (cmd !== 'ept-dump') throw new ConfigError('--gpa belongs to ept-dump (hugevisor ept-dump <guest> --gpa START-END)');
+        (o.gpaRanges ??= []).push(parseGpaRange(value));
+        break;
+      default: {
+        const [knob, min, max] = KHUGEPAGED_UINT[flag];
+        const t = value.trim();
+        const n = /^\d+$/.test(t) ? Number(t) : NaN;
+        if (!(n >= min && n <= max)) throw new ConfigError(`${flag}: '${value}' is not an integer from ${min} to ${max}`);
+        o.khugepaged = { ...o.khugepaged, [knob]: n };
+      }
     }
-  }
-  if ((o.thp !== undefined || o.hostMemory !== undefined) && o.ept === false) {
-    throw new ConfigError(`${o.thp !== undefined ? '--thp' : '--host-memory'} needs --ept on (the host THP model backs guest RAM only in EPT mode)`);
   }
   if (positional.length === 0) throw new ConfigError('run needs a guest: an ELF file or a sample name (see: hugevisor list)');
   if (positional.length > 1) throw new ConfigError(`run takes one guest, got '${positional[0]}' and '${positional[1]}'`);
   o.guest = positional[0];
+  if (cmd === 'ept-dump') {
+    if (o.json) throw new ConfigError('ept-dump prints text: --json belongs to run');
+    if (o.ept === false) throw new ConfigError('ept-dump needs EPT: drop --ept off');
+    return { kind: 'ept-dump', ...o };
+  }
   return { kind: 'run', ...o };
 }
 
 export const USAGE = `usage: hugevisor run <guest.elf | sample-name> [options]
+       hugevisor ept-dump <guest.elf | sample-name> [--gpa START-END]... [run options]
        hugevisor list
        hugevisor --help
 
@@ -187,14 +250,29 @@ run options:
   --timeout SECONDS         stop after this much wall-clock time (exit code 124)
   --strict                  an unhandled I/O port stops the guest (exit code 125)
   --cost ITEM=CYCLES        override one cost-model entry (src/kvm/cost.ts), e.g. walk_ref=40
-  --ept on|off              KVM-like EPT over the simulated THP host, or native translation
-                            (default off)
-  --thp always|madvise|never  host transparent_hugepage/enabled in EPT mode (default always)
-  --host-memory SIZE        simulated host RAM in EPT mode (default guest memory + 1/8 + 32M)
+  --ept on|off              KVM-like EPT over the simulated THP host (default on), or
+                            off: native one-dimensional translation
+  --thp always|madvise|never  host transparent_hugepage/enabled (default always)
+  --thp-defrag always|madvise|never  host transparent_hugepage/defrag (default always)
+  --host-memory SIZE        simulated host RAM (default guest memory + 1/8 + 32M)
+  --host-clock on|off       the host's simulated time follows the guest's, so khugepaged and
+                            kswapd run during the run (default on)
+  --khugepaged-pages-to-scan N          khugepaged/pages_to_scan (default 4096)
+  --khugepaged-scan-sleep-millisecs MS  khugepaged/scan_sleep_millisecs (default 10000)
+  --khugepaged-alloc-sleep-millisecs MS khugepaged/alloc_sleep_millisecs (default 60000)
+  --khugepaged-max-ptes-none N          khugepaged/max_ptes_none, 0 to 511 (default 511)
+  --khugepaged-defrag yes|no            khugepaged/defrag (default yes)
+                            (the host flags need EPT and imply --ept on)
   --tlb PRESET|FILE         TLB geometry: default, none (every TLB and cache off), or a JSON
                             file of { structure: { entries, ways } }
   --json                    print one JSON object (docs/cli.md) instead of console + summary
   --debug                   stack traces for errors
+
+ept-dump options (and every run option but --json):
+  --gpa START-END           a guest-physical range to print, END exclusive, sizes or hex
+                            (8M-10M, 0x800000-0xa00000); repeatable; default all guest memory
+ept-dump runs the guest like run, with its console and the summary on stderr, then prints
+on stdout each EPT leaf of the ranges beside the host mapping of its HVA (src/kvm/ept-debug.ts).
 
 The exit code is the guest's exit status (mod 256); 2 = bad usage, file or image;
 124 = a limit stopped the guest; 125 = the guest crashed (triple fault, strict I/O, MMIO).

@@ -35,6 +35,7 @@ const STOP_TEXT: Record<StopReason, string> = {
   'unhandled-io': 'unhandled I/O port in strict mode',
   mmio: 'access outside guest memory',
   'ept-violation': 'unresolved EPT violation',
+  'ept-misconfig': 'malformed EPT entry (hypervisor bug)', // cpufix
   'internal-error': 'emulator internal error',
   'max-instructions': 'instruction limit reached',
   timeout: 'wall-clock timeout',
@@ -69,7 +70,7 @@ export function summary(guest: string, r: RunResult): string {
   if (r.roi.length) {
     r.roi.forEach((roi, i) => lines.push(`roi ${i}:        ${grouped(roi.counters.instructions)} instructions, ${grouped(roi.counters.exc_pf ?? 0)} #PF, ${duration(roi.simulated.seconds)} simulated`));
   }
-  if (r.memory.mode === 'ept') lines.push(...memorySummaryLines(r.memory)); // ept: EPT, host THP, TLB figures
+  lines.push(...memorySummaryLines(r.memory)); // ept: EPT, host THP, khugepaged, TLB and walk figures
   if (r.unhandledPorts.length) lines.push(`unhandled:    ports ${r.unhandledPorts.map((p) => '0x' + p.toString(16)).join(', ')}`);
   return lines.join('\n') + '\n';
 }

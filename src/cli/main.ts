@@ -12,7 +12,8 @@ import { createVm } from '../kvm/vm.ts';
 import { addonPath } from '../native/addon.ts';
 import { HugevisorError } from '../util/errors.ts';
 import { parseArgs, USAGE, type RunOptions } from './args.ts';
-import { cliEptConfig } from '../kvm/ept-report.ts';
+import { cliEptConfig } from '../kvm/ept-options.ts';
+import { eptDump } from '../kvm/ept-debug.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor, jsonResult, summary } from './format.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -97,8 +98,14 @@ function readGuest(path: string): Uint8Array {
   }
 }
 
-function run(o: RunOptions, io: Io): number {
+/**
+ * run, or ept-dump: the same run with the guest's console and the summary on stderr, then
+ * the EPT debug view (src/kvm/ept-debug.ts) of each --gpa range on stdout.
+ */
+function run(o: RunOptions, io: Io, dump = false): number {
   const guest = resolveGuest(o.guest);
+  // ept-dump: stdout is the dump's; the guest's console moves to stderr.
+  const consoleOut = dump ? (s: string) => io.err(s) : (s: string) => io.out(s);
   const bytes = readGuest(guest.path);
   const log: string[] = [];
   const config: VmConfig = {
@@ -110,12 +117,12 @@ function run(o: RunOptions, io: Io): number {
     costs: o.costs,
     maxInstructions: o.maxInstructions,
     timeoutMs: o.timeoutSeconds === undefined ? undefined : o.timeoutSeconds * 1000,
-    onConsole: o.json ? undefined : (s) => io.out(s),
+    onConsole: o.json ? undefined : consoleOut,
     onLog: (m) => {
       log.push(m);
       if (!o.json) io.err(`hugevisor: ${m}\n`);
     },
-    ...cliEptConfig(o), // ept: --ept, --thp, --host-memory, --tlb
+    ...cliEptConfig(o), // ept: --ept, --thp, --thp-defrag, --host-memory, --host-clock, --khugepaged-*, --tlb
   };
   for (const k of Object.keys(config) as (keyof VmConfig)[]) if (config[k] === undefined) delete config[k];
   const vm = createVm(config, { bytes, name: guest.name });
@@ -131,7 +138,13 @@ function run(o: RunOptions, io: Io): number {
       strict: o.strict,
       costs: vm.config.costs,
       ept: vm.config.ept,
-      host: { memory: o.hostMemory ?? null, thp: o.thp ?? null },
+      host: {
+        memory: o.hostMemory ?? null,
+        thp: o.thp ?? null,
+        defrag: o.thpDefrag ?? null,
+        clock: vm.config.ept ? vm.config.hostClock : null,
+        khugepaged: o.khugepaged ?? null,
+      },
       tlb: o.tlb ?? null,
     };
     io.out(JSON.stringify(jsonResult(r, { guest: guest.name, path: guest.path, addon: addonPath(), config: shown, log })) + '\n');
@@ -140,6 +153,10 @@ function run(o: RunOptions, io: Io): number {
     if (r.console.length > 0 && !r.console.endsWith('\n')) io.err('\n');
     if (r.error) io.err(`error: ${r.error.message}\n`);
     io.err(summary(guest.name, r));
+  }
+  if (dump) {
+    const ranges = o.gpaRanges ?? [[0, vm.config.memory]];
+    io.out(ranges.map(([a, b]) => eptDump(vm, a, b)).join('\n\n') + '\n');
   }
   return exitCodeFor(r);
 }
@@ -158,7 +175,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       for (const s of samples) io.out(`${s.name.padEnd(w)}  ${s.description}`.trimEnd() + '\n');
       return 0;
     }
-    return run(cmd, io);
+    return run(cmd, io, cmd.kind === 'ept-dump');
   } catch (e) {
     if (e instanceof HugevisorError) {
       io.err(`error: ${e.message}\n`);

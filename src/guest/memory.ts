@@ -5,6 +5,7 @@
  * memslot → Hva → host mm (faulting host pages in), here it is one contiguous arena range.
  */
 import type { Gpa } from '../util/address.ts';
+import { ChunkedBytes, type ByteSource } from '../util/chunked-bytes.ts';
 import { ConfigError } from '../util/errors.ts';
 
 export interface GuestMemory {
@@ -30,38 +31,38 @@ export function checkGuestRange(mem: { readonly size: number }, addr: number, le
 
 /**
  * No-EPT guest memory: guest-physical [0, size) is the byte range [base, base + size) of
- * one buffer (the native arena's, or a plain ArrayBuffer in tests). Views are made per
- * call because one typed-array view of the arena is limited to 2^32 bytes.
+ * the arena (its chunk list; or one plain ArrayBuffer in tests). Guest ranges may cross
+ * a 1 GiB chunk boundary: reads, writes and zeroing are split there (ChunkedBytes).
  */
 export class LinearGuestMemory implements GuestMemory {
   readonly size: number;
   readonly base: number;
-  private readonly buffer: ArrayBufferLike;
+  private readonly bytes: ChunkedBytes;
 
-  constructor(buffer: ArrayBufferLike, base: number, size: number) {
+  constructor(source: ByteSource | ChunkedBytes, base: number, size: number) {
     if (!Number.isSafeInteger(base) || base < 0 || base % 4096 !== 0) {
       throw new ConfigError(`guest memory base must be a 4 KiB-aligned offset, got ${base}`);
     }
-    if (!Number.isSafeInteger(size) || size <= 0 || base + size > buffer.byteLength) {
-      throw new ConfigError(`guest memory [${base}, ${base + size}) does not fit in a buffer of ${buffer.byteLength} bytes`);
+    if (!Number.isSafeInteger(size) || size <= 0 || base + size > source.byteLength) {
+      throw new ConfigError(`guest memory [${base}, ${base + size}) does not fit in a buffer of ${source.byteLength} bytes`);
     }
-    this.buffer = buffer;
+    this.bytes = source instanceof ChunkedBytes ? source : new ChunkedBytes(source);
     this.base = base;
     this.size = size;
   }
 
   write(addr: Gpa, data: Uint8Array): void {
     checkGuestRange(this, addr, data.length);
-    new Uint8Array(this.buffer, this.base + addr, data.length).set(data);
+    this.bytes.write(this.base + addr, data);
   }
 
   read(addr: Gpa, length: number): Uint8Array {
     checkGuestRange(this, addr, length);
-    return new Uint8Array(this.buffer, this.base + addr, length).slice();
+    return this.bytes.read(this.base + addr, length);
   }
 
   zero(addr: Gpa, length: number): void {
     checkGuestRange(this, addr, length);
-    new Uint8Array(this.buffer, this.base + addr, length).fill(0);
+    this.bytes.fill(this.base + addr, length, 0);
   }
 }

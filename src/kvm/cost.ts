@@ -77,6 +77,17 @@ export interface HostEvents {
 
 export const NO_HOST_EVENTS: Readonly<HostEvents> = Object.freeze({ host_fault_4k: 0, host_fault_2m: 0, kib_zeroed: 0, kib_copied: 0, swap_io_page: 0 });
 
+/** Host events that happened between two readings (later − earlier). */
+export function hostEventsDelta(later: HostEvents, earlier: HostEvents): HostEvents {
+  return {
+    host_fault_4k: later.host_fault_4k - earlier.host_fault_4k,
+    host_fault_2m: later.host_fault_2m - earlier.host_fault_2m,
+    kib_zeroed: later.kib_zeroed - earlier.kib_zeroed,
+    kib_copied: later.kib_copied - earlier.kib_copied,
+    swap_io_page: later.swap_io_page - earlier.swap_io_page,
+  };
+}
+
 /** A cost table with overrides applied; every field must be a finite number ≥ 0 (clock > 0). */
 export function makeCostTable(overrides: Partial<CostTable> = {}): CostTable {
   const t: CostTable = { ...DEFAULT_COSTS };

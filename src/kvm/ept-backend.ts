@@ -6,10 +6,9 @@
  *
  * This is the attach_ept step: createVm(config, image, { memory: eptMemory(opts) }).
  */
-import { constants as bufferConstants } from 'node:buffer';
 import { alignDown, alignUp, gpa as asGpa, HPAGE_PMD_SIZE } from '../util/address.ts';
 import { ConfigError } from '../util/errors.ts';
-import type { NativeAddon, NativeArena, NativeMmuConfig, NativeVcpu, TlbGeometry } from '../native/types.ts';
+import { ARENA_MAX_BYTES, type NativeAddon, type NativeArena, type NativeMmuConfig, type NativeVcpu, type TlbGeometry } from '../native/types.ts';
 import { createHost, type Host } from '../mm/index.ts';
 import type { HostConfig, MmStructApi } from '../mm/types.ts';
 import type { HostEvents } from './cost.ts';
@@ -20,7 +19,7 @@ import { KvmMmu } from './ept-mmu.ts';
 import type { EptAccess } from './ept-fault.ts';
 
 export interface EptBackendOptions {
-  /** Simulated host RAM in bytes (a multiple of 2 MiB). Default: guest memory + 1/8 + 32 MiB, at most 4 GiB. */
+  /** Simulated host RAM in bytes (a multiple of 2 MiB). Default: guest memory + 1/8 + 32 MiB, at most MAX_HOST_MEMORY. */
   hostMemory?: number;
   /** Host THP knobs (transparent_hugepage/*), as HostConfig.thp. */
   thp?: HostConfig['thp'];
@@ -64,16 +63,22 @@ export interface EptMemoryBackend extends GuestMemoryBackend {
 
 /** Smallest host: the zero page, EPT and host page tables and a little guest RAM. */
 export const MIN_HOST_MEMORY = 8 * 1024 * 1024;
+/**
+ * Largest host: the arena's 1 TiB lazy reservation (ARENA_MAX_BYTES). Arena bytes cost only
+ * when touched, but the host model's struct page array is STRUCT_PAGE_BYTES per frame of
+ * the whole host, allocated up front (zeroed lazily by the kernel).
+ */
+export const MAX_HOST_MEMORY = ARENA_MAX_BYTES;
 
 /**
  * Default host size for a guest of `memory` bytes: room for guest RAM, tables and slack,
- * capped at the largest arena Node can expose. Guest RAM is anonymous memory faulted in
+ * capped at MAX_HOST_MEMORY. Guest RAM is anonymous memory faulted in
  * lazily, so a host smaller than the guest is legal (overcommit): a guest that touches more
  * than the host has gets ENOMEM from the host (or swaps, with a swap device).
  */
 export function defaultHostMemory(memory: number): number {
   const want = alignUp(memory + Math.floor(memory / 8) + 32 * 1024 * 1024, HPAGE_PMD_SIZE);
-  return Math.max(MIN_HOST_MEMORY, Math.min(want, alignDown(bufferConstants.MAX_LENGTH, HPAGE_PMD_SIZE)));
+  return Math.max(MIN_HOST_MEMORY, Math.min(want, alignDown(MAX_HOST_MEMORY, HPAGE_PMD_SIZE)));
 }
 
 /** createVm's `memory` dependency for EPT mode. */
@@ -86,10 +91,9 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
   if (!Number.isSafeInteger(hostMemory) || hostMemory <= 0 || hostMemory % HPAGE_PMD_SIZE !== 0) {
     throw new ConfigError(`host memory must be a positive multiple of 2 MiB, got ${hostMemory}`);
   }
-  // The arena is one external ArrayBuffer; Node refuses those above buffer.constants
-  // .MAX_LENGTH and the native constructor then aborts, so refuse here first.
-  if (hostMemory > bufferConstants.MAX_LENGTH) {
-    throw new ConfigError(`host memory of ${hostMemory} bytes exceeds ${bufferConstants.MAX_LENGTH} bytes, the largest arena Node can expose`);
+  // Checked before the native call so the error names host memory.
+  if (hostMemory > MAX_HOST_MEMORY) {
+    throw new ConfigError(`host memory of ${hostMemory} bytes exceeds the ${MAX_HOST_MEMORY}-byte (1 TiB) maximum`);
   }
   if (hostMemory < MIN_HOST_MEMORY) throw new ConfigError(`host memory must be at least 8 MiB, got ${hostMemory}`);
   let arena: NativeArena;
@@ -98,9 +102,17 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
   } catch (e) {
     throw new ConfigError(`cannot reserve ${hostMemory} bytes of host memory: ${(e as Error).message}`);
   }
-  const host = createHost({ memoryBytes: hostMemory, physmem: arena.buffer, thp: opts.thp, swap: opts.swap, debugChecks: opts.debugChecks });
+  let host: Host;
+  try {
+    host = createHost({ memoryBytes: hostMemory, physmem: arena, thp: opts.thp, swap: opts.swap, debugChecks: opts.debugChecks });
+  } catch (e) {
+    // The struct page array (STRUCT_PAGE_BYTES per frame) is allocated up front; V8 throws a
+    // RangeError when it cannot. Other errors (bad knobs: ConfigErrors) pass unchanged.
+    if (e instanceof RangeError) throw new ConfigError(`cannot allocate the host model for ${hostMemory} bytes of host memory: ${e.message}`);
+    throw e;
+  }
   const mm = host.newProcess();
-  const kvmMmu = new KvmMmu({ host, mm, physmem: arena.buffer, debugChecks: opts.debugChecks });
+  const kvmMmu = new KvmMmu({ host, mm, physmem: arena, debugChecks: opts.debugChecks });
   kvmMmu.addRamSlot(0, asGpa(0), size, { madvise: opts.madviseHugepage ?? true });
   const memory: GuestMemory = kvmMmu.guestMemory();
   const mmu: NativeMmuConfig = { ept: true, eptp: kvmMmu.eptp, ...(opts.tlb ? { tlb: opts.tlb } : {}) };

@@ -71,11 +71,14 @@ function resolve(t: HasKvmMmu): KvmMmu {
  */
 export function eptDump(target: HasKvmMmu, gpaStart: number, gpaEnd: number): string {
   const k = resolve(target);
+  const leaves = [...k.ept.leaves(asGpa(gpaStart), asGpa(gpaEnd))];
+  const in2m = leaves.filter((l) => l.level === 2).length;
   const lines = [
-    `EPT ${hex(gpaStart)}-${hex(gpaEnd)}: ${k.ept.pages_4k} 4K + ${k.ept.pages_2m} 2M leaves mapped, ${k.ept.tableCount} tables`,
+    `EPT ${hex(gpaStart)}-${hex(gpaEnd)}: ${leaves.length - in2m} 4K + ${in2m} 2M leaves in range; ` +
+      `VM: ${k.ept.pages_4k} 4K + ${k.ept.pages_2m} 2M leaves mapped, ${k.ept.tableCount} tables`,
     'GPA              size perm  PFN        | HVA              host PFN   host',
   ];
-  for (const leaf of k.ept.leaves(asGpa(gpaStart), asGpa(gpaEnd))) {
+  for (const leaf of leaves) {
     const slot = k.slots.lookup(leaf.gpa);
     const h = slot ? gpaToHva(slot, leaf.gpa) : null;
     const m = h === null ? null : k.mm.follow_page(h);

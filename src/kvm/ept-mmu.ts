@@ -10,6 +10,7 @@
 import { PAGE_SIZE, alignUp, type Gpa } from '../util/address.ts';
 import { ConfigError } from '../util/errors.ts';
 import type { HostApi, MmStructApi } from '../mm/types.ts';
+import type { ByteSource } from '../util/chunked-bytes.ts';
 import { Ept } from './ept.ts';
 import { EptGuestMemory, MemslotTable, type Memslot, type UserMemoryRegion } from './memslot.ts';
 import { tdpPageFault, type EptAccess, type EptFaultResult } from './ept-fault.ts';
@@ -48,8 +49,8 @@ export interface KvmMmuOptions {
   host: HostApi;
   /** The VMM process whose anonymous memory backs guest RAM. */
   mm: MmStructApi;
-  /** The host's physical memory (the arena buffer): EPT tables are written there. */
-  physmem: ArrayBuffer | SharedArrayBuffer;
+  /** The host's physical memory (the arena, or one ArrayBuffer): EPT tables are written there. */
+  physmem: ByteSource;
   /** Check the EPT invariant after every EPT change (tests turn it on). */
   debugChecks?: boolean;
 }

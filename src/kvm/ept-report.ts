@@ -1,132 +1,46 @@
 /**
- * The memory side of a run's result: EPT-layer counters, the host's THP counters (vmstat
- * names) and the TLB/walk figures from the vCPU counters, plus the option plumbing for EPT
- * mode (`ept`, `host`, `tlb` in VmConfig; --ept/--thp/--host-memory/--tlb on the CLI).
- * Kept here so the Vm and CLI files only call in.
+ * The memory side of a run's result: EPT-layer counters (KVM stat names), the host's THP
+ * counters (/proc/vmstat and /proc/meminfo names, khugepaged's sysfs counters), the host
+ * clock, and the TLB/walk figures from the vCPU counters; plus the summary lines the CLI
+ * prints from them. Every figure a summary line prints is a field of MemoryReport (or a
+ * ratio of two of its fields), so --json carries the inputs of everything shown.
+ * Option plumbing lives in src/kvm/ept-options.ts.
  */
-import { readFileSync } from 'node:fs';
-import type { NativeAddon, TlbArrayGeometry, TlbGeometry } from '../native/types.ts';
-import type { ThpEnabled } from '../mm/types.ts';
-import { ConfigError } from '../util/errors.ts';
-import { loadAddon } from '../native/addon.ts';
-import type { EptBackendOptions, EptMemoryBackend, EptRunStats } from './ept-backend.ts';
+import type { EptMemoryBackend, EptRunStats } from './ept-backend.ts';
+import type { HostClockReport } from './ept-clock.ts';
 import type { GuestMemoryBackend } from './vm-memory.ts';
 
-/**
- * Whether a Vm runs with EPT when its config does not say (VmConfig.ept, CLI --ept).
- * EPT mode works end to end (test/ept-guest.test.ts); the default stays native until the
- * Vm/CLI tests that pin native-mode exits and cycles say `ept: false` explicitly.
- */
-export const EPT_DEFAULT = false;
-
-/** VmConfig.host: the simulated host in EPT mode. */
-export interface HostOptions {
-  /** Host RAM in bytes (multiple of 2 MiB). Default: guest memory + 1/8 + 32 MiB. */
-  memory?: number;
-  /** transparent_hugepage/enabled (default 'always', the 2.6.38 default). */
-  thp?: ThpEnabled;
-  /** transparent_hugepage/defrag. */
-  defrag?: ThpEnabled;
-  /** Check host and EPT invariants after every operation (slow; tests). */
-  debugChecks?: boolean;
-}
-
-const HOST_KEYS = new Set(['memory', 'thp', 'defrag', 'debugChecks']);
-const THP = ['always', 'madvise', 'never'];
-
-/** Validate VmConfig.host, naming the field. */
-export function resolveHostOptions(h: unknown): EptBackendOptions {
-  if (h === undefined) return {};
-  if (typeof h !== 'object' || h === null) throw new ConfigError('host must be an object { memory, thp, defrag, debugChecks }');
-  const o = h as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!HOST_KEYS.has(k)) throw new ConfigError(`unknown host config field '${k}' (known: ${[...HOST_KEYS].join(', ')})`);
-  const out: EptBackendOptions = {};
-  if (o.memory !== undefined) {
-    if (typeof o.memory !== 'number' || !Number.isSafeInteger(o.memory) || o.memory <= 0 || o.memory % (2 * 1024 * 1024) !== 0) {
-      throw new ConfigError(`host.memory must be a positive multiple of 2 MiB, got ${String(o.memory)}`);
-    }
-    out.hostMemory = o.memory;
-  }
-  for (const f of ['thp', 'defrag'] as const) {
-    if (o[f] !== undefined && !THP.includes(o[f] as string)) throw new ConfigError(`host.${f} must be one of always, madvise, never, got ${String(o[f])}`);
-  }
-  if (o.thp !== undefined || o.defrag !== undefined) {
-    out.thp = { ...(o.thp !== undefined ? { enabled: o.thp as ThpEnabled } : {}), ...(o.defrag !== undefined ? { defrag: o.defrag as ThpEnabled } : {}) };
-  }
-  if (o.debugChecks !== undefined) {
-    if (typeof o.debugChecks !== 'boolean') throw new ConfigError('host.debugChecks must be a boolean');
-    out.debugChecks = o.debugChecks;
-  }
-  return out;
-}
-
-const TLB_KEYS = ['itlb4k', 'itlb2m', 'itlb1g', 'dtlb4k', 'dtlb2m', 'dtlb1g', 'stlb', 'stlb1g', 'pwcPml4e', 'pwcPdpte', 'pwcPde', 'nested'] as const;
-const OFF: TlbArrayGeometry = { entries: 0, ways: 0 };
+export type { HostOptions } from './ept-options.ts';
 
 /**
- * TLB presets: 'default' (MMU-MODEL.md's table, the native defaults) and 'none' (every TLB,
- * paging-structure cache and the nested TLB disabled: each access walks, so walk counts
- * match the 2D reference formula exactly).
+ * Whether a Vm runs with EPT when its config does not say (VmConfig.ept, CLI --ept): on, as
+ * on a KVM host. `ept: false` / `--ept off` is the native one-dimensional configuration.
  */
-export const TLB_PRESETS: Record<string, TlbGeometry> = {
-  default: {},
-  none: Object.fromEntries(TLB_KEYS.map((k) => [k, OFF])) as TlbGeometry,
-};
+export const EPT_DEFAULT = true;
 
-/** A preset name or a JSON file holding a TlbGeometry; checked against the native MMU. */
-export function resolveTlbOption(spec: string, addon?: NativeAddon): TlbGeometry {
-  let g: unknown;
-  if (spec in TLB_PRESETS) g = TLB_PRESETS[spec];
-  else {
-    let text: string;
-    try {
-      text = readFileSync(spec, 'utf8');
-    } catch {
-      throw new ConfigError(`--tlb: '${spec}' is neither a preset (${Object.keys(TLB_PRESETS).join(', ')}) nor a readable JSON file`);
-    }
-    try {
-      g = JSON.parse(text);
-    } catch (e) {
-      throw new ConfigError(`--tlb: ${spec} is not valid JSON (${(e as Error).message})`);
-    }
-  }
-  return checkTlbGeometry(g, addon);
-}
-
-/** Shape check in TS (names the field), then the native MMU's own validation. */
-export function checkTlbGeometry(g: unknown, addon?: NativeAddon): TlbGeometry {
-  if (typeof g !== 'object' || g === null || Array.isArray(g)) throw new ConfigError('tlb must be an object of { entries, ways } by structure name');
-  for (const [k, v] of Object.entries(g)) {
-    if (!(TLB_KEYS as readonly string[]).includes(k)) throw new ConfigError(`tlb: unknown structure '${k}' (known: ${TLB_KEYS.join(', ')})`);
-    const a = v as Record<string, unknown>;
-    if (typeof a !== 'object' || a === null || !Number.isInteger(a.entries) || !Number.isInteger(a.ways)) {
-      throw new ConfigError(`tlb.${k} must be { entries: integer, ways: integer }`);
-    }
-  }
-  if (addon) {
-    // Let the native MMU judge the numbers on a throwaway vCPU, so a bad geometry is a
-    // ConfigError here rather than an exception at boot.
-    const arena = new addon.Arena(1 << 21);
-    const v = new addon.Vcpu(arena);
-    try {
-      v.configureMmu({ ept: false, guestBase: 0, guestSize: 1 << 21, tlb: g as TlbGeometry });
-    } catch (e) {
-      throw new ConfigError(`tlb: ${(e as Error).message}`);
-    }
-  }
-  return g as TlbGeometry;
+/** Misses of one TLB level split by the page size of the looked-up translation. */
+export interface SizeSplit {
+  '4k': number;
+  '2m': number;
+  '1g': number;
+  total: number;
 }
 
 /** TLB misses per level and walk references per miss, from the vCPU counters. */
 export interface TlbReport {
   l1_misses: { itlb: number; dtlb: number };
   stlb_misses: number;
+  /** The same misses split by page size (counters itlb_4k_misses...). */
+  misses: { itlb: SizeSplit; dtlb: SizeSplit; stlb: SizeSplit };
   walks: number;
   walk_refs: number;
   walk_refs_guest: number;
   walk_refs_ept: number;
   /** walk_refs / walks: 24 for 4K guest over 4K EPT with cold caches (MMU-MODEL.md). */
   refs_per_walk: number;
+  /** Paging-structure cache hits by level, and nested-TLB hits (GPA→HPA of guest tables). */
+  pwc_hits: { pml4e: number; pdpte: number; pde: number };
+  nested_tlb_hits: number;
 }
 
 export interface MemoryReport {
@@ -135,25 +49,34 @@ export interface MemoryReport {
   ept: EptRunStats | null;
   /** Host /proc/vmstat + khugepaged counters (null in native mode). */
   host: Record<string, number> | null;
+  /** Host /proc/meminfo in kB, as the kernel prints it (null in native mode). */
+  meminfo: Record<string, number> | null;
+  /** The host clock (null in native mode). */
+  clock: HostClockReport | null;
   tlb: TlbReport;
 }
 
-const sum = (c: Readonly<Record<string, number>>, names: string[]) => names.reduce((s, n) => s + (c[n] ?? 0), 0);
+const split = (c: Readonly<Record<string, number>>, level: string): SizeSplit => {
+  const s = { '4k': c[`${level}_4k_misses`] ?? 0, '2m': c[`${level}_2m_misses`] ?? 0, '1g': c[`${level}_1g_misses`] ?? 0, total: 0 };
+  s.total = s['4k'] + s['2m'] + s['1g'];
+  return s;
+};
 
 export function tlbReport(c: Readonly<Record<string, number>>): TlbReport {
   const walks = c.walks ?? 0;
   const refs = c.walk_refs ?? 0;
+  const misses = { itlb: split(c, 'itlb'), dtlb: split(c, 'dtlb'), stlb: split(c, 'stlb') };
   return {
-    l1_misses: {
-      itlb: sum(c, ['itlb_4k_misses', 'itlb_2m_misses', 'itlb_1g_misses']),
-      dtlb: sum(c, ['dtlb_4k_misses', 'dtlb_2m_misses', 'dtlb_1g_misses']),
-    },
-    stlb_misses: sum(c, ['stlb_4k_misses', 'stlb_2m_misses', 'stlb_1g_misses']),
+    l1_misses: { itlb: misses.itlb.total, dtlb: misses.dtlb.total },
+    stlb_misses: misses.stlb.total,
+    misses,
     walks,
     walk_refs: refs,
     walk_refs_guest: c.walk_refs_guest ?? 0,
     walk_refs_ept: c.walk_refs_ept ?? 0,
     refs_per_walk: walks > 0 ? refs / walks : 0,
+    pwc_hits: { pml4e: c.pwc_pml4e_hits ?? 0, pdpte: c.pwc_pdpte_hits ?? 0, pde: c.pwc_pde_hits ?? 0 },
+    nested_tlb_hits: c.nested_tlb_hits ?? 0,
   };
 }
 
@@ -161,58 +84,51 @@ function isEpt(b: GuestMemoryBackend): b is EptMemoryBackend {
   return b.kind === 'ept';
 }
 
-export function memoryReport(b: GuestMemoryBackend, counters: Readonly<Record<string, number>>): MemoryReport {
+
+export function memoryReport(b: GuestMemoryBackend, counters: Readonly<Record<string, number>>, clock: HostClockReport | null = null): MemoryReport {
+  const ept = isEpt(b);
   return {
-    mode: isEpt(b) ? 'ept' : 'native',
-    ept: isEpt(b) ? b.eptStats() : null,
-    host: isEpt(b) ? b.hostStats() : null,
+    mode: ept ? 'ept' : 'native',
+    ept: ept ? b.eptStats() : null,
+    host: ept ? b.hostStats() : null,
+    meminfo: ept ? b.host.meminfo() : null,
+    clock: ept ? clock : null,
     tlb: tlbReport(counters),
   };
 }
 
 const g = (n: number) => Math.round(n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+const per = (n: number, d: number) => (d > 0 ? n / d : 0).toFixed(2);
+const sizes = (s: SizeSplit) => `${g(s.total)} (4K ${g(s['4k'])}, 2M ${g(s['2m'])}, 1G ${g(s['1g'])})`;
 
-/** Lines for the CLI's run summary (aligned with its other lines). */
+/** Lines for the CLI's run summary (aligned with its other lines), in both modes. */
 export function memorySummaryLines(m: MemoryReport): string[] {
   const t = m.tlb;
   const lines: string[] = [];
   if (m.ept) {
     const e = m.ept;
     lines.push(
-      `ept:          ${g(e.ept_violations)} violations, ${g(e.pages_4k)} 4K + ${g(e.pages_2m)} 2M leaves mapped, ` +
-        `${g(e.mmu_notifier_invalidate)} invalidations, ${g(e.mmu_zapped_leaves)} zapped, ${g(e.mmu_notifier_retry)} retries`,
+      `ept:          ept_violations ${g(e.ept_violations)}, pages_4k ${g(e.pages_4k)}, pages_2m ${g(e.pages_2m)}; ` +
+        `mmu_notifier_invalidate ${g(e.mmu_notifier_invalidate)}, mmu_zapped_leaves ${g(e.mmu_zapped_leaves)}, mmu_notifier_retry ${g(e.mmu_notifier_retry)}`,
     );
-  } else lines.push('ept:          off (native translation)');
+  } else lines.push('ept:          off (native translation: one-dimensional walks)');
   if (m.host) {
-    const h = m.host;
+    const h = (k: string) => g(m.host![k] ?? 0);
     lines.push(
-      `host thp:     thp_fault_alloc ${g(h.thp_fault_alloc ?? 0)}, thp_fault_fallback ${g(h.thp_fault_fallback ?? 0)}, ` +
-        `thp_split ${g(h.thp_split ?? 0)}, thp_collapse_alloc ${g(h.thp_collapse_alloc ?? 0)}, pgfault ${g(h.pgfault ?? 0)}`,
+      `host thp:     thp_fault_alloc ${h('thp_fault_alloc')}, thp_fault_fallback ${h('thp_fault_fallback')}, ` +
+        `thp_collapse_alloc ${h('thp_collapse_alloc')}, thp_split ${h('thp_split')}, ` +
+        `nr_anon_transparent_hugepages ${h('nr_anon_transparent_hugepages')} (AnonHugePages ${g(m.meminfo?.AnonHugePages ?? 0)} kB)`,
+      `host mm:      pgfault ${h('pgfault')}, pgmajfault ${h('pgmajfault')}, pswpin ${h('pswpin')}, pswpout ${h('pswpout')}`,
     );
+    const c = m.clock;
+    const clock = c ? (c.follows_guest ? `host clock ${c.host_ms.toFixed(3)} ms, following the guest` : `host clock ${c.host_ms.toFixed(3)} ms, stopped`) : 'no host clock';
+    lines.push(`khugepaged:   full_scans ${h('full_scans')}, pages_collapsed ${h('pages_collapsed')}; ${clock}`);
   }
   lines.push(
-    `tlb misses:   L1 itlb ${g(t.l1_misses.itlb)}, L1 dtlb ${g(t.l1_misses.dtlb)}, stlb ${g(t.stlb_misses)}; ` +
-      `${g(t.walks)} walks, ${t.refs_per_walk.toFixed(2)} refs/walk (${g(t.walk_refs_guest)} guest + ${g(t.walk_refs_ept)} ept)`,
+    `tlb misses:   L1 itlb ${sizes(t.misses.itlb)}, L1 dtlb ${sizes(t.misses.dtlb)}, stlb ${sizes(t.misses.stlb)}`,
+    `page walks:   ${g(t.walks)} walks, ${per(t.walk_refs, t.walks)} refs/walk = ${per(t.walk_refs_guest, t.walks)} guest + ` +
+      `${per(t.walk_refs_ept, t.walks)} ept (${g(t.walk_refs_guest)} + ${g(t.walk_refs_ept)} refs)`,
+    `walk caches:  pwc hits pml4e ${g(t.pwc_hits.pml4e)}, pdpte ${g(t.pwc_hits.pdpte)}, pde ${g(t.pwc_hits.pde)}; nested tlb hits ${g(t.nested_tlb_hits)}`,
   );
   return lines;
-}
-
-/** The VmConfig fields the CLI's --ept, --thp, --host-memory and --tlb give. */
-export function cliEptConfig(o: { ept?: boolean; thp?: ThpEnabled; hostMemory?: number; tlb?: string }): {
-  ept?: boolean;
-  host?: HostOptions;
-  tlb?: TlbGeometry;
-} {
-  const out: { ept?: boolean; host?: HostOptions; tlb?: TlbGeometry } = {};
-  // --thp or --host-memory alone imply EPT mode: they only mean something there.
-  if (o.ept !== undefined) out.ept = o.ept;
-  else if (o.thp !== undefined || o.hostMemory !== undefined) out.ept = true;
-  if (o.hostMemory !== undefined && (o.hostMemory <= 0 || o.hostMemory % (2 * 1024 * 1024) !== 0)) {
-    throw new ConfigError(`--host-memory: ${o.hostMemory} bytes is not a positive multiple of 2M`);
-  }
-  if (o.thp !== undefined || o.hostMemory !== undefined) {
-    out.host = { ...(o.thp !== undefined ? { thp: o.thp } : {}), ...(o.hostMemory !== undefined ? { memory: o.hostMemory } : {}) };
-  }
-  if (o.tlb !== undefined) out.tlb = resolveTlbOption(o.tlb, loadAddon());
-  return out;
 }

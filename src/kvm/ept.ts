@@ -12,6 +12,7 @@
  */
 import { PAGE_SIZE, alignDown, gpa as asGpa, pfn as asPfn, pfnToHpa, type Gpa, type Hpa, type Pfn } from '../util/address.ts';
 import type { HostApi } from '../mm/types.ts';
+import { ChunkedBytes, type ByteSource } from '../util/chunked-bytes.ts';
 
 export const EPT_R = 1 << 0;
 export const EPT_W = 1 << 1;
@@ -55,10 +56,14 @@ export class Ept {
   pages_2m = 0;
   private readonly views = new Map<number, Uint32Array>();
 
+  /** Host RAM: EPT tables are frames anywhere in it (a 4 KiB frame never straddles a chunk). */
+  private readonly physmem: ChunkedBytes;
+
   constructor(
     private readonly host: HostApi,
-    private readonly physmem: ArrayBuffer | SharedArrayBuffer,
+    physmem: ByteSource | ChunkedBytes,
   ) {
+    this.physmem = physmem instanceof ChunkedBytes ? physmem : new ChunkedBytes(physmem);
     this.root = this.allocTable();
   }
 
@@ -73,8 +78,8 @@ export class Ept {
 
   private allocTable(): Pfn {
     const p = this.host.alloc_kernel_page();
-    // A view per table: the arena may exceed what one typed array can cover.
-    const v = new Uint32Array(this.physmem, p * PAGE_SIZE, 1024);
+    // A view per table, made once: the arena is chunked, a table frame lies in one chunk.
+    const v = this.physmem.u32(p * PAGE_SIZE, 1024);
     v.fill(0);
     this.views.set(p, v);
     return p;

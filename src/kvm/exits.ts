@@ -17,6 +17,7 @@ export type StopReason =
   | 'unhandled-io' // strict mode: an access to a port no device decodes
   | 'mmio' // an access to guest-physical memory outside every memslot
   | 'ept-violation' // an EPT violation the memory backend could not resolve
+  | 'ept-misconfig' // a malformed EPT entry (KVM's EPT_MISCONFIG): a hypervisor bug
   | 'internal-error' // the emulator reported a bug
   | 'max-instructions'
   | 'timeout'
@@ -64,7 +65,7 @@ export interface ExitContext {
 
 export const hex = (v: number | bigint): string => `0x${v.toString(16)}`;
 
-const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 6: '#UD', 8: '#DF', 13: '#GP', 14: '#PF' };
+const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 6: '#UD', 8: '#DF', 11: '#NP', 12: '#SS', 13: '#GP', 14: '#PF' };
 const vectorName = (v: number): string => `${VECTOR_NAMES[v] ?? '#' + v}(${v})`;
 
 const sizeMask = (size: number): number => (size >= 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff);
@@ -124,13 +125,28 @@ export function handleEptViolationExit(ctx: ExitContext, exit: ExitInfo): ExitAc
   return ctx.ept.handleEptViolation(exit) === 'resume' ? RESUME : handleMmioExit(ctx, exit);
 }
 
+/**
+ * EPT misconfiguration: the EPT this VMM built holds a malformed entry at the GPA (W without
+ * R, a reserved memory type, ...). Resuming would fault again: stop, naming it (cpufix).
+ */
+export function handleEptMisconfigExit(_ctx: ExitContext, exit: ExitInfo): ExitAction {
+  const kind = ['read', 'write', 'fetch'][exit.access] ?? `access ${exit.access}`;
+  const via = exit.gvaValid ? `GVA ${hex(exit.gva)}` : 'a guest page-table access';
+  return stopWithError(
+    'ept-misconfig',
+    `EPT misconfiguration at GPA ${hex(exit.gpa)} (${kind} via ${via}, EPT level ${exit.level}) at RIP ${hex(exit.rip)}: a malformed EPT entry, a hypervisor bug`,
+  );
+}
+
 /** Triple fault: a report naming the vector chain, RIP, CR2, error code and instruction bytes. */
 export function handleShutdownExit(_ctx: ExitContext, exit: ExitInfo): ExitAction {
   return stopWithError('triple-fault', tripleFaultReport(exit));
 }
 
 export function tripleFaultReport(exit: ExitInfo): string {
-  const chain = [...exit.vectors.map(vectorName), 'triple fault'].join(' -> ');
+  // cpufix: every exception of the chain with its error code (SDM 6.15 classes).
+  const named = exit.chain.map((e) => (e.errorCode === null ? vectorName(e.vector) : `${vectorName(e.vector)} error ${hex(e.errorCode)}`));
+  const chain = [...named, 'triple fault'].join(' -> ');
   const bytes = exit.insnBytes.length ? exit.insnBytes.map((b) => b.toString(16).padStart(2, '0')).join(' ') : '(unreadable)';
   return `triple fault: ${chain} at RIP ${hex(exit.rip)}, CR2 ${hex(exit.cr2)}, error code ${hex(exit.errorCode)}, instruction bytes ${bytes}`;
 }
@@ -156,6 +172,8 @@ export function handleExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
       return handleEptViolationExit(ctx, exit);
     case ExitReason.SHUTDOWN:
       return handleShutdownExit(ctx, exit);
+    case ExitReason.EPT_MISCONFIG:
+      return handleEptMisconfigExit(ctx, exit);
     case ExitReason.BUDGET:
     case ExitReason.NONE:
       return RESUME;

@@ -36,8 +36,15 @@ export interface ExitInfo {
   access: number;
   gvaValid: boolean;
   level: number;
-  /** Triple fault: the vector chain (0xFF entries dropped). */
+  /** Triple fault: the vector chain (every exception detected, #DF as its own entry). */
   vectors: number[];
+  /** Triple fault: the chain with each entry's error code (null: the vector pushes none). cpufix */
+  chain: { vector: number; errorCode: number | null }[];
+  /**
+   * EPT violation / misconfiguration / MMIO: the exception whose delivery the exit
+   * interrupted (VMX IDT-vectoring information; the next run() re-delivers it), or null. cpufix
+   */
+  vectoring: { vector: number; errorCode: number | null } | null;
   cr2: bigint;
   errorCode: number;
   /** Triple fault: up to 16 instruction bytes at RIP. */
@@ -45,7 +52,13 @@ export interface ExitInfo {
 }
 
 const EXIT_FIELDS = ['reason', 'rip', 'io_port', 'io_size', 'io_direction', 'value', 'gpa', 'gva', 'access', 'gva_valid', 'level',
-  'vector0', 'vector1', 'vector2', 'cr2', 'error_code', 'insn_lo', 'insn_hi', 'insn_len'] as const;
+  'vector0', 'vector1', 'vector2', 'cr2', 'error_code', 'insn_lo', 'insn_hi', 'insn_len',
+  // cpufix: the whole exception chain and the IDT-vectoring information (native/exit.h)
+  'chain_len', 'vector3', 'vector4', 'vector5', 'vector6', 'vector7',
+  'error0', 'error1', 'error2', 'error3', 'error4', 'error5', 'error6', 'error7',
+  'vectoring_vector', 'vectoring_error'] as const;
+const CHAIN_VECTORS = ['vector0', 'vector1', 'vector2', 'vector3', 'vector4', 'vector5', 'vector6', 'vector7'] as const;
+const CHAIN_ERRORS = ['error0', 'error1', 'error2', 'error3', 'error4', 'error5', 'error6', 'error7'] as const;
 type ExitFieldName = (typeof EXIT_FIELDS)[number];
 
 const TWO32 = 4294967296;
@@ -88,7 +101,22 @@ class ExitView implements ExitInfo {
   get cr2(): bigint { return this.b('cr2'); }
   get errorCode(): number { return this.n('error_code'); }
   get vectors(): number[] {
-    return [this.n('vector0'), this.n('vector1'), this.n('vector2')].filter((v) => v !== 0xff);
+    return this.chain.map((e) => e.vector);
+  }
+  get chain(): { vector: number; errorCode: number | null }[] {
+    const len = Math.min(CHAIN_VECTORS.length, this.n('chain_len'));
+    const out: { vector: number; errorCode: number | null }[] = [];
+    for (let k = 0; k < len; k++) out.push({ vector: this.n(CHAIN_VECTORS[k]), errorCode: this.err(CHAIN_ERRORS[k]) });
+    return out;
+  }
+  get vectoring(): { vector: number; errorCode: number | null } | null {
+    const v = this.n('vectoring_vector');
+    return v === 0xff ? null : { vector: v, errorCode: this.err('vectoring_error') };
+  }
+  /** An error-code field: all ones (native kNoErrorCode) means none. */
+  private err(f: ExitFieldName): number | null {
+    const i = this.ix[f] * 2;
+    return this.w[i + 1] === 0xffffffff ? null : this.w[i];
   }
   get insnBytes(): number[] {
     const len = Math.min(16, this.n('insn_len'));
@@ -180,4 +208,5 @@ export const EXIT_REASON_NAMES: Record<ExitReasonCode, string> = {
   [ExitReason.SHUTDOWN]: 'shutdown',
   [ExitReason.BUDGET]: 'budget',
   [ExitReason.INTERNAL]: 'internal',
+  [ExitReason.EPT_MISCONFIG]: 'ept_misconfig',
 };

@@ -7,7 +7,8 @@ import type { VmConfig } from '../api/types.ts';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
 import { ConfigError } from '../util/errors.ts';
 import { makeCostTable, type CostTable } from './cost.ts';
-import { EPT_DEFAULT, resolveHostOptions } from './ept-report.ts';
+import { EPT_DEFAULT } from './ept-report.ts';
+import { resolveHostOptions } from './ept-options.ts';
 import type { EptBackendOptions } from './ept-backend.ts';
 import type { TlbGeometry } from '../native/types.ts';
 
@@ -33,6 +34,8 @@ export interface ResolvedVmConfig {
   /** ept: EPT mode on (default) or native translation; host model options. */
   ept: boolean;
   host: EptBackendOptions;
+  /** The host clock follows the guest's simulated time (src/kvm/ept-clock.ts). */
+  hostClock: boolean;
 }
 
 const KNOWN = new Set(['tlb', 'memory', 'guestPageSize', 'cmdline', 'args', 'strict', 'maxInstructions', 'timeoutMs', 'chunkInstructions', 'costs', 'onConsole', 'onLog', 'ept', 'host']);
@@ -84,10 +87,11 @@ export function resolveVmConfig(c: VmConfig): ResolvedVmConfig {
   };
 }
 
-/** ept: the EPT-mode fields (validated in src/kvm/ept-report.ts). */
-function resolveEptFields(c: VmConfig): Pick<ResolvedVmConfig, 'ept' | 'host'> {
+/** ept: the EPT-mode fields (validated in src/kvm/ept-options.ts). */
+function resolveEptFields(c: VmConfig): Pick<ResolvedVmConfig, 'ept' | 'host' | 'hostClock'> {
   if (c.ept !== undefined && typeof c.ept !== 'boolean') throw new ConfigError(`ept must be a boolean, got ${String(c.ept)}`);
   const ept = c.ept ?? EPT_DEFAULT;
   if (!ept && c.host !== undefined) throw new ConfigError('host options need ept: true (the host THP model backs guest RAM only in EPT mode)');
-  return { ept, host: resolveHostOptions(c.host) };
+  const h = resolveHostOptions(c.host);
+  return { ept, host: h.backend, hostClock: h.clock };
 }

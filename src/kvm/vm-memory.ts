@@ -6,9 +6,8 @@
  * Gpa → memslot → Hva → host mm, its mmu config names the EPT root, and it resolves
  * EPT violations and reports host events for the cost model.
  */
-import { constants as bufferConstants } from 'node:buffer';
 import { LinearGuestMemory, type GuestMemory } from '../guest/memory.ts';
-import type { NativeAddon, NativeArena, NativeMmuConfig, NativeVcpu } from '../native/types.ts';
+import { ARENA_MAX_BYTES, type NativeAddon, type NativeArena, type NativeMmuConfig, type NativeVcpu } from '../native/types.ts';
 import { ConfigError } from '../util/errors.ts';
 import type { HostEvents } from './cost.ts';
 import type { EptViolationHandler } from './exits.ts';
@@ -39,11 +38,13 @@ export function createLinearMemory(addon: NativeAddon, size: number, opts: Linea
   const base = opts.base ?? 0;
   let arena = opts.arena;
   if (!arena) {
-    // The arena is one external ArrayBuffer, and Node refuses those above buffer.constants
-    // .MAX_LENGTH (4 GiB on Node 20); the native Arena constructor then aborts the process
-    // (a double free in native/addon.cc) instead of throwing, so refuse here first.
-    if (base + size > bufferConstants.MAX_LENGTH) {
-      throw new ConfigError(`guest memory of ${size} bytes needs an arena larger than ${bufferConstants.MAX_LENGTH} bytes, the largest ArrayBuffer Node can expose; at most 4 GiB of guest memory is supported`);
+    // Checked here so the user gets a ConfigError naming guest memory (the addon would
+    // refuse too, with a RangeError). The arena is reserved lazily: only touched pages cost.
+    if (!Number.isSafeInteger(base) || !Number.isSafeInteger(size) || size <= 0 || base < 0) {
+      throw new ConfigError(`guest memory must be a positive integer of bytes at a non-negative base, got ${size} at ${base}`);
+    }
+    if (base + size > ARENA_MAX_BYTES) {
+      throw new ConfigError(`guest memory of ${size} bytes needs an arena of ${base + size} bytes, above the ${ARENA_MAX_BYTES}-byte (1 TiB) maximum`);
     }
     try {
       arena = new addon.Arena(base + size);
@@ -51,6 +52,6 @@ export function createLinearMemory(addon: NativeAddon, size: number, opts: Linea
       throw new ConfigError(`cannot reserve ${size} bytes of guest memory: ${(e as Error).message}`);
     }
   }
-  const memory = new LinearGuestMemory(arena.buffer, base, size);
+  const memory = new LinearGuestMemory(arena, base, size);
   return { kind: 'linear', memory, arena, mmu: { ept: false, guestBase: base, guestSize: size } };
 }

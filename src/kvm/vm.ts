@@ -16,7 +16,7 @@ import { loadElf, parseElf, type ElfImage } from '../guest/elf.ts';
 import { loadAddon } from '../native/addon.ts';
 import { ExitReason, type NativeAddon } from '../native/types.ts';
 import { ConfigError } from '../util/errors.ts';
-import { faultRates, NO_HOST_EVENTS, simulate, type HostEvents } from './cost.ts';
+import { faultRates, hostEventsDelta, NO_HOST_EVENTS, simulate, type HostEvents } from './cost.ts';
 import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from './devices.ts';
 import type { ExitContext, StopInfo, VmmStats } from './exits.ts';
 import { RunLoop, type RunState } from './run.ts';
@@ -25,6 +25,8 @@ import { resolveVmConfig, type ResolvedVmConfig } from './vm-config.ts';
 import { createLinearMemory, type GuestMemoryBackend } from './vm-memory.ts';
 import { eptMemory } from './ept-backend.ts';
 import { memoryReport } from './ept-report.ts';
+import { HostClock } from './ept-clock.ts';
+import type { EptMemoryBackend } from './ept-backend.ts';
 
 export interface GuestImage {
   bytes: Uint8Array;
@@ -35,7 +37,7 @@ export interface GuestImage {
 export interface VmDeps {
   /** The native addon (tests pass one with a fake Vcpu). */
   addon?: NativeAddon;
-  /** Guest memory; default: createLinearMemory (no EPT). */
+  /** Guest memory; default: the EPT backend (ept-backend.ts), or createLinearMemory with ept: false. */
   memory?: (addon: NativeAddon, size: number) => GuestMemoryBackend;
 }
 
@@ -52,6 +54,10 @@ export class Vm implements VmControl {
   private readonly rois: RoiResult[] = [];
   private roiStart: CounterSnapshot | null = null;
   private roiStartHost: HostEvents = NO_HOST_EVENTS;
+  /** Host events of building the VM (the VMM loading the image faults host pages): not guest time. */
+  private readonly bootHost: HostEvents;
+  /** EPT mode: the host clock that follows the guest (null without a host model). */
+  readonly hostClock: HostClock | null;
 
   constructor(config: ResolvedVmConfig, backend: GuestMemoryBackend, vcpu: Vcpu, boot: BootSummary) {
     this.config = config;
@@ -59,6 +65,7 @@ export class Vm implements VmControl {
     this.vcpu = vcpu;
     this.boot = boot;
     this.console = new Console(config.onConsole);
+    this.bootHost = backend.hostEvents?.() ?? NO_HOST_EVENTS;
     this.ctx = {
       bus: this.bus,
       strict: config.strict,
@@ -72,8 +79,14 @@ export class Vm implements VmControl {
     const { maxInstructions, timeoutMs, chunkInstructions } = config;
     // Console text streams at newlines (Console.putByte); a partial line is flushed when the
     // guest has run a whole chunk without exiting, and when the loop returns.
+    // ept: the host clock advances to the guest's simulated time at each return of the
+    // native loop, so khugepaged and kswapd run between guest instructions (ept-clock.ts).
+    this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, config.costs, config.hostClock) : null;
+    const clock = this.hostClock?.followsGuest ? this.hostClock : null;
+    clock?.attach(vcpu.native, vcpu.counterNames);
     const afterRun = (reason: number): void => {
       if (reason === ExitReason.BUDGET) this.console.flush();
+      if (clock) clock.sync(this.hostEvents());
     };
     this.loop = new RunLoop(vcpu, this.ctx, { maxInstructions, timeoutMs, chunkInstructions }, afterRun);
   }
@@ -100,20 +113,14 @@ export class Vm implements VmControl {
     }
     const counters = counterDelta(this.roiStart, this.vcpu.snapshot());
     this.roiStart = null;
-    const h0 = this.roiStartHost;
-    const h1 = this.hostEvents();
-    const host: HostEvents = {
-      host_fault_4k: h1.host_fault_4k - h0.host_fault_4k,
-      host_fault_2m: h1.host_fault_2m - h0.host_fault_2m,
-      kib_zeroed: h1.kib_zeroed - h0.kib_zeroed,
-      kib_copied: h1.kib_copied - h0.kib_copied,
-      swap_io_page: h1.swap_io_page - h0.swap_io_page,
-    };
+    const host = hostEventsDelta(this.hostEvents(), this.roiStartHost);
     const simulated = simulate(counters, host, this.config.costs);
     this.rois.push({ counters, simulated, rates: faultRates(counters, simulated) });
   }
+  /** Host events since the guest started: what the VMM did while loading it is not guest time. */
   private hostEvents(): HostEvents {
-    return this.backend.hostEvents?.() ?? NO_HOST_EVENTS;
+    const now = this.backend.hostEvents?.();
+    return now ? hostEventsDelta(now, this.bootHost) : NO_HOST_EVENTS;
   }
   log(message: string): void {
     this.config.onLog?.(message);
@@ -164,7 +171,7 @@ export class Vm implements VmControl {
       simulated,
       rates: faultRates(counters, simulated),
       boot: this.boot,
-      memory: memoryReport(this.backend, counters),
+      memory: memoryReport(this.backend, counters, this.hostClock?.report() ?? null),
     };
   }
 }

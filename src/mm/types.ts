@@ -3,6 +3,7 @@
  * (src/kvm/) and experiments are written against. The implementation in src/mm/ is typed
  * against these interfaces so the two cannot drift. Names are the kernel's.
  */
+import type { ByteSource } from '../util/chunked-bytes.ts';
 import type { Hva, Pfn } from '../util/address.ts';
 
 /** transparent_hugepage/enabled */
@@ -34,10 +35,11 @@ export interface HostConfig {
   /** Simulated host RAM in bytes (a multiple of 2 MiB). */
   memoryBytes: number;
   /**
-   * The bytes of host RAM: host PFN n at byte n*4096. Normally the native arena's buffer;
-   * defaults to a fresh ArrayBuffer for pure-model use.
+   * The bytes of host RAM: host PFN n at byte n*4096. Normally the native arena (its 1 GiB
+   * chunk ArrayBuffers, src/util/chunked-bytes.ts); a plain ArrayBuffer works too; defaults
+   * to a fresh ArrayBuffer for pure-model use.
    */
-  physmem?: ArrayBuffer | SharedArrayBuffer;
+  physmem?: ByteSource;
   thp?: Partial<Omit<ThpKnobs, 'khugepaged'>> & { khugepaged?: Partial<ThpKnobs['khugepaged']> };
   swap?: SwapConfig;
   /** Reclaim starts when free frames drop below this many (default: 1% of RAM, ≥ 512). */

@@ -5,9 +5,40 @@
  * reading counters, registers or the exit record allocates nothing per instruction.
  */
 
-/** Host-physical arena: simulated host RAM. Host PFN n is at byte n*4096. */
+/**
+ * Largest arena the addon reserves (native Arena::kMaxBytes): 1 TiB. The reservation is lazy
+ * (MAP_NORESERVE), so this bounds address space, not memory; TS callers check sizes against
+ * it first and turn a violation into a ConfigError.
+ */
+export const ARENA_MAX_BYTES = 2 ** 40;
+/** Bytes per chunk ArrayBuffer of NativeArena.chunks (native Arena::kChunkSize): 1 GiB. */
+export const ARENA_CHUNK_BYTES = 2 ** 30;
+/** Largest arena that also has `buffer` (Node 20 refuses single ArrayBuffers above 2^32 bytes). */
+export const ARENA_MAX_SINGLE_BUFFER = 2 ** 32;
+
+/**
+ * Host-physical arena: simulated host RAM. Host PFN n is at byte n*4096. Natively one
+ * contiguous lazy mmap (2 MiB aligned, MADV_HUGEPAGE); JS sees it as `chunks`. Wrap it in
+ * src/util/chunked-bytes.ts ChunkedBytes (which PhysMem, LinearGuestMemory and the EPT
+ * code do) for offset-based access: frames and page tables never straddle a chunk; byte
+ * ranges that do are split there.
+ *
+ * `new Arena(bytes)` throws (RangeError/Error naming the problem, never a crash) unless
+ * bytes is a multiple of 4096 in (0, ARENA_MAX_BYTES] and the reservation succeeds.
+ */
 export interface NativeArena {
-  /** External ArrayBuffer over the whole arena (views are limited to 2^32 bytes each). */
+  /**
+   * The arena as external ArrayBuffers of `chunkSize` bytes each (the last may be shorter):
+   * byte b of the arena is byte b % chunkSize of chunks[floor(b / chunkSize)]. Frozen.
+   */
+  readonly chunks: readonly ArrayBuffer[];
+  /** A power of two (ARENA_CHUNK_BYTES). */
+  readonly chunkSize: number;
+  /**
+   * The whole arena as one ArrayBuffer — only for arenas of at most 4 GiB
+   * (ARENA_MAX_SINGLE_BUFFER); throws a RangeError for larger ones. A convenience for small
+   * test/bench arenas; library code uses `chunks`.
+   */
   readonly buffer: ArrayBuffer;
   readonly byteLength: number;
   /** Give a page-aligned range back to the real kernel (reads as zero afterwards). */
@@ -167,5 +198,7 @@ export const ExitReason = {
   SHUTDOWN: 5,
   BUDGET: 6,
   INTERNAL: 7,
+  /** cpufix: a malformed EPT entry (KVM's EXIT_REASON_EPT_MISCONFIG): a hypervisor bug. */
+  EPT_MISCONFIG: 8,
 } as const;
 export type ExitReasonCode = (typeof ExitReason)[keyof typeof ExitReason];

@@ -2,10 +2,10 @@
 # and hugevisor (built by tools/kvm/run-guest.mjs buildKvmGuest, not by scripts/build.mjs:
 # guests/ belongs to the guests branch). It raises #UD through an IDT whose #UD gate is
 # not present, with handlers for #DF, #NP and #GP installed.
-# GUEST-ABI.md: "a fault while delivering -> #DF", so hugevisor runs the #DF handler
-# (error 0). The SDM (Vol. 3A 6.15, Table 6-5) would deliver #NP(0x33) serially instead
-# (#UD is benign); the KVM on this machine, which emulates every guest instruction in
-# software, agrees with the ABI, so the test pins that agreement.
+# hugevisor follows the SDM (Vol. 3A 6.15, Table 6-5), as QEMU TCG does: #UD is benign, so
+# the not-present gate's #NP(0x33) is delivered serially. GUEST-ABI.md simplifies this to
+# "a fault while delivering -> #DF", and the KVM on this machine (which emulates event
+# delivery in software) gives #DF; the test pins both outcomes.
 # Output: "ud2 through a bad #UD gate", then "#DF error 0x..." (exit 8), "#NP error 0x..."
 # (exit 11) or "#GP error 0x..." (exit 13).
         .include "runtime.inc"

@@ -1,0 +1,320 @@
+/*
+ * kdiff.c — the real-kernel side of the THP differential check (tools/kdiff/README in
+ * the project README, section "kdiff"). Reads a scenario script on stdin, runs it on
+ * this machine's kernel in one fresh process, and after every step prints one JSON line:
+ * the per-VMA figures of /proc/self/smaps inside the scenario's slot (Rss, Anonymous,
+ * AnonHugePages, THPeligible, perms, hg/nh VmFlags) and the deltas of every thp_*
+ * counter of /proc/vmstat across the step. The TS side (tools/kdiff/model.ts) runs the
+ * same script on the model and prints the same shape.
+ *
+ * Script (one step a line; OFF/LEN in bytes, offsets from the slot base, which is 2 MiB
+ * aligned):
+ *   region LEN OFF                     mmap LEN bytes RW at base+OFF (exact placement)
+ *   madvise OFF LEN hugepage|nohugepage|dontneed
+ *   touch OFF LEN STRIDE r|w           one byte every STRIDE bytes
+ *   munmap OFF LEN
+ *   mprotect OFF LEN none|r|rw
+ *   map OFF LEN                        mmap(MAP_FIXED) LEN bytes RW at base+OFF, inside the slot
+ *   report                             no action (just report)
+ *   fork                               fork a child that stays alive, waiting for commands
+ *   child STEP                         run STEP in the child (it reports, who=child)
+ *   exit                               the child exits; the parent waits for it
+ * Nothing here changes a system setting: /sys and /proc are only read.
+ * No malloc after start-up matters: buffers are static so the process's own VMAs stay few.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HPAGE (2UL << 20)
+#define MAXCTR 64
+
+static char buf[1 << 20];
+static char out[1 << 16];
+static char *base;           /* 2 MiB aligned slot base */
+static unsigned long slot;   /* bytes of the slot reported */
+
+static char ctr_name[MAXCTR][48];
+static int nctr;
+
+static void emit(const char *s) {
+  size_t n = strlen(s), done = 0;
+  while (done < n) {
+    ssize_t w = write(1, s + done, n - done);
+    if (w <= 0) _exit(3);
+    done += (size_t)w;
+  }
+}
+
+static ssize_t slurp(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return -1;
+  ssize_t n = 0, r;
+  while ((r = read(fd, buf + n, sizeof buf - 1 - (size_t)n)) > 0) n += r;
+  close(fd);
+  buf[n] = 0;
+  return n;
+}
+
+/* The thp_* counters the comparison uses, from /proc/vmstat (names fixed on first call;
+ * a counter this kernel lacks is simply absent from the report). */
+static const char *const wanted[] = {"thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge",
+                                     "thp_collapse_alloc", "thp_split_pmd", "thp_split_page", "thp_split",
+                                     "thp_deferred_split_page", "thp_zero_page_alloc", NULL};
+static int is_wanted(const char *n) {
+  for (int i = 0; wanted[i]; i++)
+    if (!strcmp(wanted[i], n)) return 1;
+  return 0;
+}
+
+static void read_vmstat(unsigned long long *vals) {
+  if (slurp("/proc/vmstat") < 0) return;
+  int k = 0;
+  for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) {
+    if (strncmp(l, "thp_", 4)) continue;
+    char name[48];
+    unsigned long long v;
+    if (sscanf(l, "%47s %llu", name, &v) != 2 || !is_wanted(name)) continue;
+    if (nctr < MAXCTR && k == nctr) strcpy(ctr_name[nctr++], name);
+    if (k < MAXCTR) vals[k++] = v;
+  }
+}
+
+/* One JSON report: the slot's VMAs from /proc/self/smaps and the vmstat deltas. */
+static long faults_of(const struct rusage *r) { return r->ru_minflt + r->ru_majflt; }
+
+/* `faults`: page faults this process took during the step's action (getrusage), or -1
+ * when not measured (the forkwrite parent, whose own stack and data turned COW). */
+/* The vmstat windows of consecutive steps overlap, so no event (e.g. a khugepaged
+ * collapse between two steps) can fall between them: a step's deltas run from the
+ * sample taken just before the previous report read smaps to the sample taken just
+ * after this report read smaps. Overlap can only make the kernel look noisier. The
+ * window start is in a MAP_SHARED page so parent and child steps chain alike. */
+static unsigned long long *win_start;
+
+static void report(int step, const char *who, long faults) {
+  unsigned long long pre[MAXCTR] = {0}, now[MAXCTR] = {0};
+  read_vmstat(pre);
+  char *o = out;
+  o += sprintf(o, "{\"step\":%d,\"who\":\"%s\",\"vmas\":[", step, who);
+  if (slurp("/proc/self/smaps") < 0) {
+    emit("{\"error\":\"cannot read /proc/self/smaps\"}\n");
+    _exit(2);
+  }
+  int first = 1, in = 0;
+  uintptr_t lo = (uintptr_t)base, hi = lo + slot;
+  for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) {
+    unsigned long s, e;
+    char perms[8];
+    if (sscanf(l, "%lx-%lx %7s", &s, &e, perms) == 3 && strchr(l, '-') < strchr(l, ' ')) {
+      if (in) o += sprintf(o, "}");
+      in = s < hi && e > lo;
+      if (in) {
+        o += sprintf(o, "%s{\"start\":%ld,\"end\":%ld,\"perms\":\"%s\"", first ? "" : ",", (long)(s - lo), (long)(e - lo), perms);
+        first = 0;
+      }
+      continue;
+    }
+    if (!in) continue;
+    unsigned long v;
+    if (sscanf(l, "Rss: %lu kB", &v) == 1) o += sprintf(o, ",\"rss\":%lu", v);
+    else if (sscanf(l, "Anonymous: %lu kB", &v) == 1) o += sprintf(o, ",\"anon\":%lu", v);
+    else if (sscanf(l, "AnonHugePages: %lu kB", &v) == 1) o += sprintf(o, ",\"ahp\":%lu", v);
+    else if (sscanf(l, "THPeligible: %lu", &v) == 1) o += sprintf(o, ",\"eligible\":%lu", v);
+    else if (!strncmp(l, "VmFlags:", 8)) {
+      const char *t = strstr(l, " hg") ? "hg" : strstr(l, " nh") ? "nh" : "";
+      o += sprintf(o, ",\"thp\":\"%s\"", t);
+    }
+  }
+  if (in) o += sprintf(o, "}");
+  o += sprintf(o, "],\"faults\":%ld,\"vm\":{", faults);
+  {
+    read_vmstat(now);
+    for (int k = 0; k < nctr; k++) o += sprintf(o, "%s\"%s\":%lld", k ? "," : "", ctr_name[k], (long long)(now[k] - win_start[k]));
+    memcpy(win_start, pre, sizeof pre);
+  }
+  o += sprintf(o, "}}\n");
+  emit(out);
+}
+
+static void fail(int step, const char *what) {
+  char m[256];
+  snprintf(m, sizeof m, "{\"step\":%d,\"error\":\"%s: %s\"}\n", step, what, strerror(errno));
+  emit(m);
+  _exit(2);
+}
+
+static void touch(unsigned long off, unsigned long len, unsigned long stride, int wr) {
+  for (unsigned long a = off; a < off + len; a += stride) {
+    volatile char *p = base + a;
+    if (wr) *p = 1;
+    else (void)*p;
+  }
+}
+
+
+static pid_t child_pid = -1;
+static int cmd_fd = -1, ack_fd = -1; /* parent → child commands, child → parent acks */
+static int in_child;
+
+static void run_step(int step, char *l);
+
+/* The child: run each command line it is sent, ack it; "exit" ends it. */
+static void child_loop(void) {
+  static char line[512];
+  for (;;) {
+    size_t n = 0;
+    char ch;
+    while (read(cmd_fd, &ch, 1) == 1 && ch != '\n' && n < sizeof line - 1) line[n++] = ch;
+    if (n == 0) _exit(0);
+    line[n] = 0;
+    int step;
+    char *rest;
+    step = (int)strtol(line, &rest, 10);
+    if (!strcmp(rest + 1, "exit")) _exit(0);
+    run_step(step, rest + 1);
+    if (write(ack_fd, "k", 1) != 1) _exit(3);
+  }
+}
+
+static void send_child(int step, const char *l) {
+  char m[600];
+  snprintf(m, sizeof m, "%d %s\n", step, l);
+  if (child_pid < 0) {
+    errno = ESRCH;
+    fail(step, "no child (fork first)");
+  }
+  if (write(cmd_fd, m, strlen(m)) != (ssize_t)strlen(m)) fail(step, "command to child");
+  char ch;
+  if (read(ack_fd, &ch, 1) != 1) {
+    errno = EPIPE;
+    fail(step, "child died");
+  }
+}
+
+/* Run one script line in this process and report. */
+static void run_step(int step, char *l) {
+  char op[16], arg[16] = "";
+  unsigned long a = 0, b = 0, c = 0;
+  int k = sscanf(l, "%15s %lu %lu %15s", op, &a, &b, arg);
+  /* Both samples live in one stack area written before the first sample, so the
+   * copy-out of getrusage itself can never fault inside the measured window. */
+  struct rusage ru[2];
+  memset((void *)ru, 0, sizeof ru);
+  /* Warm-up (its result is unused): the deep libc stack and the static buffers are
+   * touched here, so the measured window holds no first-touch fault of our own. */
+  unsigned long long scratch[MAXCTR];
+  read_vmstat(scratch);
+  getrusage(RUSAGE_SELF, &ru[0]);
+  if (k < 1) {
+    errno = EINVAL;
+    fail(step, "empty step");
+  } else if (!strcmp(op, "region") && k >= 3) {
+    unsigned long len = a, off = b;
+    slot = (off + len + HPAGE - 1) & ~(HPAGE - 1);
+    unsigned long resv = slot + HPAGE;
+    char *p = mmap(NULL, resv, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) fail(step, "reserve");
+    base = (char *)(((uintptr_t)p + HPAGE - 1) & ~(HPAGE - 1));
+    if (mmap(base + off, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) fail(step, "mmap");
+    /* Holes on both sides: nothing can merge with the region. */
+    if (base + off > p && munmap(p, (size_t)(base + off - p))) fail(step, "munmap low");
+    char *e = base + off + len, *pe = p + resv;
+    if (pe > e && munmap(e, (size_t)(pe - e))) fail(step, "munmap high");
+  } else if (!strcmp(op, "map") && k >= 3) {
+    if (!base || a + b > slot) {
+      errno = EINVAL;
+      fail(step, "map: outside the slot");
+    }
+    if (mmap(base + a, b, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED) fail(step, "map");
+  } else if (!strcmp(op, "madvise") && k == 4) {
+    int adv = !strcmp(arg, "hugepage") ? MADV_HUGEPAGE : !strcmp(arg, "nohugepage") ? MADV_NOHUGEPAGE : MADV_DONTNEED;
+    if (madvise(base + a, b, adv)) fail(step, "madvise");
+  } else if (!strcmp(op, "touch") && sscanf(l, "%*s %lu %lu %lu %15s", &a, &b, &c, arg) == 4 && c > 0) {
+    touch(a, b, c, arg[0] == 'w');
+  } else if (!strcmp(op, "munmap") && k >= 3) {
+    if (munmap(base + a, b)) fail(step, "munmap");
+  } else if (!strcmp(op, "mprotect") && k == 4) {
+    int prot = !strcmp(arg, "none") ? PROT_NONE : !strcmp(arg, "r") ? PROT_READ : PROT_READ | PROT_WRITE;
+    if (mprotect(base + a, b, prot)) fail(step, "mprotect");
+  } else if (!strcmp(op, "report")) {
+    /* nothing */
+  } else if (!strcmp(op, "fork") && !in_child) {
+    int cmd[2], ack[2];
+    if (child_pid >= 0 || pipe(cmd) || pipe(ack)) fail(step, "fork: one child at a time");
+    pid_t pid = fork();
+    if (pid < 0) fail(step, "fork");
+    if (pid == 0) {
+      in_child = 1;
+      /* fork() does not copy page tables of file mappings, so the child's first call
+       * of a libc wrapper would take a page-cache fault on its text inside a measured
+       * window: run each wrapper once now (length 0: no effect). */
+      (void)mprotect(base, 0, PROT_READ | PROT_WRITE);
+      (void)madvise(base, 0, MADV_NORMAL);
+      (void)munmap(base, 0);
+      (void)mmap(NULL, 0, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      close(cmd[1]);
+      close(ack[0]);
+      cmd_fd = cmd[0];
+      ack_fd = ack[1];
+      child_loop();
+    }
+    close(cmd[0]);
+    close(ack[1]);
+    cmd_fd = cmd[1];
+    ack_fd = ack[0];
+    child_pid = pid;
+  } else if (!strcmp(op, "exit") && !in_child) {
+    int st;
+    char m[32];
+    if (child_pid < 0) fail(step, "exit: no child");
+    snprintf(m, sizeof m, "%d exit\n", step);
+    if (write(cmd_fd, m, strlen(m)) != (ssize_t)strlen(m)) fail(step, "exit command");
+    /* The child's exit_mmap is done before waitpid returns (exit_mm precedes exit_notify). */
+    if (waitpid(child_pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st)) fail(step, "child exit");
+    close(cmd_fd);
+    close(ack_fd);
+    child_pid = -1;
+  } else {
+    errno = EINVAL;
+    fail(step, "bad step");
+  }
+  getrusage(RUSAGE_SELF, &ru[1]);
+  /* After fork() the parent's own stack and data are COW while the child lives: its
+   * faults there are not the region's, so fork and exit (which writes its command on
+   * the stack) are not measured. */
+  long faults = !strcmp(op, "fork") || !strcmp(op, "exit") ? -1 : faults_of(&ru[1]) - faults_of(&ru[0]);
+  report(step, in_child ? "child" : "self", faults);
+}
+
+int main(void) {
+  static char script[1 << 16];
+  ssize_t n = 0, r;
+  while ((r = read(0, script + n, sizeof script - 1 - (size_t)n)) > 0) n += r;
+  script[n] = 0;
+  win_start = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (win_start == MAP_FAILED) fail(-1, "shared page");
+  read_vmstat(win_start); /* also fixes the counter names before any mapping */
+  /* First-touch the globals the region step writes, outside any measured window. */
+  *(char *volatile *)&base = NULL;
+  *(volatile unsigned long *)&slot = 0;
+  int step = 0;
+  char *save = NULL;
+  for (char *l = strtok_r(script, "\n", &save); l; l = strtok_r(NULL, "\n", &save), step++) {
+    if (!strncmp(l, "child ", 6)) send_child(step, l + 6);
+    else run_step(step, l);
+  }
+  if (child_pid >= 0) {
+    close(cmd_fd); /* EOF ends the child */
+    waitpid(child_pid, NULL, 0);
+  }
+  return 0;
+}
