@@ -65,7 +65,7 @@ uint64_t splitmix(uint64_t* s) {
 }
 
 struct Header {
-  bool ept, tlb_none, layout_b, idt, ept_2m, sparse, diff;
+  bool ept, tlb_none, layout_b, idt, ept_2m, sparse, diff, geom;
   unsigned gpage;  // 0 = 4K, 1 = 2M, 2 = 1G guest leaves
   unsigned place;  // code placement (kCodeAt)
   uint64_t rip_off, total, per_run, action_rate, seed;
@@ -85,6 +85,7 @@ Header parse_header(Reader& in) {
   h.sparse = m & 128;
   h.place = p & 3;
   h.diff = p & 4;
+  h.geom = p & 8;
   // RIP: near the start of the code, or in the last 16 bytes of its first or second page.
   h.rip_off = r < 0x80 ? r : ((r & 0x40) ? 8192 : 4096) - 1 - (r & 0x0F);
   h.rcx = in.u8();
@@ -125,7 +126,7 @@ class Machine {
   void place_code(const uint8_t* code, size_t n) {
     std::memcpy(ram(kCodeAt[h_.place]), code, n < kCodeMax ? n : kCodeMax);
   }
-  bool configure();
+  bool configure(bool new_geometry = false);
   uint64_t run_all(Stats* st, uint64_t* trace_hash, bool want_hash);
   uint64_t state_hash();
 
@@ -271,13 +272,34 @@ void Machine::apply_patch(uint8_t kind, uint16_t idx, uint64_t v) {
   }
 }
 
-bool Machine::configure() {
+// A random TLB geometry (what TS passes through configureMmu's `tlb`): entries and ways
+// from 0 to 65536, mostly powers of two; configure() must refuse the rest with a message.
+TlbGeometry random_geometry(uint64_t* s) {
+  TlbGeometry g;
+  for (TlbGeom* p : {&g.itlb_4k, &g.itlb_2m, &g.itlb_1g, &g.dtlb_4k, &g.dtlb_2m, &g.dtlb_1g,
+                     &g.stlb, &g.stlb_1g, &g.pwc_pml4e, &g.pwc_pdpte, &g.pwc_pde, &g.nested}) {
+    const uint64_t z = splitmix(s);
+    const uint32_t e = (z & 7) == 0 ? 0 : 1u << ((z >> 3) % 17);
+    const uint32_t w = (z >> 8) % 4 == 0 ? 0 : 1u << ((z >> 10) % 17);
+    *p = TlbGeom{e, w};
+    if ((z >> 20) % 64 == 0) p->entries = static_cast<uint32_t>((z >> 32) % 65537);
+  }
+  return g;
+}
+
+bool Machine::configure(bool new_geometry) {
   MmuConfig cfg;
   cfg.ept = ept_;
   cfg.eptp = eptp_;
   cfg.guest_base = gbase_;
   cfg.guest_size = kRam;
   if (h_.tlb_none) cfg.tlb = TlbGeometry::none();
+  if (h_.geom || new_geometry) {
+    uint64_t s = h_.seed ^ (new_geometry ? splitmix(&prng_) : 0);
+    cfg.tlb = random_geometry(&s);
+    if (cpu_->configure_mmu(cfg) == nullptr) return true;
+    cfg.tlb = h_.tlb_none ? TlbGeometry::none() : TlbGeometry{};
+  }
   if (cpu_->configure_mmu(cfg)) {  // refused (garbage EPTP): the VMM keeps the sane one
     cfg.eptp = kEpt;
     if (cpu_->configure_mmu(cfg)) fail("configure_mmu refused a valid configuration");
@@ -357,7 +379,7 @@ void Machine::vmm_action() {
         cpu_->invept();
       }
       break;
-    case 5: configure(); break;
+    case 5: configure((z >> 8) & 1); break;  // same config, or a new TLB geometry
     case 6: r[R_CR3] = (z & 1) ? kPml4 : (z >> 8) % kRam; break;
     default: r[R_RAX + (z >> 8) % 16] = z >> 16; break;
   }
@@ -453,7 +475,7 @@ uint64_t fuzz_one(const uint8_t* data, size_t size, Stats* st, bool want_hash) {
   };
   // Differential: with every cache off and an identity EPT over all of guest RAM, EPT mode
   // must compute exactly what no-EPT mode computes (only the counters differ).
-  h.diff = h.diff && h.tlb_none && !h.sparse && !ept_patch;
+  h.diff = h.diff && h.tlb_none && !h.geom && !h.sparse && !ept_patch;
   uint64_t trace = 0, result;
   Machine* a = build(h.ept);
   result = a->run_all(st, &trace, want_hash || h.diff);
