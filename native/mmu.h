@@ -144,6 +144,7 @@ class Mmu {
   void fill_l1(L1& l1, Gva va, const Walked& w);
   const char* configure_arrays(const TlbGeometry& g);
   bool walk(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
+  template <bool kEpt> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);
   // Where a guest-physical page lives: host pointer of its 4 KiB page, the size class and
   // permissions (kPerm*) of the mapping, and the EPT level of its leaf (1..3; 0 no-EPT).
   struct Mapped {
@@ -156,6 +157,7 @@ class Mmu {
   // GPA outside guest memory. Permissions are the caller's to check. native/walk.cc
   // *ept_refs accumulates the EPT entries read (the caller adds them to the counters once
   // per walk: a memory increment per reference would serialize the walk on the counter).
+  template <bool kEpt>
   bool map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
                uint64_t* ept_refs);
   // The EPT walk proper, adding one to *refs per entry read. On failure returns false

@@ -4,9 +4,12 @@
 // in what `key` and `val` mean, so the replacement policy is written once.
 //
 // LRU is exact per set: the victim is an invalid way if there is one (the lowest), else the
-// least recently inserted-or-touched valid way. The valid ways of a set form a recency list
-// (one-byte links, most recent at the head), so touch and victim choice are O(1) however
-// many ways a set has (the 32-entry fully associative PDE cache is probed on every walk).
+// least recently inserted-or-touched valid way. Sets of up to kStampWays ways (the L1 arrays,
+// touched on every L1 hit) keep a strictly increasing stamp per way: a touch is one store
+// and the victim the smallest stamp. Wider sets (the 12-way STLB and the 32-entry fully
+// associative PDE cache, inserted into on most walks) keep their valid ways in a recency list with
+// one-byte links instead, so the victim is the list's tail without a scan. Both orders are
+// the same exact LRU.
 // Nothing depends on host state, so the same access sequence always evicts the same entries.
 //
 // Speed (PERFORMANCE.md, gups): a TLB miss probes ~10 sets, most of them missing, so the
@@ -46,10 +49,12 @@ struct TlbEntry {
   uint8_t level = 0;     // nested TLB: EPT leaf level of the table page (for violations)
   uint8_t way = 0;       // position in the array (set by configure): touch/kill need no division
   uint16_t set = 0;
+  uint64_t stamp = 0;    // LRU stamp (sets of up to TlbArray::kStampWays ways)
 };
 
 class TlbArray {
  public:
+  static constexpr uint32_t kStampWays = 8;
   // Returns nullptr, or a message naming what is wrong with the geometry.
   const char* configure(TlbGeom g);
   bool enabled() const { return !e_.empty(); }
@@ -69,6 +74,10 @@ class TlbArray {
     return nullptr;
   }
   void touch(TlbEntry* e) {
+    if (ways_ <= kStampWays) {
+      e->stamp = ++clock_;
+      return;
+    }
     if (lru_[e->set].head == e->way) return;
     unlink(e->set, e->way);
     push_front(e->set, e->way);
@@ -84,7 +93,7 @@ class TlbArray {
   void kill(TlbEntry* e) {
     e->key = ~0ull;
     tags_[e->set * tstride_ + e->way] = 0;
-    unlink(e->set, e->way);
+    if (ways_ > kStampWays) unlink(e->set, e->way);
     --valid_;
   }
   void invalidate(uint64_t key, uint64_t index) {
@@ -141,6 +150,7 @@ class TlbArray {
   uint32_t ways_ = 0;
   uint32_t tstride_ = 0;
   uint32_t valid_ = 0;            // valid entries in the whole array
+  uint64_t clock_ = 0;            // last stamp handed out
 };
 
 }  // namespace hv

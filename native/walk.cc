@@ -33,9 +33,10 @@ void ept_fault(Fault* f, Gpa gpa, Access acc, bool final_gpa, Gva va, uint8_t le
 }
 }  // namespace
 
+template <bool kEpt>
 __attribute__((always_inline)) inline bool Mmu::map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
                   uint64_t* ept_refs) {
-  if (cfg_.ept) {
+  if (kEpt) {
     uint8_t stop = 0;
     bool mis = false;
     if (ept_walk(gpa, m, &stop, &mis, ept_refs)) return true;
@@ -73,6 +74,12 @@ struct RefTally {
 }  // namespace
 
 bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
+  return cfg_.ept ? walk_t<true>(va, acc, f, out) : walk_t<false>(va, acc, f, out);
+}
+
+// One copy per translation mode, so the no-EPT walk carries no nested-TLB or EPT code.
+template <bool kEpt>
+bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   counters_->v[C_walks]++;
   RefTally refs{counters_};
   const bool nxe = (efer_ & EFER_NXE) != 0, wp = (cr0_ & CR0_WP) != 0;
@@ -121,14 +128,14 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
       const Gpa egpa(table + ((v >> shift) & 511) * 8);
       // The table's own page: nested TLB, else a full EPT walk (then cached).
       Mapped tm;
-      TlbEntry* ne = cfg_.ept ? nested_.find(table >> kPageShift, table >> kPageShift) : nullptr;
+      TlbEntry* ne = kEpt ? nested_.find(table >> kPageShift, table >> kPageShift) : nullptr;
       if (ne) {
         nested_.touch(ne);
         counters_->inc(C_nested_tlb_hits);
         tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
       } else {
-        if (!map_gpa(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return false;
-        if (cfg_.ept) {
+        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return false;
+        if (kEpt) {
           if (TlbEntry* n = nested_.insert(table >> kPageShift, table >> kPageShift)) {
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
             n->perm = tm.perm;
@@ -197,7 +204,7 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
 
   // The data page: one more EPT translation (reported with gva_valid = true).
   Mapped dm;
-  if (!map_gpa(Gpa(gpa), acc, true, va, f, &dm, &refs.ept)) return false;
+  if (!map_gpa<kEpt>(Gpa(gpa), acc, true, va, f, &dm, &refs.ept)) return false;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   if (!(dm.perm & need)) {
     ept_fault(f, Gpa(gpa), acc, true, va, dm.level, false);
@@ -205,7 +212,7 @@ bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
   }
   const bool rw = all & PTE_RW, us = all & PTE_US, nx = nxe && (any & PTE_NX);
   unsigned size = gsize < dm.size ? gsize : dm.size;  // splinter to the smaller leaf
-  if (!cfg_.ept && size > 0) {
+  if (!kEpt && size > 0) {
     // No-EPT: a large guest page must lie wholly inside guest RAM to be cached whole.
     const uint64_t bytes = 1ull << (12 + 9 * size), base = gpa & ~(bytes - 1);
     if (base + bytes > cfg_.guest_size) size = 0;

@@ -15,7 +15,7 @@ import type { HostEvents } from './cost.ts';
 import type { ExitInfo } from './vcpu.ts';
 import type { GuestMemoryBackend } from './vm-memory.ts';
 import type { GuestMemory } from '../guest/memory.ts';
-import { KvmMmu } from './ept-mmu.ts';
+import { KvmMmu, type KvmMmuStats } from './ept-mmu.ts';
 import type { EptAccess } from './ept-fault.ts';
 
 export interface EptBackendOptions {
@@ -33,18 +33,8 @@ export interface EptBackendOptions {
   tlb?: TlbGeometry;
 }
 
-/** What the EPT layer and the host add to a run's result. */
-export interface EptRunStats {
-  ept_violations: number;
-  pf_fixed: number;
-  mmio_exits: number;
-  mmu_notifier_retry: number;
-  mmu_notifier_invalidate: number;
-  mmu_zapped_leaves: number;
-  mmu_shadow_zapped: number;
-  remote_tlb_flush: number;
-  mmu_notifier_age_zapped: number;
-  /** Leaves mapped at the end. */
+/** What the EPT layer and the host add to a run's result: KVM's stats plus the leaves and tables mapped at the end. */
+export interface EptRunStats extends KvmMmuStats {
   pages_4k: number;
   pages_2m: number;
   ept_tables: number;
