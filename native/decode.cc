@@ -181,9 +181,13 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     *out = in;
     return static_cast<unsigned>(in.len);
   };
+  // More than `avail` bytes needed: 0 ("continue on the next page") only while fewer than 15
+  // bytes were available; with 15 the instruction is longer than 15 bytes: #GP. (A 0 here
+  // made the run loop treat a mid-page instruction as page-crossing: fuzz finding.)
+  auto more = [&]() { return avail >= kMaxInsnLen ? undefined(h_gp) : 0u; };
   // Prefixes: 66 and F3 are in the subset; a REX only counts right before the opcode.
   for (;;) {
-    if (n >= avail) return 0;
+    if (n >= avail) return more();
     if (n >= kMaxInsnLen) return undefined(h_gp);  // longer than 15 bytes: #GP
     const uint8_t b = p[n];
     if (b == 0x66) { p66 = true; rex = 0; n++; continue; }
@@ -202,7 +206,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
   const OpDesc* d;
   bool two = false;
   if (opc == 0x0F) {
-    if (n >= avail) return 0;
+    if (n >= avail) return more();
     opc = p[n++];
     d = &kTables.two[opc];
     two = true;
@@ -227,7 +231,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
   Handler h = d->h;
   uint8_t imm = d->imm;
   if (d->kind & K_MODRM) {
-    if (n >= avail) return 0;
+    if (n >= avail) return more();
     const uint8_t modrm = p[n++];
     const uint8_t mod = modrm >> 6, regf = (modrm >> 3) & 7, rmf = modrm & 7;
     in.sub = regf;
@@ -238,7 +242,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       in.flags |= IF_MEM;
       unsigned disp_len = mod == 1 ? 1 : mod == 2 ? 4 : 0;
       if (rmf == 4) {
-        if (n >= avail) return 0;
+        if (n >= avail) return more();
         const uint8_t sib = p[n++];
         const uint8_t idx = static_cast<uint8_t>(((sib >> 3) & 7) | ((rex & 2) << 2));
         in.scale = sib >> 6;
@@ -251,7 +255,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       } else {
         in.base = static_cast<uint8_t>(rmf | ((rex & 1) << 3));
       }
-      if (n + disp_len > avail) return 0;
+      if (n + disp_len > avail) return more();
       if (disp_len == 1) in.disp = static_cast<int8_t>(p[n]);
       else if (disp_len == 4) { int32_t v; std::memcpy(&v, p + n, 4); in.disp = v; }
       n += disp_len;
@@ -282,7 +286,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     case IM_32S: il = 4; break;
     default: break;
   }
-  if (n + il > avail) return 0;
+  if (n + il > avail) return more();
   if (il) {
     uint64_t v = 0;
     std::memcpy(&v, p + n, il);
@@ -314,6 +318,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       in.imm = 1;
     }
     if (opc == 0xCF && !(rex & 8)) return undefined();  // IRET/IRETD: only IRETQ is in the subset
+    if ((h == h_in || h == h_out) && in.osz == 8) in.osz = 4;  // REX.W is ignored by IN/OUT (SDM)
   } else {
     if ((opc & 0xF0) == 0x40 || (opc & 0xF0) == 0x80 || (opc & 0xF0) == 0x90) in.sub = opc & 0xF;
     if (opc == 0x20 || opc == 0x22) {  // MOV CRn: operands are 64-bit registers

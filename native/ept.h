@@ -27,6 +27,13 @@ inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, ui
   uint64_t perm = kPermR | kPermW | kPermX;
   int level = 4;
   uint64_t e = 0;
+  // 4-level EPT translates bits 47:0 only: a wider GPA (a guest PTE or CR3 with bits 51:48
+  // set) maps nothing, like a GPA outside guest RAM without EPT, instead of aliasing a low one.
+  if (__builtin_expect(gpa.v >> 48, 0)) {
+    *stop = 4;
+    *misconfig = false;
+    return false;
+  }
 #pragma GCC unroll 4
   for (; level >= 1; --level) {
     if (__builtin_expect(table >= limit, 0)) {  // the previous level pointed outside the arena

@@ -1,0 +1,145 @@
+// Hostile guests never crash the native core: builds the vCPU fuzz harness (tools/fuzz) with
+// AddressSanitizer and UndefinedBehaviorSanitizer against every core source of
+// native/sources.txt (no Node in the loop), replays the committed regression inputs, then
+// runs a deterministic generated corpus (random bytes, mutated sample-guest code, decoder edge
+// cases, garbage CR3/IDT/GDT/EPT pointers). The harness checks its invariants after every
+// run() (counters monotonic, instructions within budget, RIP canonical, exit records well
+// formed, no native access outside guest RAM and the EPT tables) and compares EPT-identity
+// runs with no-EPT runs. The binary is cached in build/native-tests/ keyed by a hash of the
+// sources and flags, so only the first run after a change compiles.
+import test from 'ava';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = join(root, 'build', 'native-tests');
+const regressDir = join(root, 'tools', 'fuzz', 'regress');
+const flags = ['-std=c++17', '-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all',
+  '-fno-omit-frame-pointer', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Werror', '-I', join(root, 'native')];
+const COUNT = 1200;
+
+function coreSources(): string[] {
+  return readFileSync(join(root, 'native', 'sources.txt'), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#') && !l.endsWith('addon.cc'))
+    .map((l) => join(root, l));
+}
+
+const fuzzSources = ['harness.cc', 'corpus.cc'].map((f) => join(root, 'tools', 'fuzz', f));
+
+function sourceKey(): string {
+  const h = createHash('sha256');
+  h.update(flags.join(' '));
+  const headers = readdirSync(join(root, 'native')).filter((f) => f.endsWith('.h')).sort()
+    .map((f) => join(root, 'native', f));
+  for (const f of [...coreSources(), ...headers, ...fuzzSources, join(root, 'tools', 'fuzz', 'harness.h')]) {
+    h.update(f.slice(root.length));
+    h.update(readFileSync(f));
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+function compile(src: string, obj: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('g++', [...flags, '-c', src, '-o', obj], { stdio: ['ignore', 'inherit', 'inherit'] });
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`g++ failed on ${src}`))));
+  });
+}
+
+// Two compilers at a time (CI has 2 cores); objects and binary under a key-named directory.
+async function build(): Promise<string> {
+  const key = sourceKey();
+  const binary = join(outDir, `fuzz_corpus-${key}`);
+  if (existsSync(binary)) return binary;
+  const objDir = join(outDir, `fuzz-obj-${key}`);
+  mkdirSync(objDir, { recursive: true });
+  const srcs = [...fuzzSources, ...coreSources()];
+  const objs = srcs.map((s) => join(objDir, s.slice(root.length + 1).replaceAll('/', '_') + '.o'));
+  let next = 0;
+  const worker = async () => {
+    while (next < srcs.length) {
+      const k = next++;
+      await compile(srcs[k], objs[k]);
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  const r = spawnSync('g++', [...flags, '-o', binary + '.tmp', ...objs], { stdio: ['ignore', 'inherit', 'inherit'] });
+  if (r.status !== 0) throw new Error('linking the fuzz corpus runner failed');
+  renameSync(binary + '.tmp', binary);
+  // Older keys are stale: keep the build directory from growing with every change.
+  for (const f of readdirSync(outDir)) {
+    if ((f.startsWith('fuzz_corpus-') || f.startsWith('fuzz-obj-')) && !f.endsWith(key)) {
+      rmSync(join(outDir, f), { recursive: true, force: true });
+    }
+  }
+  rmSync(objDir, { recursive: true, force: true });
+  return binary;
+}
+
+const regressions = readdirSync(regressDir).filter((f) => f.endsWith('.bin')).sort();
+const env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1' };
+let binary = '';
+let corpus = { status: null as number | null, stdout: '', stderr: '' };
+
+test.before(async () => {
+  mkdirSync(outDir, { recursive: true });
+  binary = await build();
+  const elfDir = join(root, 'build', 'guests');
+  const elfs = readdirSync(elfDir).filter((f) => f.endsWith('.elf')).sort().flatMap((f) => ['--elf', join(elfDir, f)]);
+  const r = spawnSync(binary, ['--seed', '1', '--count', String(COUNT), '--regress', regressDir, ...elfs],
+    { encoding: 'utf8', env, maxBuffer: 64 << 20 });
+  corpus = { status: r.status, stdout: r.stdout, stderr: r.stderr };
+});
+
+function noReports(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => /AddressSanitizer|runtime error:|LeakSanitizer|FUZZ INVARIANT/.test(l));
+}
+
+test('the sanitizer build runs the generated corpus with no crash, UB report or broken invariant', (t) => {
+  t.deepEqual(noReports(corpus.stderr), []);
+  t.is(corpus.status, 0);
+  t.regex(corpus.stdout, /^fuzz ok$/m);
+  const q = COUNT / 4;
+  t.true(corpus.stdout.includes(
+    `inputs ${COUNT} (random ${q}, guest-code mutations ${q}, decoder edges ${q}, garbage pointers ${q})\n`));
+  t.true(corpus.stdout.includes(`determinism checks ${COUNT / 8}\n`));
+});
+
+test('the corpus reaches every kind of exit and runs the EPT-vs-no-EPT differential', (t) => {
+  const exits = new Map<number, number>();
+  for (const m of (/^exits (.*)$/m.exec(corpus.stdout)?.[1] ?? '').matchAll(/(\d+):(\d+)/g)) {
+    exits.set(Number(m[1]), Number(m[2]));
+  }
+  // native/exit.h: 1 HLT, 2 IO, 3 EPT violation, 4 MMIO, 5 shutdown (triple fault), 6 budget.
+  for (const reason of [1, 2, 3, 4, 5, 6]) t.true((exits.get(reason) ?? 0) > 0, `exit reason ${reason}`);
+  const diff = Number(/^differential checks (\d+)$/m.exec(corpus.stdout)?.[1] ?? 0);
+  t.true(diff > 0);
+  const fixups = Number(/ept fixups (\d+)$/m.exec(corpus.stdout)?.[1] ?? 0);
+  t.true(fixups > 0);
+});
+
+test('every committed regression input replays cleanly, alone', (t) => {
+  t.true(corpus.stdout.includes(`regressions ${regressions.length}\n`));
+  const r = spawnSync(binary, regressions.map((f) => join(regressDir, f)), { encoding: 'utf8', env });
+  t.deepEqual(noReports(r.stderr), []);
+  t.is(r.status, 0);
+  t.deepEqual(r.stdout.trim().split('\n'), regressions.map((f) => `ok ${join(regressDir, f)}`));
+});
+
+// Known failure (exec_string.cc belongs to another branch): a REP string instruction runs all
+// its iterations inside one handler call, outside the run() budget. A guest whose page tables
+// alias every GVA onto a few pages (tools/fuzz/known/*.bin: PML4/PDPT/PD entries all naming
+// the same tables, then `rep lodsq` with RCX = 2^64-1) keeps run(10) busy for ~2^44
+// iterations. Fix: end blocks at REP string forms and let a handler do at most a bounded
+// chunk of iterations per execution, leaving RIP on the instruction (RCX/RSI/RDI already
+// describe the progress, as after a fault). When fixed, drop `.failing` and move the input
+// to tools/fuzz/regress.
+test.failing('a REP string instruction over aliased page tables returns within its run() budget', (t) => {
+  const input = join(root, 'tools', 'fuzz', 'known', 'rep-lods-aliased-tables-hang.bin');
+  const r = spawnSync(binary, ['--timeout', '3', input], { encoding: 'utf8', env });
+  t.is(r.status, 0, r.stderr);
+});
