@@ -304,6 +304,10 @@ ExitReason Cpu::run(uint64_t budget) {
         r[R_RIP] = insn_rip;
         exit_.f[EF_rip] = insn_rip;
         return finish(static_cast<ExitReason>(exit_.f[EF_reason]));
+      case ST_PREEMPT:  // an unfinished REP chunk: not retired, resumes at the same RIP
+        r[R_RIP] = insn_rip;
+        --left;
+        continue;
       default: {  // ST_EXC: a fault; RIP back on the instruction, then deliver
         r[R_RIP] = insn_rip;
         --left;

@@ -48,7 +48,15 @@ enum Status : int {
   ST_EXC,         // an exception is pending (pend_vec/pend_err; CR2 already set for #PF)
   ST_EXIT,        // VM exit after the instruction retired (I/O, HLT); exit record filled
   ST_EXIT_NORET,  // VM exit before it retired (EPT violation, MMIO); exit record filled
+  ST_PREEMPT,     // a REP string instruction did kRepChunk iterations and is not done: RIP
+                  // stays on it (RCX/RSI/RDI hold the progress, as after a fault), it has not
+                  // retired, and the chunk costs one budget unit so run() always returns
 };
+
+// Iterations a REP string instruction performs per execution before it yields to the run
+// loop (hardware likewise takes interrupts between iterations). Bounds the host time of one
+// execution, so a guest's RCX = 2^64-1 cannot keep run() from honouring its budget.
+constexpr uint64_t kRepChunk = 1u << 20;
 
 class Cpu {
  public:

@@ -1,7 +1,8 @@
 // String handlers: MOVS, STOS, LODS, CMPS at every operand size, with REP (REPE for CMPS)
 // and DF = 0 / 1. 64-bit addressing: RSI, RDI, RCX. A REP instruction retires once; a fault
 // part-way leaves RSI/RDI/RCX describing the iterations done and RIP on the instruction, so
-// re-executing it resumes (as hardware does).
+// re-executing it resumes (as hardware does). After kRepChunk iterations an unfinished REP
+// returns ST_PREEMPT the same way, so one execution never runs unbounded.
 #include "exec.h"
 
 namespace hv {
@@ -16,7 +17,9 @@ int h_movs(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   const uint64_t d = step(c, sz);
   const bool rep = i.flags & IF_REP;
+  uint64_t chunk = kRepChunk;
   while (!rep || c.r[R_RCX] != 0) {
+    if (rep && chunk-- == 0) return ST_PREEMPT;
     uint64_t v;
     Status s = c.read(c.r[R_RSI], sz, &v);
     if (s == ST_OK) s = c.write(c.r[R_RDI], sz, v);
@@ -33,7 +36,9 @@ int h_stos(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   const uint64_t d = step(c, sz), v = c.r[R_RAX] & size_mask(sz);
   const bool rep = i.flags & IF_REP;
+  uint64_t chunk = kRepChunk;
   while (!rep || c.r[R_RCX] != 0) {
+    if (rep && chunk-- == 0) return ST_PREEMPT;
     Status s = c.write(c.r[R_RDI], sz, v);
     if (s != ST_OK) return s;
     c.r[R_RDI] += d;
@@ -47,7 +52,9 @@ int h_lods(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   const uint64_t d = step(c, sz);
   const bool rep = i.flags & IF_REP;
+  uint64_t chunk = kRepChunk;
   while (!rep || c.r[R_RCX] != 0) {
+    if (rep && chunk-- == 0) return ST_PREEMPT;
     uint64_t v;
     Status s = c.read(c.r[R_RSI], sz, &v);
     if (s != ST_OK) return s;
@@ -65,7 +72,9 @@ int h_cmps(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   const uint64_t d = step(c, sz);
   const bool rep = i.flags & IF_REP;
+  uint64_t chunk = kRepChunk;
   while (!rep || c.r[R_RCX] != 0) {
+    if (rep && chunk-- == 0) return ST_PREEMPT;
     uint64_t a, b, f;
     Status s = c.read(c.r[R_RSI], sz, &a);
     if (s == ST_OK) s = c.read(c.r[R_RDI], sz, &b);

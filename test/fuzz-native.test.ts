@@ -130,16 +130,13 @@ test('every committed regression input replays cleanly, alone', (t) => {
   t.deepEqual(r.stdout.trim().split('\n'), regressions.map((f) => `ok ${join(regressDir, f)}`));
 });
 
-// Known failure (exec_string.cc belongs to another branch): a REP string instruction runs all
-// its iterations inside one handler call, outside the run() budget. A guest whose page tables
-// alias every GVA onto a few pages (tools/fuzz/known/*.bin: PML4/PDPT/PD entries all naming
-// the same tables, then `rep lodsq` with RCX = 2^64-1) keeps run(10) busy for ~2^44
-// iterations. Fix: end blocks at REP string forms and let a handler do at most a bounded
-// chunk of iterations per execution, leaving RIP on the instruction (RCX/RSI/RDI already
-// describe the progress, as after a fault). When fixed, drop `.failing` and move the input
-// to tools/fuzz/regress.
-test.failing('a REP string instruction over aliased page tables returns within its run() budget', (t) => {
-  const input = join(root, 'tools', 'fuzz', 'known', 'rep-lods-aliased-tables-hang.bin');
+// Found by the fuzzer: a REP string instruction used to run all its iterations inside one
+// handler call, outside the run() budget, so a guest whose page tables alias every GVA onto a
+// few pages (PML4/PDPT/PD entries all naming the same tables, then `rep lodsq` with
+// RCX = 2^64-1) kept run(10) busy for ~2^44 iterations. A REP now yields after kRepChunk
+// iterations (ST_PREEMPT: RIP stays on it, one budget unit spent).
+test('a REP string instruction over aliased page tables returns within its run() budget', (t) => {
+  const input = join(root, 'tools', 'fuzz', 'regress', 'rep-lods-aliased-tables-hang.bin');
   const r = spawnSync(binary, ['--timeout', '3', input], { encoding: 'utf8', env });
   t.is(r.status, 0, r.stderr);
 });
