@@ -120,6 +120,9 @@ Status Cpu::fetch_slow(const Insn** out, Insn* scratch) {
     *out = scratch;
     return ST_OK;
   }
+  // decode() asks for the next page only when fewer than 15 bytes were available; with 15 it
+  // has decided (#GP for an over-long instruction). Never let a decoder slip overflow buf.
+  if (avail >= kMaxInsnLen) return gp();
   const uint64_t next = (rip | kPageMask) + 1;
   if (!canonical(next)) return gp();
   counters_.inc(C_fetch_lookups);
