@@ -297,7 +297,8 @@ class VcpuWrap : public Napi::ObjectWrap<VcpuWrap> {
                         InstanceMethod<&VcpuWrap::Run>("run"),
                         InstanceMethod<&VcpuWrap::Invept>("invept"),
                         InstanceMethod<&VcpuWrap::FlushTlb>("flushTlb"),
-                        InstanceMethod<&VcpuWrap::ResetCounters>("resetCounters")});
+                        InstanceMethod<&VcpuWrap::ResetCounters>("resetCounters"),
+                        InstanceMethod<&VcpuWrap::CompleteMmio>("completeMmio")});
   }
 
   VcpuWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VcpuWrap>(info) {
@@ -374,6 +375,23 @@ class VcpuWrap : public Napi::ObjectWrap<VcpuWrap> {
   Napi::Value ResetCounters(const Napi::CallbackInfo& info) {
     holder_->cpu->reset_counters();
     return info.Env().Undefined();
+  }
+
+  // completeMmio(gpa): from now on data accesses to gpa's 4 KiB page outside guest memory
+  // (no EPT mapping in EPT mode) read all-ones and drop writes (cpu.h, complete_mmio).
+  Napi::Value CompleteMmio(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool lossless = true;
+    uint64_t gpa = 0;
+    if (info.Length() >= 1 && info[0].IsBigInt()) gpa = info[0].As<Napi::BigInt>().Uint64Value(&lossless);
+    else if (info.Length() >= 1 && info[0].IsNumber() && info[0].As<Napi::Number>().DoubleValue() >= 0) gpa = static_cast<uint64_t>(info[0].As<Napi::Number>().DoubleValue());
+    else lossless = false;
+    if (!lossless) {
+      Napi::TypeError::New(env, "completeMmio(gpa): gpa must be a non-negative number or bigint below 2^64").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    holder_->cpu->complete_mmio(gpa);
+    return env.Undefined();
   }
 
   CpuHolder* holder_ = nullptr;

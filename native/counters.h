@@ -36,7 +36,9 @@ namespace hv {
   X(pwc_pml4e_hits) X(pwc_pdpte_hits) X(pwc_pde_hits) X(nested_tlb_hits)                  \
   X(walk_faults)                                                                          \
   /* decode cache */                                                                      \
-  X(decode_cache_hits) X(decode_cache_misses) X(decode_cache_invalidations)
+  X(decode_cache_hits) X(decode_cache_misses) X(decode_cache_invalidations)             \
+  /* mmio: data accesses completed the GUEST-ABI way (reads all-ones, writes dropped) */  \
+  X(mmio_accesses)
 
 enum Counter : uint32_t {
 #define HV_X(name) C_##name,

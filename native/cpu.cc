@@ -60,12 +60,24 @@ Status Cpu::read_split(uint64_t va, unsigned size, uint64_t* out, Access acc) {
   const unsigned first = static_cast<unsigned>(kPageSize - (va & kPageMask));
   const uint64_t va2 = va + first;
   if (!canonical(va) || !canonical(va + size - 1)) return noncanonical();
+  // A half in a registered MMIO page reads all-ones (cpu.h, complete_mmio); the other half
+  // may be RAM and reads normally.
+  // (at most 7 bytes of an 8-byte access are in either half)
+  static const uint8_t ones[8] = {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF};
   Fault f;
+  bool mmio = false;
   const uint8_t* p1 = mmu_.translate(Gva(va), acc, &f);
-  if (!p1) return fault(f);
+  if (!p1) {
+    if (!mmio_completes(f)) return fault(f);
+    p1 = ones, mmio = true;
+  }
   const uint8_t* p2 = mmu_.translate(Gva(va2), acc, &f);
-  if (!p2) return fault(f);
+  if (!p2) {
+    if (!mmio_completes(f)) return fault(f);
+    p2 = ones, mmio = true;
+  }
   counters_.inc(C_loads);  // cpufix: counted when it completes (cpu.h)
+  if (mmio) counters_.inc(C_mmio_accesses);
   uint8_t buf[8];
   std::memcpy(buf, p1, first);
   std::memcpy(buf + first, p2, size - first);
@@ -81,16 +93,21 @@ Status Cpu::write_split(uint64_t va, unsigned size, uint64_t v) {
   if (!canonical(va) || !canonical(va + size - 1)) return noncanonical();
   Fault f;
   uint8_t* p1 = mmu_.translate(Gva(va), Access::Write, &f);
-  if (!p1) return fault(f);
+  if (!p1 && !mmio_completes(f)) return fault(f);
   uint8_t* p2 = mmu_.translate(Gva(va2), Access::Write, &f);
-  if (!p2) return fault(f);
+  if (!p2 && !mmio_completes(f)) return fault(f);
   counters_.inc(C_stores);  // cpufix: counted when it completes (cpu.h)
+  if (!p1 || !p2) counters_.inc(C_mmio_accesses);  // that half is dropped (cpu.h, complete_mmio)
   uint8_t buf[8];
   std::memcpy(buf, &v, 8);
-  std::memcpy(p1, buf, first);
-  std::memcpy(p2, buf + first, size - first);
-  smc_check(p1, first);
-  smc_check(p2, size - first);
+  if (p1) {
+    std::memcpy(p1, buf, first);
+    smc_check(p1, first);
+  }
+  if (p2) {
+    std::memcpy(p2, buf + first, size - first);
+    smc_check(p2, size - first);
+  }
   return ST_OK;
 }
 

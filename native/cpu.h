@@ -3,6 +3,7 @@
 // glue (addon.cc) only wraps it. All guest-virtual accesses go through Mmu::translate.
 #pragma once
 #include <cstring>
+#include <unordered_set>
 
 #include "arena.h"
 #include "counters.h"
@@ -157,7 +158,7 @@ class Cpu {
       if (!canonical(va)) return noncanonical();
       Fault f;
       const uint8_t* p = mmu_.translate(Gva(va), Access::Read, &f);
-      if (!p) return fault(f);
+      if (!p) return fault_read(f, size, out);
       counters_.inc(C_loads);
       uint64_t v = 0;
       std::memcpy(&v, p, size);
@@ -171,7 +172,7 @@ class Cpu {
       if (!canonical(va)) return noncanonical();
       Fault f;
       uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
-      if (!p) return fault(f);
+      if (!p) return fault_write(f);
       counters_.inc(C_stores);
       // perf2: write() is out of line, so `size` is not a constant there: the common
       // 8-byte store gets a constant-size copy (one move) instead of a call to memcpy.
@@ -190,7 +191,7 @@ class Cpu {
       if (!canonical(va)) return noncanonical();
       Fault f;
       uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
-      if (!p) return fault(f);
+      if (!p) return fault_write(f);
       counters_.inc(C_stores);
       std::memcpy(p, &v, SZ);
       smc_check(p, SZ);
@@ -207,7 +208,7 @@ class Cpu {
       if (!canonical(va)) return noncanonical();
       Fault f;
       const uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
-      if (!p) return fault(f);
+      if (!p) return fault_read(f, size, out);
       counters_.inc(C_loads);
       uint64_t v = 0;
       std::memcpy(&v, p, size);
@@ -236,6 +237,32 @@ class Cpu {
   }
   // A translation fault: #PF into the guest, or a VM exit for EPT violation / MMIO.
   Status fault(const Fault& f);
+  // MMIO completion (GUEST-ABI.md "Devices and exits"): after an MMIO exit the VMM may
+  // register the page (complete_mmio); from then on a data access whose final GPA lies in
+  // a registered page and faults (no-EPT: outside guest memory; EPT: no EPT mapping) reads
+  // all-ones and drops writes, counted in loads/stores and mmio_accesses. Fetches and
+  // guest page-table accesses never complete this way. Only the fault paths look at it.
+  std::unordered_set<uint64_t> mmio_pages_;
+  bool mmio_completes(const Fault& f) const {
+    return (f.kind == FaultKind::Mmio || (f.kind == FaultKind::EptViolation && !f.misconfig)) &&
+           f.gva_valid && f.access != Access::Fetch && !mmio_pages_.empty() &&
+           mmio_pages_.count(f.gpa >> kPageShift) != 0;
+  }
+  void complete_mmio(uint64_t gpa) { mmio_pages_.insert(gpa >> kPageShift); }
+  void clear_mmio() { mmio_pages_.clear(); }
+  __attribute__((noinline)) Status fault_read(const Fault& f, unsigned size, uint64_t* out) {
+    if (!mmio_completes(f)) return fault(f);
+    counters_.inc(C_loads);
+    counters_.inc(C_mmio_accesses);
+    *out = size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+    return ST_OK;
+  }
+  __attribute__((noinline)) Status fault_write(const Fault& f) {
+    if (!mmio_completes(f)) return fault(f);
+    counters_.inc(C_stores);
+    counters_.inc(C_mmio_accesses);
+    return ST_OK;
+  }
   // Control-register side effects (the Mmu follows CR0/CR3/CR4/EFER).
   void control_changed() {
     mmu_.set_control(r[R_CR0], r[R_CR3], r[R_CR4], r[R_EFER]);

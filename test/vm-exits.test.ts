@@ -12,12 +12,14 @@ function exitInfo(p: Partial<ExitInfo>): ExitInfo {
 
 function setup(strict = false) {
   const logs: string[] = [];
+  const mmio: number[] = [];
   const inValues: number[] = [];
   const roi: string[] = [];
   const console = new Console();
   const bus = new PioBus();
   const ctx: ExitContext = {
     bus, strict, log: (m) => logs.push(m), setInValue: (v) => inValues.push(v), unhandledPorts: new Set(), pendingStop: null,
+    unhandledMmio: new Set(), completeMmio: (g) => mmio.push(g),
     stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 },
   };
   const ctl: VmControl = {
@@ -29,7 +31,7 @@ function setup(strict = false) {
   bus.register(new Serial8250(console));
   bus.register(new DebugExit(ctl));
   bus.register(new RoiPort(ctl));
-  return { ctx, logs, inValues, roi, console };
+  return { ctx, logs, inValues, roi, console, mmio };
 }
 
 test('an OUT to COM1 prints the byte and resumes', (t) => {
@@ -115,21 +117,47 @@ test('an EPT misconfiguration stops with a report naming the GPA, never resumes 
   });
 });
 
-test('an MMIO access stops the VM naming the GPA, access kind and RIP', (t) => {
-  const { ctx } = setup();
+test('strict mode: an MMIO access stops the VM naming the GPA, access kind and RIP', (t) => {
+  const { ctx, mmio } = setup(true);
   const r = handleExit(ctx, exitInfo({ reason: ExitReason.MMIO, gpa: 0xfee00000, access: 1, gvaValid: true, gva: 0xfee00000n }));
   t.is(r.kind === 'stop' && r.stop.reason, 'mmio');
-  t.is(r.kind === 'stop' && r.stop.error?.message, 'MMIO write at GPA 0xfee00000 (GVA 0xfee00000) outside guest memory, at RIP 0x100020');
+  t.is(r.kind === 'stop' && r.stop.error?.message, 'MMIO write at GPA 0xfee00000 (GVA 0xfee00000) outside guest memory, at RIP 0x100020 (strict mode)');
+  t.deepEqual(mmio, []);
+});
+
+test('default mode: an MMIO data access is logged once per page and completed by the vCPU', (t) => {
+  const { ctx, logs, mmio } = setup();
+  t.is(handleExit(ctx, exitInfo({ reason: ExitReason.MMIO, gpa: 0xfee00010, access: 0, gvaValid: true, gva: 0xfee00010n })).kind, 'resume');
+  t.is(handleExit(ctx, exitInfo({ reason: ExitReason.MMIO, gpa: 0xfee00ff8, access: 1, gvaValid: true, gva: 0xfee00ff8n })).kind, 'resume');
+  t.is(handleExit(ctx, exitInfo({ reason: ExitReason.MMIO, gpa: 0xfee01000, access: 1, gvaValid: true, gva: 0xfee01000n })).kind, 'resume');
+  t.deepEqual(mmio, [0xfee00010, 0xfee00ff8, 0xfee01000]);
+  t.deepEqual([...ctx.unhandledMmio], [0xfee00000, 0xfee01000]);
+  t.deepEqual(logs, [
+    'unhandled MMIO access at GPA 0xfee00010 (RIP 0x100020): read; reads return all ones, writes are dropped (reported once per page)',
+    'unhandled MMIO access at GPA 0xfee01000 (RIP 0x100020): write; reads return all ones, writes are dropped (reported once per page)',
+  ]);
+});
+
+test('an instruction fetch or a guest page-table access in MMIO space stops even in default mode', (t) => {
+  const { ctx, mmio } = setup();
+  const f = handleExit(ctx, exitInfo({ reason: ExitReason.MMIO, gpa: 0xfee00000, access: 2, gvaValid: true, gva: 0xfee00000n }));
+  t.is(f.kind === 'stop' && f.stop.error?.message, 'MMIO fetch at GPA 0xfee00000 (GVA 0xfee00000) outside guest memory, at RIP 0x100020: cannot be completed (no MMIO device model)');
+  const w = handleExit(ctx, exitInfo({ reason: ExitReason.MMIO, gpa: 0xfee00000, access: 0, gvaValid: false, gva: 0x7000n }));
+  t.is(w.kind === 'stop' && w.stop.error?.message, 'MMIO read at GPA 0xfee00000 (a guest page-table access) outside guest memory, at RIP 0x100020: cannot be completed (no MMIO device model)');
+  t.deepEqual(mmio, []);
 });
 
 test('an EPT violation goes to the memory backend: resolved resumes, no memslot is MMIO', (t) => {
-  const { ctx } = setup();
+  const { ctx, mmio } = setup();
   const seen: number[] = [];
   ctx.ept = { handleEptViolation: (e) => (seen.push(e.gpa), e.gpa < 0x1000000 ? 'resume' : 'mmio') };
-  t.is(handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x200000 })).kind, 'resume');
-  const r = handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x4000000 }));
-  t.is(r.kind === 'stop' && r.stop.reason, 'mmio');
+  t.is(handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x200000, gvaValid: true })).kind, 'resume');
+  t.is(handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x4000000, gvaValid: true })).kind, 'resume');
   t.deepEqual(seen, [0x200000, 0x4000000]);
+  t.deepEqual(mmio, [0x4000000]);
+  ctx.strict = true;
+  const r = handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x4000000, gvaValid: true }));
+  t.is(r.kind === 'stop' && r.stop.reason, 'mmio');
 });
 
 test('an EPT violation without an EPT backend is reported, not ignored', (t) => {

@@ -148,7 +148,7 @@ test('the wall-clock timeout stops the loop with what ran so far', (t) => {
   const native = new f.addon.Vcpu({} as never) as unknown as FakeVcpu;
   const vcpu = new Vcpu(native, f.addon.counterNames, f.addon.exitFieldNames);
   let clock = 0;
-  const ctx = { bus: new PioBus(), strict: false, log() {}, setInValue() {}, unhandledPorts: new Set<number>(), pendingStop: null, stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 } };
+  const ctx = { bus: new PioBus(), strict: false, log() {}, setInValue() {}, unhandledPorts: new Set<number>(), unhandledMmio: new Set<number>(), pendingStop: null, stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 } };
   const loop = new RunLoop(vcpu, ctx, { maxInstructions: 0, timeoutMs: 250, chunkInstructions: 1000 }, () => { clock += 200; }, () => clock);
   t.is(loop.run(), 'Finished');
   t.deepEqual(loop.stop, { reason: 'timeout', exitStatus: null });

@@ -73,6 +73,8 @@ export interface RunResult {
   roiOpen: boolean;
   /** Ports reported as unhandled (non-strict mode), ascending. */
   unhandledPorts: number[];
+  /** Page-aligned GPAs of MMIO pages reported as unhandled (non-strict mode), ascending. */
+  unhandledMmio: number[];
   /** VMM statistics (port accesses, ROI markers). */
   vmm: Record<string, number>;
   instructions: number;

@@ -72,6 +72,7 @@ export function summary(guest: string, r: RunResult): string {
   }
   lines.push(...memorySummaryLines(r.memory)); // ept: EPT, host THP, khugepaged, TLB and walk figures
   if (r.unhandledPorts.length) lines.push(`unhandled:    ports ${r.unhandledPorts.map((p) => '0x' + p.toString(16)).join(', ')}`);
+  if (r.unhandledMmio.length) lines.push(`unhandled:    MMIO pages ${r.unhandledMmio.map((p) => '0x' + p.toString(16)).join(', ')}`);
   return lines.join('\n') + '\n';
 }
 

@@ -57,6 +57,14 @@ export interface ExitContext {
   setInValue(value: number): void;
   /** Ports already reported as unhandled (each is logged once). */
   readonly unhandledPorts: Set<number>;
+  /**
+   * Default mode: make the vCPU complete data accesses to this GPA's page outside guest
+   * memory the ABI way (reads all-ones, writes dropped; NativeVcpu.completeMmio). Absent:
+   * MMIO always stops (a context without a vCPU, as in unit tests of strict handling).
+   */
+  completeMmio?(gpa: number): void;
+  /** Page-aligned GPAs of MMIO pages already reported (each is logged once). */
+  readonly unhandledMmio: Set<number>;
   /** A device asked to stop during this exit. */
   pendingStop: StopInfo | null;
   ept?: EptViolationHandler;
@@ -108,13 +116,26 @@ export function handleHltExit(_ctx: ExitContext, _exit: ExitInfo): ExitAction {
 }
 
 /**
- * MMIO: a guest-physical access outside guest memory. There is no MMIO device model and the
- * instruction has not retired (resuming would repeat it), so it stops the VM in both modes.
+ * MMIO: a guest-physical access outside every memslot (GUEST-ABI.md "Devices and exits").
+ * There is no MMIO device model. Strict mode stops, naming the GPA and RIP. Default mode
+ * logs once per 4 KiB page and has the vCPU complete the access (reads all-ones like QEMU's
+ * unassigned memory, writes dropped) when it re-executes the instruction, which has not
+ * retired. An instruction fetch, or a guest page-table access, from MMIO space cannot be
+ * completed that way: it stops in both modes.
  */
-export function handleMmioExit(_ctx: ExitContext, exit: ExitInfo): ExitAction {
+export function handleMmioExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
   const kind = ['read', 'write', 'fetch'][exit.access] ?? `access ${exit.access}`;
-  const via = exit.gvaValid ? ` (GVA ${hex(exit.gva)})` : '';
-  return stopWithError('mmio', `MMIO ${kind} at GPA ${hex(exit.gpa)}${via} outside guest memory, at RIP ${hex(exit.rip)}`);
+  const via = exit.gvaValid ? ` (GVA ${hex(exit.gva)})` : ' (a guest page-table access)';
+  const what = `MMIO ${kind} at GPA ${hex(exit.gpa)}${via} outside guest memory, at RIP ${hex(exit.rip)}`;
+  if (exit.access === 2 || !exit.gvaValid) return stopWithError('mmio', `${what}: cannot be completed (no MMIO device model)`);
+  if (ctx.strict || !ctx.completeMmio) return stopWithError('mmio', `${what}${ctx.strict ? ' (strict mode)' : ''}`);
+  const page = exit.gpa - (exit.gpa % 4096);
+  if (!ctx.unhandledMmio.has(page)) {
+    ctx.unhandledMmio.add(page);
+    ctx.log(`unhandled MMIO access at GPA ${hex(exit.gpa)} (RIP ${hex(exit.rip)}): ${kind}; reads return all ones, writes are dropped (reported once per page)`);
+  }
+  ctx.completeMmio(exit.gpa);
+  return RESUME;
 }
 
 /** EPT violation: the memory backend maps the page (EPT mode); without one it is a VMM bug. */

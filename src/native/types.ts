@@ -167,6 +167,12 @@ export interface NativeVcpu {
   flushTlb(): void;
   /** Zero every counter. */
   resetCounters(): void;
+  /**
+   * After an MMIO exit (EXIT_MMIO, or an EPT violation outside every memslot): from now on
+   * data accesses to `gpa`'s 4 KiB page that find no memory read all-ones and drop writes
+   * (counted in loads/stores and mmio_accesses), so re-running completes the instruction.
+   */
+  completeMmio(gpa: number | bigint): void;
 }
 
 export interface NativeVcpuConstructor {
