@@ -31,6 +31,7 @@ Cpu::~Cpu() { std::free(code_frames_); }
 const char* Cpu::configure_mmu(const MmuConfig& cfg) {
   const char* err = mmu_.configure(cfg);
   fetch_invalidate();
+  if (!err) clear_mmio();  // a new memory layout: pages reported as MMIO may now be RAM
   return err;
 }
 

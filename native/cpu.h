@@ -242,6 +242,9 @@ class Cpu {
   // a registered page and faults (no-EPT: outside guest memory; EPT: no EPT mapping) reads
   // all-ones and drops writes, counted in loads/stores and mmio_accesses. Fetches and
   // guest page-table accesses never complete this way. Only the fault paths look at it.
+  // A registered page exits once (the VMM logs it once) and then completes in the vCPU,
+  // so exits_mmio counts MMIO pages reported, mmio_accesses every completed access.
+  // configure_mmu() forgets every registration.
   std::unordered_set<uint64_t> mmio_pages_;
   bool mmio_completes(const Fault& f) const {
     return (f.kind == FaultKind::Mmio || (f.kind == FaultKind::EptViolation && !f.misconfig)) &&
