@@ -19,7 +19,7 @@ import { loadAddon } from '../src/native/addon.ts';
 import { HPAGE_PMD_SIZE, PAGE_SIZE, type Hva } from '../src/util/address.ts';
 import { readFileSync } from 'node:fs';
 import { createVm } from '../src/kvm/vm.ts';
-import type { EptMemoryBackend } from '../src/kvm/ept-backend.ts';
+import type { EptMemoryBackend } from '../src/kvm/mmu/ept-memory.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;

@@ -11,10 +11,10 @@ import { ExitReason, REG } from '../src/native/types.ts';
 import { ChunkedBytes } from '../src/util/chunked-bytes.ts';
 import { PhysMem } from '../src/mm/physmem.ts';
 import { LinearGuestMemory } from '../src/guest/memory.ts';
-import { Ept } from '../src/kvm/ept.ts';
+import { Ept } from '../src/kvm/mmu/ept.ts';
 import { createVm } from '../src/kvm/vm.ts';
-import { createLinearMemory } from '../src/kvm/vm-memory.ts';
-import { createEptMemory, type EptMemoryBackend } from '../src/kvm/ept-backend.ts';
+import { createLinearMemory } from '../src/kvm/memory.ts';
+import { createEptMemory, type EptMemoryBackend } from '../src/kvm/mmu/ept-memory.ts';
 import type { HostApi } from '../src/mm/types.ts';
 import { ConfigError } from '../src/util/errors.ts';
 import { gpa, hpa, pfn } from '../src/util/address.ts';
@@ -155,7 +155,7 @@ test('sizes above the 1 TiB arena maximum, and a reservation the kernel refuses,
   t.throws(() => createVm({ memory: 2048 * GiB }, guest('hello')), { instanceOf: ConfigError, message: /memory must be at most 1 TiB/ });
   // mmap refused (address space limited to ~200 GB, room for tsx's wasm reservations but
   // not for a 1 TiB arena): a ConfigError and exit status 1, no abort.
-  const code = `import { createLinearMemory } from './src/kvm/vm-memory.ts';
+  const code = `import { createLinearMemory } from './src/kvm/memory.ts';
 import { loadAddon } from './src/native/addon.ts';
 try { createLinearMemory(loadAddon(), 2 ** 40); } catch (e) { console.log(e.constructor.name + ': ' + e.message); process.exit(1); }`;
   const r = spawnSync('bash', ['-c', `ulimit -v 200000000; exec "${process.execPath}" --import tsx --input-type=module -e "$0"`, code], { encoding: 'utf8' });

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { countDirty } from '../src/kvm/dirty-log.ts';
+import { countDirty } from '../src/kvm/mmu/dirty-log.ts';
 import { gpa } from '../src/util/address.ts';
 import { ConfigError } from '../src/util/errors.ts';
 import { MiB, countBadPages, guestAccess, pattern, setupEpt, touchRegion } from './ept-helpers.ts';

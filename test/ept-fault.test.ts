@@ -1,5 +1,5 @@
 import test from 'ava';
-import { eptDump, eptLeafCounts } from '../src/kvm/ept-debug.ts';
+import { eptDump, eptLeafCounts } from '../src/kvm/mmu/debug.ts';
 import { gpa, hva } from '../src/util/address.ts';
 import { GuestError } from '../src/util/errors.ts';
 import { MiB, countBadPages, guestAccess, pageCount, setupEpt, touchRegion } from './ept-helpers.ts';

@@ -4,9 +4,9 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { createVm, type Vm } from '../src/kvm/vm.ts';
-import type { EptMemoryBackend } from '../src/kvm/ept-backend.ts';
-import { countDirty } from '../src/kvm/dirty-log.ts';
-import { eptDump } from '../src/kvm/ept-debug.ts';
+import type { EptMemoryBackend } from '../src/kvm/mmu/ept-memory.ts';
+import { countDirty } from '../src/kvm/mmu/dirty-log.ts';
+import { eptDump } from '../src/kvm/mmu/debug.ts';
 import { ConfigError } from '../src/util/errors.ts';
 import { gpa, HPAGE_PMD_SIZE, PAGE_SIZE } from '../src/util/address.ts';
 import type { VmConfig } from '../src/api/types.ts';

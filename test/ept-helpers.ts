@@ -6,7 +6,7 @@
  * gave, so data checks go through the real EPT translation.
  */
 import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa } from '../src/util/address.ts';
-import { KvmMmu } from '../src/kvm/ept-mmu.ts';
+import { KvmMmu } from '../src/kvm/mmu/kvm-mmu.ts';
 import { createHost, type Host } from '../src/mm/index.ts';
 import type { ThpEnabled } from '../src/mm/types.ts';
 

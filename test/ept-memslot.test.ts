@@ -1,5 +1,5 @@
 import test from 'ava';
-import { MemslotTable, gpaToHva, hvaToGpa, slotAllowsLargePage, KVM_USER_MEM_SLOTS } from '../src/kvm/memslot.ts';
+import { MemslotTable, gpaToHva, hvaToGpa, slotAllowsLargePage, KVM_USER_MEM_SLOTS } from '../src/kvm/mmu/memslot.ts';
 import { gpa, hva } from '../src/util/address.ts';
 import { ConfigError } from '../src/util/errors.ts';
 import { setupEpt } from './ept-helpers.ts';

@@ -1,7 +1,7 @@
 import test from 'ava';
-import { eptLeafCounts } from '../src/kvm/ept-debug.ts';
+import { eptLeafCounts } from '../src/kvm/mmu/debug.ts';
 import { gpa, HPAGE_PMD_SIZE, type Hva } from '../src/util/address.ts';
-import { KvmMmu } from '../src/kvm/ept-mmu.ts';
+import { KvmMmu } from '../src/kvm/mmu/kvm-mmu.ts';
 import { createHost } from '../src/mm/index.ts';
 import { MiB, countBadPages, guestAccess, pageCount, setupEpt, touchRegion } from './ept-helpers.ts';
 

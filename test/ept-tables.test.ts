@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Ept } from '../src/kvm/ept.ts';
+import { Ept } from '../src/kvm/mmu/ept.ts';
 import { gpa, pfn } from '../src/util/address.ts';
 import { createHost } from '../src/mm/index.ts';
 

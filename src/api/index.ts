@@ -11,7 +11,7 @@ export type { CostTable, FaultRates, HostEvents, SimulatedTime } from '../kvm/co
 export type { CounterSnapshot, ExitInfo } from '../kvm/vcpu.ts';
 export type { StopReason, StopInfo } from '../kvm/exits.ts';
 export type { GuestMemory } from '../guest/memory.ts';
-export type { GuestMemoryBackend } from '../kvm/vm-memory.ts';
+export type { GuestMemoryBackend } from '../kvm/memory.ts';
 export { createVm, Vm, type GuestImage, type VmDeps } from '../kvm/vm.ts';
 export { DEFAULT_COSTS, faultRates, makeCostTable, simulate } from '../kvm/cost.ts';
 export { counterDelta } from '../kvm/vcpu.ts';

@@ -8,8 +8,8 @@ import type { CostTable, FaultRates, SimulatedTime } from '../kvm/cost.ts';
 import type { StopReason } from '../kvm/exits.ts';
 import type { CounterSnapshot } from '../kvm/vcpu.ts';
 import type { ErrorCode } from '../util/errors.ts';
-// ept: EPT-mode options and the memory report (src/kvm/ept-report.ts)
-import type { MemoryReport } from '../kvm/ept-report.ts';
+// ept: EPT-mode options and the memory report (src/kvm/report.ts)
+import type { MemoryReport } from '../kvm/report.ts';
 import type { HostOptions } from '../kvm/ept-options.ts';
 import type { TlbGeometry } from '../native/types.ts';
 
@@ -41,7 +41,7 @@ export interface VmConfig {
   /** VMM diagnostics (unhandled ports...), one line each. */
   onLog?: (message: string) => void;
   // ept: ---
-  /** KVM-like EPT over the host THP model (true), or native no-EPT translation (false). Default: EPT_DEFAULT (true) in src/kvm/ept-report.ts. */
+  /** KVM-like EPT over the host THP model (true), or native no-EPT translation (false). Default: EPT_DEFAULT (true) in src/kvm/report.ts. */
   ept?: boolean;
   /** The simulated host in EPT mode: RAM size, THP knobs, host clock (src/kvm/ept-options.ts HostOptions). */
   host?: HostOptions;

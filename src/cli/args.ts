@@ -272,7 +272,7 @@ ept-dump options (and every run option but --json):
   --gpa START-END           a guest-physical range to print, END exclusive, sizes or hex
                             (8M-10M, 0x800000-0xa00000); repeatable; default all guest memory
 ept-dump runs the guest like run, with its console and the summary on stderr, then prints
-on stdout each EPT leaf of the ranges beside the host mapping of its HVA (src/kvm/ept-debug.ts).
+on stdout each EPT leaf of the ranges beside the host mapping of its HVA (src/kvm/mmu/debug.ts).
 
 The exit code is the guest's exit status (mod 256); 2 = bad usage, file or image;
 124 = a limit stopped the guest; 125 = the guest crashed (triple fault, strict I/O, MMIO).

@@ -5,7 +5,7 @@
  */
 import type { RunResult } from '../api/types.ts';
 import type { StopReason } from '../kvm/exits.ts';
-import { memorySummaryLines } from '../kvm/ept-report.ts';
+import { memorySummaryLines } from '../kvm/report.ts';
 
 export const JSON_SCHEMA = 'hugevisor.run/1';
 

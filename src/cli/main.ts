@@ -13,7 +13,7 @@ import { addonPath } from '../native/addon.ts';
 import { HugevisorError } from '../util/errors.ts';
 import { parseArgs, USAGE, type RunOptions } from './args.ts';
 import { cliEptConfig } from '../kvm/ept-options.ts';
-import { eptDump } from '../kvm/ept-debug.ts';
+import { eptDump } from '../kvm/mmu/debug.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor, jsonResult, summary } from './format.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -100,7 +100,7 @@ function readGuest(path: string): Uint8Array {
 
 /**
  * run, or ept-dump: the same run with the guest's console and the summary on stderr, then
- * the EPT debug view (src/kvm/ept-debug.ts) of each --gpa range on stdout.
+ * the EPT debug view (src/kvm/mmu/debug.ts) of each --gpa range on stdout.
  */
 function run(o: RunOptions, io: Io, dump = false): number {
   const guest = resolveGuest(o.guest);

@@ -11,7 +11,7 @@ import type { ThpKnobs } from '../mm/types.ts';
 import { defaultKnobs, setKnob } from '../mm/knobs.ts';
 import { ConfigError } from '../util/errors.ts';
 import { loadAddon } from '../native/addon.ts';
-import type { EptBackendOptions } from './ept-backend.ts';
+import type { EptBackendOptions } from './mmu/ept-memory.ts';
 
 type ThpMode = 'always' | 'madvise' | 'never';
 

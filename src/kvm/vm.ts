@@ -21,12 +21,12 @@ import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from 
 import type { ExitContext, StopInfo, VmmStats } from './exits.ts';
 import { RunLoop, type RunState } from './run.ts';
 import { counterDelta, Vcpu, type CounterSnapshot } from './vcpu.ts';
-import { resolveVmConfig, type ResolvedVmConfig } from './vm-config.ts';
-import { createLinearMemory, type GuestMemoryBackend } from './vm-memory.ts';
-import { eptMemory } from './ept-backend.ts';
-import { memoryReport } from './ept-report.ts';
-import { HostClock } from './ept-clock.ts';
-import type { EptMemoryBackend } from './ept-backend.ts';
+import { resolveVmConfig, type ResolvedVmConfig } from './config.ts';
+import { createLinearMemory, type GuestMemoryBackend } from './memory.ts';
+import { eptMemory } from './mmu/ept-memory.ts';
+import { memoryReport } from './report.ts';
+import { HostClock } from './host-clock.ts';
+import type { EptMemoryBackend } from './mmu/ept-memory.ts';
 
 export interface GuestImage {
   bytes: Uint8Array;
@@ -37,7 +37,7 @@ export interface GuestImage {
 export interface VmDeps {
   /** The native addon (tests pass one with a fake Vcpu). */
   addon?: NativeAddon;
-  /** Guest memory; default: the EPT backend (ept-backend.ts), or createLinearMemory with ept: false. */
+  /** Guest memory; default: the EPT backend (src/kvm/mmu/ept-memory.ts), or createLinearMemory with ept: false. */
   memory?: (addon: NativeAddon, size: number) => GuestMemoryBackend;
 }
 
@@ -82,7 +82,7 @@ export class Vm implements VmControl {
     // Console text streams at newlines (Console.putByte); a partial line is flushed when the
     // guest has run a whole chunk without exiting, and when the loop returns.
     // ept: the host clock advances to the guest's simulated time at each return of the
-    // native loop, so khugepaged and kswapd run between guest instructions (ept-clock.ts).
+    // native loop, so khugepaged and kswapd run between guest instructions (src/kvm/host-clock.ts).
     this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, config.costs, config.hostClock) : null;
     const clock = this.hostClock?.followsGuest ? this.hostClock : null;
     clock?.attach(vcpu.native, vcpu.counterNames);
@@ -182,7 +182,7 @@ export class Vm implements VmControl {
 // --- builder steps -------------------------------------------------------------------
 
 export function attachMemory(addon: NativeAddon, config: ResolvedVmConfig, deps: VmDeps): GuestMemoryBackend {
-  // ept: attach_ept (src/kvm/ept-backend.ts) unless the config asks for native translation.
+  // ept: attach_ept (src/kvm/mmu/ept-memory.ts) unless the config asks for native translation.
   const factory = deps.memory ?? (config.ept ? eptMemory(config.host) : createLinearMemory);
   return factory(addon, config.memory);
 }

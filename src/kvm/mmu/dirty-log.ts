@@ -9,10 +9,10 @@
  * leaves that could be one 2 MiB leaf again (kvm_mmu_zap_collapsible_sptes, Linux 4.2),
  * so the slot returns to 2 MiB mappings on the next faults instead of staying split.
  */
-import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa } from '../util/address.ts';
-import { ConfigError } from '../util/errors.ts';
+import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa } from '../../util/address.ts';
+import { ConfigError } from '../../util/errors.ts';
 import { KVM_MEM_LOG_DIRTY_PAGES, gpaToHva, slotAllowsLargePage, type Memslot } from './memslot.ts';
-import type { KvmMmu } from './ept-mmu.ts';
+import type { KvmMmu } from './kvm-mmu.ts';
 
 /** mark_page_dirty: set the bit of the 4 KiB page at `g` in its slot's bitmap. */
 export function markPageDirty(slot: Memslot, g: Gpa): void {

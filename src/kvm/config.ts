@@ -7,9 +7,9 @@ import type { VmConfig } from '../api/types.ts';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
 import { ConfigError } from '../util/errors.ts';
 import { makeCostTable, type CostTable } from './cost.ts';
-import { EPT_DEFAULT } from './ept-report.ts';
+import { EPT_DEFAULT } from './report.ts';
 import { resolveHostOptions } from './ept-options.ts';
-import type { EptBackendOptions } from './ept-backend.ts';
+import type { EptBackendOptions } from './mmu/ept-memory.ts';
 import type { TlbGeometry } from '../native/types.ts';
 
 export const DEFAULT_MEMORY = 64 * 1024 * 1024;
@@ -34,7 +34,7 @@ export interface ResolvedVmConfig {
   /** ept: EPT mode on (default) or native translation; host model options. */
   ept: boolean;
   host: EptBackendOptions;
-  /** The host clock follows the guest's simulated time (src/kvm/ept-clock.ts). */
+  /** The host clock follows the guest's simulated time (src/kvm/host-clock.ts). */
   hostClock: boolean;
 }
 

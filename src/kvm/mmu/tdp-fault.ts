@@ -11,11 +11,11 @@
  * One call handles one exit; a retry returns to the guest, which faults again, exactly as
  * KVM returns from tdp_page_fault with 0 and re-enters the guest.
  */
-import { HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, type Gpa, type Pfn } from '../util/address.ts';
-import { GuestError } from '../util/errors.ts';
+import { HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, type Gpa, type Pfn } from '../../util/address.ts';
+import { GuestError } from '../../util/errors.ts';
 import { gpaToHva, slotAllowsLargePage, type Memslot } from './memslot.ts';
 import { markPageDirty } from './dirty-log.ts';
-import type { KvmMmu } from './ept-mmu.ts';
+import type { KvmMmu } from './kvm-mmu.ts';
 
 /** EPT violation access kinds (exit field `access`). */
 export const ACCESS_READ = 0;

@@ -1,22 +1,22 @@
 /**
- * EPT mode as a Vm memory backend (src/kvm/vm-memory.ts GuestMemoryBackend): the arena is
+ * EPT mode as a Vm memory backend (src/kvm/memory.ts GuestMemoryBackend): the arena is
  * the simulated host's RAM, guest RAM is anonymous memory of the VMM process in the host
  * THP model (one memslot at GPA 0, mmapped 2 MiB aligned with MADV_HUGEPAGE as QEMU
  * does), the vCPU translates through the EPT that KvmMmu fills on EPT violations.
  *
  * This is the attach_ept step: createVm(config, image, { memory: eptMemory(opts) }).
  */
-import { alignDown, alignUp, gpa as asGpa, HPAGE_PMD_SIZE } from '../util/address.ts';
-import { ConfigError } from '../util/errors.ts';
-import { ARENA_MAX_BYTES, type NativeAddon, type NativeArena, type NativeMmuConfig, type NativeVcpu, type TlbGeometry } from '../native/types.ts';
-import { createHost, type Host } from '../mm/index.ts';
-import type { HostConfig, MmStructApi } from '../mm/types.ts';
-import type { HostEvents } from './cost.ts';
-import type { ExitInfo } from './vcpu.ts';
-import type { GuestMemoryBackend } from './vm-memory.ts';
-import type { GuestMemory } from '../guest/memory.ts';
-import { KvmMmu, type KvmMmuStats } from './ept-mmu.ts';
-import type { EptAccess } from './ept-fault.ts';
+import { alignDown, alignUp, gpa as asGpa, HPAGE_PMD_SIZE } from '../../util/address.ts';
+import { ConfigError } from '../../util/errors.ts';
+import { ARENA_MAX_BYTES, type NativeAddon, type NativeArena, type NativeMmuConfig, type NativeVcpu, type TlbGeometry } from '../../native/types.ts';
+import { createHost, type Host } from '../../mm/index.ts';
+import type { HostConfig, MmStructApi } from '../../mm/types.ts';
+import type { HostEvents } from '../cost.ts';
+import type { ExitInfo } from '../vcpu.ts';
+import type { GuestMemoryBackend } from '../memory.ts';
+import type { GuestMemory } from '../../guest/memory.ts';
+import { KvmMmu, type KvmMmuStats } from './kvm-mmu.ts';
+import type { EptAccess } from './tdp-fault.ts';
 
 export interface EptBackendOptions {
   /** Simulated host RAM in bytes (a multiple of 2 MiB). Default: guest memory + 1/8 + 32 MiB, at most MAX_HOST_MEMORY. */

@@ -9,10 +9,10 @@
  * writable leaf needs a writable host mapping (else the guest could write around the
  * host's copy-on-write).
  */
-import { HPAGE_PMD_SIZE, gpa as asGpa, type Gpa } from '../util/address.ts';
+import { HPAGE_PMD_SIZE, gpa as asGpa, type Gpa } from '../../util/address.ts';
 import { gpaToHva } from './memslot.ts';
-import { ConfigError } from '../util/errors.ts';
-import type { KvmMmu } from './ept-mmu.ts';
+import { ConfigError } from '../../util/errors.ts';
+import type { KvmMmu } from './kvm-mmu.ts';
 
 export class EptInvariantError extends Error {
   constructor(message: string) {

@@ -10,9 +10,9 @@
  * the fault path. This file knows nothing about memslots or the host mm: it maps, zaps,
  * write-protects and walks, and keeps the number of 4 KiB and 2 MiB leaves mapped.
  */
-import { PAGE_SIZE, alignDown, gpa as asGpa, pfn as asPfn, pfnToHpa, type Gpa, type Hpa, type Pfn } from '../util/address.ts';
-import type { HostApi } from '../mm/types.ts';
-import { ChunkedBytes, type ByteSource } from '../util/chunked-bytes.ts';
+import { PAGE_SIZE, alignDown, gpa as asGpa, pfn as asPfn, pfnToHpa, type Gpa, type Hpa, type Pfn } from '../../util/address.ts';
+import type { HostApi } from '../../mm/types.ts';
+import { ChunkedBytes, type ByteSource } from '../../util/chunked-bytes.ts';
 
 export const EPT_R = 1 << 0;
 export const EPT_W = 1 << 1;

@@ -6,9 +6,9 @@
  * ratio of two of its fields), so --json carries the inputs of everything shown.
  * Option plumbing lives in src/kvm/ept-options.ts.
  */
-import type { EptMemoryBackend, EptRunStats } from './ept-backend.ts';
-import type { HostClockReport } from './ept-clock.ts';
-import type { GuestMemoryBackend } from './vm-memory.ts';
+import type { EptMemoryBackend, EptRunStats } from './mmu/ept-memory.ts';
+import type { HostClockReport } from './host-clock.ts';
+import type { GuestMemoryBackend } from './memory.ts';
 
 export type { HostOptions } from './ept-options.ts';
 

@@ -4,19 +4,19 @@
  *
  * This is the facade the Vm talks to (attach_ept): it owns the EPT root (eptp for
  * configureMmu), gets every vCPU's INVEPT hook, and hands EXIT_EPT_VIOLATION here. The
- * policy lives in the files it delegates to: ept-fault.ts (tdp_page_fault),
- * mmu-notifier.ts, dirty-log.ts, ept-debug.ts.
+ * policy lives in the files it delegates to: tdp-fault.ts (tdp_page_fault),
+ * mmu-notifier.ts, dirty-log.ts, debug.ts.
  */
-import { PAGE_SIZE, alignUp, type Gpa } from '../util/address.ts';
-import { ConfigError } from '../util/errors.ts';
-import type { HostApi, MmStructApi } from '../mm/types.ts';
-import type { ByteSource } from '../util/chunked-bytes.ts';
+import { PAGE_SIZE, alignUp, type Gpa } from '../../util/address.ts';
+import { ConfigError } from '../../util/errors.ts';
+import type { HostApi, MmStructApi } from '../../mm/types.ts';
+import type { ByteSource } from '../../util/chunked-bytes.ts';
 import { Ept } from './ept.ts';
 import { EptGuestMemory, MemslotTable, type Memslot, type UserMemoryRegion } from './memslot.ts';
-import { tdpPageFault, type EptAccess, type EptFaultResult } from './ept-fault.ts';
+import { tdpPageFault, type EptAccess, type EptFaultResult } from './tdp-fault.ts';
 import { KvmMmuNotifier } from './mmu-notifier.ts';
 import { disableDirtyLog, enableDirtyLog, getDirtyLog } from './dirty-log.ts';
-import { checkEptInvariants } from './ept-debug.ts';
+import { checkEptInvariants } from './debug.ts';
 
 /** Anything that caches EPT translations: a vCPU's modeled TLBs. */
 export interface EptTlbHolder {

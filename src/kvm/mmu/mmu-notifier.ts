@@ -17,9 +17,9 @@
  * it back in), and test_young answers "not young", leaving it to gup's FOLL_TOUCH to
  * mark the host PTE (kvm_age_rmapp / kvm_test_age_rmapp).
  */
-import { PAGE_SIZE, alignDown, gpa as asGpa, type Hva } from '../util/address.ts';
-import type { MmStructApi, MmuNotifierOps } from '../mm/types.ts';
-import type { KvmMmu } from './ept-mmu.ts';
+import { PAGE_SIZE, alignDown, gpa as asGpa, type Hva } from '../../util/address.ts';
+import type { MmStructApi, MmuNotifierOps } from '../../mm/types.ts';
+import type { KvmMmu } from './kvm-mmu.ts';
 
 export class KvmMmuNotifier implements MmuNotifierOps {
   constructor(private readonly k: KvmMmu) {}

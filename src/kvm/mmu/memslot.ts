@@ -16,10 +16,10 @@ import {
   isAligned,
   type Gpa,
   type Hva,
-} from '../util/address.ts';
-import { ConfigError } from '../util/errors.ts';
-import type { MmStructApi } from '../mm/types.ts';
-import { checkGuestRange, type GuestMemory } from '../guest/memory.ts';
+} from '../../util/address.ts';
+import { ConfigError } from '../../util/errors.ts';
+import type { MmStructApi } from '../../mm/types.ts';
+import { checkGuestRange, type GuestMemory } from '../../guest/memory.ts';
 
 /** KVM_USER_MEM_SLOTS of 2.6.38 x86 (KVM_MEMORY_SLOTS). */
 export const KVM_USER_MEM_SLOTS = 32;

@@ -1,10 +1,10 @@
-// The host clock follows the guest (src/kvm/ept-clock.ts): khugepaged runs during a run on
+// The host clock follows the guest (src/kvm/host-clock.ts): khugepaged runs during a run on
 // the guest's simulated time, so a THP split under a running guest is collapsed by the next
 // due pass and the following EPT violation maps 2 MiB again; exact, deterministic counts.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { createVm } from '../src/kvm/vm.ts';
-import type { EptMemoryBackend } from '../src/kvm/ept-backend.ts';
+import type { EptMemoryBackend } from '../src/kvm/mmu/ept-memory.ts';
 import { ConfigError } from '../src/util/errors.ts';
 import { gpa } from '../src/util/address.ts';
 import type { HostOptions } from '../src/kvm/ept-options.ts';
