@@ -179,6 +179,24 @@ test('a triple fault is reported with its vector chain and exit code 125', async
   t.is(j.exitCode, 125);
 });
 
+test('a host out of memory during a run is a host-oom stop with exit code 123, a summary and a complete JSON result', async (t) => {
+  const argv = ['run', 'demand-paging', '--memory', '128M', '--arg', '64M', '--host-memory', '16M', '--thp', 'never'];
+  const r = await cli(argv);
+  t.is(r.code, 123);
+  t.is(r.stdout, 'demand-paging: region 0x0000008000000000 size 67108864 page 4096\n');
+  t.regex(r.stderr, /^error: EPT violation at GPA 0x10f6000: host out of memory: no free frame \(4096 frames, 0 free\) at RIP 0x1001a0$/m);
+  t.regex(r.stderr, /^stop reason:  host-oom \(the simulated host ran out of memory\)$/m);
+  const j = JSON.parse((await cli([...argv, '--json'])).stdout);
+  t.is(j.exitCode, 123);
+  t.is(j.stopReason, 'host-oom');
+  t.is(j.error.code, 'ENOMEM');
+  // Every 4 KiB frame of the 16 MiB host went to the zero page, tables and guest pages: the
+  // counters stop at the faulting access, which did not retire.
+  t.is(j.counters.exits_ept_violation, 4016);
+  t.is(j.memory.ept.pages_4k, 4015);
+  t.is(j.memory.meminfo.MemFree, 0);
+});
+
 test('--cost overrides reach the cost model and the --json config', async (t) => {
   const j = JSON.parse((await cli(['run', fixture('bootcheck'), '--json', '--cost', 'vm_exit=0', '--cost', 'instruction=2', '--cost', 'clock_hz=1e9'])).stdout);
   t.is(j.config.costs.vm_exit, 0);

@@ -1,6 +1,7 @@
 // Each exit handler, driven by a synthetic ExitInfo: what it does to the devices and the
 // context, and whether the run loop resumes or stops with which report.
 import test from 'ava';
+import { gpa } from '../src/util/address.ts';
 import { ExitReason } from '../src/native/types.ts';
 import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from '../src/kvm/devices.ts';
 import { handleExit, type ExitContext, type StopInfo } from '../src/kvm/exits.ts';
@@ -108,12 +109,12 @@ test('a triple fault stops with a report naming the vector chain with error code
   t.is(ud.kind === 'stop' ? ud.stop.error?.message : '', 'triple fault: #UD(6) -> #GP(13) error 0x33 -> triple fault at RIP 0x100001, CR2 0x0, error code 0x0, instruction bytes (unreadable)');
 });
 
-test('an EPT misconfiguration stops with a report naming the GPA, never resumes (cpufix)', (t) => {
+test('an EPT misconfiguration stops with a report naming the GPA and an internal-error code, never resumes', (t) => {
   const { ctx } = setup();
   const r = handleExit(ctx, exitInfo({ reason: ExitReason.EPT_MISCONFIG, rip: 0x100040n, gpa: 0x203000, gva: 0x203000n, gvaValid: true, access: 1, level: 1 }));
   t.deepEqual(r, {
     kind: 'stop',
-    stop: { reason: 'ept-misconfig', exitStatus: null, error: { code: 'EGUEST', message: 'EPT misconfiguration at GPA 0x203000 (write via GVA 0x203000, EPT level 1) at RIP 0x100040: a malformed EPT entry, a hypervisor bug' } },
+    stop: { reason: 'ept-misconfig', exitStatus: null, error: { code: 'EINTERNAL', message: 'EPT misconfiguration at GPA 0x203000 (write via GVA 0x203000, EPT level 1) at RIP 0x100040: a malformed EPT entry, a hypervisor bug' } },
   });
 });
 
@@ -150,7 +151,7 @@ test('an instruction fetch or a guest page-table access in MMIO space stops even
 test('an EPT violation goes to the memory backend: resolved resumes, no memslot is MMIO', (t) => {
   const { ctx, mmio } = setup();
   const seen: number[] = [];
-  ctx.ept = { handleEptViolation: (e) => (seen.push(e.gpa), e.gpa < 0x1000000 ? 'resume' : 'mmio') };
+  ctx.ept = { handleEptViolation: (e) => (seen.push(e.gpa), e.gpa < 0x1000000 ? { kind: 'fixed', level: 1 } : { kind: 'mmio', gpa: gpa(e.gpa) }) };
   t.is(handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x200000, gvaValid: true })).kind, 'resume');
   t.is(handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x4000000, gvaValid: true })).kind, 'resume');
   t.deepEqual(seen, [0x200000, 0x4000000]);
@@ -158,6 +159,24 @@ test('an EPT violation goes to the memory backend: resolved resumes, no memslot 
   ctx.strict = true;
   const r = handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x4000000, gvaValid: true }));
   t.is(r.kind === 'stop' && r.stop.reason, 'mmio');
+});
+
+test('a host out of memory or a faulting memslot during an EPT violation is a stop reason with its own code, not an exception', (t) => {
+  const { ctx } = setup();
+  ctx.ept = {
+    handleEptViolation: (e) =>
+      e.gpa === 0x200000
+        ? { kind: 'host-oom', gpa: gpa(e.gpa), message: 'EPT violation at GPA 0x200000: host out of memory: no free frame' }
+        : { kind: 'efault', gpa: gpa(e.gpa), message: 'EPT violation at GPA 0x400000: memslot 0 HVA 0x7f0000400000 cannot be faulted in (SIGSEGV)' },
+  };
+  const oom = handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x200000, gvaValid: true }));
+  t.deepEqual(oom, {
+    kind: 'stop',
+    stop: { reason: 'host-oom', exitStatus: null, error: { code: 'ENOMEM', message: 'EPT violation at GPA 0x200000: host out of memory: no free frame at RIP 0x100020' } },
+  });
+  const fault = handleExit(ctx, exitInfo({ reason: ExitReason.EPT_VIOLATION, gpa: 0x400000, gvaValid: true }));
+  t.is(fault.kind === 'stop' && fault.stop.reason, 'efault');
+  t.is(fault.kind === 'stop' && fault.stop.error?.code, 'EFAULT');
 });
 
 test('an EPT violation without an EPT backend is reported, not ignored', (t) => {

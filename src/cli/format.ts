@@ -13,6 +13,8 @@ export const JSON_SCHEMA = 'hugevisor.run/1';
 export const EXIT_USAGE = 2;
 export const EXIT_LIMIT = 124;
 export const EXIT_CRASH = 125;
+/** The simulated host ran out of memory (stopReason host-oom): the experiment's host was too small. */
+export const EXIT_HOST_OOM = 123;
 export const EXIT_INTERNAL = 70;
 
 export function exitCodeFor(r: RunResult): number {
@@ -23,6 +25,8 @@ export function exitCodeFor(r: RunResult): number {
     case 'max-instructions':
     case 'timeout':
       return EXIT_LIMIT;
+    case 'host-oom':
+      return EXIT_HOST_OOM;
     default:
       return EXIT_CRASH;
   }
@@ -35,7 +39,9 @@ const STOP_TEXT: Record<StopReason, string> = {
   'unhandled-io': 'unhandled I/O port in strict mode',
   mmio: 'access outside guest memory',
   'ept-violation': 'unresolved EPT violation',
-  'ept-misconfig': 'malformed EPT entry (hypervisor bug)', // cpufix
+  'ept-misconfig': 'malformed EPT entry (hypervisor bug)',
+  'host-oom': 'the simulated host ran out of memory',
+  efault: 'guest memory behind a memslot cannot be faulted in',
   'internal-error': 'emulator internal error',
   'max-instructions': 'instruction limit reached',
   timeout: 'wall-clock timeout',

@@ -8,6 +8,7 @@ import { ExitReason } from '../native/types.ts';
 import type { ErrorCode } from '../util/errors.ts';
 import type { PioBus } from './devices.ts';
 import type { ExitInfo } from './vcpu.ts';
+import type { EptFaultResult } from './mmu/tdp-fault.ts';
 
 /** Why a VM stopped (stable strings: the CLI's --json and docs/cli.md use them). */
 export type StopReason =
@@ -18,6 +19,8 @@ export type StopReason =
   | 'mmio' // an access to guest-physical memory outside every memslot
   | 'ept-violation' // an EPT violation the memory backend could not resolve
   | 'ept-misconfig' // a malformed EPT entry (KVM's EPT_MISCONFIG): a hypervisor bug
+  | 'host-oom' // the simulated host had no frame left for guest memory or an EPT table
+  | 'efault' // the VMM memory behind a memslot cannot be faulted in (KVM_RUN's -EFAULT)
   | 'internal-error' // the emulator reported a bug
   | 'max-instructions'
   | 'timeout'
@@ -36,8 +39,8 @@ export const RESUME: ExitAction = { kind: 'resume' };
 
 /** Resolves EPT violations (EPT mode); absent in no-EPT mode. */
 export interface EptViolationHandler {
-  /** 'resume' once the mapping is fixed (or the fault must simply be retried); 'mmio' when no memslot covers the GPA. */
-  handleEptViolation(exit: ExitInfo): 'resume' | 'mmio';
+  /** What tdp_page_fault did: fixed or retry resume the guest; the other outcomes are handled here. */
+  handleEptViolation(exit: ExitInfo): EptFaultResult;
 }
 
 /** VMM-side statistics; every handled exit bumps one (Firecracker's metrics). */
@@ -138,17 +141,32 @@ export function handleMmioExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
   return RESUME;
 }
 
-/** EPT violation: the memory backend maps the page (EPT mode); without one it is a VMM bug. */
+/**
+ * EPT violation: the memory backend maps the page (EPT mode); without one it is a VMM bug.
+ * A host that cannot back the page ends the run with a stop reason, never an exception: the
+ * result keeps every counter up to the faulting instruction, which has not retired.
+ */
 export function handleEptViolationExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
   if (!ctx.ept) {
-    return stopWithError('ept-violation', `EPT violation at GPA ${hex(exit.gpa)} with EPT off (RIP ${hex(exit.rip)}): no handler`);
+    return stopWithError('ept-violation', `EPT violation at GPA ${hex(exit.gpa)} with EPT off (RIP ${hex(exit.rip)}): no handler`, 'EINTERNAL');
   }
-  return ctx.ept.handleEptViolation(exit) === 'resume' ? RESUME : handleMmioExit(ctx, exit);
+  const r = ctx.ept.handleEptViolation(exit);
+  switch (r.kind) {
+    case 'fixed':
+    case 'retry':
+      return RESUME;
+    case 'mmio':
+      return handleMmioExit(ctx, exit);
+    case 'host-oom':
+      return stopWithError('host-oom', `${r.message} at RIP ${hex(exit.rip)}`, 'ENOMEM');
+    case 'efault':
+      return stopWithError('efault', `${r.message} at RIP ${hex(exit.rip)}`, 'EFAULT');
+  }
 }
 
 /**
  * EPT misconfiguration: the EPT this VMM built holds a malformed entry at the GPA (W without
- * R, a reserved memory type, ...). Resuming would fault again: stop, naming it (cpufix).
+ * R, a reserved memory type, ...). Resuming would fault again: stop, naming it.
  */
 export function handleEptMisconfigExit(_ctx: ExitContext, exit: ExitInfo): ExitAction {
   const kind = ['read', 'write', 'fetch'][exit.access] ?? `access ${exit.access}`;
@@ -156,6 +174,7 @@ export function handleEptMisconfigExit(_ctx: ExitContext, exit: ExitInfo): ExitA
   return stopWithError(
     'ept-misconfig',
     `EPT misconfiguration at GPA ${hex(exit.gpa)} (${kind} via ${via}, EPT level ${exit.level}) at RIP ${hex(exit.rip)}: a malformed EPT entry, a hypervisor bug`,
+    'EINTERNAL',
   );
 }
 
@@ -165,7 +184,7 @@ export function handleShutdownExit(_ctx: ExitContext, exit: ExitInfo): ExitActio
 }
 
 export function tripleFaultReport(exit: ExitInfo): string {
-  // cpufix: every exception of the chain with its error code (SDM 6.15 classes).
+  // Every exception of the chain with its error code (SDM 6.15 classes).
   const named = exit.chain.map((e) => (e.errorCode === null ? vectorName(e.vector) : `${vectorName(e.vector)} error ${hex(e.errorCode)}`));
   const chain = [...named, 'triple fault'].join(' -> ');
   const bytes = exit.insnBytes.length ? exit.insnBytes.map((b) => b.toString(16).padStart(2, '0')).join(' ') : '(unreadable)';
@@ -173,11 +192,12 @@ export function tripleFaultReport(exit: ExitInfo): string {
 }
 
 export function handleInternalExit(_ctx: ExitContext, exit: ExitInfo): ExitAction {
-  return stopWithError('internal-error', `internal emulator error at RIP ${hex(exit.rip)} (a hugevisor bug; please report it)`);
+  return stopWithError('internal-error', `internal emulator error at RIP ${hex(exit.rip)} (a hugevisor bug; please report it)`, 'EINTERNAL');
 }
 
-function stopWithError(reason: StopReason, message: string): ExitAction {
-  return { kind: 'stop', stop: { reason, exitStatus: null, error: { code: 'EGUEST', message } } };
+/** An abnormal stop; the code says whose doing it was (the guest's by default). */
+function stopWithError(reason: StopReason, message: string, code: ErrorCode = 'EGUEST'): ExitAction {
+  return { kind: 'stop', stop: { reason, exitStatus: null, error: { code, message } } };
 }
 
 /** The one dispatch point: exit reason → handler. BUDGET (a run() chunk ended) resumes. */
@@ -201,6 +221,6 @@ export function handleExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
     case ExitReason.INTERNAL:
       return handleInternalExit(ctx, exit);
     default:
-      return stopWithError('internal-error', `unknown exit reason ${String(exit.reason)} at RIP ${hex(exit.rip)}`);
+      return stopWithError('internal-error', `unknown exit reason ${String(exit.reason)} at RIP ${hex(exit.rip)}`, 'EINTERNAL');
   }
 }

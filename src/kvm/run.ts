@@ -12,6 +12,7 @@
 import { ExitReason } from '../native/types.ts';
 import { handleExit, RESUME, type ExitAction, type ExitContext, type StopInfo } from './exits.ts';
 import type { Vcpu } from './vcpu.ts';
+import { OutOfMemoryError } from '../util/errors.ts';
 
 export type RunState = 'Paused' | 'Running' | 'Finished';
 
@@ -68,7 +69,13 @@ export class RunLoop {
         const reason = this.vcpu.native.run(budget);
         this.executed += this.vcpu.instructions() - before;
         const action: ExitAction = reason === ExitReason.BUDGET ? RESUME : handleExit(this.ctx, this.vcpu.readExit());
-        this.afterRun(reason);
+        try {
+          this.afterRun(reason);
+        } catch (e) {
+          // The host's timed work (kswapd, khugepaged) ran out of frames: a stop, not a throw.
+          if (!(e instanceof OutOfMemoryError)) throw e;
+          return this.finish({ reason: 'host-oom', exitStatus: null, error: { code: e.code, message: `host work between guest instructions: ${e.message}` } });
+        }
         if (action.kind === 'stop') return this.finish(action.stop);
         if (this.pauseRequested) {
           this.pauseRequested = false;

@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'EINVAL_ELF' // malformed guest image
   | 'EGUEST' // the guest did something the VMM refuses (strict mode, bad exit...)
   | 'ENOMEM' // simulated host out of memory / swap
+  | 'EFAULT' // VMM memory behind a memslot cannot be faulted in
+  | 'EINTERNAL' // a hugevisor bug (an emulator or hypervisor invariant broke)
   | 'ENATIVE' // native addon missing or failed
   | 'EIO'; // files (swap file, guest file) unreadable
 

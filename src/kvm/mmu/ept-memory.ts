@@ -16,7 +16,7 @@ import type { ExitInfo } from '../vcpu.ts';
 import type { GuestMemoryBackend } from '../memory.ts';
 import type { GuestMemory } from '../../guest/memory.ts';
 import { KvmMmu, type KvmMmuStats } from './kvm-mmu.ts';
-import type { EptAccess } from './tdp-fault.ts';
+import type { EptAccess, EptFaultResult } from './tdp-fault.ts';
 
 export interface EptBackendOptions {
   /** Simulated host RAM in bytes (a multiple of 2 MiB). Default: guest memory + 1/8 + 32 MiB, at most MAX_HOST_MEMORY. */
@@ -119,9 +119,8 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
     attachVcpu(vcpu: NativeVcpu): void {
       kvmMmu.attachVcpu(vcpu);
     },
-    handleEptViolation(exit: ExitInfo): 'resume' | 'mmio' {
-      const r = kvmMmu.handleEptViolation(asGpa(exit.gpa), exit.access as EptAccess);
-      return r.kind === 'mmio' ? 'mmio' : 'resume';
+    handleEptViolation(exit: ExitInfo): EptFaultResult {
+      return kvmMmu.handleEptViolation(asGpa(exit.gpa), exit.access as EptAccess);
     },
     hostEvents(): HostEvents {
       const v = host.vmstat();

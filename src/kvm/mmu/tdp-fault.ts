@@ -12,7 +12,7 @@
  * KVM returns from tdp_page_fault with 0 and re-enters the guest.
  */
 import { HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, type Gpa, type Pfn } from '../../util/address.ts';
-import { GuestError } from '../../util/errors.ts';
+import { HugevisorError, OutOfMemoryError } from '../../util/errors.ts';
 import { gpaToHva, slotAllowsLargePage, type Memslot } from './memslot.ts';
 import { markPageDirty } from './dirty-log.ts';
 import type { KvmMmu } from './kvm-mmu.ts';
@@ -29,9 +29,20 @@ export type EptFaultResult =
   /** An invalidation raced the fault: the page was dropped; resume and let it re-fault. */
   | { kind: 'retry' }
   /** No memslot covers the GPA: an MMIO access, for the Vm to report. */
-  | { kind: 'mmio'; gpa: Gpa };
+  | { kind: 'mmio'; gpa: Gpa }
+  /** The host could not supply a page or an EPT table frame (out of memory, no swap left). */
+  | { kind: 'host-oom'; gpa: Gpa; message: string }
+  /**
+   * hva_to_pfn failed for another reason: the VMM unmapped or protected the memory behind
+   * the slot. KVM's KVM_RUN returns -EFAULT to the VMM here.
+   */
+  | { kind: 'efault'; gpa: Gpa; message: string };
 
 const hex = (n: number) => '0x' + n.toString(16);
+
+function hostOomMessage(g: Gpa, e: OutOfMemoryError): string {
+  return `EPT violation at GPA ${hex(g)}: ${e.message}`;
+}
 
 /**
  * mapping_level_dirty_bitmap: a slot with dirty logging must be tracked per 4 KiB page, so
@@ -57,14 +68,14 @@ export function tdpPageFault(k: KvmMmu, g: Gpa, access: EptAccess): EptFaultResu
   const mmuSeq = k.mmu_notifier_seq;
   let pfn: Pfn;
   try {
-    [pfn] = k.mm.get_user_pages(h, 1, write) as [Pfn];
+    pfn = k.mm.get_user_pages(h, 1, write)[0]!;
   } catch (e) {
-    // hva_to_pfn failed: the VMM unmapped or protected the memory behind the slot. KVM's
-    // KVM_RUN returns -EFAULT here; the Vm reports it as a guest-visible failure.
-    if (e instanceof Error && e.name === 'OutOfMemoryError') throw e;
-    throw new GuestError(
-      `EPT violation at gpa ${hex(g)}: memslot ${slot.id} hva ${hex(h)} cannot be faulted in (${(e as Error).message})`,
-    );
+    // Only the host's own refusals become results; anything else is a bug and propagates.
+    if (e instanceof OutOfMemoryError) return { kind: 'host-oom', gpa: g, message: hostOomMessage(g, e) };
+    if (e instanceof HugevisorError) {
+      return { kind: 'efault', gpa: g, message: `EPT violation at GPA ${hex(g)}: memslot ${slot.id} HVA ${hex(h)} cannot be faulted in (${e.message})` };
+    }
+    throw e;
   }
 
   // mmu_notifier_retry: an invalidation started or finished since the snapshot, so the
@@ -103,7 +114,15 @@ export function tdpPageFault(k: KvmMmu, g: Gpa, access: EptAccess): EptFaultResu
   // exits again and goes through the host's COW. Dirty logging maps read-only until the
   // first write so that write is seen.
   const writable = m.writable && (!forcePt || write);
-  const replaced = k.ept.map(mapGpa, mapPfn, level, writable);
+  let replaced: boolean;
+  try {
+    replaced = k.ept.map(mapGpa, mapPfn, level, writable);
+  } catch (e) {
+    // A new EPT table needs a host frame (alloc_kernel_page) and there is none left.
+    if (!(e instanceof OutOfMemoryError)) throw e;
+    k.host.put_page(pfn);
+    return { kind: 'host-oom', gpa: g, message: hostOomMessage(g, e) };
+  }
   if (forcePt && writable) markPageDirty(slot, page);
 
   // The EPT entry does not hold a page reference (KVM relies on the MMU notifier instead).
