@@ -45,7 +45,7 @@ const VM_SCENARIOS: Array<{ name: string; ept: boolean }> = [
 /** A VM of 4 GiB whose guest demand-pages (writes, then verifies) a 1 GiB region. */
 function vmChild(ept: boolean): void {
   const image = { bytes: new Uint8Array(readFileSync(fileURLToPath(new URL('../build/guests/demand-paging.elf', import.meta.url)))), name: 'demand-paging' };
-  const vm = createVm({ memory: 4 * GiB, ept, ...(ept ? { host: { thp: 'always' as const } } : {}), args: [GiB] }, image);
+  const vm = createVm({ memory: 4 * GiB, ept, ...(ept ? { host: { thp: { enabled: 'always' as const } } } : {}), args: [GiB] }, image);
   const r = vm.run()!;
   if (r.exitStatus !== 0) throw new Error(`demand-paging exited ${r.exitStatus}: ${r.console}`);
   const host = ept ? (vm.backend as EptMemoryBackend).host.meminfo() : null;

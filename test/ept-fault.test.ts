@@ -1,5 +1,6 @@
 import test from 'ava';
-import { eptDump, eptLeafCounts } from '../src/kvm/mmu/debug.ts';
+import { eptView, eptLeafCounts } from '../src/kvm/mmu/debug.ts';
+import { formatEptDump } from '../src/cli/ept-dump.ts';
 import { gpa, hva } from '../src/util/address.ts';
 import { MiB, countBadPages, guestAccess, pageCount, setupEpt, touchRegion } from './ept-helpers.ts';
 
@@ -115,11 +116,11 @@ test('an EPT violation on memory the VMM unmapped is an efault result (KVM_RUN -
   t.regex(r.kind === 'efault' ? r.message : '', /^EPT violation at GPA 0x2000: memslot 0 HVA 0x[0-9a-f]+ cannot be faulted in \(SIGSEGV/);
 });
 
-test('eptDump shows EPT leaves beside the host mapping', (t) => {
+test('the ept-dump view shows EPT leaves beside the host mapping', (t) => {
   const { k, physmem } = setupEpt();
   k.addRamSlot(0, gpa(0), 4 * MiB);
   touchRegion(k, physmem, 0, 4096, true);
-  const out = eptDump(k, 0, 4 * MiB);
+  const out = formatEptDump(eptView(k, gpa(0), gpa(4 * MiB)));
   const lines = out.split('\n');
   t.is(lines.length, 3);
   t.regex(lines[0]!, /0 4K \+ 1 2M leaves mapped/);

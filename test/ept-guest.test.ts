@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { createVm, type Vm } from '../src/kvm/vm.ts';
 import type { EptMemoryBackend } from '../src/kvm/mmu/ept-memory.ts';
 import { countDirty } from '../src/kvm/mmu/dirty-log.ts';
-import { eptDump } from '../src/kvm/mmu/debug.ts';
+import { formatEptDump } from '../src/cli/ept-dump.ts';
 import { ConfigError } from '../src/util/errors.ts';
 import { gpa, HPAGE_PMD_SIZE, PAGE_SIZE } from '../src/util/address.ts';
 import type { VmConfig } from '../src/api/types.ts';
@@ -21,7 +21,7 @@ function boot(name: string, config: VmConfig): Vm {
 
 test('demand paging a 64 MiB region: one EPT violation per 2 MiB with host THP, one per 4 KiB without, same pages', (t) => {
   const run = (thp: 'always' | 'never') => {
-    const vm = boot('demand-paging', { memory: 128 * MiB, args: [64 * MiB], host: { thp } });
+    const vm = boot('demand-paging', { memory: 128 * MiB, args: [64 * MiB], host: { thp: { enabled: thp } } });
     const r = vm.run()!;
     t.is(r.exitStatus, 0);
     t.regex(r.console, /page faults handled: 16384\npattern verified: 1048576 words\n/);
@@ -100,7 +100,7 @@ test('a host huge page split under a running guest is remapped 4 KiB, then 2 MiB
   t.is(k.pages_2m, base.memory.ept!.pages_2m);
   t.is(r.memory.host!.thp_split, 1);
   t.is(r.memory.ept!.mmu_notifier_invalidate, 2, 'one for the split, one for the collapse');
-  const dump = eptDump(vm, victim, victim + HPAGE_PMD_SIZE).split('\n');
+  const dump = formatEptDump(vm.eptView(victim, victim + HPAGE_PMD_SIZE)).split('\n');
   t.is(dump.length, 3);
   t.regex(dump[2]!, /^0x800000 +2M +rwx +\d+ +\| 0x[0-9a-f]+ +\d+ +huge\(head \d+\) rw$/);
   k.checkInvariants();
@@ -173,7 +173,7 @@ test('dirty logging during a guest ROI records exactly the pages it writes and s
   k.checkInvariants();
 });
 
-test('eptDump on a VM without EPT is a ConfigError', (t) => {
+test('eptView on a VM without EPT is a ConfigError', (t) => {
   const vm = createVm({ memory: 4 * MiB, ept: false }, guest('hello'));
-  t.throws(() => eptDump(vm, 0, 4 * MiB), { instanceOf: ConfigError, message: /does not run with EPT/ });
+  t.throws(() => vm.eptView(0, 4 * MiB), { instanceOf: ConfigError, message: /does not run with EPT/ });
 });

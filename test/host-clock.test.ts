@@ -7,7 +7,7 @@ import { createVm } from '../src/kvm/vm.ts';
 import type { EptMemoryBackend } from '../src/kvm/mmu/ept-memory.ts';
 import { ConfigError } from '../src/util/errors.ts';
 import { gpa } from '../src/util/address.ts';
-import type { HostOptions } from '../src/kvm/ept-options.ts';
+import type { HostOptions } from '../src/api/types.ts';
 
 const MiB = 1024 * 1024;
 const memScan = { bytes: new Uint8Array(readFileSync('build/guests/mem-scan.elf')), name: 'mem-scan' };
@@ -34,7 +34,7 @@ function splitUnderGuest(host: HostOptions) {
 }
 
 test('khugepaged collapses a split THP during the run when the host clock follows the guest; the next violation maps 2 MiB', (t) => {
-  const { r, k, b, afterSplit } = splitUnderGuest({ khugepaged: { scan_sleep_millisecs: 2 } });
+  const { r, k, b, afterSplit } = splitUnderGuest({ thp: { khugepaged: { scan_sleep_millisecs: 2 } } });
   t.is(r.exitStatus, 0);
   t.regex(r.console, /checksum 0x000005ffffd00000/);
   // The scan refaulted the split range 4 KiB by 4 KiB (512 violations) before khugepaged's
@@ -50,13 +50,13 @@ test('khugepaged collapses a split THP during the run when the host clock follow
   b.host.checkInvariants();
 
   // Deterministic: the same guest and config give the same counts.
-  const again = splitUnderGuest({ khugepaged: { scan_sleep_millisecs: 2 } });
+  const again = splitUnderGuest({ thp: { khugepaged: { scan_sleep_millisecs: 2 } } });
   t.deepEqual(again.r.memory, r.memory);
   t.deepEqual(again.r.counters, r.counters);
 });
 
 test('with the host clock stopped the split range stays 4 KiB for the rest of the run', (t) => {
-  const { r, afterSplit } = splitUnderGuest({ clock: false, khugepaged: { scan_sleep_millisecs: 2 } });
+  const { r, afterSplit } = splitUnderGuest({ clock: false, thp: { khugepaged: { scan_sleep_millisecs: 2 } } });
   t.regex(r.console, /checksum 0x000005ffffd00000/);
   t.is(afterSplit, 512);
   t.like(r.memory.host, { thp_split: 1, thp_collapse_alloc: 0, pages_collapsed: 0, full_scans: 0 });
@@ -76,11 +76,11 @@ test('with the 2.6.38 default scan_sleep_millisecs (10 s) no pass falls due in a
 test('host clock and khugepaged options are validated, naming the field', (t) => {
   const boot = (host: unknown) => () => createVm({ memory: 4 * MiB, host: host as HostOptions }, memScan);
   t.throws(boot({ clock: 'yes' }), { instanceOf: ConfigError, message: 'host.clock must be a boolean, got yes' });
-  t.throws(boot({ khugepaged: { pages_to_scan: 0 } }), { instanceOf: ConfigError, message: 'host.khugepaged.pages_to_scan: invalid value 0 (allowed: an integer from 1 to 4294967295)' });
-  t.throws(boot({ khugepaged: { max_ptes_none: 600 } }), { instanceOf: ConfigError, message: 'host.khugepaged.max_ptes_none: invalid value 600 (allowed: an integer from 0 to 511)' });
-  t.throws(boot({ khugepaged: { scan_sleep: 1 } }), { instanceOf: ConfigError, message: /^unknown host.khugepaged field 'scan_sleep' \(known: pages_to_scan, / });
-  t.throws(boot({ khugepaged: { defrag: 'yes' } }), { instanceOf: ConfigError, message: 'host.khugepaged.defrag must be a boolean, got yes' });
+  t.throws(boot({ thp: { khugepaged: { pages_to_scan: 0 } } }), { instanceOf: ConfigError, message: 'host.khugepaged.pages_to_scan: invalid value 0 (allowed: an integer from 1 to 4294967295)' });
+  t.throws(boot({ thp: { khugepaged: { max_ptes_none: 600 } } }), { instanceOf: ConfigError, message: 'host.khugepaged.max_ptes_none: invalid value 600 (allowed: an integer from 0 to 511)' });
+  t.throws(boot({ thp: { khugepaged: { scan_sleep: 1 } } }), { instanceOf: ConfigError, message: /^unknown host.khugepaged field 'scan_sleep' \(known: pages_to_scan, / });
+  t.throws(boot({ thp: { khugepaged: { defrag: 'yes' } } }), { instanceOf: ConfigError, message: 'host.khugepaged.defrag must be a boolean, got yes' });
   t.throws(() => createVm({ ept: false, memory: 4 * MiB, host: { clock: false } }, memScan), { instanceOf: ConfigError, message: /host options need ept: true/ });
-  const vm = createVm({ memory: 4 * MiB, host: { khugepaged: { pages_to_scan: 8, max_ptes_none: 0, defrag: false } } }, memScan);
+  const vm = createVm({ memory: 4 * MiB, host: { thp: { khugepaged: { pages_to_scan: 8, max_ptes_none: 0, defrag: false } } } }, memScan);
   t.like((vm.backend as EptMemoryBackend).host.knobs.khugepaged, { pages_to_scan: 8, max_ptes_none: 0, defrag: false, scan_sleep_millisecs: 10000 });
 });

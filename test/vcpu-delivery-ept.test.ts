@@ -173,7 +173,7 @@ test('demand paging under 4 KiB and 2 MiB EPT: exc_pf equals the page faults the
   const MiB = 1024 * 1024;
   const elf = new Uint8Array(readFileSync('build/guests/demand-paging.elf'));
   for (const thp of ['never', 'always'] as const) {
-    const vm = createVm({ memory: 64 * MiB, ept: true, args: [16 * MiB], host: { thp } }, { bytes: elf, name: 'demand-paging' });
+    const vm = createVm({ memory: 64 * MiB, ept: true, args: [16 * MiB], host: { thp: { enabled: thp } } }, { bytes: elf, name: 'demand-paging' });
     const r = vm.run()!;
     t.is(r.exitStatus, 0, thp);
     t.regex(r.console, /page faults handled: 4096\n/, thp);
@@ -188,7 +188,7 @@ test('a VM whose EPT holds a malformed leaf stops with ept-misconfig naming the 
   const MiB = 1024 * 1024;
   const elf = new Uint8Array(readFileSync('build/guests/hello.elf'));
   let vmRef: ReturnType<typeof createVm> | null = null;
-  const vm = createVm({ memory: 4 * MiB, ept: true, host: { thp: 'never' }, onConsole: () => vmRef!.pause() }, { bytes: elf, name: 'hello' });
+  const vm = createVm({ memory: 4 * MiB, ept: true, host: { thp: { enabled: 'never' } }, onConsole: () => vmRef!.pause() }, { bytes: elf, name: 'hello' });
   vmRef = vm;
   t.is(vm.run(), null, 'paused at the first console output');
   // The page of hello's message (RSI, identity-mapped): make its 4 KiB EPT leaf W without R.

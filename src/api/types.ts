@@ -1,30 +1,95 @@
 /**
- * The public contract of the hypervisor API: what a script or the CLI passes to create a
- * VM and what a run returns. The implementation (src/kvm/vm*.ts) is typed against these
- * types; docs/cli.md documents the JSON form of RunResult, which is this shape.
+ * The public contract of hugevisor: what a script or the CLI passes to create a VM and
+ * what a run returns. Hand-written and self-contained (it imports nothing): the internal
+ * modules are checked against it in src/api/index.ts, so the implementation cannot drift
+ * from what users see. docs/cli.md documents the JSON form of RunResult, which is this shape.
+ *
+ * Counter, TLB-structure and cost names are the kernel's and the hardware's (docs/counters
+ * in docs/cli.md); the lists of counters and TLB structures come from the native addon at
+ * run time, so they are typed as string-keyed records here.
  */
-import type { GuestPageSize } from '../guest/boot.ts';
-import type { CostTable, FaultRates, SimulatedTime } from '../kvm/cost.ts';
-import type { StopReason } from '../kvm/exits.ts';
-import type { CounterSnapshot } from '../kvm/vcpu.ts';
-import type { ErrorCode } from '../util/errors.ts';
-// ept: EPT-mode options and the memory report (src/kvm/report.ts)
-import type { MemoryReport } from '../kvm/report.ts';
-import type { HostOptions } from '../kvm/ept-options.ts';
-import type { TlbGeometry } from '../native/types.ts';
 
-export type { GuestPageSize, CostTable, FaultRates, SimulatedTime, StopReason, CounterSnapshot, TlbGeometry };
+/** Page size of the guest's boot identity map. */
+export type GuestPageSize = '4k' | '2m' | '1g';
+
+/** transparent_hugepage/enabled and transparent_hugepage/defrag. */
+export type ThpMode = 'always' | 'madvise' | 'never';
+
+/** transparent_hugepage/khugepaged/* (sysfs names and units). */
+export interface KhugepagedKnobs {
+  defrag: boolean;
+  pages_to_scan: number;
+  scan_sleep_millisecs: number;
+  alloc_sleep_millisecs: number;
+  max_ptes_none: number;
+}
+
+/** The host's THP knobs (docs/thp-model.md; 2.6.38 defaults). */
+export interface ThpKnobs {
+  enabled: ThpMode;
+  defrag: ThpMode;
+  khugepaged: KhugepagedKnobs;
+}
+
+/** The host's swap device. */
+export interface SwapOptions {
+  /** Size in bytes (0 = no swap). */
+  bytes: number;
+  /** Backing file; default: a new file in a fresh temporary folder, removed when the host closes. */
+  path?: string;
+}
+
+/** VmConfig.host: the simulated host of an EPT-mode VM. */
+export interface HostOptions {
+  /** Host RAM in bytes, a multiple of 2 MiB from 8 MiB to 1 TiB. Default: guest memory + 1/8 + 32 MiB. */
+  memory?: number;
+  /** THP knobs; omitted ones keep their 2.6.38 defaults. */
+  thp?: { enabled?: ThpMode; defrag?: ThpMode; khugepaged?: Partial<KhugepagedKnobs> };
+  swap?: SwapOptions;
+  /** The host's simulated time follows the guest's, so khugepaged and kswapd run during a run. Default true. */
+  clock?: boolean;
+  /** Check every host and EPT invariant after every operation (slow; for tests). Default false. */
+  debugChecks?: boolean;
+}
+
+/** One modeled TLB or paging-structure cache: entries and associativity (0/0 = off). */
+export interface TlbArrayGeometry {
+  entries: number;
+  ways: number;
+}
+
+/** Geometry by structure name (itlb4k, dtlb2m, stlb, pwcPde, nested, …: the addon's list). */
+export type TlbGeometry = { readonly [structure: string]: TlbArrayGeometry };
+
+/** 'default' = every structure at its default; 'none' = every TLB, cache and the nested TLB off. */
+export type TlbPreset = 'default' | 'none';
+
+/** The cost model: cycles per event, and the simulated clock (docs/mmu-model.md "Cost model"). */
+export interface CostTable {
+  clock_hz: number;
+  instruction: number;
+  l1_tlb_hit: number;
+  stlb_hit: number;
+  walk_ref: number;
+  vm_exit: number;
+  host_fault_4k: number;
+  host_fault_2m: number;
+  kib_zeroed: number;
+  kib_copied: number;
+  swap_io_page: number;
+}
+export type CostItem = Exclude<keyof CostTable, 'clock_hz'>;
 
 export interface VmConfig {
-  /** Guest-physical memory in bytes, a positive multiple of 4 KiB. Default 64 MiB. */
+  /** Guest-physical memory in bytes, a positive multiple of 4 KiB, at most 1 TiB. Default 64 MiB. */
   memory?: number;
   /** Page size of the boot identity map. Default '4k'. */
   guestPageSize?: GuestPageSize;
-  /** Guest command line (boot info, ≤ 3000 bytes). */
+  /** Guest command line (boot info, at most 3000 bytes). */
   cmdline?: string;
   /** Up to 16 u64 parameters for the guest (boot info args). */
   args?: readonly (number | bigint)[];
-  /** Unhandled port I/O stops the VM with an error instead of being logged and ignored. */
+  /** Unhandled port I/O or MMIO stops the VM with an error instead of being logged and ignored. */
   strict?: boolean;
   /** Stop (stopReason 'max-instructions') once this many instructions retired. 0 = no limit. */
   maxInstructions?: number;
@@ -32,19 +97,99 @@ export interface VmConfig {
   timeoutMs?: number;
   /** Instructions per native run() call: the granularity of limits and console flushes. Default 4 Mi. */
   chunkInstructions?: number;
-  /** Geometry of the modeled TLB hierarchy (src/native/types.ts TlbGeometry); omitted fields keep the defaults. */
-  tlb?: TlbGeometry;
-  /** Cost-model overrides (src/kvm/cost.ts documents each entry and its default). */
+  /** Modeled TLB hierarchy: a preset, or geometries by structure (omitted structures keep their defaults). */
+  tlb?: TlbPreset | TlbGeometry;
+  /** Cost-model overrides. */
   costs?: Partial<CostTable>;
   /** Console text as the guest prints it (at newlines and at least once per run chunk). */
   onConsole?: (text: string) => void;
   /** VMM diagnostics (unhandled ports...), one line each. */
   onLog?: (message: string) => void;
-  // ept: ---
-  /** KVM-like EPT over the host THP model (true), or native no-EPT translation (false). Default: EPT_DEFAULT (true) in src/kvm/report.ts. */
+  /** KVM-like EPT over the host THP model (true, the default), or native one-dimensional translation (false). */
   ept?: boolean;
-  /** The simulated host in EPT mode: RAM size, THP knobs, host clock (src/kvm/ept-options.ts HostOptions). */
+  /** The simulated host (EPT mode only). */
   host?: HostOptions;
+}
+
+/** The configuration a VM runs with: every default filled in (what results record). */
+export interface EffectiveConfig {
+  memory: number;
+  guestPageSize: GuestPageSize;
+  cmdline: string | null;
+  /** u64 guest arguments as decimal strings. */
+  args: string[];
+  strict: boolean;
+  maxInstructions: number;
+  timeoutMs: number;
+  chunkInstructions: number;
+  costs: CostTable;
+  tlb: TlbGeometry;
+  ept: boolean;
+  /** null with EPT off. */
+  host: {
+    memory: number;
+    thp: ThpKnobs;
+    swap: { bytes: number; path: string | null };
+    clock: boolean;
+    debugChecks: boolean;
+  } | null;
+}
+
+/** A guest image: ELF bytes and a name for messages (a file path or a sample name). */
+export interface GuestImage {
+  bytes: Uint8Array;
+  name: string;
+}
+
+/** Why a VM stopped (stable strings: --json and docs/cli.md use them). */
+export type StopReason =
+  | 'exit' // the guest wrote its status to the debug-exit port
+  | 'hlt' // hlt with nothing to wake it: status 0
+  | 'triple-fault'
+  | 'unhandled-io' // strict mode: an access to a port no device decodes
+  | 'mmio' // an access to guest-physical memory outside every memslot
+  | 'ept-violation' // an EPT violation the memory backend could not resolve
+  | 'ept-misconfig' // a malformed EPT entry: a hypervisor bug
+  | 'host-oom' // the simulated host had no frame left for guest memory or an EPT table
+  | 'efault' // the VMM memory behind a memslot cannot be faulted in
+  | 'internal-error' // the emulator reported a bug
+  | 'max-instructions'
+  | 'timeout'
+  | 'paused'; // not a stop: the result of a VM that is paused or has not run
+
+/** What kind of failure an error or an abnormal stop is. */
+export type ErrorCode =
+  | 'EINVAL_CONFIG' // a config field or flag has a bad value
+  | 'EINVAL_ELF' // malformed guest image
+  | 'EGUEST' // the guest did something the VMM refuses (triple fault, strict mode, MMIO)
+  | 'ENOMEM' // simulated host out of memory / swap
+  | 'EFAULT' // VMM memory behind a memslot cannot be faulted in
+  | 'EINTERNAL' // a hugevisor bug
+  | 'ENATIVE' // native addon missing or failed
+  | 'EIO'; // files unreadable
+
+/** Every vCPU counter by name (instructions, exc_pf, walks, dtlb_4k_misses, exits_io, …). */
+export type CounterSnapshot = Readonly<Record<string, number>>;
+
+export interface SimulatedTime {
+  cycles: number;
+  seconds: number;
+  /** Cycles charged to each cost item. */
+  breakdown: Record<CostItem, number>;
+  /** Events per item (what breakdown multiplied). */
+  events: Record<CostItem, number>;
+}
+
+export interface FaultRates {
+  /** Guest page faults (#PF delivered to the guest). */
+  guest_pf_per_sim_second: number;
+  guest_pf_per_million_instructions: number;
+  /** EPT violations (VM exits). */
+  ept_violations_per_sim_second: number;
+  ept_violations_per_million_instructions: number;
+  /** Host faults (4 KiB + 2 MiB). */
+  host_faults_per_sim_second: number;
+  host_faults_per_million_instructions: number;
 }
 
 /** Counters of one region of interest (ROI port 0xF6: 1 = begin, 2 = end). */
@@ -55,11 +200,84 @@ export interface RoiResult {
   rates: FaultRates;
 }
 
+/** Where the boot protocol put things (docs/guest-abi.md). */
+export interface BootSummary {
+  memory: number;
+  guestPageSize: GuestPageSize;
+  entry: number;
+  imageEnd: number;
+  pml4: number;
+  pageTables: number;
+  bootInfo: number;
+  freeStart: number;
+}
+
+/** Misses of one TLB level split by the page size of the looked-up translation. */
+export interface SizeSplit {
+  '4k': number;
+  '2m': number;
+  '1g': number;
+  total: number;
+}
+
+/** TLB misses per level and walk references per miss, from the vCPU counters. */
+export interface TlbReport {
+  l1_misses: { itlb: number; dtlb: number };
+  stlb_misses: number;
+  misses: { itlb: SizeSplit; dtlb: SizeSplit; stlb: SizeSplit };
+  walks: number;
+  walk_refs: number;
+  walk_refs_guest: number;
+  walk_refs_ept: number;
+  /** walk_refs / walks: 24 for 4K guest over 4K EPT with cold caches (docs/mmu-model.md). */
+  refs_per_walk: number;
+  pwc_hits: { pml4e: number; pdpte: number; pde: number };
+  nested_tlb_hits: number;
+}
+
+/** The EPT layer's counters (KVM stat names) and the leaves and tables mapped at the end. */
+export interface EptRunStats {
+  ept_violations: number;
+  pf_fixed: number;
+  mmio_exits: number;
+  mmu_notifier_retry: number;
+  mmu_notifier_invalidate: number;
+  mmu_zapped_leaves: number;
+  mmu_shadow_zapped: number;
+  remote_tlb_flush: number;
+  mmu_notifier_age_zapped: number;
+  pages_4k: number;
+  pages_2m: number;
+  ept_tables: number;
+}
+
+export interface HostClockReport {
+  /** The host clock follows the guest's simulated time. */
+  follows_guest: boolean;
+  /** The host's simulated time, ms since its boot. */
+  host_ms: number;
+  /** Times the clock was advanced during runs. */
+  syncs: number;
+}
+
+export interface MemoryReport {
+  mode: 'ept' | 'native';
+  /** EPT-layer counters (null in native mode). */
+  ept: EptRunStats | null;
+  /** Host /proc/vmstat + khugepaged counters (null in native mode). */
+  host: Record<string, number> | null;
+  /** Host /proc/meminfo in kB (null in native mode). */
+  meminfo: Record<string, number> | null;
+  /** The host clock (null in native mode). */
+  clock: HostClockReport | null;
+  tlb: TlbReport;
+}
+
 export interface RunResult {
   /** The guest's exit status (debug-exit value; 0 for HLT); null when the guest did not finish. */
   exitStatus: number | null;
   stopReason: StopReason;
-  /** Abnormal stops (triple fault, strict I/O, MMIO, internal error): the report. */
+  /** Abnormal stops (triple fault, strict I/O, MMIO, host out of memory, internal error): the report. */
   error: { code: ErrorCode; message: string } | null;
   /** Everything the guest printed on COM1. */
   console: string;
@@ -75,7 +293,7 @@ export interface RunResult {
   unhandledPorts: number[];
   /** Page-aligned GPAs of MMIO pages reported as unhandled (non-strict mode), ascending. */
   unhandledMmio: number[];
-  /** VMM statistics (port accesses, ROI markers). */
+  /** VMM statistics (port accesses, ROI markers, console bytes). */
   vmm: Record<string, number>;
   instructions: number;
   /** Wall-clock seconds spent in the run loop. */
@@ -84,19 +302,45 @@ export interface RunResult {
   mips: number;
   simulated: SimulatedTime;
   rates: FaultRates;
-  /** Where the boot protocol put things (GUEST-ABI.md). */
   boot: BootSummary;
-  /** ept: EPT-layer and host THP counters, TLB misses and walk references per walk. */
+  /** EPT-layer and host THP counters, TLB misses and walk references per walk. */
   memory: MemoryReport;
 }
 
-export interface BootSummary {
-  memory: number;
-  guestPageSize: GuestPageSize;
-  entry: number;
-  imageEnd: number;
-  pml4: number;
-  pageTables: number;
-  bootInfo: number;
-  freeStart: number;
+/** One EPT leaf beside what the host page tables map at the memslot's HVA. */
+export interface EptLeafView {
+  gpa: number;
+  size: '4k' | '2m';
+  writable: boolean;
+  pfn: number;
+  /** The memslot's HVA for the GPA; null when no memslot covers it. */
+  hva: number | null;
+  /** The host mapping at that HVA; null when the host maps nothing there. */
+  host: { pfn: number; huge: boolean; headPfn: number; writable: boolean } | null;
+}
+
+/** The EPT leaves of a GPA range and the VM-wide leaf and table counts. */
+export interface EptView {
+  start: number;
+  end: number;
+  leaves: EptLeafView[];
+  pages_4k: number;
+  pages_2m: number;
+  tables: number;
+}
+
+/** A VM ready to run: the guest loaded and booted to its entry point. */
+export interface Vm {
+  /** Runs until the guest stops or a limit is hit, or until pause() (then null; call run() again). */
+  run(): RunResult | null;
+  /** Ask a running VM to pause after the current exit (call from a callback). */
+  pause(): void;
+  /** The result so far (final once the VM stopped). */
+  result(): RunResult;
+  /** Every vCPU counter now. */
+  counters(): CounterSnapshot;
+  /** The configuration the VM runs with, defaults filled in. */
+  effectiveConfig(): EffectiveConfig;
+  /** The EPT leaves of a GPA range beside the host mapping of their HVA (EPT mode only). */
+  eptView(gpaStart: number, gpaEnd: number): EptView;
 }

@@ -3,11 +3,9 @@
  * (stdout). The JSON shape is documented in docs/cli.md and versioned by `schema`; add
  * fields freely, never rename or remove one without bumping the schema.
  */
-import type { RunResult } from '../api/types.ts';
-import type { StopReason } from '../kvm/exits.ts';
-import { memorySummaryLines } from '../kvm/report.ts';
+import type { EffectiveConfig, MemoryReport, RunResult, SizeSplit, StopReason } from '../api/index.ts';
 
-export const JSON_SCHEMA = 'hugevisor.run/1';
+export const JSON_SCHEMA = 'hugevisor.run/2';
 
 /** Process exit codes besides the guest's own status (docs/cli.md). */
 export const EXIT_USAGE = 2;
@@ -76,10 +74,46 @@ export function summary(guest: string, r: RunResult): string {
   if (r.roi.length) {
     r.roi.forEach((roi, i) => lines.push(`roi ${i}:        ${grouped(roi.counters.instructions)} instructions, ${grouped(roi.counters.exc_pf ?? 0)} #PF, ${duration(roi.simulated.seconds)} simulated`));
   }
-  lines.push(...memorySummaryLines(r.memory)); // ept: EPT, host THP, khugepaged, TLB and walk figures
+  lines.push(...memorySummaryLines(r.memory));
   if (r.unhandledPorts.length) lines.push(`unhandled:    ports ${r.unhandledPorts.map((p) => '0x' + p.toString(16)).join(', ')}`);
   if (r.unhandledMmio.length) lines.push(`unhandled:    MMIO pages ${r.unhandledMmio.map((p) => '0x' + p.toString(16)).join(', ')}`);
   return lines.join('\n') + '\n';
+}
+
+const g = grouped;
+const per = (n: number, d: number) => (d > 0 ? n / d : 0).toFixed(2);
+const sizes = (s: SizeSplit) => `${g(s.total)} (4K ${g(s['4k'])}, 2M ${g(s['2m'])}, 1G ${g(s['1g'])})`;
+
+/** Lines for the CLI's run summary (aligned with its other lines), in both modes. */
+export function memorySummaryLines(m: MemoryReport): string[] {
+  const t = m.tlb;
+  const lines: string[] = [];
+  if (m.ept) {
+    const e = m.ept;
+    lines.push(
+      `ept:          ept_violations ${g(e.ept_violations)}, pages_4k ${g(e.pages_4k)}, pages_2m ${g(e.pages_2m)}; ` +
+        `mmu_notifier_invalidate ${g(e.mmu_notifier_invalidate)}, mmu_zapped_leaves ${g(e.mmu_zapped_leaves)}, mmu_notifier_retry ${g(e.mmu_notifier_retry)}`,
+    );
+  } else lines.push('ept:          off (native translation: one-dimensional walks)');
+  if (m.host) {
+    const h = (k: string) => g(m.host![k] ?? 0);
+    lines.push(
+      `host thp:     thp_fault_alloc ${h('thp_fault_alloc')}, thp_fault_fallback ${h('thp_fault_fallback')}, ` +
+        `thp_collapse_alloc ${h('thp_collapse_alloc')}, thp_split ${h('thp_split')}, ` +
+        `nr_anon_transparent_hugepages ${h('nr_anon_transparent_hugepages')} (AnonHugePages ${g(m.meminfo?.AnonHugePages ?? 0)} kB)`,
+      `host mm:      pgfault ${h('pgfault')}, pgmajfault ${h('pgmajfault')}, pswpin ${h('pswpin')}, pswpout ${h('pswpout')}`,
+    );
+    const c = m.clock;
+    const clock = c ? (c.follows_guest ? `host clock ${c.host_ms.toFixed(3)} ms, following the guest` : `host clock ${c.host_ms.toFixed(3)} ms, stopped`) : 'no host clock';
+    lines.push(`khugepaged:   full_scans ${h('full_scans')}, pages_collapsed ${h('pages_collapsed')}; ${clock}`);
+  }
+  lines.push(
+    `tlb misses:   L1 itlb ${sizes(t.misses.itlb)}, L1 dtlb ${sizes(t.misses.dtlb)}, stlb ${sizes(t.misses.stlb)}`,
+    `page walks:   ${g(t.walks)} walks, ${per(t.walk_refs, t.walks)} refs/walk = ${per(t.walk_refs_guest, t.walks)} guest + ` +
+      `${per(t.walk_refs_ept, t.walks)} ept (${g(t.walk_refs_guest)} + ${g(t.walk_refs_ept)} refs)`,
+    `walk caches:  pwc hits pml4e ${g(t.pwc_hits.pml4e)}, pdpte ${g(t.pwc_hits.pdpte)}, pde ${g(t.pwc_hits.pde)}; nested tlb hits ${g(t.nested_tlb_hits)}`,
+  );
+  return lines;
 }
 
 export interface JsonExtras {
@@ -87,7 +121,8 @@ export interface JsonExtras {
   path: string;
   /** The native addon binary that ran the guest. */
   addon: string;
-  config: Record<string, unknown>;
+  /** The configuration the VM ran with, every default filled in. */
+  config: EffectiveConfig;
   log: string[];
 }
 

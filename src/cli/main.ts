@@ -7,13 +7,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { VmConfig } from '../api/types.ts';
-import { createVm } from '../kvm/vm.ts';
-import { addonPath } from '../native/addon.ts';
-import { HugevisorError } from '../util/errors.ts';
+import { ConfigError, createVm, HugevisorError, nativeAddonPath, type Vm, type VmConfig } from '../api/index.ts';
 import { parseArgs, USAGE, type RunOptions } from './args.ts';
-import { cliEptConfig } from '../kvm/ept-options.ts';
-import { eptDump } from '../kvm/mmu/debug.ts';
+import { formatEptDump } from './ept-dump.ts';
+import { flagForPath } from './flags.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor, jsonResult, summary } from './format.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -98,9 +95,20 @@ function readGuest(path: string): Uint8Array {
   }
 }
 
+/** createVm with a config error on a path reported under the flag that set it. */
+function createVmFromFlags(o: RunOptions, config: VmConfig, bytes: Uint8Array, name: string): Vm {
+  try {
+    return createVm(config, { bytes, name });
+  } catch (e) {
+    const flag = e instanceof ConfigError && e.path !== undefined ? flagForPath(e.path, o.given) : undefined;
+    if (flag) throw new ConfigError(`${flag}: ${(e as ConfigError).detail}`);
+    throw e;
+  }
+}
+
 /**
  * run, or ept-dump: the same run with the guest's console and the summary on stderr, then
- * the EPT debug view (src/kvm/mmu/debug.ts) of each --gpa range on stdout.
+ * the EPT view of each --gpa range on stdout (src/cli/ept-dump.ts).
  */
 function run(o: RunOptions, io: Io, dump = false): number {
   const guest = resolveGuest(o.guest);
@@ -109,45 +117,17 @@ function run(o: RunOptions, io: Io, dump = false): number {
   const bytes = readGuest(guest.path);
   const log: string[] = [];
   const config: VmConfig = {
-    memory: o.memory,
-    guestPageSize: o.guestPages,
-    args: o.args,
-    cmdline: o.cmdline,
-    strict: o.strict,
-    costs: o.costs,
-    maxInstructions: o.maxInstructions,
-    timeoutMs: o.timeoutSeconds === undefined ? undefined : o.timeoutSeconds * 1000,
+    ...o.config,
     onConsole: o.json ? undefined : consoleOut,
     onLog: (m) => {
       log.push(m);
       if (!o.json) io.err(`hugevisor: ${m}\n`);
     },
-    ...cliEptConfig(o), // ept: --ept, --thp, --thp-defrag, --host-memory, --host-clock, --khugepaged-*, --tlb
   };
-  for (const k of Object.keys(config) as (keyof VmConfig)[]) if (config[k] === undefined) delete config[k];
-  const vm = createVm(config, { bytes, name: guest.name });
+  const vm = createVmFromFlags(o, config, bytes, guest.name);
   const r = vm.run() ?? vm.result();
   if (o.json) {
-    const shown = {
-      memory: vm.config.memory,
-      guestPageSize: vm.config.guestPageSize,
-      args: o.args.map(String),
-      cmdline: o.cmdline ?? null,
-      maxInstructions: vm.config.maxInstructions,
-      timeoutSeconds: o.timeoutSeconds ?? 0,
-      strict: o.strict,
-      costs: vm.config.costs,
-      ept: vm.config.ept,
-      host: {
-        memory: o.hostMemory ?? null,
-        thp: o.thp ?? null,
-        defrag: o.thpDefrag ?? null,
-        clock: vm.config.ept ? vm.config.hostClock : null,
-        khugepaged: o.khugepaged ?? null,
-      },
-      tlb: o.tlb ?? null,
-    };
-    io.out(JSON.stringify(jsonResult(r, { guest: guest.name, path: guest.path, addon: addonPath(), config: shown, log })) + '\n');
+    io.out(JSON.stringify(jsonResult(r, { guest: guest.name, path: guest.path, addon: nativeAddonPath(), config: vm.effectiveConfig(), log })) + '\n');
   } else {
     // Keep the summary off the guest's last line when it did not end one.
     if (r.console.length > 0 && !r.console.endsWith('\n')) io.err('\n');
@@ -155,8 +135,8 @@ function run(o: RunOptions, io: Io, dump = false): number {
     io.err(summary(guest.name, r));
   }
   if (dump) {
-    const ranges = o.gpaRanges ?? [[0, vm.config.memory]];
-    io.out(ranges.map(([a, b]) => eptDump(vm, a, b)).join('\n\n') + '\n');
+    const ranges = o.gpaRanges ?? [[0, vm.effectiveConfig().memory]];
+    io.out(ranges.map(([a, b]) => formatEptDump(vm.eptView(a, b))).join('\n\n') + '\n');
   }
   return exitCodeFor(r);
 }

@@ -1,22 +1,127 @@
 /**
- * Validation of VmConfig at the edge (Firecracker's resources.rs): every field checked,
- * unknown fields refused, messages naming the field and the allowed values. What passes
- * is a complete ResolvedVmConfig with defaults filled in.
+ * The VM's configuration: one schema per section, each owned by the layer that consumes it
+ * (Firecracker's resources.rs), composed here into the VM's schema.
+ *
+ *   section        schema owner
+ *   (top level)    this file: memory, guest pages, limits, console callbacks
+ *   costs          src/kvm/cost.ts (costTableSchema)
+ *   tlb            this file over the addon's structure names (native/mmu.h TlbGeometry)
+ *   host           src/mm/config.ts (THP knobs, swap) + the KVM-side fields here (memory
+ *                  default, the host clock, debug checks)
+ *
+ * resolveVmConfig validates once, at the edge, and fills every default: what passes is a
+ * ResolvedVmConfig that nothing downstream validates again. Error messages name the path
+ * and what it accepts (`host.thp.enabled: expected always|madvise|never, got "sometimes"`);
+ * the CLI maps paths back to its flags (src/cli/flags.ts).
  */
-import type { VmConfig } from '../api/types.ts';
+import { z } from 'zod';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
-import { ConfigError } from '../util/errors.ts';
-import { makeCostTable, type CostTable } from './cost.ts';
-import { EPT_DEFAULT } from './report.ts';
-import { resolveHostOptions } from './ept-options.ts';
-import type { EptBackendOptions } from './mmu/ept-memory.ts';
-import type { TlbGeometry } from '../native/types.ts';
+import { hostConfigSchema } from '../mm/config.ts';
+import type { TlbArrayGeometry, TlbGeometry } from '../native/types.ts';
+import { alignDown, alignUp, HPAGE_PMD_SIZE } from '../util/address.ts';
+import { parseConfig } from '../util/schema.ts';
+import { costTableSchema, makeCostTable, type CostTable } from './cost.ts';
+import { ARENA_MAX_BYTES } from '../native/types.ts';
 
 export const DEFAULT_MEMORY = 64 * 1024 * 1024;
 export const DEFAULT_GUEST_PAGE_SIZE: GuestPageSize = '4k';
 export const DEFAULT_CHUNK_INSTRUCTIONS = 4 * 1024 * 1024;
 /** Largest guest the VMM accepts (the boot tables alone would need 2 GiB of 4 KiB PTs at 1 TiB). */
 export const MAX_MEMORY = 1024 * 1024 * 1024 * 1024;
+/**
+ * Whether a Vm runs with EPT when its config does not say: on, as on a KVM host.
+ * `ept: false` (`--ept off`) is the native one-dimensional configuration.
+ */
+export const EPT_DEFAULT = true;
+
+/** Smallest host: the zero page, EPT and host page tables and a little guest RAM. */
+export const MIN_HOST_MEMORY = 8 * 1024 * 1024;
+/**
+ * Largest host: the arena's 1 TiB lazy reservation (ARENA_MAX_BYTES). Arena bytes cost only
+ * when touched, but the host model's struct page array is allocated up front for the whole
+ * host (24 bytes per frame).
+ */
+export const MAX_HOST_MEMORY = ARENA_MAX_BYTES;
+
+/**
+ * Default host size for a guest of `memory` bytes: room for guest RAM, tables and slack,
+ * capped at MAX_HOST_MEMORY. Guest RAM is anonymous memory faulted in lazily, so a host
+ * smaller than the guest is legal (overcommit): a guest that touches more than the host has
+ * stops with host-oom (or swaps, with a swap device).
+ */
+export function defaultHostMemory(memory: number): number {
+  const want = alignUp(memory + Math.floor(memory / 8) + 32 * 1024 * 1024, HPAGE_PMD_SIZE);
+  return Math.max(MIN_HOST_MEMORY, Math.min(want, alignDown(MAX_HOST_MEMORY, HPAGE_PMD_SIZE)));
+}
+
+/** TLB presets: every structure at its default, or every TLB, paging-structure cache and the nested TLB off. */
+export const TLB_PRESETS = ['default', 'none'] as const;
+export type TlbPreset = (typeof TLB_PRESETS)[number];
+
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+const fn = z.custom<(...a: never[]) => unknown>((v) => typeof v === 'function', 'expected a function');
+
+const tlbArraySchema = z.object({ entries: int(0), ways: int(0) }).strict();
+
+/** The tlb section: a preset, or { structure: { entries, ways } } over the addon's structure names. */
+function tlbSchema(structures: readonly string[]) {
+  const geometry = z.partialRecord(z.enum(structures as [string, ...string[]]), tlbArraySchema);
+  return z.union([z.enum(TLB_PRESETS), geometry]);
+}
+
+/** The host section: the mm's knobs and swap plus what KVM decides about the host. */
+const hostSchema = z
+  .object({
+    /** Host RAM in bytes; default defaultHostMemory(guest memory). */
+    memory: int(MIN_HOST_MEMORY, MAX_HOST_MEMORY).multipleOf(HPAGE_PMD_SIZE).optional(),
+    thp: hostConfigSchema.shape.thp,
+    swap: hostConfigSchema.shape.swap,
+    /** The host's simulated time follows the guest's (src/kvm/host-clock.ts). Default true. */
+    clock: z.boolean().default(true),
+    /** Check host and EPT invariants after every operation (slow; tests). */
+    debugChecks: z.boolean().default(false),
+  })
+  .strict();
+
+function vmSchema(structures: readonly string[]) {
+  return z
+    .object({
+      memory: int(4096, MAX_MEMORY).multipleOf(4096).default(DEFAULT_MEMORY),
+      guestPageSize: z.enum(Object.keys(GUEST_PAGE_BYTES) as [GuestPageSize, ...GuestPageSize[]]).default(DEFAULT_GUEST_PAGE_SIZE),
+      cmdline: z.string().optional(),
+      args: z.array(z.union([z.number().int().min(0), z.bigint().min(0n)])).max(16).readonly().default([]),
+      strict: z.boolean().default(false),
+      /** 0 = no limit. */
+      maxInstructions: int(0).default(0),
+      /** Wall-clock ms; 0 = no limit. */
+      timeoutMs: z.number().finite().min(0).default(0),
+      chunkInstructions: int(1, 2 ** 31).default(DEFAULT_CHUNK_INSTRUCTIONS),
+      costs: costTableSchema.default({}),
+      tlb: tlbSchema(structures).default('default'),
+      onConsole: fn.optional(),
+      onLog: fn.optional(),
+      ept: z.boolean().default(EPT_DEFAULT),
+      host: hostSchema.optional(),
+    })
+    .strict()
+    .superRefine((c, ctx) => {
+      if (!c.ept && c.host !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['host'], message: 'needs ept: true (the host THP model backs guest RAM only in EPT mode)' });
+      }
+    });
+}
+
+/** What createVm accepts (src/api/types.ts VmConfig is checked against it). */
+export type VmConfigInput = z.input<ReturnType<typeof vmSchema>>;
+
+/** The host section with its defaults filled: what the EPT memory backend builds the host from. */
+export interface ResolvedHostConfig {
+  memory: number;
+  thp: z.output<typeof hostConfigSchema.shape.thp>;
+  swap: z.output<typeof hostConfigSchema.shape.swap>;
+  clock: boolean;
+  debugChecks: boolean;
+}
 
 export interface ResolvedVmConfig {
   memory: number;
@@ -28,70 +133,56 @@ export interface ResolvedVmConfig {
   timeoutMs: number;
   chunkInstructions: number;
   costs: CostTable;
-  tlb: TlbGeometry | undefined;
+  /** Every structure's geometry (presets and partial geometries resolved against the addon's defaults). */
+  tlb: Required<TlbGeometry>;
   onConsole: ((text: string) => void) | undefined;
   onLog: ((message: string) => void) | undefined;
-  /** ept: EPT mode on (default) or native translation; host model options. */
+  /** EPT mode on, or native one-dimensional translation. */
   ept: boolean;
-  host: EptBackendOptions;
-  /** The host clock follows the guest's simulated time (src/kvm/host-clock.ts). */
-  hostClock: boolean;
+  /** The simulated host (null with ept off). */
+  host: ResolvedHostConfig | null;
 }
 
-const KNOWN = new Set(['tlb', 'memory', 'guestPageSize', 'cmdline', 'args', 'strict', 'maxInstructions', 'timeoutMs', 'chunkInstructions', 'costs', 'onConsole', 'onLog', 'ept', 'host']);
-
-function count(name: string, v: unknown, dflt: number, min = 0): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) {
-    throw new ConfigError(`${name} must be an integer ≥ ${min}, got ${String(v)}`);
-  }
-  return v;
+/** What the config needs from the addon: the TLB structures and their default geometry. */
+export interface TlbDefaults {
+  readonly defaultTlbGeometry: Required<TlbGeometry>;
 }
 
-function duration(name: string, v: unknown): number {
-  if (v === undefined) return 0;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new ConfigError(`${name} must be a number ≥ 0, got ${String(v)}`);
-  return v;
+const OFF: TlbArrayGeometry = { entries: 0, ways: 0 };
+
+export function resolveTlb(spec: TlbPreset | TlbGeometry, defaults: Required<TlbGeometry>): Required<TlbGeometry> {
+  if (spec === 'none') return Object.fromEntries(Object.keys(defaults).map((k) => [k, OFF])) as Required<TlbGeometry>;
+  if (spec === 'default') return { ...defaults };
+  return { ...defaults, ...spec };
 }
 
-export function resolveVmConfig(c: VmConfig): ResolvedVmConfig {
-  for (const k of Object.keys(c)) {
-    if (!KNOWN.has(k)) throw new ConfigError(`unknown VM config field '${k}' (known: ${[...KNOWN].join(', ')})`);
-  }
-  const memory = count('memory', c.memory, DEFAULT_MEMORY, 4096);
-  if (memory % 4096 !== 0) throw new ConfigError(`memory must be a multiple of 4 KiB, got ${memory}`);
-  if (memory > MAX_MEMORY) throw new ConfigError(`memory must be at most 1 TiB, got ${memory}`);
-  const guestPageSize = c.guestPageSize ?? DEFAULT_GUEST_PAGE_SIZE;
-  if (!(guestPageSize in GUEST_PAGE_BYTES)) throw new ConfigError(`guestPageSize must be one of 4k, 2m, 1g, got ${String(guestPageSize)}`);
-  if (c.cmdline !== undefined && typeof c.cmdline !== 'string') throw new ConfigError('cmdline must be a string');
-  if (c.args !== undefined && !Array.isArray(c.args)) throw new ConfigError('args must be an array of integers');
-  if (c.strict !== undefined && typeof c.strict !== 'boolean') throw new ConfigError('strict must be a boolean');
-  if (c.tlb !== undefined && (typeof c.tlb !== 'object' || c.tlb === null)) throw new ConfigError('tlb must be an object (TlbGeometry)');
-  for (const f of ['onConsole', 'onLog'] as const) {
-    if (c[f] !== undefined && typeof c[f] !== 'function') throw new ConfigError(`${f} must be a function`);
-  }
+/** Validate a VmConfig once and fill every default (ConfigError naming the path on a bad value). */
+export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfig {
+  const structures = Object.keys(addon.defaultTlbGeometry);
+  const v = parseConfig(vmSchema(structures), c, '');
+  const host: ResolvedHostConfig | null = v.ept
+    ? {
+        memory: v.host?.memory ?? defaultHostMemory(v.memory),
+        thp: v.host?.thp,
+        swap: v.host?.swap,
+        clock: v.host?.clock ?? true,
+        debugChecks: v.host?.debugChecks ?? false,
+      }
+    : null;
   return {
-    memory,
-    guestPageSize,
-    cmdline: c.cmdline,
-    args: c.args ?? [],
-    strict: c.strict ?? false,
-    maxInstructions: count('maxInstructions', c.maxInstructions, 0),
-    timeoutMs: duration('timeoutMs', c.timeoutMs),
-    chunkInstructions: Math.min(count('chunkInstructions', c.chunkInstructions, DEFAULT_CHUNK_INSTRUCTIONS, 1), 2 ** 31),
-    costs: makeCostTable(c.costs ?? {}),
-    tlb: c.tlb, // validated by configureMmu, which names the bad field
-    onConsole: c.onConsole,
-    onLog: c.onLog,
-    ...resolveEptFields(c),
+    memory: v.memory,
+    guestPageSize: v.guestPageSize,
+    cmdline: v.cmdline,
+    args: v.args,
+    strict: v.strict,
+    maxInstructions: v.maxInstructions,
+    timeoutMs: v.timeoutMs,
+    chunkInstructions: v.chunkInstructions,
+    costs: makeCostTable(v.costs),
+    tlb: resolveTlb(v.tlb as TlbPreset | TlbGeometry, addon.defaultTlbGeometry),
+    onConsole: v.onConsole as ResolvedVmConfig['onConsole'],
+    onLog: v.onLog as ResolvedVmConfig['onLog'],
+    ept: v.ept,
+    host,
   };
-}
-
-/** ept: the EPT-mode fields (validated in src/kvm/ept-options.ts). */
-function resolveEptFields(c: VmConfig): Pick<ResolvedVmConfig, 'ept' | 'host' | 'hostClock'> {
-  if (c.ept !== undefined && typeof c.ept !== 'boolean') throw new ConfigError(`ept must be a boolean, got ${String(c.ept)}`);
-  const ept = c.ept ?? EPT_DEFAULT;
-  if (!ept && c.host !== undefined) throw new ConfigError('host options need ept: true (the host THP model backs guest RAM only in EPT mode)');
-  const h = resolveHostOptions(c.host);
-  return { ept, host: h.backend, hostClock: h.clock };
 }

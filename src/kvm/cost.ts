@@ -14,7 +14,8 @@
  *   host_fault_4k/2m, kib_zeroed, kib_copied, swap_io_page ← HostEvents from the memory
  *                       backend (EPT mode: the host THP model); 0 in no-EPT mode.
  */
-import { ConfigError } from '../util/errors.ts';
+import { z } from 'zod';
+import { parseConfig } from '../util/schema.ts';
 import type { CounterSnapshot } from './vcpu.ts';
 
 export interface CostTable {
@@ -88,17 +89,33 @@ export function hostEventsDelta(later: HostEvents, earlier: HostEvents): HostEve
   };
 }
 
-/** A cost table with overrides applied; every field must be a finite number ≥ 0 (clock > 0). */
+/**
+ * The costs section of a VM config: overrides of DEFAULT_COSTS. Bounded to what the model
+ * represents: a clock from 1 kHz to 1 THz, and at most 10^12 cycles per event, so simulated
+ * time stays a finite number and the host clock advances in steps it can take.
+ */
+const cycles = z.number().finite().min(0).max(1e12);
+export const costTableSchema = z
+  .object({
+    clock_hz: z.number().finite().min(1e3).max(1e12),
+    instruction: cycles,
+    l1_tlb_hit: cycles,
+    stlb_hit: cycles,
+    walk_ref: cycles,
+    vm_exit: cycles,
+    host_fault_4k: cycles,
+    host_fault_2m: cycles,
+    kib_zeroed: cycles,
+    kib_copied: cycles,
+    swap_io_page: cycles,
+  } satisfies Record<keyof CostTable, z.ZodNumber>)
+  .partial()
+  .strict();
+
+/** A cost table with overrides applied (validated by costTableSchema). */
 export function makeCostTable(overrides: Partial<CostTable> = {}): CostTable {
-  const t: CostTable = { ...DEFAULT_COSTS };
-  for (const [k, v] of Object.entries(overrides)) {
-    if (!(k in DEFAULT_COSTS)) throw new ConfigError(`unknown cost '${k}' (known: ${Object.keys(DEFAULT_COSTS).join(', ')})`);
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || (k === 'clock_hz' && v === 0)) {
-      throw new ConfigError(`cost '${k}' must be a finite number ${k === 'clock_hz' ? '> 0' : '≥ 0'}, got ${String(v)}`);
-    }
-    (t as unknown as Record<string, number>)[k] = v;
-  }
-  return t;
+  const given = Object.entries(parseConfig(costTableSchema, overrides, 'costs')).filter(([, v]) => v !== undefined);
+  return { ...DEFAULT_COSTS, ...Object.fromEntries(given) };
 }
 
 export type CostItem = Exclude<keyof CostTable, 'clock_hz'>;

@@ -1,22 +1,14 @@
 /**
  * The memory side of a run's result: EPT-layer counters (KVM stat names), the host's THP
  * counters (/proc/vmstat and /proc/meminfo names, khugepaged's sysfs counters), the host
- * clock, and the TLB/walk figures from the vCPU counters; plus the summary lines the CLI
- * prints from them. Every figure a summary line prints is a field of MemoryReport (or a
- * ratio of two of its fields), so --json carries the inputs of everything shown.
- * Option plumbing lives in src/kvm/ept-options.ts.
+ * clock, and the TLB/walk figures from the vCPU counters. The CLI's summary prints only
+ * fields of MemoryReport (or ratios of two of them), so --json carries the inputs of
+ * everything shown (src/cli/format.ts).
  */
 import type { EptMemoryBackend, EptRunStats } from './mmu/ept-memory.ts';
 import type { HostClockReport } from './host-clock.ts';
 import type { GuestMemoryBackend } from './memory.ts';
 
-export type { HostOptions } from './ept-options.ts';
-
-/**
- * Whether a Vm runs with EPT when its config does not say (VmConfig.ept, CLI --ept): on, as
- * on a KVM host. `ept: false` / `--ept off` is the native one-dimensional configuration.
- */
-export const EPT_DEFAULT = true;
 
 /** Misses of one TLB level split by the page size of the looked-up translation. */
 export interface SizeSplit {
@@ -84,7 +76,6 @@ function isEpt(b: GuestMemoryBackend): b is EptMemoryBackend {
   return b.kind === 'ept';
 }
 
-
 export function memoryReport(b: GuestMemoryBackend, counters: Readonly<Record<string, number>>, clock: HostClockReport | null = null): MemoryReport {
   const ept = isEpt(b);
   return {
@@ -95,40 +86,4 @@ export function memoryReport(b: GuestMemoryBackend, counters: Readonly<Record<st
     clock: ept ? clock : null,
     tlb: tlbReport(counters),
   };
-}
-
-const g = (n: number) => Math.round(n).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-const per = (n: number, d: number) => (d > 0 ? n / d : 0).toFixed(2);
-const sizes = (s: SizeSplit) => `${g(s.total)} (4K ${g(s['4k'])}, 2M ${g(s['2m'])}, 1G ${g(s['1g'])})`;
-
-/** Lines for the CLI's run summary (aligned with its other lines), in both modes. */
-export function memorySummaryLines(m: MemoryReport): string[] {
-  const t = m.tlb;
-  const lines: string[] = [];
-  if (m.ept) {
-    const e = m.ept;
-    lines.push(
-      `ept:          ept_violations ${g(e.ept_violations)}, pages_4k ${g(e.pages_4k)}, pages_2m ${g(e.pages_2m)}; ` +
-        `mmu_notifier_invalidate ${g(e.mmu_notifier_invalidate)}, mmu_zapped_leaves ${g(e.mmu_zapped_leaves)}, mmu_notifier_retry ${g(e.mmu_notifier_retry)}`,
-    );
-  } else lines.push('ept:          off (native translation: one-dimensional walks)');
-  if (m.host) {
-    const h = (k: string) => g(m.host![k] ?? 0);
-    lines.push(
-      `host thp:     thp_fault_alloc ${h('thp_fault_alloc')}, thp_fault_fallback ${h('thp_fault_fallback')}, ` +
-        `thp_collapse_alloc ${h('thp_collapse_alloc')}, thp_split ${h('thp_split')}, ` +
-        `nr_anon_transparent_hugepages ${h('nr_anon_transparent_hugepages')} (AnonHugePages ${g(m.meminfo?.AnonHugePages ?? 0)} kB)`,
-      `host mm:      pgfault ${h('pgfault')}, pgmajfault ${h('pgmajfault')}, pswpin ${h('pswpin')}, pswpout ${h('pswpout')}`,
-    );
-    const c = m.clock;
-    const clock = c ? (c.follows_guest ? `host clock ${c.host_ms.toFixed(3)} ms, following the guest` : `host clock ${c.host_ms.toFixed(3)} ms, stopped`) : 'no host clock';
-    lines.push(`khugepaged:   full_scans ${h('full_scans')}, pages_collapsed ${h('pages_collapsed')}; ${clock}`);
-  }
-  lines.push(
-    `tlb misses:   L1 itlb ${sizes(t.misses.itlb)}, L1 dtlb ${sizes(t.misses.dtlb)}, stlb ${sizes(t.misses.stlb)}`,
-    `page walks:   ${g(t.walks)} walks, ${per(t.walk_refs, t.walks)} refs/walk = ${per(t.walk_refs_guest, t.walks)} guest + ` +
-      `${per(t.walk_refs_ept, t.walks)} ept (${g(t.walk_refs_guest)} + ${g(t.walk_refs_ept)} refs)`,
-    `walk caches:  pwc hits pml4e ${g(t.pwc_hits.pml4e)}, pdpte ${g(t.pwc_hits.pdpte)}, pde ${g(t.pwc_hits.pde)}; nested tlb hits ${g(t.nested_tlb_hits)}`,
-  );
-  return lines;
 }

@@ -10,7 +10,6 @@
  * validated, and a run never throws for something the guest did: it finishes with a
  * stopReason and, for abnormal stops, an error report in the result.
  */
-import type { BootSummary, RoiResult, RunResult, VmConfig } from '../api/types.ts';
 import { initialRegisters, planBoot, writeBoot, type BootLayout } from '../guest/boot.ts';
 import { loadElf, parseElf, type ElfImage } from '../guest/elf.ts';
 import { loadAddon } from '../native/addon.ts';
@@ -21,12 +20,15 @@ import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from 
 import type { ExitContext, StopInfo, VmmStats } from './exits.ts';
 import { RunLoop, type RunState } from './run.ts';
 import { counterDelta, Vcpu, type CounterSnapshot } from './vcpu.ts';
-import { resolveVmConfig, type ResolvedVmConfig } from './config.ts';
+import { resolveVmConfig, type ResolvedVmConfig, type VmConfigInput } from './config.ts';
+import type { BootSummary, EffectiveConfig, RoiResult, RunResult } from './result.ts';
 import { createLinearMemory, type GuestMemoryBackend } from './memory.ts';
 import { eptMemory } from './mmu/ept-memory.ts';
 import { memoryReport } from './report.ts';
 import { HostClock } from './host-clock.ts';
 import type { EptMemoryBackend } from './mmu/ept-memory.ts';
+import { eptView, type EptView } from './mmu/debug.ts';
+import { gpa } from '../util/address.ts';
 
 export interface GuestImage {
   bytes: Uint8Array;
@@ -83,7 +85,7 @@ export class Vm implements VmControl {
     // guest has run a whole chunk without exiting, and when the loop returns.
     // ept: the host clock advances to the guest's simulated time at each return of the
     // native loop, so khugepaged and kswapd run between guest instructions (src/kvm/host-clock.ts).
-    this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, config.costs, config.hostClock) : null;
+    this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, config.costs, config.host?.clock ?? true) : null;
     const clock = this.hostClock?.followsGuest ? this.hostClock : null;
     clock?.attach(vcpu.native, vcpu.counterNames);
     const afterRun = (reason: number): void => {
@@ -144,6 +146,45 @@ export class Vm implements VmControl {
     return this.vcpu.snapshot();
   }
 
+  /** The configuration this VM runs with, every default filled in (what results record). */
+  effectiveConfig(): EffectiveConfig {
+    const c = this.config;
+    const b = this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend) : null;
+    return {
+      memory: c.memory,
+      guestPageSize: c.guestPageSize,
+      cmdline: c.cmdline ?? null,
+      args: c.args.map(String),
+      strict: c.strict,
+      maxInstructions: c.maxInstructions,
+      timeoutMs: c.timeoutMs,
+      chunkInstructions: c.chunkInstructions,
+      costs: { ...c.costs },
+      tlb: { ...c.tlb },
+      ept: c.ept,
+      host:
+        b && c.host
+          ? {
+              memory: c.host.memory,
+              // The knobs as the host holds them now (defaults, config, and any later setKnob).
+              thp: { ...b.host.knobs, khugepaged: { ...b.host.knobs.khugepaged } },
+              swap: { bytes: c.host.swap?.bytes ?? 0, path: c.host.swap?.path ?? null },
+              clock: c.host.clock,
+              debugChecks: c.host.debugChecks,
+            }
+          : null,
+    };
+  }
+
+  /** The EPT leaves of a GPA range beside the host mapping of their HVA (EPT mode only). */
+  eptView(gpaStart: number, gpaEnd: number): EptView {
+    if (this.backend.kind !== 'ept') throw new ConfigError('eptView: this VM does not run with EPT (start it with ept: true / --ept on)');
+    if (!(Number.isSafeInteger(gpaStart) && Number.isSafeInteger(gpaEnd) && 0 <= gpaStart && gpaStart < gpaEnd)) {
+      throw new ConfigError(`eptView: [${gpaStart}, ${gpaEnd}) is not a GPA range with start < end`);
+    }
+    return eptView((this.backend as EptMemoryBackend).kvmMmu, gpa(gpaStart), gpa(gpaEnd));
+  }
+
   /** The result so far (final once Finished). */
   result(): RunResult {
     this.console.flush();
@@ -183,7 +224,7 @@ export class Vm implements VmControl {
 
 export function attachMemory(addon: NativeAddon, config: ResolvedVmConfig, deps: VmDeps): GuestMemoryBackend {
   // ept: attach_ept (src/kvm/mmu/ept-memory.ts) unless the config asks for native translation.
-  const factory = deps.memory ?? (config.ept ? eptMemory(config.host) : createLinearMemory);
+  const factory = deps.memory ?? (config.host ? eptMemory({ host: config.host }) : createLinearMemory);
   return factory(addon, config.memory);
 }
 
@@ -199,7 +240,7 @@ export function loadGuestImage(backend: GuestMemoryBackend, config: ResolvedVmCo
 export function attachVcpu(addon: NativeAddon, backend: GuestMemoryBackend, config: ResolvedVmConfig, elf: ElfImage, layout: BootLayout): Vcpu {
   const native = new addon.Vcpu(backend.arena);
   try {
-    native.configureMmu(config.tlb ? { ...backend.mmu, tlb: config.tlb } : backend.mmu);
+    native.configureMmu({ ...backend.mmu, tlb: config.tlb });
   } catch (e) {
     throw new ConfigError(`MMU configuration: ${(e as Error).message}`);
   }
@@ -216,9 +257,9 @@ export function attachDevices(vm: Vm): void {
 }
 
 /** Creates a VM with `image` loaded and booted to its entry point, ready to run(). */
-export function createVm(config: VmConfig, image: GuestImage, deps: VmDeps = {}): Vm {
-  const resolved = resolveVmConfig(config);
+export function createVm(config: VmConfigInput, image: GuestImage, deps: VmDeps = {}): Vm {
   const addon = deps.addon ?? loadAddon();
+  const resolved = resolveVmConfig(config, addon);
   const backend = attachMemory(addon, resolved, deps);
   const { elf, layout } = loadGuestImage(backend, resolved, image);
   const vcpu = attachVcpu(addon, backend, resolved, elf, layout);

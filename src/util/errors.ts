@@ -24,8 +24,14 @@ export class HugevisorError extends Error {
 
 /** A config value (CLI flag, API option, sysfs knob) is invalid. */
 export class ConfigError extends HugevisorError {
-  constructor(message: string) {
+  /** The config path of the bad value ('host.thp.enabled'), when a schema named one. */
+  readonly path: string | undefined;
+  /** The message without its path ('expected always|madvise|never, got "sometimes"'). */
+  readonly detail: string;
+  constructor(message: string, where?: { path: string; detail: string }) {
     super('EINVAL_CONFIG', message);
+    this.path = where?.path;
+    this.detail = where?.detail ?? message;
   }
 }
 

@@ -1,8 +1,9 @@
 /**
  * Debug view and invariant of the EPT layer.
  *
- * eptDump prints each EPT leaf of a GPA range next to what the host page tables map at the
- * memslot's HVA, so a user can watch a THP split turn one 2M leaf into 4K leaves.
+ * eptView lists each EPT leaf of a GPA range next to what the host page tables map at the
+ * memslot's HVA, so a user can watch a THP split turn one 2M leaf into 4K leaves (the CLI's
+ * ept-dump prints it: src/cli/ept-dump.ts).
  *
  * The invariant (THP-MODEL.md): no EPT leaf maps a frame the host page tables do not map at
  * the memslot's HVA. A 2 MiB leaf needs a host huge PMD with the same head frame; a
@@ -11,7 +12,6 @@
  */
 import { HPAGE_PMD_SIZE, gpa as asGpa, type Gpa } from '../../util/address.ts';
 import { gpaToHva } from './memslot.ts';
-import { ConfigError } from '../../util/errors.ts';
 import type { KvmMmu } from './kvm-mmu.ts';
 
 export class EptInvariantError extends Error {
@@ -52,43 +52,50 @@ export function checkEptInvariants(k: KvmMmu, start = 0, end = 2 ** 48): void {
   }
 }
 
-/** Anything that carries the EPT layer: a KvmMmu, an EPT memory backend, or a Vm in EPT mode. */
-export type HasKvmMmu = KvmMmu | { kvmMmu?: KvmMmu | null } | { backend: object };
+/** One EPT leaf beside what the host page tables map at the memslot's HVA. */
+export interface EptLeafView {
+  gpa: number;
+  /** 4 KiB or 2 MiB. */
+  size: '4k' | '2m';
+  writable: boolean;
+  pfn: number;
+  /** The memslot's HVA for the GPA; null when no memslot covers it (an invariant violation). */
+  hva: number | null;
+  /** follow_page at that HVA; null when the host maps nothing there (an invariant violation). */
+  host: { pfn: number; huge: boolean; headPfn: number; writable: boolean } | null;
+}
 
-function resolve(t: HasKvmMmu): KvmMmu {
-  if ('backend' in t) return resolve(t.backend as HasKvmMmu);
-  if ('kvmMmu' in t) {
-    if (!t.kvmMmu) throw new ConfigError('eptDump: this VM does not run with EPT');
-    return t.kvmMmu;
-  }
-  if (!('ept' in t)) throw new ConfigError('eptDump: this VM does not run with EPT (start it with ept: true / --ept on)');
-  return t as KvmMmu;
+/** The EPT leaves of a GPA range and the VM-wide leaf and table counts. */
+export interface EptView {
+  start: number;
+  end: number;
+  leaves: EptLeafView[];
+  /** Leaves and EPT table frames mapped in the whole VM. */
+  pages_4k: number;
+  pages_2m: number;
+  tables: number;
 }
 
 /**
- * The EPT leaves of [gpaStart, gpaEnd) beside the host mapping of their HVA, one line per
- * leaf (unmapped GPA ranges are skipped), as a string ready to print.
+ * The EPT leaves of [gpaStart, gpaEnd) beside the host mapping of their HVA (unmapped GPA
+ * ranges are skipped): the data of the CLI's ept-dump view.
  */
-export function eptDump(target: HasKvmMmu, gpaStart: number, gpaEnd: number): string {
-  const k = resolve(target);
-  const leaves = [...k.ept.leaves(asGpa(gpaStart), asGpa(gpaEnd))];
-  const in2m = leaves.filter((l) => l.level === 2).length;
-  const lines = [
-    `EPT ${hex(gpaStart)}-${hex(gpaEnd)}: ${leaves.length - in2m} 4K + ${in2m} 2M leaves in range; ` +
-      `VM: ${k.ept.pages_4k} 4K + ${k.ept.pages_2m} 2M leaves mapped, ${k.ept.tableCount} tables`,
-    'GPA              size perm  PFN        | HVA              host PFN   host',
-  ];
-  for (const leaf of leaves) {
+export function eptView(k: KvmMmu, gpaStart: Gpa, gpaEnd: Gpa): EptView {
+  const leaves: EptLeafView[] = [];
+  for (const leaf of k.ept.leaves(gpaStart, gpaEnd)) {
     const slot = k.slots.lookup(leaf.gpa);
     const h = slot ? gpaToHva(slot, leaf.gpa) : null;
     const m = h === null ? null : k.mm.follow_page(h);
-    const host = m ? `${m.huge ? `huge(head ${m.headPfn})` : '4K'}${m.writable ? ' rw' : ' ro'}` : 'unmapped!';
-    lines.push(
-      `${hex(leaf.gpa).padEnd(16)} ${leaf.level === 2 ? '2M' : '4K'}   ${leaf.writable ? 'rwx' : 'r-x'}   ${String(leaf.pfn).padEnd(10)} | ` +
-        `${(h === null ? 'no memslot' : hex(h)).padEnd(16)} ${String(m?.pfn ?? '-').padEnd(10)} ${host}`,
-    );
+    leaves.push({
+      gpa: leaf.gpa,
+      size: leaf.level === 2 ? '2m' : '4k',
+      writable: leaf.writable,
+      pfn: leaf.pfn,
+      hva: h,
+      host: m && { pfn: m.pfn, huge: m.huge, headPfn: m.headPfn, writable: m.writable },
+    });
   }
-  return lines.join('\n');
+  return { start: gpaStart, end: gpaEnd, leaves, pages_4k: k.ept.pages_4k, pages_2m: k.ept.pages_2m, tables: k.ept.tableCount };
 }
 
 /** Summary counts of the leaves in a range (for reports and tests). */
