@@ -8,7 +8,6 @@
  */
 import { alignUp, gpa, GIGA_SIZE, HPAGE_PMD_SIZE, PAGE_SIZE, type Gpa } from '../util/address.ts';
 import { ConfigError } from '../util/errors.ts';
-import { REG } from '../native/types.ts';
 import type { GuestMemory } from './memory.ts';
 
 export const BOOT_INFO_MAGIC = 0x3130544f4f425648n; // "HVBOOT01"
@@ -220,22 +219,27 @@ export function writeBoot(layout: BootLayout, mem: GuestMemory): void {
   // The stack needs no writing: guest RAM starts zeroed.
 }
 
-/** The initial register file (GUEST-ABI.md "Initial state"); unlisted registers are 0. */
-export function initialRegisters(layout: BootLayout, entry: number): Map<number, bigint> {
-  const r = new Map<number, bigint>();
-  r.set(REG.cr0, CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG);
-  r.set(REG.cr4, CR4_PAE);
-  r.set(REG.efer, EFER_LME | EFER_LMA | EFER_NXE);
-  r.set(REG.cr3, BigInt(layout.pml4));
-  r.set(REG.gdtr_base, BigInt(layout.gdt));
-  r.set(REG.gdtr_limit, BigInt(GDT_LIMIT));
-  r.set(REG.idtr_base, 0n);
-  r.set(REG.idtr_limit, 0n);
-  r.set(REG.cs, BigInt(SEL_CODE));
-  for (const s of [REG.ds, REG.es, REG.ss, REG.fs, REG.gs]) r.set(s, BigInt(SEL_DATA));
-  r.set(REG.rflags, 0x2n);
-  r.set(REG.rip, BigInt(entry));
-  r.set(REG.rsp, BigInt(layout.stackTop));
-  r.set(REG.rdi, BigInt(layout.bootInfo));
+/** Registers the boot protocol sets, by their architectural names (the vCPU maps names to its register file). */
+export type BootRegister =
+  | 'cr0' | 'cr3' | 'cr4' | 'efer' | 'gdtr_base' | 'gdtr_limit' | 'idtr_base' | 'idtr_limit'
+  | 'cs' | 'ds' | 'es' | 'ss' | 'fs' | 'gs' | 'rflags' | 'rip' | 'rsp' | 'rdi';
+
+/** The initial register file (docs/guest-abi.md "Initial state"); unlisted registers are 0. */
+export function initialRegisters(layout: BootLayout, entry: number): Map<BootRegister, bigint> {
+  const r = new Map<BootRegister, bigint>();
+  r.set('cr0', CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG);
+  r.set('cr4', CR4_PAE);
+  r.set('efer', EFER_LME | EFER_LMA | EFER_NXE);
+  r.set('cr3', BigInt(layout.pml4));
+  r.set('gdtr_base', BigInt(layout.gdt));
+  r.set('gdtr_limit', BigInt(GDT_LIMIT));
+  r.set('idtr_base', 0n);
+  r.set('idtr_limit', 0n);
+  r.set('cs', BigInt(SEL_CODE));
+  for (const s of ['ds', 'es', 'ss', 'fs', 'gs'] as const) r.set(s, BigInt(SEL_DATA));
+  r.set('rflags', 0x2n);
+  r.set('rip', BigInt(entry));
+  r.set('rsp', BigInt(layout.stackTop));
+  r.set('rdi', BigInt(layout.bootInfo));
   return r;
 }

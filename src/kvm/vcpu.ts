@@ -158,9 +158,10 @@ export class Vcpu {
     this.instructionsWord = ins * 2;
   }
 
-  setRegisters(values: ReadonlyMap<number, bigint>): void {
+  /** Reset the register file: the named registers get their values, every other one 0. */
+  setRegisters(values: ReadonlyMap<RegName, bigint>): void {
     this.native.regs.fill(0n);
-    for (const [i, v] of values) this.native.regs[i] = v;
+    for (const [name, v] of values) this.native.regs[REG[name]] = v;
   }
 
   reg(name: RegName): bigint {

@@ -7,10 +7,9 @@
  * endian), one per touched 4 KiB page (guest RAM starts zeroed, so untouched pages are
  * not sent); the initial registers travel as command-line flags (kvmRunArgs).
  */
-import { initialRegisters, planBoot, writeBoot, type BootLayout, type GuestPageSize } from '../../src/guest/boot.ts';
+import { initialRegisters, planBoot, writeBoot, type BootLayout, type BootRegister, type GuestPageSize } from '../../src/guest/boot.ts';
 import { loadElf, parseElf } from '../../src/guest/elf.ts';
 import { checkGuestRange, type GuestMemory } from '../../src/guest/memory.ts';
-import { REG } from '../../src/native/types.ts';
 import type { Gpa } from '../../src/util/address.ts';
 
 const PAGE = 4096;
@@ -96,10 +95,10 @@ export function buildKvmImage(elf: Uint8Array, o: KvmImageOptions, name = 'guest
   loadElf(image, elf, mem);
   writeBoot(layout, mem);
   const r = initialRegisters(layout, image.entry);
-  const get = (k: number): bigint => r.get(k) ?? 0n;
+  const get = (k: BootRegister): bigint => r.get(k) ?? 0n;
   return {
     records: mem.records(),
-    regs: { rip: get(REG.rip), rsp: get(REG.rsp), rdi: get(REG.rdi), cr3: get(REG.cr3), gdt: get(REG.gdtr_base) },
+    regs: { rip: get('rip'), rsp: get('rsp'), rdi: get('rdi'), cr3: get('cr3'), gdt: get('gdtr_base') },
     layout,
     entry: image.entry,
   };
