@@ -170,7 +170,7 @@ test('unhandled ports are logged once each and the guest continues; --strict sto
 test('a triple fault is reported with its vector chain and exit code 125', async (t) => {
   const r = await cli(['run', fixture('ud2')]);
   t.is(r.code, 125);
-  // cpufix: the whole chain with no IDT (SDM 6.15; the sequence QEMU logs for it).
+  // The whole chain with no IDT (SDM 6.15; the sequence QEMU logs for it).
   t.regex(r.stderr, /^error: triple fault: #UD\(6\) -> #GP\(13\) error 0x33 -> #GP\(13\) error 0x6b -> #DF\(8\) error 0x0 -> #GP\(13\) error 0x43 -> triple fault at RIP 0x100001, CR2 0x0, error code 0x0, instruction bytes 0f 0b/m);
   t.regex(r.stderr, /^stop reason:  triple-fault \(triple fault\)$/m);
   const j = JSON.parse((await cli(['run', fixture('ud2'), '--json'])).stdout);

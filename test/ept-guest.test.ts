@@ -163,7 +163,7 @@ test('dirty logging during a guest ROI records exactly the pages it writes and s
   t.is(countDirty(log!), dirty.length);
   t.is(dirty.length - inRegion.length, 1, 'besides the region only the stack page (call roi_end) is written');
   // During the ROI every page the guest touches costs one violation: a region page is only
-  // written by XOR-to-memory, whose destination is translated once, as a write (cpufix: as
+  // written by XOR-to-memory, whose destination is translated once, as a write (as
   // hardware does for read-modify-write), which maps it writable and sets its bit. Only the
   // stack page, read by roi_begin's RET before CALL roi_end writes it, costs a second one.
   t.is(roiViolations, fourKAtEnd + (dirty.length - inRegion.length));

@@ -70,7 +70,7 @@ test('ud-no-idt triple-faults with #UD at its ud2', (t) => {
   t.is(r.console, `executing ud2 with no IDT at ${hex(ud2)}\n`);
   t.is(r.stopReason, 'triple-fault');
   t.is(r.exitStatus, null);
-  // cpufix: #UD → #GP → #GP → #DF → #GP → triple fault, as QEMU logs it (-d int).
+  // #UD → #GP → #GP → #DF → #GP → triple fault, as QEMU logs it (-d int).
   t.regex(r.error?.message ?? '', new RegExp(`^triple fault: #UD\\(6\\) -> #GP\\(13\\) error 0x33 -> #GP\\(13\\) error 0x6b -> #DF\\(8\\) error 0x0 -> #GP\\(13\\) error 0x43 -> triple fault at RIP 0x${ud2.toString(16)},.*instruction bytes 0f 0b`));
 });
 

@@ -134,7 +134,7 @@ ktest('KVM and hugevisor both stop ud-no-idt with a triple fault at the ud2', as
 });
 
 // Exception escalation through a not-present #UD gate (tools/kvm/guests/ud-bad-gate.s).
-// cpufix (wave 2, per its brief): hugevisor follows the SDM's double-fault classes (Vol. 3A
+// hugevisor follows the SDM's double-fault classes (Vol. 3A
 // 6.15, Table 6-5): #UD is benign, so the #NP(6*8+2+EXT = 0x33) its delivery raises is
 // delivered serially, as QEMU TCG does too (vector 11; QEMU's error code is 6*16+2). The KVM
 // on this machine emulates delivery in software and escalates any delivery fault to #DF

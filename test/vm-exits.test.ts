@@ -98,7 +98,7 @@ test('HLT with nothing to wake it stops with status 0', (t) => {
 
 test('a triple fault stops with a report naming the vector chain with error codes, RIP, CR2, error code and bytes', (t) => {
   const { ctx } = setup();
-  // cpufix: #PF, then #PF while delivering it → #DF(0), then #PF while delivering #DF.
+  // #PF, then #PF while delivering it → #DF(0), then #PF while delivering #DF.
   const chain = [{ vector: 14, errorCode: 2 }, { vector: 14, errorCode: 3 }, { vector: 8, errorCode: 0 }, { vector: 14, errorCode: 3 }];
   const r = handleExit(ctx, exitInfo({ reason: ExitReason.SHUTDOWN, rip: 0x100123n, vectors: [14, 14, 8, 14], chain, cr2: 0xdead000n, errorCode: 2, insnBytes: [0x48, 0x89, 0x07] }));
   t.deepEqual(r, {

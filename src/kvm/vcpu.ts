@@ -38,11 +38,11 @@ export interface ExitInfo {
   level: number;
   /** Triple fault: the vector chain (every exception detected, #DF as its own entry). */
   vectors: number[];
-  /** Triple fault: the chain with each entry's error code (null: the vector pushes none). cpufix */
+  /** Triple fault: the chain with each entry's error code (null: the vector pushes none). */
   chain: { vector: number; errorCode: number | null }[];
   /**
    * EPT violation / misconfiguration / MMIO: the exception whose delivery the exit
-   * interrupted (VMX IDT-vectoring information; the next run() re-delivers it), or null. cpufix
+   * interrupted (VMX IDT-vectoring information; the next run() re-delivers it), or null.
    */
   vectoring: { vector: number; errorCode: number | null } | null;
   cr2: bigint;
@@ -53,7 +53,7 @@ export interface ExitInfo {
 
 const EXIT_FIELDS = ['reason', 'rip', 'io_port', 'io_size', 'io_direction', 'value', 'gpa', 'gva', 'access', 'gva_valid', 'level',
   'vector0', 'vector1', 'vector2', 'cr2', 'error_code', 'insn_lo', 'insn_hi', 'insn_len',
-  // cpufix: the whole exception chain and the IDT-vectoring information (native/exit.h)
+  // The whole exception chain and the IDT-vectoring information (native/exit.h)
   'chain_len', 'vector3', 'vector4', 'vector5', 'vector6', 'vector7',
   'error0', 'error1', 'error2', 'error3', 'error4', 'error5', 'error6', 'error7',
   'vectoring_vector', 'vectoring_error'] as const;

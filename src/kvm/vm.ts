@@ -83,7 +83,7 @@ export class Vm implements VmControl {
     const { maxInstructions, timeoutMs, chunkInstructions } = config;
     // Console text streams at newlines (Console.putByte); a partial line is flushed when the
     // guest has run a whole chunk without exiting, and when the loop returns.
-    // ept: the host clock advances to the guest's simulated time at each return of the
+    // The host clock advances to the guest's simulated time at each return of the
     // native loop, so khugepaged and kswapd run between guest instructions (src/kvm/host-clock.ts).
     this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, config.costs, config.host?.clock ?? true) : null;
     const clock = this.hostClock?.followsGuest ? this.hostClock : null;
@@ -223,7 +223,7 @@ export class Vm implements VmControl {
 // --- builder steps -------------------------------------------------------------------
 
 export function attachMemory(addon: NativeAddon, config: ResolvedVmConfig, deps: VmDeps): GuestMemoryBackend {
-  // ept: attach_ept (src/kvm/mmu/ept-memory.ts) unless the config asks for native translation.
+  // attach_ept (src/kvm/mmu/ept-memory.ts) unless the config asks for native translation.
   const factory = deps.memory ?? (config.host ? eptMemory({ host: config.host }) : createLinearMemory);
   return factory(addon, config.memory);
 }
