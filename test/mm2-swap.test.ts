@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHost, type MmStructApi } from '../src/mm/index.ts';
 import type { Host } from '../src/mm/host.ts';
-import { swapInfo } from '../src/mm/swap.ts';
 import { HPAGE_PMD_SIZE, PAGE_SIZE, type Hva } from '../src/util/address.ts';
 
 const MiB = 1024 * 1024;
@@ -112,7 +111,7 @@ test('swap-out tells secondary MMUs about every unmapped page', (t) => {
 
 test('the swap file is a real file of the configured size while the host lives and is removed on close', (t) => {
   const { host, mm, a, data } = hostWithThp(16, 4);
-  const si = swapInfo(host as Host)!;
+  const si = (host as Host).swap.device!;
   t.true(existsSync(si.path));
   t.is(statSync(si.path).size, 4 * MiB);
   host.reclaim(512);
@@ -179,9 +178,8 @@ test('a swapped page is released by munmap without reading it back', (t) => {
 test('a host never closed leaves no swap file once its process exits', (t) => {
   const script = `
     import { createHost } from ${JSON.stringify(new URL('../src/mm/index.ts', import.meta.url).href)};
-    import { swapInfo } from ${JSON.stringify(new URL('../src/mm/swap.ts', import.meta.url).href)};
     const host = createHost({ memoryBytes: 4 * 1024 * 1024, swap: { bytes: 1024 * 1024 } });
-    console.log(swapInfo(host).path);
+    console.log(host.swap.device.path);
   `;
   const r = spawnSync(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
   t.is(r.status, 0, r.stderr);
