@@ -36,6 +36,9 @@ const FIELDS = 6;
 /** Bytes of metadata per host frame (PERFORMANCE.md target ≤ 24, goal ≤ 12). */
 export const STRUCT_PAGE_BYTES = FIELDS * 4;
 
+/** Called when a page (order 0) or a compound page (its head, order > 0) drops to _count 0. */
+export type FreePagesFn = (pfn: Pfn, order: number) => void;
+
 /** struct page metadata for `nrFrames` frames, shareable with worker threads. */
 export class PageArray {
   readonly nrFrames: number;
@@ -46,6 +49,12 @@ export class PageArray {
   readonly private: Int32Array;
   readonly mapping: Int32Array;
   readonly index: Int32Array;
+  /**
+   * Who takes back a page whose last reference is dropped (refcount.ts registerFreePages):
+   * the buddy allocator of the host owning these frames. Per thread: a worker viewing the
+   * same buffer sets its own.
+   */
+  free_pages: FreePagesFn | null = null;
 
   /** New zeroed metadata, or a view of an existing buffer (from another thread). */
   constructor(nrFrames: number, sab?: SharedArrayBuffer) {
