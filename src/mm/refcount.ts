@@ -1,7 +1,7 @@
 /**
  * Page reference counting across compound heads and tails, as in Linux 2.6.38
  * (include/linux/mm.h get_page, mm/swap.c put_page/put_compound_page,
- * mm/huge_memory.c __split_huge_page_refcount). THP-MODEL.md "Reference counting".
+ * mm/huge_memory.c __split_huge_page_refcount).
  *
  * Everything here works on a PageArray whose fields live in a SharedArrayBuffer and uses
  * Atomics only, so worker threads may race on the same struct pages exactly as CPUs do

@@ -3,8 +3,8 @@
  * mm/rmap.c try_to_unmap, as in 2.6.38): one swap device of fixed size backed by a real
  * file, a slot allocator with per-slot use counts (swap_map), the swap cache (PG_swapcache
  * with the slot in page->private), swap-out of one 4 KiB anonymous page and swap-in as a
- * major fault. THPs never get here whole: reclaim.ts splits them first (the seed's point:
- * the swap cache stays 4 KiB-only).
+ * major fault. THPs never get here whole: reclaim.ts splits them first (2.6.38's swap
+ * cache holds 4 KiB pages only).
  *
  * A swap PTE is a not-present PTE with _PAGE_SWP whose pfn field holds the slot (the
  * kernel's swp_entry_t offset; one device, so no type field). Slot 0 holds the swap

@@ -1,5 +1,5 @@
 /**
- * The public contract of the host memory model (THP-MODEL.md), which the EPT manager
+ * The public contract of the host memory model, which the EPT manager
  * (src/kvm/) and experiments are written against. The implementation in src/mm/ is typed
  * against these interfaces so the two cannot drift. Names are the kernel's.
  */
@@ -44,7 +44,7 @@ export interface HostConfig {
   swap?: SwapConfig;
   /** Reclaim starts when free frames drop below this many (default: 1% of RAM, ≥ 512). */
   min_free_frames?: number;
-  /** Check every THP-MODEL.md invariant after every operation (tests turn it on). */
+  /** Check every invariant (invariants.ts) after every operation (tests turn it on). */
   debugChecks?: boolean;
 }
 

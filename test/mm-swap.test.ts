@@ -127,7 +127,7 @@ test('the swap file is a real file of the configured size while the host lives a
 });
 
 test('a configured swap path is used, and one that already exists is refused with EIO', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mm2-swap-test-'));
+  const dir = mkdtempSync(join(tmpdir(), 'mm-swap-test-'));
   try {
     const path = join(dir, 'swap0');
     const host = createHost({ memoryBytes: 8 * MiB, swap: { bytes: MiB, path } });
