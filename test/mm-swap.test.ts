@@ -1,3 +1,7 @@
+/**
+ * Swap (src/mm/swap.ts): the swap file, swap-out and swap-in (major faults) with the bytes
+ * intact, swap entries across fork and zap, the swap cache, and cleanup of the file.
+ */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
