@@ -148,7 +148,10 @@ test('a configured swap path is used, and one that already exists is refused wit
 });
 
 test('a bad swap size is a ConfigError naming the field', (t) => {
-  t.throws(() => createHost({ memoryBytes: 8 * MiB, swap: { bytes: 12345 } }), { code: 'EINVAL_CONFIG', message: /swap\.bytes/ });
+  t.throws(() => createHost({ memoryBytes: 8 * MiB, swap: { bytes: 12345 } }), {
+    code: 'EINVAL_CONFIG',
+    message: 'host.swap.bytes: expected 0 (no swap) or a multiple of 4096 from 8192 (header + one slot) up to 8 TiB, got 12345',
+  });
 });
 
 test('fork shares swapped pages: both processes read the same bytes; the slots are freed when both are gone', (t) => {

@@ -5,12 +5,14 @@
  * (khugepaged.ts), the swap device (swap.ts) and page reclaim with kswapd (reclaim.ts).
  */
 import type { Pfn } from '../util/address.ts';
-import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE } from '../util/address.ts';
+import { PAGE_SIZE } from '../util/address.ts';
 import { ConfigError, HugevisorError, OutOfMemoryError } from '../util/errors.ts';
+import { parseConfig } from '../util/schema.ts';
 import { BuddyAllocator } from './buddy.ts';
+import { hostConfigSchema } from './config.ts';
 import { checkInvariants } from './invariants.ts';
 import { Khugepaged } from './khugepaged.ts';
-import { knobsFromConfig, setKnob } from './knobs.ts';
+import { setKnob } from './knobs.ts';
 import { MmStruct } from './mm.ts';
 import { PageArray, PG_reserved } from './page.ts';
 import { PhysMem } from './physmem.ts';
@@ -52,28 +54,19 @@ export class Host implements HostApi {
   private nextMmId = 1;
 
   constructor(config: HostConfig) {
-    if (typeof config !== 'object' || config === null) throw new ConfigError('host config: must be an object');
-    const bytes = config.memoryBytes;
-    if (!Number.isSafeInteger(bytes) || bytes < HPAGE_PMD_SIZE || bytes % HPAGE_PMD_SIZE !== 0) {
-      throw new ConfigError(`memoryBytes: must be a positive multiple of 2 MiB (2097152), got ${bytes}`);
-    }
-    if (bytes / PAGE_SIZE >= 2 ** 31) throw new ConfigError(`memoryBytes: at most 8 TiB, got ${bytes}`);
+    const c = parseConfig(hostConfigSchema, config, 'host');
     this.config = config;
-    this.knobs = knobsFromConfig(config.thp);
-    this.nrFrames = bytes / PAGE_SIZE;
+    this.knobs = c.thp;
+    this.nrFrames = c.memoryBytes / PAGE_SIZE;
     this.pages = new PageArray(this.nrFrames);
     this.buddy = new BuddyAllocator(this.pages);
     registerFreePages(this.pages, (pfn, order) => this.buddy.free_pages(pfn, order));
-    this.physmem = new PhysMem(config.physmem ?? new ArrayBuffer(bytes), bytes);
-    const mf = config.min_free_frames ?? Math.max(512, Math.floor(this.nrFrames / 100));
-    if (!Number.isInteger(mf) || mf < 0 || mf > this.nrFrames) {
-      throw new ConfigError(`min_free_frames: must be an integer from 0 to ${this.nrFrames}, got ${mf}`);
-    }
-    this.min_free_frames = mf;
-    this.debugChecks = config.debugChecks ?? false;
+    this.physmem = new PhysMem(c.physmem ?? new ArrayBuffer(c.memoryBytes), c.memoryBytes);
+    this.min_free_frames = c.min_free_frames ?? Math.max(512, Math.floor(this.nrFrames / 100));
+    this.debugChecks = c.debugChecks ?? false;
     this.khugepaged = new Khugepaged(this);
     this.vmscan = new Reclaim(this);
-    this.swap = new Swap(this, config.swap); // swapon: creates the swap file
+    this.swap = new Swap(this, c.swap); // swapon: creates the swap file
     this.zero_pfn = this.alloc_kernel_page();
   }
 

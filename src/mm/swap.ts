@@ -24,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hva, Pfn } from '../util/address.ts';
 import { PAGE_SIZE } from '../util/address.ts';
-import { ConfigError, HugevisorError } from '../util/errors.ts';
+import { HugevisorError } from '../util/errors.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
@@ -51,14 +51,8 @@ export class SwapInfo {
   /** Next-fit cursor (si->cluster_next). */
   private cluster_next = 1;
 
+  /** `bytes` and `path` as config.ts swapConfigSchema accepts them (bytes > 0 here). */
   constructor(bytes: number, path?: string) {
-    if (!Number.isSafeInteger(bytes) || bytes < 2 * PAGE_SIZE || bytes % PAGE_SIZE !== 0) {
-      throw new ConfigError(`swap.bytes: must be a multiple of 4096 and at least 8192 (header + one slot), got ${bytes}`);
-    }
-    if (bytes / PAGE_SIZE >= 2 ** 31) throw new ConfigError(`swap.bytes: at most 8 TiB, got ${bytes}`);
-    if (path !== undefined && (typeof path !== 'string' || path === '')) {
-      throw new ConfigError(`swap.path: must be a non-empty file path, got ${JSON.stringify(path)}`);
-    }
     this.dir = path === undefined ? mkdtempSync(join(tmpdir(), 'hugevisor-swap-')) : null;
     this.path = path ?? join(this.dir!, 'swapfile');
     try {
@@ -174,7 +168,7 @@ export class Swap {
   /** The swap device (swap_info[0]), or null when the host has none. */
   readonly device: SwapInfo | null;
 
-  /** swapon: create the swap file (HostConfig.swap, validated by the host config schema). */
+  /** swapon: create the swap file (HostConfig.swap, as config.ts swapConfigSchema accepted it). */
   constructor(
     private readonly host: Host,
     cfg: { bytes: number; path?: string } | undefined,
