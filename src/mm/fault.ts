@@ -13,7 +13,6 @@ import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown } from '../util/address.ts';
 import { OutOfMemoryError } from '../util/errors.ts';
 import { SegvError } from './errors.ts';
-import { mmExtensions } from './extensions.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
 import {
@@ -86,7 +85,7 @@ function handle_pte_fault(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i
     return;
   }
   if (t.is_swap_pte(j)) {
-    do_swap_page(mm, vma, addr, t, j, write);
+    mm.host.swap.do_swap_page(mm, vma, addr as Hva, t, j, write); // swap.ts
     return;
   }
   if (write && !t.pte_write(j)) {
@@ -94,16 +93,6 @@ function handle_pte_fault(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i
     return;
   }
   t.bits[j] |= _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
-}
-
-/**
- * do_swap_page: the PTE holds a swap entry; reading it back is a major fault. The swap
- * device belongs to mm2 (src/mm/swap.ts registers this hook); the call site is here.
- */
-export function do_swap_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number, write: boolean): void {
-  const hook = mmExtensions.do_swap_page;
-  if (!hook) throw new Error(`kernel BUG: swap entry at 0x${addr.toString(16)} but no swap support registered`);
-  hook(mm, vma, addr as Hva, t, j, write);
 }
 
 /** do_anonymous_page: first touch of a 4 KiB page; a read maps the shared zero page. */
@@ -126,7 +115,7 @@ export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: number,
   const haddr = alignDown(addr, HPAGE_PMD_SIZE);
   if (haddr >= vma.start && haddr + HPAGE_PMD_SIZE <= vma.end) {
     anon_vma_prepare(host.anon, vma);
-    mmExtensions.khugepaged_enter?.(mm, vma);
+    host.khugepaged.khugepaged_enter(mm, vma);
     const page = host.alloc_hugepage(transparent_hugepage_defrag(host.knobs, vma));
     if (page === null) {
       host.stat.count_vm_event('thp_fault_fallback');
@@ -239,8 +228,7 @@ function do_wp_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number
   const old = t.pfn[j] as Pfn;
   const special = (bits & _PAGE_SPECIAL) !== 0;
   if (!special) {
-    const reuse = mmExtensions.reuse_swap_page ? mmExtensions.reuse_swap_page(host, old) : pages.page_mapcount(old) === 1;
-    if (reuse) {
+    if (host.swap.reuse_swap_page(old)) {
       t.bits[j] = maybe_mkwrite(bits | _PAGE_ACCESSED | _PAGE_DIRTY, vma);
       return;
     }

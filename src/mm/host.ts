@@ -1,21 +1,26 @@
 /**
  * The simulated host machine (HostApi): RAM as buddy-managed frames with struct page,
- * the THP knobs, vmstat, the host-wide anon_vma registry, the zero page, and the
- * processes (MmStruct). mm2's khugepaged / swap / reclaim plug in via extensions.ts.
+ * the THP knobs, vmstat, the host-wide anon_vma registry, the zero page, the processes
+ * (MmStruct), and the host's kernel threads and devices as owned parts: khugepaged
+ * (khugepaged.ts), the swap device (swap.ts) and page reclaim with kswapd (reclaim.ts).
  */
 import type { Pfn } from '../util/address.ts';
-import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE } from '../util/address.ts';
+import { PAGE_SIZE } from '../util/address.ts';
 import { ConfigError, HugevisorError, OutOfMemoryError } from '../util/errors.ts';
+import { parseConfig } from '../util/schema.ts';
 import { BuddyAllocator } from './buddy.ts';
-import { mmExtensions } from './extensions.ts';
+import { hostConfigSchema } from './config.ts';
 import { checkInvariants } from './invariants.ts';
-import { knobsFromConfig, setKnob } from './knobs.ts';
+import { Khugepaged } from './khugepaged.ts';
+import { setKnob } from './knobs.ts';
 import { MmStruct } from './mm.ts';
 import { PageArray, PG_reserved } from './page.ts';
 import { PhysMem } from './physmem.ts';
+import { Reclaim } from './reclaim.ts';
 import { get_page, prep_compound_page, put_page, registerFreePages } from './refcount.ts';
 import { AnonVmaRegistry } from './rmap.ts';
 import { split_huge_page } from './split.ts';
+import { Swap } from './swap.ts';
 import type { HostApi, HostConfig, MmStructApi, ThpKnobs } from './types.ts';
 import { VmStat } from './vmstat.ts';
 
@@ -38,34 +43,31 @@ export class Host implements HostApi {
   debugChecks: boolean;
   /** Simulated milliseconds since boot (advanceTime). */
   now = 0;
-  /** khugepaged's sysfs counters (mm2's khugepaged increments them). */
-  readonly khugepaged = { pages_collapsed: 0, full_scans: 0 };
+  /** The khugepaged thread: its scan state, schedule and sysfs counters. */
+  readonly khugepaged: Khugepaged;
+  /** The swap device and swap cache (device null without HostConfig.swap). */
+  readonly swap: Swap;
+  /** Page reclaim: direct reclaim, kswapd (named after mm/vmscan.c; HostApi.reclaim is a method). */
+  readonly vmscan: Reclaim;
   private opDepth = 0;
   private closed = false;
   private nextMmId = 1;
 
   constructor(config: HostConfig) {
-    if (typeof config !== 'object' || config === null) throw new ConfigError('host config: must be an object');
-    const bytes = config.memoryBytes;
-    if (!Number.isSafeInteger(bytes) || bytes < HPAGE_PMD_SIZE || bytes % HPAGE_PMD_SIZE !== 0) {
-      throw new ConfigError(`memoryBytes: must be a positive multiple of 2 MiB (2097152), got ${bytes}`);
-    }
-    if (bytes / PAGE_SIZE >= 2 ** 31) throw new ConfigError(`memoryBytes: at most 8 TiB, got ${bytes}`);
+    const c = parseConfig(hostConfigSchema, config, 'host');
     this.config = config;
-    this.knobs = knobsFromConfig(config.thp);
-    this.nrFrames = bytes / PAGE_SIZE;
+    this.knobs = c.thp;
+    this.nrFrames = c.memoryBytes / PAGE_SIZE;
     this.pages = new PageArray(this.nrFrames);
     this.buddy = new BuddyAllocator(this.pages);
     registerFreePages(this.pages, (pfn, order) => this.buddy.free_pages(pfn, order));
-    this.physmem = new PhysMem(config.physmem ?? new ArrayBuffer(bytes), bytes);
-    const mf = config.min_free_frames ?? Math.max(512, Math.floor(this.nrFrames / 100));
-    if (!Number.isInteger(mf) || mf < 0 || mf > this.nrFrames) {
-      throw new ConfigError(`min_free_frames: must be an integer from 0 to ${this.nrFrames}, got ${mf}`);
-    }
-    this.min_free_frames = mf;
-    this.debugChecks = config.debugChecks ?? false;
+    this.physmem = new PhysMem(c.physmem ?? new ArrayBuffer(c.memoryBytes), c.memoryBytes);
+    this.min_free_frames = c.min_free_frames ?? Math.max(512, Math.floor(this.nrFrames / 100));
+    this.debugChecks = c.debugChecks ?? false;
+    this.khugepaged = new Khugepaged(this);
+    this.vmscan = new Reclaim(this);
+    this.swap = new Swap(this, c.swap); // swapon: creates the swap file
     this.zero_pfn = this.alloc_kernel_page();
-    mmExtensions.host_init?.(this);
   }
 
   /** Run a public operation; check every invariant after the outermost one in debug mode. */
@@ -103,8 +105,8 @@ export class Host implements HostApi {
   /** alloc_page for user memory: an order-0 frame (not zeroed), direct reclaim once, else ENOMEM. */
   alloc_page(): Pfn {
     let pfn = this.buddy.alloc_pages(0);
-    if (pfn === null && mmExtensions.try_to_free_pages) {
-      mmExtensions.try_to_free_pages(this, 32);
+    if (pfn === null) {
+      this.vmscan.try_to_free_pages(32);
       pfn = this.buddy.alloc_pages(0);
     }
     if (pfn === null) throw new OutOfMemoryError(`host out of memory: no free frame (${this.nrFrames} frames, ${this.nr_free_pages()} free)`);
@@ -114,7 +116,7 @@ export class Host implements HostApi {
   /** alloc_hugepage: an order-9 compound page, or null (fragmentation / no memory). */
   alloc_hugepage(_defrag: boolean): Pfn | null {
     // With defrag the kernel would direct-compact/reclaim here; the model has no
-    // compaction, so defrag changes nothing yet (mm2's reclaim may add it).
+    // compaction, so defrag changes nothing.
     const head = this.buddy.alloc_pages(HPAGE_PMD_ORDER);
     if (head === null) return null;
     prep_compound_page(this.pages, head, HPAGE_PMD_ORDER);
@@ -150,21 +152,17 @@ export class Host implements HostApi {
     if (!(Number.isFinite(ms) && ms >= 0)) throw new ConfigError(`advanceTime: ms must be a finite number ≥ 0, got ${ms}`);
     this.op(() => {
       this.now += ms;
-      mmExtensions.wakeup_kswapd?.(this);
-      mmExtensions.khugepaged_tick?.(this, ms);
+      this.vmscan.wakeup_kswapd();
+      this.khugepaged.khugepaged_tick();
     });
   }
 
   khugepaged_scan(): void {
-    const scan = mmExtensions.khugepaged_scan;
-    if (!scan) throw new HugevisorError('EINVAL_CONFIG', 'khugepaged is not part of this build (src/mm/khugepaged.ts not registered)');
-    this.op(() => scan(this));
+    this.op(() => this.khugepaged.khugepaged_do_scan());
   }
 
   reclaim(nrFrames: number): number {
-    const r = mmExtensions.reclaim;
-    if (!r) throw new HugevisorError('EINVAL_CONFIG', 'reclaim is not part of this build (src/mm/reclaim.ts not registered)');
-    return this.op(() => r(this, nrFrames));
+    return this.op(() => this.vmscan.reclaim(nrFrames));
   }
 
   split_huge_page(pfn: Pfn): void {
@@ -183,12 +181,12 @@ export class Host implements HostApi {
   }
 
   meminfo(): Record<string, number> {
-    const sw = mmExtensions.swapInfo?.(this) ?? { totalPages: 0, freePages: 0 };
+    const sw = this.swap.meminfo();
     return this.stat.meminfo(this.nrFrames, this.nr_free_pages(), sw.totalPages, sw.freePages);
   }
 
   khugepagedStats(): { pages_collapsed: number; full_scans: number } {
-    return { ...this.khugepaged };
+    return this.khugepaged.stats();
   }
 
   checkInvariants(): void {
@@ -200,7 +198,7 @@ export class Host implements HostApi {
     if (this.closed) return;
     for (const mm of [...this.processes]) mm.exit_mmap();
     this.free_kernel_page(this.zero_pfn);
-    mmExtensions.host_close?.(this);
+    this.swap.close();
     this.closed = true;
     if (this.debugChecks && this.nr_free_pages() !== this.nrFrames) {
       throw new HugevisorError(

@@ -1,5 +1,5 @@
 /**
- * The invariants of THP-MODEL.md, checked after every public operation when
+ * The host model's invariants, checked after every public operation when
  * HostConfig.debugChecks is on (tests turn it on). Each failure names the invariant and
  * the frame. (The EPT invariant is checked by the EPT manager.)
  *

@@ -16,10 +16,12 @@
  *
  * Huge pages are allocated at collapse time (the CONFIG_NUMA variant of 2.6.38): a failed
  * allocation counts thp_collapse_alloc_failed and ends the pass.
+ *
+ * One Khugepaged per Host (host.khugepaged), built in the Host constructor: the thread's
+ * state (khugepaged_scan's cursor, the wake-up schedule) and its sysfs counters are fields.
  */
 import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, alignUp } from '../util/address.ts';
-import { registerMmExtensions } from './extensions.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
@@ -30,81 +32,15 @@ import { mmu_notifier_test_young } from './reclaim.ts';
 import { page_add_new_anon_rmap, page_remove_rmap } from './rmap.ts';
 import { VM_HUGEPAGE, VM_NOHUGEPAGE, VM_WRITE, type Vma } from './vma.ts';
 
-interface KhugepagedState {
-  /** khugepaged_scan.mm_head: registered mms in registration order. */
-  mm_head: MmStruct[];
-  /** khugepaged_scan.mm_slot: the mm being scanned, null between turns of the list. */
-  mm_slot: MmStruct | null;
-  /** khugepaged_scan.address: where the scan of mm_slot resumes. */
-  address: number;
-  /** Simulated ms of the thread's next pass; null while it waits for work. */
-  nextWake: number | null;
-  /** The last pass failed to allocate a huge page (hpage = ERR_PTR(-ENOMEM)). */
-  allocFailed: boolean;
-  /** Passes run (for reports and tests). */
-  passes: number;
-}
-
-const states = new WeakMap<Host, KhugepagedState>();
-export function khugepagedState(host: Host): KhugepagedState {
-  let s = states.get(host);
-  if (!s) {
-    s = { mm_head: [], mm_slot: null, address: 0, nextWake: null, allocFailed: false, passes: 0 };
-    states.set(host, s);
-  }
-  return s;
-}
 
 const khugepaged_enabled = (host: Host) => host.knobs.enabled !== 'never';
 const khugepaged_always = (host: Host) => host.knobs.enabled === 'always';
 const khugepaged_test_exit = (host: Host, mm: MmStruct) => mm.dead || !host.processes.has(mm);
-const khugepaged_has_work = (host: Host, s: KhugepagedState) => s.mm_head.length > 0 && khugepaged_enabled(host);
 
 /** VMA flags allow collapse (the checks khugepaged_scan_mm_slot and collapse_huge_page share). */
 function vma_eligible(host: Host, vma: Vma): boolean {
   if ((!(vma.flags & VM_HUGEPAGE) && !khugepaged_always(host)) || vma.flags & VM_NOHUGEPAGE) return false;
   return vma.anon_vma !== null;
-}
-
-/** __khugepaged_enter: register the mm; wake the thread if it was waiting for work. */
-function __khugepaged_enter(host: Host, mm: MmStruct): void {
-  const s = khugepagedState(host);
-  if (s.mm_head.includes(mm)) return;
-  const wakeup = s.mm_head.length === 0;
-  s.mm_head.push(mm);
-  if (wakeup && s.nextWake === null) s.nextWake = host.now;
-}
-
-/** khugepaged_enter(vma): on a huge fault or madvise(MADV_HUGEPAGE). */
-function khugepaged_enter(mm: MmStruct, vma: Vma): void {
-  const host = mm.host;
-  if (!khugepaged_enabled(host)) return;
-  if ((khugepaged_always(host) || vma.flags & VM_HUGEPAGE) && !(vma.flags & VM_NOHUGEPAGE)) __khugepaged_enter(host, mm);
-}
-
-/** khugepaged_exit: drop the mm, unless the scan is on it (then the scan collects it). */
-function khugepaged_exit(mm: MmStruct): void {
-  const s = khugepagedState(mm.host);
-  if (s.mm_slot === mm) return;
-  const i = s.mm_head.indexOf(mm);
-  if (i >= 0) s.mm_head.splice(i, 1);
-}
-
-/**
- * khugepaged_scan_pmd: may the 2 MiB range at `address` be collapsed? Empty PTEs at most
- * max_ptes_none; every other PTE present and writable, mapping an anonymous page that is
- * on the LRU, unlocked, with _count 1 (no gup pin, no swap cache, not shared); at least
- * one young. Collapses it when so; returns whether a collapse was attempted.
- */
-function khugepaged_scan_pmd(host: Host, mm: MmStruct, vma: Vma, address: number): boolean {
-  const pmd = mm.pgd.pmd_table(address);
-  if (!pmd) return false;
-  const i = pmd_index(address);
-  const t = pmd.pte[i];
-  if (!t || pmd.pmd_trans_huge(i)) return false;
-  if (!collapse_allowed(host, t, (j) => mmu_notifier_test_young(mm, (address + j * PAGE_SIZE) as Hva))) return false;
-  collapse_huge_page(host, mm, address, vma);
-  return true;
 }
 
 /**
@@ -135,157 +71,225 @@ function collapse_allowed(host: Host, t: PteTable, young: ((j: number) => boolea
   return referenced || young === null;
 }
 
-/**
- * collapse_huge_page: allocate the huge page, revalidate the VMA, clear the PMD (secondary
- * MMUs told), isolate the small pages (rules re-checked), copy them — zero-filling holes —
- * into the huge page, map it with a huge PMD (the old PTE table becomes its deposit), and
- * free the small pages.
- */
-function collapse_huge_page(host: Host, mm: MmStruct, address: number, vma: Vma): void {
-  const s = khugepagedState(host);
-  const pages = host.pages;
-  const new_page = host.alloc_hugepage(host.knobs.khugepaged.defrag);
-  if (new_page === null) {
-    host.stat.count_vm_event('thp_collapse_alloc_failed');
-    s.allocFailed = true;
-    return;
-  }
-  host.stat.count_vm_event('thp_collapse_alloc');
-  // down_write(mmap_sem): revalidate what the scan saw under the read lock.
-  const v = khugepaged_test_exit(host, mm) ? null : mm.vmaAt(address);
-  const pmd = mm.pgd.pmd_table(address);
-  const i = pmd_index(address);
-  if (
-    v !== vma ||
-    !vma_eligible(host, vma) ||
-    address < alignUp(vma.start, HPAGE_PMD_SIZE) ||
-    address + HPAGE_PMD_SIZE > alignDown(vma.end, HPAGE_PMD_SIZE) ||
-    !pmd ||
-    !pmd.pte[i] ||
-    pmd.pmd_trans_huge(i)
-  ) {
-    put_page(pages, new_page);
-    return;
-  }
-  const t = pmd.pte[i]!;
-  const start = address as Hva;
-  const end = (address + HPAGE_PMD_SIZE) as Hva;
-  // pmdp_clear_flush_notify: after this neither the CPU nor gup_fast reach the PTEs.
-  mmu_notifier_invalidate_range_start(mm, start, end);
-  pmd.pmd_clear(i);
-  mmu_notifier_invalidate_range_end(mm, start, end);
-  if (!collapse_allowed(host, t, null)) {
-    pmd.pmd_populate(i, t);
-    put_page(pages, new_page);
-    return;
-  }
-  // __collapse_huge_page_copy
-  for (let j = 0; j < HPAGE_PMD_NR; j++) {
-    const dst = (new_page + j) as Pfn;
-    if (t.bits[j] === 0) {
-      host.physmem.zeroFrames(dst);
-      continue;
-    }
-    const src = t.pfn[j] as Pfn;
-    host.physmem.copyFrames(dst, src);
-    t.pte_clear(j);
-    page_remove_rmap(pages, host.stat, src);
-    put_page(pages, src); // free_page_and_swap_cache
-  }
-  page_add_new_anon_rmap(pages, host.stat, new_page, vma, start);
-  pmd.set_pmd_huge(i, new_page, _PAGE_ACCESSED | _PAGE_DIRTY | (vma.flags & VM_WRITE ? _PAGE_RW : 0));
-  mm.prepare_pmd_huge_pte(t);
-  host.khugepaged.pages_collapsed++;
-}
+/** The khugepaged thread of one host: its scan cursor, its schedule, its sysfs counters. */
+export class Khugepaged {
+  /** khugepaged_scan.mm_head: registered mms in registration order. */
+  readonly mm_head: MmStruct[] = [];
+  /** khugepaged_scan.mm_slot: the mm being scanned, null between turns of the list. */
+  mm_slot: MmStruct | null = null;
+  /** khugepaged_scan.address: where the scan of mm_slot resumes. */
+  address = 0;
+  /** Simulated ms of the thread's next pass; null while it waits for work. */
+  nextWake: number | null = null;
+  /** The last pass failed to allocate a huge page (hpage = ERR_PTR(-ENOMEM)). */
+  allocFailed = false;
+  /** Passes run (for reports and tests). */
+  passes = 0;
+  /** sysfs khugepaged/pages_collapsed: huge pages made (once per collapse, as 2.6.38 counts). */
+  pages_collapsed = 0;
+  /** sysfs khugepaged/full_scans: turns of the whole mm list. */
+  full_scans = 0;
 
-/** khugepaged_scan_mm_slot: scan the current mm from where it stopped; returns progress. */
-function khugepaged_scan_mm_slot(host: Host, s: KhugepagedState, pages: number): number {
-  if (!s.mm_slot) {
-    s.mm_slot = s.mm_head[0];
-    s.address = 0;
+  constructor(private readonly host: Host) {}
+
+  private khugepaged_has_work(): boolean {
+    return this.mm_head.length > 0 && khugepaged_enabled(this.host);
   }
-  const mm = s.mm_slot;
-  let progress = 1;
-  let finished = true; // the VMA walk ran off the end (vma == NULL)
-  if (!khugepaged_test_exit(host, mm)) {
-    const first = mm.find_vma(s.address);
-    const vmas = first ? mm.vmas.slice(mm.vmas.indexOf(first)) : [];
-    outer: for (const vma of vmas) {
-      if (!vma_eligible(host, vma)) {
-        progress++;
+
+  /** __khugepaged_enter: register the mm; wake the thread if it was waiting for work. */
+  private __khugepaged_enter(mm: MmStruct): void {
+    if (this.mm_head.includes(mm)) return;
+    const wakeup = this.mm_head.length === 0;
+    this.mm_head.push(mm);
+    if (wakeup && this.nextWake === null) this.nextWake = this.host.now;
+  }
+
+  /**
+   * khugepaged_enter(vma): on a huge fault, madvise(MADV_HUGEPAGE), and a VMA merge that
+   * leaves an anon_vma (khugepaged_enter_vma_merge).
+   */
+  khugepaged_enter(mm: MmStruct, vma: Vma): void {
+    const host = this.host;
+    if (!khugepaged_enabled(host)) return;
+    if ((khugepaged_always(host) || vma.flags & VM_HUGEPAGE) && !(vma.flags & VM_NOHUGEPAGE)) this.__khugepaged_enter(mm);
+  }
+
+  /** khugepaged_fork: a child of a registered mm is registered too. */
+  khugepaged_fork(child: MmStruct, parent: MmStruct): void {
+    if (this.mm_head.includes(parent)) this.__khugepaged_enter(child);
+  }
+
+  /** khugepaged_exit: drop the mm, unless the scan is on it (then the scan collects it). */
+  khugepaged_exit(mm: MmStruct): void {
+    if (this.mm_slot === mm) return;
+    const i = this.mm_head.indexOf(mm);
+    if (i >= 0) this.mm_head.splice(i, 1);
+  }
+
+  /**
+   * khugepaged_scan_pmd: may the 2 MiB range at `address` be collapsed? Empty PTEs at most
+   * max_ptes_none; every other PTE present and writable, mapping an anonymous page that is
+   * on the LRU, unlocked, with _count 1 (no gup pin, no swap cache, not shared); at least
+   * one young. Collapses it when so; returns whether a collapse was attempted.
+   */
+  private khugepaged_scan_pmd(mm: MmStruct, vma: Vma, address: number): boolean {
+    const pmd = mm.pgd.pmd_table(address);
+    if (!pmd) return false;
+    const i = pmd_index(address);
+    const t = pmd.pte[i];
+    if (!t || pmd.pmd_trans_huge(i)) return false;
+    if (!collapse_allowed(this.host, t, (j) => mmu_notifier_test_young(mm, (address + j * PAGE_SIZE) as Hva))) return false;
+    this.collapse_huge_page(mm, address, vma);
+    return true;
+  }
+
+  /**
+   * collapse_huge_page: allocate the huge page, revalidate the VMA, clear the PMD (secondary
+   * MMUs told), isolate the small pages (rules re-checked), copy them — zero-filling holes —
+   * into the huge page, map it with a huge PMD (the old PTE table becomes its deposit), and
+   * free the small pages.
+   */
+  private collapse_huge_page(mm: MmStruct, address: number, vma: Vma): void {
+    const host = this.host;
+    const pages = host.pages;
+    const new_page = host.alloc_hugepage(host.knobs.khugepaged.defrag);
+    if (new_page === null) {
+      host.stat.count_vm_event('thp_collapse_alloc_failed');
+      this.allocFailed = true;
+      return;
+    }
+    host.stat.count_vm_event('thp_collapse_alloc');
+    // down_write(mmap_sem): revalidate what the scan saw under the read lock.
+    const v = khugepaged_test_exit(host, mm) ? null : mm.vmaAt(address);
+    const pmd = mm.pgd.pmd_table(address);
+    const i = pmd_index(address);
+    if (
+      v !== vma ||
+      !vma_eligible(host, vma) ||
+      address < alignUp(vma.start, HPAGE_PMD_SIZE) ||
+      address + HPAGE_PMD_SIZE > alignDown(vma.end, HPAGE_PMD_SIZE) ||
+      !pmd ||
+      !pmd.pte[i] ||
+      pmd.pmd_trans_huge(i)
+    ) {
+      put_page(pages, new_page);
+      return;
+    }
+    const t = pmd.pte[i]!;
+    const start = address as Hva;
+    const end = (address + HPAGE_PMD_SIZE) as Hva;
+    // pmdp_clear_flush_notify: after this neither the CPU nor gup_fast reach the PTEs.
+    mmu_notifier_invalidate_range_start(mm, start, end);
+    pmd.pmd_clear(i);
+    mmu_notifier_invalidate_range_end(mm, start, end);
+    if (!collapse_allowed(host, t, null)) {
+      pmd.pmd_populate(i, t);
+      put_page(pages, new_page);
+      return;
+    }
+    // __collapse_huge_page_copy
+    for (let j = 0; j < HPAGE_PMD_NR; j++) {
+      const dst = (new_page + j) as Pfn;
+      if (t.bits[j] === 0) {
+        host.physmem.zeroFrames(dst);
         continue;
       }
-      const hstart = alignUp(vma.start, HPAGE_PMD_SIZE);
-      const hend = alignDown(vma.end, HPAGE_PMD_SIZE);
-      if (hstart >= hend || s.address > hend) {
-        progress++;
-        continue;
-      }
-      if (s.address < hstart) s.address = hstart;
-      while (s.address < hend) {
-        const collapsed = khugepaged_scan_pmd(host, mm, vma, s.address);
-        s.address += HPAGE_PMD_SIZE;
-        progress += HPAGE_PMD_NR;
-        if (collapsed || progress >= pages) {
-          finished = false;
-          break outer;
+      const src = t.pfn[j] as Pfn;
+      host.physmem.copyFrames(dst, src);
+      t.pte_clear(j);
+      page_remove_rmap(pages, host.stat, src);
+      put_page(pages, src); // free_page_and_swap_cache
+    }
+    page_add_new_anon_rmap(pages, host.stat, new_page, vma, start);
+    pmd.set_pmd_huge(i, new_page, _PAGE_ACCESSED | _PAGE_DIRTY | (vma.flags & VM_WRITE ? _PAGE_RW : 0));
+    mm.prepare_pmd_huge_pte(t);
+    this.pages_collapsed++;
+  }
+
+  /** khugepaged_scan_mm_slot: scan the current mm from where it stopped; returns progress. */
+  private khugepaged_scan_mm_slot(pages: number): number {
+    const host = this.host;
+    if (!this.mm_slot) {
+      this.mm_slot = this.mm_head[0];
+      this.address = 0;
+    }
+    const mm = this.mm_slot;
+    let progress = 1;
+    let finished = true; // the VMA walk ran off the end (vma == NULL)
+    if (!khugepaged_test_exit(host, mm)) {
+      const first = mm.find_vma(this.address);
+      const vmas = first ? mm.vmas.slice(mm.vmas.indexOf(first)) : [];
+      outer: for (const vma of vmas) {
+        if (!vma_eligible(host, vma)) {
+          progress++;
+          continue;
+        }
+        const hstart = alignUp(vma.start, HPAGE_PMD_SIZE);
+        const hend = alignDown(vma.end, HPAGE_PMD_SIZE);
+        if (hstart >= hend || this.address > hend) {
+          progress++;
+          continue;
+        }
+        if (this.address < hstart) this.address = hstart;
+        while (this.address < hend) {
+          const collapsed = this.khugepaged_scan_pmd(mm, vma, this.address);
+          this.address += HPAGE_PMD_SIZE;
+          progress += HPAGE_PMD_NR;
+          if (collapsed || progress >= pages) {
+            finished = false;
+            break outer;
+          }
         }
       }
     }
-  }
-  if (khugepaged_test_exit(host, mm) || finished) {
-    const i = s.mm_head.indexOf(mm);
-    if (i + 1 < s.mm_head.length) {
-      s.mm_slot = s.mm_head[i + 1];
-      s.address = 0;
-    } else {
-      s.mm_slot = null;
-      host.khugepaged.full_scans++;
+    if (khugepaged_test_exit(host, mm) || finished) {
+      const i = this.mm_head.indexOf(mm);
+      if (i + 1 < this.mm_head.length) {
+        this.mm_slot = this.mm_head[i + 1];
+        this.address = 0;
+      } else {
+        this.mm_slot = null;
+        this.full_scans++;
+      }
+      if (khugepaged_test_exit(host, mm)) this.mm_head.splice(i, 1); // collect_mm_slot
     }
-    if (khugepaged_test_exit(host, mm)) s.mm_head.splice(i, 1); // collect_mm_slot
+    return progress;
   }
-  return progress;
-}
 
-/** khugepaged_do_scan: one pass of pages_to_scan progress. */
-export function khugepaged_do_scan(host: Host): void {
-  const s = khugepagedState(host);
-  const pages = host.knobs.khugepaged.pages_to_scan;
-  let progress = 0;
-  let pass_through_head = 0;
-  s.allocFailed = false;
-  s.passes++;
-  while (progress < pages) {
-    if (s.allocFailed) break;
-    if (!s.mm_slot) pass_through_head++;
-    if (khugepaged_has_work(host, s) && pass_through_head < 2) progress += khugepaged_scan_mm_slot(host, s, pages - progress);
-    else progress = pages;
-  }
-}
-
-/** advanceTime: run every pass due by host.now (khugepaged_loop's wake-ups). */
-function khugepaged_tick(host: Host): void {
-  const s = khugepagedState(host);
-  while (s.nextWake !== null && s.nextWake <= host.now) {
-    const at = s.nextWake;
-    if (khugepaged_enabled(host)) khugepaged_do_scan(host);
-    if (!khugepaged_has_work(host, s)) {
-      s.nextWake = null; // wait_event until khugepaged_enter
-      continue;
+  /** khugepaged_do_scan: one pass of pages_to_scan progress (HostApi.khugepaged_scan). */
+  khugepaged_do_scan(): void {
+    const pages = this.host.knobs.khugepaged.pages_to_scan;
+    let progress = 0;
+    let pass_through_head = 0;
+    this.allocFailed = false;
+    this.passes++;
+    while (progress < pages) {
+      if (this.allocFailed) break;
+      if (!this.mm_slot) pass_through_head++;
+      if (this.khugepaged_has_work() && pass_through_head < 2) progress += this.khugepaged_scan_mm_slot(pages - progress);
+      else progress = pages;
     }
-    // A zero scan_sleep_millisecs means back-to-back passes; the model spaces them 1 ms
-    // apart so that advanceTime always ends.
-    const k = host.knobs.khugepaged;
-    s.nextWake = at + Math.max(1, k.scan_sleep_millisecs) + (s.allocFailed ? k.alloc_sleep_millisecs : 0);
+  }
+
+  /** khugepaged_loop's wake-ups: run every pass due by host.now (HostApi.advanceTime). */
+  khugepaged_tick(): void {
+    const host = this.host;
+    while (this.nextWake !== null && this.nextWake <= host.now) {
+      const at = this.nextWake;
+      if (khugepaged_enabled(host)) this.khugepaged_do_scan();
+      if (!this.khugepaged_has_work()) {
+        this.nextWake = null; // wait_event until khugepaged_enter
+        continue;
+      }
+      // A zero scan_sleep_millisecs means back-to-back passes; the model spaces them 1 ms
+      // apart so that advanceTime always ends.
+      const k = host.knobs.khugepaged;
+      this.nextWake = at + Math.max(1, k.scan_sleep_millisecs) + (this.allocFailed ? k.alloc_sleep_millisecs : 0);
+    }
+  }
+
+  /** /sys/kernel/mm/transparent_hugepage/khugepaged/{pages_collapsed,full_scans}. */
+  stats(): { pages_collapsed: number; full_scans: number } {
+    return { pages_collapsed: this.pages_collapsed, full_scans: this.full_scans };
   }
 }
-
-registerMmExtensions({
-  khugepaged_enter,
-  khugepaged_exit,
-  khugepaged_fork(child, parent) {
-    if (khugepagedState(parent.host).mm_head.includes(parent)) __khugepaged_enter(child.host, child);
-  },
-  khugepaged_scan: (host) => khugepaged_do_scan(host),
-  khugepaged_tick: (host) => khugepaged_tick(host),
-});

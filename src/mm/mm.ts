@@ -12,7 +12,6 @@ import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_SIZE, PAGE_SIZE, alignUp, isAligned } from '../util/address.ts';
 import { ConfigError, HugevisorError } from '../util/errors.ts';
 import { SegvError } from './errors.ts';
-import { mmExtensions } from './extensions.ts';
 import { handle_mm_fault } from './fault.ts';
 import { follow_page, get_user_pages, followForAccess } from './gup.ts';
 import type { Host } from './host.ts';
@@ -142,7 +141,7 @@ export class MmStruct implements MmStructApi {
         a.end = b.end;
         this.host.anon.unlink(b);
         this.vmas.splice(i + 1, 1);
-        if (a.anon_vma) mmExtensions.khugepaged_enter?.(this, a); // khugepaged_enter_vma_merge
+        if (a.anon_vma) this.host.khugepaged.khugepaged_enter(this, a); // khugepaged_enter_vma_merge
       } else i++;
     }
   }
@@ -289,7 +288,7 @@ export class MmStruct implements MmStructApi {
         }
       }
       this.mergeAround(start, end);
-      if (advice === 'MADV_HUGEPAGE') for (const v of this.vmasIn(start, end)) mmExtensions.khugepaged_enter?.(this, v);
+      if (advice === 'MADV_HUGEPAGE') for (const v of this.vmasIn(start, end)) this.host.khugepaged.khugepaged_enter(this, v);
     });
   }
 
@@ -314,7 +313,7 @@ export class MmStruct implements MmStructApi {
           mmu_notifier_invalidate_range_end(this, v.start as Hva, v.end as Hva);
         }
       }
-      mmExtensions.khugepaged_fork?.(child, this);
+      this.host.khugepaged.khugepaged_fork(child, this);
       return child;
     });
   }
@@ -322,7 +321,7 @@ export class MmStruct implements MmStructApi {
   exit_mmap(): void {
     if (this.dead) return;
     this.host.op(() => {
-      mmExtensions.khugepaged_exit?.(this);
+      this.host.khugepaged.khugepaged_exit(this);
       for (const v of [...this.vmas]) {
         zap_page_range(this, v.start, v.end);
         this.host.anon.unlink(v);

@@ -6,8 +6,8 @@
  * must retry instead of installing a stale mapping.
  *
  * Callers in this model: munmap, mprotect, madvise(DONTNEED), fork (write-protecting the
- * parent), COW breaks (4 KiB and huge), split_huge_page pass 1, exit_mmap; mm2's
- * collapse and swap-out use mmu_notifier_invalidate_range_start/end below.
+ * parent), COW breaks (4 KiB and huge), split_huge_page pass 1, exit_mmap,
+ * khugepaged's collapse and swap-out's try_to_unmap, all through mmu_notifier_invalidate_range_start/end below.
  */
 import type { Hva } from '../util/address.ts';
 import type { MmStructApi, MmuNotifierOps } from './types.ts';
@@ -16,7 +16,7 @@ export class MmuNotifierList {
   readonly ops = new Set<MmuNotifierOps>();
   seq = 0;
   count = 0;
-  /** Every invalidation as [start, end), kept short, for tests and tracing. */
+  /** invalidate_range_start calls so far (for tests and tracing). */
   invalidations = 0;
 }
 

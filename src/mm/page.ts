@@ -1,7 +1,7 @@
 /**
  * struct page for every host frame, as compact typed arrays in one SharedArrayBuffer
  * (24 bytes per frame: six 32-bit fields), so that worker threads can race on the same
- * metadata with Atomics exactly like CPUs race on struct page (THP-MODEL.md "struct page").
+ * metadata with Atomics exactly like CPUs race on struct page.
  *
  * Field use follows the 2.6.38 kernel:
  *  - flags:      PG_* bits below.
@@ -33,8 +33,11 @@ export const PG_reserved = 1 << 11; // kernel page (EPT tables, deposited PTE ta
 export const PG_swapbacked = 1 << 12;
 
 const FIELDS = 6;
-/** Bytes of metadata per host frame (PERFORMANCE.md target ≤ 24, goal ≤ 12). */
+/** Bytes of metadata per host frame (bench/footprint.ts reports it; kept ≤ 24). */
 export const STRUCT_PAGE_BYTES = FIELDS * 4;
+
+/** Called when a page (order 0) or a compound page (its head, order > 0) drops to _count 0. */
+export type FreePagesFn = (pfn: Pfn, order: number) => void;
 
 /** struct page metadata for `nrFrames` frames, shareable with worker threads. */
 export class PageArray {
@@ -46,6 +49,12 @@ export class PageArray {
   readonly private: Int32Array;
   readonly mapping: Int32Array;
   readonly index: Int32Array;
+  /**
+   * Who takes back a page whose last reference is dropped (refcount.ts registerFreePages):
+   * the buddy allocator of the host owning these frames. Per thread: a worker viewing the
+   * same buffer sets its own.
+   */
+  free_pages: FreePagesFn | null = null;
 
   /** New zeroed metadata, or a view of an existing buffer (from another thread). */
   constructor(nrFrames: number, sab?: SharedArrayBuffer) {

@@ -8,7 +8,7 @@
  * A PMD entry is one of: none, a pointer to a PTE table, or a huge mapping of an order-9
  * compound page (pmd_trans_huge) which may be marked splitting (pmd_trans_splitting).
  * A PTE is none, present (pfn + bits), or a swap entry (not present, pfn field = swap
- * offset, for mm2's swap).
+ * offset, swap.ts).
  */
 import type { Hva, Pfn } from '../util/address.ts';
 

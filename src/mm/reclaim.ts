@@ -9,16 +9,18 @@
  * A page whose mappings were referenced (young PTE / huge PMD, or PG_referenced) since the
  * hand last passed gets its young bits cleared and is skipped (page_referenced; the
  * kernel would activate it); an old one is reclaimed. Deterministic: the hand persists
- * per host. (The kernel keeps real LRU lists fed by lru_cache_add; the core model has no
- * hook there, so the clock stands in for the inactive anon list.)
+ * per host. (The kernel keeps real LRU lists fed by lru_cache_add; the model keeps none,
+ * so the clock stands in for the inactive anon list.)
  *
  * THPs: an old THP is split first (split_huge_page, thp_split) and its 512 pages, old
  * since the PMD was, are then swapped one by one. Pages pinned by gup are not reclaimed.
+ *
+ * One Reclaim per Host (host.vmscan — HostApi.reclaim(n) already names the method), built
+ * in the Host constructor; the clock hand and kswapd's back-off are its fields.
  */
 import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_NR } from '../util/address.ts';
 import { ConfigError } from '../util/errors.ts';
-import { registerMmExtensions } from './extensions.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { PG_anon, PG_head, PG_lru, PG_referenced, PG_reserved, PG_tail } from './page.ts';
@@ -26,30 +28,6 @@ import { _PAGE_ACCESSED, pmd_index, pte_index } from './pgtable.ts';
 import { get_page, put_page } from './refcount.ts';
 import { rmap_walk } from './rmap.ts';
 import { split_huge_page } from './split.ts';
-import { pageout_anon_page, swapInfo } from './swap.ts';
-
-interface ReclaimState {
-  /** The clock hand: next frame to look at. */
-  hand: number;
-  /** Frames reclaimed so far (pgsteal) and pages looked at (pgscan), for reports. */
-  pgsteal: number;
-  pgscan: number;
-  /**
-   * Memory state and time when kswapd last freed nothing (all_unreclaimable): it does not
-   * sweep again until something changed or KSWAPD_BACKOFF_MS passed (pins are released
-   * silently), so advanceTime stays cheap on a host full of pinned memory.
-   */
-  unreclaimable: { state: string; at: number } | null;
-}
-const states = new WeakMap<Host, ReclaimState>();
-export function reclaimState(host: Host): ReclaimState {
-  let s = states.get(host);
-  if (!s) {
-    s = { hand: 0, pgsteal: 0, pgscan: 0, unreclaimable: null };
-    states.set(host, s);
-  }
-  return s;
-}
 
 /**
  * Optional secondary-MMU young-bit callbacks (2.6.38 mmu_notifier_clear_flush_young and
@@ -109,44 +87,6 @@ export function page_referenced(host: Host, pfn: Pfn): boolean {
   return referenced;
 }
 
-/**
- * shrink_anon: reclaim up to `nrToReclaim` frames, at most two turns of the clock.
- * Returns frames freed.
- */
-export function shrink_anon(host: Host, nrToReclaim: number): number {
-  if (!swapInfo(host) || nrToReclaim <= 0) return 0;
-  const pages = host.pages;
-  const st = reclaimState(host);
-  const n = host.nrFrames;
-  let freed = 0;
-  for (let budget = 2 * n; budget > 0 && freed < nrToReclaim; budget--) {
-    const p = st.hand as Pfn;
-    st.hand = p + 1 >= n ? 0 : p + 1;
-    const f = pages.flags[p];
-    if (f & PG_tail || f & PG_reserved || !(f & PG_anon) || !(f & PG_lru) || pages._mapcount[p] < 0) continue;
-    st.pgscan++;
-    if (f & PG_head) {
-      if (page_referenced(host, p)) {
-        st.hand = p + HPAGE_PMD_NR >= n ? 0 : p + HPAGE_PMD_NR; // skip its tails
-        continue;
-      }
-      // add_to_swap on a THP: split_huge_page first; its pages come next on the clock.
-      get_page(pages, p);
-      split_huge_page(host, p);
-      put_page(pages, p);
-      st.hand = p;
-      continue;
-    }
-    if (page_referenced(host, p)) continue;
-    const r = pageout_anon_page(host, p);
-    if (r === 'freed') {
-      freed++;
-      st.pgsteal++;
-    } else if (r === 'no_swap') break; // swap full
-  }
-  return freed;
-}
-
 /** kswapd's back-off after a sweep that freed nothing (the kernel's congestion_wait(HZ/10)). */
 export const KSWAPD_BACKOFF_MS = 100;
 
@@ -155,28 +95,85 @@ export function high_wmark(host: Host): number {
   return host.min_free_frames + (host.min_free_frames >> 1);
 }
 
-/**
- * kswapd: when free frames are below min_free_frames, reclaim until the high watermark.
- * Called on simulated time (HostApi.advanceTime, before khugepaged). Returns frames freed.
- */
-export function wakeup_kswapd(host: Host): number {
-  const free = host.nr_free_pages();
-  if (free >= host.min_free_frames || !swapInfo(host)) return 0;
-  const st = reclaimState(host);
-  const si = swapInfo(host)!;
-  const state = `${free}:${host.stat.nr_anon_pages}:${host.stat.nr_anon_transparent_hugepages}:${si.inuse_pages}:${host.stat.events.pswpin}`;
-  const u = st.unreclaimable;
-  if (u && u.state === state && host.now - u.at < KSWAPD_BACKOFF_MS) return 0;
-  const freed = shrink_anon(host, high_wmark(host) - free);
-  st.unreclaimable = freed === 0 ? { state, at: host.now } : null;
-  return freed;
-}
+/** Page reclaim of one host: the clock hand, kswapd's back-off, pgscan/pgsteal. */
+export class Reclaim {
+  /** The clock hand: next frame to look at. */
+  hand = 0;
+  /** Frames reclaimed so far (pgsteal) and pages looked at (pgscan), for reports. */
+  pgsteal = 0;
+  pgscan = 0;
+  /**
+   * Memory state and time when kswapd last freed nothing (all_unreclaimable): it does not
+   * sweep again until something changed or KSWAPD_BACKOFF_MS passed (pins are released
+   * silently), so advanceTime stays cheap on a host full of pinned memory.
+   */
+  unreclaimable: { state: string; at: number } | null = null;
 
-registerMmExtensions({
-  reclaim: (host, nr) => {
+  constructor(private readonly host: Host) {}
+
+  /**
+   * shrink_anon: reclaim up to `nrToReclaim` frames, at most two turns of the clock.
+   * Returns frames freed.
+   */
+  shrink_anon(nrToReclaim: number): number {
+    const host = this.host;
+    if (!host.swap.device || nrToReclaim <= 0) return 0;
+    const pages = host.pages;
+    const n = host.nrFrames;
+    let freed = 0;
+    for (let budget = 2 * n; budget > 0 && freed < nrToReclaim; budget--) {
+      const p = this.hand as Pfn;
+      this.hand = p + 1 >= n ? 0 : p + 1;
+      const f = pages.flags[p];
+      if (f & PG_tail || f & PG_reserved || !(f & PG_anon) || !(f & PG_lru) || pages._mapcount[p] < 0) continue;
+      this.pgscan++;
+      if (f & PG_head) {
+        if (page_referenced(host, p)) {
+          this.hand = p + HPAGE_PMD_NR >= n ? 0 : p + HPAGE_PMD_NR; // skip its tails
+          continue;
+        }
+        // add_to_swap on a THP: split_huge_page first; its pages come next on the clock.
+        get_page(pages, p);
+        split_huge_page(host, p);
+        put_page(pages, p);
+        this.hand = p;
+        continue;
+      }
+      if (page_referenced(host, p)) continue;
+      const r = host.swap.pageout_anon_page(p);
+      if (r === 'freed') {
+        freed++;
+        this.pgsteal++;
+      } else if (r === 'no_swap') break; // swap full
+    }
+    return freed;
+  }
+
+  /** HostApi.reclaim: reclaim `nr` frames now. */
+  reclaim(nr: number): number {
     if (!Number.isInteger(nr) || nr < 0) throw new ConfigError(`reclaim: nrFrames must be an integer ≥ 0, got ${nr}`);
-    return shrink_anon(host, nr);
-  },
-  try_to_free_pages: (host, nr) => shrink_anon(host, nr),
-  wakeup_kswapd,
-});
+    return this.shrink_anon(nr);
+  }
+
+  /** try_to_free_pages: direct reclaim, when an order-0 allocation finds no free frame. */
+  try_to_free_pages(nr: number): number {
+    return this.shrink_anon(nr);
+  }
+
+  /**
+   * kswapd: when free frames are below min_free_frames, reclaim until the high watermark.
+   * Called on simulated time (HostApi.advanceTime, before khugepaged). Returns frames freed.
+   */
+  wakeup_kswapd(): number {
+    const host = this.host;
+    const free = host.nr_free_pages();
+    const si = host.swap.device;
+    if (free >= host.min_free_frames || !si) return 0;
+    const state = `${free}:${host.stat.nr_anon_pages}:${host.stat.nr_anon_transparent_hugepages}:${si.inuse_pages}:${host.stat.events.pswpin}`;
+    const u = this.unreclaimable;
+    if (u && u.state === state && host.now - u.at < KSWAPD_BACKOFF_MS) return 0;
+    const freed = this.shrink_anon(high_wmark(host) - free);
+    this.unreclaimable = freed === 0 ? { state, at: host.now } : null;
+    return freed;
+  }
+}

@@ -1,21 +1,24 @@
 /**
  * Page reference counting across compound heads and tails, as in Linux 2.6.38
  * (include/linux/mm.h get_page, mm/swap.c put_page/put_compound_page,
- * mm/huge_memory.c __split_huge_page_refcount). THP-MODEL.md "Reference counting".
+ * mm/huge_memory.c __split_huge_page_refcount).
  *
  * Everything here works on a PageArray whose fields live in a SharedArrayBuffer and uses
  * Atomics only, so worker threads may race on the same struct pages exactly as CPUs do
- * (mm2's compound_lock stress test). compound_lock is a bit spinlock on PG_compound_lock in
- * the head's flags; setCompoundLockEnabled(false) turns it into a no-op to demonstrate the
- * race it closes (debug only).
+ * (the compound_lock stress, src/mm/stress/). compound_lock is a bit spinlock on
+ * PG_compound_lock in the head's flags. The exported put_page and
+ * __split_huge_page_refcount always take it; refcountWithLock(lock) builds the same two
+ * functions over another CompoundLock, which is how the stress harness runs them without
+ * the lock to show the race it closes.
  *
- * Freeing: a page whose _count reaches zero is handed to the free callback registered for
- * its PageArray (the buddy allocator's free on the main thread; anything a stress test
- * likes in a worker).
+ * Freeing: a page whose _count reaches zero is handed to its PageArray's free callback
+ * (registerFreePages: the buddy allocator's free on the main thread; anything a stress
+ * test likes in a worker).
  */
 import type { Pfn } from '../util/address.ts';
 import { HPAGE_PMD_NR } from '../util/address.ts';
 import {
+  type FreePagesFn,
   PageArray,
   PG_anon,
   PG_compound_lock,
@@ -28,29 +31,17 @@ import {
   PG_uptodate,
 } from './page.ts';
 
-/** Called when a page (order 0) or a compound page (its head, order > 0) drops to _count 0. */
-export type FreePagesFn = (pfn: Pfn, order: number) => void;
-
-const freeCallbacks = new WeakMap<PageArray, FreePagesFn>();
+export type { FreePagesFn } from './page.ts';
 
 /** Register who frees pages of `pages` (the buddy allocator's __free_pages). */
 export function registerFreePages(pages: PageArray, fn: FreePagesFn): void {
-  freeCallbacks.set(pages, fn);
+  pages.free_pages = fn;
 }
 
 function freePages(pages: PageArray, pfn: Pfn, order: number): void {
-  const fn = freeCallbacks.get(pages);
+  const fn = pages.free_pages;
   if (!fn) throw new Error(`put_page: page ${pfn} reached _count 0 but no free callback is registered`);
   fn(pfn, order);
-}
-
-let compoundLockEnabled = true;
-/** Debug switch for the stress demonstration: false makes compound_lock a no-op. */
-export function setCompoundLockEnabled(on: boolean): void {
-  compoundLockEnabled = on;
-}
-export function compoundLockIsEnabled(): boolean {
-  return compoundLockEnabled;
 }
 
 /** BUG_ON / VM_BUG_ON: a broken kernel invariant (never a user error). */
@@ -66,7 +57,6 @@ function BUG_ON(cond: boolean, msg: string): void {
 
 /** compound_lock(head): bit_spin_lock(PG_compound_lock, &head->flags). */
 export function compound_lock(pages: PageArray, head: Pfn): void {
-  if (!compoundLockEnabled) return;
   const flags = pages.flags;
   // Test-and-set with Atomics.or; spin while another thread holds the bit.
   while (Atomics.or(flags, head, PG_compound_lock) & PG_compound_lock) {
@@ -78,9 +68,17 @@ export function compound_lock(pages: PageArray, head: Pfn): void {
 
 /** compound_unlock(head): bit_spin_unlock. */
 export function compound_unlock(pages: PageArray, head: Pfn): void {
-  if (!compoundLockEnabled) return;
   Atomics.and(pages.flags, head, ~PG_compound_lock);
 }
+
+/** What put_compound_page and __split_huge_page_refcount serialize on. */
+export interface CompoundLock {
+  compound_lock(pages: PageArray, head: Pfn): void;
+  compound_unlock(pages: PageArray, head: Pfn): void;
+}
+
+/** The kernel's compound_lock: the PG_compound_lock bit spinlock above. */
+export const PG_COMPOUND_LOCK: CompoundLock = { compound_lock, compound_unlock };
 
 /** get_page_unless_zero (atomic_inc_not_zero): take a reference unless the page is free. */
 export function get_page_unless_zero(pages: PageArray, pfn: Pfn): boolean {
@@ -130,7 +128,7 @@ function __put_compound_page(pages: PageArray, head: Pfn): void {
 }
 
 /** put_compound_page: put_page on a head or tail (mm/swap.c, 2.6.38). */
-function put_compound_page(pages: PageArray, page: Pfn): void {
+function put_compound_page(pages: PageArray, page: Pfn, lock: CompoundLock): void {
   if (pages.PageTail(page)) {
     // __split_huge_page_refcount can run under us: first_page may be stale.
     const head = Atomics.load(pages.private, page) as Pfn;
@@ -144,10 +142,10 @@ function put_compound_page(pages: PageArray, page: Pfn): void {
         return;
       }
       // Only lock a valid head that we pinned above.
-      compound_lock(pages, head);
+      lock.compound_lock(pages, head);
       if (!pages.PageTail(page)) {
         // __split_huge_page_refcount ran before we got the lock.
-        compound_unlock(pages, head);
+        lock.compound_unlock(pages, head);
         BUG_ON(pages.PageHead(head), `split left head ${head} compound`);
         if (put_page_testzero(pages, head)) __put_single_page(pages, head);
         if (put_page_testzero(pages, page)) __put_single_page(pages, page);
@@ -158,7 +156,7 @@ function put_compound_page(pages: PageArray, page: Pfn): void {
       BUG_ON(put_page_testzero(pages, head), `head ${head} freed under compound_lock`);
       BUG_ON(Atomics.load(pages._count, page) <= 0, `put_page on tail ${page} with _count 0`);
       Atomics.sub(pages._count, page, 1);
-      compound_unlock(pages, head);
+      lock.compound_unlock(pages, head);
       if (put_page_testzero(pages, head)) {
         if (pages.PageHead(head)) __put_compound_page(pages, head);
         else __put_single_page(pages, head);
@@ -176,7 +174,11 @@ function put_compound_page(pages: PageArray, page: Pfn): void {
 
 /** put_page: drop a reference; frees the page (or compound page) at zero. */
 export function put_page(pages: PageArray, pfn: Pfn): void {
-  if (pages.PageCompound(pfn)) put_compound_page(pages, pfn);
+  put_page_locking(pages, pfn, PG_COMPOUND_LOCK);
+}
+
+function put_page_locking(pages: PageArray, pfn: Pfn, lock: CompoundLock): void {
+  if (pages.PageCompound(pfn)) put_compound_page(pages, pfn, lock);
   else if (put_page_testzero(pages, pfn)) __put_single_page(pages, pfn);
 }
 
@@ -220,8 +222,12 @@ export function destroy_compound_page(pages: PageArray, head: Pfn, order: number
  * Returns nothing; `nr` lets tests use smaller compounds (default HPAGE_PMD_NR).
  */
 export function __split_huge_page_refcount(pages: PageArray, head: Pfn, nr: number = HPAGE_PMD_NR): void {
+  split_refcount_locking(pages, head, nr, PG_COMPOUND_LOCK);
+}
+
+function split_refcount_locking(pages: PageArray, head: Pfn, nr: number, lock: CompoundLock): void {
   BUG_ON(!pages.PageHead(head), `__split_huge_page_refcount on non-head ${head}`);
-  compound_lock(pages, head);
+  lock.compound_lock(pages, head);
   const headMapcount = Atomics.load(pages._mapcount, head) + 1; // page_mapcount(head)
   const headMapping = Atomics.load(pages.mapping, head);
   let index = Atomics.load(pages.index, head);
@@ -248,10 +254,27 @@ export function __split_huge_page_refcount(pages: PageArray, head: Pfn, nr: numb
   // ClearPageCompound(head)
   Atomics.store(pages.private, head, 0);
   pages.clearFlag(head, PG_head);
-  compound_unlock(pages, head);
+  lock.compound_unlock(pages, head);
   for (let i = 1; i < nr; i++) {
     const t = (head + i) as Pfn;
     BUG_ON(Atomics.load(pages._count, t) <= 0, `split: tail ${t} with _count 0`);
-    put_page(pages, t);
+    put_page_locking(pages, t, lock);
   }
+}
+
+/** put_page and __split_huge_page_refcount serialized by `lock` instead of PG_COMPOUND_LOCK. */
+export interface LockedRefcount {
+  put_page(pages: PageArray, pfn: Pfn): void;
+  __split_huge_page_refcount(pages: PageArray, head: Pfn, nr?: number): void;
+}
+
+/**
+ * The same reference counting over another CompoundLock: for the compound_lock stress,
+ * which races it with and without a real lock. The host model never calls this.
+ */
+export function refcountWithLock(lock: CompoundLock): LockedRefcount {
+  return {
+    put_page: (pages, pfn) => put_page_locking(pages, pfn, lock),
+    __split_huge_page_refcount: (pages, head, nr = HPAGE_PMD_NR) => split_refcount_locking(pages, head, nr, lock),
+  };
 }

@@ -74,7 +74,7 @@ export function page_add_new_anon_rmap(pages: PageArray, st: VmStat, pfn: Pfn, v
 
 /**
  * page_add_anon_rmap (do_page_add_anon_rmap): map an existing anonymous page once more,
- * e.g. a page read back from swap (mm2). On its first mapping the rmap key is set from
+ * e.g. a page read back from swap. On its first mapping the rmap key is set from
  * `vma`/`addr` (__page_set_anon_rmap) when given.
  */
 export function page_add_anon_rmap(pages: PageArray, st: VmStat, pfn: Pfn, vma?: Vma, addr?: Hva): void {

@@ -3,8 +3,8 @@
  * mm/rmap.c try_to_unmap, as in 2.6.38): one swap device of fixed size backed by a real
  * file, a slot allocator with per-slot use counts (swap_map), the swap cache (PG_swapcache
  * with the slot in page->private), swap-out of one 4 KiB anonymous page and swap-in as a
- * major fault. THPs never get here whole: reclaim.ts splits them first (the seed's point:
- * the swap cache stays 4 KiB-only).
+ * major fault. THPs never get here whole: reclaim.ts splits them first (2.6.38's swap
+ * cache holds 4 KiB pages only).
  *
  * A swap PTE is a not-present PTE with _PAGE_SWP whose pfn field holds the slot (the
  * kernel's swp_entry_t offset; one device, so no type field). Slot 0 holds the swap
@@ -14,14 +14,17 @@
  * page leaves the swap cache as soon as no other swap PTE needs the slot — the kernel
  * keeps it cached unless vm_swap_full(); keeping it would only save a rewrite of clean
  * pages, which this model does not track.
+ *
+ * One Swap per Host (host.swap), built in the Host constructor: its device (a SwapInfo,
+ * or null when HostConfig.swap gives none) is a field; the fault, zap, fork and reclaim
+ * paths call its methods where the kernel calls the functions of the same names.
  */
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, rmdirSync, unlinkSync, writeSync, ftruncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hva, Pfn } from '../util/address.ts';
 import { PAGE_SIZE } from '../util/address.ts';
-import { ConfigError, HugevisorError } from '../util/errors.ts';
-import { registerMmExtensions } from './extensions.ts';
+import { HugevisorError } from '../util/errors.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
@@ -48,14 +51,8 @@ export class SwapInfo {
   /** Next-fit cursor (si->cluster_next). */
   private cluster_next = 1;
 
+  /** `bytes` and `path` as config.ts swapConfigSchema accepts them (bytes > 0 here). */
   constructor(bytes: number, path?: string) {
-    if (!Number.isSafeInteger(bytes) || bytes < 2 * PAGE_SIZE || bytes % PAGE_SIZE !== 0) {
-      throw new ConfigError(`swap.bytes: must be a multiple of 4096 and at least 8192 (header + one slot), got ${bytes}`);
-    }
-    if (bytes / PAGE_SIZE >= 2 ** 31) throw new ConfigError(`swap.bytes: at most 8 TiB, got ${bytes}`);
-    if (path !== undefined && (typeof path !== 'string' || path === '')) {
-      throw new ConfigError(`swap.path: must be a non-empty file path, got ${JSON.stringify(path)}`);
-    }
     this.dir = path === undefined ? mkdtempSync(join(tmpdir(), 'hugevisor-swap-')) : null;
     this.path = path ?? join(this.dir!, 'swapfile');
     try {
@@ -147,12 +144,11 @@ export class SwapInfo {
   }
 }
 
-const devices = new WeakMap<Host, SwapInfo>();
-
 /**
- * Swap files still open: removed at process exit, so a host that was never closed (a
- * failing test, a crashed script) leaves no file behind (exit handlers may only do
- * synchronous work, which close() is).
+ * Swap files still open in this process: removed at process exit, so a host that was
+ * never closed (a failing test, a crashed script) leaves no file behind (exit handlers may
+ * only do synchronous work, which close() is). Process-wide on purpose: the exit handler
+ * is.
  */
 const openDevices = new Set<SwapInfo>();
 process.on('exit', () => {
@@ -165,79 +161,196 @@ process.on('exit', () => {
   }
 });
 
-/** The host's swap device, or null when it has none. */
-export function swapInfo(host: Host): SwapInfo | null {
-  return devices.get(host) ?? null;
-}
+export type PageoutResult = 'freed' | 'pinned' | 'no_swap';
 
-function device(host: Host): SwapInfo {
-  const si = devices.get(host);
-  if (!si) throw new KernelBug('swap entry without a swap device');
-  return si;
-}
+/** The swap side of one host: its device and the swap cache operations on it. */
+export class Swap {
+  /** The swap device (swap_info[0]), or null when the host has none. */
+  readonly device: SwapInfo | null;
 
-/** add_to_swap_cache: the page now holds the data of `slot`; the cache holds a reference. */
-function add_to_swap_cache(host: Host, si: SwapInfo, pfn: Pfn, slot: number): void {
-  get_page(host.pages, pfn);
-  host.pages.setFlag(pfn, PG_swapcache);
-  host.pages.private[pfn] = slot;
-  si.cache_add(slot, pfn);
-}
-
-/** delete_from_swap_cache: drop the cache's reference (may free an unmapped page). */
-export function delete_from_swap_cache(host: Host, pfn: Pfn): void {
-  const si = device(host);
-  const slot = host.pages.private[pfn];
-  host.pages.clearFlag(pfn, PG_swapcache);
-  host.pages.private[pfn] = 0;
-  si.cache_del(slot);
-  put_page(host.pages, pfn);
-}
-
-/** page_swapcount: swap PTEs still referencing the page's slot. */
-function page_swapcount(host: Host, pfn: Pfn): number {
-  return host.pages.PageSwapCache(pfn) ? device(host).swap_map[host.pages.private[pfn]] : 0;
-}
-
-/**
- * reuse_swap_page: may a write fault reuse this page instead of copying it? Only when it
- * has one user counting both PTE mappings and swap PTEs; then it also leaves the swap
- * cache (its copy on disk is about to be stale).
- */
-export function reuse_swap_page(host: Host, pfn: Pfn): boolean {
-  let count = host.pages.page_mapcount(pfn);
-  if (count <= 1 && host.pages.PageSwapCache(pfn)) {
-    count += page_swapcount(host, pfn);
-    if (count === 1) delete_from_swap_cache(host, pfn);
+  /** swapon: create the swap file (HostConfig.swap, as config.ts swapConfigSchema accepted it). */
+  constructor(
+    private readonly host: Host,
+    cfg: { bytes: number; path?: string } | undefined,
+  ) {
+    this.device = cfg === undefined || cfg.bytes === 0 ? null : new SwapInfo(cfg.bytes, cfg.path);
+    if (this.device) openDevices.add(this.device);
   }
-  return count <= 1;
-}
 
-/**
- * try_to_unmap (anon): replace every PTE mapping the 4 KiB page with its swap entry,
- * telling secondary MMUs around each (ptep_clear_flush_notify). The page must be in the
- * swap cache. Returns the number of mappings removed.
- */
-export function try_to_unmap(host: Host, pfn: Pfn): number {
-  const pages = host.pages;
-  const si = device(host);
-  const slot = pages.private[pfn];
-  let n = 0;
-  for (const { vma, addr } of rmap_walk(host.anon, pages, pfn)) {
-    const mm = vma.mm;
-    const t = mm.pgd.pte_offset(addr);
-    const j = pte_index(addr);
-    if (!t || !t.pte_present(j) || t.pfn[j] !== pfn || t.bits[j] & _PAGE_SPECIAL) continue;
-    const end = (addr + PAGE_SIZE) as Hva;
-    mmu_notifier_invalidate_range_start(mm, addr, end);
-    t.set_pte(j, slot, _PAGE_SWP);
-    si.swap_duplicate(slot);
-    page_remove_rmap(pages, host.stat, pfn);
-    put_page(pages, pfn); // the mapping's reference
-    mmu_notifier_invalidate_range_end(mm, addr, end);
-    n++;
+  /** swapoff: close and remove the swap file. */
+  close(): void {
+    if (!this.device) return;
+    this.device.close();
+    openDevices.delete(this.device);
   }
-  return n;
+
+  /** meminfo's SwapTotal / SwapFree, in pages. */
+  meminfo(): { totalPages: number; freePages: number } {
+    const si = this.device;
+    return si ? { totalPages: si.pages, freePages: si.pages - si.inuse_pages } : { totalPages: 0, freePages: 0 };
+  }
+
+  private si(): SwapInfo {
+    if (!this.device) throw new KernelBug('swap entry without a swap device');
+    return this.device;
+  }
+
+  /** add_to_swap_cache: the page now holds the data of `slot`; the cache holds a reference. */
+  private add_to_swap_cache(si: SwapInfo, pfn: Pfn, slot: number): void {
+    const pages = this.host.pages;
+    get_page(pages, pfn);
+    pages.setFlag(pfn, PG_swapcache);
+    pages.private[pfn] = slot;
+    si.cache_add(slot, pfn);
+  }
+
+  /** delete_from_swap_cache: drop the cache's reference (may free an unmapped page). */
+  delete_from_swap_cache(pfn: Pfn): void {
+    const pages = this.host.pages;
+    const si = this.si();
+    const slot = pages.private[pfn];
+    pages.clearFlag(pfn, PG_swapcache);
+    pages.private[pfn] = 0;
+    si.cache_del(slot);
+    put_page(pages, pfn);
+  }
+
+  /** page_swapcount: swap PTEs still referencing the page's slot. */
+  private page_swapcount(pfn: Pfn): number {
+    const pages = this.host.pages;
+    return pages.PageSwapCache(pfn) ? this.si().swap_map[pages.private[pfn]] : 0;
+  }
+
+  /**
+   * reuse_swap_page: may a write fault reuse this page instead of copying it? Only when it
+   * has one user counting both PTE mappings and swap PTEs; then it also leaves the swap
+   * cache (its copy on disk is about to be stale).
+   */
+  reuse_swap_page(pfn: Pfn): boolean {
+    const pages = this.host.pages;
+    let count = pages.page_mapcount(pfn);
+    if (count <= 1 && pages.PageSwapCache(pfn)) {
+      count += this.page_swapcount(pfn);
+      if (count === 1) this.delete_from_swap_cache(pfn);
+    }
+    return count <= 1;
+  }
+
+  /**
+   * try_to_unmap (anon): replace every PTE mapping the 4 KiB page with its swap entry,
+   * telling secondary MMUs around each (ptep_clear_flush_notify). The page must be in the
+   * swap cache. Returns the number of mappings removed.
+   */
+  try_to_unmap(pfn: Pfn): number {
+    const host = this.host;
+    const pages = host.pages;
+    const si = this.si();
+    const slot = pages.private[pfn];
+    let n = 0;
+    for (const { vma, addr } of rmap_walk(host.anon, pages, pfn)) {
+      const mm = vma.mm;
+      const t = mm.pgd.pte_offset(addr);
+      const j = pte_index(addr);
+      if (!t || !t.pte_present(j) || t.pfn[j] !== pfn || t.bits[j] & _PAGE_SPECIAL) continue;
+      const end = (addr + PAGE_SIZE) as Hva;
+      mmu_notifier_invalidate_range_start(mm, addr, end);
+      t.set_pte(j, slot, _PAGE_SWP);
+      si.swap_duplicate(slot);
+      page_remove_rmap(pages, host.stat, pfn);
+      put_page(pages, pfn); // the mapping's reference
+      mmu_notifier_invalidate_range_end(mm, addr, end);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * shrink_page_list for one 4 KiB anonymous page: add_to_swap, try_to_unmap, pageout
+   * (write the real bytes), __remove_mapping, free. Pinned pages (gup references) are left
+   * alone. The caller checked the page is anonymous, not compound and on the LRU.
+   */
+  pageout_anon_page(pfn: Pfn): PageoutResult {
+    const host = this.host;
+    const pages = host.pages;
+    const si = this.device;
+    if (!si) return 'no_swap';
+    if (page_pins(host, pfn) !== 0) return 'pinned';
+    // isolate_lru_page + lock_page: our own reference keeps the frame until the end.
+    get_page(pages, pfn);
+    pages.clearFlag(pfn, PG_lru);
+    pages.setFlag(pfn, PG_locked);
+    if (!pages.PageSwapCache(pfn)) {
+      const slot = si.get_swap_page();
+      if (slot === 0) {
+        pages.clearFlag(pfn, PG_locked);
+        pages.setFlag(pfn, PG_lru);
+        put_page(pages, pfn);
+        return 'no_swap';
+      }
+      this.add_to_swap_cache(si, pfn, slot);
+    }
+    this.try_to_unmap(pfn);
+    si.swap_writepage(pages.private[pfn], host.physmem.frames(pfn));
+    host.stat.count_vm_event('pswpout');
+    // __remove_mapping: only the swap cache and we still hold it.
+    if (pages._count[pfn] !== 2) throw new KernelBug(`pageout: page ${pfn} has _count ${pages._count[pfn]} after unmap`);
+    pages.clearFlag(pfn, PG_locked);
+    this.delete_from_swap_cache(pfn);
+    put_page(pages, pfn); // frees it
+    return 'freed';
+  }
+
+  /**
+   * do_swap_page: a fault on a swap PTE. Found in the swap cache: map that page (a minor
+   * fault). Else read it back from the file into a new page (a major fault: pgmajfault,
+   * pswpin). A write reuses the page when nobody else needs the slot.
+   */
+  do_swap_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: number, write: boolean): void {
+    const host = this.host;
+    const pages = host.pages;
+    const si = this.si();
+    const slot = t.pfn[j];
+    let page = si.cache.get(slot);
+    if (page === undefined) {
+      const np = host.alloc_page(); // may reclaim other pages; never this PTE
+      if (!t.is_swap_pte(j) || t.pfn[j] !== slot) throw new KernelBug('swap PTE changed under do_swap_page');
+      host.stat.count_vm_event('pgmajfault');
+      si.swap_readpage(slot, host.physmem.frames(np));
+      host.stat.count_vm_event('pswpin');
+      // read_swap_cache_async: the new page enters the swap cache (which takes its own
+      // reference; the allocation's is ours), an anon page keyed to the oldest anon_vma of
+      // the VMA (the root, which every forked VMA that may share the slot belongs to).
+      pages.setFlag(np, PG_anon | PG_swapbacked | PG_uptodate | PG_lru);
+      pages.mapping[np] = (vma.anon_vma_chain[0] ?? vma.anon_vma)!.id;
+      pages.index[np] = Math.floor(addr / PAGE_SIZE);
+      this.add_to_swap_cache(si, np, slot);
+      page = np;
+    } else {
+      get_page(pages, page); // lookup_swap_cache's reference
+    }
+    // Our reference becomes the mapping's.
+    let bits = _PAGE_PRESENT | _PAGE_ACCESSED;
+    if (write && this.reuse_swap_page(page)) bits |= _PAGE_DIRTY | (vma.flags & VM_WRITE ? _PAGE_RW : 0);
+    page_add_anon_rmap(pages, host.stat, page);
+    t.set_pte(j, page, bits);
+    si.swap_free(slot);
+    // try_to_free_swap, eagerly (see the header): nobody else needs the slot.
+    if (pages.PageSwapCache(page) && si.swap_map[slot] === 0) this.delete_from_swap_cache(page);
+    // A write that could not reuse the page faults again and copies it (do_wp_page).
+  }
+
+  /** swap_duplicate: fork copies a swap PTE. */
+  swap_duplicate(slot: number): void {
+    this.si().swap_duplicate(slot);
+  }
+
+  /** free_swap_and_cache: zap met a swap PTE. */
+  free_swap_and_cache(slot: number): void {
+    const si = this.si();
+    const left = si.swap_free(slot);
+    const page = si.cache.get(slot);
+    if (left === 0 && page !== undefined) this.delete_from_swap_cache(page);
+  }
 }
 
 /** References the page has besides page tables and the swap cache: gup pins. */
@@ -245,112 +358,3 @@ export function page_pins(host: Host, pfn: Pfn): number {
   const pages = host.pages;
   return pages._count[pfn] - pages.page_mapcount(pfn) - (pages.PageSwapCache(pfn) ? 1 : 0);
 }
-
-export type PageoutResult = 'freed' | 'pinned' | 'no_swap';
-
-/**
- * shrink_page_list for one 4 KiB anonymous page: add_to_swap, try_to_unmap, pageout
- * (write the real bytes), __remove_mapping, free. Pinned pages (gup references) are left
- * alone. The caller checked the page is anonymous, not compound and on the LRU.
- */
-export function pageout_anon_page(host: Host, pfn: Pfn): PageoutResult {
-  const pages = host.pages;
-  const si = swapInfo(host);
-  if (!si) return 'no_swap';
-  if (page_pins(host, pfn) !== 0) return 'pinned';
-  // isolate_lru_page + lock_page: our own reference keeps the frame until the end.
-  get_page(pages, pfn);
-  pages.clearFlag(pfn, PG_lru);
-  pages.setFlag(pfn, PG_locked);
-  if (!pages.PageSwapCache(pfn)) {
-    const slot = si.get_swap_page();
-    if (slot === 0) {
-      pages.clearFlag(pfn, PG_locked);
-      pages.setFlag(pfn, PG_lru);
-      put_page(pages, pfn);
-      return 'no_swap';
-    }
-    add_to_swap_cache(host, si, pfn, slot);
-  }
-  try_to_unmap(host, pfn);
-  si.swap_writepage(pages.private[pfn], host.physmem.frames(pfn));
-  host.stat.count_vm_event('pswpout');
-  // __remove_mapping: only the swap cache and we still hold it.
-  if (pages._count[pfn] !== 2) throw new KernelBug(`pageout: page ${pfn} has _count ${pages._count[pfn]} after unmap`);
-  pages.clearFlag(pfn, PG_locked);
-  delete_from_swap_cache(host, pfn);
-  put_page(pages, pfn); // frees it
-  return 'freed';
-}
-
-/**
- * do_swap_page: a fault on a swap PTE. Found in the swap cache: map that page (a minor
- * fault). Else read it back from the file into a new page (a major fault: pgmajfault,
- * pswpin). A write reuses the page when nobody else needs the slot.
- */
-function do_swap_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: number, write: boolean): void {
-  const host = mm.host;
-  const pages = host.pages;
-  const si = device(host);
-  const slot = t.pfn[j];
-  let page = si.cache.get(slot);
-  if (page === undefined) {
-    const np = host.alloc_page(); // may reclaim other pages; never this PTE
-    if (!t.is_swap_pte(j) || t.pfn[j] !== slot) throw new KernelBug('swap PTE changed under do_swap_page');
-    host.stat.count_vm_event('pgmajfault');
-    si.swap_readpage(slot, host.physmem.frames(np));
-    host.stat.count_vm_event('pswpin');
-    // read_swap_cache_async: the new page enters the swap cache (which takes its own
-    // reference; the allocation's is ours), an anon page keyed to the oldest anon_vma of
-    // the VMA (the root, which every forked VMA that may share the slot belongs to).
-    pages.setFlag(np, PG_anon | PG_swapbacked | PG_uptodate | PG_lru);
-    pages.mapping[np] = (vma.anon_vma_chain[0] ?? vma.anon_vma)!.id;
-    pages.index[np] = Math.floor(addr / PAGE_SIZE);
-    add_to_swap_cache(host, si, np, slot);
-    page = np;
-  } else {
-    get_page(pages, page); // lookup_swap_cache's reference
-  }
-  // Our reference becomes the mapping's.
-  let bits = _PAGE_PRESENT | _PAGE_ACCESSED;
-  if (write && reuse_swap_page(host, page)) bits |= _PAGE_DIRTY | (vma.flags & VM_WRITE ? _PAGE_RW : 0);
-  page_add_anon_rmap(pages, host.stat, page);
-  t.set_pte(j, page, bits);
-  si.swap_free(slot);
-  // try_to_free_swap, eagerly (see the header): nobody else needs the slot.
-  if (pages.PageSwapCache(page) && si.swap_map[slot] === 0) delete_from_swap_cache(host, page);
-  // A write that could not reuse the page faults again and copies it (do_wp_page).
-}
-
-/** free_swap_and_cache: zap met a swap PTE. */
-function free_swap_and_cache(host: Host, slot: number): void {
-  const si = device(host);
-  const left = si.swap_free(slot);
-  const page = si.cache.get(slot);
-  if (left === 0 && page !== undefined) delete_from_swap_cache(host, page);
-}
-
-registerMmExtensions({
-  do_swap_page,
-  reuse_swap_page,
-  swap_duplicate: (host, entry) => device(host).swap_duplicate(entry),
-  free_swap_and_cache,
-  host_init(host) {
-    const cfg = host.config.swap;
-    if (cfg === undefined || cfg.bytes === 0) return;
-    if (typeof cfg !== 'object' || cfg === null) throw new ConfigError('swap: must be an object { bytes, path? }');
-    const si = new SwapInfo(cfg.bytes, cfg.path);
-    devices.set(host, si);
-    openDevices.add(si);
-  },
-  host_close(host) {
-    const si = devices.get(host);
-    if (!si) return;
-    si.close();
-    openDevices.delete(si);
-  },
-  swapInfo(host) {
-    const si = devices.get(host);
-    return si ? { totalPages: si.pages, freePages: si.pages - si.inuse_pages } : { totalPages: 0, freePages: 0 };
-  },
-});

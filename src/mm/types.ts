@@ -1,28 +1,17 @@
 /**
- * The public contract of the host memory model (THP-MODEL.md), which the EPT manager
+ * The public contract of the host memory model, which the EPT manager
  * (src/kvm/) and experiments are written against. The implementation in src/mm/ is typed
  * against these interfaces so the two cannot drift. Names are the kernel's.
  */
 import type { ByteSource } from '../util/chunked-bytes.ts';
 import type { Hva, Pfn } from '../util/address.ts';
+import type { ThpConfig, ThpKnobs, ThpMode } from './config.ts';
 
-/** transparent_hugepage/enabled */
-export type ThpEnabled = 'always' | 'madvise' | 'never';
-/** transparent_hugepage/defrag */
-export type ThpDefrag = 'always' | 'madvise' | 'never';
-
-/** sysfs knobs under /sys/kernel/mm/transparent_hugepage (names as in sysfs). */
-export interface ThpKnobs {
-  enabled: ThpEnabled;
-  defrag: ThpDefrag;
-  khugepaged: {
-    defrag: boolean;
-    pages_to_scan: number;
-    scan_sleep_millisecs: number;
-    alloc_sleep_millisecs: number;
-    max_ptes_none: number;
-  };
-}
+export type { ThpConfig, ThpKnobs } from './config.ts';
+/** transparent_hugepage/enabled (config.ts THP_MODES) */
+export type ThpEnabled = ThpMode;
+/** transparent_hugepage/defrag (config.ts THP_MODES) */
+export type ThpDefrag = ThpMode;
 
 export interface SwapConfig {
   /** Size of the swap device in bytes (0 = no swap). */
@@ -31,6 +20,7 @@ export interface SwapConfig {
   path?: string;
 }
 
+/** The host section; validated by config.ts hostConfigSchema (unknown keys refused). */
 export interface HostConfig {
   /** Simulated host RAM in bytes (a multiple of 2 MiB). */
   memoryBytes: number;
@@ -40,11 +30,12 @@ export interface HostConfig {
    * to a fresh ArrayBuffer for pure-model use.
    */
   physmem?: ByteSource;
-  thp?: Partial<Omit<ThpKnobs, 'khugepaged'>> & { khugepaged?: Partial<ThpKnobs['khugepaged']> };
+  /** THP knobs by sysfs name; those left out keep their 2.6.38 defaults (config.ts). */
+  thp?: ThpConfig;
   swap?: SwapConfig;
   /** Reclaim starts when free frames drop below this many (default: 1% of RAM, ≥ 512). */
   min_free_frames?: number;
-  /** Check every THP-MODEL.md invariant after every operation (tests turn it on). */
+  /** Check every invariant (invariants.ts) after every operation (tests turn it on). */
   debugChecks?: boolean;
 }
 

@@ -8,7 +8,6 @@
  */
 import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_SIZE, PAGE_SIZE } from '../util/address.ts';
-import { mmExtensions } from './extensions.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
 import { _PAGE_ACCESSED, _PAGE_RW, _PAGE_SPECIAL, pmd_index, pte_index, type PmdTable } from './pgtable.ts';
@@ -55,9 +54,7 @@ export function zap_page_range(mm: MmStruct, start: number, end: number): void {
         const bits = t.bits[j];
         if (bits === 0) continue;
         if (t.is_swap_pte(j)) {
-          const fsc = mmExtensions.free_swap_and_cache;
-          if (!fsc) throw new Error('kernel BUG: swap PTE without swap support registered');
-          fsc(host, t.pfn[j]);
+          host.swap.free_swap_and_cache(t.pfn[j]);
         } else if (!(bits & _PAGE_SPECIAL)) {
           const pfn = t.pfn[j] as Pfn;
           page_remove_rmap(pages, host.stat, pfn);
@@ -123,9 +120,7 @@ export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: V
           }
         }
         if (st.is_swap_pte(j)) {
-          const sd = mmExtensions.swap_duplicate;
-          if (!sd) throw new Error('kernel BUG: swap PTE without swap support registered');
-          sd(host, st.pfn[j]);
+          host.swap.swap_duplicate(st.pfn[j]);
           dt.set_pte(j, st.pfn[j], bits);
           continue;
         }

@@ -1,5 +1,5 @@
 /**
- * Address spaces as branded types (ARCHITECTURE.md "Address spaces are types").
+ * Address spaces as branded types.
  * Values are plain numbers at run time (all addresses here are < 2^53); the brand only stops
  * a Gva from being passed where a Gpa is expected. Conversions are named functions.
  */

@@ -1,121 +1,117 @@
 /**
- * Config validation with zod schemas: one schema per config section, owned by the layer
- * that consumes it; this file turns a failed parse into one ConfigError whose message names
- * the path and what it accepts, e.g.
+ * Config validation with zod, one message style for every field: the path, what it
+ * accepts, and what it got —
  *
  *   host.thp.enabled: expected always|madvise|never, got "sometimes"
+ *   host.swap: unknown key "size" (known: bytes, path)
  *
- * The error also carries the path and the detail apart, so a client (the CLI) can name its
- * own spelling of the field (`--thp: expected always|madvise|never, got "sometimes"`).
+ * Schemas state what a leaf accepts as its error message ("always|madvise|never", "an
+ * integer from 1 to 4294967295"); formatZodError adds the path and the value. Issues
+ * zod words itself (a wrong type, an unknown key) get the same shape through the
+ * per-parse error map below. parseConfig turns a failure into the project's ConfigError.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 
-type Issue = z.core.$ZodIssue;
-type Key = PropertyKey;
-
-/** 'host.thp.enabled', 'args[3]', or the prefix alone for the root. */
-export function formatPath(prefix: string, path: readonly Key[]): string {
-  let out = prefix;
-  for (const k of path) {
-    if (typeof k === 'number') out += `[${k}]`;
-    else out += out === '' ? String(k) : `.${String(k)}`;
-  }
-  return out;
-}
-
-/** A value as the message shows it: strings quoted, objects by kind. */
-export function describe(v: unknown): string {
-  if (typeof v === 'string') return JSON.stringify(v.length > 60 ? v.slice(0, 57) + '...' : v);
-  if (typeof v === 'bigint') return `${v}n`;
-  if (v === null) return 'null';
+/** A value as a message shows it: strings quoted, objects by kind. */
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (v === null || typeof v !== 'object') return typeof v === 'function' ? 'a function' : String(v);
   if (Array.isArray(v)) return 'an array';
-  if (typeof v === 'function') return 'a function';
-  if (typeof v === 'object') return 'an object';
-  return String(v);
-}
-
-function got(issue: Issue): string {
-  return 'input' in issue ? `, got ${describe(issue.input)}` : '';
-}
-
-const TYPE_NAMES: Record<string, string> = {
-  number: 'a number',
-  int: 'an integer',
-  string: 'a string',
-  boolean: 'a boolean',
-  object: 'an object',
-  array: 'an array',
-  bigint: 'a bigint',
-  function: 'a function',
-};
-
-/** The detail of one issue, without its path. */
-function detail(issue: Issue): string {
-  switch (issue.code) {
-    case 'invalid_value':
-      return `expected ${issue.values.map(String).join('|')}${got(issue)}`;
-    case 'invalid_type':
-      return `expected ${TYPE_NAMES[issue.expected] ?? issue.expected}${got(issue)}`;
-    case 'too_small':
-      if (issue.origin === 'array') return `needs at least ${String(issue.minimum)} entries`;
-      return `must be ${issue.inclusive === false ? 'greater than' : 'at least'} ${String(issue.minimum)}${got(issue)}`;
-    case 'too_big':
-      if (issue.origin === 'array') return `takes at most ${String(issue.maximum)} entries`;
-      return `must be ${issue.inclusive === false ? 'less than' : 'at most'} ${String(issue.maximum)}${got(issue)}`;
-    case 'not_multiple_of':
-      return `must be a multiple of ${String(issue.divisor)}${got(issue)}`;
-    case 'unrecognized_keys':
-      return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
-    case 'invalid_key':
-      return `unknown key${got(issue)}`;
-    default:
-      return issue.message;
+  if (v instanceof ArrayBuffer || v instanceof SharedArrayBuffer) return `an ${v.constructor.name} of ${v.byteLength} bytes`;
+  try {
+    const s = JSON.stringify(v);
+    return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  } catch {
+    return 'an object';
   }
+}
+
+const article = (t: string) => (/^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`);
+
+/** zod's own issues in the "accepts" wording (schema-level messages take precedence). */
+function acceptsText(iss: z.core.$ZodRawIssue): string | undefined {
+  switch (iss.code) {
+    case 'invalid_type':
+      return article(iss.expected === 'int' ? 'integer' : iss.expected);
+    case 'unrecognized_keys':
+      return `unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+    case 'invalid_value':
+      return iss.values.map((v) => String(v)).join('|');
+    default:
+      return undefined;
+  }
+}
+
+/** `prefix` then the issue path: `host` + ['thp', 'enabled'] → host.thp.enabled. */
+function where(prefix: string, path: PropertyKey[]): string {
+  let s = prefix;
+  for (const p of path) s += typeof p === 'number' ? `[${p}]` : s ? `.${String(p)}` : String(p);
+  return s;
+}
+
+/** One issue as a path and what it says; a union's issue is explained by its best branch. */
+function explain(prefix: string, iss: z.core.$ZodIssue): { path: string; detail: string } {
+  if (iss.code === 'invalid_union' && iss.errors.length > 0) {
+    // The branch that got furthest (a nested path, or more than a type mismatch) explains
+    // it; when every branch failed at the root, say what each accepts.
+    const branches = iss.errors.filter((b) => b.length > 0);
+    const deep = branches.find((b) => b[0]!.path.length > 0 || b[0]!.code !== 'invalid_type');
+    if (deep) {
+      const inner = explain('', deep[0]!);
+      return { path: where(prefix, [...iss.path, ...(inner.path ? inner.path.split('.') : [])]), detail: inner.detail };
+    }
+    return { path: where(prefix, iss.path), detail: `expected ${branches.map((b) => b[0]!.message).join(' or ')}, got ${show(iss.input)}` };
+  }
+  if (iss.code === 'invalid_key') {
+    // A record key outside its enum (an unknown TLB structure): name the key.
+    const inner = iss.issues[0];
+    const known = inner && inner.code === 'invalid_value' ? ` (known: ${inner.values.map(String).join(', ')})` : '';
+    return { path: where(prefix, iss.path), detail: `unknown key ${show(iss.input)}${known}` };
+  }
+  const at = where(prefix, iss.path);
+  if (iss.code === 'unrecognized_keys' || iss.code === 'custom') return { path: at, detail: iss.message };
+  return { path: at, detail: `expected ${iss.message}, got ${show(iss.input)}` };
 }
 
 /**
- * A union's issue: the branch that got furthest (deepest path, or not a plain type mismatch)
- * explains it best; when every branch failed at the root, list what each accepts.
+ * One line per offending path (the first issue at each: a value failing several checks
+ * of one field is reported once): `<path>: expected <accepts>, got <value>`, or
+ * `<path>: unknown key ...` for a strict object's extra keys.
  */
-function pickIssue(issue: Issue): { path: Key[]; text: string } {
-  if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-    const branches = issue.errors.filter((b) => b.length > 0);
-    const deep = branches.find((b) => b[0]!.path.length > 0 || b[0]!.code !== 'invalid_type');
-    if (deep) {
-      const inner = pickIssue(deep[0]!);
-      return { path: [...issue.path, ...inner.path], text: inner.text };
-    }
-    const accepted = branches.map((b) => {
-      const i = b[0]!;
-      return i.code === 'invalid_type' ? (TYPE_NAMES[i.expected] ?? i.expected) : detail(i);
-    });
-    return { path: [...issue.path], text: `expected ${accepted.join(' or ')}${got(issue)}` };
+export function formatZodError(prefix: string, error: z.ZodError): string {
+  const seen = new Set<string>();
+  const lines: string[] = [];
+  for (const iss of error.issues) {
+    const { path, detail } = explain(prefix, iss);
+    if (seen.has(path)) continue;
+    seen.add(path);
+    lines.push(`${path || 'config'}: ${detail}`);
   }
-  if (issue.code === 'unrecognized_keys' && issue.keys.length === 1) {
-    // Name the unknown field itself, so the path points at it.
-    return { path: [...issue.path, issue.keys[0]!], text: 'unknown field' };
-  }
-  if (issue.code === 'invalid_key') {
-    // A record key outside its enum (e.g. an unknown TLB structure): point at the key.
-    const inner = issue.issues[0];
-    return { path: [...issue.path], text: inner && inner.code === 'invalid_value' ? `unknown name (known: ${inner.values.map(String).join(', ')})` : detail(issue) };
-  }
-  return { path: [...issue.path], text: detail(issue) };
+  return lines.join('; ');
 }
 
-/** The ConfigError for a failed parse: the first issue, its path prefixed. */
-export function formatZodError(prefix: string, error: z.ZodError): ConfigError {
-  const first = error.issues[0];
-  if (!first) return new ConfigError(`${prefix || 'config'}: invalid`);
-  const { path, text } = pickIssue(first);
-  const where = formatPath(prefix, path);
-  return new ConfigError(`${where || 'config'}: ${text}`, { path: where, detail: text });
-}
-
-/** Parse `value` with `schema`; on failure throw one ConfigError naming the path (prefixed by `pathPrefix`). */
+/**
+ * Parse `value` with `schema`; a ConfigError with formatZodError's message when it does not
+ * fit. The error carries the first issue's path and detail apart, so a client can name its
+ * own spelling of the field (the CLI: `--thp: expected always|madvise|never, got "sometimes"`).
+ */
 export function parseConfig<S extends z.ZodType>(schema: S, value: unknown, pathPrefix: string): z.output<S> {
-  const r = schema.safeParse(value, { reportInput: true });
-  if (!r.success) throw formatZodError(pathPrefix, r.error);
+  const r = schema.safeParse(value, { reportInput: true, error: acceptsText });
+  if (!r.success) throw new ConfigError(formatZodError(pathPrefix, r.error), explain(pathPrefix, r.error.issues[0]!));
   return r.data;
+}
+
+/** An integer in [min, max], one message for every way of missing it. */
+export function intRange(min: number, max: number): z.ZodNumber {
+  const error = `an integer from ${min} to ${max}`;
+  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+}
+
+/** A strict object whose unknown-key message lists the keys it knows. */
+export function strictObject<T extends z.core.$ZodLooseShape>(shape: T): z.ZodObject<T, z.core.$strict> {
+  const known = Object.keys(shape).join(', ');
+  return z.strictObject(shape, {
+    error: (iss) => (iss.code === 'unrecognized_keys' ? `${acceptsText(iss)} (known: ${known})` : undefined),
+  });
 }

@@ -1,9 +1,9 @@
 /**
- * The compound_lock race made real (the seed mail's point): gup users in worker threads
+ * The compound_lock race made real: gup users in worker threads
  * release pins on tail pages with put_page while this thread runs
  * __split_huge_page_refcount on the same compound pages, all on one shared struct page
- * array with Atomics. With compound_lock every reference is accounted for; with the lock
- * disabled (the refcount debug switch) put_compound_page's re-check of PageTail and its
+ * array with Atomics. With compound_lock every reference is accounted for; without it
+ * (refops.ts NO_COMPOUND_LOCK) put_compound_page's re-check of PageTail and its
  * decrements race with the split and references are lost or gained.
  *
  * Each round: prep_compound_page on `compound` THPs (head _count 1 for the PMD mapping,
@@ -16,12 +16,11 @@ import { Worker } from 'node:worker_threads';
 import { HPAGE_PMD_NR, type Pfn } from '../../util/address.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { PG_anon, PG_head, PG_lru, PG_swapbacked, PG_tail, PG_uptodate, PageArray } from '../page.ts';
-import { compoundLockIsEnabled, setCompoundLockEnabled } from '../refcount.ts';
 import { bindRefOps } from './refops.ts';
 import { CTL, PMD_HUGE, PMD_SPLIT, PMD_SPLITTING, ctlWords, type StressWorkerData } from './shared.ts';
 
 export interface CompoundLockStressOptions {
-  /** Take compound_lock in put_compound_page and the split (false = the debug switch). */
+  /** Take compound_lock in put_compound_page and the split (false: refops.ts NO_COMPOUND_LOCK). */
   compoundLock: boolean;
   /** THPs split per round (default 16). */
   compound?: number;
@@ -83,7 +82,6 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
   const ctlSab = new SharedArrayBuffer(ctlWords(compound) * 4);
   const ctl = new Int32Array(ctlSab);
   let freedHere = 0;
-  const lockWas = compoundLockIsEnabled();
   const ops = bindRefOps(pages, opts.compoundLock, () => {
     freedHere++;
   });
@@ -155,7 +153,6 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
     Atomics.notify(ctl, CTL.gen);
     await Promise.race([Promise.all(exited), new Promise((r) => setTimeout(r, 5000))]);
     for (const w of workers) await w.terminate();
-    setCompoundLockEnabled(lockWas);
   }
   result.ms = performance.now() - t0;
   result.operations = Atomics.load(ctl, CTL.opsHi) * 2 ** 30 + Atomics.load(ctl, CTL.opsLo);

@@ -19,7 +19,7 @@ test.serial('compound_lock serializes put_page on tail pages against __split_hug
   t.is(r.bugs, 0);
 });
 
-test.serial('without compound_lock (debug switch) put_page races the split and references are lost or gained', async (t) => {
+test.serial('without compound_lock (NO_COMPOUND_LOCK) put_page races the split and references are lost or gained', async (t) => {
   // run until the split's walk overtook 100 releases in progress (the race window)
   const r = await runCompoundLockStress({ compoundLock: false, compound, rounds: 1, workers: 1, minCrossings: 100, maxMs: 25000 });
   t.log(

@@ -1,3 +1,7 @@
+/**
+ * Page reclaim (src/mm/reclaim.ts): HostApi.reclaim, direct reclaim and kswapd, the CLOCK
+ * order, THPs split before swap-out, gup-pinned pages kept; exact counts and checksums.
+ */
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { createHost } from '../src/mm/index.ts';

@@ -1,3 +1,7 @@
+/**
+ * Swap (src/mm/swap.ts): the swap file, swap-out and swap-in (major faults) with the bytes
+ * intact, swap entries across fork and zap, the swap cache, and cleanup of the file.
+ */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -6,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHost, type MmStructApi } from '../src/mm/index.ts';
 import type { Host } from '../src/mm/host.ts';
-import { swapInfo } from '../src/mm/swap.ts';
 import { HPAGE_PMD_SIZE, PAGE_SIZE, type Hva } from '../src/util/address.ts';
 
 const MiB = 1024 * 1024;
@@ -112,7 +115,7 @@ test('swap-out tells secondary MMUs about every unmapped page', (t) => {
 
 test('the swap file is a real file of the configured size while the host lives and is removed on close', (t) => {
   const { host, mm, a, data } = hostWithThp(16, 4);
-  const si = swapInfo(host as Host)!;
+  const si = (host as Host).swap.device!;
   t.true(existsSync(si.path));
   t.is(statSync(si.path).size, 4 * MiB);
   host.reclaim(512);
@@ -128,7 +131,7 @@ test('the swap file is a real file of the configured size while the host lives a
 });
 
 test('a configured swap path is used, and one that already exists is refused with EIO', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'mm2-swap-test-'));
+  const dir = mkdtempSync(join(tmpdir(), 'mm-swap-test-'));
   try {
     const path = join(dir, 'swap0');
     const host = createHost({ memoryBytes: 8 * MiB, swap: { bytes: MiB, path } });
@@ -145,7 +148,10 @@ test('a configured swap path is used, and one that already exists is refused wit
 });
 
 test('a bad swap size is a ConfigError naming the field', (t) => {
-  t.throws(() => createHost({ memoryBytes: 8 * MiB, swap: { bytes: 12345 } }), { code: 'EINVAL_CONFIG', message: /swap\.bytes/ });
+  t.throws(() => createHost({ memoryBytes: 8 * MiB, swap: { bytes: 12345 } }), {
+    code: 'EINVAL_CONFIG',
+    message: 'host.swap.bytes: expected 0 (no swap) or a multiple of 4096 from 8192 (header + one slot) up to 8 TiB, got 12345',
+  });
 });
 
 test('fork shares swapped pages: both processes read the same bytes; the slots are freed when both are gone', (t) => {
@@ -179,9 +185,8 @@ test('a swapped page is released by munmap without reading it back', (t) => {
 test('a host never closed leaves no swap file once its process exits', (t) => {
   const script = `
     import { createHost } from ${JSON.stringify(new URL('../src/mm/index.ts', import.meta.url).href)};
-    import { swapInfo } from ${JSON.stringify(new URL('../src/mm/swap.ts', import.meta.url).href)};
     const host = createHost({ memoryBytes: 4 * 1024 * 1024, swap: { bytes: 1024 * 1024 } });
-    console.log(swapInfo(host).path);
+    console.log(host.swap.device.path);
   `;
   const r = spawnSync(process.execPath, ['--import=tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
   t.is(r.status, 0, r.stderr);

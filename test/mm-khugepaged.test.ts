@@ -1,3 +1,8 @@
+/**
+ * khugepaged (src/mm/khugepaged.ts): which ranges collapse (max_ptes_none, pins, young
+ * bits, secondary MMUs), the bytes after a collapse, and the pass schedule on simulated
+ * time, with exact counts.
+ */
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { createHost, type HostConfig, type MmStructApi } from '../src/mm/index.ts';
