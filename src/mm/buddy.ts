@@ -11,7 +11,7 @@
  *
  * Main thread only: the free lists are not protected against concurrent frees.
  */
-import type { Pfn } from '../util/address.ts';
+import { pfn as pfnOf, type Pfn } from '../util/address.ts';
 import { PageArray, PG_buddy } from './page.ts';
 import { KernelBug } from './refcount.ts';
 
@@ -40,7 +40,7 @@ export class BuddyAllocator {
     while (p < pages.nrFrames) {
       let o = MAX_ORDER - 1;
       while (o > 0 && (p % (1 << o) !== 0 || p + (1 << o) > pages.nrFrames)) o--;
-      this.addFree(p as Pfn, o);
+      this.addFree(p, o);
       p += 1 << o;
     }
   }
@@ -50,7 +50,8 @@ export class BuddyAllocator {
     return this.freeFrames;
   }
 
-  private addFree(pfn: Pfn, order: number): void {
+  /** Internal frame numbers are plain indexes into the struct page arrays. */
+  private addFree(pfn: number, order: number): void {
     const pg = this.pages;
     pg.flags[pfn] = PG_buddy;
     pg._count[pfn] = 0;
@@ -68,7 +69,7 @@ export class BuddyAllocator {
     this.freeFrames += 1 << order;
   }
 
-  private delFree(pfn: Pfn, order: number): void {
+  private delFree(pfn: number, order: number): void {
     const pg = this.pages;
     const next = pg.mapping[pfn];
     const prev = pg.index[pfn];
@@ -113,15 +114,15 @@ export class BuddyAllocator {
       if (pfn >= 0) break;
     }
     if (pfn < 0) return null;
-    this.delFree(pfn as Pfn, o);
+    this.delFree(pfn, o);
     // expand(): give the upper halves back, keep the lowest piece.
     while (o > order) {
       o--;
-      this.addFree((pfn + (1 << o)) as Pfn, o);
+      this.addFree(pfn + (1 << o), o);
     }
     this.pages._count[pfn] = 1;
     this.pages._mapcount[pfn] = -1;
-    return pfn as Pfn;
+    return pfnOf(pfn);
   }
 
   /** __free_pages_ok: return a block (every frame _count 0, plain flags) and merge buddies. */
@@ -146,11 +147,11 @@ export class BuddyAllocator {
       const buddy = p ^ (1 << o);
       if (buddy + (1 << o) > pg.nrFrames) break;
       if (!(pg.flags[buddy] & PG_buddy) || pg.private[buddy] !== o) break;
-      this.delFree(buddy as Pfn, o);
+      this.delFree(buddy, o);
       p = Math.min(p, buddy);
       o++;
     }
-    this.addFree(p as Pfn, o);
+    this.addFree(p, o);
   }
 
   /** Is `pfn` the head of a free block? Its order, else −1. */
@@ -161,7 +162,7 @@ export class BuddyAllocator {
   /** Every free block as [pfn, order], walking the lists (for invariants and reports). */
   *freeBlocks(): Generator<[Pfn, number]> {
     for (let o = 0; o < MAX_ORDER; o++) {
-      for (let q = this.freeHead[o]; q !== 0; q = this.pages.mapping[q - 1]) yield [(q - 1) as Pfn, o];
+      for (let q = this.freeHead[o]; q !== 0; q = this.pages.mapping[q - 1]) yield [pfnOf(q - 1), o];
     }
   }
 

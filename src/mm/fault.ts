@@ -10,7 +10,7 @@
  * → thp_fault_fallback and the 4 KiB path, where a read fault maps the zero page.
  */
 import type { Hva, Pfn } from '../util/address.ts';
-import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown } from '../util/address.ts';
+import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, hvaAdd, pfnAdd } from '../util/address.ts';
 import { OutOfMemoryError } from '../util/errors.ts';
 import { SegvError } from './errors.ts';
 import type { MmStruct } from './mm.ts';
@@ -46,7 +46,7 @@ export function transparent_hugepage_defrag(k: ThpKnobs, vma: Vma): boolean {
 const maybe_mkwrite = (bits: number, vma: Vma) => (vma.flags & VM_WRITE ? bits | _PAGE_RW : bits);
 
 /** handle_mm_fault: a user access at `addr` (write or read) that the page tables did not satisfy. */
-export function handle_mm_fault(mm: MmStruct, addr: number, write: boolean): void {
+export function handle_mm_fault(mm: MmStruct, addr: Hva, write: boolean): void {
   const host = mm.host;
   host.stat.count_vm_event('pgfault');
   const vma = mm.vmaAt(addr);
@@ -73,7 +73,7 @@ export function handle_mm_fault(mm: MmStruct, addr: number, write: boolean): voi
 }
 
 /** __pte_alloc + handle_pte_fault. */
-function handle_pte_fault(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i: number, write: boolean): void {
+function handle_pte_fault(mm: MmStruct, vma: Vma, addr: Hva, pmd: PmdTable, i: number, write: boolean): void {
   let t = pmd.pte[i];
   if (!t) {
     t = mm.pgd.pte_alloc_one();
@@ -85,7 +85,7 @@ function handle_pte_fault(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i
     return;
   }
   if (t.is_swap_pte(j)) {
-    mm.host.swap.do_swap_page(mm, vma, addr as Hva, t, j, write); // swap.ts
+    mm.host.swap.do_swap_page(mm, vma, addr, t, j, write); // swap.ts
     return;
   }
   if (write && !t.pte_write(j)) {
@@ -96,7 +96,7 @@ function handle_pte_fault(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i
 }
 
 /** do_anonymous_page: first touch of a 4 KiB page; a read maps the shared zero page. */
-function do_anonymous_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number, write: boolean): void {
+function do_anonymous_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: number, write: boolean): void {
   const host = mm.host;
   if (!write) {
     t.set_pte(j, host.zero_pfn, _PAGE_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED);
@@ -105,12 +105,12 @@ function do_anonymous_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j:
   anon_vma_prepare(host.anon, vma);
   const page = host.alloc_page();
   host.physmem.zeroFrames(page); // alloc_zeroed_user_highpage_movable
-  page_add_new_anon_rmap(host.pages, host.stat, page, vma, alignDown(addr, PAGE_SIZE) as Hva);
+  page_add_new_anon_rmap(host.pages, host.stat, page, vma, alignDown(addr, PAGE_SIZE));
   t.set_pte(j, page, maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
 }
 
 /** do_huge_pmd_anonymous_page: try a THP; on an ineligible range or a failed allocation, the 4 KiB path. */
-export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i: number, write: boolean): void {
+export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: Hva, pmd: PmdTable, i: number, write: boolean): void {
   const host = mm.host;
   const haddr = alignDown(addr, HPAGE_PMD_SIZE);
   if (haddr >= vma.start && haddr + HPAGE_PMD_SIZE <= vma.end) {
@@ -130,7 +130,7 @@ export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: number,
         throw e;
       }
       host.physmem.zeroFrames(page, HPAGE_PMD_NR); // clear_huge_page
-      page_add_new_anon_rmap(host.pages, host.stat, page, vma, haddr as Hva);
+      page_add_new_anon_rmap(host.pages, host.stat, page, vma, haddr);
       pmd.set_pmd_huge(i, page, maybe_mkwrite(_PAGE_ACCESSED | _PAGE_DIRTY, vma));
       mm.prepare_pmd_huge_pte(pgtable);
       return;
@@ -145,10 +145,10 @@ export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: number,
  * the VMA); if that allocation fails, do_huge_pmd_wp_page_fallback copies into 512 small
  * pages. The original THP is never split here.
  */
-export function do_huge_pmd_wp_page(mm: MmStruct, vma: Vma, addr: number, pmd: PmdTable, i: number): void {
+export function do_huge_pmd_wp_page(mm: MmStruct, vma: Vma, addr: Hva, pmd: PmdTable, i: number): void {
   const host = mm.host;
   const pages = host.pages;
-  const page = pmd.huge[i] as Pfn;
+  const page = pmd.pmd_page(i);
   const haddr = alignDown(addr, HPAGE_PMD_SIZE);
   if (pages.page_mapcount(page) === 1) {
     pmd.hbits[i] = maybe_mkwrite(pmd.hbits[i] | _PAGE_ACCESSED | _PAGE_DIRTY, vma);
@@ -170,10 +170,10 @@ export function do_huge_pmd_wp_page(mm: MmStruct, vma: Vma, addr: number, pmd: P
   host.stat.count_vm_event('thp_fault_alloc');
   host.physmem.copyFrames(new_page, page, HPAGE_PMD_NR); // copy_user_huge_page
   // pmdp_clear_flush_notify
-  mmu_notifier_invalidate_range_start(mm, haddr as Hva, (haddr + HPAGE_PMD_SIZE) as Hva);
+  mmu_notifier_invalidate_range_start(mm, haddr, hvaAdd(haddr, HPAGE_PMD_SIZE));
   pmd.pmd_clear(i);
-  mmu_notifier_invalidate_range_end(mm, haddr as Hva, (haddr + HPAGE_PMD_SIZE) as Hva);
-  page_add_new_anon_rmap(pages, host.stat, new_page, vma, haddr as Hva);
+  mmu_notifier_invalidate_range_end(mm, haddr, hvaAdd(haddr, HPAGE_PMD_SIZE));
+  page_add_new_anon_rmap(pages, host.stat, new_page, vma, haddr);
   pmd.set_pmd_huge(i, new_page, maybe_mkwrite(_PAGE_ACCESSED | _PAGE_DIRTY, vma));
   page_remove_rmap(pages, host.stat, page);
   put_page(pages, page); // the old mapping's reference
@@ -181,7 +181,7 @@ export function do_huge_pmd_wp_page(mm: MmStruct, vma: Vma, addr: number, pmd: P
 }
 
 /** do_huge_pmd_wp_page_fallback: copy the THP into 512 new 4 KiB pages mapped through the deposited PTE table. */
-function do_huge_pmd_wp_page_fallback(mm: MmStruct, vma: Vma, haddr: number, pmd: PmdTable, i: number, page: Pfn): void {
+function do_huge_pmd_wp_page_fallback(mm: MmStruct, vma: Vma, haddr: Hva, pmd: PmdTable, i: number, page: Pfn): void {
   const host = mm.host;
   const pages = host.pages;
   const orig = pmd.hbits[i];
@@ -190,7 +190,7 @@ function do_huge_pmd_wp_page_fallback(mm: MmStruct, vma: Vma, haddr: number, pmd
     for (let k = 0; k < HPAGE_PMD_NR; k++) {
       const np = host.alloc_page();
       copies.push(np);
-      host.physmem.copyFrames(np, (page + k) as Pfn); // copy_user_highpage
+      host.physmem.copyFrames(np, pfnAdd(page, k)); // copy_user_highpage
     }
   } catch (e) {
     for (const np of copies) put_page(pages, np);
@@ -202,17 +202,16 @@ function do_huge_pmd_wp_page_fallback(mm: MmStruct, vma: Vma, haddr: number, pmd
     for (const np of copies) put_page(pages, np);
     return;
   }
-  mmu_notifier_invalidate_range_start(mm, haddr as Hva, (haddr + HPAGE_PMD_SIZE) as Hva);
+  mmu_notifier_invalidate_range_start(mm, haddr, hvaAdd(haddr, HPAGE_PMD_SIZE));
   pmd.pmd_clear(i);
   const pgtable = mm.get_pmd_huge_pte();
   for (let k = 0; k < HPAGE_PMD_NR; k++) {
-    const a = haddr + k * PAGE_SIZE;
-    page_add_new_anon_rmap(pages, host.stat, copies[k], vma, a as Hva);
+    page_add_new_anon_rmap(pages, host.stat, copies[k], vma, hvaAdd(haddr, k * PAGE_SIZE));
     pgtable.set_pte(k, copies[k], maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
   }
   pmd.pmd_populate(i, pgtable);
   page_remove_rmap(pages, host.stat, page);
-  mmu_notifier_invalidate_range_end(mm, haddr as Hva, (haddr + HPAGE_PMD_SIZE) as Hva);
+  mmu_notifier_invalidate_range_end(mm, haddr, hvaAdd(haddr, HPAGE_PMD_SIZE));
   put_page(pages, page); // the old mapping's reference
 }
 
@@ -221,11 +220,11 @@ function do_huge_pmd_wp_page_fallback(mm: MmStruct, vma: Vma, haddr: number, pmd
  * zeroed page; an anonymous page mapped once is reused (reuse_swap_page); otherwise it
  * is copied and the old mapping dropped.
  */
-function do_wp_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number): void {
+function do_wp_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: number): void {
   const host = mm.host;
   const pages = host.pages;
   const bits = t.bits[j];
-  const old = t.pfn[j] as Pfn;
+  const old = t.pte_pfn(j);
   const special = (bits & _PAGE_SPECIAL) !== 0;
   if (!special) {
     if (host.swap.reuse_swap_page(old)) {
@@ -252,10 +251,10 @@ function do_wp_page(mm: MmStruct, vma: Vma, addr: number, t: PteTable, j: number
   if (special) host.physmem.zeroFrames(page);
   else host.physmem.copyFrames(page, old);
   const a = alignDown(addr, PAGE_SIZE);
-  mmu_notifier_invalidate_range_start(mm, a as Hva, (a + PAGE_SIZE) as Hva); // ptep_clear_flush_notify
+  mmu_notifier_invalidate_range_start(mm, a, hvaAdd(a, PAGE_SIZE)); // ptep_clear_flush_notify
   t.pte_clear(j);
-  mmu_notifier_invalidate_range_end(mm, a as Hva, (a + PAGE_SIZE) as Hva);
-  page_add_new_anon_rmap(pages, host.stat, page, vma, a as Hva);
+  mmu_notifier_invalidate_range_end(mm, a, hvaAdd(a, PAGE_SIZE));
+  page_add_new_anon_rmap(pages, host.stat, page, vma, a);
   t.set_pte(j, page, maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
   if (!special) {
     page_remove_rmap(pages, host.stat, old);

@@ -20,8 +20,8 @@
  * One Khugepaged per Host (host.khugepaged), built in the Host constructor: the thread's
  * state (khugepaged_scan's cursor, the wake-up schedule) and its sysfs counters are fields.
  */
-import type { Hva, Pfn } from '../util/address.ts';
-import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, alignUp } from '../util/address.ts';
+import type { Hva } from '../util/address.ts';
+import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, alignUp, hva, hvaAdd, pfnAdd } from '../util/address.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
@@ -61,7 +61,7 @@ function collapse_allowed(host: Host, t: PteTable, young: ((j: number) => boolea
     }
     if (!(bits & _PAGE_PRESENT) || !(bits & _PAGE_RW)) return false;
     if (bits & _PAGE_SPECIAL) return false; // vm_normal_page: the zero page is no candidate
-    const page = t.pfn[j] as Pfn;
+    const page = t.pte_pfn(j);
     const f = pages.flags[page];
     if (!(f & PG_lru) || f & PG_locked || !(f & PG_anon)) return false;
     // cannot use mapcount: can't collapse if there's a gup pin
@@ -78,7 +78,7 @@ export class Khugepaged {
   /** khugepaged_scan.mm_slot: the mm being scanned, null between turns of the list. */
   mm_slot: MmStruct | null = null;
   /** khugepaged_scan.address: where the scan of mm_slot resumes. */
-  address = 0;
+  address: Hva = hva(0);
   /** Simulated ms of the thread's next pass; null while it waits for work. */
   nextWake: number | null = null;
   /** The last pass failed to allocate a huge page (hpage = ERR_PTR(-ENOMEM)). */
@@ -132,13 +132,13 @@ export class Khugepaged {
    * on the LRU, unlocked, with _count 1 (no gup pin, no swap cache, not shared); at least
    * one young. Collapses it when so; returns whether a collapse was attempted.
    */
-  private khugepaged_scan_pmd(mm: MmStruct, vma: Vma, address: number): boolean {
+  private khugepaged_scan_pmd(mm: MmStruct, vma: Vma, address: Hva): boolean {
     const pmd = mm.pgd.pmd_table(address);
     if (!pmd) return false;
     const i = pmd_index(address);
     const t = pmd.pte[i];
     if (!t || pmd.pmd_trans_huge(i)) return false;
-    if (!collapse_allowed(this.host, t, (j) => mmu_notifier_test_young(mm, (address + j * PAGE_SIZE) as Hva))) return false;
+    if (!collapse_allowed(this.host, t, (j) => mmu_notifier_test_young(mm, hvaAdd(address, j * PAGE_SIZE)))) return false;
     this.collapse_huge_page(mm, address, vma);
     return true;
   }
@@ -149,7 +149,7 @@ export class Khugepaged {
    * into the huge page, map it with a huge PMD (the old PTE table becomes its deposit), and
    * free the small pages.
    */
-  private collapse_huge_page(mm: MmStruct, address: number, vma: Vma): void {
+  private collapse_huge_page(mm: MmStruct, address: Hva, vma: Vma): void {
     const host = this.host;
     const pages = host.pages;
     const new_page = host.alloc_hugepage(host.knobs.khugepaged.defrag);
@@ -176,8 +176,8 @@ export class Khugepaged {
       return;
     }
     const t = pmd.pte[i]!;
-    const start = address as Hva;
-    const end = (address + HPAGE_PMD_SIZE) as Hva;
+    const start = address;
+    const end = hvaAdd(address, HPAGE_PMD_SIZE);
     // pmdp_clear_flush_notify: after this neither the CPU nor gup_fast reach the PTEs.
     mmu_notifier_invalidate_range_start(mm, start, end);
     pmd.pmd_clear(i);
@@ -189,12 +189,12 @@ export class Khugepaged {
     }
     // __collapse_huge_page_copy
     for (let j = 0; j < HPAGE_PMD_NR; j++) {
-      const dst = (new_page + j) as Pfn;
+      const dst = pfnAdd(new_page, j);
       if (t.bits[j] === 0) {
         host.physmem.zeroFrames(dst);
         continue;
       }
-      const src = t.pfn[j] as Pfn;
+      const src = t.pte_pfn(j);
       host.physmem.copyFrames(dst, src);
       t.pte_clear(j);
       page_remove_rmap(pages, host.stat, src);
@@ -211,7 +211,7 @@ export class Khugepaged {
     const host = this.host;
     if (!this.mm_slot) {
       this.mm_slot = this.mm_head[0];
-      this.address = 0;
+      this.address = hva(0);
     }
     const mm = this.mm_slot;
     let progress = 1;
@@ -233,7 +233,7 @@ export class Khugepaged {
         if (this.address < hstart) this.address = hstart;
         while (this.address < hend) {
           const collapsed = this.khugepaged_scan_pmd(mm, vma, this.address);
-          this.address += HPAGE_PMD_SIZE;
+          this.address = hvaAdd(this.address, HPAGE_PMD_SIZE);
           progress += HPAGE_PMD_NR;
           if (collapsed || progress >= pages) {
             finished = false;
@@ -246,7 +246,7 @@ export class Khugepaged {
       const i = this.mm_head.indexOf(mm);
       if (i + 1 < this.mm_head.length) {
         this.mm_slot = this.mm_head[i + 1];
-        this.address = 0;
+        this.address = hva(0);
       } else {
         this.mm_slot = null;
         this.full_scans++;

@@ -9,7 +9,7 @@
  * huge PMD never straddles two VMAs.
  */
 import type { Hva, Pfn } from '../util/address.ts';
-import { HPAGE_PMD_SIZE, PAGE_SIZE, alignUp, isAligned } from '../util/address.ts';
+import { HPAGE_PMD_SIZE, PAGE_SIZE, alignUp, hva, hvaAdd, isAligned } from '../util/address.ts';
 import { ConfigError, HugevisorError } from '../util/errors.ts';
 import { SegvError } from './errors.ts';
 import { handle_mm_fault } from './fault.ts';
@@ -22,7 +22,7 @@ import {
   mmu_notifier_register,
   mmu_notifier_unregister,
 } from './mmu-notifier.ts';
-import { Pgd, PteTable, _PAGE_RW, pmd_index } from './pgtable.ts';
+import { Pgd, PteTable, _PAGE_RW, pmd_addr_end, pmd_index, pte_index } from './pgtable.ts';
 import { split_huge_page_address, split_huge_page_pmd } from './split.ts';
 import type { Madvice, MmapOptions, MmStructApi, MmuNotifierOps, PageMapping } from './types.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from './types.ts';
@@ -113,7 +113,7 @@ export class MmStruct implements MmStructApi {
   }
 
   /** split_vma at `addr` if a VMA strictly contains it (THP straddling it split first). */
-  private splitVmaAt(addr: number): void {
+  private splitVmaAt(addr: Hva): void {
     const v = this.vmaAt(addr);
     if (!v || v.start === addr) return;
     if (!isAligned(addr, HPAGE_PMD_SIZE)) split_huge_page_address(this, addr);
@@ -125,7 +125,7 @@ export class MmStruct implements MmStructApi {
   }
 
   /** vma_merge around [start, end): join neighbours with equal flags and compatible anon_vma. */
-  private mergeAround(start: number, end: number): void {
+  private mergeAround(start: Hva, end: Hva): void {
     for (let i = 0; i + 1 < this.vmas.length; ) {
       const a = this.vmas[i];
       const b = this.vmas[i + 1];
@@ -146,14 +146,14 @@ export class MmStruct implements MmStructApi {
     }
   }
 
-  private checkRange(what: string, addr: number, length: number): [number, number] {
+  private checkRange(what: string, addr: Hva, length: number): [Hva, Hva] {
     if (!Number.isSafeInteger(addr) || !isAligned(addr, PAGE_SIZE) || addr < 0) {
       throw new ConfigError(`${what}: address 0x${Number(addr).toString(16)} is not page aligned (EINVAL)`);
     }
     if (!Number.isSafeInteger(length) || length <= 0) throw new ConfigError(`${what}: length must be a positive integer (EINVAL), got ${length}`);
-    const end = alignUp(addr + length, PAGE_SIZE);
-    if (end > TASK_SIZE) throw new ConfigError(`${what}: range ends beyond TASK_SIZE (EINVAL)`);
-    return [addr, end];
+    // TASK_SIZE is page aligned, so this is end > TASK_SIZE without forming a sum past 2^53.
+    if (length > TASK_SIZE - addr) throw new ConfigError(`${what}: range ends beyond TASK_SIZE (EINVAL)`);
+    return [addr, alignUp(hvaAdd(addr, length), PAGE_SIZE)];
   }
 
   /** Is every byte of [start, end) inside some VMA? */
@@ -174,23 +174,25 @@ export class MmStruct implements MmStructApi {
       const prot = opts.prot ?? PROT_READ | PROT_WRITE;
       if (!Number.isInteger(prot) || prot < 0 || prot > 7) throw new ConfigError(`mmap: prot must be a combination of PROT_READ|PROT_WRITE|PROT_EXEC, got ${prot}`);
       const len = alignUp(length, PAGE_SIZE);
-      let start: number;
+      let start: Hva;
+      let end: Hva;
       if (opts.addr !== undefined) {
-        [start] = this.checkRange('mmap', opts.addr, len);
-        if (this.vmasIn(start, start + len).length) this.do_munmap(start, start + len);
+        [start, end] = this.checkRange('mmap', opts.addr, len);
+        if (this.vmasIn(start, end).length) this.do_munmap(start, end);
       } else {
         start = this.get_unmapped_area(len, opts.alignHuge ? HPAGE_PMD_SIZE : PAGE_SIZE);
+        end = hvaAdd(start, len);
       }
-      const v = new Vma(this, start, start + len, protToFlags(prot));
+      const v = new Vma(this, start, end, protToFlags(prot));
       this.insertVma(v);
-      this.mergeAround(start, start + len);
-      return start as Hva;
+      this.mergeAround(start, end);
+      return start;
     });
   }
 
   /** First gap of `len` bytes at `align` from MMAP_BASE. */
-  private get_unmapped_area(len: number, align: number): number {
-    let a: number = alignUp(MMAP_BASE, align);
+  private get_unmapped_area(len: number, align: number): Hva {
+    let a = alignUp(hva(MMAP_BASE), align);
     for (const v of this.vmas) {
       if (v.end <= a) continue;
       if (v.start >= a + len) break;
@@ -208,7 +210,7 @@ export class MmStruct implements MmStructApi {
   }
 
   /** do_munmap: split VMAs at the edges, zap the range (splitting partial THPs), drop VMAs, free tables. */
-  do_munmap(start: number, end: number): void {
+  do_munmap(start: Hva, end: Hva): void {
     if (this.vmasIn(start, end).length === 0) return;
     this.splitVmaAt(start);
     this.splitVmaAt(end);
@@ -228,12 +230,12 @@ export class MmStruct implements MmStructApi {
       this.splitVmaAt(start);
       this.splitVmaAt(end);
       const flags = protToFlags(prot);
-      mmu_notifier_invalidate_range_start(this, start as Hva, end as Hva);
+      mmu_notifier_invalidate_range_start(this, start, end);
       for (const v of this.vmasIn(start, end)) {
         v.flags = (v.flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | flags;
         this.change_protection(v.start, v.end, (flags & VM_WRITE) !== 0);
       }
-      mmu_notifier_invalidate_range_end(this, start as Hva, end as Hva);
+      mmu_notifier_invalidate_range_end(this, start, end);
       this.mergeAround(start, end);
     });
   }
@@ -244,9 +246,9 @@ export class MmStruct implements MmStructApi {
    * fault reuses or copies the page. A huge PMD only partly in range is split first
    * (2.6.38 change_pmd_range), a whole one is changed in place (change_huge_pmd).
    */
-  private change_protection(start: number, end: number, writable: boolean): void {
+  private change_protection(start: Hva, end: Hva, writable: boolean): void {
     for (let a = start; a < end; ) {
-      const next = Math.min(end, (Math.floor(a / HPAGE_PMD_SIZE) + 1) * HPAGE_PMD_SIZE);
+      const next = pmd_addr_end(a, end);
       const pmd = this.pgd.pmd_table(a);
       if (pmd) {
         const i = pmd_index(a);
@@ -255,8 +257,8 @@ export class MmStruct implements MmStructApi {
           if (!writable) pmd.hbits[i] &= ~_PAGE_RW;
         } else if (!writable && pmd.pte[i]) {
           const t = pmd.pte[i]!;
-          for (let p = a; p < next; p += PAGE_SIZE) {
-            const j = Math.floor(p / PAGE_SIZE) % 512;
+          for (let p: number = a; p < next; p += PAGE_SIZE) {
+            const j = pte_index(p);
             if (t.pte_present(j)) t.bits[j] &= ~_PAGE_RW;
           }
         }
@@ -308,9 +310,9 @@ export class MmStruct implements MmStructApi {
         }
         child.vmas.push(cv);
         if (v.anon_vma) {
-          mmu_notifier_invalidate_range_start(this, v.start as Hva, v.end as Hva);
+          mmu_notifier_invalidate_range_start(this, v.start, v.end);
           copy_page_range(child, this, cv, v);
-          mmu_notifier_invalidate_range_end(this, v.start as Hva, v.end as Hva);
+          mmu_notifier_invalidate_range_end(this, v.start, v.end);
         }
       }
       this.host.khugepaged.khugepaged_fork(child, this);
@@ -354,7 +356,7 @@ export class MmStruct implements MmStructApi {
       const out = new Uint8Array(length);
       let done = 0;
       while (done < length) {
-        const a = addr + done;
+        const a = hvaAdd(addr, done);
         const off = a % PAGE_SIZE;
         const n = Math.min(length - done, PAGE_SIZE - off);
         const pfn = followForAccess(this, a, false);
@@ -370,7 +372,7 @@ export class MmStruct implements MmStructApi {
       if (!(data instanceof Uint8Array)) throw new ConfigError('writeBytes: data must be a Uint8Array');
       let done = 0;
       while (done < data.length) {
-        const a = addr + done;
+        const a = hvaAdd(addr, done);
         const off = a % PAGE_SIZE;
         const n = Math.min(data.length - done, PAGE_SIZE - off);
         const pfn = followForAccess(this, a, true);

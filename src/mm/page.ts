@@ -16,7 +16,7 @@
  *  - index:      virtual page number (address >> 12) in the owning mm. Free: prev PFN in
  *                the buddy free list (+1, 0 = none).
  */
-import type { Pfn } from '../util/address.ts';
+import { pfn as pfnOf, type Pfn } from '../util/address.ts';
 
 export const PG_locked = 1 << 0;
 export const PG_referenced = 1 << 1; // "young": accessed since last scan
@@ -112,9 +112,13 @@ export class PageArray {
     return this.testFlag(pfn, PG_buddy);
   }
 
+  /** page->first_page of a tail: its head (atomic: a split may be clearing it). */
+  first_page(tail: Pfn): Pfn {
+    return pfnOf(Atomics.load(this.private, tail));
+  }
   /** compound_head(): the head of a tail page, else the page itself. */
   compound_head(pfn: Pfn): Pfn {
-    return this.PageTail(pfn) ? (Atomics.load(this.private, pfn) as Pfn) : pfn;
+    return this.PageTail(pfn) ? this.first_page(pfn) : pfn;
   }
   /** compound_order() of a head page (0 for a single page). */
   compound_order(pfn: Pfn): number {

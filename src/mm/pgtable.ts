@@ -11,6 +11,7 @@
  * offset, swap.ts).
  */
 import type { Hva, Pfn } from '../util/address.ts';
+import { HPAGE_PMD_SIZE, alignDown, hvaAdd, minAddress, pfn } from '../util/address.ts';
 
 export const PTRS_PER_TABLE = 512;
 
@@ -45,6 +46,10 @@ export class PteTable {
   is_swap_pte(i: number): boolean {
     return (this.bits[i] & _PAGE_SWP) !== 0;
   }
+  /** pte_pfn: the frame a present PTE maps (for a swap PTE, pfn[] holds the slot instead). */
+  pte_pfn(i: number): Pfn {
+    return pfn(this.pfn[i]);
+  }
   pte_write(i: number): boolean {
     return (this.bits[i] & _PAGE_RW) !== 0;
   }
@@ -77,6 +82,10 @@ export class PmdTable {
   }
   pmd_trans_splitting(i: number): boolean {
     return this.huge[i] >= 0 && (this.hbits[i] & _PAGE_SPLITTING) !== 0;
+  }
+  /** pmd_page: the head frame of the THP a huge PMD maps. */
+  pmd_page(i: number): Pfn {
+    return pfn(this.huge[i]);
   }
   pmd_write(i: number): boolean {
     return (this.hbits[i] & _PAGE_RW) !== 0;
@@ -116,6 +125,9 @@ export const pgd_index = (a: number) => Math.floor(a / P39) % PTRS_PER_TABLE;
 export const pud_index = (a: number) => Math.floor(a / P30) % PTRS_PER_TABLE;
 export const pmd_index = (a: number) => Math.floor(a / P21) % PTRS_PER_TABLE;
 export const pte_index = (a: number) => Math.floor(a / 4096) % PTRS_PER_TABLE;
+
+/** pmd_addr_end: the end of the walk step from `a`: the next 2 MiB boundary, or `end` if sooner. */
+export const pmd_addr_end = (a: Hva, end: Hva): Hva => minAddress(alignDown(hvaAdd(a, HPAGE_PMD_SIZE), HPAGE_PMD_SIZE), end);
 
 /** The process's top-level table and the walk/allocation helpers below it. */
 export class Pgd {

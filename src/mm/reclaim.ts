@@ -19,7 +19,7 @@
  * in the Host constructor; the clock hand and kswapd's back-off are its fields.
  */
 import type { Hva, Pfn } from '../util/address.ts';
-import { HPAGE_PMD_NR } from '../util/address.ts';
+import { HPAGE_PMD_NR, pfn, pfnAdd } from '../util/address.ts';
 import { ConfigError } from '../util/errors.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
@@ -98,7 +98,7 @@ export function high_wmark(host: Host): number {
 /** Page reclaim of one host: the clock hand, kswapd's back-off, pgscan/pgsteal. */
 export class Reclaim {
   /** The clock hand: next frame to look at. */
-  hand = 0;
+  hand: Pfn = pfn(0);
   /** Frames reclaimed so far (pgsteal) and pages looked at (pgscan), for reports. */
   pgsteal = 0;
   pgscan = 0;
@@ -122,14 +122,14 @@ export class Reclaim {
     const n = host.nrFrames;
     let freed = 0;
     for (let budget = 2 * n; budget > 0 && freed < nrToReclaim; budget--) {
-      const p = this.hand as Pfn;
-      this.hand = p + 1 >= n ? 0 : p + 1;
+      const p = this.hand;
+      this.hand = p + 1 >= n ? pfn(0) : pfnAdd(p, 1);
       const f = pages.flags[p];
       if (f & PG_tail || f & PG_reserved || !(f & PG_anon) || !(f & PG_lru) || pages._mapcount[p] < 0) continue;
       this.pgscan++;
       if (f & PG_head) {
         if (page_referenced(host, p)) {
-          this.hand = p + HPAGE_PMD_NR >= n ? 0 : p + HPAGE_PMD_NR; // skip its tails
+          this.hand = p + HPAGE_PMD_NR >= n ? pfn(0) : pfnAdd(p, HPAGE_PMD_NR); // skip its tails
           continue;
         }
         // add_to_swap on a THP: split_huge_page first; its pages come next on the clock.

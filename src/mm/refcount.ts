@@ -16,7 +16,7 @@
  * test likes in a worker).
  */
 import type { Pfn } from '../util/address.ts';
-import { HPAGE_PMD_NR } from '../util/address.ts';
+import { HPAGE_PMD_NR, pfnAdd } from '../util/address.ts';
 import {
   type FreePagesFn,
   PageArray,
@@ -107,7 +107,7 @@ export function get_page(pages: PageArray, pfn: Pfn): void {
   BUG_ON(Atomics.load(pages._count, pfn) < (tail ? 0 : 1), `get_page on page ${pfn} without a reference`);
   Atomics.add(pages._count, pfn, 1);
   if (tail) {
-    const head = Atomics.load(pages.private, pfn) as Pfn;
+    const head = pages.first_page(pfn);
     BUG_ON(Atomics.load(pages._count, head) <= 0, `get_page on tail ${pfn} of a free head ${head}`);
     Atomics.add(pages._count, head, 1);
   }
@@ -131,7 +131,7 @@ function __put_compound_page(pages: PageArray, head: Pfn): void {
 function put_compound_page(pages: PageArray, page: Pfn, lock: CompoundLock): void {
   if (pages.PageTail(page)) {
     // __split_huge_page_refcount can run under us: first_page may be stale.
-    const head = Atomics.load(pages.private, page) as Pfn;
+    const head = pages.first_page(page);
     if (pages.PageTail(page) && get_page_unless_zero(pages, head)) {
       if (!pages.PageHead(head)) {
         // The head was split into a regular page before we pinned it (PageHead is
@@ -188,7 +188,7 @@ export function prep_compound_page(pages: PageArray, head: Pfn, order: number): 
   Atomics.store(pages.private, head, order);
   pages.setFlag(head, PG_head);
   for (let i = 1; i < nr; i++) {
-    const t = (head + i) as Pfn;
+    const t = pfnAdd(head, i);
     Atomics.store(pages._count, t, 0);
     Atomics.store(pages._mapcount, t, -1);
     Atomics.store(pages.private, t, head); // first_page
@@ -200,7 +200,7 @@ export function prep_compound_page(pages: PageArray, head: Pfn, order: number): 
 export function destroy_compound_page(pages: PageArray, head: Pfn, order: number): void {
   const nr = 1 << order;
   for (let i = 1; i < nr; i++) {
-    const t = (head + i) as Pfn;
+    const t = pfnAdd(head, i);
     BUG_ON(Atomics.load(pages._count, t) !== 0, `freeing compound ${head} with tail ${t} pinned`);
     Atomics.store(pages.flags, t, 0);
     Atomics.store(pages.private, t, 0);
@@ -236,7 +236,7 @@ function split_refcount_locking(pages: PageArray, head: Pfn, nr: number, lock: C
   // lru_add_page_tail).
   const inherit = Atomics.load(pages.flags, head) & (PG_referenced | PG_swapbacked | PG_uptodate | PG_anon | PG_lru);
   for (let i = 1; i < nr; i++) {
-    const t = (head + i) as Pfn;
+    const t = pfnAdd(head, i);
     // tail _count cannot change here: put_page on a tail waits on compound_lock.
     const tc = Atomics.load(pages._count, t);
     const hc = Atomics.sub(pages._count, head, tc) - tc;
@@ -256,7 +256,7 @@ function split_refcount_locking(pages: PageArray, head: Pfn, nr: number, lock: C
   pages.clearFlag(head, PG_head);
   lock.compound_unlock(pages, head);
   for (let i = 1; i < nr; i++) {
-    const t = (head + i) as Pfn;
+    const t = pfnAdd(head, i);
     BUG_ON(Atomics.load(pages._count, t) <= 0, `split: tail ${t} with _count 0`);
     put_page_locking(pages, t, lock);
   }

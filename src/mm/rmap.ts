@@ -9,7 +9,7 @@
  * page_remove_rmap do.
  */
 import type { Hva, Pfn } from '../util/address.ts';
-import { PAGE_SIZE } from '../util/address.ts';
+import { pageIndex, pageIndexToHva } from '../util/address.ts';
 import { PG_anon, PG_lru, PG_swapbacked, PG_uptodate, type PageArray } from './page.ts';
 import type { VmStat } from './vmstat.ts';
 import type { Vma } from './vma.ts';
@@ -67,7 +67,7 @@ function statInc(pages: PageArray, st: VmStat, pfn: Pfn, d: number): void {
 export function page_add_new_anon_rmap(pages: PageArray, st: VmStat, pfn: Pfn, vma: Vma, addr: Hva): void {
   Atomics.store(pages._mapcount, pfn, 0);
   pages.mapping[pfn] = vma.anon_vma!.id;
-  pages.index[pfn] = Math.floor(addr / PAGE_SIZE);
+  pages.index[pfn] = pageIndex(addr);
   pages.setFlag(pfn, PG_anon | PG_swapbacked | PG_uptodate | PG_lru);
   statInc(pages, st, pfn, 1);
 }
@@ -83,7 +83,7 @@ export function page_add_anon_rmap(pages: PageArray, st: VmStat, pfn: Pfn, vma?:
   if (vma && addr !== undefined) {
     if (!vma.anon_vma) throw new Error('kernel BUG: page_add_anon_rmap into a VMA without anon_vma');
     pages.mapping[pfn] = vma.anon_vma.id;
-    pages.index[pfn] = Math.floor(addr / PAGE_SIZE);
+    pages.index[pfn] = pageIndex(addr);
     pages.setFlag(pfn, PG_anon | PG_swapbacked);
   }
 }
@@ -100,10 +100,10 @@ export function page_remove_rmap(pages: PageArray, st: VmStat, pfn: Pfn): void {
   if (old === 0) statInc(pages, st, pfn, -1);
 }
 
-/** vma_address: where `vma` would map the page with this index, or −1 outside the VMA. */
-export function vma_address(index: number, vma: Vma): number {
-  const a = index * PAGE_SIZE;
-  return a >= vma.start && a < vma.end ? a : -1;
+/** vma_address: where `vma` would map the page with this index, or null outside the VMA (-EFAULT). */
+export function vma_address(index: number, vma: Vma): Hva | null {
+  const a = pageIndexToHva(index);
+  return a >= vma.start && a < vma.end ? a : null;
 }
 
 /** Every (vma, address) that may map the anonymous page `pfn` (page_lock_anon_vma + walk). */
@@ -113,7 +113,7 @@ export function rmap_walk(reg: AnonVmaRegistry, pages: PageArray, pfn: Pfn): { v
   const out: { vma: Vma; addr: Hva }[] = [];
   for (const vma of av.vmas) {
     const a = vma_address(pages.index[pfn], vma);
-    if (a >= 0) out.push({ vma, addr: a as Hva });
+    if (a !== null) out.push({ vma, addr: a });
   }
   return out;
 }

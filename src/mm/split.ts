@@ -11,7 +11,7 @@
  * huge PMD calls (it splits the page, hence every mapping of it in every mm).
  */
 import type { Hva, Pfn } from '../util/address.ts';
-import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, alignDown } from '../util/address.ts';
+import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, alignDown, hvaAdd } from '../util/address.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
@@ -21,13 +21,13 @@ import { rmap_walk } from './rmap.ts';
 
 interface HugeMapping {
   mm: MmStruct;
-  haddr: number;
+  haddr: Hva;
   pmd: PmdTable;
   i: number;
 }
 
 /** page_check_address_pmd: the huge PMD of `mm` at `haddr` if it maps `head`. */
-function page_check_address_pmd(mm: MmStruct, head: Pfn, haddr: number): HugeMapping | null {
+function page_check_address_pmd(mm: MmStruct, head: Pfn, haddr: Hva): HugeMapping | null {
   const pmd = mm.pgd.pmd_table(haddr);
   if (!pmd) return null;
   const i = pmd_index(haddr);
@@ -50,8 +50,8 @@ export function split_huge_page(host: Host, head: Pfn): boolean {
   }
   // Pass 1: __split_huge_page_splitting
   for (const m of found) {
-    const s = m.haddr as Hva;
-    const e = (m.haddr + HPAGE_PMD_SIZE) as Hva;
+    const s = m.haddr;
+    const e = hvaAdd(m.haddr, HPAGE_PMD_SIZE);
     mmu_notifier_invalidate_range_start(m.mm, s, e);
     m.pmd.hbits[m.i] |= _PAGE_SPLITTING;
     mmu_notifier_invalidate_range_end(m.mm, s, e);
@@ -78,13 +78,13 @@ function __split_huge_page_map(m: HugeMapping, head: Pfn): void {
 }
 
 /** split_huge_page_pmd: if `addr`'s PMD in `mm` is huge, split the page it maps. */
-export function split_huge_page_pmd(mm: MmStruct, addr: number): void {
+export function split_huge_page_pmd(mm: MmStruct, addr: Hva): void {
   const pmd = mm.pgd.pmd_table(addr);
   if (!pmd) return;
   const i = pmd_index(addr);
   if (!pmd.pmd_trans_huge(i)) return;
   const host = mm.host;
-  const head = pmd.huge[i] as Pfn;
+  const head = pmd.pmd_page(i);
   get_page(host.pages, head);
   split_huge_page(host, head);
   put_page(host.pages, head);
@@ -92,7 +92,7 @@ export function split_huge_page_pmd(mm: MmStruct, addr: number): void {
 }
 
 /** split_huge_page_address (__vma_adjust_trans_huge): a VMA edge lands inside this PMD. */
-export function split_huge_page_address(mm: MmStruct, addr: number): void {
+export function split_huge_page_address(mm: MmStruct, addr: Hva): void {
   split_huge_page_pmd(mm, alignDown(addr, HPAGE_PMD_SIZE));
 }
 

@@ -23,7 +23,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, rmdirSync, unlinkSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hva, Pfn } from '../util/address.ts';
-import { PAGE_SIZE } from '../util/address.ts';
+import { PAGE_SIZE, hvaAdd, pageIndex } from '../util/address.ts';
 import { HugevisorError } from '../util/errors.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
@@ -252,7 +252,7 @@ export class Swap {
       const t = mm.pgd.pte_offset(addr);
       const j = pte_index(addr);
       if (!t || !t.pte_present(j) || t.pfn[j] !== pfn || t.bits[j] & _PAGE_SPECIAL) continue;
-      const end = (addr + PAGE_SIZE) as Hva;
+      const end = hvaAdd(addr, PAGE_SIZE);
       mmu_notifier_invalidate_range_start(mm, addr, end);
       t.set_pte(j, slot, _PAGE_SWP);
       si.swap_duplicate(slot);
@@ -322,7 +322,7 @@ export class Swap {
       // the VMA (the root, which every forked VMA that may share the slot belongs to).
       pages.setFlag(np, PG_anon | PG_swapbacked | PG_uptodate | PG_lru);
       pages.mapping[np] = (vma.anon_vma_chain[0] ?? vma.anon_vma)!.id;
-      pages.index[np] = Math.floor(addr / PAGE_SIZE);
+      pages.index[np] = pageIndex(addr);
       this.add_to_swap_cache(si, np, slot);
       page = np;
     } else {

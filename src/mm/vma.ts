@@ -1,6 +1,7 @@
 /**
  * vm_area_struct: one anonymous mapping of a host process. Flags use the 2.6.38 values.
  */
+import type { Hva } from '../util/address.ts';
 import type { AnonVma } from './rmap.ts';
 import type { MmStruct } from './mm.ts';
 
@@ -17,8 +18,8 @@ export class Vma {
   anon_vma_chain: AnonVma[] = [];
   constructor(
     readonly mm: MmStruct,
-    public start: number,
-    public end: number,
+    public start: Hva,
+    public end: Hva,
     public flags: number,
   ) {}
   get length(): number {

@@ -6,11 +6,11 @@
  * withdrawn and freed); one only partly inside is split first (split_huge_page_pmd),
  * then its PTEs in range are zapped. Secondary MMUs are told around the whole range.
  */
-import type { Hva, Pfn } from '../util/address.ts';
+import type { Hva } from '../util/address.ts';
 import { HPAGE_PMD_SIZE, PAGE_SIZE } from '../util/address.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
-import { _PAGE_ACCESSED, _PAGE_RW, _PAGE_SPECIAL, pmd_index, pte_index, type PmdTable } from './pgtable.ts';
+import { _PAGE_ACCESSED, _PAGE_RW, _PAGE_SPECIAL, pmd_addr_end, pmd_index, pte_index, type PmdTable } from './pgtable.ts';
 import { get_page, put_page } from './refcount.ts';
 import { page_dup_rmap, page_remove_rmap } from './rmap.ts';
 import { split_huge_page_pmd } from './split.ts';
@@ -19,7 +19,7 @@ import type { Vma } from './vma.ts';
 /** zap_huge_pmd: unmap a whole huge PMD; the mapping's page reference goes with it. */
 export function zap_huge_pmd(mm: MmStruct, pmd: PmdTable, i: number): void {
   const host = mm.host;
-  const head = pmd.huge[i] as Pfn;
+  const head = pmd.pmd_page(i);
   mm.pgd.pte_free(mm.get_pmd_huge_pte());
   pmd.pmd_clear(i);
   page_remove_rmap(host.pages, host.stat, head);
@@ -27,12 +27,12 @@ export function zap_huge_pmd(mm: MmStruct, pmd: PmdTable, i: number): void {
 }
 
 /** zap_page_range: unmap [start, end) of `mm` (VMAs are not touched). */
-export function zap_page_range(mm: MmStruct, start: number, end: number): void {
+export function zap_page_range(mm: MmStruct, start: Hva, end: Hva): void {
   const host = mm.host;
   const pages = host.pages;
-  mmu_notifier_invalidate_range_start(mm, start as Hva, end as Hva);
+  mmu_notifier_invalidate_range_start(mm, start, end);
   for (let a = start; a < end; ) {
-    const next = Math.min(end, (Math.floor(a / HPAGE_PMD_SIZE) + 1) * HPAGE_PMD_SIZE);
+    const next = pmd_addr_end(a, end);
     const pmd = mm.pgd.pmd_table(a);
     if (!pmd) {
       a = next;
@@ -49,14 +49,14 @@ export function zap_page_range(mm: MmStruct, start: number, end: number): void {
     }
     const t = pmd.pte[i];
     if (t) {
-      for (let p = a; p < next; p += PAGE_SIZE) {
+      for (let p: number = a; p < next; p += PAGE_SIZE) {
         const j = pte_index(p);
         const bits = t.bits[j];
         if (bits === 0) continue;
         if (t.is_swap_pte(j)) {
           host.swap.free_swap_and_cache(t.pfn[j]);
         } else if (!(bits & _PAGE_SPECIAL)) {
-          const pfn = t.pfn[j] as Pfn;
+          const pfn = t.pte_pfn(j);
           page_remove_rmap(pages, host.stat, pfn);
           put_page(pages, pfn);
         }
@@ -65,7 +65,7 @@ export function zap_page_range(mm: MmStruct, start: number, end: number): void {
     }
     a = next;
   }
-  mmu_notifier_invalidate_range_end(mm, start as Hva, end as Hva);
+  mmu_notifier_invalidate_range_end(mm, start, end);
 }
 
 /**
@@ -77,7 +77,7 @@ export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: V
   const host = src.host;
   const pages = host.pages;
   for (let a = svma.start; a < svma.end; ) {
-    const next = Math.min(svma.end, (Math.floor(a / HPAGE_PMD_SIZE) + 1) * HPAGE_PMD_SIZE);
+    const next = pmd_addr_end(a, svma.end);
     const spmd = src.pgd.pmd_table(a);
     if (!spmd) {
       a = next;
@@ -90,7 +90,7 @@ export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: V
       const pgtable = dst.pgd.pte_alloc_one();
       const dpmd = dst.pgd.pmd_alloc(a);
       if (spmd.pmd_trans_huge(i)) {
-        const head = spmd.huge[i] as Pfn;
+        const head = spmd.pmd_page(i);
         get_page(pages, head);
         page_dup_rmap(pages, head);
         spmd.hbits[i] &= ~_PAGE_RW; // pmdp_set_wrprotect
@@ -104,7 +104,7 @@ export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: V
     const st = spmd.pte[i];
     if (st) {
       let dt = null;
-      for (let p = a; p < next; p += PAGE_SIZE) {
+      for (let p: number = a; p < next; p += PAGE_SIZE) {
         const j = pte_index(p);
         const bits = st.bits[j];
         if (bits === 0) continue;
@@ -125,7 +125,7 @@ export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: V
           continue;
         }
         if (!(bits & _PAGE_SPECIAL)) {
-          const pfn = st.pfn[j] as Pfn;
+          const pfn = st.pte_pfn(j);
           get_page(pages, pfn);
           page_dup_rmap(pages, pfn);
         }

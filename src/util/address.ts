@@ -45,3 +45,50 @@ export function alignUp<T extends number>(a: T, align: number): T {
 export function isAligned(a: number, align: number): boolean {
   return a % align === 0;
 }
+
+// --- Checked arithmetic (rust-vmm vm-memory's checked_add / checked_offset_from) ----------
+// An address plus a byte count is the same kind of address; these keep the brand without a
+// cast at every call site and throw a RangeError instead of producing a non-address (a
+// fraction, a negative, or beyond 2^53 where doubles stop being exact). Kept to one
+// comparison each: they sit on the fault and split paths.
+
+function checkedAddress(r: number, what: string): number {
+  if (!Number.isSafeInteger(r) || r < 0) throw new RangeError(`${what}: ${r} is not an address`);
+  return r;
+}
+
+/** The frame `n` frames after `p` (n may be negative). */
+export function pfnAdd(p: Pfn, n: number): Pfn {
+  return checkedAddress(p + n, 'pfnAdd') as Pfn;
+}
+
+/** Frames p, p+1, ..., p+n−1. */
+export function* pfnRange(p: Pfn, n: number): Generator<Pfn> {
+  for (let i = 0; i < n; i++) yield pfnAdd(p, i);
+}
+
+/** The host virtual address `bytes` after `a` (bytes may be negative). */
+export function hvaAdd(a: Hva, bytes: number): Hva {
+  return checkedAddress(a + bytes, 'hvaAdd') as Hva;
+}
+
+/** Bytes from `base` up to `a` (checked_offset_from): throws when `a` is below `base`. */
+export function hvaOffset(a: Hva, base: Hva): number {
+  if (a < base) throw new RangeError(`hvaOffset: 0x${a.toString(16)} is below 0x${base.toString(16)}`);
+  return a - base;
+}
+
+/** The virtual page number of `a` (linear_page_index: what page->index holds for anon pages). */
+export function pageIndex(a: Hva): number {
+  return Math.floor(a / PAGE_SIZE);
+}
+
+/** The first address of virtual page `index` (the inverse of pageIndex). */
+export function pageIndexToHva(index: number): Hva {
+  return checkedAddress(index * PAGE_SIZE, 'pageIndexToHva') as Hva;
+}
+
+/** The lower of two addresses of one kind (Math.min would lose the kind). */
+export function minAddress<T extends number>(a: T, b: T): T {
+  return a < b ? a : b;
+}

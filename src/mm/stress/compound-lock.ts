@@ -13,7 +13,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { HPAGE_PMD_NR, type Pfn } from '../../util/address.ts';
+import { HPAGE_PMD_NR, pfn, type Pfn } from '../../util/address.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { PG_anon, PG_head, PG_lru, PG_swapbacked, PG_tail, PG_uptodate, PageArray } from '../page.ts';
 import { bindRefOps } from './refops.ts';
@@ -214,7 +214,7 @@ function runRound(
     }
     Atomics.store(ctl, ptl + 1, PMD_SPLITTING);
     Atomics.store(ctl, ptl, 0);
-    split((c * HPAGE_PMD_NR) as Pfn);
+    split(pfn(c * HPAGE_PMD_NR));
     Atomics.store(ctl, ptl + 1, PMD_SPLIT);
   }
   waitFor(ctl, CTL.released, nWorkers);

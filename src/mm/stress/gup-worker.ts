@@ -8,7 +8,7 @@
  * releaseChasing); the others release in descending order and cross the walk once.
  */
 import { workerData } from 'node:worker_threads';
-import { HPAGE_PMD_NR, type Pfn } from '../../util/address.ts';
+import { HPAGE_PMD_NR, pfn, pfnAdd, type Pfn } from '../../util/address.ts';
 import { PageArray } from '../page.ts';
 import { bindRefOps } from './refops.ts';
 import { CTL, PMD_SPLIT, PMD_SPLITTING, type StressWorkerData } from './shared.ts';
@@ -66,9 +66,9 @@ function gupTail(c: number, pfn: Pfn, pins: number): void {
 
 function round(): void {
   for (let c = 0; c < d.compound; c++) {
-    const head = c * HPAGE_PMD_NR;
+    const head = pfn(c * HPAGE_PMD_NR);
     for (let i = 1; i < HPAGE_PMD_NR; i++) {
-      gupTail(c, (head + i) as Pfn, myPins);
+      gupTail(c, pfnAdd(head, i), myPins);
       addOps(myPins);
     }
   }
@@ -89,9 +89,9 @@ function round(): void {
 }
 
 function release(c: number, i: number): void {
-  const pfn = (c * HPAGE_PMD_NR + i) as Pfn;
+  const tail = pfn(c * HPAGE_PMD_NR + i);
   try {
-    for (let k = 0; k < myPins; k++) ops.put_page(pfn);
+    for (let k = 0; k < myPins; k++) ops.put_page(tail);
   } catch {
     Atomics.add(ctl, CTL.bugs, 1);
   }
@@ -106,24 +106,24 @@ const done = new Uint8Array(HPAGE_PMD_NR);
  * from attempt to attempt to sweep the race window whatever the relative speeds.
  */
 function releaseChasing(c: number): void {
-  const head = c * HPAGE_PMD_NR;
+  const head = pfn(c * HPAGE_PMD_NR);
   done.fill(0);
   // Start once the walk is under way (tail 1 lost PG_tail): with compound_lock on, the
   // split then holds the lock, and every chased put meets it instead of starving it.
-  while (pages.PageTail((head + 1) as Pfn) && Atomics.load(ctl, pmdState(c)) !== PMD_SPLIT) {
+  while (pages.PageTail(pfnAdd(head, 1)) && Atomics.load(ctl, pmdState(c)) !== PMD_SPLIT) {
     /* spin */
   }
   let pos = 1;
   let attempt = c;
   for (;;) {
-    while (pos < HPAGE_PMD_NR && !pages.PageTail((head + pos) as Pfn)) pos++;
+    while (pos < HPAGE_PMD_NR && !pages.PageTail(pfnAdd(head, pos))) pos++;
     // done, or the split stopped early on a BUG_ON (possible only without the lock)
     if (pos >= HPAGE_PMD_NR || Atomics.load(ctl, pmdState(c)) === PMD_SPLIT) break;
     const target = pos + CHASE_LEADS[attempt++ % CHASE_LEADS.length];
     if (target >= HPAGE_PMD_NR || done[target]) continue;
     done[target] = 1;
     release(c, target);
-    if (!pages.PageTail((head + target) as Pfn)) Atomics.add(ctl, CTL.crossings, 1);
+    if (!pages.PageTail(pfnAdd(head, target))) Atomics.add(ctl, CTL.crossings, 1);
   }
   for (let i = 1; i < HPAGE_PMD_NR; i++) if (!done[i]) release(c, i);
 }
