@@ -21,12 +21,12 @@ const exitWith = (status: number, n = 2): Step => ({ instructions: n, exit: out(
 function vmWith(steps: Step[], config: VmConfig = {}) {
   const f = fakeAddon(steps);
   const vm = createVm({ memory: 4 * MiB, ...config }, hello, { addon: f.addon });
-  return { vm, fake: f.vcpu() };
+  return { vm, fake: f.vcpu(), addon: f.addon };
 }
 
 test('the vCPU starts at the entry point in the boot state, with guest RAM written (native: one linear range)', (t) => {
-  const { vm, fake } = vmWith([], { ept: false });
-  t.deepEqual(fake.mmu, { ept: false, guestBase: 0, guestSize: 4 * MiB });
+  const { vm, fake, addon } = vmWith([], { ept: false });
+  t.deepEqual(fake.mmu, { ept: false, guestBase: 0, guestSize: 4 * MiB, tlb: addon.defaultTlbGeometry });
   t.is(fake.regs[REG.rip], 0x100000n);
   t.is(fake.regs[REG.cr3], BigInt(vm.boot.pml4));
   t.is(fake.regs[REG.rdi], BigInt(vm.boot.bootInfo));
@@ -162,10 +162,10 @@ test('a bad image or config is refused before anything runs', (t) => {
   t.throws(() => createVm({ memory: 4 * MiB }, bad, { addon: f.addon }), { instanceOf: ElfError, message: 'bad.elf: truncated ELF header: file is 30 bytes, the ELF64 header needs 64' });
   t.throws(() => createVm({ memory: 0x100000 }, hello, { addon: f.addon }), { instanceOf: ElfError, message: /two-segments: segment 0 \[0x100000, 0x100018\) is outside guest memory/ });
   t.throws(() => createVm({ memory: 0x120000 }, hello, { addon: f.addon }), { instanceOf: ConfigError, message: /guest memory too small/ });
-  t.throws(() => createVm({ memory: 4 * MiB, guestPageSize: '8k' as never }, hello, { addon: f.addon }), { message: 'guestPageSize must be one of 4k, 2m, 1g, got 8k' });
-  t.throws(() => createVm({ memory: 4 * MiB, maxInstructions: -1 }, hello, { addon: f.addon }), { message: 'maxInstructions must be an integer ≥ 0, got -1' });
-  t.throws(() => createVm({ memroy: 4 * MiB } as never, hello, { addon: f.addon }), { message: /unknown VM config field 'memroy'/ });
-  t.throws(() => createVm({ costs: { walk_ref: -1 } }, hello, { addon: f.addon }), { message: "cost 'walk_ref' must be a finite number ≥ 0, got -1" });
+  t.throws(() => createVm({ memory: 4 * MiB, guestPageSize: '8k' as never }, hello, { addon: f.addon }), { message: 'guestPageSize: expected 4k|2m|1g, got "8k"' });
+  t.throws(() => createVm({ memory: 4 * MiB, maxInstructions: -1 }, hello, { addon: f.addon }), { message: 'maxInstructions: expected an integer ≥ 0 (0 = no limit), got -1' });
+  t.throws(() => createVm({ memroy: 4 * MiB } as never, hello, { addon: f.addon }), { message: /^config: unknown key "memroy" \(known: memory, guestPageSize, / });
+  t.throws(() => createVm({ costs: { walk_ref: -1 } }, hello, { addon: f.addon }), { message: 'costs.walk_ref: expected a number of cycles from 0 to 1e12, got -1' });
 });
 
 test('cost overrides change simulated time without re-running', (t) => {
@@ -181,11 +181,11 @@ test('cost overrides change simulated time without re-running', (t) => {
 });
 
 test('the default is EPT mode: the vCPU gets an EPT pointer, guest RAM is host anonymous memory', (t) => {
-  const { vm, fake } = vmWith([]);
+  const { vm, fake, addon } = vmWith([]);
   t.is(vm.config.ept, true);
   t.is(vm.backend.kind, 'ept');
   const eptp = (vm.backend.mmu as { eptp: number }).eptp;
-  t.deepEqual(fake.mmu, { ept: true, eptp });
+  t.deepEqual(fake.mmu, { ept: true, eptp, tlb: addon.defaultTlbGeometry });
   t.is(eptp % 4096, 0);
   t.is(fake.regs[REG.rip], 0x100000n);
   const mem = vm.backend.memory;

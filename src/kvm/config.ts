@@ -16,10 +16,10 @@
  */
 import { z } from 'zod';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
-import { hostConfigSchema } from '../mm/config.ts';
+import { defaultKnobs, hostConfigSchema } from '../mm/config.ts';
 import type { TlbArrayGeometry, TlbGeometry } from '../native/types.ts';
 import { alignDown, alignUp, HPAGE_PMD_SIZE } from '../util/address.ts';
-import { parseConfig } from '../util/schema.ts';
+import { parseConfig, strictObject } from '../util/schema.ts';
 import { costTableSchema, makeCostTable, type CostTable } from './cost.ts';
 import { ARENA_MAX_BYTES } from '../native/types.ts';
 
@@ -58,43 +58,49 @@ export function defaultHostMemory(memory: number): number {
 export const TLB_PRESETS = ['default', 'none'] as const;
 export type TlbPreset = (typeof TLB_PRESETS)[number];
 
-const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.number().int().min(min).max(max);
+/** An integer in [min, max] (a multiple of `step`), with one message for every way of missing it. */
+function int(min: number, max = Number.MAX_SAFE_INTEGER, step = 1, what = `an integer from ${min} to ${max}`) {
+  const error = what;
+  const n = z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+  return step > 1 ? n.multipleOf(step, { error }) : n;
+}
 const fn = z.custom<(...a: never[]) => unknown>((v) => typeof v === 'function', 'expected a function');
 
-const tlbArraySchema = z.object({ entries: int(0), ways: int(0) }).strict();
+const tlbArraySchema = strictObject({ entries: int(0, 2 ** 31), ways: int(0, 2 ** 31) });
 
 /** The tlb section: a preset, or { structure: { entries, ways } } over the addon's structure names. */
 function tlbSchema(structures: readonly string[]) {
-  const geometry = z.partialRecord(z.enum(structures as [string, ...string[]]), tlbArraySchema);
+  const geometry = strictObject(Object.fromEntries(structures.map((n) => [n, tlbArraySchema.optional()])));
   return z.union([z.enum(TLB_PRESETS), geometry]);
 }
 
 /** The host section: the mm's knobs and swap plus what KVM decides about the host. */
-const hostSchema = z
-  .object({
+const hostSchema = strictObject({
     /** Host RAM in bytes; default defaultHostMemory(guest memory). */
-    memory: int(MIN_HOST_MEMORY, MAX_HOST_MEMORY).multipleOf(HPAGE_PMD_SIZE).optional(),
+    memory: int(MIN_HOST_MEMORY, MAX_HOST_MEMORY, HPAGE_PMD_SIZE, 'a multiple of 2 MiB from 8 MiB to 1 TiB (8388608 to 1099511627776 bytes)').optional(),
     thp: hostConfigSchema.shape.thp,
     swap: hostConfigSchema.shape.swap,
     /** The host's simulated time follows the guest's (src/kvm/host-clock.ts). Default true. */
     clock: z.boolean().default(true),
     /** Check host and EPT invariants after every operation (slow; tests). */
     debugChecks: z.boolean().default(false),
-  })
-  .strict();
+  });
 
 function vmSchema(structures: readonly string[]) {
-  return z
-    .object({
-      memory: int(4096, MAX_MEMORY).multipleOf(4096).default(DEFAULT_MEMORY),
+  return strictObject({
+      memory: int(4096, MAX_MEMORY, 4096, 'a multiple of 4 KiB from 4 KiB to 1 TiB (4096 to 1099511627776 bytes)').default(DEFAULT_MEMORY),
       guestPageSize: z.enum(Object.keys(GUEST_PAGE_BYTES) as [GuestPageSize, ...GuestPageSize[]]).default(DEFAULT_GUEST_PAGE_SIZE),
       cmdline: z.string().optional(),
-      args: z.array(z.union([z.number().int().min(0), z.bigint().min(0n)])).max(16).readonly().default([]),
+      args: z
+        .array(z.union([int(0), z.bigint().min(0n).max(2n ** 64n - 1n)]), { error: 'an array of u64 guest args' })
+        .max(16, { error: 'at most 16 guest args (boot info holds 16)' })
+        .readonly()
+        .default([]),
       strict: z.boolean().default(false),
       /** 0 = no limit. */
-      maxInstructions: int(0).default(0),
+      maxInstructions: int(0, Number.MAX_SAFE_INTEGER, 1, 'an integer ≥ 0 (0 = no limit)').default(0),
       /** Wall-clock ms; 0 = no limit. */
-      timeoutMs: z.number().finite().min(0).default(0),
+      timeoutMs: z.number().min(0, { error: 'a number of ms ≥ 0 (0 = no limit)' }).finite({ error: 'a number of ms ≥ 0 (0 = no limit)' }).default(0),
       chunkInstructions: int(1, 2 ** 31).default(DEFAULT_CHUNK_INSTRUCTIONS),
       costs: costTableSchema.default({}),
       tlb: tlbSchema(structures).default('default'),
@@ -103,10 +109,9 @@ function vmSchema(structures: readonly string[]) {
       ept: z.boolean().default(EPT_DEFAULT),
       host: hostSchema.optional(),
     })
-    .strict()
     .superRefine((c, ctx) => {
       if (!c.ept && c.host !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['host'], message: 'needs ept: true (the host THP model backs guest RAM only in EPT mode)' });
+        ctx.addIssue({ code: 'custom', path: ['host'], message: 'only with EPT on (ept: true; --ept on): the host THP model backs guest RAM only in EPT mode' });
       }
     });
 }
@@ -163,7 +168,7 @@ export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfi
   const host: ResolvedHostConfig | null = v.ept
     ? {
         memory: v.host?.memory ?? defaultHostMemory(v.memory),
-        thp: v.host?.thp,
+        thp: v.host?.thp ?? defaultKnobs(),
         swap: v.host?.swap,
         clock: v.host?.clock ?? true,
         debugChecks: v.host?.debugChecks ?? false,

@@ -15,7 +15,7 @@
  *                       backend (EPT mode: the host THP model); 0 in no-EPT mode.
  */
 import { z } from 'zod';
-import { parseConfig } from '../util/schema.ts';
+import { parseConfig, strictObject } from '../util/schema.ts';
 import type { CounterSnapshot } from './vcpu.ts';
 
 export interface CostTable {
@@ -94,10 +94,11 @@ export function hostEventsDelta(later: HostEvents, earlier: HostEvents): HostEve
  * represents: a clock from 1 kHz to 1 THz, and at most 10^12 cycles per event, so simulated
  * time stays a finite number and the host clock advances in steps it can take.
  */
-const cycles = z.number().finite().min(0).max(1e12);
-export const costTableSchema = z
-  .object({
-    clock_hz: z.number().finite().min(1e3).max(1e12),
+const CYCLES = 'a number of cycles from 0 to 1e12';
+const cycles = z.number({ error: CYCLES }).min(0, { error: CYCLES }).max(1e12, { error: CYCLES });
+const HZ = 'a clock from 1e3 to 1e12 Hz';
+export const costTableSchema = strictObject({
+    clock_hz: z.number({ error: HZ }).min(1e3, { error: HZ }).max(1e12, { error: HZ }),
     instruction: cycles,
     l1_tlb_hit: cycles,
     stlb_hit: cycles,
@@ -108,9 +109,7 @@ export const costTableSchema = z
     kib_zeroed: cycles,
     kib_copied: cycles,
     swap_io_page: cycles,
-  } satisfies Record<keyof CostTable, z.ZodNumber>)
-  .partial()
-  .strict();
+  } satisfies Record<keyof CostTable, z.ZodNumber>).partial();
 
 /** A cost table with overrides applied (validated by costTableSchema). */
 export function makeCostTable(overrides: Partial<CostTable> = {}): CostTable {

@@ -242,7 +242,9 @@ export function attachVcpu(addon: NativeAddon, backend: GuestMemoryBackend, conf
   try {
     native.configureMmu({ ...backend.mmu, tlb: config.tlb });
   } catch (e) {
-    throw new ConfigError(`MMU configuration: ${(e as Error).message}`);
+    // The native MMU judges the TLB geometry (native/mmu.h) and names the structure.
+    const m = (e as Error).message;
+    throw new ConfigError(`MMU configuration: ${m}`, { path: 'tlb', detail: m });
   }
   backend.attachVcpu?.(native);
   const vcpu = new Vcpu(native, addon.counterNames, addon.exitFieldNames);

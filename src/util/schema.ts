@@ -38,6 +38,12 @@ function acceptsText(iss: z.core.$ZodRawIssue): string | undefined {
       return `unknown key${iss.keys.length > 1 ? 's' : ''} ${iss.keys.map((k) => JSON.stringify(k)).join(', ')}`;
     case 'invalid_value':
       return iss.values.map((v) => String(v)).join('|');
+    case 'too_small':
+      return iss.origin === 'array' ? `at least ${iss.minimum} entries` : `a number ${iss.inclusive === false ? '>' : '≥'} ${iss.minimum}`;
+    case 'too_big':
+      return iss.origin === 'array' ? `at most ${iss.maximum} entries` : `a number ${iss.inclusive === false ? '<' : '≤'} ${iss.maximum}`;
+    case 'not_multiple_of':
+      return `a multiple of ${iss.divisor}`;
     default:
       return undefined;
   }
