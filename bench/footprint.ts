@@ -1,10 +1,10 @@
 /**
  * `npm run bench -- footprint`: what the host model costs in real memory.
  *
- *  - struct page bytes per host frame (STRUCT_PAGE_BYTES; PERFORMANCE.md: ≤ 24, goal ≤ 12);
+ *  - struct page bytes per host frame (STRUCT_PAGE_BYTES; docs/performance.md: ≤ 24, goal ≤ 12);
  *  - peak RSS of a process simulating a 4 GiB host (the native arena as physmem, reserved
  *    lazily) whose one process touches 64 MiB (THP and 4 KiB faults) or 1 GiB;
- *  - PERFORMANCE.md's figure: peak RSS for a VM with 4 GiB of guest memory that touches
+ *  - docs/performance.md's figure: peak RSS for a VM with 4 GiB of guest memory that touches
  *    1 GiB (the demand-paging guest over a 1 GiB region), in EPT mode (a 4.53 GiB host, the
  *    default for 4 GiB of guest memory, host THP on) and in native (no-EPT) mode.
  *

@@ -1,5 +1,5 @@
 /**
- * bench interp: guest instructions per second of the native vCPU on PERFORMANCE.md's set
+ * bench interp: guest instructions per second of the native vCPU on docs/performance.md's set
  * (ALU loop, sequential scan, pointer chase, random read-modify-write "gups" over 256 MiB),
  * each in native mode (guest RAM at HPA 0, no EPT) and in EPT mode (the same guest behind an
  * EPT whose leaves have the guest's page size, full default TLB hierarchy), side by side
@@ -170,7 +170,7 @@ const pointerChase: Workload = {
   },
 };
 
-// gups: random 8-byte read-modify-write over 256 MiB (PERFORMANCE.md's QEMU anchor: 8
+// gups: random 8-byte read-modify-write over 256 MiB (docs/performance.md's QEMU anchor: 8
 // instructions per update), an LCG in registers picks the word.
 function gups(pageSize: PageSize): Workload {
   return {

@@ -2,7 +2,7 @@
 # Boot-info fields, command line, args, a
 # hash of the boot page tables and of the GDT page, GDTR/IDTR, CR0/CR3/CR4 and every GPR
 # at entry — so runs under QEMU (trampoline) and hugevisor can be compared byte for byte
-# against GUEST-ABI.md "Image and boot".
+# against docs/guest-abi.md "Image and boot".
         .include "runtime.inc"
         .text
 # start.s only stored RDI and called us: every other GPR and RSP + 8 is still the

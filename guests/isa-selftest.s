@@ -1,5 +1,5 @@
 # isa-selftest: known-answer tests of every instruction group of the subset, flags too.
-# The data/alu/control/strings groups of the GUEST-ABI.md subset (flags included) come
+# The data/alu/control/strings groups of the docs/guest-abi.md subset (flags included) come
 # from guests/isa/*.inc, the very
 # files the native oracle (tools/oracle/) runs on the real CPU; the system group (CPUID,
 # control registers, descriptor tables, segment loads, INVLPG, #DE/#UD/#GP/#PF through our

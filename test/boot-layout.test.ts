@@ -1,4 +1,4 @@
-// The boot protocol's exact layout (GUEST-ABI.md): table addresses in allocation order,
+// The boot protocol's exact layout (docs/guest-abi.md): table addresses in allocation order,
 // every entry value, the boot-info and GDT pages, and the initial registers.
 import test from 'ava';
 import { initialRegisters, planBoot, writeBoot, type BootParams } from '../src/guest/boot.ts';

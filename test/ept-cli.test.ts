@@ -98,7 +98,7 @@ test('--json carries the memory report: EPT counters, host vmstat and the walk f
   t.is(j.memory.host.thp_fault_alloc, 1);
   t.is(j.memory.host.nr_anon_transparent_hugepages, 1);
   // With every TLB and cache off each access walks: 4 KiB guest pages over 2 MiB EPT leaves
-  // cost 19 references per complete walk (MMU-MODEL.md); the one walk cut short by the EPT
+  // cost 19 references per complete walk (docs/mmu-model.md); the one walk cut short by the EPT
   // violation reads fewer.
   const t2 = j.memory.tlb;
   t.is(t2.walk_refs, t2.walk_refs_guest + t2.walk_refs_ept);

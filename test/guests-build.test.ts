@@ -1,5 +1,5 @@
 // Every sample guest builds into a static ELF64 linked at 1 MiB whose entry lies in an
-// executable PT_LOAD segment, and uses only instructions of the GUEST-ABI.md subset
+// executable PT_LOAD segment, and uses only instructions of the docs/guest-abi.md subset
 // (checked on the disassembly, so a stray `leave` or `cld` fails here, not as a #UD later).
 import test from 'ava';
 import { execFileSync } from 'node:child_process';

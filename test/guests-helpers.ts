@@ -1,5 +1,5 @@
 // Helpers shared by the guest tests (not a test file): symbols and image extents of the
-// built guests, an independent model of the GUEST-ABI.md boot layout, and reference
+// built guests, an independent model of the docs/guest-abi.md boot layout, and reference
 // computations of the bench guests' checksums.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -38,7 +38,7 @@ export function imageEnd(guest: string): number {
   return end;
 }
 
-/** Independent model of GUEST-ABI.md "Image and boot": addresses and the boot-info guest's table hash. */
+/** Independent model of docs/guest-abi.md "Image and boot": addresses and the boot-info guest's table hash. */
 export function bootLayout(imageEndAddr: number, memory: number, pageSize: number) {
   const K4 = 4096, M2 = 2 * MiB, G1 = 1024 * MiB;
   let next = Math.ceil(imageEndAddr / K4) * K4;

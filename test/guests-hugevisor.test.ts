@@ -35,7 +35,7 @@ test('isa-selftest passes with flags read through SETcc only', (t) => {
 });
 
 for (const [memory, pageSize, bytes] of [[5 * MiB, '4k', 4096], [67 * MiB + 4096, '2m', 2 * MiB], [1025 * MiB, '1g', 1024 * MiB]] as const) {
-  test(`boot-info sees the GUEST-ABI.md layout: ${memory} bytes, ${pageSize} pages`, (t) => {
+  test(`boot-info sees the docs/guest-abi.md layout: ${memory} bytes, ${pageSize} pages`, (t) => {
     const r = run('boot-info', { memory, guestPageSize: pageSize, args: [1, 16, 2n ** 64n - 1n], cmdline: 'one two=3' });
     t.is(r.exitStatus, 0);
     const want = bootInfoHead(memory, bytes, [1n, 16n, 2n ** 64n - 1n], 'one two=3');

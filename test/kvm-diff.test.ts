@@ -88,7 +88,7 @@ for (const c of cases) {
   });
 }
 
-// The only expected difference: GUEST-ABI.md promises CPUID 0x80000001 EDX with the 1 GiB
+// The only expected difference: docs/guest-abi.md promises CPUID 0x80000001 EDX with the 1 GiB
 // page bit (26), which hugevisor sets; a KVM whose supported CPUID lacks it fails exactly
 // that one test of the guest and nothing else.
 ktest('KVM and hugevisor agree on isa-selftest (but for a missing 1 GiB-page CPUID bit on KVM)', async (t) => {
@@ -138,7 +138,7 @@ ktest('KVM and hugevisor both stop ud-no-idt with a triple fault at the ud2', as
 // 6.15, Table 6-5): #UD is benign, so the #NP(6*8+2+EXT = 0x33) its delivery raises is
 // delivered serially, as QEMU TCG does too (vector 11; QEMU's error code is 6*16+2). The KVM
 // on this machine emulates delivery in software and escalates any delivery fault to #DF
-// (GUEST-ABI.md's simplification): the known difference is pinned on both sides.
+// (docs/guest-abi.md's simplification): the known difference is pinned on both sides.
 ktest('on #UD through a not-present gate hugevisor delivers #NP serially (SDM, QEMU); this KVM escalates to #DF', async (t) => {
   const elf = buildKvmGuest('ud-bad-gate');
   const k = await runGuestKvm(elf, { memory: 4 * MiB, timeoutSeconds: 20 });

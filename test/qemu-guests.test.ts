@@ -1,6 +1,6 @@
 // The sample guests on the reference implementation: QEMU (TCG) booting them through the
 // multiboot trampoline (tools/qemu/). Exact console output and exit status, exact page
-// fault counts, and the boot layout checked against an independent model of GUEST-ABI.md.
+// fault counts, and the boot layout checked against an independent model of docs/guest-abi.md.
 // Skips (with a message) when qemu-system-x86_64 is not installed: Debian package
 // qemu-system-x86.
 import test from 'ava';
@@ -21,7 +21,7 @@ qtest('hello prints its greeting and exits 0', async (t) => {
 });
 
 for (const [memory, pages, pageSize] of [[5 * MiB, '4k', 4096], [67 * MiB + 4096, '2m', 2 * MiB], [1025 * MiB, '1g', 1024 * MiB]] as const) {
-  qtest(`boot layout matches GUEST-ABI.md for ${memory} bytes with ${pages} pages`, async (t) => {
+  qtest(`boot layout matches docs/guest-abi.md for ${memory} bytes with ${pages} pages`, async (t) => {
     const r = await runGuestQemu('boot-info', { memory, pageSize: pages, args: [1, 16, '18446744073709551615'], cmdline: 'one two=3' });
     t.is(r.status, 0);
     const L = bootLayout(imageEnd('boot-info'), memory, pageSize);

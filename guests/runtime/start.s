@@ -1,4 +1,4 @@
-# Guest entry shared by every sample guest: saves the boot-info pointer (RDI, GUEST-ABI.md),
+# Guest entry shared by every sample guest: saves the boot-info pointer (RDI, docs/guest-abi.md),
 # calls guest_main(boot_info) and exits with its return value through the debug-exit port.
         .section .text.start, "ax"
         .globl _start

@@ -1,7 +1,7 @@
 /**
  * The `hugevisor` command line: `run` a guest (an ELF file or a sample from build/guests),
  * `list` the samples, `--help`. Every failure the user can cause prints one line
- * `error: ...` and exits non-zero; stack traces only with --debug (STYLE.md rule 7).
+ * `error: ...` and exits non-zero; stack traces only with --debug (docs/style.md rule 7).
  * docs/cli.md documents flags, the --json shape and the exit codes.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';

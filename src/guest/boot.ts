@@ -1,5 +1,5 @@
 /**
- * The boot protocol (GUEST-ABI.md "Image and boot"): the exact layout after the image —
+ * The boot protocol (docs/guest-abi.md "Image and boot"): the exact layout after the image —
  * identity-mapping page tables, the boot-info page with the command line, the GDT page,
  * the 64 KiB stack — and the initial vCPU state. The layout is specified to the byte so
  * every implementation (this VMM, the QEMU trampoline, the KVM loader) produces identical
@@ -95,7 +95,7 @@ function validateCmdline(cmdline: string | undefined): Uint8Array | null {
 }
 
 /**
- * Plans the boot tables in the order GUEST-ABI.md fixes: the PML4; then per GiB in
+ * Plans the boot tables in the order docs/guest-abi.md fixes: the PML4; then per GiB in
  * ascending order its PDPT (if not yet present), then — unless a 1 GiB leaf maps it — its
  * PD, and a PT right when a 2 MiB chunk needing 4 KiB entries is reached.
  */

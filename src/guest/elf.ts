@@ -1,5 +1,5 @@
 /**
- * The guest ELF loader (GUEST-ABI.md "Image and boot"): a static ELF64 x86-64 executable,
+ * The guest ELF loader (docs/guest-abi.md "Image and boot"): a static ELF64 x86-64 executable,
  * each PT_LOAD copied to guest-physical p_paddr with p_memsz − p_filesz zero-filled.
  *
  * parseElf() validates everything (header, program headers, every segment against the file

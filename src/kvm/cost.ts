@@ -1,5 +1,5 @@
 /**
- * The cost model (MMU-MODEL.md "Cost model"; ARCHITECTURE.md "Time"): native code counts
+ * The cost model (docs/mmu-model.md "Cost model"; docs/architecture.md "Time"): native code counts
  * events, this table turns counts into simulated cycles and seconds. It is a plain object
  * users override field by field, and it can be re-applied to saved counters without
  * re-running the guest. Simulated cycles = Σ count × cost.
@@ -21,21 +21,21 @@ import type { CounterSnapshot } from './vcpu.ts';
 export interface CostTable {
   /** Simulated core clock, Hz. Nominal 3 GHz, a round figure for the class of core modeled. */
   clock_hz: number;
-  /** Cycles per retired instruction: 1 (MMU-MODEL.md: the model charges translation, not the pipeline). */
+  /** Cycles per retired instruction: 1 (docs/mmu-model.md: the model charges translation, not the pipeline). */
   instruction: number;
-  /** L1 TLB hit: 0, its latency hides in the load pipeline (MMU-MODEL.md). */
+  /** L1 TLB hit: 0, its latency hides in the load pipeline (docs/mmu-model.md). */
   l1_tlb_hit: number;
-  /** L2 STLB hit after an L1 miss: ~7 cycles (MMU-MODEL.md; the STLB-hit penalty of recent Intel cores). */
+  /** L2 STLB hit after an L1 miss: ~7 cycles (docs/mmu-model.md; the STLB-hit penalty of recent Intel cores). */
   stlb_hit: number;
   /**
-   * One page-walk memory reference: "tens of cycles, most hit the data caches" (MMU-MODEL.md).
+   * One page-walk memory reference: "tens of cycles, most hit the data caches" (docs/mmu-model.md).
    * 25 ≈ a mix of L1d (~5), L2 (~14) and LLC (~40) hits.
    */
   walk_ref: number;
-  /** VM exit + entry round trip: 1500 (MMU-MODEL.md: ~1–2 k cycles on VMX hardware). */
+  /** VM exit + entry round trip: 1500 (docs/mmu-model.md: ~1–2 k cycles on VMX hardware). */
   vm_exit: number;
   /**
-   * Host 4 KiB anonymous fault without the zeroing: ~5,900 cycles. Derived from PERFORMANCE.md's
+   * Host 4 KiB anonymous fault without the zeroing: ~5,900 cycles. Derived from docs/performance.md's
    * anchor on this host: first touch with MADV_NOHUGEPAGE ≈ 1.1 GB/s → 3.7 µs = 11.2 k cycles
    * per 4 KiB at 3 GHz, minus 4 KiB of zeroing at kib_zeroed.
    */
@@ -43,7 +43,7 @@ export interface CostTable {
   /** Host 2 MiB (THP) fault without the zeroing: same trap/handler cost as a 4 KiB fault. */
   host_fault_2m: number;
   /**
-   * Zeroing one KiB (clear_page / clear_huge_page): ~1,330 cycles. PERFORMANCE.md: first touch of
+   * Zeroing one KiB (clear_page / clear_huge_page): ~1,330 cycles. docs/performance.md: first touch of
    * 1 GiB with MADV_HUGEPAGE ≈ 2.2 GB/s ≈ 0.95 ms per 2 MiB fault, nearly all of it zeroing.
    */
   kib_zeroed: number;

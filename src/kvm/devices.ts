@@ -1,5 +1,5 @@
 /**
- * The VMM's port-I/O devices (GUEST-ABI.md "Devices and exits"), all QEMU-compatible:
+ * The VMM's port-I/O devices (docs/guest-abi.md "Devices and exits"), all QEMU-compatible:
  * COM1 (8250 UART, transmit only), the isa-debug-exit port, and the region-of-interest
  * marker port. Devices never stop the VM themselves: they ask through VmControl and the
  * exit handler decides, so each device is testable with a recording control.

@@ -119,7 +119,7 @@ export function handleHltExit(_ctx: ExitContext, _exit: ExitInfo): ExitAction {
 }
 
 /**
- * MMIO: a guest-physical access outside every memslot (GUEST-ABI.md "Devices and exits").
+ * MMIO: a guest-physical access outside every memslot (docs/guest-abi.md "Devices and exits").
  * There is no MMIO device model. Strict mode stops, naming the GPA and RIP. Default mode
  * logs once per 4 KiB page and has the vCPU complete the access (reads all-ones like QEMU's
  * unassigned memory, writes dropped) when it re-executes the instruction, which has not

@@ -28,7 +28,7 @@ export interface TlbReport {
   walk_refs: number;
   walk_refs_guest: number;
   walk_refs_ept: number;
-  /** walk_refs / walks: 24 for 4K guest over 4K EPT with cold caches (MMU-MODEL.md). */
+  /** walk_refs / walks: 24 for 4K guest over 4K EPT with cold caches (docs/mmu-model.md). */
   refs_per_walk: number;
   /** Paging-structure cache hits by level, and nested-TLB hits (GPA→HPA of guest tables). */
   pwc_hits: { pml4e: number; pdpte: number; pde: number };

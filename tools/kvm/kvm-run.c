@@ -1,5 +1,5 @@
 /*
- * kvm-run: the "tiny loader" of GUEST-ABI.md — runs one hugevisor guest on real KVM so
+ * kvm-run: the "tiny loader" of docs/guest-abi.md — runs one hugevisor guest on real KVM so
  * hugevisor's results can be checked against a real implementation.
  *
  * It does not parse ELF or build boot tables itself: tools/kvm/image.ts does that with the

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// QEMU TCG side of `npm run bench -- interp` (PERFORMANCE.md): guest instructions per second
+// QEMU TCG side of `npm run bench -- interp` (docs/performance.md): guest instructions per second
 // of a bench guest under QEMU, with QEMU's start-up and the guest's setup cancelled out by
 // timing the same guest at N and at 0 iterations (median of REPEATS each). Library:
 // qemuGuestRate(); CLI: node tools/qemu/bench.mjs [alu-loop|gups|mem-scan|pointer-chase]...

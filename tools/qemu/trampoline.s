@@ -1,5 +1,5 @@
 # QEMU multiboot (v1) trampoline: lets QEMU boot a hugevisor guest ELF64 exactly as the
-# hugevisor VMM would (GUEST-ABI.md "Image and boot"). QEMU loads this ELF32 with
+# hugevisor VMM would (docs/guest-abi.md "Image and boot"). QEMU loads this ELF32 with
 # `-kernel trampoline.elf -initrd guest.elf -append "mem=... pages=4k args=1,2 cmdline=..."`;
 # we copy the guest's PT_LOAD segments, build the boot page tables, boot info, GDT page and
 # stack at the exact addresses the protocol fixes, enter long mode and jump to e_entry with
@@ -157,7 +157,7 @@ mb_entry:
         decl    %ecx
         jmp     8b
 10:
-        # --- boot page tables (GUEST-ABI.md layout step 2) ---
+        # --- boot page tables (docs/guest-abi.md layout step 2) ---
         movl    image_end, %eax
         addl    $0xFFF, %eax
         andl    $0xFFFFF000, %eax
@@ -450,7 +450,7 @@ long64:
         movl    $stack_top, %esp
         movl    gdt_page(%rip), %eax            # loading DS/ES/SS set the descriptors'
         movl    $0x00209A00, 12(%rax)           # accessed bits: restore the exact bytes
-        movl    $0x00009200, 20(%rax)           # GUEST-ABI.md prescribes
+        movl    $0x00009200, 20(%rax)           # docs/guest-abi.md prescribes
         movl    boot_info(%rip), %ebx                 # rbx = boot info (below 4 GiB)
         # args=a,b,c: u64 values, decimal or 0x-hex, at most 16
         movl    args_ptr(%rip), %esi

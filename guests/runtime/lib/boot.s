@@ -1,4 +1,4 @@
-# Boot-info accessors (GUEST-ABI.md "Boot info"). Preserve all registers but RAX. The
+# Boot-info accessors (docs/guest-abi.md "Boot info"). Preserve all registers but RAX. The
 # first access checks the magic, so start.s can stay the bare entry stub.
         .include "runtime.inc"
         .text

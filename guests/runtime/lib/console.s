@@ -1,4 +1,4 @@
-# Console output on COM1 (GUEST-ABI.md "Devices"): one `out` per byte, no line-status
+# Console output on COM1 (docs/guest-abi.md "Devices"): one `out` per byte, no line-status
 # polling (the port always reports the transmitter empty, and QEMU's UART never stalls).
 # Every function here preserves all registers except RAX, so assembly guests stay short.
         .include "runtime.inc"

@@ -1,4 +1,4 @@
-# A 256-entry 64-bit IDT owned by the runtime (GUEST-ABI.md "Exceptions": interrupt gates,
+# A 256-entry 64-bit IDT owned by the runtime (docs/guest-abi.md "Exceptions": interrupt gates,
 # selector 0x08). Guests install handlers with idt_set_gate and load it with idt_load.
         .include "runtime.inc"
         .text

@@ -1,4 +1,4 @@
-# Leaving the VM and marking the region of interest (GUEST-ABI.md "Devices and exits").
+# Leaving the VM and marking the region of interest (docs/guest-abi.md "Devices and exits").
         .include "runtime.inc"
         .text
 

@@ -5,7 +5,7 @@
  * memslot's HVA, so a user can watch a THP split turn one 2M leaf into 4K leaves (the CLI's
  * ept-dump prints it: src/cli/ept-dump.ts).
  *
- * The invariant (THP-MODEL.md): no EPT leaf maps a frame the host page tables do not map at
+ * The invariant (docs/thp-model.md): no EPT leaf maps a frame the host page tables do not map at
  * the memslot's HVA. A 2 MiB leaf needs a host huge PMD with the same head frame; a
  * writable leaf needs a writable host mapping (else the guest could write around the
  * host's copy-on-write).

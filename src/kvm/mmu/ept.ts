@@ -1,6 +1,6 @@
 /**
  * EPT tables written from TypeScript into the host-physical arena, in the Intel SDM format
- * the native walker reads (MMU-MODEL.md): 4 levels of 512 × u64 entries in 4 KiB frames;
+ * the native walker reads (docs/mmu-model.md): 4 levels of 512 × u64 entries in 4 KiB frames;
  * bit 0 R, 1 W, 2 X, bits 5:3 memory type (6 = WB, leaves only), bit 7 PS (a 2 MiB leaf at
  * level 2), bits 51:12 the HPA of the next table or of the page.
  *

@@ -3,7 +3,7 @@
 # guests/ belongs to the guests branch). It raises #UD through an IDT whose #UD gate is
 # not present, with handlers for #DF, #NP and #GP installed.
 # hugevisor follows the SDM (Vol. 3A 6.15, Table 6-5), as QEMU TCG does: #UD is benign, so
-# the not-present gate's #NP(0x33) is delivered serially. GUEST-ABI.md simplifies this to
+# the not-present gate's #NP(0x33) is delivered serially. docs/guest-abi.md simplifies this to
 # "a fault while delivering -> #DF", and the KVM on this machine (which emulates event
 # delivery in software) gives #DF; the test pins both outcomes.
 # Output: "ud2 through a bad #UD gate", then "#DF error 0x..." (exit 8), "#NP error 0x..."
