@@ -10,9 +10,8 @@
  * onto its public type, so the contract cannot drift from the implementation.
  */
 import type * as Public from './types.ts';
-import { createVm as createInternalVm, type Vm as InternalVm } from '../kvm/vm.ts';
+import { createVm as createInternalVm, type RunResult, type Vm as InternalVm } from '../kvm/vm.ts';
 import type { VmConfigInput } from '../kvm/config.ts';
-import type { EffectiveConfig, RunResult } from '../kvm/result.ts';
 import type { StopReason } from '../kvm/exits.ts';
 import type { CostTable, FaultRates, SimulatedTime } from '../kvm/cost.ts';
 import type { MemoryReport } from '../kvm/report.ts';
@@ -49,7 +48,7 @@ export type ContractChecks = [
   Check<Assignable<Public.VmConfig, VmConfigInput>>,
   Check<Assignable<InternalVm, Public.Vm>>,
   Check<Assignable<RunResult, Public.RunResult>>,
-  Check<Assignable<EffectiveConfig, Public.EffectiveConfig>>,
+  Check<Assignable<ReturnType<InternalVm['effectiveConfig']>, Public.EffectiveConfig>>,
   Check<Assignable<MemoryReport, Public.MemoryReport>>,
   Check<Assignable<EptView, Public.EptView>>,
   Check<Assignable<SimulatedTime, Public.SimulatedTime>>,

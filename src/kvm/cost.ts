@@ -18,54 +18,44 @@ import { z } from 'zod';
 import { parseConfig, strictObject } from '../util/schema.ts';
 import type { CounterSnapshot } from './vcpu.ts';
 
-export interface CostTable {
+/** The default cost of each event, with its source. */
+export const DEFAULT_COSTS = Object.freeze({
   /** Simulated core clock, Hz. Nominal 3 GHz, a round figure for the class of core modeled. */
-  clock_hz: number;
+  clock_hz: 3e9,
   /** Cycles per retired instruction: 1 (docs/mmu-model.md: the model charges translation, not the pipeline). */
-  instruction: number;
+  instruction: 1,
   /** L1 TLB hit: 0, its latency hides in the load pipeline (docs/mmu-model.md). */
-  l1_tlb_hit: number;
+  l1_tlb_hit: 0,
   /** L2 STLB hit after an L1 miss: ~7 cycles (docs/mmu-model.md; the STLB-hit penalty of recent Intel cores). */
-  stlb_hit: number;
+  stlb_hit: 7,
   /**
    * One page-walk memory reference: "tens of cycles, most hit the data caches" (docs/mmu-model.md).
    * 25 ≈ a mix of L1d (~5), L2 (~14) and LLC (~40) hits.
    */
-  walk_ref: number;
+  walk_ref: 25,
   /** VM exit + entry round trip: 1500 (docs/mmu-model.md: ~1–2 k cycles on VMX hardware). */
-  vm_exit: number;
+  vm_exit: 1500,
   /**
    * Host 4 KiB anonymous fault without the zeroing: ~5,900 cycles. Derived from docs/performance.md's
    * anchor on this host: first touch with MADV_NOHUGEPAGE ≈ 1.1 GB/s → 3.7 µs = 11.2 k cycles
    * per 4 KiB at 3 GHz, minus 4 KiB of zeroing at kib_zeroed.
    */
-  host_fault_4k: number;
+  host_fault_4k: 5900,
   /** Host 2 MiB (THP) fault without the zeroing: same trap/handler cost as a 4 KiB fault. */
-  host_fault_2m: number;
+  host_fault_2m: 5900,
   /**
    * Zeroing one KiB (clear_page / clear_huge_page): ~1,330 cycles. docs/performance.md: first touch of
    * 1 GiB with MADV_HUGEPAGE ≈ 2.2 GB/s ≈ 0.95 ms per 2 MiB fault, nearly all of it zeroing.
    */
-  kib_zeroed: number;
-  /** Copying one KiB (collapse, COW, swap-in): twice kib_zeroed, as every byte is read and written. */
-  kib_copied: number;
-  /** Swap I/O of one 4 KiB page: 300,000 cycles ≈ 100 µs, a typical SSD 4 KiB random-access latency. */
-  swap_io_page: number;
-}
-
-export const DEFAULT_COSTS: Readonly<CostTable> = Object.freeze({
-  clock_hz: 3e9,
-  instruction: 1,
-  l1_tlb_hit: 0,
-  stlb_hit: 7,
-  walk_ref: 25,
-  vm_exit: 1500,
-  host_fault_4k: 5900,
-  host_fault_2m: 5900,
   kib_zeroed: 1330,
+  /** Copying one KiB (collapse, COW, swap-in): twice kib_zeroed, as every byte is read and written. */
   kib_copied: 2660,
+  /** Swap I/O of one 4 KiB page: 300,000 cycles ≈ 100 µs, a typical SSD 4 KiB random-access latency. */
   swap_io_page: 300_000,
 });
+
+/** Cycles per event (and the clock), by cost item: DEFAULT_COSTS documents each entry. */
+export type CostTable = { [K in keyof typeof DEFAULT_COSTS]: number };
 
 /** Host-side events a memory backend reports (EPT mode: from the host mm's vmstat). */
 export interface HostEvents {

@@ -5,56 +5,24 @@
  * fields of MemoryReport (or ratios of two of them), so --json carries the inputs of
  * everything shown (src/cli/format.ts).
  */
-import type { EptMemoryBackend, EptRunStats } from './mmu/ept-memory.ts';
+import type { EptMemoryBackend } from './mmu/ept-memory.ts';
 import type { HostClockReport } from './host-clock.ts';
 import type { GuestMemoryBackend } from './memory.ts';
 
 
 /** Misses of one TLB level split by the page size of the looked-up translation. */
-export interface SizeSplit {
-  '4k': number;
-  '2m': number;
-  '1g': number;
-  total: number;
-}
-
-/** TLB misses per level and walk references per miss, from the vCPU counters. */
-export interface TlbReport {
-  l1_misses: { itlb: number; dtlb: number };
-  stlb_misses: number;
-  /** The same misses split by page size (counters itlb_4k_misses...). */
-  misses: { itlb: SizeSplit; dtlb: SizeSplit; stlb: SizeSplit };
-  walks: number;
-  walk_refs: number;
-  walk_refs_guest: number;
-  walk_refs_ept: number;
-  /** walk_refs / walks: 24 for 4K guest over 4K EPT with cold caches (docs/mmu-model.md). */
-  refs_per_walk: number;
-  /** Paging-structure cache hits by level, and nested-TLB hits (GPA→HPA of guest tables). */
-  pwc_hits: { pml4e: number; pdpte: number; pde: number };
-  nested_tlb_hits: number;
-}
-
-export interface MemoryReport {
-  mode: 'ept' | 'native';
-  /** EPT-layer counters (null in native mode). */
-  ept: EptRunStats | null;
-  /** Host /proc/vmstat + khugepaged counters (null in native mode). */
-  host: Record<string, number> | null;
-  /** Host /proc/meminfo in kB, as the kernel prints it (null in native mode). */
-  meminfo: Record<string, number> | null;
-  /** The host clock (null in native mode). */
-  clock: HostClockReport | null;
-  tlb: TlbReport;
-}
-
-const split = (c: Readonly<Record<string, number>>, level: string): SizeSplit => {
+function split(c: Readonly<Record<string, number>>, level: string) {
   const s = { '4k': c[`${level}_4k_misses`] ?? 0, '2m': c[`${level}_2m_misses`] ?? 0, '1g': c[`${level}_1g_misses`] ?? 0, total: 0 };
   s.total = s['4k'] + s['2m'] + s['1g'];
   return s;
-};
+}
 
-export function tlbReport(c: Readonly<Record<string, number>>): TlbReport {
+/**
+ * TLB misses per level (and split by page size), walk references per miss (24 for 4K guest
+ * over 4K EPT with cold caches: docs/mmu-model.md), paging-structure cache hits by level and
+ * nested-TLB hits, from the vCPU counters.
+ */
+export function tlbReport(c: Readonly<Record<string, number>>) {
   const walks = c.walks ?? 0;
   const refs = c.walk_refs ?? 0;
   const misses = { itlb: split(c, 'itlb'), dtlb: split(c, 'dtlb'), stlb: split(c, 'stlb') };
@@ -76,14 +44,19 @@ function isEpt(b: GuestMemoryBackend): b is EptMemoryBackend {
   return b.kind === 'ept';
 }
 
-export function memoryReport(b: GuestMemoryBackend, counters: Readonly<Record<string, number>>, clock: HostClockReport | null = null): MemoryReport {
-  const ept = isEpt(b);
+/**
+ * The EPT layer's counters, the host's /proc/vmstat (+ khugepaged's counters) and
+ * /proc/meminfo (kB), and the host clock — each null in native mode — and the TLB figures.
+ */
+export function memoryReport(b: GuestMemoryBackend, counters: Readonly<Record<string, number>>, clock: HostClockReport | null = null) {
+  const ept = isEpt(b) ? b : null;
   return {
-    mode: ept ? 'ept' : 'native',
-    ept: ept ? b.eptStats() : null,
-    host: ept ? b.hostStats() : null,
-    meminfo: ept ? b.host.meminfo() : null,
-    clock: ept ? clock : null,
+    mode: ept ? ('ept' as const) : ('native' as const),
+    ept: ept && ept.eptStats(),
+    host: ept && ept.hostStats(),
+    meminfo: ept && ept.host.meminfo(),
+    clock: ept && clock,
     tlb: tlbReport(counters),
   };
 }
+export type MemoryReport = ReturnType<typeof memoryReport>;

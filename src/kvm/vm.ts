@@ -21,7 +21,7 @@ import type { ExitContext, StopInfo, VmmStats } from './exits.ts';
 import { RunLoop, type RunState } from './run.ts';
 import { counterDelta, Vcpu, type CounterSnapshot } from './vcpu.ts';
 import { resolveVmConfig, type ResolvedVmConfig, type VmConfigInput } from './config.ts';
-import type { BootSummary, EffectiveConfig, RoiResult, RunResult } from './result.ts';
+import type { FaultRates, SimulatedTime } from './cost.ts';
 import { createLinearMemory, type GuestMemoryBackend } from './memory.ts';
 import { eptMemory } from './mmu/ept-memory.ts';
 import { memoryReport } from './report.ts';
@@ -53,7 +53,7 @@ export class Vm implements VmControl {
   readonly stats: VmmStats = { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 };
   private readonly ctx: ExitContext;
   private readonly loop: RunLoop;
-  private readonly rois: RoiResult[] = [];
+  private readonly rois: { counters: CounterSnapshot; simulated: SimulatedTime; rates: FaultRates }[] = [];
   private roiStart: CounterSnapshot | null = null;
   private roiStartHost: HostEvents = NO_HOST_EVENTS;
   /** Host events of building the VM (the VMM loading the image faults host pages): not guest time. */
@@ -147,7 +147,7 @@ export class Vm implements VmControl {
   }
 
   /** The configuration this VM runs with, every default filled in (what results record). */
-  effectiveConfig(): EffectiveConfig {
+  effectiveConfig() {
     const c = this.config;
     const b = this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend) : null;
     return {
@@ -186,7 +186,7 @@ export class Vm implements VmControl {
   }
 
   /** The result so far (final once Finished). */
-  result(): RunResult {
+  result() {
     this.console.flush();
     const counters = this.vcpu.snapshot();
     const host = this.hostEvents();
@@ -219,6 +219,24 @@ export class Vm implements VmControl {
     };
   }
 }
+
+/** What a run returns: the public RunResult (src/api/types.ts) is checked against this shape. */
+export type RunResult = ReturnType<Vm['result']>;
+
+/** Where the boot protocol put things (docs/guest-abi.md). */
+export function bootSummary(config: ResolvedVmConfig, elf: ElfImage, layout: BootLayout) {
+  return {
+    memory: config.memory,
+    guestPageSize: config.guestPageSize,
+    entry: elf.entry,
+    imageEnd: elf.end,
+    pml4: layout.pml4,
+    pageTables: layout.tables.length,
+    bootInfo: layout.bootInfo,
+    freeStart: layout.freeStart,
+  };
+}
+export type BootSummary = ReturnType<typeof bootSummary>;
 
 // --- builder steps -------------------------------------------------------------------
 
@@ -265,17 +283,7 @@ export function createVm(config: VmConfigInput, image: GuestImage, deps: VmDeps 
   const backend = attachMemory(addon, resolved, deps);
   const { elf, layout } = loadGuestImage(backend, resolved, image);
   const vcpu = attachVcpu(addon, backend, resolved, elf, layout);
-  const boot: BootSummary = {
-    memory: resolved.memory,
-    guestPageSize: resolved.guestPageSize,
-    entry: elf.entry,
-    imageEnd: elf.end,
-    pml4: layout.pml4,
-    pageTables: layout.tables.length,
-    bootInfo: layout.bootInfo,
-    freeStart: layout.freeStart,
-  };
-  const vm = new Vm(resolved, backend, vcpu, boot);
+  const vm = new Vm(resolved, backend, vcpu, bootSummary(resolved, elf, layout));
   attachDevices(vm);
   return vm;
 }

@@ -52,51 +52,28 @@ export function checkEptInvariants(k: KvmMmu, start = 0, end = 2 ** 48): void {
   }
 }
 
-/** One EPT leaf beside what the host page tables map at the memslot's HVA. */
-export interface EptLeafView {
-  gpa: number;
-  /** 4 KiB or 2 MiB. */
-  size: '4k' | '2m';
-  writable: boolean;
-  pfn: number;
-  /** The memslot's HVA for the GPA; null when no memslot covers it (an invariant violation). */
-  hva: number | null;
-  /** follow_page at that HVA; null when the host maps nothing there (an invariant violation). */
-  host: { pfn: number; huge: boolean; headPfn: number; writable: boolean } | null;
-}
-
-/** The EPT leaves of a GPA range and the VM-wide leaf and table counts. */
-export interface EptView {
-  start: number;
-  end: number;
-  leaves: EptLeafView[];
-  /** Leaves and EPT table frames mapped in the whole VM. */
-  pages_4k: number;
-  pages_2m: number;
-  tables: number;
-}
-
 /**
  * The EPT leaves of [gpaStart, gpaEnd) beside the host mapping of their HVA (unmapped GPA
- * ranges are skipped): the data of the CLI's ept-dump view.
+ * ranges are skipped), and the VM-wide leaf and table counts: the data of the CLI's ept-dump
+ * view. A leaf with no memslot (hva null) or no host mapping (host null) breaks the invariant.
  */
-export function eptView(k: KvmMmu, gpaStart: Gpa, gpaEnd: Gpa): EptView {
-  const leaves: EptLeafView[] = [];
-  for (const leaf of k.ept.leaves(gpaStart, gpaEnd)) {
+export function eptView(k: KvmMmu, gpaStart: Gpa, gpaEnd: Gpa) {
+  const leaves = [...k.ept.leaves(gpaStart, gpaEnd)].map((leaf) => {
     const slot = k.slots.lookup(leaf.gpa);
     const h = slot ? gpaToHva(slot, leaf.gpa) : null;
     const m = h === null ? null : k.mm.follow_page(h);
-    leaves.push({
+    return {
       gpa: leaf.gpa,
-      size: leaf.level === 2 ? '2m' : '4k',
+      size: leaf.level === 2 ? ('2m' as const) : ('4k' as const),
       writable: leaf.writable,
       pfn: leaf.pfn,
       hva: h,
       host: m && { pfn: m.pfn, huge: m.huge, headPfn: m.headPfn, writable: m.writable },
-    });
-  }
+    };
+  });
   return { start: gpaStart, end: gpaEnd, leaves, pages_4k: k.ept.pages_4k, pages_2m: k.ept.pages_2m, tables: k.ept.tableCount };
 }
+export type EptView = ReturnType<typeof eptView>;
 
 /** Summary counts of the leaves in a range (for reports and tests). */
 export function eptLeafCounts(k: KvmMmu, start: Gpa, end: Gpa): { pages_4k: number; pages_2m: number } {
