@@ -1,14 +1,15 @@
 /**
  * A virtual machine: guest memory, one vCPU, the port-I/O devices and the run loop.
- * Built in small steps (Firecracker's builder.rs) so EPT mode plugs in by passing another
- * GuestMemoryBackend:
+ * Built in small steps (Firecracker's builder.rs); guest memory is a GuestMemoryBackend,
+ * the EPT backend over the host THP model by default or one linear arena range with EPT off:
  *
  *   createVm(config, image)  =  resolveVmConfig → attachMemory → loadGuestImage
  *                               → attachVcpu → attachDevices
  *
  * Nothing is written to guest memory until the image and the boot layout have both been
- * validated, and a run never throws for something the guest did: it finishes with a
- * stopReason and, for abnormal stops, an error report in the result.
+ * validated, and a run never throws for something the guest or the simulated host did
+ * (a triple fault, an MMIO access, a host out of memory): it finishes with a stopReason and,
+ * for abnormal stops, an error report in the result.
  */
 import { initialRegisters, planBoot, writeBoot, type BootLayout } from '../guest/boot.ts';
 import { loadElf, parseElf, type ElfImage } from '../guest/elf.ts';

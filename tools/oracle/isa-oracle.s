@@ -46,7 +46,7 @@ capture_flags:
         seto    setcc_bytes+4(%rip)
         ret
 
-# puts(rdi) via write(1, ...); put_hex/put_dec/put_nl as in guests/runtime/console.s
+# puts(rdi) via write(1, ...); put_hex/put_dec/put_nl as in guests/runtime/lib/console.s
 puts:
         pushq   %rdi
         pushq   %rsi
