@@ -72,6 +72,11 @@ export function hvaAdd(a: Hva, bytes: number): Hva {
   return checkedAddress(a + bytes, 'hvaAdd') as Hva;
 }
 
+/** The guest physical address `bytes` after `a` (bytes may be negative). */
+export function gpaAdd(a: Gpa, bytes: number): Gpa {
+  return checkedAddress(a + bytes, 'gpaAdd') as Gpa;
+}
+
 /** Bytes from `base` up to `a` (checked_offset_from): throws when `a` is below `base`. */
 export function hvaOffset(a: Hva, base: Hva): number {
   if (a < base) throw new RangeError(`hvaOffset: 0x${a.toString(16)} is below 0x${base.toString(16)}`);

@@ -9,7 +9,7 @@
  * leaves that could be one 2 MiB leaf again (kvm_mmu_zap_collapsible_sptes, Linux 4.2),
  * so the slot returns to 2 MiB mappings on the next faults instead of staying split.
  */
-import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa } from '../../util/address.ts';
+import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa, gpaAdd } from '../../util/address.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { KVM_MEM_LOG_DIRTY_PAGES, gpaToHva, slotAllowsLargePage, type Memslot } from './memslot.ts';
 import type { KvmMmu } from './kvm-mmu.ts';
@@ -28,9 +28,9 @@ export function enableDirtyLog(k: KvmMmu, slotId: number): void {
   slot.flags |= KVM_MEM_LOG_DIRTY_PAGES;
   slot.dirtyBitmap = new Uint8Array(Math.ceil(slot.size / PAGE_SIZE / 8));
   const start = slot.gpa;
-  const end = asGpa(slot.gpa + slot.size);
+  const end = gpaAdd(slot.gpa, slot.size);
   for (const leaf of k.ept.leaves(start, end)) {
-    if (leaf.level === 2) k.zapGpaRange(leaf.gpa, asGpa(leaf.gpa + HPAGE_PMD_SIZE));
+    if (leaf.level === 2) k.zapGpaRange(leaf.gpa, gpaAdd(leaf.gpa, HPAGE_PMD_SIZE));
   }
   k.ept.writeProtectRange(start, end);
   k.flushTlbs();
@@ -46,7 +46,7 @@ export function getDirtyLog(k: KvmMmu, slotId: number): Uint8Array {
   const out = slot.dirtyBitmap.slice();
   if (out.some((b) => b !== 0)) {
     slot.dirtyBitmap.fill(0);
-    k.ept.writeProtectRange(slot.gpa, asGpa(slot.gpa + slot.size));
+    k.ept.writeProtectRange(slot.gpa, gpaAdd(slot.gpa, slot.size));
     k.flushTlbs();
   }
   return out;
@@ -67,7 +67,7 @@ export function disableDirtyLog(k: KvmMmu, slotId: number): void {
     if (!slotAllowsLargePage(slot, b)) continue;
     const m = k.mm.follow_page(gpaToHva(slot, b));
     if (!m || !m.huge) continue;
-    zapped += k.zapGpaRange(b, asGpa(base + HPAGE_PMD_SIZE));
+    zapped += k.zapGpaRange(b, gpaAdd(b, HPAGE_PMD_SIZE));
   }
   if (zapped > 0) k.flushTlbs();
 }

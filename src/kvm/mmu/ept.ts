@@ -10,7 +10,7 @@
  * the fault path. This file knows nothing about memslots or the host mm: it maps, zaps,
  * write-protects and walks, and keeps the number of 4 KiB and 2 MiB leaves mapped.
  */
-import { PAGE_SIZE, alignDown, gpa as asGpa, pfn as asPfn, pfnToHpa, type Gpa, type Hpa, type Pfn } from '../../util/address.ts';
+import { PAGE_SIZE, alignDown, gpa as asGpa, pfn as asPfn, pfnToHpa, type Gpa, type Hpa, type Pfn, gpaAdd } from '../../util/address.ts';
 import type { HostApi } from '../../mm/types.ts';
 import { ChunkedBytes, type ByteSource } from '../../util/chunked-bytes.ts';
 
@@ -160,7 +160,7 @@ export class Ept {
       replaced = true;
       if (level === 2 && !(v[2 * i]! & EPT_PS)) {
         const child = Ept.entryPfn(v, i);
-        const r = this.zapTable(child, 1, g, g, asGpa(g + size));
+        const r = this.zapTable(child, 1, g, g, gpaAdd(g, size));
         this.pages_4k -= r.zapped4k;
         this.freeTable(child);
       } else if (level === 2) this.pages_2m--;
@@ -191,7 +191,7 @@ export class Ept {
     const last = Math.min(511, Math.floor((end - 1 - base) / size));
     for (let i = first; i <= last; i++) {
       if (!Ept.present(v, i)) continue;
-      const eBase = asGpa(base + i * size);
+      const eBase = gpaAdd(base, i * size);
       if (level === 1 || v[2 * i]! & EPT_PS) {
         if (level === 1) r.zapped4k++;
         else r.zapped2m++;
@@ -254,7 +254,7 @@ export class Ept {
     const last = Math.min(511, Math.floor((end - 1 - base) / size));
     for (let i = first; i <= last; i++) {
       if (!Ept.present(v, i)) continue;
-      const g = asGpa(base + i * size);
+      const g = gpaAdd(base, i * size);
       if (level === 1 || v[2 * i]! & EPT_PS) {
         if (level > 2) throw new Error(`EPT: unexpected 1 GiB leaf at gpa 0x${g.toString(16)}`);
         fn(v, i, g, level as 1 | 2);

@@ -7,7 +7,7 @@
  * policy lives in the files it delegates to: tdp-fault.ts (tdp_page_fault),
  * mmu-notifier.ts, dirty-log.ts, debug.ts.
  */
-import { PAGE_SIZE, alignUp, type Gpa } from '../../util/address.ts';
+import { PAGE_SIZE, alignUp, gpaAdd, type Gpa } from '../../util/address.ts';
 import { ConfigError } from '../../util/errors.ts';
 import type { HostApi, MmStructApi } from '../../mm/types.ts';
 import type { ByteSource } from '../../util/chunked-bytes.ts';
@@ -131,7 +131,7 @@ export class KvmMmu {
   /** KVM_SET_USER_MEMORY_REGION with size 0: remove the slot and zap its mappings. */
   deleteMemslot(id: number): void {
     const s = this.slots.byId(id);
-    const zapped = this.zapGpaRange(s.gpa, (s.gpa + s.size) as Gpa);
+    const zapped = this.zapGpaRange(s.gpa, gpaAdd(s.gpa, s.size));
     this.slots.remove(id);
     if (zapped > 0) this.flushTlbs();
   }

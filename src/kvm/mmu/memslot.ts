@@ -16,6 +16,7 @@ import {
   isAligned,
   type Gpa,
   type Hva,
+  gpaAdd,
 } from '../../util/address.ts';
 import { ConfigError } from '../../util/errors.ts';
 import type { MmStructApi } from '../../mm/types.ts';
@@ -219,7 +220,7 @@ export class EptGuestMemory implements GuestMemory {
   private forEachPiece(g: Gpa, length: number, fn: (h: Hva, off: number, len: number) => void): void {
     let off = 0;
     while (off < length) {
-      const cur = asGpa(g + off);
+      const cur = gpaAdd(g, off);
       const s = this.slots.lookup(cur);
       if (!s) throw new ConfigError(`guest memory access at ${hex(cur)} is outside every memslot`);
       const len = Math.min(length - off, s.gpa + s.size - cur);

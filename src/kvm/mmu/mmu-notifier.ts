@@ -17,7 +17,7 @@
  * it back in), and test_young answers "not young", leaving it to gup's FOLL_TOUCH to
  * mark the host PTE (kvm_age_rmapp / kvm_test_age_rmapp).
  */
-import { PAGE_SIZE, alignDown, gpa as asGpa, type Hva } from '../../util/address.ts';
+import { PAGE_SIZE, alignDown, gpa as asGpa, hvaAdd, type Hva, gpaAdd } from '../../util/address.ts';
 import type { MmStructApi, MmuNotifierOps } from '../../mm/types.ts';
 import type { KvmMmu } from './kvm-mmu.ts';
 
@@ -39,8 +39,8 @@ export class KvmMmuNotifier implements MmuNotifierOps {
     const k = this.k;
     const a = alignDown(addr, PAGE_SIZE);
     let zapped = 0;
-    for (const r of k.slots.hvaRangeToGpaRanges(a, (a + PAGE_SIZE) as Hva)) {
-      if (k.ept.lookup(r.start)) zapped += k.zapGpaRange(r.start, asGpa(r.start + PAGE_SIZE));
+    for (const r of k.slots.hvaRangeToGpaRanges(a, hvaAdd(a, PAGE_SIZE))) {
+      if (k.ept.lookup(r.start)) zapped += k.zapGpaRange(r.start, gpaAdd(r.start, PAGE_SIZE));
     }
     if (zapped === 0) return false;
     k.stats.mmu_notifier_age_zapped++;
