@@ -3,6 +3,7 @@
 // simulated host costs only what is touched; 2 MiB aligned and MADV_HUGEPAGE so the
 // emulator itself is backed by real THP where the host kernel allows it.
 #pragma once
+#include "paging.h"
 #include "types.h"
 
 namespace hv {

@@ -10,6 +10,7 @@
 #include "decode.h"
 #include "exit.h"
 #include "mmu.h"
+#include "paging.h"
 #include "types.h"
 
 namespace hv {

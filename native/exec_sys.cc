@@ -2,13 +2,11 @@
 // LIDT/SIDT, IRETQ, CPUID, RDTSC, CLI/STI/CLD/STD, WBINVD, UD2, and the GDT descriptor read
 // shared with segment loads and exception delivery. Everything runs at CPL 0 in long mode.
 #include "exec.h"
+#include "paging.h"
 
 namespace hv {
 
 namespace {
-constexpr uint64_t CR0_PE = 1ull << 0, CR0_ET = 1ull << 4, CR0_NW = 1ull << 29, CR0_CD = 1ull << 30,
-                   CR0_PG = 1ull << 31;
-constexpr uint64_t CR4_PAE = 1ull << 5;
 // CR4 bits this CPU has (VME..OSXMMEXCPT); anything else (PCIDE, SMEP, ...) is reserved → #GP.
 constexpr uint64_t CR4_SUPPORTED = 0x7FF;
 }  // namespace

@@ -1,6 +1,7 @@
-// Runs the standalone MMU test driver (native/test/*.cc): compiled with g++ against
-// every core source of native/sources.txt except the N-API glue, so the walker, the EPT and
-// the TLB hierarchy are checked without Node in the loop. The driver prints one line per
+// Runs the standalone MMU test driver (native/test/*.cc, including the table builder
+// walk_fixture.cc): compiled with g++ against every core source of native/sources.txt
+// except the N-API glue, so the walker, the EPT and the TLB hierarchy are checked without
+// Node in the loop. The driver prints one line per
 // check; this test asserts the run passed and that the oracle checks of MMU-MODEL.md ran.
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
