@@ -117,7 +117,7 @@ int h_iretq(Cpu& c, const Insn&) {
   uint64_t f[5];
   const uint64_t sp = c.r[R_RSP];
   for (unsigned k = 0; k < 5; k++) {
-    Status s = c.stack_access(c.read(sp + 8 * k, 8, &f[k]));  // cpufix: #SS(0) if non-canonical
+    Status s = c.stack_access(c.read(sp + 8 * k, 8, &f[k]));  // #SS(0) if non-canonical
     if (s != ST_OK) return s;
   }
   const uint16_t cs = static_cast<uint16_t>(f[1]), ss = static_cast<uint16_t>(f[4]);

@@ -1,5 +1,5 @@
 // The MMU: every guest-virtual access of the vCPU goes through Mmu::translate, the one
-// lookup where the modeled TLB hierarchy sits (MMU-MODEL.md). The CPU never walks tables
+// lookup where the modeled TLB hierarchy sits (README.md "The modeled MMU"). The CPU never walks tables
 // itself and never caches translations outside this class, except the one fetch
 // translation described under "generation" below.
 //
@@ -20,9 +20,9 @@
 //    page across instructions as long as generation() still equals the value it read when
 //    it called translate(Fetch); when it differs, it calls translate(Fetch) again.
 //
-// Hierarchy (defaults in HV_TLB_STRUCTURES below, MMU-MODEL.md): L1 ITLB and L1 DTLB, each one array per
-// page size; a shared L2 STLB (4K+2M array and a 1G array); paging-structure caches (PML4E,
-// PDPTE, PDE) that skip upper guest levels; a nested TLB (GPA→HPA of guest page-table
+// Hierarchy (structures and defaults: HV_TLB_STRUCTURES below): L1 ITLB and L1 DTLB, each
+// one array per page size; a shared L2 STLB (4K+2M array and a 1G array); paging-structure
+// caches (PML4E, PDPTE, PDE) that skip upper guest levels; a nested TLB (GPA→HPA of guest page-table
 // pages). TLB entries are combined GVA→HPA with size min(guest leaf, EPT leaf); an entry is
 // kept in the largest enabled array of a level whose size does not exceed that ("splinter").
 //
@@ -70,8 +70,8 @@ struct Fault {
 
 // Every cache of the hierarchy, in configuration order: the name TS uses (a key of
 // NativeMmuConfig.tlb; the addon exports the list as `tlbStructures`), the TlbGeometry
-// member, and the default geometry (MMU-MODEL.md's table; see TlbGeom: entries 0 disables,
-// ways 0 = fully associative). The one list of structure names, native and TS.
+// member, and the default geometry (see TlbGeom: entries 0 disables, ways 0 = fully
+// associative). The one list of structure names, native and TS.
 #define HV_TLB_STRUCTURES(X)                                                     \
   X(itlb4k, itlb_4k, 64, 8)     /* L1 ITLB, one array per page size */          \
   X(itlb2m, itlb_2m, 8, 0)                                                       \
@@ -137,7 +137,6 @@ class Mmu {
 
   // Returns nullptr on success, else a message naming the problem (nothing changes then).
   const char* configure(const MmuConfig& cfg);
-  const MmuConfig& config() const { return cfg_; }
 
   void set_control(uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer);
   void flush_guest();   // MOV to CR3 (no PCID): drop every guest-derived translation

@@ -1,4 +1,4 @@
-// Address spaces as distinct types (ARCHITECTURE.md "Address spaces are types").
+// Address spaces as distinct types (the TS side brands them the same way: src/util/address.ts).
 // A Gva is never silently a Gpa: conversions go through the walker, the EPT or named helpers.
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Unhandled MMIO from a real guest on the real vCPU (GUEST-ABI.md "Devices and exits"): a
+// Unhandled MMIO from a real guest on the real vCPU (README.md "Unhandled MMIO"): a
 // guest maps GPAs beyond its memory with its own page tables and touches them. Default mode
 // logs once per page and continues (reads all-ones, writes dropped, a page-crossing access
 // does its RAM half); strict mode stops naming the GPA and RIP; a fetch from MMIO space stops.

@@ -1,5 +1,5 @@
 // The MMU surface the addons export to TS: the TLB structure list and default geometry
-// (MMU-MODEL.md's table) of the production addon, and the native walk benchmark of the bench
+// (native/mmu.h HV_TLB_STRUCTURES) of the production addon, and the native walk benchmark of the bench
 // addon, whose counts must be the oracle's.
 import test from 'ava';
 import { loadAddon, loadBenchAddon } from '../src/native/addon.ts';
@@ -25,7 +25,7 @@ test('the production addon exports nothing test-only; the bench addon holds walk
   t.is(typeof loadBenchAddon().walkBench, 'function');
 });
 
-test('the default TLB geometry is the table of MMU-MODEL.md', (t) => {
+test('the default TLB geometry is the modeled core\'s (64-entry L1 DTLB, 1536-entry STLB, ...)', (t) => {
   const g = loadAddon().defaultTlbGeometry;
   t.deepEqual(g, {
     itlb4k: { entries: 64, ways: 8 },

@@ -20,7 +20,7 @@ export interface TlbArrayGeometry {
 /**
  * The TLB hierarchy of native/mmu.h. L1 arrays are per page size; a translation is cached
  * in the largest enabled array not larger than min(guest page, EPT page) ("splintering").
- * Defaults: NativeAddon.defaultTlbGeometry (MMU-MODEL.md's table).
+ * Defaults: NativeAddon.defaultTlbGeometry (native/mmu.h HV_TLB_STRUCTURES).
  */
 export interface TlbGeometry {
   /** L1 ITLB, 4 KiB / 2 MiB / 1 GiB entries (default 64×8-way, 8 fully assoc., none). */

@@ -83,7 +83,7 @@ export interface NativeMmuConfig {
   guestSize?: number;
   /**
    * Geometry of the modeled TLB hierarchy; fields left out keep their defaults
-   * (NativeAddon.defaultTlbGeometry, the table in MMU-MODEL.md). `{ entries: 0, ways: 0 }`
+   * (NativeAddon.defaultTlbGeometry, native/mmu.h HV_TLB_STRUCTURES). `{ entries: 0, ways: 0 }`
    * disables a structure. An invalid geometry makes configureMmu throw, naming the field.
    */
   tlb?: TlbGeometry;

@@ -10,7 +10,7 @@
 // (no-EPT) or go through the harness's EPT, so a legitimate access never touches a guard;
 // inputs that write EPT entries or the EPTP keep only the after-the-end guard (protect()).
 //
-// Guest physical layout (identity-mapped, GUEST-ABI.md boot state): GDT 0x1000, IDT 0x2000
+// Guest physical layout (identity-mapped, the boot state of src/guest/boot.ts): GDT 0x1000, IDT 0x2000
 // (32 interrupt gates), handlers 0x3000 (pop the error code, skip one byte, iretq), page
 // tables 0x10000.., stack top 0x80000, code at 0x100000, 0x3FE000 (end of RAM) or 0x1FF000
 // (across the 2 MiB boundary).
@@ -341,7 +341,7 @@ void Machine::check_run(ExitReason why, uint64_t budget, const uint64_t* before)
   if (c[C_walk_refs] != c[C_walk_refs_guest] + c[C_walk_refs_ept]) fail("walk_refs != guest + ept");
   if (c[C_tlb_lookups] != c[C_tlb_hits] + c[C_tlb_misses]) fail("tlb_lookups != hits + misses");
   // RIP may be non-canonical only right after delivery through a gate whose target is
-  // (cpufix: the fetch there raises #GP with that RIP pushed, as QEMU and KVM do); no
+  // (the fetch there raises #GP with that RIP pushed, as QEMU and KVM do); no
   // instruction may ever retire there: run_all() probes that with run(1).
   if (!rip_garbage && !Cpu::canonical(r[R_RIP]) && why != EXIT_BUDGET && why != EXIT_SHUTDOWN)
     fail("non-canonical RIP at a VM exit", r[R_RIP], x[EF_rip]);
