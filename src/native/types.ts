@@ -8,7 +8,7 @@
  * that the production addon does not export.
  */
 import type { Gpa, Gva } from '../util/address.ts';
-import type { TlbArrayGeometry, TlbGeometry, TlbStructureName } from './tlb.ts';
+import type { TlbGeometry, TlbStructureName } from './tlb.ts';
 
 export type { TlbArrayGeometry, TlbGeometry, TlbStructureName } from './tlb.ts';
 
