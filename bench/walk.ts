@@ -1,14 +1,16 @@
-// `npm run bench -- walk`: speed of the modeled MMU in the native core (PERFORMANCE.md).
-// Each figure is the median of several runs of N translations done inside C++ by
-// addon.walkBench (no N-API crossing per translation); the counts the run produced are
+// `npm run bench -- walk`: speed of the modeled MMU in the native core (README.md "Performance").
+// Each figure is the median of several runs of N translations done inside C++ by the bench
+// addon's walkBench (hugevisor_bench.node; no N-API crossing per translation); the counts the run produced are
 // printed beside the time so the figure is known to measure what it says. Rates use the
 // CPU time of the running thread (the machine is shared: wall time also counts the time
 // other processes ran); the wall-time figure of the cold 2D walk is printed beside it.
 import { loadavg } from 'node:os';
-import { loadAddon } from '../src/native/addon.ts';
+import { loadAddon, loadBenchAddon } from '../src/native/addon.ts';
+import { disabledTlbGeometry } from '../src/native/tlb.ts';
 import { REG, WalkBenchKind, type NativeVcpu, type TlbGeometry } from '../src/native/types.ts';
 
 const addon = loadAddon();
+const bench = loadBenchAddon();
 const repeats = Number(process.env.WALK_BENCH_REPEATS ?? 7);
 
 function median(xs: number[]): number {
@@ -18,7 +20,7 @@ function median(xs: number[]): number {
 
 function measure(kind: number, n: number) {
   const runs = [];
-  for (let i = 0; i < repeats; i++) runs.push(addon.walkBench(kind, n));
+  for (let i = 0; i < repeats; i++) runs.push(bench.walkBench(kind, n));
   const ns = median(runs.map((r) => r.cpuNs / n));
   const wallNs = median(runs.map((r) => r.ns / n));
   const r = runs[0];
@@ -115,8 +117,8 @@ function loopRates(code: number[], iterations: number, configs: [boolean, TlbGeo
 }
 const loopRepeats = Math.max(3, Math.ceil(repeats / 2));
 
-if ('Vcpu' in addon) {
-  const off: TlbGeometry = Object.fromEntries(Object.keys(addon.defaultTlbGeometry).map((k) => [k, { entries: 0, ways: 0 }]));
+{
+  const off = disabledTlbGeometry(addon);
   const minimal: TlbGeometry = { ...off, dtlb4k: { entries: 64, ways: 1 }, itlb4k: { entries: 64, ways: 1 } };
   for (const [name, code, iters] of [['ALU loop', ALU, 25_000_000], ['load loop (64 pages)', LOADS, 10_000_000]] as const) {
     const [base, nat, ept] = loopRates([...code], iters, [[false, minimal], [false, undefined], [true, undefined]]);

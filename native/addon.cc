@@ -1,5 +1,7 @@
-// The N-API glue: the only file that includes Node headers. Argument validation with exact
-// messages happens in TS (src/native/); this layer only converts and forwards.
+// The N-API glue of the production addon (hugevisor.node): the only core file that includes
+// Node headers. Argument validation with exact messages happens in TS (src/native/); this
+// layer only converts and forwards. Test and benchmark entry points live in the bench addon
+// (native/bench/bench_addon.cc), not here.
 #include <napi.h>
 
 #include <algorithm>
@@ -11,7 +13,6 @@
 #include "cpu.h"
 #include "exit.h"
 #include "mmu.h"
-#include "walk_bench.h"
 
 namespace {
 
@@ -141,27 +142,17 @@ class ArenaWrap : public Napi::ObjectWrap<ArenaWrap> {
   Napi::Reference<Napi::ArrayBuffer> buffer_;
 };
 
-// ---- MMU glue: NativeMmuConfig <-> hv::MmuConfig, the default TLB geometry, the walk bench.
-
-struct GeomField {
-  const char* js;
-  hv::TlbGeom hv::TlbGeometry::*member;
-};
-const GeomField kGeomFields[] = {
-    {"itlb4k", &hv::TlbGeometry::itlb_4k},     {"itlb2m", &hv::TlbGeometry::itlb_2m},
-    {"itlb1g", &hv::TlbGeometry::itlb_1g},     {"dtlb4k", &hv::TlbGeometry::dtlb_4k},
-    {"dtlb2m", &hv::TlbGeometry::dtlb_2m},     {"dtlb1g", &hv::TlbGeometry::dtlb_1g},
-    {"stlb", &hv::TlbGeometry::stlb},          {"stlb1g", &hv::TlbGeometry::stlb_1g},
-    {"pwcPml4e", &hv::TlbGeometry::pwc_pml4e}, {"pwcPdpte", &hv::TlbGeometry::pwc_pdpte},
-    {"pwcPde", &hv::TlbGeometry::pwc_pde},     {"nested", &hv::TlbGeometry::nested}};
+// ---- MMU glue: NativeMmuConfig <-> hv::MmuConfig, the default TLB geometry. Structure
+// names and order come from HV_TLB_STRUCTURES (native/mmu.h).
 
 Napi::Object GeometryToJs(Napi::Env env, const hv::TlbGeometry& g) {
   Napi::Object o = Napi::Object::New(env);
-  for (const GeomField& f : kGeomFields) {
+  for (unsigned s = 0; s < hv::TLB_COUNT; ++s) {
+    const hv::TlbGeom& geom = g[hv::TlbStructure(s)];
     Napi::Object a = Napi::Object::New(env);
-    a.Set("entries", Napi::Number::New(env, (g.*f.member).entries));
-    a.Set("ways", Napi::Number::New(env, (g.*f.member).ways));
-    o.Set(f.js, a);
+    a.Set("entries", Napi::Number::New(env, geom.entries));
+    a.Set("ways", Napi::Number::New(env, geom.ways));
+    o.Set(hv::kTlbStructureNames[s], a);
   }
   return o;
 }
@@ -222,10 +213,11 @@ bool MmuConfigFromJs(Napi::Value v, hv::MmuConfig* cfg, std::string* err) {
     return false;
   }
   Napi::Object to = t.As<Napi::Object>();
-  for (const GeomField& f : kGeomFields) {
-    Napi::Value a = to.Get(f.js);
+  for (unsigned s = 0; s < hv::TLB_COUNT; ++s) {
+    const char* name = hv::kTlbStructureNames[s];
+    Napi::Value a = to.Get(name);
     if (a.IsUndefined()) continue;
-    const std::string where = std::string("tlb.") + f.js;
+    const std::string where = std::string("tlb.") + name;
     if (!a.IsObject()) {
       *err = where + " must be an object { entries, ways }";
       return false;
@@ -234,40 +226,13 @@ bool MmuConfigFromJs(Napi::Value v, hv::MmuConfig* cfg, std::string* err) {
     if (!U32Field(a.As<Napi::Object>(), "entries", &g.entries, err, where) ||
         !U32Field(a.As<Napi::Object>(), "ways", &g.ways, err, where))
       return false;
-    cfg->tlb.*f.member = g;
+    cfg->tlb[hv::TlbStructure(s)] = g;
   }
   return true;
 }
 
-// walkBench(kind, n): runs n translations of one WalkBenchKind in C++ (bench/walk.ts).
-Napi::Value WalkBench(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const uint32_t kind = info[0].As<Napi::Number>().Uint32Value();
-  const double n = info[1].As<Napi::Number>().DoubleValue();
-  if (kind >= hv::kWalkBenchKinds || !(n >= 1 && n <= 1e10)) {
-    Napi::RangeError::New(env, "walkBench(kind, n): unknown kind or n out of range").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  const hv::WalkBenchResult r = hv::run_walk_bench(static_cast<hv::WalkBenchKind>(kind), static_cast<uint64_t>(n));
-  if (r.error) {
-    Napi::Error::New(env, r.error).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("ns", Napi::Number::New(env, static_cast<double>(r.ns)));
-  o.Set("cpuNs", Napi::Number::New(env, static_cast<double>(r.cpu_ns)));
-  o.Set("walks", Napi::Number::New(env, static_cast<double>(r.walks)));
-  o.Set("refs", Napi::Number::New(env, static_cast<double>(r.refs)));
-  o.Set("hits", Napi::Number::New(env, static_cast<double>(r.hits)));
-  return o;
-}
-
-void InitMmu(Napi::Env env, Napi::Object exports) {
-  exports.Set("defaultTlbGeometry", GeometryToJs(env, hv::TlbGeometry{}));
-  exports.Set("walkBench", Napi::Function::New(env, WalkBench, "walkBench"));
-}
-
-// ---- Vcpu (owned by the vcpu engineer; configureMmu plumbing may be extended by mmu) ----
+// ---- Vcpu: registers, counters and the exit record as shared views; run, configureMmu,
+// flushes and MMIO completion forward to hv::Cpu. ----
 
 // The Cpu outlives its JS wrapper as long as any of its three external buffers (regs,
 // counters, exit) is alive: one reference for the wrapper, one per buffer.
@@ -414,7 +379,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("regNames", Names(env, hv::kRegNames, hv::R_COUNT));
   exports.Set("counterNames", Names(env, hv::kCounterNames, hv::C_COUNT));
   exports.Set("exitFieldNames", Names(env, hv::kExitFieldNames, hv::EF_COUNT));
-  InitMmu(env, exports);
+  exports.Set("exitReasonNames", Names(env, hv::kExitReasonNames, hv::EXIT_REASON_COUNT));
+  exports.Set("accessNames", Names(env, hv::kAccessNames, hv::kAccessCount));
+  exports.Set("tlbStructures", Names(env, hv::kTlbStructureNames, hv::TLB_COUNT));
+  exports.Set("defaultTlbGeometry", GeometryToJs(env, hv::TlbGeometry{}));
   return exports;
 }
 

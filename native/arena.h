@@ -3,6 +3,7 @@
 // simulated host costs only what is touched; 2 MiB aligned and MADV_HUGEPAGE so the
 // emulator itself is backed by real THP where the host kernel allows it.
 #pragma once
+#include "paging.h"
 #include "types.h"
 
 namespace hv {
@@ -25,11 +26,9 @@ class Arena {
   uint64_t frames() const { return size_ >> kPageShift; }
   uint8_t* base() const { return base_; }
 
-  // Bounds-checked accessors: the only way native code turns an Hpa into a pointer.
-  // `len` bytes starting at `a` must lie inside the arena, else nullptr.
-  uint8_t* ptr(Hpa a, uint64_t len = 1) const {
-    return (a.v < size_ && len <= size_ - a.v) ? base_ + a.v : nullptr;
-  }
+  // Bounds check: `len` bytes starting at `a` lie inside the arena. Native code turns an
+  // Hpa into a pointer (base() + a.v) only after this check, or after an equivalent one
+  // (the EPT walk checks each table once, see ept.h).
   bool contains(Hpa a, uint64_t len = 1) const { return a.v < size_ && len <= size_ - a.v; }
 
   // Return a range to the kernel (MADV_DONTNEED): the bytes read as zero afterwards.

@@ -14,10 +14,10 @@ namespace hv {
   /* VM exits by reason (KVM stat names where they exist) */                              \
   X(exits) X(exits_io) X(exits_hlt) X(exits_ept_violation) X(exits_mmio)                  \
   X(exits_shutdown) X(exits_budget)                                                       \
-  X(exits_ept_misconfig) /* cpufix */                                                     \
+  X(exits_ept_misconfig)                                                                  \
   /* guest exceptions by vector (delivered through the guest IDT) */                      \
   X(exc_de) X(exc_ud) X(exc_df) X(exc_gp) X(exc_pf)                                       \
-  X(exc_np) X(exc_ss) /* cpufix: counted when delivery completes */                      \
+  X(exc_np) X(exc_ss) /* counted when delivery completes */                             \
   /* system instructions touching translation */                                          \
   X(cr3_writes) X(invlpg) X(invept) X(tlb_flushes)                                        \
   /* TLB (totals; per-level / per-size counters follow in the MMU group) */               \
@@ -37,7 +37,7 @@ namespace hv {
   X(walk_faults)                                                                          \
   /* decode cache */                                                                      \
   X(decode_cache_hits) X(decode_cache_misses) X(decode_cache_invalidations)             \
-  /* mmio: data accesses completed the GUEST-ABI way (reads all-ones, writes dropped) */  \
+  /* mmio: data accesses completed without a device (reads all-ones, writes dropped) */ \
   X(mmio_accesses)
 
 enum Counter : uint32_t {

@@ -1,6 +1,6 @@
 // The vCPU run loop (fetch through the decode cache, dispatch, retire), page-crossing
 // accesses, translation faults, and exception delivery through the guest's 64-bit IDT with
-// #DF escalation and triple fault (GUEST-ABI.md "Exceptions").
+// #DF escalation and triple fault (README.md "Exception delivery, RMW accesses and EPT exits").
 #include "cpu.h"
 
 #include <algorithm>
@@ -23,7 +23,7 @@ Cpu::Cpu(Arena* arena) : mmu_(arena, &counters_), arena_(arena) {
   r[R_RFLAGS] = FL_FIXED;
   arena_base_ = arena->base();
   code_frames_ = static_cast<uint8_t*>(std::calloc((arena->frames() + 7) / 8, 1));
-  mmu_.set_code_tracking(code_frames_, &code_epoch_);  // perf2: A/D writes into code frames
+  mmu_.set_code_tracking(code_frames_, &code_epoch_);  // A/D writes into code frames advance the epoch
 }
 
 Cpu::~Cpu() { std::free(code_frames_); }
@@ -40,7 +40,7 @@ Status Cpu::fault(const Fault& f) {
     r[R_CR2] = f.gva;
     return raise(V_PF, f.error_code, true);
   }
-  // EPT violation, EPT misconfiguration (cpufix: its own exit, as KVM's
+  // EPT violation, EPT misconfiguration (its own exit, as KVM's
   // EXIT_REASON_EPT_MISCONFIG) or MMIO: the instruction does not retire; TS fixes the
   // mapping and resumes (or stops, for a misconfiguration: a hypervisor bug).
   exit_.f[EF_reason] = f.kind == FaultKind::Mmio ? EXIT_MMIO
@@ -77,7 +77,7 @@ Status Cpu::read_split(uint64_t va, unsigned size, uint64_t* out, Access acc) {
     if (!mmio_completes(f)) return fault(f);
     p2 = ones, mmio = true;
   }
-  counters_.inc(C_loads);  // cpufix: counted when it completes (cpu.h)
+  counters_.inc(C_loads);  // counted when it completes (cpu.h)
   if (mmio) counters_.inc(C_mmio_accesses);
   uint8_t buf[8];
   std::memcpy(buf, p1, first);
@@ -97,7 +97,7 @@ Status Cpu::write_split(uint64_t va, unsigned size, uint64_t v) {
   if (!p1 && !mmio_completes(f)) return fault(f);
   uint8_t* p2 = mmu_.translate(Gva(va2), Access::Write, &f);
   if (!p2 && !mmio_completes(f)) return fault(f);
-  counters_.inc(C_stores);  // cpufix: counted when it completes (cpu.h)
+  counters_.inc(C_stores);  // counted when it completes (cpu.h)
   if (!p1 || !p2) counters_.inc(C_mmio_accesses);  // that half is dropped (cpu.h, complete_mmio)
   uint8_t buf[8];
   std::memcpy(buf, &v, 8);
@@ -112,7 +112,7 @@ Status Cpu::write_split(uint64_t va, unsigned size, uint64_t v) {
   return ST_OK;
 }
 
-// One ITLB lookup per fetched page (MMU-MODEL.md); the result is kept until the page changes
+// One ITLB lookup per fetched page (counted in fetch_lookups); the result is kept until the page changes
 // or anything could have invalidated the Mmu's translations.
 Status Cpu::fetch_page(uint64_t rip) {
   if (!canonical(rip)) return gp();
@@ -226,7 +226,7 @@ ExitReason Cpu::run(uint64_t budget) {
     pending_in_size = 0;
   }
   std::memset(exit_.f, 0, sizeof exit_.f);
-  exit_.f[EF_vectoring_vector] = V_NONE;  // cpufix: no interrupted delivery
+  exit_.f[EF_vectoring_vector] = V_NONE;  // no interrupted delivery
   // TS may have written CR0/CR3/CR4/EFER; the Mmu bumps its generation if that matters, and
   // TS's own invept()/flushTlb() bump it too, so the fetch page survives an ordinary re-entry.
   mmu_.set_control(r[R_CR0], r[R_CR3], r[R_CR4], r[R_EFER]);
@@ -236,7 +236,7 @@ ExitReason Cpu::run(uint64_t budget) {
   // Budget units: instructions retired plus exceptions delivered (so a guest stuck in a
   // fault loop still returns).
   uint64_t left = budget;
-  // cpufix: an exception whose delivery a VM exit interrupted is delivered again first (as
+  // An exception whose delivery a VM exit interrupted is delivered again first (as
   // KVM re-injects the IDT-vectoring information), with its error code; CR2 was set when it
   // was detected. RIP is still the faulting instruction's.
   if (evt_valid_ && left > 0) {
@@ -281,7 +281,7 @@ ExitReason Cpu::run(uint64_t budget) {
             --left;
             continue;
           }
-          if (s == ST_EXC) ss_fixup(*in);  // cpufix: #SS for a stack-segment reference
+          if (s == ST_EXC) ss_fixup(*in);  // #SS for a stack-segment reference
         }
       } else {
         // Run the block: at most `left` instructions; a store into the block's own bytes
@@ -313,7 +313,7 @@ ExitReason Cpu::run(uint64_t budget) {
         }
         if (s == ST_OK) continue;
         insn_rip = rip + b.insn[k].end - b.insn[k].len;
-        if (s == ST_EXC) ss_fixup(b.insn[k]);  // cpufix: #SS for a stack-segment reference
+        if (s == ST_EXC) ss_fixup(b.insn[k]);  // #SS for a stack-segment reference
       }
     }
     switch (s) {
@@ -342,7 +342,7 @@ ExitReason Cpu::run(uint64_t budget) {
   }
 }
 
-// ---- exception delivery (cpufix: SDM Vol. 3 §6.12-6.15, Vol. 2 INT n "IA-32e mode") ----
+// ---- exception delivery (SDM Vol. 3 §6.12-6.15, Vol. 2 INT n "IA-32e mode") ----
 
 // Counted when the delivery completes, i.e. once per exception the guest's handler receives:
 // a delivery interrupted by a VM exit and re-delivered after it counts once, and the

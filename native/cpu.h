@@ -10,6 +10,7 @@
 #include "decode.h"
 #include "exit.h"
 #include "mmu.h"
+#include "paging.h"
 #include "types.h"
 
 namespace hv {
@@ -38,7 +39,7 @@ constexpr uint64_t FL_FIXED = 1u << 1;  // reads as 1
 constexpr uint64_t FL_WRITABLE = FL_ARITH | FL_TF | FL_IF | FL_DF;
 
 // Exception vectors this CPU raises.
-// #NP and #SS (cpufix) arise only while delivering an exception (not-present gate or code
+// #NP and #SS arise only while delivering an exception (not-present gate or code
 // segment, non-canonical stack): the SDM's vectors for those conditions.
 enum Vector : uint8_t { V_DE = 0, V_UD = 6, V_DF = 8, V_NP = 11, V_SS = 12, V_GP = 13, V_PF = 14, V_NONE = 0xFF };
 constexpr uint64_t FL_RF = 1u << 16;  // resume flag: set in the RFLAGS image a fault pushes
@@ -97,15 +98,15 @@ class Cpu {
   // Self-modifying-code tracking: one bit per host frame that has had code decoded from it
   // (nullptr if the bitmap could not be allocated: every store then counts), and an epoch
   // advanced by every store to such a frame, by every A/D-bit update the walker writes into
-  // such a frame (Mmu::set_code_tracking; perf2), and at every run() entry (TS may have written the arena). A block whose epoch is current needs
-  // no byte comparison.
+  // such a frame (Mmu::set_code_tracking), and at every run() entry (TS may have written
+  // the arena). A block whose epoch is current needs no byte comparison.
   uint8_t* code_frames_ = nullptr;
   const uint8_t* arena_base_ = nullptr;
   uint64_t code_epoch_ = 1;
   uint8_t pend_vec = V_NONE;
   uint32_t pend_err = 0;
   bool pend_has_err = false;
-  // cpufix: exception delivery state (SDM Vol. 3 §6.15). `chain_` holds every exception
+  // Exception delivery state (SDM Vol. 3 §6.15). `chain_` holds every exception
   // detected since the last completed delivery (the triple-fault report); `evt_` is the
   // event whose delivery a VM exit interrupted (VMX IDT-vectoring information): the next
   // run() delivers it again before fetching, so nothing is counted or pushed twice.
@@ -126,7 +127,7 @@ class Cpu {
     pend_noncanon = false;
     return ST_EXC;
   }
-  // cpufix: a data access to a non-canonical address: #GP(0), or #SS(0) when the reference
+  // A data access to a non-canonical address: #GP(0), or #SS(0) when the reference
   // uses the stack segment (implicit stack accesses, a ModRM base of RSP/RBP), as hardware
   // does. The access helpers do not know the segment: stack_access() and the run loop's
   // fault path (ss_fixup) turn the pending #GP into #SS.
@@ -150,7 +151,7 @@ class Cpu {
 
   // Data accesses of 1/2/4/8 bytes (10 for descriptor-table registers via two calls). On
   // failure they leave the right status pending and return it; on success ST_OK.
-  // cpufix: loads and stores are counted when they complete, like the retired-load/store
+  // Loads and stores are counted when they complete, like the retired-load/store
   // events of hardware: an access that faults (and runs again after the handler or the VM
   // exit) counts once, and a read-modify-write counts one load and one store.
   Status read(uint64_t va, unsigned size, uint64_t* out) {
@@ -174,7 +175,7 @@ class Cpu {
       uint8_t* p = mmu_.translate(Gva(va), Access::Write, &f);
       if (!p) return fault_write(f);
       counters_.inc(C_stores);
-      // perf2: write() is out of line, so `size` is not a constant there: the common
+      // write() is out of line, so `size` is not a constant there: the common
       // 8-byte store gets a constant-size copy (one move) instead of a call to memcpy.
       if (size == 8) std::memcpy(p, &v, 8);
       else std::memcpy(p, &v, size);
@@ -183,7 +184,7 @@ class Cpu {
     }
     return write_split(va, size, v);
   }
-  // perf2: write() inlined at a constant size, for the hot memory forms (MOV store, the ALU
+  // write() inlined at a constant size, for the hot memory forms (MOV store, the ALU
   // read-modify-write forms): the same code, without the call and the size-generic copy.
   template <unsigned SZ>
   __attribute__((always_inline)) Status write_t(uint64_t va, uint64_t v) {
@@ -199,7 +200,7 @@ class Cpu {
     }
     return write_split(va, SZ, v);
   }
-  // cpufix: the load of a read-modify-write instruction. Hardware checks the destination for
+  // The load of a read-modify-write instruction. Hardware checks the destination for
   // the write up front (one #PF with W=1, one EPT violation reported as a write, D set by
   // the first walk), so it is translated as a write; it still counts as a load, and the
   // store that follows (write()) counts as the store and hits the TLB entry made here.
@@ -237,7 +238,7 @@ class Cpu {
   }
   // A translation fault: #PF into the guest, or a VM exit for EPT violation / MMIO.
   Status fault(const Fault& f);
-  // MMIO completion (GUEST-ABI.md "Devices and exits"): after an MMIO exit the VMM may
+  // MMIO completion (README.md "Unhandled MMIO"): after an MMIO exit the VMM may
   // register the page (complete_mmio); from then on a data access whose final GPA lies in
   // a registered page and faults (no-EPT: outside guest memory; EPT: no EPT mapping) reads
   // all-ones and drops writes, counted in loads/stores and mmio_accesses. Fetches and
@@ -282,7 +283,7 @@ class Cpu {
   enum Delivery { DL_OK, DL_EXIT, DL_SHUTDOWN };
   // Deliver the pending exception (escalating to #DF and triple fault).
   Delivery deliver_pending();
-  Delivery deliver_event(Event e);  // cpufix: delivery with the SDM's double-fault classes
+  Delivery deliver_event(Event e);  // delivery with the SDM's double-fault classes
   void chain_push(const Event& e);
   Status deliver(uint8_t vec, uint32_t err, bool has_err);
   void count_exception(uint8_t vec);
@@ -292,7 +293,7 @@ class Cpu {
   uint64_t run_start_ = 0;  // retired_total when this run() began
 
   // The one cached translation outside the Mmu: the current code page (fetch lookups are
-  // counted per page, MMU-MODEL.md). Valid while the Mmu's generation() is unchanged, i.e.
+  // counted per page). Valid while the Mmu's generation() is unchanged, i.e.
   // nothing has flushed or invalidated a translation since it was obtained.
   uint64_t fetch_vpn_ = ~0ull;
   uint64_t fetch_gen_ = 0;

@@ -1,6 +1,6 @@
 // The decoder: prefixes, REX, opcode tables (one- and two-byte maps, group tables indexed by
-// ModRM.reg), ModRM/SIB/displacement and immediates. Everything outside the GUEST-ABI.md
-// subset decodes to h_ud, so the guest gets #UD — never a crash or a silent wrong result.
+// ModRM.reg), ModRM/SIB/displacement and immediates. Everything outside the guests'
+// x86-64 subset (README.md "The vCPU") decodes to h_ud, so the guest gets #UD — never a crash or a silent wrong result.
 #include "decode.h"
 
 #include "cpu.h"
@@ -346,10 +346,10 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       h = in.osz == 8 ? h_mov_rr64 : h_mov_rr32;
     } else if (h == h_incdec && (in.flags & IF_MEM) == 0 && opc == 0xFF) {
       h = kIncDecR[in.osz == 8][in.sub];
-    } else if (h == h_imul_GE) {  // perf2
+    } else if (h == h_imul_GE) {  // register form: no 128-bit product
       h = kImulRR[in.osz == 8];
     } else if (h == h_shift && (opc == 0xC1 || opc == 0xD1) && (in.imm & (in.osz == 8 ? 63 : 31)) != 0 &&
-               kShiftRI[in.osz == 8][in.sub]) {  // perf2
+               kShiftRI[in.osz == 8][in.sub]) {  // register by a non-zero immediate
       h = kShiftRI[in.osz == 8][in.sub];
     }
   } else if ((in.flags & IF_MEM) && (in.osz == 4 || in.osz == 8)) {

@@ -1,4 +1,4 @@
-// Instruction decoding: the real x86-64 encodings of the GUEST-ABI.md subset (prefixes 0x66
+// Instruction decoding: the real x86-64 encodings of the guests' subset (README.md "The vCPU") (prefixes 0x66
 // and 0xF3, REX, ModRM/SIB, disp8/disp32, RIP-relative, immediates) into a fixed-size Insn
 // whose handler comes from one table indexed by opcode (unknown → the #UD handler).
 // Decoded instructions are cached by host-physical address and re-validated against the raw
@@ -37,7 +37,7 @@ struct Insn {
   uint8_t index;   // memory: index register or R_ZERO
   uint8_t scale;   // memory: index shift 0..3
   uint8_t flags;
-  uint8_t end;     // byte offset just past this instruction in its block (perf2: the next RIP
+  uint8_t end;     // byte offset just past this instruction in its block (so the next RIP
                    // is one add from the block start)
   uint8_t idx;     // index of this instruction in its block
 };

@@ -8,14 +8,17 @@
 #include <cstring>
 
 #include "mmu.h"
+#include "paging.h"
 
 namespace hv {
 
 namespace ept {
-constexpr uint64_t kAddrMask = 0x000FFFFFFFFFF000ull;
-constexpr uint64_t R = 1, W = 2, X = 4, PS = 1ull << 7;
-constexpr uint64_t kBadRwx = (1u << 0) | (1u << 2) | (1u << 6);  // R/W/X = 000, 010, 110
+// Bit k set when R/W/X = k is not a usable entry: 000 (not present), 010 and 110 (W without R).
+constexpr uint64_t kBadRwx = (1u << 0) | (1u << EPT_W) | (1u << (EPT_W | EPT_X));
+static_assert(kBadRwx == 0x45, "R/W/X = 000, 010, 110");
 }  // namespace ept
+// A mapping's permissions are the AND of its EPT entries' R/W/X bits, kept as they are.
+static_assert(kPermR == EPT_R && kPermW == EPT_W && kPermX == EPT_X, "kPerm* use the EPT bit positions");
 
 inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs) {
   // Hot loop: a cold 2D walk is 24 dependent loads, so keep the path from one entry to the
@@ -23,13 +26,13 @@ inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, ui
   // check that a table starts inside the arena covers all 512 of its entries.
   uint8_t* const base = arena_->base();
   const uint64_t limit = arena_->size();
-  uint64_t table = cfg_.eptp & ept::kAddrMask;
+  uint64_t table = cfg_.eptp & kAddrMask;
   uint64_t perm = kPermR | kPermW | kPermX;
   int level = 4;
   uint64_t e = 0;
   // 4-level EPT translates bits 47:0 only: a wider GPA (a guest PTE or CR3 with bits 51:48
   // set) maps nothing, like a GPA outside guest RAM without EPT, instead of aliasing a low one.
-  if (__builtin_expect(gpa.v >> 48, 0)) {
+  if (__builtin_expect(gpa.v >> kVaBits, 0)) {
     *stop = 4;
     *misconfig = false;
     return false;
@@ -42,18 +45,18 @@ inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, ui
       *misconfig = true;
       return false;
     }
-    std::memcpy(&e, base + table + ((gpa.v >> (12 + 9 * (level - 1))) & 511) * 8, 8);
+    std::memcpy(&e, base + table + ((gpa.v >> level_shift(level)) & (kTableEntries - 1)) * 8, 8);
     // R/W/X = 000 is not present; 010 and 110 (W without R) are misconfigurations (SDM
     // 29.3.3.1). One shift of a constant tests all three.
-    if (__builtin_expect((ept::kBadRwx >> (e & 7)) & 1, 0)) {
+    if (__builtin_expect((ept::kBadRwx >> (e & EPT_RWX)) & 1, 0)) {
       *refs += static_cast<uint64_t>(5 - level);
       *stop = static_cast<uint8_t>(level);
-      *misconfig = (e & 7) != 0;
+      *misconfig = (e & EPT_RWX) != 0;
       return false;
     }
     perm &= e;
-    if (level == 1 || (e & ept::PS)) break;  // a leaf (PS at level 1 is ignored)
-    table = e & ept::kAddrMask;
+    if (level == 1 || (e & EPT_PS)) break;  // a leaf (PS at level 1 is ignored)
+    table = e & kAddrMask;
   }
   *refs += static_cast<uint64_t>(5 - level);  // entries read: levels 4 down to this one
   *stop = static_cast<uint8_t>(level);
@@ -62,16 +65,16 @@ inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, ui
     return false;
   }
   // Leaf. Memory types 2, 3 and 7 are reserved; the whole leaf must lie inside the arena.
-  const uint64_t mt = (e >> 3) & 7;
-  const uint64_t size = 1ull << (12 + 9 * (level - 1));
-  const uint64_t leaf = e & ept::kAddrMask & ~(size - 1);
+  const uint64_t mt = (e >> EPT_MT_SHIFT) & 7;
+  const uint64_t size = 1ull << level_shift(level);
+  const uint64_t leaf = e & kAddrMask & ~(size - 1);
   if (mt == 2 || mt == 3 || mt == 7 || !arena_->contains(Hpa(leaf), size)) {
     *misconfig = true;
     return false;
   }
   m->host = base + leaf + (gpa.v & (size - 1) & ~kPageMask);
   m->size = static_cast<uint8_t>(level - 1);
-  m->perm = static_cast<uint8_t>(perm & 7);  // kPermR/W/X use the EPT bit positions
+  m->perm = static_cast<uint8_t>(perm & EPT_RWX);  // kPermR/W/X use the EPT bit positions
   m->level = static_cast<uint8_t>(level);
   return true;
 }

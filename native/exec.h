@@ -50,7 +50,7 @@ inline Status read_E(Cpu& c, const Insn& i, unsigned sz, uint64_t* v, uint64_t* 
   *addr = ea(c, i);
   return c.read(*addr, sz, v);
 }
-// cpufix: the r/m operand of a read-modify-write instruction: a memory operand is translated
+// The r/m operand of a read-modify-write instruction: a memory operand is translated
 // for the write it will receive (Cpu::read_rmw), so a read-only or dirty-logged page faults
 // once, as a write.
 inline Status read_E_rmw(Cpu& c, const Insn& i, unsigned sz, uint64_t* v, uint64_t* addr) {
@@ -241,8 +241,8 @@ extern const Handler kAluEGm[2][8];
 extern const Handler kMovLoad[2];
 extern const Handler kMovStore[2];
 extern const Handler kJccHandlers[16];
-extern const Handler kImulRR[2];    // perf2: IMUL r, r
-extern const Handler kShiftRI[2][8];  // perf2: SHL/SHR/SAR r, imm (masked count != 0)
+extern const Handler kImulRR[2];    // fast path: IMUL r, r
+extern const Handler kShiftRI[2][8];  // fast path: SHL/SHR/SAR r, imm (masked count != 0)
 
 // Segment-selector check against the GDT (exec_sys.cc): loads the descriptor of `sel`
 // into *desc; ST_OK or a pending #GP(selector) / #PF / exit.

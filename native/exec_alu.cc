@@ -20,7 +20,7 @@ inline int commit_E(Cpu& c, const Insn& i, unsigned sz, uint64_t addr, uint64_t 
 int h_alu_EG(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   uint64_t a, addr = 0, f;
-  Status s = i.sub == ALU_CMP ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);  // cpufix
+  Status s = i.sub == ALU_CMP ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);  // the destination is translated for the write
   if (s != ST_OK) return s;
   const uint64_t r = alu(i.sub, a, get_G(c, i, sz), c.r[R_RFLAGS], sz, &f);
   if (i.sub == ALU_CMP) { set_arith_flags(c, f); return ST_OK; }
@@ -41,7 +41,7 @@ int h_alu_GE(Cpu& c, const Insn& i) {
 int h_alu_EI(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   uint64_t a, addr = 0, f;
-  Status s = i.sub == ALU_CMP ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);  // cpufix
+  Status s = i.sub == ALU_CMP ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);  // the destination is translated for the write
   if (s != ST_OK) return s;
   const uint64_t r = alu(i.sub, a, i.imm & size_mask(sz), c.r[R_RFLAGS], sz, &f);
   if (i.sub == ALU_CMP) { set_arith_flags(c, f); return ST_OK; }
@@ -79,7 +79,7 @@ template <uint8_t OP, unsigned SZ>
 int h_alu_EGm(Cpu& c, const Insn& i) {
   const uint64_t addr = ea(c, i);
   uint64_t a, f;
-  Status s = OP == ALU_CMP ? c.read(addr, SZ, &a) : c.read_rmw(addr, SZ, &a);  // cpufix: RMW
+  Status s = OP == ALU_CMP ? c.read(addr, SZ, &a) : c.read_rmw(addr, SZ, &a);  // RMW: translated as a write
   if (s != ST_OK) return s;
   const uint64_t r = alu_t<OP, SZ>(a, c.r[i.reg] & size_mask(SZ), c.r[R_RFLAGS], &f);
   if (OP != ALU_CMP && (s = c.write_t<SZ>(addr, r)) != ST_OK) return s;
@@ -216,7 +216,7 @@ int h_imul_GEI(Cpu& c, const Insn& i) {
   return imul2(c, i, sext(a, i.osz), sext(i.imm, i.osz));
 }
 
-// perf2: IMUL r, r at 32/64 bits (decode picks these for the register form of 0F AF): the
+// A fast path for IMUL r, r at 32/64 bits (decode picks these for the register form of 0F AF): the
 // same result and flags as imul2 (CF = OF = the truncation lost bits; SF ZF PF from the
 // truncated result; AF 0) without the 128-bit product or the runtime size switches.
 template <unsigned SZ>
@@ -333,7 +333,7 @@ int h_shift(Cpu& c, const Insn& i) {
   return commit_E(c, i, sz, addr, r, f);
 }
 
-// perf2: SHL/SHR/SAR of a 32/64-bit register by an immediate (C1 /4 /5 /7, D1) whose masked
+// A fast path for SHL/SHR/SAR of a 32/64-bit register by an immediate (C1 /4 /5 /7, D1) whose masked
 // count is not 0 (decode checks): h_shift's results and flags without the runtime switches.
 template <unsigned SUB, unsigned SZ>
 int h_shift_ri(Cpu& c, const Insn& i) {
@@ -375,7 +375,7 @@ int bit_op(Cpu& c, const Insn& i, unsigned kind, uint64_t offset, bool from_reg)
   if ((i.flags & IF_MEM) && from_reg) {
     const int64_t units = sext(offset, sz) >> (sz == 2 ? 4 : sz == 4 ? 5 : 6);
     addr = ea(c, i) + static_cast<uint64_t>(units) * sz;
-    s = kind == 0 ? c.read(addr, sz, &a) : c.read_rmw(addr, sz, &a);  // cpufix: BTS/BTR/BTC are RMW
+    s = kind == 0 ? c.read(addr, sz, &a) : c.read_rmw(addr, sz, &a);  // BTS/BTR/BTC are RMW
   } else {
     s = kind == 0 ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);
   }

@@ -46,7 +46,7 @@ int h_call_E(Cpu& c, const Insn& i) {
 // RET and RET imm16 (C2: also releases imm16 bytes of arguments).
 int h_ret(Cpu& c, const Insn& i) {
   uint64_t t;
-  Status s = c.stack_access(c.read(c.r[R_RSP], 8, &t));  // cpufix: #SS(0) if non-canonical
+  Status s = c.stack_access(c.read(c.r[R_RSP], 8, &t));  // #SS(0) if non-canonical
   if (s != ST_OK) return s;
   if (!Cpu::canonical(t)) return c.gp();
   c.r[R_RSP] += 8 + (i.op == 0xC2 ? i.imm : 0);

@@ -66,7 +66,7 @@ int h_lea(Cpu& c, const Insn& i) {
 
 int h_xchg_EG(Cpu& c, const Insn& i) {
   uint64_t a, addr = 0;
-  Status s = read_E_rmw(c, i, i.osz, &a, &addr);  // cpufix: XCHG m is read-modify-write
+  Status s = read_E_rmw(c, i, i.osz, &a, &addr);  // XCHG m is read-modify-write
   if (s != ST_OK) return s;
   const uint64_t b = get_G(c, i, i.osz);
   if ((s = write_E(c, i, i.osz, addr, b)) != ST_OK) return s;
@@ -84,7 +84,7 @@ int h_xchg_ax(Cpu& c, const Insn& i) {
 int h_push_r(Cpu& c, const Insn& i) { return c.push64(c.r[i.rm]); }
 int h_pop_r(Cpu& c, const Insn& i) {
   uint64_t v;
-  Status s = c.stack_access(c.read(c.r[R_RSP], 8, &v));  // cpufix: #SS(0) if non-canonical
+  Status s = c.stack_access(c.read(c.r[R_RSP], 8, &v));  // #SS(0) if non-canonical
   if (s != ST_OK) return s;
   c.r[R_RSP] += 8;
   c.r[i.rm] = v;  // after the increment, so POP RSP loads the popped value
@@ -100,7 +100,7 @@ int h_push_E(Cpu& c, const Insn& i) {
 int h_pop_E(Cpu& c, const Insn& i) {
   uint64_t v;
   const uint64_t old = c.r[R_RSP];
-  Status s = c.stack_access(c.read(old, 8, &v));  // cpufix: #SS(0) if non-canonical
+  Status s = c.stack_access(c.read(old, 8, &v));  // #SS(0) if non-canonical
   if (s != ST_OK) return s;
   c.r[R_RSP] = old + 8;  // an RSP-based destination address uses the incremented RSP (SDM)
   if ((s = write_E(c, i, 8, i.flags & IF_MEM ? ea(c, i) : 0, v)) != ST_OK) c.r[R_RSP] = old;

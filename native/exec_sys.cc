@@ -2,13 +2,11 @@
 // LIDT/SIDT, IRETQ, CPUID, RDTSC, CLI/STI/CLD/STD, WBINVD, UD2, and the GDT descriptor read
 // shared with segment loads and exception delivery. Everything runs at CPL 0 in long mode.
 #include "exec.h"
+#include "paging.h"
 
 namespace hv {
 
 namespace {
-constexpr uint64_t CR0_PE = 1ull << 0, CR0_ET = 1ull << 4, CR0_NW = 1ull << 29, CR0_CD = 1ull << 30,
-                   CR0_PG = 1ull << 31;
-constexpr uint64_t CR4_PAE = 1ull << 5;
 // CR4 bits this CPU has (VME..OSXMMEXCPT); anything else (PCIDE, SMEP, ...) is reserved → #GP.
 constexpr uint64_t CR4_SUPPORTED = 0x7FF;
 }  // namespace
@@ -119,7 +117,7 @@ int h_iretq(Cpu& c, const Insn&) {
   uint64_t f[5];
   const uint64_t sp = c.r[R_RSP];
   for (unsigned k = 0; k < 5; k++) {
-    Status s = c.stack_access(c.read(sp + 8 * k, 8, &f[k]));  // cpufix: #SS(0) if non-canonical
+    Status s = c.stack_access(c.read(sp + 8 * k, 8, &f[k]));  // #SS(0) if non-canonical
     if (s != ST_OK) return s;
   }
   const uint16_t cs = static_cast<uint16_t>(f[1]), ss = static_cast<uint16_t>(f[4]);

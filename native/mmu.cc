@@ -1,17 +1,17 @@
 // MMU state changes (configure, control registers, flushes) and the TLB-hierarchy lookup
 // that runs when the inline fast path in mmu.h misses. The walk itself is native/walk.cc,
-// the EPT walk native/ept.cc.
+// the EPT walk native/ept.h.
 #include "mmu.h"
 
 #include <string>
 
+#include "paging.h"
+
 namespace hv {
 
 namespace {
-constexpr unsigned kShift[3] = {12, 21, 30};
-constexpr uint64_t CR0_WP = 1ull << 16, CR0_PG = 1ull << 31;
-constexpr uint64_t CR4_PSE = 1ull << 4, CR4_PAE = 1ull << 5, CR4_SMEP = 1ull << 20;
-constexpr uint64_t EFER_NXE = 1ull << 11, EFER_LMA = 1ull << 10;
+// Size shift of each page-size class (0 = 4K, 1 = 2M, 2 = 1G).
+constexpr unsigned kShift[3] = {kPageShift, kHugeShift, kGigShift};
 constexpr Counter kStlbHits[3] = {C_stlb_4k_hits, C_stlb_2m_hits, C_stlb_1g_hits};
 constexpr Counter kStlbMisses[3] = {C_stlb_4k_misses, C_stlb_2m_misses, C_stlb_1g_misses};
 // STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
@@ -31,30 +31,41 @@ Mmu::Mmu(Arena* arena, Counters* counters) : arena_(arena), counters_(counters) 
   configure_arrays(TlbGeometry{});
 }
 
+TlbArray* Mmu::array_of(TlbStructure s) {
+  switch (s) {
+    case TLB_itlb_4k: return &l1_[1].arr[0];
+    case TLB_itlb_2m: return &l1_[1].arr[1];
+    case TLB_itlb_1g: return &l1_[1].arr[2];
+    case TLB_dtlb_4k: return &l1_[0].arr[0];
+    case TLB_dtlb_2m: return &l1_[0].arr[1];
+    case TLB_dtlb_1g: return &l1_[0].arr[2];
+    case TLB_stlb: return &stlb_;
+    case TLB_stlb_1g: return &stlb_1g_;
+    case TLB_pwc_pde: return &pwc_[0];
+    case TLB_pwc_pdpte: return &pwc_[1];
+    case TLB_pwc_pml4e: return &pwc_[2];
+    case TLB_nested: return &nested_;
+    case TLB_COUNT: break;
+  }
+  return nullptr;
+}
+
 const char* Mmu::configure_arrays(const TlbGeometry& g) {
-  struct Item { const char* name; TlbGeom geom; TlbArray* arr; };
-  const Item items[] = {
-      {"itlb4k", g.itlb_4k, &l1_[1].arr[0]}, {"itlb2m", g.itlb_2m, &l1_[1].arr[1]},
-      {"itlb1g", g.itlb_1g, &l1_[1].arr[2]}, {"dtlb4k", g.dtlb_4k, &l1_[0].arr[0]},
-      {"dtlb2m", g.dtlb_2m, &l1_[0].arr[1]}, {"dtlb1g", g.dtlb_1g, &l1_[0].arr[2]},
-      {"stlb", g.stlb, &stlb_},               {"stlb1g", g.stlb_1g, &stlb_1g_},
-      {"pwcPde", g.pwc_pde, &pwc_[0]},       {"pwcPdpte", g.pwc_pdpte, &pwc_[1]},
-      {"pwcPml4e", g.pwc_pml4e, &pwc_[2]},   {"nested", g.nested, &nested_}};
   // Validate everything before changing anything. Names are NativeMmuConfig.tlb's (TS).
-  for (const Item& it : items) {
+  for (unsigned s = 0; s < TLB_COUNT; ++s) {
     TlbArray probe;
-    if (const char* e = probe.configure(it.geom)) {
-      err_ = std::string("tlb.") + it.name + " " + e;
+    if (const char* e = probe.configure(g[TlbStructure(s)])) {
+      err_ = std::string("tlb.") + kTlbStructureNames[s] + " " + e;
       return err_.c_str();
     }
   }
-  for (const Item& it : items) it.arr->configure(it.geom);
+  for (unsigned s = 0; s < TLB_COUNT; ++s) array_of(TlbStructure(s))->configure(g[TlbStructure(s)]);
   return nullptr;
 }
 
 const char* Mmu::configure(const MmuConfig& cfg) {
   if (cfg.ept) {
-    if (!arena_->contains(Hpa(cfg.eptp & 0x000FFFFFFFFFF000ull), kPageSize))
+    if (!arena_->contains(Hpa(cfg.eptp & kAddrMask), kPageSize))
       return "eptp: the EPT PML4 lies outside the host-physical arena";
   } else if (cfg.guest_size == 0 || !arena_->contains(Hpa(cfg.guest_base), cfg.guest_size)) {
     return "guest memory range lies outside the host-physical arena";
@@ -101,7 +112,7 @@ void Mmu::flush_guest() {
 }
 
 void Mmu::invlpg(Gva va) {
-  const uint64_t v = va.v & ((1ull << 48) - 1);
+  const uint64_t v = va.v & kVaMask;
   for (L1& l1 : l1_)
     for (unsigned s = 0; s < 3; ++s) l1.arr[s].invalidate(v >> kShift[s], v >> kShift[s]);
   stlb_.invalidate(stlb_key(v, 0), v >> kShift[0]);
@@ -120,7 +131,7 @@ void Mmu::invept() {
 
 // The largest enabled array of this L1 whose page size does not exceed the translation's.
 __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
-  const uint64_t v = va.v & ((1ull << 48) - 1);
+  const uint64_t v = va.v & kVaMask;
   int s = w.size;
   while (s >= 0 && !l1.arr[s].enabled()) --s;
   if (s < 0) {
@@ -145,7 +156,7 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
 
 uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
   L1& l1 = l1_[acc == Access::Fetch];
-  const uint64_t v = va.v & ((1ull << 48) - 1);
+  const uint64_t v = va.v & kVaMask;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   counters_->v[C_tlb_lookups]++;
   for (unsigned s = 0; s < 3; ++s) {
@@ -173,7 +184,7 @@ uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
 // Kept out of line so the L1-hit path above stays a small leaf function.
 __attribute__((noinline)) uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault* f) {
   L1& l1 = l1_[acc == Access::Fetch];
-  const uint64_t v = va.v & ((1ull << 48) - 1);
+  const uint64_t v = va.v & kVaMask;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
   Walked w;

@@ -1,5 +1,5 @@
 // The MMU: every guest-virtual access of the vCPU goes through Mmu::translate, the one
-// lookup where the modeled TLB hierarchy sits (MMU-MODEL.md). The CPU never walks tables
+// lookup where the modeled TLB hierarchy sits (README.md "The modeled MMU"). The CPU never walks tables
 // itself and never caches translations outside this class, except the one fetch
 // translation described under "generation" below.
 //
@@ -20,9 +20,9 @@
 //    page across instructions as long as generation() still equals the value it read when
 //    it called translate(Fetch); when it differs, it calls translate(Fetch) again.
 //
-// Hierarchy (defaults in TlbGeometry, MMU-MODEL.md): L1 ITLB and L1 DTLB, each one array per
-// page size; a shared L2 STLB (4K+2M array and a 1G array); paging-structure caches (PML4E,
-// PDPTE, PDE) that skip upper guest levels; a nested TLB (GPA→HPA of guest page-table
+// Hierarchy (structures and defaults: HV_TLB_STRUCTURES below): L1 ITLB and L1 DTLB, each
+// one array per page size; a shared L2 STLB (4K+2M array and a 1G array); paging-structure
+// caches (PML4E, PDPTE, PDE) that skip upper guest levels; a nested TLB (GPA→HPA of guest page-table
 // pages). TLB entries are combined GVA→HPA with size min(guest leaf, EPT leaf); an entry is
 // kept in the largest enabled array of a level whose size does not exceed that ("splinter").
 //
@@ -38,12 +38,14 @@
 // gpa = the entry's GPA); setting A/D in a guest table is a write to it (needs EPT W). The
 // nested TLB holds the table pages' GPA→HPA and survives MOV CR3 and INVLPG, not INVEPT.
 // Fault::misconfig marks malformed EPT entries; the vCPU reports those as EXIT_EPT_MISCONFIG
-// (native/exit.h; cpufix).
+// (native/exit.h).
 #pragma once
 #include <string>
 
 #include "arena.h"
 #include "counters.h"
+#include "exit.h"
+#include "paging.h"
 #include "tlb.h"
 #include "types.h"
 
@@ -62,26 +64,62 @@ struct Fault {
   // EPT violation caused by a malformed EPT entry rather than a missing or insufficient
   // one: an address outside the arena, W without R, a reserved memory type or PS at the
   // PML4 level (the SDM's "EPT misconfiguration"). Kind stays EptViolation so the MMU
-  // has one failure path; the vCPU turns it into EXIT_EPT_MISCONFIG (cpufix).
+  // has one failure path; the vCPU turns it into EXIT_EPT_MISCONFIG.
   bool misconfig = false;
 };
 
-// Geometry of every cache (see TlbGeom: entries 0 disables, ways 0 = fully associative).
-// Defaults are MMU-MODEL.md's table.
+// Every cache of the hierarchy, in configuration order: the name TS uses (a key of
+// NativeMmuConfig.tlb; the addon exports the list as `tlbStructures`), the TlbGeometry
+// member, and the default geometry (see TlbGeom: entries 0 disables, ways 0 = fully
+// associative). The one list of structure names, native and TS.
+#define HV_TLB_STRUCTURES(X)                                                     \
+  X(itlb4k, itlb_4k, 64, 8)     /* L1 ITLB, one array per page size */          \
+  X(itlb2m, itlb_2m, 8, 0)                                                       \
+  X(itlb1g, itlb_1g, 0, 0)                                                       \
+  X(dtlb4k, dtlb_4k, 64, 4)     /* L1 DTLB, one array per page size */          \
+  X(dtlb2m, dtlb_2m, 32, 4)                                                      \
+  X(dtlb1g, dtlb_1g, 4, 0)                                                       \
+  X(stlb, stlb, 1536, 12)       /* L2 STLB: shared 4 KiB + 2 MiB entries */     \
+  X(stlb1g, stlb_1g, 16, 4)     /* L2 STLB: 1 GiB entries */                    \
+  X(pwcPml4e, pwc_pml4e, 4, 0)  /* paging-structure caches */                   \
+  X(pwcPdpte, pwc_pdpte, 4, 0)                                                   \
+  X(pwcPde, pwc_pde, 32, 0)                                                      \
+  X(nested, nested, 16, 0)      /* nested TLB: GPA→HPA of guest table pages */
+
+enum TlbStructure : unsigned {
+#define HV_X(js, member, entries, ways) TLB_##member,
+  HV_TLB_STRUCTURES(HV_X)
+#undef HV_X
+  TLB_COUNT
+};
+
+inline const char* const kTlbStructureNames[] = {
+#define HV_X(js, member, entries, ways) #js,
+    HV_TLB_STRUCTURES(HV_X)
+#undef HV_X
+};
+
 struct TlbGeometry {
-  TlbGeom itlb_4k{64, 8}, itlb_2m{8, 0}, itlb_1g{0, 0};
-  TlbGeom dtlb_4k{64, 4}, dtlb_2m{32, 4}, dtlb_1g{4, 0};
-  TlbGeom stlb{1536, 12};  // shared 4 KiB + 2 MiB entries
-  TlbGeom stlb_1g{16, 4};
-  TlbGeom pwc_pml4e{4, 0}, pwc_pdpte{4, 0}, pwc_pde{32, 0};
-  TlbGeom nested{16, 0};
+#define HV_X(js, member, entries, ways) TlbGeom member{entries, ways};
+  HV_TLB_STRUCTURES(HV_X)
+#undef HV_X
+  TlbGeom& operator[](TlbStructure s) { return this->*field(s); }
+  const TlbGeom& operator[](TlbStructure s) const { return this->*field(s); }
   // Every structure disabled: each access walks (the "caches disabled" configuration).
   static TlbGeometry none() {
     TlbGeometry g;
-    for (TlbGeom* p : {&g.itlb_4k, &g.itlb_2m, &g.itlb_1g, &g.dtlb_4k, &g.dtlb_2m, &g.dtlb_1g,
-                       &g.stlb, &g.stlb_1g, &g.pwc_pml4e, &g.pwc_pdpte, &g.pwc_pde, &g.nested})
-      *p = TlbGeom{0, 0};
+    for (unsigned s = 0; s < TLB_COUNT; ++s) g[TlbStructure(s)] = TlbGeom{0, 0};
     return g;
+  }
+
+ private:
+  static TlbGeom TlbGeometry::*field(TlbStructure s) {
+    static constexpr TlbGeom TlbGeometry::*kMembers[TLB_COUNT] = {
+#define HV_X(js, member, entries, ways) &TlbGeometry::member,
+        HV_TLB_STRUCTURES(HV_X)
+#undef HV_X
+    };
+    return kMembers[s];
   }
 };
 
@@ -99,14 +137,13 @@ class Mmu {
 
   // Returns nullptr on success, else a message naming the problem (nothing changes then).
   const char* configure(const MmuConfig& cfg);
-  const MmuConfig& config() const { return cfg_; }
 
   void set_control(uint64_t cr0, uint64_t cr3, uint64_t cr4, uint64_t efer);
   void flush_guest();   // MOV to CR3 (no PCID): drop every guest-derived translation
   void invlpg(Gva va);  // one page's translations and the paging-structure caches
   void invept();        // any EPT change: drop everything that depended on the EPT
   uint64_t generation() const { return gen_; }
-  // perf2: self-modifying-code tracking of the vCPU (Cpu::code_frames_, Cpu::code_epoch_).
+  // Self-modifying-code tracking of the vCPU (Cpu::code_frames_, Cpu::code_epoch_).
   // An A/D update the walker writes into a frame that holds decoded code advances the
   // epoch (so cached blocks re-check their bytes); one into any other frame cannot change
   // decoded code and leaves it alone. frames == nullptr: every A/D update advances it.
@@ -148,6 +185,7 @@ class Mmu {
   uint8_t* translate_miss(Gva va, Access acc, Fault* f);  // L1 missed: STLB, then walk
   void fill_l1(L1& l1, Gva va, const Walked& w);
   const char* configure_arrays(const TlbGeometry& g);
+  TlbArray* array_of(TlbStructure s);  // the array that structure's geometry configures
   bool walk(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
   template <bool kEpt> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);
   // Where a guest-physical page lives: host pointer of its 4 KiB page, the size class and

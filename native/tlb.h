@@ -1,5 +1,5 @@
 // One set-associative translation cache with deterministic LRU replacement. Every cache of
-// the modeled MMU is one of these (MMU-MODEL.md "TLB hierarchy"): the L1 ITLB/DTLB arrays,
+// the modeled MMU is one of these (README.md "The modeled MMU"; the list is HV_TLB_STRUCTURES in mmu.h): the L1 ITLB/DTLB arrays,
 // the shared STLB, the three paging-structure caches and the nested TLB. They differ only
 // in what `key` and `val` mean, so the replacement policy is written once.
 //
@@ -12,7 +12,7 @@
 // the same exact LRU.
 // Nothing depends on host state, so the same access sequence always evicts the same entries.
 //
-// Speed (PERFORMANCE.md, gups): a TLB miss probes ~10 sets, most of them missing, so the
+// Speed (README.md "Performance", the gups bench): a TLB miss probes ~10 sets, most of them missing, so the
 // probe must not walk every way's 40-byte entry. Each way has a one-byte tag (0 = invalid,
 // else 0x80 | 7 bits of a hash of the key) stored contiguously per set, 16-byte padded: one
 // SSE2 compare tests 16 ways, and only ways whose tag matches compare the full key. An
@@ -58,7 +58,6 @@ class TlbArray {
   // Returns nullptr, or a message naming what is wrong with the geometry.
   const char* configure(TlbGeom g);
   bool enabled() const { return !e_.empty(); }
-  uint32_t entries() const { return static_cast<uint32_t>(e_.size()); }
 
   // `index` selects the set (taken modulo the number of sets); `key` must match exactly.
   TlbEntry* find(uint64_t key, uint64_t index) {
@@ -88,7 +87,7 @@ class TlbArray {
   TlbEntry* insert(uint64_t key, uint64_t index) {
     return e_.empty() ? nullptr : insert_way<true>(key, index);
   }
-  // perf2: insert() for a key the caller has just probed with find() and not found (or
+  // insert() for a key the caller has just probed with find() and not found (or
   // killed) with no insert into this array since: the refresh-in-place scan could only
   // come up empty, so it is skipped. Victims and LRU order are exactly insert()'s.
   TlbEntry* insert_absent(uint64_t key, uint64_t index) {

@@ -1,4 +1,4 @@
-// The guest page walk, two-dimensional when EPT is on (MMU-MODEL.md): 4 guest levels with
+// The guest page walk, two-dimensional when EPT is on (README.md "The modeled MMU"): 4 guest levels with
 // P/RW/US/PS/A/D/NX as in the Intel SDM (vol. 3 ch. 4.5), CR0.WP, EFER.NXE, CR4.SMEP; each
 // guest table's GPA goes through the nested TLB or the EPT, and the data GPA through the
 // EPT. The paging-structure caches let a walk start below the PML4. Every entry read is one
@@ -7,22 +7,15 @@
 
 #include "ept.h"
 #include "mmu.h"
+#include "paging.h"
 
 namespace hv {
 
 namespace {
-constexpr uint64_t PTE_P = 1ull << 0, PTE_RW = 1ull << 1, PTE_US = 1ull << 2,
-                   PTE_A = 1ull << 5, PTE_D = 1ull << 6, PTE_PS = 1ull << 7, PTE_NX = 1ull << 63;
-constexpr uint64_t kAddrMask = 0x000FFFFFFFFFF000ull;
-constexpr uint64_t CR0_WP = 1ull << 16, CR0_PG = 1ull << 31, CR4_SMEP = 1ull << 20;
-constexpr uint64_t EFER_NXE = 1ull << 11;
-constexpr uint32_t PFEC_P = 1, PFEC_W = 2, PFEC_RSVD = 8, PFEC_I = 16;
-// Reserved bits of large leaves: PAT is bit 12, so 2 MiB leaves reserve 20:13, 1 GiB 29:13.
-constexpr uint64_t kRsvd2M = 0x1FE000ull, kRsvd1G = 0x3FFFE000ull;
 constexpr Counter kPwcHits[3] = {C_pwc_pde_hits, C_pwc_pdpte_hits, C_pwc_pml4e_hits};
 
-// perf2: a plain function rather than a lambda capturing the walk's locals by reference, so
-// the walk does not build a closure on every call for a path it rarely takes.
+// A plain out-of-line function rather than a lambda capturing the walk's locals by
+// reference, so the walk does not build a closure on every call for a path it rarely takes.
 __attribute__((noinline)) bool page_fault(Fault* f, Access acc, uint32_t ec, Gva va) {
   *f = Fault{};
   f->kind = FaultKind::PageFault;
@@ -95,7 +88,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   RefTally refs{counters_};
   const bool nxe = (efer_ & EFER_NXE) != 0, wp = (cr0_ & CR0_WP) != 0;
   const bool smep = (cr4_ & CR4_SMEP) != 0;
-  const uint64_t v = va.v & ((1ull << 48) - 1);
+  const uint64_t v = va.v & kVaMask;
   const uint32_t ec_acc = (acc == Access::Write ? PFEC_W : 0) |
                           (acc == Access::Fetch && (nxe || smep) ? PFEC_I : 0);
 
@@ -115,7 +108,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
     int level = 4;
     // Deepest paging-structure-cache hit first: PDE (next: PT), PDPTE (PD), PML4E (PDPT).
     for (unsigned i = 0; i < 3; ++i) {
-      const uint64_t key = v >> (21 + 9 * i);
+      const uint64_t key = v >> level_shift(static_cast<int>(i) + 2);
       TlbEntry* e = pwc_[i].find(key, key);
       if (!e) continue;
       pwc_[i].touch(e);
@@ -127,8 +120,8 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
       break;
     }
     for (;;) {
-      const unsigned shift = 12 + 9 * (level - 1);
-      const Gpa egpa(table + ((v >> shift) & 511) * 8);
+      const unsigned shift = level_shift(level);
+      const Gpa egpa(table + ((v >> shift) & (kTableEntries - 1)) * 8);
       // The table's own page: nested TLB, else a full EPT walk (then cached).
       Mapped tm;
       TlbEntry* ne = kEpt ? nested_.find(table >> kPageShift, table >> kPageShift) : nullptr;
@@ -157,7 +150,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
       if (!(pte & PTE_P)) return page_fault(f, acc, ec_acc, va);
       const bool leaf = level == 1 || (level != 4 && (pte & PTE_PS));
       const uint64_t rsvd = rsvd_nx | (level == 4 ? PTE_PS : 0) |
-                            (leaf ? (level == 2 ? kRsvd2M : level == 3 ? kRsvd1G : 0) : 0);
+                            (leaf ? (level == 2 ? PTE_RSVD_2M : level == 3 ? PTE_RSVD_1G : 0) : 0);
       if (pte & rsvd) return page_fault(f, acc, PFEC_P | PFEC_RSVD | ec_acc, va);
       all &= pte;
       any |= pte;
@@ -197,8 +190,8 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
       table = pte & kAddrMask;
       // Cache this non-leaf entry: PML4E → pwc_[2], PDPTE → pwc_[1], PDE → pwc_[0].
       const uint64_t key = v >> shift;
-      // perf2: the walk started below the deepest PWC hit, so every PWC it inserts into here
-      // was probed with this key above and missed.
+      // The walk started below the deepest PWC hit, so every PWC it inserts into here was
+      // probed with this key above and missed: insert_absent skips the refresh scan.
       if (TlbEntry* e = pwc_[level - 2].insert_absent(key, key)) {
         filled_ = true;
         e->val = table;
@@ -221,10 +214,10 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   unsigned size = gsize < dm.size ? gsize : dm.size;  // splinter to the smaller leaf
   if (!kEpt && size > 0) {
     // No-EPT: a large guest page must lie wholly inside guest RAM to be cached whole.
-    const uint64_t bytes = 1ull << (12 + 9 * size), base = gpa & ~(bytes - 1);
+    const uint64_t bytes = 1ull << level_shift(static_cast<int>(size) + 1), base = gpa & ~(bytes - 1);
     if (base + bytes > cfg_.guest_size) size = 0;
   }
-  const uint64_t bytes = 1ull << (12 + 9 * size);
+  const uint64_t bytes = 1ull << level_shift(static_cast<int>(size) + 1);
   out->host = dm.host - ((gpa & (bytes - 1)) & ~kPageMask);
   out->size = static_cast<uint8_t>(size);
   out->perm = static_cast<uint8_t>(

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Builds everything `npm install` promises: the native addon (cmake-js, Release) and the
+// Builds everything `npm install` promises: the native addons (cmake-js, Release: the
+// production hugevisor.node and the test/bench hugevisor_bench.node, see CMakeLists.txt) and the
 // sample guests (GNU as + ld → build/guests/*.elf). Flags: --native, --guests (only that
 // part), --debug (native debug build), --out DIR (guests into DIR instead of build/guests).
 import { execFileSync } from 'node:child_process';

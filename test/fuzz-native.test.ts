@@ -130,11 +130,11 @@ test('every committed regression input replays cleanly, alone', (t) => {
   t.deepEqual(r.stdout.trim().split('\n'), regressions.map((f) => `ok ${join(regressDir, f)}`));
 });
 
-// Found by the fuzzer: a REP string instruction used to run all its iterations inside one
-// handler call, outside the run() budget, so a guest whose page tables alias every GVA onto a
-// few pages (PML4/PDPT/PD entries all naming the same tables, then `rep lodsq` with
-// RCX = 2^64-1) kept run(10) busy for ~2^44 iterations. A REP now yields after kRepChunk
-// iterations (ST_PREEMPT: RIP stays on it, one budget unit spent).
+// A REP string instruction yields after kRepChunk iterations (ST_PREEMPT: RIP stays on it,
+// one budget unit spent), so no guest can keep run() busy past its budget. The input (from
+// the fuzzer) aliases every GVA onto a few pages (PML4/PDPT/PD entries all naming the same
+// tables) and runs `rep lodsq` with RCX = 2^64-1: without the yield, run(10) would execute
+// ~2^44 iterations.
 test('a REP string instruction over aliased page tables returns within its run() budget', (t) => {
   const input = join(root, 'tools', 'fuzz', 'regress', 'rep-lods-aliased-tables-hang.bin');
   const r = spawnSync(binary, ['--timeout', '3', input], { encoding: 'utf8', env });

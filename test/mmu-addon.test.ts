@@ -1,10 +1,31 @@
-// The MMU surface the addon exports to TS: the default TLB geometry (MMU-MODEL.md's table)
-// and the native walk benchmark, whose counts must be the oracle's.
+// The MMU surface the addons export to TS: the TLB structure list and default geometry
+// (native/mmu.h HV_TLB_STRUCTURES) of the production addon, and the native walk benchmark of the bench
+// addon, whose counts must be the oracle's.
 import test from 'ava';
-import { loadAddon } from '../src/native/addon.ts';
+import { loadAddon, loadBenchAddon } from '../src/native/addon.ts';
+import { disabledTlbGeometry, tlbStructureNames, type TlbStructureName } from '../src/native/tlb.ts';
 import { WalkBenchKind } from '../src/native/types.ts';
 
-test('the default TLB geometry is the table of MMU-MODEL.md', (t) => {
+test('the TLB structure names come from the addon, in configuration order, and are TlbGeometry\'s keys', (t) => {
+  const addon = loadAddon();
+  // Every key of the TS type, once (the compiler rejects a missing or unknown key here).
+  const typeKeys: Record<TlbStructureName, true> = {
+    itlb4k: true, itlb2m: true, itlb1g: true, dtlb4k: true, dtlb2m: true, dtlb1g: true,
+    stlb: true, stlb1g: true, pwcPml4e: true, pwcPdpte: true, pwcPde: true, nested: true,
+  };
+  const names = tlbStructureNames(addon);
+  t.deepEqual([...names].sort(), Object.keys(typeKeys).sort());
+  t.deepEqual(Object.keys(addon.defaultTlbGeometry), [...names]);
+  t.deepEqual(names, ['itlb4k', 'itlb2m', 'itlb1g', 'dtlb4k', 'dtlb2m', 'dtlb1g', 'stlb', 'stlb1g', 'pwcPml4e', 'pwcPdpte', 'pwcPde', 'nested']);
+  t.deepEqual(Object.values(disabledTlbGeometry(addon)), names.map(() => ({ entries: 0, ways: 0 })));
+});
+
+test('the production addon exports nothing test-only; the bench addon holds walkBench', (t) => {
+  t.false('walkBench' in loadAddon());
+  t.is(typeof loadBenchAddon().walkBench, 'function');
+});
+
+test('the default TLB geometry is the modeled core\'s (64-entry L1 DTLB, 1536-entry STLB, ...)', (t) => {
   const g = loadAddon().defaultTlbGeometry;
   t.deepEqual(g, {
     itlb4k: { entries: 64, ways: 8 },
@@ -23,7 +44,7 @@ test('the default TLB geometry is the table of MMU-MODEL.md', (t) => {
 });
 
 test('the walk bench measures 24-reference 2D walks and 4-reference native walks', (t) => {
-  const addon = loadAddon();
+  const addon = loadBenchAddon();
   const cold = addon.walkBench(WalkBenchKind.cold2d, 1000);
   t.is(cold.walks, 1000);
   t.is(cold.refs, 24000);
@@ -37,5 +58,5 @@ test('the walk bench measures 24-reference 2D walks and 4-reference native walks
 });
 
 test('a bad walk bench kind is a clear error', (t) => {
-  t.throws(() => loadAddon().walkBench(99, 10), { message: /unknown kind/ });
+  t.throws(() => loadBenchAddon().walkBench(99, 10), { message: /unknown kind/ });
 });

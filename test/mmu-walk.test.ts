@@ -1,7 +1,8 @@
-// Runs the standalone MMU test driver (native/test/*.cc): compiled with g++ against
-// every core source of native/sources.txt except the N-API glue, so the walker, the EPT and
-// the TLB hierarchy are checked without Node in the loop. The driver prints one line per
-// check; this test asserts the run passed and that the oracle checks of MMU-MODEL.md ran.
+// Runs the standalone MMU test driver (native/test/*.cc, including the table builder
+// walk_fixture.cc): compiled with g++ against every core source of native/sources.txt
+// except the N-API glue, so the walker, the EPT and the TLB hierarchy are checked without
+// Node in the loop. The driver prints one line per
+// check; this test asserts the run passed and that the reference-count oracle checks (README.md "The modeled MMU") ran.
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -45,7 +46,7 @@ test('the native MMU driver passes every check and exits 0', (t) => {
   t.is(status, 0);
 });
 
-test('the 2D reference table of MMU-MODEL.md is checked for all 9 combinations and native', (t) => {
+test('the 2D reference counts Σ(m(table)+1) + m(data) are checked for all 9 combinations and native', (t) => {
   for (const g of ['4K', '2M', '1G']) {
     for (const h of ['4K', '2M', '1G', 'none']) {
       for (const mode of ['caches disabled', 'cold caches']) {

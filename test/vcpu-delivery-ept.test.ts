@@ -1,5 +1,5 @@
 /**
- * Exception delivery over EPT (cpufix): an EPT violation while delivering is a clean VM exit
+ * Exception delivery over EPT: an EPT violation while delivering is a clean VM exit
  * naming the interrupted event (IDT-vectoring information); the next run() re-delivers it
  * with the same CR2 and error code, pushes the frame once and counts the exception once.
  * Read-modify-write destinations take one EPT violation, reported as a write; a malformed

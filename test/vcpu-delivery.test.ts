@@ -1,5 +1,5 @@
 /**
- * Exception delivery per the SDM (cpufix): the double-fault classes of Vol. 3 §6.15 (benign,
+ * Exception delivery per the SDM: the double-fault classes of Vol. 3 §6.15 (benign,
  * contributory, page fault: serial delivery, #DF, triple fault), the error codes delivery
  * faults carry (IDT/selector + EXT), #NP for not-present gates and code segments, RF and IF
  * in the pushed RFLAGS, trap gates, and exceptions counted once per delivery completed.

@@ -1,16 +1,25 @@
 /**
- * The Vcpu's N-API surface (src/native/types.ts): register names in REG order, live
- * BigUint64Array views (no copies), argument errors, resetCounters.
+ * The Vcpu's N-API surface (src/native/types.ts): register names in REG order, exit reasons
+ * and access kinds as native/exit.h defines them, live BigUint64Array views (no copies),
+ * argument errors, resetCounters.
  */
 import test from 'ava';
 import { loadAddon } from '../src/native/addon.ts';
-import { REG, REG_COUNT } from '../src/native/types.ts';
+import { Access, ExitReason, REG, REG_COUNT } from '../src/native/types.ts';
 import { machineWith } from './vcpu-harness.ts';
 
 test('regNames lists every register in REG order', (t) => {
   const addon = loadAddon();
   t.is(addon.regNames.length, REG_COUNT);
   for (const [name, i] of Object.entries(REG)) t.is(addon.regNames[i], name);
+});
+
+test('ExitReason and Access are the values of the addon\'s exit X-macros', (t) => {
+  const addon = loadAddon();
+  t.deepEqual(addon.exitReasonNames, Object.keys(ExitReason));
+  for (const [name, v] of Object.entries(ExitReason)) t.is(addon.exitReasonNames[v], name);
+  t.deepEqual(addon.accessNames, ['READ', 'WRITE', 'FETCH']);
+  for (const [name, v] of Object.entries(Access)) t.is(addon.accessNames[v], name);
 });
 
 test('regs, counters and exit are live views over native memory, the same objects on every read', (t) => {

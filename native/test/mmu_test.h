@@ -6,7 +6,7 @@
 #include <cstring>
 #include <memory>
 
-#include "../walk_fixture.h"
+#include "walk_fixture.h"
 
 namespace hv::test {
 
@@ -14,10 +14,10 @@ extern int g_pass, g_fail;
 void check(bool ok, const char* name, const char* fmt = "", uint64_t a = 0, uint64_t b = 0);
 void eq(uint64_t got, uint64_t want, const char* name);
 
-constexpr uint64_t CR0 = (1ull << 31) | (1ull << 16) | 1;  // PG | WP | PE
-constexpr uint64_t CR4 = 1ull << 5;                         // PAE
-constexpr uint64_t EFER = (1ull << 8) | (1ull << 10) | (1ull << 11);  // LME | LMA | NXE
-constexpr uint64_t K4 = 4096, M2 = 2ull << 20, G1 = 1ull << 30;
+constexpr uint64_t CR0 = CR0_PG | CR0_WP | CR0_PE;
+constexpr uint64_t CR4 = CR4_PAE;
+constexpr uint64_t EFER = EFER_LME | EFER_LMA | EFER_NXE;
+constexpr uint64_t K4 = kPageSize, M2 = kHugeSize, G1 = kGigSize;
 // One machine: arena, tables, counters, MMU. Configure after building the tables.
 struct Env {
   std::unique_ptr<Arena> arena;

@@ -30,7 +30,7 @@ void test_ept_violations() {
   {  // A guest table (the PT) whose EPT PTE is missing: stops at EPT level 1.
     Env e;
     e.fx->guest_map(kGva1G, kDataGpa, 1);
-    const uint64_t pt = *e.fx->guest_entry(kGva1G, 2) & 0x000FFFFFFFFFF000ull;
+    const uint64_t pt = *e.fx->guest_entry(kGva1G, 2) & kAddrMask;
     e.fx->ept_map(0, M2, 1);
     e.fx->ept_map(kDataGpa, K4, 1);
     *e.fx->ept_entry(pt, 1) = 0;
@@ -91,9 +91,9 @@ void test_ept_violations() {
 void test_page_faults() {
   Env e;
   e.fx->ept_map(0, WalkFixture::kGuestSize, 2);
-  e.fx->guest_map(kGva1G, kDataGpa, 1, WalkFixture::P);                       // read-only
-  e.fx->guest_map(kGva1G + K4, kDataGpa, 1, WalkFixture::P | WalkFixture::RW | WalkFixture::NX);
-  e.fx->guest_map(kGva1G + 3 * K4, kDataGpa, 1, WalkFixture::P | (1ull << 16) | WalkFixture::RW);
+  e.fx->guest_map(kGva1G, kDataGpa, 1, PTE_P);                       // read-only
+  e.fx->guest_map(kGva1G + K4, kDataGpa, 1, PTE_P | PTE_RW | PTE_NX);
+  e.fx->guest_map(kGva1G + 3 * K4, kDataGpa, 1, PTE_P | (1ull << 16) | PTE_RW);
   e.start(true, TlbGeometry{});
   auto ec = [&](uint64_t gva, Access a) -> uint64_t {
     return e.tr(gva, a) ? 0xFFFF : (e.f.kind == FaultKind::PageFault ? e.f.error_code : 0xEEEE);
@@ -111,16 +111,16 @@ void test_page_faults() {
   check(e.tr(kGva1G + 3 * K4) != nullptr, "ignored PTE bit is no fault");
   e.fx->guest_map(kGva1G + 8 * M2, kDataGpa | (1ull << 13), 2);
   eq(ec(kGva1G + 8 * M2, Access::Read), 9, "#PF reserved bit in a 2M PDE: P|RSVD");
-  *e.fx->guest_entry(kGva1G + 16 * G1, 4) |= WalkFixture::PS;
+  *e.fx->guest_entry(kGva1G + 16 * G1, 4) |= PTE_PS;
   e.mmu->invlpg(Gva(kGva1G + 16 * G1));  // the PML4E cache still holds the old entry
   eq(ec(kGva1G + 16 * G1, Access::Read), 9, "#PF PS in a PML4E: P|RSVD");
 
   // CR0.WP=0: supervisor writes ignore R/W. EFER.NXE=0: NX is reserved, no I bit.
   Env w;
   w.fx->ept_map(0, WalkFixture::kGuestSize, 2);
-  w.fx->guest_map(kGva1G, kDataGpa, 1, WalkFixture::P);
-  w.fx->guest_map(kGva1G + K4, kDataGpa, 1, WalkFixture::P | WalkFixture::NX);
-  w.start(true, TlbGeometry{}, EFER & ~(1ull << 11), CR0 & ~(1ull << 16));
+  w.fx->guest_map(kGva1G, kDataGpa, 1, PTE_P);
+  w.fx->guest_map(kGva1G + K4, kDataGpa, 1, PTE_P | PTE_NX);
+  w.start(true, TlbGeometry{}, EFER & ~EFER_NXE, CR0 & ~CR0_WP);
   check(w.tr(kGva1G, Access::Write) != nullptr, "CR0.WP=0: write to read-only page allowed");
   check(!w.tr(kGva1G + K4) && w.f.error_code == 9, "EFER.NXE=0: NX bit is reserved (P|RSVD)");
   check(!w.tr(kGva1G + 2 * K4, Access::Fetch) && w.f.error_code == 0, "EFER.NXE=0: no I bit");
@@ -128,8 +128,8 @@ void test_page_faults() {
   // CR4.SMEP: a supervisor fetch from a user page faults (P|I); data reads still work.
   Env u;
   u.fx->ept_map(0, WalkFixture::kGuestSize, 2);
-  u.fx->guest_map(kGva1G, kDataGpa, 1, WalkFixture::P | WalkFixture::US);
-  for (int l = 4; l >= 2; --l) *u.fx->guest_entry(kGva1G, l) |= WalkFixture::US;
+  u.fx->guest_map(kGva1G, kDataGpa, 1, PTE_P | PTE_US);
+  for (int l = 4; l >= 2; --l) *u.fx->guest_entry(kGva1G, l) |= PTE_US;
   u.start(true, TlbGeometry{});
   u.mmu->set_control(CR0, u.fx->cr3(), CR4 | (1ull << 20), EFER);
   check(u.tr(kGva1G) != nullptr, "SMEP: supervisor read of a user page works");
@@ -152,7 +152,7 @@ void test_bounds() {
     Env e;
     e.fx->guest_map(kGva1G, kDataGpa, 1);
     e.fx->ept_map(0, M2, 1);
-    *e.fx->ept_entry(kDataGpa, 4) = 0x000FFFFFFFFFF000ull | 7;  // next table far outside
+    *e.fx->ept_entry(kDataGpa, 4) = kAddrMask | EPT_RWX;  // next table far outside
     e.start(true, no_caches());
     check(!e.tr(kGva1G) && e.f.kind == FaultKind::EptViolation && e.f.misconfig && e.f.level == 3,
           "EPT table pointer outside the arena: misconfig at the next level");
@@ -162,13 +162,13 @@ void test_bounds() {
     e.fx->guest_map(kGva1G, kDataGpa, 1);
     e.fx->ept_map(0, M2, 1);
     e.fx->ept_map(kDataGpa, K4, 1);
-    *e.fx->ept_entry(kDataGpa, 1) = 0x0000FFFFFFFF0000ull | 7 | (6 << 3);  // leaf outside
+    *e.fx->ept_entry(kDataGpa, 1) = 0x0000FFFFFFFF0000ull | EPT_RWX | (EPT_MT_WB << EPT_MT_SHIFT);  // leaf outside
     e.start(true, no_caches());
     check(!e.tr(kGva1G) && e.f.misconfig && e.f.level == 1 && e.f.gva_valid,
           "EPT leaf outside the arena: misconfig, level 1");
-    *e.fx->ept_entry(kDataGpa, 1) = (WalkFixture::kGuestBase + kDataGpa) | 2;  // W without R
+    *e.fx->ept_entry(kDataGpa, 1) = (WalkFixture::kGuestBase + kDataGpa) | EPT_W;  // W without R
     check(!e.tr(kGva1G) && e.f.misconfig, "EPT entry W without R: misconfig");
-    *e.fx->ept_entry(kDataGpa, 1) = (WalkFixture::kGuestBase + kDataGpa) | 7 | (2 << 3);
+    *e.fx->ept_entry(kDataGpa, 1) = (WalkFixture::kGuestBase + kDataGpa) | EPT_RWX | (2 << EPT_MT_SHIFT);  // MT 2 is reserved
     check(!e.tr(kGva1G) && e.f.misconfig, "EPT leaf with reserved memory type: misconfig");
   }
   {  // No-EPT: a guest entry pointing beyond guest RAM is an MMIO exit.

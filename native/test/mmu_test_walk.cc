@@ -232,7 +232,7 @@ void test_flushes() {
   const uint64_t g1 = e.mmu->generation();
   e.mmu->set_control(CR0, e.fx->cr3(), CR4, EFER);
   eq(e.mmu->generation(), g1, "set_control with unchanged bits keeps the generation");
-  e.mmu->set_control(CR0 & ~(1ull << 16), e.fx->cr3(), CR4, EFER);
+  e.mmu->set_control(CR0 & ~CR0_WP, e.fx->cr3(), CR4, EFER);
   check(e.mmu->generation() != g1, "clearing CR0.WP bumps the generation");
 }
 

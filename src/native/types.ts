@@ -3,7 +3,14 @@
  * hardware": it executes guest instructions until a VM exit and counts events; it never
  * decides policy. Hot state is shared through typed-array views over native memory, so
  * reading counters, registers or the exit record allocates nothing per instruction.
+ *
+ * The bench addon (native/bench/, loadBenchAddon()) holds test and benchmark entry points
+ * that the production addon does not export.
  */
+import type { Gpa, Gva } from '../util/address.ts';
+import type { TlbGeometry, TlbStructureName } from './tlb.ts';
+
+export type { TlbArrayGeometry, TlbGeometry, TlbStructureName } from './tlb.ts';
 
 /**
  * Largest arena the addon reserves (native Arena::kMaxBytes): 1 TiB. The reservation is lazy
@@ -76,70 +83,11 @@ export interface NativeMmuConfig {
   guestSize?: number;
   /**
    * Geometry of the modeled TLB hierarchy; fields left out keep their defaults
-   * (NativeAddon.defaultTlbGeometry, the table in MMU-MODEL.md). `{ entries: 0, ways: 0 }`
+   * (NativeAddon.defaultTlbGeometry, native/mmu.h HV_TLB_STRUCTURES). `{ entries: 0, ways: 0 }`
    * disables a structure. An invalid geometry makes configureMmu throw, naming the field.
    */
   tlb?: TlbGeometry;
 }
-
-/**
- * One translation cache: `entries` in total (0 = disabled) in sets of `ways` (0 = fully
- * associative); entries/ways must be a power of two, at most 65536 entries and 64 ways.
- * Replacement is exact LRU per set (deterministic).
- */
-export interface TlbArrayGeometry {
-  entries: number;
-  ways: number;
-}
-
-/**
- * The TLB hierarchy of native/mmu.h. L1 arrays are per page size; a translation is cached
- * in the largest enabled array not larger than min(guest page, EPT page) ("splintering").
- */
-export interface TlbGeometry {
-  /** L1 ITLB, 4 KiB / 2 MiB / 1 GiB entries (default 64×8-way, 8 fully assoc., none). */
-  itlb4k?: TlbArrayGeometry;
-  itlb2m?: TlbArrayGeometry;
-  itlb1g?: TlbArrayGeometry;
-  /** L1 DTLB, 4 KiB / 2 MiB / 1 GiB entries (default 64×4-way, 32×4-way, 4 fully assoc.). */
-  dtlb4k?: TlbArrayGeometry;
-  dtlb2m?: TlbArrayGeometry;
-  dtlb1g?: TlbArrayGeometry;
-  /** L2 STLB shared by 4 KiB and 2 MiB entries (default 1536×12-way), and its 1 GiB array (16×4-way). */
-  stlb?: TlbArrayGeometry;
-  stlb1g?: TlbArrayGeometry;
-  /** Paging-structure caches: PML4E (4), PDPTE (4), PDE (32), fully associative. */
-  pwcPml4e?: TlbArrayGeometry;
-  pwcPdpte?: TlbArrayGeometry;
-  pwcPde?: TlbArrayGeometry;
-  /** Nested TLB: GPA→HPA of guest page-table pages (16, fully associative). */
-  nested?: TlbArrayGeometry;
-}
-
-/** What NativeAddon.walkBench measured: elapsed ns for n translations and their counts. */
-export interface WalkBenchResult {
-  /** Wall time of the n translations. */
-  ns: number;
-  /** CPU time of the running thread meanwhile (excludes time the machine gave to others). */
-  cpuNs: number;
-  walks: number;
-  refs: number;
-  hits: number;
-}
-
-/** Kinds of NativeAddon.walkBench (native/walk_bench.h WalkBenchKind). */
-export const WalkBenchKind = {
-  /** 4K guest × 4K EPT with every cache disabled: each translation is a 24-reference walk. */
-  cold2d: 0,
-  /** 4K guest pages without EPT, caches disabled: 4-reference walks. */
-  coldNative: 1,
-  /** Default hierarchy, the same page again and again (L1 hit, fast path). */
-  l1HitSame: 2,
-  /** Default hierarchy, 32 pages round robin (L1 hit, full set lookup). */
-  l1HitRotate: 3,
-  /** Default hierarchy, random 4K pages over 1 GiB (STLB misses, warm PWC/nested TLB). */
-  miss2d: 4,
-} as const;
 
 /**
  * One virtual CPU: registers, MMU and counters, executing in the arena it was created with.
@@ -188,8 +136,49 @@ export interface NativeAddon {
   readonly counterNames: readonly string[];
   /** Exit record field names, index i names exit[i] (native/exit.h). */
   readonly exitFieldNames: readonly string[];
+  /** Exit reason names, index = ExitReason value (native/exit.h HV_EXIT_REASONS). */
+  readonly exitReasonNames: readonly string[];
+  /** Access kind names, index = Access value (native/exit.h HV_ACCESS_KINDS). */
+  readonly accessNames: readonly string[];
+  /**
+   * The TLB structures in configuration order (native/mmu.h HV_TLB_STRUCTURES): the keys
+   * of TlbGeometry. Use tlbStructureNames() (src/native/tlb.ts).
+   */
+  readonly tlbStructures: readonly TlbStructureName[];
   /** The default TLB geometry (native/mmu.h TlbGeometry, every field present). */
   readonly defaultTlbGeometry: Required<TlbGeometry>;
+}
+
+/** What BenchAddon.walkBench measured: elapsed ns for n translations and their counts. */
+export interface WalkBenchResult {
+  /** Wall time of the n translations. */
+  ns: number;
+  /** CPU time of the running thread meanwhile (excludes time the machine gave to others). */
+  cpuNs: number;
+  walks: number;
+  refs: number;
+  hits: number;
+}
+
+/** Kinds of BenchAddon.walkBench (native/bench/walk_bench.h WalkBenchKind). */
+export const WalkBenchKind = {
+  /** 4K guest × 4K EPT with every cache disabled: each translation is a 24-reference walk. */
+  cold2d: 0,
+  /** 4K guest pages without EPT, caches disabled: 4-reference walks. */
+  coldNative: 1,
+  /** Default hierarchy, the same page again and again (L1 hit, fast path). */
+  l1HitSame: 2,
+  /** Default hierarchy, 32 pages round robin (L1 hit, full set lookup). */
+  l1HitRotate: 3,
+  /** Default hierarchy, random 4K pages over 1 GiB (STLB misses, warm PWC/nested TLB). */
+  miss2d: 4,
+} as const;
+
+/**
+ * The bench addon (build/Release/hugevisor_bench.node, native/bench/bench_addon.cc): entry
+ * points for benchmarks and tests only, kept out of the production addon.
+ */
+export interface BenchAddon {
   /** Run n translations of one WalkBenchKind inside C++ (bench/walk.ts). */
   walkBench(kind: number, n: number): WalkBenchResult;
 }
@@ -204,7 +193,39 @@ export const ExitReason = {
   SHUTDOWN: 5,
   BUDGET: 6,
   INTERNAL: 7,
-  /** cpufix: a malformed EPT entry (KVM's EXIT_REASON_EPT_MISCONFIG): a hypervisor bug. */
+  /** A malformed EPT entry (KVM's EXIT_REASON_EPT_MISCONFIG): a hypervisor bug. */
   EPT_MISCONFIG: 8,
 } as const;
 export type ExitReasonCode = (typeof ExitReason)[keyof typeof ExitReason];
+
+/**
+ * Access kinds of the exit record's `access` field (EPT violation, EPT misconfiguration,
+ * MMIO): native/exit.h HV_ACCESS_KINDS. loadAddon() checks this table, and ExitReason,
+ * against the names the addon exports.
+ */
+export const Access = {
+  READ: 0,
+  WRITE: 1,
+  FETCH: 2,
+} as const;
+export type AccessKind = (typeof Access)[keyof typeof Access];
+
+/**
+ * The guest-address part of a decoded EPT-violation / EPT-misconfiguration / MMIO exit
+ * record (native/exit.h fields gpa, gva, access, gva_valid, level), typed by address space
+ * so callers pass `gpa` on as a Gpa without a cast.
+ */
+export interface ExitAddressFields {
+  /** The guest-physical address that faulted (a guest table entry's when !gvaValid). */
+  readonly gpa: Gpa;
+  /**
+   * The guest-virtual address being accessed. A number: exact below 2^53 (every lower-half
+   * address); a canonical high-half GVA needs the raw u64 of exit[gva].
+   */
+  readonly gva: Gva;
+  readonly access: AccessKind;
+  /** True when gpa is the access's final GPA, false for a guest page-table access. */
+  readonly gvaValid: boolean;
+  /** EPT level (4..1) where the EPT walk stopped; 0 without EPT. */
+  readonly level: number;
+}

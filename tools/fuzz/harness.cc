@@ -10,7 +10,7 @@
 // (no-EPT) or go through the harness's EPT, so a legitimate access never touches a guard;
 // inputs that write EPT entries or the EPTP keep only the after-the-end guard (protect()).
 //
-// Guest physical layout (identity-mapped, GUEST-ABI.md boot state): GDT 0x1000, IDT 0x2000
+// Guest physical layout (identity-mapped, the boot state of src/guest/boot.ts): GDT 0x1000, IDT 0x2000
 // (32 interrupt gates), handlers 0x3000 (pop the error code, skip one byte, iretq), page
 // tables 0x10000.., stack top 0x80000, code at 0x100000, 0x3FE000 (end of RAM) or 0x1FF000
 // (across the 2 MiB boundary).
@@ -24,6 +24,7 @@
 
 #include "arena.h"
 #include "cpu.h"
+#include "paging.h"
 
 namespace hvfuzz {
 namespace {
@@ -171,18 +172,20 @@ void Machine::build_guest() {
     }
   }
   // Boot page tables: PML4 0x10000, PDPT 0x11000, PD 0x12000, PTs 0x13000 and 0x14000.
-  q(kPml4)[0] = (kPml4 + 0x1000) | 3;
+  constexpr uint64_t kRw = PTE_P | PTE_RW;
+  q(kPml4)[0] = (kPml4 + 0x1000) | kRw;
   if (h_.gpage == 2) {
-    q(kPml4 + 0x1000)[0] = 0x83;
+    q(kPml4 + 0x1000)[0] = PTE_PS | kRw;
   } else {
-    q(kPml4 + 0x1000)[0] = (kPml4 + 0x2000) | 3;
+    q(kPml4 + 0x1000)[0] = (kPml4 + 0x2000) | kRw;
     for (uint64_t c = 0; c < 2; c++) {
       if (h_.gpage == 1) {
-        q(kPml4 + 0x2000)[c] = (c << 21) | 0x83;
+        q(kPml4 + 0x2000)[c] = (c << kHugeShift) | PTE_PS | kRw;
         continue;
       }
-      q(kPml4 + 0x2000)[c] = (kPml4 + 0x3000 + c * 0x1000) | 3;
-      for (uint64_t e = 0; e < 512; e++) q(kPml4 + 0x3000 + c * 0x1000)[e] = ((c << 21) | (e << 12)) | 3;
+      q(kPml4 + 0x2000)[c] = (kPml4 + 0x3000 + c * 0x1000) | kRw;
+      for (uint64_t e = 0; e < kTableEntries; e++)
+        q(kPml4 + 0x3000 + c * 0x1000)[e] = ((c << kHugeShift) | (e << kPageShift)) | kRw;
     }
   }
   uint64_t* r = cpu_->regs();
@@ -209,15 +212,16 @@ void Machine::build_guest() {
 void Machine::ept_map_page(uint64_t gpa) {
   // Tables: 0 PML4, 1 PDPT, 2 PD, 3-4 PTs of the two 2 MiB chunks.
   const uint64_t t = kEpt;
-  *eptq(0, 0) = (t + 0x1000) | 7;
-  *eptq(1, 0) = (t + 0x2000) | 7;
-  const unsigned c = static_cast<unsigned>(gpa >> 21) & 1;
+  constexpr uint64_t kWbLeaf = (EPT_MT_WB << EPT_MT_SHIFT) | EPT_RWX;
+  *eptq(0, 0) = (t + 0x1000) | EPT_RWX;
+  *eptq(1, 0) = (t + 0x2000) | EPT_RWX;
+  const unsigned c = static_cast<unsigned>(gpa >> kHugeShift) & 1;
   if (h_.ept_2m) {
-    *eptq(2, c) = (gbase_ + (static_cast<uint64_t>(c) << 21)) | 0x80 | (6 << 3) | 7;
+    *eptq(2, c) = (gbase_ + (static_cast<uint64_t>(c) << kHugeShift)) | EPT_PS | kWbLeaf;
     return;
   }
-  *eptq(2, c) = (t + 0x3000 + c * 0x1000ull) | 7;
-  *eptq(3 + c, static_cast<unsigned>(gpa >> 12) & 511) = (gbase_ + (gpa & ~kPageMask)) | (6 << 3) | 7;
+  *eptq(2, c) = (t + 0x3000 + c * 0x1000ull) | EPT_RWX;
+  *eptq(3 + c, static_cast<unsigned>(gpa >> kPageShift) & (kTableEntries - 1)) = (gbase_ + (gpa & ~kPageMask)) | kWbLeaf;
 }
 
 void Machine::build_ept() {
@@ -232,9 +236,9 @@ void Machine::build_ept() {
 
 // Values that name arena memory are steered into guest RAM (see the file comment).
 uint64_t Machine::steer(uint64_t v) const {
-  uint64_t addr = v & 0x000FFFFFFFFFF000ull;
+  uint64_t addr = v & kAddrMask;
   if (addr < kArena) addr = gbase_ + addr % kRam;
-  return (v & ~0x000FFFFFFFFFF000ull) | addr;
+  return (v & ~kAddrMask) | addr;
 }
 
 void Machine::apply_patch(uint8_t kind, uint16_t idx, uint64_t v) {
@@ -276,8 +280,8 @@ void Machine::apply_patch(uint8_t kind, uint16_t idx, uint64_t v) {
 // from 0 to 65536, mostly powers of two; configure() must refuse the rest with a message.
 TlbGeometry random_geometry(uint64_t* s) {
   TlbGeometry g;
-  for (TlbGeom* p : {&g.itlb_4k, &g.itlb_2m, &g.itlb_1g, &g.dtlb_4k, &g.dtlb_2m, &g.dtlb_1g,
-                     &g.stlb, &g.stlb_1g, &g.pwc_pml4e, &g.pwc_pdpte, &g.pwc_pde, &g.nested}) {
+  for (unsigned st = 0; st < TLB_COUNT; ++st) {  // configuration order: inputs replay alike
+    TlbGeom* p = &g[TlbStructure(st)];
     const uint64_t z = splitmix(s);
     const uint32_t e = (z & 7) == 0 ? 0 : 1u << ((z >> 3) % 17);
     const uint32_t w = (z >> 8) % 4 == 0 ? 0 : 1u << ((z >> 10) % 17);
@@ -337,7 +341,7 @@ void Machine::check_run(ExitReason why, uint64_t budget, const uint64_t* before)
   if (c[C_walk_refs] != c[C_walk_refs_guest] + c[C_walk_refs_ept]) fail("walk_refs != guest + ept");
   if (c[C_tlb_lookups] != c[C_tlb_hits] + c[C_tlb_misses]) fail("tlb_lookups != hits + misses");
   // RIP may be non-canonical only right after delivery through a gate whose target is
-  // (cpufix: the fetch there raises #GP with that RIP pushed, as QEMU and KVM do); no
+  // (the fetch there raises #GP with that RIP pushed, as QEMU and KVM do); no
   // instruction may ever retire there: run_all() probes that with run(1).
   if (!rip_garbage && !Cpu::canonical(r[R_RIP]) && why != EXIT_BUDGET && why != EXIT_SHUTDOWN)
     fail("non-canonical RIP at a VM exit", r[R_RIP], x[EF_rip]);
@@ -376,8 +380,8 @@ void Machine::vmm_action() {
       if (ept_) {  // unmap a page (a host reclaim), as the EPT layer would: zap + INVEPT
         protect(false);
         const uint64_t gpa = (z >> 8) % kRam;
-        if (h_.ept_2m) *eptq(2, (gpa >> 21) & 1) = 0;
-        else *eptq(3 + ((gpa >> 21) & 1), (gpa >> 12) & 511) = 0;
+        if (h_.ept_2m) *eptq(2, (gpa >> kHugeShift) & 1) = 0;
+        else *eptq(3 + ((gpa >> kHugeShift) & 1), (gpa >> kPageShift) & (kTableEntries - 1)) = 0;
         protect(true);
         cpu_->invept();
       }

@@ -1,6 +1,8 @@
 // The walk benchmark's native half: runs N translations in C++ (no N-API crossing per
 // walk) over tables built with WalkFixture, and returns the elapsed nanoseconds and the
-// counters, so bench/walk.ts can print rates and check it measured what it claims.
+// counters, so bench/walk.ts can print rates and check it measured what it claims. Built
+// into the bench addon (hugevisor_bench.node, native/bench/bench_addon.cc), never into the
+// production addon.
 #pragma once
 #include <cstdint>
 

@@ -1,14 +1,16 @@
 // Builds guest page tables and EPT tables in an arena, for the MMU test driver
-// (native/test/mmu_test.cc) and the walk benchmark (native/walk_bench.cc). Not used by the
-// vCPU: in a running VM the tables come from the guest and from the TS EPT manager.
+// (native/test/mmu_test*.cc) and the walk benchmark (native/bench/walk_bench.cc). Test
+// support only: neither the production addon nor the vCPU links it; in a running VM the
+// tables come from the guest and from the TS EPT manager.
 //
 // Layout: HPA [0, 1 GiB) holds EPT tables, bump-allocated from 1 MiB. Guest RAM is GPA
 // [0, 2 GiB) at HPA [1 GiB, 3 GiB): the EPT maps it linearly (GPA g → HPA 1 GiB + g) with
 // whatever leaf sizes a test asks for, and no-EPT mode uses guest_base = 1 GiB. Guest page
 // tables are bump-allocated from GPA 1 MiB; tests place data pages elsewhere.
 #pragma once
-#include "arena.h"
-#include "mmu.h"
+#include "../arena.h"
+#include "../mmu.h"
+#include "../paging.h"
 
 namespace hv {
 
@@ -17,8 +19,6 @@ class WalkFixture {
   static constexpr uint64_t kGuestBase = 1ull << 30;
   static constexpr uint64_t kGuestSize = 2ull << 30;
   static constexpr uint64_t kArenaSize = 3ull << 30;
-  // Guest PTE bits the builder uses.
-  static constexpr uint64_t P = 1, RW = 2, US = 4, A = 32, D = 64, PS = 128, NX = 1ull << 63;
 
   explicit WalkFixture(Arena* a);
 
@@ -29,13 +29,13 @@ class WalkFixture {
   // EPT: the entry of `level` (4..1) on gpa's walk, creating missing tables above it.
   uint64_t* ept_entry(uint64_t gpa, int level);
   // Map [gpa, gpa+len) linearly to HPA kGuestBase+gpa with leaves of `leaf_level`
-  // (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB), permission bits `perm` (R=1 W=2 X=4), type WB.
-  void ept_map(uint64_t gpa, uint64_t len, int leaf_level, uint64_t perm = 7);
+  // (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB), permission bits `perm` (EPT_R/W/X), type WB.
+  void ept_map(uint64_t gpa, uint64_t len, int leaf_level, uint64_t perm = EPT_RWX);
 
   // Guest: the entry of `level` on gva's walk, creating missing tables (P|RW) above it.
   uint64_t* guest_entry(uint64_t gva, int level);
   // Map one guest page of `leaf_level` at gva → gpa with `flags` (PS added for large leaves).
-  void guest_map(uint64_t gva, uint64_t gpa, int leaf_level, uint64_t flags = P | RW);
+  void guest_map(uint64_t gva, uint64_t gpa, int leaf_level, uint64_t flags = PTE_P | PTE_RW);
   uint64_t alloc_guest_table();  // GPA of a zeroed guest table
 
   // Host pointer of a guest-physical byte (through the linear layout, not the EPT).

@@ -7,7 +7,8 @@
 #include <memory>
 #include <vector>
 
-#include "walk_fixture.h"
+#include "../paging.h"
+#include "../test/walk_fixture.h"
 
 namespace hv {
 
@@ -22,7 +23,7 @@ WalkBenchResult run_walk_bench(WalkBenchKind kind, uint64_t n) {
   WalkFixture fx(arena.get());
   const bool ept = kind != WalkBenchKind::ColdNative;
   const bool cold = kind == WalkBenchKind::Cold2D || kind == WalkBenchKind::ColdNative;
-  constexpr uint64_t kGva = 0x00007f8000000000ull, kData = 1ull << 30;
+  constexpr uint64_t kGva = 0x00007f8000000000ull, kData = kGigSize;
   // 1 GiB of 4 KiB guest pages for the miss bench; a few pages suffice for the others.
   const uint64_t pages = kind == WalkBenchKind::Miss2D ? (1ull << 18) : 64;
   for (uint64_t i = 0; i < pages; ++i) fx.guest_map(kGva + i * kPageSize, kData + i * kPageSize, 1);
@@ -33,7 +34,7 @@ WalkBenchResult run_walk_bench(WalkBenchKind kind, uint64_t n) {
     r.error = err;
     return r;
   }
-  mmu.set_control((1ull << 31) | (1ull << 16) | 1, fx.cr3(), 1ull << 5, (1ull << 8) | (1ull << 10) | (1ull << 11));
+  mmu.set_control(CR0_PG | CR0_WP | CR0_PE, fx.cr3(), CR4_PAE, EFER_LME | EFER_LMA | EFER_NXE);
   // Precomputed address stream, so the timed loop is only translate().
   std::vector<uint64_t> gva(4096);
   uint64_t x = 0x9E3779B97F4A7C15ull;
