@@ -1,4 +1,4 @@
-// `npm run bench -- walk`: speed of the modeled MMU in the native core (README.md "Performance").
+// `npm run bench -- walk`: speed of the modeled MMU in the native core (docs/performance.md).
 // Each figure is the median of several runs of N translations done inside C++ by the bench
 // addon's walkBench (hugevisor_bench.node; no N-API crossing per translation); the counts the run produced are
 // printed beside the time so the figure is known to measure what it says. Rates use the

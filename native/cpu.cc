@@ -1,6 +1,6 @@
 // The vCPU run loop (fetch through the decode cache, dispatch, retire), page-crossing
 // accesses, translation faults, and exception delivery through the guest's 64-bit IDT with
-// #DF escalation and triple fault (README.md "Exception delivery, RMW accesses and EPT exits").
+// #DF escalation and triple fault (docs/guest-abi.md "Exceptions").
 #include "cpu.h"
 
 #include <algorithm>

@@ -238,7 +238,7 @@ class Cpu {
   }
   // A translation fault: #PF into the guest, or a VM exit for EPT violation / MMIO.
   Status fault(const Fault& f);
-  // MMIO completion (README.md "Unhandled MMIO"): after an MMIO exit the VMM may
+  // MMIO completion (docs/guest-abi.md "Devices and exits"): after an MMIO exit the VMM may
   // register the page (complete_mmio); from then on a data access whose final GPA lies in
   // a registered page and faults (no-EPT: outside guest memory; EPT: no EPT mapping) reads
   // all-ones and drops writes, counted in loads/stores and mmio_accesses. Fetches and

@@ -1,6 +1,6 @@
 // The decoder: prefixes, REX, opcode tables (one- and two-byte maps, group tables indexed by
 // ModRM.reg), ModRM/SIB/displacement and immediates. Everything outside the guests'
-// x86-64 subset (README.md "The vCPU") decodes to h_ud, so the guest gets #UD — never a crash or a silent wrong result.
+// x86-64 subset (docs/guest-abi.md "The x86-64 subset") decodes to h_ud, so the guest gets #UD — never a crash or a silent wrong result.
 #include "decode.h"
 
 #include "cpu.h"

@@ -1,4 +1,4 @@
-// Instruction decoding: the real x86-64 encodings of the guests' subset (README.md "The vCPU") (prefixes 0x66
+// Instruction decoding: the real x86-64 encodings of the guests' subset (docs/guest-abi.md "The x86-64 subset") (prefixes 0x66
 // and 0xF3, REX, ModRM/SIB, disp8/disp32, RIP-relative, immediates) into a fixed-size Insn
 // whose handler comes from one table indexed by opcode (unknown → the #UD handler).
 // Decoded instructions are cached by host-physical address and re-validated against the raw

@@ -1,5 +1,5 @@
 // The MMU: every guest-virtual access of the vCPU goes through Mmu::translate, the one
-// lookup where the modeled TLB hierarchy sits (README.md "The modeled MMU"). The CPU never walks tables
+// lookup where the modeled TLB hierarchy sits (docs/mmu-model.md). The CPU never walks tables
 // itself and never caches translations outside this class, except the one fetch
 // translation described under "generation" below.
 //

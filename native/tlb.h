@@ -1,5 +1,5 @@
 // One set-associative translation cache with deterministic LRU replacement. Every cache of
-// the modeled MMU is one of these (README.md "The modeled MMU"; the list is HV_TLB_STRUCTURES in mmu.h): the L1 ITLB/DTLB arrays,
+// the modeled MMU is one of these (docs/mmu-model.md; the list is HV_TLB_STRUCTURES in mmu.h): the L1 ITLB/DTLB arrays,
 // the shared STLB, the three paging-structure caches and the nested TLB. They differ only
 // in what `key` and `val` mean, so the replacement policy is written once.
 //
@@ -12,7 +12,7 @@
 // the same exact LRU.
 // Nothing depends on host state, so the same access sequence always evicts the same entries.
 //
-// Speed (README.md "Performance", the gups bench): a TLB miss probes ~10 sets, most of them missing, so the
+// Speed (docs/performance.md, the gups bench): a TLB miss probes ~10 sets, most of them missing, so the
 // probe must not walk every way's 40-byte entry. Each way has a one-byte tag (0 = invalid,
 // else 0x80 | 7 bits of a hash of the key) stored contiguously per set, 16-byte padded: one
 // SSE2 compare tests 16 ways, and only ways whose tag matches compare the full key. An

@@ -1,4 +1,4 @@
-// The guest page walk, two-dimensional when EPT is on (README.md "The modeled MMU"): 4 guest levels with
+// The guest page walk, two-dimensional when EPT is on (docs/mmu-model.md): 4 guest levels with
 // P/RW/US/PS/A/D/NX as in the Intel SDM (vol. 3 ch. 4.5), CR0.WP, EFER.NXE, CR4.SMEP; each
 // guest table's GPA goes through the nested TLB or the EPT, and the data GPA through the
 // EPT. The paging-structure caches let a walk start below the PML4. Every entry read is one

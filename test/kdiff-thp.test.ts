@@ -3,7 +3,7 @@
  * kernel (tools/kdiff): every scenario runs on both, and the per-process smaps figures
  * (VMAs, Rss, Anonymous, AnonHugePages, THPeligible), per-process page faults and the
  * mapped thp_* counters must agree, except for the differences each scenario documents
- * (tools/kdiff/scenarios.ts, README "kdiff"). Kernel runs that fell back to 4 KiB pages
+ * (tools/kdiff/scenarios.ts, docs/testing.md "kdiff"). Kernel runs that fell back to 4 KiB pages
  * (fragmentation) or raced khugepaged are logged as inconclusive; global-counter noise
  * is retried and logged. Skipped, with the reason in the title, where the kernel has no
  * THP, THP is `never`, other THP sizes are enabled, or gcc is missing.

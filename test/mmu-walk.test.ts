@@ -2,7 +2,7 @@
 // walk_fixture.cc): compiled with g++ against every core source of native/sources.txt
 // except the N-API glue, so the walker, the EPT and the TLB hierarchy are checked without
 // Node in the loop. The driver prints one line per
-// check; this test asserts the run passed and that the reference-count oracle checks (README.md "The modeled MMU") ran.
+// check; this test asserts the run passed and that the reference-count oracle checks (docs/mmu-model.md) ran.
 import test from 'ava';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';

@@ -2,13 +2,15 @@
 // context, and whether the run loop resumes or stops with which report.
 import test from 'ava';
 import { gpa } from '../src/util/address.ts';
-import { ExitReason } from '../src/native/types.ts';
+import { ExitReason, type AccessKind } from '../src/native/types.ts';
 import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from '../src/kvm/devices.ts';
 import { handleExit, type ExitContext, type StopInfo } from '../src/kvm/exits.ts';
 import type { ExitInfo } from '../src/kvm/vcpu.ts';
 
-function exitInfo(p: Partial<ExitInfo>): ExitInfo {
-  return { reason: ExitReason.IO, rip: 0x100020n, ioPort: 0, ioSize: 1, ioDirection: 0, value: 0, gpa: 0, gva: 0n, access: 0, gvaValid: false, level: 0, vectors: [], chain: [], vectoring: null, cr2: 0n, errorCode: 0, insnBytes: [], ...p };
+/** A synthetic exit: fields not given are 0; addresses and access kinds as plain numbers. */
+function exitInfo(p: Omit<Partial<ExitInfo>, 'gpa' | 'access'> & { gpa?: number; access?: number }): ExitInfo {
+  const base = { reason: ExitReason.IO, rip: 0x100020n, ioPort: 0, ioSize: 1, ioDirection: 0, value: 0, gva: 0n, gvaValid: false, level: 0, vectors: [], chain: [], vectoring: null, cr2: 0n, errorCode: 0, insnBytes: [] };
+  return { ...base, ...p, gpa: gpa(p.gpa ?? 0), access: (p.access ?? 0) as AccessKind };
 }
 
 function setup(strict = false) {

@@ -1,5 +1,5 @@
 // Standalone MMU test driver (no Node): builds guest and EPT tables in an arena with
-// WalkFixture and checks the exact reference counts of the 2D walk (README.md "The modeled MMU"), the savings of each
+// WalkFixture and checks the exact reference counts of the 2D walk (docs/mmu-model.md), the savings of each
 // cache, splintering, flush semantics, fault reports and bounds. test/mmu-walk.test.ts
 // compiles native/test/*.cc with g++ against the core sources and asserts the output and
 // exit status. Output: one "ok <name>" or "FAIL <name>: ..." line per check, then

@@ -17,7 +17,8 @@
 import { z } from 'zod';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
 import { defaultKnobs, hostConfigSchema } from '../mm/config.ts';
-import type { TlbArrayGeometry, TlbGeometry } from '../native/types.ts';
+import type { NativeAddon, TlbGeometry } from '../native/types.ts';
+import { disabledTlbGeometry, tlbStructureNames } from '../native/tlb.ts';
 import { alignDown, alignUp, HPAGE_PMD_SIZE } from '../util/address.ts';
 import { parseConfig, strictObject } from '../util/schema.ts';
 import { costTableSchema, makeCostTable, type CostTable } from './cost.ts';
@@ -149,22 +150,18 @@ export interface ResolvedVmConfig {
 }
 
 /** What the config needs from the addon: the TLB structures and their default geometry. */
-export interface TlbDefaults {
-  readonly defaultTlbGeometry: Required<TlbGeometry>;
-}
+export type TlbDefaults = Pick<NativeAddon, 'defaultTlbGeometry' | 'tlbStructures'>;
 
-const OFF: TlbArrayGeometry = { entries: 0, ways: 0 };
-
-export function resolveTlb(spec: TlbPreset | TlbGeometry, defaults: Required<TlbGeometry>): Required<TlbGeometry> {
-  if (spec === 'none') return Object.fromEntries(Object.keys(defaults).map((k) => [k, OFF])) as Required<TlbGeometry>;
-  if (spec === 'default') return { ...defaults };
-  return { ...defaults, ...spec };
+/** A preset or a partial geometry, as the full geometry the native MMU is configured with. */
+export function resolveTlb(spec: TlbPreset | TlbGeometry, addon: TlbDefaults): Required<TlbGeometry> {
+  if (spec === 'none') return disabledTlbGeometry(addon);
+  if (spec === 'default') return { ...addon.defaultTlbGeometry };
+  return { ...addon.defaultTlbGeometry, ...spec };
 }
 
 /** Validate a VmConfig once and fill every default (ConfigError naming the path on a bad value). */
 export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfig {
-  const structures = Object.keys(addon.defaultTlbGeometry);
-  const v = parseConfig(vmSchema(structures), c, '');
+  const v = parseConfig(vmSchema(tlbStructureNames(addon)), c, '');
   const host: ResolvedHostConfig | null = v.ept
     ? {
         memory: v.host?.memory ?? defaultHostMemory(v.memory),
@@ -184,7 +181,7 @@ export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfi
     timeoutMs: v.timeoutMs,
     chunkInstructions: v.chunkInstructions,
     costs: makeCostTable(v.costs),
-    tlb: resolveTlb(v.tlb as TlbPreset | TlbGeometry, addon.defaultTlbGeometry),
+    tlb: resolveTlb(v.tlb as TlbPreset | TlbGeometry, addon),
     onConsole: v.onConsole as ResolvedVmConfig['onConsole'],
     onLog: v.onLog as ResolvedVmConfig['onLog'],
     ept: v.ept,

@@ -4,7 +4,7 @@
  * the run loop does next. None touches the native vCPU except through the context, so every
  * handler is unit-tested with a synthetic exit (test/vm-exits.test.ts).
  */
-import { ExitReason } from '../native/types.ts';
+import { Access, ExitReason, type AccessKind } from '../native/types.ts';
 import type { ErrorCode } from '../util/errors.ts';
 import type { PioBus } from './devices.ts';
 import type { ExitInfo } from './vcpu.ts';
@@ -79,6 +79,8 @@ export const hex = (v: number | bigint): string => `0x${v.toString(16)}`;
 const VECTOR_NAMES: Record<number, string> = { 0: '#DE', 6: '#UD', 8: '#DF', 11: '#NP', 12: '#SS', 13: '#GP', 14: '#PF' };
 const vectorName = (v: number): string => `${VECTOR_NAMES[v] ?? '#' + v}(${v})`;
 
+const ACCESS_TEXT: Record<AccessKind, string> = { [Access.READ]: 'read', [Access.WRITE]: 'write', [Access.FETCH]: 'fetch' };
+
 const sizeMask = (size: number): number => (size >= 4 ? 0xffffffff : size === 2 ? 0xffff : 0xff);
 
 /** Port I/O: dispatch to the device, or report an unhandled port. */
@@ -127,10 +129,10 @@ export function handleHltExit(_ctx: ExitContext, _exit: ExitInfo): ExitAction {
  * completed that way: it stops in both modes.
  */
 export function handleMmioExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
-  const kind = ['read', 'write', 'fetch'][exit.access] ?? `access ${exit.access}`;
+  const kind = ACCESS_TEXT[exit.access] ?? `access ${exit.access}`;
   const via = exit.gvaValid ? ` (GVA ${hex(exit.gva)})` : ' (a guest page-table access)';
   const what = `MMIO ${kind} at GPA ${hex(exit.gpa)}${via} outside guest memory, at RIP ${hex(exit.rip)}`;
-  if (exit.access === 2 || !exit.gvaValid) return stopWithError('mmio', `${what}: cannot be completed (no MMIO device model)`);
+  if (exit.access === Access.FETCH || !exit.gvaValid) return stopWithError('mmio', `${what}: cannot be completed (no MMIO device model)`);
   if (ctx.strict || !ctx.completeMmio) return stopWithError('mmio', `${what}${ctx.strict ? ' (strict mode)' : ''}`);
   const page = exit.gpa - (exit.gpa % 4096);
   if (!ctx.unhandledMmio.has(page)) {
@@ -169,7 +171,7 @@ export function handleEptViolationExit(ctx: ExitContext, exit: ExitInfo): ExitAc
  * R, a reserved memory type, ...). Resuming would fault again: stop, naming it.
  */
 export function handleEptMisconfigExit(_ctx: ExitContext, exit: ExitInfo): ExitAction {
-  const kind = ['read', 'write', 'fetch'][exit.access] ?? `access ${exit.access}`;
+  const kind = ACCESS_TEXT[exit.access] ?? `access ${exit.access}`;
   const via = exit.gvaValid ? `GVA ${hex(exit.gva)}` : 'a guest page-table access';
   return stopWithError(
     'ept-misconfig',

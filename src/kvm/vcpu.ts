@@ -4,7 +4,8 @@
  * counter snapshots by name. Field and counter indices are looked up once from the
  * addon's name lists, never hard-coded, so the native side can append fields freely.
  */
-import { REG, ExitReason, type ExitReasonCode, type NativeVcpu } from '../native/types.ts';
+import { REG, ExitReason, type AccessKind, type ExitReasonCode, type NativeVcpu } from '../native/types.ts';
+import { gpa, type Gpa } from '../util/address.ts';
 import { NativeError } from '../util/errors.ts';
 
 /** Counters every build has (native/counters.h); a snapshot also holds any newer ones. */
@@ -31,9 +32,10 @@ export interface ExitInfo {
   /** 0 = OUT, 1 = IN */
   ioDirection: number;
   value: number;
-  gpa: number;
+  gpa: Gpa;
+  /** Kept as bigint: canonical high-half addresses exceed 2^53. */
   gva: bigint;
-  access: number;
+  access: AccessKind;
   gvaValid: boolean;
   level: number;
   /** Triple fault: the vector chain (every exception detected, #DF as its own entry). */
@@ -93,9 +95,10 @@ class ExitView implements ExitInfo {
   get ioSize(): number { return this.n('io_size'); }
   get ioDirection(): number { return this.n('io_direction'); }
   get value(): number { return this.n('value'); }
-  get gpa(): number { return this.n('gpa'); }
+  get gpa(): Gpa { return gpa(this.n('gpa')); }
   get gva(): bigint { return this.b('gva'); }
-  get access(): number { return this.n('access'); }
+  // The addon writes only HV_ACCESS_KINDS values here (loadAddon checks the table).
+  get access(): AccessKind { return this.n('access') as AccessKind; }
   get gvaValid(): boolean { return this.n('gva_valid') !== 0; }
   get level(): number { return this.n('level'); }
   get cr2(): bigint { return this.b('cr2'); }

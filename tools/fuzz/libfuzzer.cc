@@ -1,5 +1,5 @@
 // libFuzzer entry for long coverage-guided campaigns on the vCPU fuzz harness (harness.h).
-// Build and run (clang with libclang-rt; see README "Fuzzing the native core"):
+// Build and run (clang with libclang-rt; see docs/testing.md "Fuzzing the native core"):
 //   tools/fuzz/libfuzzer.sh [libFuzzer flags...]
 #include <cstddef>
 #include <cstdint>

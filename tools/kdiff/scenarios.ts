@@ -12,7 +12,7 @@ export const K = 1024;
 export const M = 1024 * 1024;
 const H = 2 * M;
 
-/** Counters compared: the model's names mapped to the kernel's (see README "kdiff"). */
+/** Counters compared: the model's names mapped to the kernel's (see docs/testing.md "kdiff"). */
 export type KernelCounter = 'thp_fault_alloc' | 'thp_fault_fallback' | 'thp_split_pmd';
 
 export interface KernelDiff {

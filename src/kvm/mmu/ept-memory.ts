@@ -17,7 +17,7 @@ import type { ExitInfo } from '../vcpu.ts';
 import type { GuestMemoryBackend } from '../memory.ts';
 import type { GuestMemory } from '../../guest/memory.ts';
 import { KvmMmu, type KvmMmuStats } from './kvm-mmu.ts';
-import type { EptAccess, EptFaultResult } from './tdp-fault.ts';
+import type { EptFaultResult } from './tdp-fault.ts';
 
 export interface EptBackendOptions {
   /** The host section, validated and with its defaults (src/kvm/config.ts). */
@@ -85,7 +85,7 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
       kvmMmu.attachVcpu(vcpu);
     },
     handleEptViolation(exit: ExitInfo): EptFaultResult {
-      return kvmMmu.handleEptViolation(asGpa(exit.gpa), exit.access as EptAccess);
+      return kvmMmu.handleEptViolation(exit.gpa, exit.access);
     },
     hostEvents(): HostEvents {
       const v = host.vmstat();

@@ -13,7 +13,8 @@ import type { HostApi, MmStructApi } from '../../mm/types.ts';
 import type { ByteSource } from '../../util/chunked-bytes.ts';
 import { Ept } from './ept.ts';
 import { EptGuestMemory, MemslotTable, type Memslot, type UserMemoryRegion } from './memslot.ts';
-import { tdpPageFault, type EptAccess, type EptFaultResult } from './tdp-fault.ts';
+import { tdpPageFault, type EptFaultResult } from './tdp-fault.ts';
+import type { AccessKind } from '../../native/types.ts';
 import { KvmMmuNotifier } from './mmu-notifier.ts';
 import { disableDirtyLog, enableDirtyLog, getDirtyLog } from './dirty-log.ts';
 import { checkEptInvariants } from './debug.ts';
@@ -137,7 +138,7 @@ export class KvmMmu {
   }
 
   /** Handle one EXIT_EPT_VIOLATION (tdp_page_fault). */
-  handleEptViolation(g: Gpa, access: EptAccess): EptFaultResult {
+  handleEptViolation(g: Gpa, access: AccessKind): EptFaultResult {
     return tdpPageFault(this, g, access);
   }
 

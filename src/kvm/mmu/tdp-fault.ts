@@ -16,12 +16,8 @@ import { HugevisorError, OutOfMemoryError } from '../../util/errors.ts';
 import { gpaToHva, slotAllowsLargePage, type Memslot } from './memslot.ts';
 import { markPageDirty } from './dirty-log.ts';
 import type { KvmMmu } from './kvm-mmu.ts';
+import { Access, type AccessKind } from '../../native/types.ts';
 
-/** EPT violation access kinds (exit field `access`). */
-export const ACCESS_READ = 0;
-export const ACCESS_WRITE = 1;
-export const ACCESS_FETCH = 2;
-export type EptAccess = 0 | 1 | 2;
 
 export type EptFaultResult =
   /** A leaf was installed (level 1 = 4 KiB, 2 = 2 MiB): resume the guest. */
@@ -53,14 +49,14 @@ function forcePtLevel(slot: Memslot): boolean {
 }
 
 /** Handle one EPT violation at `g` (tdp_page_fault). */
-export function tdpPageFault(k: KvmMmu, g: Gpa, access: EptAccess): EptFaultResult {
+export function tdpPageFault(k: KvmMmu, g: Gpa, access: AccessKind): EptFaultResult {
   k.stats.ept_violations++;
   const slot = k.slots.lookup(g);
   if (!slot) {
     k.stats.mmio_exits++;
     return { kind: 'mmio', gpa: g };
   }
-  const write = access === ACCESS_WRITE;
+  const write = access === Access.WRITE;
   const page = alignDown(g, PAGE_SIZE);
   const h = gpaToHva(slot, page);
   const forcePt = forcePtLevel(slot);
