@@ -112,7 +112,7 @@ function vmSchema(structures: readonly string[]) {
     })
     .superRefine((c, ctx) => {
       if (!c.ept && c.host !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['host'], message: 'only with EPT on (ept: true; --ept on): the host THP model backs guest RAM only in EPT mode' });
+        ctx.addIssue({ code: 'custom', path: ['host'], params: { rule: true }, message: 'only with EPT on (ept: true; --ept on): the host THP model backs guest RAM only in EPT mode' });
       }
     });
 }

@@ -76,7 +76,9 @@ function explain(prefix: string, iss: z.core.$ZodIssue): { path: string; detail:
     return { path: where(prefix, iss.path), detail: `unknown key ${show(iss.input)}${known}` };
   }
   const at = where(prefix, iss.path);
-  if (iss.code === 'unrecognized_keys' || iss.code === 'custom') return { path: at, detail: iss.message };
+  // A section rule (a custom issue marked { rule: true }) is said as it is; a field's
+  // refinement is worded as what the field accepts, like every other field.
+  if (iss.code === 'unrecognized_keys' || (iss.code === 'custom' && iss.params?.rule === true)) return { path: at, detail: iss.message };
   return { path: at, detail: `expected ${iss.message}, got ${show(iss.input)}` };
 }
 
