@@ -142,19 +142,11 @@ export function simulate(c: CounterSnapshot, host: HostEvents = NO_HOST_EVENTS, 
   return { cycles, seconds: cycles / costs.clock_hz, breakdown, events };
 }
 
-export interface FaultRates {
-  /** Guest page faults (#PF delivered to the guest). */
-  guest_pf_per_sim_second: number;
-  guest_pf_per_million_instructions: number;
-  /** EPT violations (VM exits). */
-  ept_violations_per_sim_second: number;
-  ept_violations_per_million_instructions: number;
-  /** Host faults (4 KiB + 2 MiB). */
-  host_faults_per_sim_second: number;
-  host_faults_per_million_instructions: number;
-}
-
-export function faultRates(c: CounterSnapshot, sim: SimulatedTime): FaultRates {
+/**
+ * Guest page faults (#PF delivered to the guest), EPT violations (VM exits) and host faults
+ * (4 KiB + 2 MiB) per simulated second and per million guest instructions.
+ */
+export function faultRates(c: CounterSnapshot, sim: SimulatedTime) {
   const mi = (c.instructions ?? 0) / 1e6;
   const perSec = (n: number): number => (sim.seconds > 0 ? n / sim.seconds : 0);
   const perMi = (n: number): number => (mi > 0 ? n / mi : 0);
@@ -170,3 +162,4 @@ export function faultRates(c: CounterSnapshot, sim: SimulatedTime): FaultRates {
     host_faults_per_million_instructions: perMi(host),
   };
 }
+export type FaultRates = ReturnType<typeof faultRates>;
