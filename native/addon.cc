@@ -263,7 +263,8 @@ class VcpuWrap : public Napi::ObjectWrap<VcpuWrap> {
                         InstanceMethod<&VcpuWrap::Invept>("invept"),
                         InstanceMethod<&VcpuWrap::FlushTlb>("flushTlb"),
                         InstanceMethod<&VcpuWrap::ResetCounters>("resetCounters"),
-                        InstanceMethod<&VcpuWrap::CompleteMmio>("completeMmio")});
+                        InstanceMethod<&VcpuWrap::CompleteMmio>("completeMmio"),
+                        InstanceMethod<&VcpuWrap::Release>("release")});
   }
 
   VcpuWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<VcpuWrap>(info) {
@@ -357,7 +358,12 @@ class VcpuWrap : public Napi::ObjectWrap<VcpuWrap> {
     }
     holder_->cpu->complete_mmio(gpa);
     return env.Undefined();
+  }  // release(): free the vCPU's large buffers now instead of at garbage collection (Vm.close).
+  Napi::Value Release(const Napi::CallbackInfo& info) {
+    holder_->cpu->release();
+    return info.Env().Undefined();
   }
+
 
   CpuHolder* holder_ = nullptr;
   Napi::ObjectReference arena_ref_;

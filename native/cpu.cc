@@ -28,6 +28,17 @@ Cpu::Cpu(Arena* arena) : mmu_(arena, &counters_), arena_(arena) {
 
 Cpu::~Cpu() { std::free(code_frames_); }
 
+void Cpu::release() {
+  // What a closed VM must not keep until the garbage collector runs: the decoded-block cache
+  // and the code-frame bitmap (arena frames / 8 bytes). Registers, counters and the exit
+  // record stay readable; run() refuses from now on.
+  released_ = true;
+  bcache_.release();
+  mmu_.set_code_tracking(nullptr, &code_epoch_);
+  std::free(code_frames_);
+  code_frames_ = nullptr;
+}
+
 const char* Cpu::configure_mmu(const MmuConfig& cfg) {
   const char* err = mmu_.configure(cfg);
   fetch_invalidate();
@@ -220,6 +231,10 @@ static inline bool block_valid(const Block& b, const uint8_t* p, unsigned off) {
 }
 
 ExitReason Cpu::run(uint64_t budget) {
+  if (released_) {  // a closed VM: TS refuses first, this keeps a stray call harmless
+    exit_.f[EF_reason] = EXIT_INTERNAL;
+    return EXIT_INTERNAL;
+  }
   if (shutdown_) return EXIT_SHUTDOWN;  // final: the exit record still describes it
   if (pending_in_size) {  // complete the IN that exited last time (exit.h protocol)
     set_reg(*this, R_RAX, false, pending_in_size, exit_.f[EF_value]);

@@ -64,6 +64,8 @@ class Cpu {
  public:
   Cpu(Arena* arena);
   ~Cpu();
+  // Free the decode cache and the code-frame bitmap now; run() returns EXIT_INTERNAL after.
+  void release();
   Cpu(const Cpu&) = delete;
   Cpu& operator=(const Cpu&) = delete;
 
@@ -101,6 +103,7 @@ class Cpu {
   // such a frame (Mmu::set_code_tracking), and at every run() entry (TS may have written
   // the arena). A block whose epoch is current needs no byte comparison.
   uint8_t* code_frames_ = nullptr;
+  bool released_ = false;
   const uint8_t* arena_base_ = nullptr;
   uint64_t code_epoch_ = 1;
   uint8_t pend_vec = V_NONE;

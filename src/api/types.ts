@@ -343,4 +343,11 @@ export interface Vm {
   effectiveConfig(): EffectiveConfig;
   /** The EPT leaves of a GPA range beside the host mapping of their HVA (EPT mode only). */
   eptView(gpaStart: number, gpaEnd: number): EptView;
+  /**
+   * Free guest memory, the host behind it, its swap file and the vCPU's buffers now (not at
+   * garbage collection). Idempotent; any other method afterwards throws a ConfigError.
+   * `using vm = createVm(...)` closes it at the end of the block.
+   */
+  close(): void;
+  [Symbol.dispose](): void;
 }

@@ -24,6 +24,8 @@ export interface GuestMemoryBackend extends Partial<EptViolationHandler> {
   attachVcpu?(vcpu: NativeVcpu): void;
   /** Host-side events so far, for the cost model. */
   hostEvents?(): HostEvents;
+  /** Return every byte of guest memory (and the host behind it) now; the backend is unusable after. */
+  close(): void;
 }
 
 export interface LinearMemoryOptions {
@@ -53,5 +55,15 @@ export function createLinearMemory(addon: NativeAddon, size: number, opts: Linea
     }
   }
   const memory = new LinearGuestMemory(arena, base, size);
-  return { kind: 'linear', memory, arena, mmu: { ept: false, guestBase: base, guestSize: size } };
+  const own = !opts.arena;
+  return {
+    kind: 'linear',
+    memory,
+    arena,
+    mmu: { ept: false, guestBase: base, guestSize: size },
+    close(): void {
+      // An arena the caller passed in is the caller's: only guest RAM we reserved is returned.
+      if (own) arena.discard(0, arena.byteLength);
+    },
+  };
 }

@@ -54,6 +54,7 @@ export class Vm implements VmControl {
   readonly stats: VmmStats = { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 };
   private readonly ctx: ExitContext;
   private readonly loop: RunLoop;
+  private closed = false;
   private readonly rois: { counters: CounterSnapshot; simulated: SimulatedTime; rates: FaultRates }[] = [];
   private roiStart: CounterSnapshot | null = null;
   private roiStartHost: HostEvents = NO_HOST_EVENTS;
@@ -136,19 +137,42 @@ export class Vm implements VmControl {
     this.loop.pause();
   }
 
+  /**
+   * Free everything the VM holds now — guest memory and the host behind it (the arena's pages
+   * go back to the kernel), the host's swap file, the vCPU's decode cache — rather than when
+   * the garbage collector runs. Idempotent; any other method after it is an error.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.vcpu.native.release();
+    this.backend.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private live(what: string): void {
+    if (this.closed) throw new ConfigError(`vm.${what}: this VM was closed (vm.close())`);
+  }
+
   /** Runs until the guest stops or a limit is hit (Finished), or pause() (Paused; call run() again). */
   run(): RunResult | null {
+    this.live('run');
     this.loop.run();
     this.console.flush();
     return this.loop.state === 'Finished' ? this.result() : null;
   }
 
   counters(): CounterSnapshot {
+    this.live('counters');
     return this.vcpu.snapshot();
   }
 
   /** The configuration this VM runs with, every default filled in (what results record). */
   effectiveConfig() {
+    this.live('effectiveConfig');
     const c = this.config;
     const b = this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend) : null;
     return {
@@ -179,6 +203,7 @@ export class Vm implements VmControl {
 
   /** The EPT leaves of a GPA range beside the host mapping of their HVA (EPT mode only). */
   eptView(gpaStart: number, gpaEnd: number): EptView {
+    this.live('eptView');
     if (this.backend.kind !== 'ept') throw new ConfigError('eptView: this VM does not run with EPT (start it with ept: true / --ept on)');
     if (!(Number.isSafeInteger(gpaStart) && Number.isSafeInteger(gpaEnd) && 0 <= gpaStart && gpaStart < gpaEnd)) {
       throw new ConfigError(`eptView: [${gpaStart}, ${gpaEnd}) is not a GPA range with start < end`);
@@ -188,6 +213,7 @@ export class Vm implements VmControl {
 
   /** The result so far (final once Finished). */
   result() {
+    this.live('result');
     this.console.flush();
     const counters = this.vcpu.snapshot();
     const host = this.hostEvents();

@@ -121,6 +121,8 @@ export interface NativeVcpu {
    * (counted in loads/stores and mmio_accesses), so re-running completes the instruction.
    */
   completeMmio(gpa: number | bigint): void;
+  /** Free the decode cache and the code-frame bitmap now (a closed VM); run() returns INTERNAL after. */
+  release(): void;
 }
 
 export interface NativeVcpuConstructor {

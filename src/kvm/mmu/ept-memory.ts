@@ -105,5 +105,12 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
       return { ...kvmMmu.stats, pages_4k: kvmMmu.pages_4k, pages_2m: kvmMmu.pages_2m, ept_tables: kvmMmu.ept.tableCount };
     },
     hostStats,
+    close(): void {
+      // The host tears down its processes and swap file (every frame free, checked in debug
+      // mode), then the arena's pages go back to the kernel at once (MADV_DONTNEED), not when
+      // the garbage collector finds the wrapper.
+      host.close();
+      arena.discard(0, arena.byteLength);
+    },
   };
 }
