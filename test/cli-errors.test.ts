@@ -3,7 +3,8 @@
 // main() in-process (the same code as the binary, without 30 Node start-ups); the cases
 // marked `spawn` also go through the real process to check the exit code and streams.
 import test from 'ava';
-import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, copyFileSync, mkdirSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, cliInProcess, root } from './fixtures/cli.ts';
@@ -13,6 +14,16 @@ const tmp = mkdtempSync(join(tmpdir(), 'hv-cli-'));
 const good = readFileSync(new URL('./fixtures/two-segments.elf', import.meta.url));
 const truncated = join(tmp, 'truncated.elf');
 writeFileSync(truncated, good.subarray(0, 0x2002));
+// Files that must be refused before they are read whole: a sparse file above the image cap
+// (no disk blocks), a sparse file below it without the ELF magic, a FIFO with no writer.
+const huge = join(tmp, 'huge.elf');
+writeFileSync(huge, '');
+truncateSync(huge, 300 * 1024 * 1024);
+const sparse = join(tmp, 'sparse.elf');
+writeFileSync(sparse, '');
+truncateSync(sparse, 100 * 1024 * 1024);
+const fifo = join(tmp, 'fifo.elf');
+execFileSync('mkfifo', [fifo]);
 const aarch64 = join(tmp, 'arm.elf');
 const arm = Buffer.from(good);
 arm.writeUInt16LE(183, 18);
@@ -43,6 +54,10 @@ const cases: [string, string[], string, 'spawn'?][] = [
   ['directory', ['run', tmp + '/'], `error: cannot read '${tmp}/': is a directory`],
   ['not an ELF', ['run', 'package.json/'], "error: cannot read 'package.json/': no such file"],
   ['text file', ['run', './README.md'], 'error: ./README.md: bad magic: not an ELF file'],
+  ['a character device', ['run', '/dev/zero'], "error: cannot read '/dev/zero': not a regular file (a character device)"],
+  ['a FIFO', ['run', fifo], `error: cannot read '${fifo}': not a regular file (a FIFO)`],
+  ['an image above the cap', ['run', huge], `error: cannot read '${huge}': 314572800 bytes; a guest image may be at most 268435456 bytes (256 MiB)`],
+  ['a large file without the ELF magic', ['run', sparse], `error: ${sparse}: bad magic: not an ELF file`],
   ['truncated ELF', ['run', truncated], `error: ${truncated}: truncated segment data: segment 1 needs file bytes [0x2000, 0x2005) but the file has 8194`, 'spawn'],
   ['wrong machine', ['run', aarch64], `error: ${aarch64}: wrong ELF machine 183: only x86-64 (EM_X86_64 = 62) is supported`],
   ['memory below the image', ['run', 'test/fixtures/two-segments.elf', '--memory', '1M'], 'error: test/fixtures/two-segments.elf: segment 0 [0x100000, 0x100018) is outside guest memory [0, 0x100000)'],
@@ -71,6 +86,17 @@ test('--debug adds the stack trace to an error', async (t) => {
   t.is(lines[0], "error: --memory: '12x' is not a size (examples: 4096, 0x1000, 64M, 1G)");
   t.regex(lines[1], /^ConfigError: /);
   t.true(lines.some((l) => /at parseSize .*flags\.ts/.test(l)));
+});
+
+test('HUGEVISOR_ADDON naming something other than a native module is one error line, never run as JavaScript', async (t) => {
+  const r = await cli(['run', 'hello'], { HUGEVISOR_ADDON: join(root, 'package.json') });
+  t.is(r.code, 2);
+  t.is(r.stderr, `error: native addon ${join(root, 'package.json')} is not a native module (.node file)\n`);
+  const notElf = join(tmp, 'fake.node');
+  writeFileSync(notElf, 'module.exports = 1');
+  const f = await cli(['run', 'hello'], { HUGEVISOR_ADDON: notElf });
+  t.is(f.code, 2);
+  t.regex(f.stderr, /^error: native addon .*fake\.node cannot be loaded: .*\n$/);
 });
 
 test('--help prints the usage on stdout and exits 0', async (t) => {

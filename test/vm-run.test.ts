@@ -168,6 +168,21 @@ test('a bad image or config is refused before anything runs', (t) => {
   t.throws(() => createVm({ costs: { walk_ref: -1 } }, hello, { addon: f.addon }), { message: 'costs.walk_ref: expected a number of cycles from 0 to 1e12, got -1' });
 });
 
+test('a malformed image argument is a ConfigError naming it; an ArrayBuffer of ELF bytes is accepted', (t) => {
+  const f = fakeAddon([]);
+  const deps = { addon: f.addon };
+  t.throws(() => createVm({}, null as never, deps), { instanceOf: ConfigError, message: 'image: expected { bytes: Uint8Array, name: string }, got null' });
+  t.throws(() => createVm({}, 'hello' as never, deps), { instanceOf: ConfigError, message: 'image: expected { bytes: Uint8Array, name: string }, got "hello"' });
+  t.throws(() => createVm({}, { bytes: [1, 2], name: 'x' } as never, deps), { instanceOf: ConfigError, message: 'image.bytes: expected a Uint8Array or an ArrayBuffer of ELF bytes, got an array' });
+  t.throws(() => createVm({}, { bytes: hello.bytes } as never, deps), { instanceOf: ConfigError, message: 'image.name: expected a string (a file path or sample name), got undefined' });
+  t.throws(() => createVm(42 as never, hello, deps), { instanceOf: ConfigError, message: 'config: expected an object, got 42' });
+  t.throws(() => createVm(null as never, hello, deps), { instanceOf: ConfigError, message: 'config: expected an object, got null' });
+  t.throws(() => createVm({ tlb: [] as never }, hello, deps), { instanceOf: ConfigError, message: 'tlb: expected default|none or { structure: { entries, ways } }, got an array' });
+  t.throws(() => createVm({ guestPageSize: '__proto__' as never }, hello, deps), { instanceOf: ConfigError, message: 'guestPageSize: expected 4k|2m|1g, got "__proto__"' });
+  const buf = hello.bytes.buffer.slice(hello.bytes.byteOffset, hello.bytes.byteOffset + hello.bytes.byteLength);
+  t.notThrows(() => createVm({ ept: false }, { bytes: buf as never, name: 'from an ArrayBuffer' }, deps));
+});
+
 test('cost overrides change simulated time without re-running', (t) => {
   const r = vmWith([{ instructions: 1000, exit: out(0xf4, 0, 4) }], { ept: false, costs: { instruction: 2, vm_exit: 0, clock_hz: 1e9 } }).vm.run()!;
   t.is(r.simulated.cycles, 2000);

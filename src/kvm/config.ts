@@ -72,7 +72,7 @@ const tlbArraySchema = strictObject({ entries: int(0, 2 ** 31), ways: int(0, 2 *
 /** The tlb section: a preset, or { structure: { entries, ways } } over the addon's structure names. */
 function tlbSchema(structures: readonly string[]) {
   const geometry = strictObject(Object.fromEntries(structures.map((n) => [n, tlbArraySchema.optional()])));
-  return z.union([z.enum(TLB_PRESETS), geometry]);
+  return z.union([z.enum(TLB_PRESETS, { error: 'default|none or { structure: { entries, ways } }' }), geometry]);
 }
 
 /** The host section: the mm's knobs and swap plus what KVM decides about the host. */
@@ -93,7 +93,7 @@ function vmSchema(structures: readonly string[]) {
       guestPageSize: z.enum(Object.keys(GUEST_PAGE_BYTES) as [GuestPageSize, ...GuestPageSize[]]).default(DEFAULT_GUEST_PAGE_SIZE),
       cmdline: z.string().optional(),
       args: z
-        .array(z.union([int(0), z.bigint().min(0n).max(2n ** 64n - 1n)]), { error: 'an array of u64 guest args' })
+        .array(z.union([int(0), z.bigint({ error: 'a u64' }).min(0n, { error: 'a u64' }).max(2n ** 64n - 1n, { error: 'a u64' })]), { error: 'an array of u64 guest args' })
         .max(16, { error: 'at most 16 guest args (boot info holds 16)' })
         .readonly()
         .default([]),

@@ -30,6 +30,7 @@ import { HostClock } from './host-clock.ts';
 import type { EptMemoryBackend } from './mmu/ept-memory.ts';
 import { eptView, type EptView } from './mmu/debug.ts';
 import { gpa } from '../util/address.ts';
+import { describe } from '../util/schema.ts';
 
 export interface GuestImage {
   bytes: Uint8Array;
@@ -304,7 +305,18 @@ export function attachDevices(vm: Vm): void {
 }
 
 /** Creates a VM with `image` loaded and booted to its entry point, ready to run(). */
-export function createVm(config: VmConfigInput, image: GuestImage, deps: VmDeps = {}): Vm {
+/** The image argument checked at the edge: ELF bytes (a Uint8Array or an ArrayBuffer) and a name. */
+function checkImage(image: unknown): GuestImage {
+  const i = image as { bytes?: unknown; name?: unknown } | null;
+  if (typeof i !== 'object' || i === null) throw new ConfigError(`image: expected { bytes: Uint8Array, name: string }, got ${describe(image)}`);
+  const bytes = i.bytes instanceof Uint8Array ? i.bytes : i.bytes instanceof ArrayBuffer ? new Uint8Array(i.bytes) : null;
+  if (!bytes) throw new ConfigError(`image.bytes: expected a Uint8Array or an ArrayBuffer of ELF bytes, got ${describe(i.bytes)}`);
+  if (typeof i.name !== 'string') throw new ConfigError(`image.name: expected a string (a file path or sample name), got ${describe(i.name)}`);
+  return { bytes, name: i.name };
+}
+
+export function createVm(config: VmConfigInput, imageArg: GuestImage, deps: VmDeps = {}): Vm {
+  const image = checkImage(imageArg);
   const addon = deps.addon ?? loadAddon();
   const resolved = resolveVmConfig(config, addon);
   const backend = attachMemory(addon, resolved, deps);

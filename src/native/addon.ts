@@ -28,8 +28,14 @@ function requireBinary<T>(path: string, what: string): T {
   if (!existsSync(path)) {
     throw new NativeError(`${what} not built: ${path} is missing (run \`npm install\` or \`npm run build\`)`);
   }
+  // require() would run anything else as JavaScript: only a native module is loaded.
+  if (!path.endsWith('.node')) throw new NativeError(`${what} ${path} is not a native module (.node file)`);
   const require = createRequire(import.meta.url);
-  return require(path) as T;
+  try {
+    return require(path) as T;
+  } catch (e) {
+    throw new NativeError(`${what} ${path} cannot be loaded: ${(e as Error).message.split('\n')[0]}`);
+  }
 }
 
 /**

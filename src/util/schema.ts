@@ -14,6 +14,10 @@ import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 
 /** A value as a message shows it: strings quoted, objects by kind. */
+export function describe(v: unknown): string {
+  return show(v);
+}
+
 function show(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (v === null || typeof v !== 'object') return typeof v === 'function' ? 'a function' : String(v);
