@@ -84,3 +84,14 @@ test('host clock and khugepaged options are validated, naming the field', (t) =>
   const vm = createVm({ memory: 4 * MiB, host: { thp: { khugepaged: { pages_to_scan: 8, max_ptes_none: 0, defrag: false } } } }, memScan);
   t.like((vm.backend as EptMemoryBackend).host.knobs.khugepaged, { pages_to_scan: 8, max_ptes_none: 0, defrag: false, scan_sleep_millisecs: 10000 });
 });
+
+test('the wall-clock limit interrupts the host catching up with a guest whose simulated time explodes', (t) => {
+  // 10^12 cycles per instruction at 1 kHz: every instruction is 10^9 simulated seconds, and
+  // khugepaged owes a pass per scan_sleep_millisecs of it. The catch-up stops between passes
+  // once the deadline passed (the passes still due would run at the next advance).
+  const vm = createVm({ memory: 4 * MiB, costs: { clock_hz: 1e3, instruction: 1e12 }, timeoutMs: 50 }, memScan);
+  const r = vm.run()!;
+  t.is(r.stopReason, 'timeout');
+  t.true(r.memory.clock!.host_ms > 1e12, 'the host clock followed the guest');
+  vm.close();
+});

@@ -71,7 +71,8 @@ export class HostClock {
   }
 
   /** Advance the host to the run's simulated time so far (never back). */
-  sync(events: HostEvents): void {
+  /** `interrupted`: the run's deadline passed; the host stops catching up between khugepaged passes. */
+  sync(events: HostEvents, interrupted?: () => boolean): void {
     if (!this.followsGuest || !this.words) return;
     const c = this.costs;
     const hostCycles =
@@ -81,7 +82,7 @@ export class HostClock {
     const delta = ms - this.host.now;
     if (delta <= 0) return;
     this.syncs++;
-    this.host.advanceTime(delta);
+    this.host.advanceTime(delta, interrupted);
   }
 
   report(): HostClockReport {

@@ -32,6 +32,7 @@ export class RunLoop {
   executed = 0;
   wallMs = 0;
   private pauseRequested = false;
+  private runStart = 0;
 
   constructor(
     private readonly vcpu: Vcpu,
@@ -41,6 +42,12 @@ export class RunLoop {
     private readonly afterRun: (reason: number) => void = () => {},
     private readonly now: () => number = () => performance.now(),
   ) {}
+
+  /** The wall-clock limit has passed (checked by long host-side work during a run, too). */
+  pastDeadline(): boolean {
+    const { timeoutMs } = this.limits;
+    return timeoutMs > 0 && this.state === 'Running' && this.wallMs + (this.now() - this.runStart) >= timeoutMs;
+  }
 
   /** Ask a Running loop to pause after the exit being handled (e.g. from a console callback). */
   pause(): void {
@@ -52,7 +59,7 @@ export class RunLoop {
     if (this.state === 'Finished') return this.state;
     this.state = 'Running';
     this.pauseRequested = false;
-    const t0 = this.now();
+    const t0 = (this.runStart = this.now());
     const { maxInstructions, timeoutMs, chunkInstructions } = this.limits;
     try {
       for (;;) {

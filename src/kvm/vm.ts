@@ -93,7 +93,7 @@ export class Vm implements VmControl {
     clock?.attach(vcpu.native, vcpu.counterNames);
     const afterRun = (reason: number): void => {
       if (reason === ExitReason.BUDGET) this.console.flush();
-      if (clock) clock.sync(this.hostEvents());
+      if (clock) clock.sync(this.hostEvents(), () => this.loop.pastDeadline());
     };
     this.loop = new RunLoop(vcpu, this.ctx, { maxInstructions, timeoutMs, chunkInstructions }, afterRun);
   }

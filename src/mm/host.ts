@@ -148,12 +148,17 @@ export class Host implements HostApi {
     });
   }
 
-  advanceTime(ms: number): void {
+  /**
+   * Advance simulated time: kswapd, then every khugepaged pass due by the new time. A long
+   * advance can mean many passes; `interrupted` (checked between passes) lets a caller with a
+   * wall-clock deadline stop early: the passes not run stay due and run at the next advance.
+   */
+  advanceTime(ms: number, interrupted?: () => boolean): void {
     if (!(Number.isFinite(ms) && ms >= 0)) throw new ConfigError(`advanceTime: ms must be a finite number ≥ 0, got ${ms}`);
     this.op(() => {
       this.now += ms;
       this.vmscan.wakeup_kswapd();
-      this.khugepaged.khugepaged_tick();
+      this.khugepaged.khugepaged_tick(interrupted);
     });
   }
 

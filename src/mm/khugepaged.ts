@@ -272,9 +272,10 @@ export class Khugepaged {
   }
 
   /** khugepaged_loop's wake-ups: run every pass due by host.now (HostApi.advanceTime). */
-  khugepaged_tick(): void {
+  khugepaged_tick(interrupted?: () => boolean): void {
     const host = this.host;
     while (this.nextWake !== null && this.nextWake <= host.now) {
+      if (interrupted?.()) return; // the passes still due run at the next tick
       const at = this.nextWake;
       if (khugepaged_enabled(host)) this.khugepaged_do_scan();
       if (!this.khugepaged_has_work()) {

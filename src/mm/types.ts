@@ -116,7 +116,7 @@ export interface HostApi {
   alloc_kernel_page(): Pfn;
   free_kernel_page(pfn: Pfn): void;
   /** Advance simulated time by `ms` (khugepaged wakes on its schedule). */
-  advanceTime(ms: number): void;
+  advanceTime(ms: number, interrupted?: () => boolean): void;
   /** Run one khugepaged pass now (khugepaged_do_scan), regardless of the clock. */
   khugepaged_scan(): void;
   /** Try to reclaim `nrFrames` frames now (swap-out, splitting THPs first). Returns frames freed. */
