@@ -162,3 +162,23 @@ try { createLinearMemory(loadAddon(), 2 ** 40); } catch (e) { console.log(e.cons
   t.is(r.stdout.trim(), 'ConfigError: cannot reserve 1099511627776 bytes of guest memory: could not reserve the host-physical arena (mmap failed)', r.stderr);
   t.is(r.status, 1);
 });
+
+test('zeroing guest memory returns whole arena pages to the kernel instead of writing them (a large bss costs nothing)', (t) => {
+  const arena = new addon.Arena(64 * MiB);
+  const calls: Array<[number, number]> = [];
+  // The arena's chunks with a recording discard (the native method itself is read-only).
+  const source = { chunks: arena.chunks, chunkSize: arena.chunkSize, byteLength: arena.byteLength, discard: (off: number, len: number) => (calls.push([off, len]), arena.discard(off, len)) };
+  const mem = new LinearGuestMemory(source, 0, 64 * MiB);
+  mem.write(gpa(0), new Uint8Array(64 * MiB).fill(0xaa));
+  mem.zero(gpa(100), 32 * MiB); // partial first page, whole pages, partial last page
+  t.deepEqual(calls, [[4096, 32 * MiB - 4096]]);
+  const bytes = mem.read(gpa(0), 32 * MiB + 200);
+  t.is(bytes[99], 0xaa);
+  t.true(bytes.subarray(100, 32 * MiB + 100).every((b) => b === 0));
+  t.is(bytes[32 * MiB + 100], 0xaa);
+  // A range inside one page has no whole page to discard: it is written.
+  mem.zero(gpa(40 * MiB + 10), 100);
+  t.is(calls.length, 1);
+  t.true(mem.read(gpa(40 * MiB + 10), 100).every((b) => b === 0));
+  t.is(mem.read(gpa(40 * MiB + 110), 1)[0], 0xaa);
+});

@@ -38,6 +38,7 @@ export class LinearGuestMemory implements GuestMemory {
   readonly size: number;
   readonly base: number;
   private readonly bytes: ChunkedBytes;
+  private readonly source: ByteSource | ChunkedBytes;
 
   constructor(source: ByteSource | ChunkedBytes, base: number, size: number) {
     if (!Number.isSafeInteger(base) || base < 0 || base % 4096 !== 0) {
@@ -47,6 +48,7 @@ export class LinearGuestMemory implements GuestMemory {
       throw new ConfigError(`guest memory [${base}, ${base + size}) does not fit in a buffer of ${source.byteLength} bytes`);
     }
     this.bytes = source instanceof ChunkedBytes ? source : new ChunkedBytes(source);
+    this.source = source;
     this.base = base;
     this.size = size;
   }
@@ -61,8 +63,23 @@ export class LinearGuestMemory implements GuestMemory {
     return this.bytes.read(this.base + addr, length);
   }
 
+  /**
+   * Zero a range. Whole 4 KiB pages of an arena go back to the kernel (MADV_DONTNEED reads
+   * as zeros) instead of being written, so a large bss costs nothing until the guest touches
+   * it, as in EPT mode; the partial pages at the edges are written.
+   */
   zero(addr: Gpa, length: number): void {
     checkGuestRange(this, addr, length);
-    this.bytes.fill(this.base + addr, length, 0);
+    const start = this.base + addr;
+    const end = start + length;
+    const discard = (this.source as { discard?: (offset: number, length: number) => boolean }).discard;
+    const first = Math.ceil(start / 4096) * 4096;
+    const last = Math.floor(end / 4096) * 4096;
+    if (!discard || last <= first || !discard.call(this.source, first, last - first)) {
+      this.bytes.fill(start, length, 0);
+      return;
+    }
+    if (first > start) this.bytes.fill(start, first - start, 0);
+    if (end > last) this.bytes.fill(last, end - last, 0);
   }
 }
