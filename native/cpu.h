@@ -218,13 +218,15 @@ class Cpu {
     }
     return read_split(va, size, out, Access::Write);
   }
-  // Push/pop 8 bytes on the stack: RSP changes only when the access succeeds.
-  Status push64(uint64_t v) {
-    const uint64_t sp = r[R_RSP] - 8;
-    Status s = stack_access(write(sp, 8, v));
+  // Push 8 (or, for the 0x66 forms of PUSH, 2) bytes on the stack: RSP changes only when
+  // the access succeeds.
+  Status push(uint64_t v, unsigned size) {
+    const uint64_t sp = r[R_RSP] - size;
+    Status s = stack_access(write(sp, size, v));
     if (s == ST_OK) r[R_RSP] = sp;
     return s;
   }
+  Status push64(uint64_t v) { return push(v, 8); }
 
   // A store that reaches into the executing block's bytes ends the block after the current
   // instruction, so the next one is decoded from the new bytes.
