@@ -192,6 +192,8 @@ void Cpu::build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b)
     if (in.flags & IF_END) break;
   }
   counters_.inc(C_decode_cache_misses, n);
+  b.has_rep = false;
+  for (unsigned k = 0; k < n; k++) b.has_rep |= (b.insn[k].flags & IF_REP) != 0;
   b.tag = n ? hpa : ~0ull;
   b.epoch = code_epoch_;
   const uint64_t fr = hpa >> kPageShift;
@@ -302,7 +304,8 @@ ExitReason Cpu::run(uint64_t budget) {
         for (;;) {
           const uint64_t n = std::min<uint64_t>(b.n, left);
           blk_n_ = n;
-          rep_spare_ = left - n;
+          const bool rep = b.has_rep;  // only then can an instruction take more than its unit
+          if (rep) rep_spare_ = left - n;
           blk_lo_ = p;
           blk_len_ = b.nbytes;
           blk_tsc_base_ = retired_total;
@@ -317,7 +320,7 @@ ExitReason Cpu::run(uint64_t budget) {
           blk_len_ = 0;
           counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
           retired_total += k;
-          left = rep_spare_ + n - k;  // k retired, one unit each, plus what REP iterations took
+          left = rep ? rep_spare_ + n - k : left - k;  // k retired, one unit each, plus what REP iterations took
           // A block that jumps back to its own start (a hot loop) runs again without the
           // lookup above when nothing that lookup checks can have changed: same code page
           // translation, no store or A/D update into code since (epoch), budget left.
