@@ -166,8 +166,9 @@ Status Cpu::fetch_slow(const Insn** out, Insn* scratch) {
   return ST_OK;
 }
 
-ExitReason Cpu::finish(ExitReason why) {
+ExitReason Cpu::finish(ExitReason why, uint64_t used) {
   exit_.f[EF_reason] = why;
+  exit_.f[EF_budget_used] = used;
   counters_.inc(C_instructions, retired_total - run_start_);
   if (why == EXIT_BUDGET) {
     counters_.inc(C_exits_budget);  // not a VM exit: the VMM's own time slice
@@ -202,6 +203,8 @@ void Cpu::build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b)
     if (in.flags & IF_END) break;
   }
   counters_.inc(C_decode_cache_misses, n);
+  b.has_rep = false;
+  for (unsigned k = 0; k < n; k++) b.has_rep |= (b.insn[k].flags & IF_REP) != 0;
   b.tag = n ? hpa : ~0ull;
   b.epoch = code_epoch_;
   const uint64_t fr = hpa >> kPageShift;
@@ -233,9 +236,13 @@ static inline bool block_valid(const Block& b, const uint8_t* p, unsigned off) {
 ExitReason Cpu::run(uint64_t budget) {
   if (released_) {  // a closed VM: TS refuses first, this keeps a stray call harmless
     exit_.f[EF_reason] = EXIT_INTERNAL;
+    exit_.f[EF_budget_used] = 0;
     return EXIT_INTERNAL;
   }
-  if (shutdown_) return EXIT_SHUTDOWN;  // final: the exit record still describes it
+  if (shutdown_) {  // final: the exit record still describes it
+    exit_.f[EF_budget_used] = 0;
+    return EXIT_SHUTDOWN;
+  }
   if (pending_in_size) {  // complete the IN that exited last time (exit.h protocol)
     set_reg(*this, R_RAX, false, pending_in_size, exit_.f[EF_value]);
     pending_in_size = 0;
@@ -248,8 +255,14 @@ ExitReason Cpu::run(uint64_t budget) {
   r[R_ZERO] = 0;
   run_start_ = retired_total;
   ++code_epoch_;  // TS may have written code bytes since the last run
-  // Budget units: instructions retired plus exceptions delivered (so a guest stuck in a
-  // fault loop still returns).
+  // The budget, in units of work: one per instruction retired and one per exception delivered
+  // (so a guest stuck in a fault loop still returns), except that a REP string instruction
+  // costs one unit per iteration, one if it does none. A REP that runs out of units stops
+  // between two iterations (ST_PREEMPT: RCX/RSI/RDI updated, RIP still on it, not retired,
+  // as hardware stops one for an interrupt) and the next run() continues it, so run(n) does
+  // at most n units of work and the instructions counter still counts a REP once, when it
+  // retires. Each instruction a block runs is charged one unit up front (blk_n_ <= left);
+  // rep_spare_ holds the units beyond those, which rep_loop (exec_string.cc) takes from.
   uint64_t left = budget;
   // An exception whose delivery a VM exit interrupted is delivered again first (as
   // KVM re-injects the IDT-vectoring information), with its error code; CR2 was set when it
@@ -261,13 +274,13 @@ ExitReason Cpu::run(uint64_t budget) {
     if (d != DL_OK) {
       exit_.f[EF_rip] = insn_rip;
       if (d == DL_SHUTDOWN) shutdown_ = true;
-      return finish(d == DL_SHUTDOWN ? EXIT_SHUTDOWN : static_cast<ExitReason>(exit_.f[EF_reason]));
+      return finish(d == DL_SHUTDOWN ? EXIT_SHUTDOWN : static_cast<ExitReason>(exit_.f[EF_reason]), budget - left);
     }
   }
   for (;;) {
     if (left == 0) {
       exit_.f[EF_rip] = r[R_RIP];
-      return finish(EXIT_BUDGET);
+      return finish(EXIT_BUDGET, budget);
     }
     const uint64_t rip = r[R_RIP];
     insn_rip = rip;
@@ -290,7 +303,9 @@ ExitReason Cpu::run(uint64_t budget) {
         if (s == ST_OK) {
           r[R_RIP] = rip + in->len;
           blk_tsc_base_ = retired_total;  // scratch.idx is 0
+          rep_spare_ = left - 1;
           s = static_cast<Status>(in->fn(*this, *in));
+          left = rep_spare_ + 1;  // less what REP iterations took; its own unit is charged below
           if (s == ST_OK) {
             ++retired_total;
             --left;
@@ -303,7 +318,10 @@ ExitReason Cpu::run(uint64_t budget) {
         // (self-modifying code) cuts it short after that instruction (write() zeroes blk_n_).
         unsigned k;
         for (;;) {
-          blk_n_ = std::min<uint64_t>(b.n, left);
+          const uint64_t n = std::min<uint64_t>(b.n, left);
+          blk_n_ = n;
+          const bool rep = b.has_rep;  // only then can an instruction take more than its unit
+          if (rep) rep_spare_ = left - n;
           blk_lo_ = p;
           blk_len_ = b.nbytes;
           blk_tsc_base_ = retired_total;
@@ -318,7 +336,7 @@ ExitReason Cpu::run(uint64_t budget) {
           blk_len_ = 0;
           counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
           retired_total += k;
-          left -= k;
+          left = rep ? rep_spare_ + n - k : left - k;  // k retired, one unit each, plus what REP iterations took
           // A block that jumps back to its own start (a hot loop) runs again without the
           // lookup above when nothing that lookup checks can have changed: same code page
           // translation, no store or A/D update into code since (epoch), budget left.
@@ -334,13 +352,14 @@ ExitReason Cpu::run(uint64_t budget) {
     switch (s) {
       case ST_EXIT:  // retired (OUT, IN, HLT): RIP already past it, the record names it
         ++retired_total;
+        --left;
         exit_.f[EF_rip] = insn_rip;
-        return finish(static_cast<ExitReason>(exit_.f[EF_reason]));
+        return finish(static_cast<ExitReason>(exit_.f[EF_reason]), budget - left);
       case ST_EXIT_NORET:
         r[R_RIP] = insn_rip;
         exit_.f[EF_rip] = insn_rip;
-        return finish(static_cast<ExitReason>(exit_.f[EF_reason]));
-      case ST_PREEMPT:  // an unfinished REP chunk: not retired, resumes at the same RIP
+        return finish(static_cast<ExitReason>(exit_.f[EF_reason]), budget - left);
+      case ST_PREEMPT:  // a REP out of units (its last one is charged here): resumes at the same RIP
         r[R_RIP] = insn_rip;
         --left;
         continue;
@@ -351,7 +370,7 @@ ExitReason Cpu::run(uint64_t budget) {
         if (d == DL_OK) continue;
         exit_.f[EF_rip] = insn_rip;
         if (d == DL_SHUTDOWN) shutdown_ = true;
-        return finish(d == DL_SHUTDOWN ? EXIT_SHUTDOWN : static_cast<ExitReason>(exit_.f[EF_reason]));
+        return finish(d == DL_SHUTDOWN ? EXIT_SHUTDOWN : static_cast<ExitReason>(exit_.f[EF_reason]), budget - left);
       }
     }
   }

@@ -50,15 +50,10 @@ enum Status : int {
   ST_EXC,         // an exception is pending (pend_vec/pend_err; CR2 already set for #PF)
   ST_EXIT,        // VM exit after the instruction retired (I/O, HLT); exit record filled
   ST_EXIT_NORET,  // VM exit before it retired (EPT violation, MMIO); exit record filled
-  ST_PREEMPT,     // a REP string instruction did kRepChunk iterations and is not done: RIP
-                  // stays on it (RCX/RSI/RDI hold the progress, as after a fault), it has not
-                  // retired, and the chunk costs one budget unit so run() always returns
+  ST_PREEMPT,     // a REP string instruction used every budget unit run() could give it and
+                  // is not done: RIP stays on it (RCX/RSI/RDI hold the progress, as after a
+                  // fault) and it has not retired
 };
-
-// Iterations a REP string instruction performs per execution before it yields to the run
-// loop (hardware likewise takes interrupts between iterations). Bounds the host time of one
-// execution, so a guest's RCX = 2^64-1 cannot keep run() from honouring its budget.
-constexpr uint64_t kRepChunk = 1u << 20;
 
 class Cpu {
  public:
@@ -69,7 +64,8 @@ class Cpu {
   Cpu(const Cpu&) = delete;
   Cpu& operator=(const Cpu&) = delete;
 
-  // Execute until a VM exit or until `budget` more instructions retire. Returns the reason.
+  // Execute until a VM exit or until `budget` units are used (the exit record's budget_used
+  // says how many were; the unit is defined at run() in cpu.cc). Returns the reason.
   ExitReason run(uint64_t budget);
 
   // TS-side entry points (addon.cc): each drops the cached fetch translation, since the
@@ -97,6 +93,10 @@ class Cpu {
   uint64_t blk_len_ = 0;
   uint64_t blk_n_ = 0;
   uint64_t blk_tsc_base_ = 0;
+  // Budget units a REP string instruction may take for iterations beyond the one unit each
+  // instruction of the running block is already charged (run() in cpu.cc; rep_loop in
+  // exec_string.cc takes from it).
+  uint64_t rep_spare_ = 0;
   // Self-modifying-code tracking: one bit per host frame that has had code decoded from it
   // (nullptr if the bitmap could not be allocated: every store then counts), and an epoch
   // advanced by every store to such a frame, by every A/D-bit update the walker writes into
@@ -221,13 +221,15 @@ class Cpu {
     }
     return read_split(va, size, out, Access::Write);
   }
-  // Push/pop 8 bytes on the stack: RSP changes only when the access succeeds.
-  Status push64(uint64_t v) {
-    const uint64_t sp = r[R_RSP] - 8;
-    Status s = stack_access(write(sp, 8, v));
+  // Push 8 (or, for the 0x66 forms of PUSH, 2) bytes on the stack: RSP changes only when
+  // the access succeeds.
+  Status push(uint64_t v, unsigned size) {
+    const uint64_t sp = r[R_RSP] - size;
+    Status s = stack_access(write(sp, size, v));
     if (s == ST_OK) r[R_RSP] = sp;
     return s;
   }
+  Status push64(uint64_t v) { return push(v, 8); }
 
   // A store that reaches into the executing block's bytes ends the block after the current
   // instruction, so the next one is decoded from the new bytes.
@@ -291,7 +293,7 @@ class Cpu {
   Status deliver(uint8_t vec, uint32_t err, bool has_err);
   void count_exception(uint8_t vec);
   void triple_fault();
-  ExitReason finish(ExitReason why);
+  ExitReason finish(ExitReason why, uint64_t used);
 
   uint64_t run_start_ = 0;  // retired_total when this run() began
 

@@ -15,7 +15,8 @@ enum Imm : uint8_t { IM_NONE, IM_B8S, IM_B8U, IM_W16U, IM_Z, IM_V, IM_32S };
 // OpDesc::kind bits.
 constexpr uint8_t K_MODRM = 1;   // has a ModRM byte
 constexpr uint8_t K_BYTE = 2;    // operand size is 8 bits
-constexpr uint8_t K_D64 = 4;     // operand size is 64 bits in long mode (0x66 → #UD here)
+constexpr uint8_t K_D64 = 4;     // operand size defaults to 64 bits in long mode; 0x66 without
+                                 // REX.W selects 16 (PUSH/POP; the branches carry K_NO66)
 constexpr uint8_t K_GROUP = 8;   // handler chosen by ModRM.reg from a group table
 constexpr uint8_t K_RM8 = 16;    // the r/m operand is a byte register even when osz is not
 constexpr uint8_t K_REPOK = 32;  // F3 allowed (strings; PAUSE)
@@ -223,10 +224,8 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
   if (rep) in.flags |= IF_REP;
 
   if (d->kind & K_BYTE) in.osz = 1;
-  else if (d->kind & K_D64) {
-    if (p66) return undefined();  // 16-bit stack / branch forms are outside the subset
-    in.osz = 8;
-  } else in.osz = (rex & 8) ? 8 : p66 ? 2 : 4;
+  else if (d->kind & K_D64) in.osz = (p66 && !(rex & 8)) ? 2 : 8;  // REX.W wins over 0x66 (SDM)
+  else in.osz = (rex & 8) ? 8 : p66 ? 2 : 4;
 
   Handler h = d->h;
   uint8_t imm = d->imm;
@@ -264,10 +263,11 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       h = d->group[regf];
       if (!h) return undefined();
       if (opc == 0xF6 || opc == 0xF7) imm = (regf == 0) ? (opc == 0xF6 ? IM_B8S : IM_Z) : IM_NONE;
-      if (!two && opc == 0xFF && (regf == 2 || regf == 4 || regf == 6)) {
-        if (p66) return undefined();
-        in.osz = 8;  // near CALL/JMP/PUSH r/m are 64-bit in long mode
+      if (!two && opc == 0xFF && (regf == 2 || regf == 4)) {
+        if (p66) return undefined();  // 16-bit near CALL/JMP are outside the subset
+        in.osz = 8;  // near CALL/JMP r/m are 64-bit in long mode
       }
+      if (!two && opc == 0xFF && regf == 6) in.osz = (p66 && !(rex & 8)) ? 2 : 8;  // PUSH r/m: 64 or 16
       if (two && opc == 0x01 && mod == 3) return undefined();  // 0F 01 /r with mod 3: other insns
     }
     // Byte registers without REX: 4..7 are AH, CH, DH, BH.
@@ -283,7 +283,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     case IM_W16U: il = 2; break;
     case IM_Z: il = in.osz == 2 ? 2 : 4; break;
     case IM_V: il = in.osz; break;
-    case IM_32S: il = 4; break;
+    case IM_32S: il = in.osz == 2 ? 2 : 4; break;  // PUSH imm: imm16 under 0x66
     default: break;
   }
   if (n + il > avail) return more();
@@ -291,8 +291,8 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     uint64_t v = 0;
     std::memcpy(&v, p + n, il);
     if (imm == IM_B8S) v = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int8_t>(v)));
-    else if (imm == IM_32S || (imm == IM_Z && il == 4)) v = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v)));
-    else if (imm == IM_Z && il == 2) v = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int16_t>(v)));
+    else if ((imm == IM_32S || imm == IM_Z) && il == 4) v = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int32_t>(v)));
+    else if ((imm == IM_32S || imm == IM_Z) && il == 2) v = static_cast<uint64_t>(static_cast<int64_t>(static_cast<int16_t>(v)));
     in.imm = v;
     n += il;
   }

@@ -61,6 +61,7 @@ struct Block {
   uint64_t epoch = 0;        // Cpu::code_epoch_ when the bytes were last known to match
   uint16_t nbytes = 0;
   uint8_t n = 0;             // instructions
+  bool has_rep = false;      // holds a REP string instruction (it may take budget beyond one unit)
   uint64_t raw[kMaxBytes / 8] = {};  // the bytes, zero past nbytes
   Insn insn[kMaxInsns];
 };

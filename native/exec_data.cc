@@ -80,30 +80,31 @@ int h_xchg_ax(Cpu& c, const Insn& i) {
   return ST_OK;
 }
 
-// ---- stack: 64-bit pushes and pops (16-bit forms are outside the subset) ----
-int h_push_r(Cpu& c, const Insn& i) { return c.push64(c.r[i.rm]); }
+// ---- stack: PUSH/POP at 64 bits, or 16 under 0x66 (RSP moves by 2, the register's upper
+// 48 bits are kept), as the SDM's PUSH/POP pseudocode in 64-bit mode ----
+int h_push_r(Cpu& c, const Insn& i) { return c.push(c.r[i.rm] & size_mask(i.osz), i.osz); }  // PUSH SP: the old value
 int h_pop_r(Cpu& c, const Insn& i) {
   uint64_t v;
-  Status s = c.stack_access(c.read(c.r[R_RSP], 8, &v));  // #SS(0) if non-canonical
+  Status s = c.stack_access(c.read(c.r[R_RSP], i.osz, &v));  // #SS(0) if non-canonical
   if (s != ST_OK) return s;
-  c.r[R_RSP] += 8;
-  c.r[i.rm] = v;  // after the increment, so POP RSP loads the popped value
+  c.r[R_RSP] += i.osz;
+  set_reg(c, i.rm, false, i.osz, v);  // after the increment, so POP RSP/SP loads the popped value
   return ST_OK;
 }
-int h_push_imm(Cpu& c, const Insn& i) { return c.push64(i.imm); }
+int h_push_imm(Cpu& c, const Insn& i) { return c.push(i.imm & size_mask(i.osz), i.osz); }
 int h_push_E(Cpu& c, const Insn& i) {
   uint64_t v, addr = 0;
-  Status s = read_E(c, i, 8, &v, &addr);
+  Status s = read_E(c, i, i.osz, &v, &addr);
   if (s != ST_OK) return s;
-  return c.push64(v);
+  return c.push(v, i.osz);
 }
 int h_pop_E(Cpu& c, const Insn& i) {
   uint64_t v;
   const uint64_t old = c.r[R_RSP];
-  Status s = c.stack_access(c.read(old, 8, &v));  // #SS(0) if non-canonical
+  Status s = c.stack_access(c.read(old, i.osz, &v));  // #SS(0) if non-canonical
   if (s != ST_OK) return s;
-  c.r[R_RSP] = old + 8;  // an RSP-based destination address uses the incremented RSP (SDM)
-  if ((s = write_E(c, i, 8, i.flags & IF_MEM ? ea(c, i) : 0, v)) != ST_OK) c.r[R_RSP] = old;
+  c.r[R_RSP] = old + i.osz;  // an RSP-based destination address uses the incremented RSP (SDM)
+  if ((s = write_E(c, i, i.osz, i.flags & IF_MEM ? ea(c, i) : 0, v)) != ST_OK) c.r[R_RSP] = old;
   return s;
 }
 

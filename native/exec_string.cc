@@ -1,8 +1,9 @@
 // String handlers: MOVS, STOS, LODS, CMPS at every operand size, with REP (REPE for CMPS)
 // and DF = 0 / 1. 64-bit addressing: RSI, RDI, RCX. A REP instruction retires once; a fault
 // part-way leaves RSI/RDI/RCX describing the iterations done and RIP on the instruction, so
-// re-executing it resumes (as hardware does). After kRepChunk iterations an unfinished REP
-// returns ST_PREEMPT the same way, so one execution never runs unbounded.
+// re-executing it resumes (as hardware does). Each iteration costs one unit of the run()
+// budget (cpu.cc): an unfinished REP out of units returns ST_PREEMPT the same way, so the
+// budget bounds the work one execution does.
 #include "exec.h"
 
 namespace hv {
@@ -13,29 +14,38 @@ inline uint64_t step(const Cpu& c, unsigned sz) {
 }
 
 // The REP control shared by every string instruction: one iteration without REP; with REP,
-// iterate while RCX != 0, yielding (ST_PREEMPT) after kRepChunk iterations. `iter(&more)`
-// does one iteration's accesses and register updates; it clears `more` to end the REP
-// early (REPE on ZF = 0). A fault returns with RCX counting the iterations still to do.
+// iterate while RCX != 0. `iter(&more)` does one iteration's accesses and register updates;
+// it clears `more` to end the REP early (REPE on ZF = 0). A fault returns with RCX counting
+// the iterations still to do.
+// Budget (run() in cpu.cc): the instruction's own unit pays for its first iteration, every
+// further one takes a unit of c.rep_spare_; with none left it returns ST_PREEMPT between two
+// iterations and the run loop charges the own unit. Iterations done before a fault or a VM
+// exit all come out of rep_spare_, since the own unit then pays for the delivery (or nothing
+// retires). So an execution that retires or stops for the budget costs one unit per
+// iteration (one if it does none); one that faults, its iterations plus the delivery.
 template <typename Iter>
 inline int rep_loop(Cpu& c, const Insn& i, Iter iter) {
-  const bool rep = i.flags & IF_REP;
-  uint64_t chunk = kRepChunk;
-  while (!rep || c.r[R_RCX] != 0) {
-    if (rep && chunk-- == 0) return ST_PREEMPT;
-    bool more = true;
-    const Status s = iter(&more);
-    if (s != ST_OK) return s;
-    if (!rep) break;
+  bool more = true;
+  if (!(i.flags & IF_REP)) return iter(&more);
+  const uint64_t spare = c.rep_spare_;
+  uint64_t n = 0;  // iterations done
+  Status s = ST_OK;
+  while (c.r[R_RCX] != 0) {
+    if (n > spare) { s = ST_PREEMPT; break; }  // iteration n + 1 would need n spare units
+    s = iter(&more);
+    if (s != ST_OK) break;
+    n++;
     if (--c.r[R_RCX] == 0 || !more) break;
   }
-  return ST_OK;
+  c.rep_spare_ = spare - (n - ((s == ST_OK || s == ST_PREEMPT) && n ? 1 : 0));
+  return s;
 }
 }  // namespace
 
 int h_movs(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   const uint64_t d = step(c, sz);
-  return rep_loop(c, i, [&](bool*) {
+  return rep_loop(c, i, [&](bool*) -> Status {
     uint64_t v;
     Status s = c.read(c.r[R_RSI], sz, &v);
     if (s == ST_OK) s = c.write(c.r[R_RDI], sz, v);
@@ -49,7 +59,7 @@ int h_movs(Cpu& c, const Insn& i) {
 int h_stos(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   const uint64_t d = step(c, sz), v = c.r[R_RAX] & size_mask(sz);
-  return rep_loop(c, i, [&](bool*) {
+  return rep_loop(c, i, [&](bool*) -> Status {
     const Status s = c.write(c.r[R_RDI], sz, v);
     if (s != ST_OK) return s;
     c.r[R_RDI] += d;
@@ -60,7 +70,7 @@ int h_stos(Cpu& c, const Insn& i) {
 int h_lods(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   const uint64_t d = step(c, sz);
-  return rep_loop(c, i, [&](bool*) {
+  return rep_loop(c, i, [&](bool*) -> Status {
     uint64_t v;
     const Status s = c.read(c.r[R_RSI], sz, &v);
     if (s != ST_OK) return s;
@@ -75,7 +85,7 @@ int h_lods(Cpu& c, const Insn& i) {
 int h_cmps(Cpu& c, const Insn& i) {
   const unsigned sz = i.osz;
   const uint64_t d = step(c, sz);
-  return rep_loop(c, i, [&](bool* more) {
+  return rep_loop(c, i, [&](bool* more) -> Status {
     uint64_t a, b, f;
     Status s = c.read(c.r[R_RSI], sz, &a);
     if (s == ST_OK) s = c.read(c.r[R_RDI], sz, &b);

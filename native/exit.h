@@ -69,7 +69,10 @@ constexpr unsigned kAccessCount = sizeof(kAccessNames) / sizeof(kAccessNames[0])
      vectoring_error its error code; the next run() re-delivers it before anything else. */ \
   X(chain_len) X(vector3) X(vector4) X(vector5) X(vector6) X(vector7)                       \
   X(error0) X(error1) X(error2) X(error3) X(error4) X(error5) X(error6) X(error7)           \
-  X(vectoring_vector) X(vectoring_error)
+  X(vectoring_vector) X(vectoring_error)                                                    \
+  /* Every exit: units of this run() call's budget used (Cpu::run, cpu.cc), <= the budget;  \
+     equal to it for EXIT_BUDGET. */                                                        \
+  X(budget_used)
 
 enum ExitField : uint32_t {
 #define HV_X(name) EF_##name,

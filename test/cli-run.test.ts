@@ -145,6 +145,18 @@ test('--max-instructions stops exactly there with exit code 124', async (t) => {
   t.is(j.instructions, 12345);
 });
 
+// One REP STOSB with RCX = 2^64-1 would write all guest memory: the limit counts each
+// iteration (docs/guest-abi.md "How the vCPU runs it"), so 5 = two MOVs + three stores,
+// and the REP never retires.
+test('--max-instructions bounds a REP string instruction: each iteration counts', async (t) => {
+  const r = await cli(['run', fixture('rep-forever'), '--max-instructions', '5', '--json']);
+  t.is(r.code, 124);
+  const j = JSON.parse(r.stdout);
+  t.is(j.stopReason, 'max-instructions');
+  t.is(j.instructions, 2);
+  t.is(j.counters.stores, 3);
+});
+
 test('--timeout stops a spinning guest with exit code 124', async (t) => {
   const r = await cli(['run', fixture('spin'), '--timeout', '0.3']);
   t.is(r.code, 124);

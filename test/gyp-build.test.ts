@@ -20,7 +20,6 @@ function nodedir(): string {
 }
 
 test('node-gyp builds the addon from binding.gyp and it runs the hello guest', async (t) => {
-  t.timeout(120_000);
   const dir = mkdtempSync(join(tmpdir(), 'hv-gyp-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   cpSync(join(root, 'binding.gyp'), join(dir, 'binding.gyp'));

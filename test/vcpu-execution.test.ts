@@ -202,6 +202,77 @@ test('REP MOVSB/STOSQ and LODSB forward, REP MOVSB backward with STD, REPE CMPSB
   t.is(m.counter('loads'), 5n + 5n + 1n + 8n);
 });
 
+// The run() budget counts a REP iteration as one unit (native/cpu.cc Cpu::run), so a REP with
+// RCX = 2^64 - 1 cannot outrun it: the run stops between two iterations with RCX/RDI exact,
+// RIP on the REP and nothing retired.
+test('a REP STOSB with RCX = 2^64-1 stops within a small budget with exact RCX/RDI progress', (t) => {
+  const m = machineWith('rep stosb\nhlt');
+  m.setReg('rcx', 0xffffffffffffffffn);
+  m.setReg('rdi', DATA);
+  m.setReg('rax', 0xab);
+  t.is(m.run(5), ExitReason.BUDGET);
+  t.is(m.exitField('budget_used'), 5n);
+  t.is(m.counter('instructions'), 0n, 'the REP has not retired');
+  t.is(m.reg('rip'), BigInt(CODE), 'RIP stays on the REP');
+  t.is(m.reg('rcx'), 0xffffffffffffffffn - 5n);
+  t.is(m.reg('rdi'), BigInt(DATA + 5));
+  t.is(m.counter('stores'), 5n);
+  t.is(m.run(1), ExitReason.BUDGET);
+  t.is(m.reg('rcx'), 0xffffffffffffffffn - 6n, 'a budget of 1 still makes one iteration of progress');
+  t.is(m.run(1000), ExitReason.BUDGET);
+  t.is(m.exitField('budget_used'), 1000n);
+  t.is(m.reg('rdi'), BigInt(DATA + 1006));
+  t.is(m.counter('instructions'), 0n);
+  t.deepEqual([...m.bytes.subarray(DATA + 1004, DATA + 1008)], [0xab, 0xab, 0, 0]);
+});
+
+test('a REP split over many small budgets ends in the state and instruction count of one run', (t) => {
+  // Each REP sits mid-block, between ordinary instructions; the last one has RCX = 0.
+  const src = `
+    mov $0x300000, %rdi
+    mov $5000, %ecx
+    mov $0xcd, %al
+    rep stosb
+    mov $0x300000, %rsi
+    mov $0x310000, %rdi
+    mov $5000, %ecx
+    rep movsb
+    mov $0x300000, %rsi
+    mov $0x310000, %rdi
+    mov $5000, %ecx
+    repe cmpsb
+    mov %rcx, %rbx
+    mov $0, %ecx
+    rep lodsb
+    hlt`;
+  const one = machineWith(src);
+  t.is(one.run(), ExitReason.HLT);
+  // 11 movs + 4 REPs + hlt retire; units: 12 ordinary + 5000 + 5000 + 5000 + 1 (RCX = 0)
+  t.is(one.counter('instructions'), 16n);
+  t.is(one.exitField('budget_used'), 12n + 15000n + 1n);
+  for (const slice of [1, 7, 4999, 5001]) {
+    const m = machineWith(src);
+    let runs = 1;
+    let used = 0n;
+    let why;
+    while ((why = m.run(slice)) === ExitReason.BUDGET) {
+      t.is(m.exitField('budget_used'), BigInt(slice));
+      used += BigInt(slice);
+      runs++;
+    }
+    t.is(why, ExitReason.HLT);
+    used += m.exitField('budget_used');
+    t.is(used, 15013n, `slice ${slice}: the same units`);
+    t.is(runs, Math.ceil(15013 / slice), `slice ${slice}: every run but the last used its whole budget`);
+    t.is(m.counter('instructions'), 16n, `slice ${slice}: each REP retired once`);
+    for (const r of ['rax', 'rbx', 'rcx', 'rsi', 'rdi', 'rip', 'rflags'] as const) t.is(m.reg(r), one.reg(r), `slice ${slice}: ${r}`);
+    t.deepEqual(m.bytes.subarray(DATA, DATA + 0x12000), one.bytes.subarray(DATA, DATA + 0x12000));
+    for (const c of ['loads', 'stores'] as const) t.is(m.counter(c), one.counter(c), `slice ${slice}: ${c}`);
+  }
+  t.is(one.reg('rbx'), 0n, 'REPE CMPSB compared every pair equal');
+  t.is(one.reg('rflags') & 0x40n, 0x40n);
+});
+
 test('CALL/RET/PUSH/POP, RET imm16, LOOP and indirect jumps keep the stack exact', (t) => {
   const m = machineWith(`
     push $-2

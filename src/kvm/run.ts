@@ -5,8 +5,11 @@
  *                        │  pause() requested ──► Paused (run() resumes)
  *                        └─ stop / limit ───────► Finished (final)
  *
- * Native run() is called in chunks of at most `chunkInstructions`, so the instruction limit
- * is exact and the wall-clock timeout is checked at least once per chunk. Every exit goes
+ * Native run() is called in chunks of at most `chunkInstructions` budget units, so the
+ * instruction limit is exact and the wall-clock timeout is checked at least once per chunk.
+ * The limit counts the native budget's units (native/cpu.cc Cpu::run): instructions retired,
+ * exceptions delivered, and a REP string instruction one per iteration, so no single
+ * instruction can run past it; `executed` still counts retired instructions only. Every exit goes
  * through handleExit (src/kvm/exits.ts); this file only sequences.
  */
 import { ExitReason } from '../native/types.ts';
@@ -17,7 +20,7 @@ import { OutOfMemoryError } from '../util/errors.ts';
 export type RunState = 'Paused' | 'Running' | 'Finished';
 
 export interface RunLimits {
-  /** Total instructions across all run() calls; 0 = none. */
+  /** Total budget units across all run() calls (see above); 0 = none. */
   maxInstructions: number;
   /** Total wall-clock ms across all run() calls; 0 = none. */
   timeoutMs: number;
@@ -30,6 +33,8 @@ export class RunLoop {
   stop: StopInfo | null = null;
   /** Instructions retired under this loop. */
   executed = 0;
+  /** Budget units used under this loop (what maxInstructions limits). */
+  used = 0;
   wallMs = 0;
   private pauseRequested = false;
   private runStart = 0;
@@ -65,7 +70,7 @@ export class RunLoop {
       for (;;) {
         let budget = chunkInstructions;
         if (maxInstructions > 0) {
-          const left = maxInstructions - this.executed;
+          const left = maxInstructions - this.used;
           if (left <= 0) return this.finish({ reason: 'max-instructions', exitStatus: null });
           budget = Math.min(budget, left);
         }
@@ -75,6 +80,7 @@ export class RunLoop {
         const before = this.vcpu.instructions();
         const reason = this.vcpu.native.run(budget);
         this.executed += this.vcpu.instructions() - before;
+        this.used += this.vcpu.budgetUsed();
         const action: ExitAction = reason === ExitReason.BUDGET ? RESUME : handleExit(this.ctx, this.vcpu.readExit());
         try {
           this.afterRun(reason);

@@ -58,7 +58,9 @@ const EXIT_FIELDS = ['reason', 'rip', 'io_port', 'io_size', 'io_direction', 'val
   // The whole exception chain and the IDT-vectoring information (native/exit.h)
   'chain_len', 'vector3', 'vector4', 'vector5', 'vector6', 'vector7',
   'error0', 'error1', 'error2', 'error3', 'error4', 'error5', 'error6', 'error7',
-  'vectoring_vector', 'vectoring_error'] as const;
+  'vectoring_vector', 'vectoring_error',
+  // Units of the run() budget the last run() used (native/cpu.cc Cpu::run defines the unit)
+  'budget_used'] as const;
 const CHAIN_VECTORS = ['vector0', 'vector1', 'vector2', 'vector3', 'vector4', 'vector5', 'vector6', 'vector7'] as const;
 const CHAIN_ERRORS = ['error0', 'error1', 'error2', 'error3', 'error4', 'error5', 'error6', 'error7'] as const;
 type ExitFieldName = (typeof EXIT_FIELDS)[number];
@@ -181,6 +183,15 @@ export class Vcpu {
     const w = this.c32;
     for (let i = 0; i < this.counterNames.length; i++) out[this.counterNames[i]] = w[2 * i] + w[2 * i + 1] * TWO32;
     return out as CounterSnapshot;
+  }
+
+  /**
+   * Units of its budget the last native run() used: one per instruction retired and per
+   * exception delivered, a REP string instruction one per iteration (native/cpu.cc).
+   */
+  budgetUsed(): number {
+    const i = this.exitIndex.budget_used * 2;
+    return this.exitWords[i] + this.exitWords[i + 1] * TWO32;
   }
 
   /** Completes an IN: the next run() stores `value` in AL/AX/EAX. */

@@ -107,7 +107,11 @@ export interface NativeVcpu {
   readonly exit: BigUint64Array;
   /** Throws an Error naming the problem for an invalid configuration. */
   configureMmu(cfg: NativeMmuConfig): void;
-  /** Execute until a VM exit, or until `maxInstructions` more retire (EXIT_BUDGET). */
+  /**
+   * Execute until a VM exit, or until `maxInstructions` budget units are used (EXIT_BUDGET):
+   * one per instruction retired or exception delivered, a REP string instruction one per
+   * iteration (native/cpu.cc). The exit record's `budget_used` says how many were.
+   */
   run(maxInstructions: number): ExitReasonCode;
   /** INVEPT (all contexts): drop every cached translation that depended on the EPT. */
   invept(): void;

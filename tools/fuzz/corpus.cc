@@ -8,8 +8,10 @@
 //
 //   fuzz_corpus [--seed N] [--count N] [--seconds S] [--regress DIR] [--elf FILE]...
 //               [--last FILE] [--timeout S] [FILE...]
-// --timeout (default 10 s): an input that runs longer is a hang (FUZZ HANG, exit 3); every
-// input runs at most 4096 instructions, so even a sanitizer build needs well under a second.
+// --timeout (default 120 s): an input that runs longer is a hang (FUZZ HANG, exit 3). Only a
+// guard against a run() that never returns: every input runs at most 4096 budget units (a REP
+// iteration is one), so even a sanitizer build needs well under a second; the harness
+// asserts the budget itself.
 // FILE arguments are replayed alone (reproducing a crash). --last writes each generated
 // input to FILE before running it, so after a crash FILE holds the crashing input.
 #include <dirent.h>
@@ -213,7 +215,7 @@ void watch(unsigned seconds) { alarm(seconds); }
 int main(int argc, char** argv) {
   uint64_t seed = 1, count = 1000;
   double seconds = 0;
-  unsigned timeout = 10;
+  unsigned timeout = 120;
   std::string regress, save_dir;
   std::vector<std::string> elfs, replay;
   for (int i = 1; i < argc; i++) {

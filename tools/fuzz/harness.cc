@@ -336,8 +336,12 @@ void Machine::check_run(ExitReason why, uint64_t budget, const uint64_t* before)
   if (why == EXIT_NONE || why == EXIT_INTERNAL || why > 15) fail("bad exit reason", why);
   for (unsigned k = 0; k < C_COUNT; k++)
     if (c[k] < before[k]) fail(kCounterNames[k], before[k], c[k]);
-  if (c[C_instructions] - before[C_instructions] > budget)
-    fail("more instructions than the budget", c[C_instructions] - before[C_instructions], budget);
+  // The budget bounds the work (a REP iteration is a unit, cpu.cc): used <= budget, all of it
+  // on a budget exit, and every retired instruction took at least one unit.
+  if (x[EF_budget_used] > budget) fail("more budget used than given", x[EF_budget_used], budget);
+  if (why == EXIT_BUDGET && x[EF_budget_used] != budget) fail("budget exit before the budget was used", x[EF_budget_used], budget);
+  if (c[C_instructions] - before[C_instructions] > x[EF_budget_used])
+    fail("more instructions than budget units used", c[C_instructions] - before[C_instructions], x[EF_budget_used]);
   if (c[C_walk_refs] != c[C_walk_refs_guest] + c[C_walk_refs_ept]) fail("walk_refs != guest + ept");
   if (c[C_tlb_lookups] != c[C_tlb_hits] + c[C_tlb_misses]) fail("tlb_lookups != hits + misses");
   // RIP may be non-canonical only right after delivery through a gate whose target is

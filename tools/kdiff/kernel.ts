@@ -94,7 +94,7 @@ export function buildKernelRunner(): KernelRunner | string {
   return {
     cleanup,
     run(steps) {
-      const r = spawnSync(bin, [], { input: toScript(steps), encoding: 'utf8', timeout: 20_000 });
+      const r = spawnSync(bin, [], { input: toScript(steps), encoding: 'utf8', timeout: 120_000 });  // a hang guard only: a script takes well under a second
       const lines = (r.stdout ?? '').trim().split('\n').filter(Boolean);
       const reports = lines.map((l) => {
         const x = JSON.parse(l) as StepReport & { error?: string };

@@ -108,7 +108,7 @@ async function imageModule() {
 export async function runGuestKvm(guest, opts = {}) {
   const memory = opts.memory ?? 64 * MiB;
   const pageSize = opts.pageSize ?? '4k';
-  const timeoutMs = Math.round((opts.timeoutSeconds ?? 60) * 1000);
+  const timeoutMs = Math.round((opts.timeoutSeconds ?? 120) * 1000);
   const file = guestPath(guest);
   const { buildKvmImage, kvmRunArgs } = await imageModule();
   const img = buildKvmImage(new Uint8Array(readFileSync(file)), { memory, pageSize, args: opts.args, cmdline: opts.cmdline }, file);

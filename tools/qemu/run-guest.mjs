@@ -39,7 +39,7 @@ export function guestPath(guest) {
 export function runGuestQemu(guest, opts = {}) {
   const mem = opts.memory ?? 64 * MiB;
   const pages = opts.pageSize ?? '4k';
-  const timeoutMs = (opts.timeoutSeconds ?? 60) * 1000;
+  const timeoutMs = (opts.timeoutSeconds ?? 120) * 1000;
   if (!Number.isInteger(mem) || mem % 4096 !== 0 || mem < 2 * MiB || mem > 3072 * MiB) {
     throw new Error(`memory must be a multiple of 4096 between 2 MiB and 3 GiB, got ${mem}`);
   }
