@@ -97,13 +97,16 @@ test('--json prints exactly one JSON object with the documented fields', async (
   t.is(r.stderr, '');
   t.is(r.stdout.trim().split('\n').length, 1);
   const j = JSON.parse(r.stdout);
-  t.is(j.schema, 'hugevisor.run/2');
+  t.is(j.schema, 'hugevisor.run/3');
   t.is(j.guest, 'test/fixtures/bootcheck.elf');
   t.is(j.exitCode, 18);
   t.is(j.exitStatus, 18); // args[0] + number of args
   t.is(j.stopReason, 'exit');
   t.is(j.error, null);
   t.is(j.console, 'a b');
+  t.is(j.consoleBase64, Buffer.from('a b').toString('base64'));
+  t.is(j.consoleTruncatedBytes, 0);
+  t.false('consoleBytes' in j);
   t.is(j.instructions, 36);
   t.is(j.counters.instructions, 36);
   t.is(j.counters.exits_io, 4);

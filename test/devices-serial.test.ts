@@ -33,7 +33,7 @@ test('COM1 reads: line status 0x60, no interrupt pending, no data', (t) => {
 
 test('the console streams at newlines and flushes, keeping multi-byte UTF-8 characters whole', (t) => {
   const chunks: string[] = [];
-  const c = new Console((s) => chunks.push(s));
+  const c = new Console({ onText: (s) => chunks.push(s) });
   for (const b of new TextEncoder().encode('ab\nc')) c.putByte(b);
   t.deepEqual(chunks, ['ab\n']);
   const euro = new TextEncoder().encode('€'); // 3 bytes
@@ -55,4 +55,33 @@ test('devices cannot share a port', (t) => {
   t.throws(() => bus.register(new DebugExit(ctl)), { message: /I\/O ports 0xf4-0xf4 of debug-exit overlap debug-exit/ });
   t.is(bus.find(0xf6)?.name, 'roi');
   t.is(bus.find(0xf5), undefined);
+});
+
+test('the console keeps and streams the exact bytes: invalid UTF-8 and a trailing partial sequence included', (t) => {
+  const raw: Uint8Array[] = [];
+  const text: string[] = [];
+  const c = new Console({ onBytes: (b) => raw.push(b), onText: (s) => text.push(s) });
+  for (const b of [0x80, 0xff, 0xc3]) c.putByte(b);
+  c.flush();
+  t.deepEqual(raw, [Uint8Array.of(0x80, 0xff, 0xc3)]);
+  t.deepEqual(c.bytes, Uint8Array.of(0x80, 0xff, 0xc3));
+  t.deepEqual(text, ['\ufffd\ufffd']); // 0xc3 may still start a character
+  c.end();
+  t.deepEqual(text, ['\ufffd\ufffd', '\ufffd']);
+  t.is(c.text, '\ufffd\ufffd\ufffd');
+  t.is(c.truncatedBytes, 0);
+});
+
+test('beyond MAX_COLLECTED the console streams every byte and the result counts what it did not keep', (t) => {
+  let streamed = 0;
+  const c = new Console({ onBytes: (b) => void (streamed += b.length) });
+  const extra = 12345;
+  const total = Console.MAX_COLLECTED + extra;
+  for (let i = 0; i < total; i++) c.putByte(i % 251 === 250 ? 0x0a : 0x41 + (i % 26));
+  c.end();
+  t.is(streamed, total);
+  t.is(c.byteCount, total);
+  t.is(c.bytes.length, Console.MAX_COLLECTED);
+  t.is(c.truncatedBytes, extra);
+  t.is(c.text.length, Console.MAX_COLLECTED);
 });

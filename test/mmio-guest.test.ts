@@ -5,12 +5,11 @@
 // Both translation modes (no-EPT: EXIT_MMIO; EPT: an EPT violation outside every memslot).
 // The guests are assembled at test time with GNU as + ld, like the fixtures (build.sh).
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { createVm } from '../src/kvm/vm.ts';
 import type { VmConfig } from '../src/api/types.ts';
+import { assemble, guestFile } from './fixtures/assemble.ts';
+import { cliInProcess } from './fixtures/cli.ts';
+import { UNHANDLED_LOGGED } from '../src/kvm/exits.ts';
 
 const MiB = 1024 * 1024;
 
@@ -75,22 +74,7 @@ jump:
         hlt
 `;
 
-function build(src: string): { bytes: Uint8Array; name: string; sym: Record<string, number> } {
-  const dir = mkdtempSync(join(tmpdir(), 'hv-mmio-'));
-  try {
-    writeFileSync(join(dir, 'g.s'), src);
-    execFileSync('as', ['--64', '-o', join(dir, 'g.o'), join(dir, 'g.s')]);
-    execFileSync('ld', ['-static', '-nostdlib', '-Ttext=0x100000', '-e', '_start', '--build-id=none', '-o', join(dir, 'g.elf'), join(dir, 'g.o')]);
-    const sym: Record<string, number> = {};
-    for (const line of execFileSync('nm', [join(dir, 'g.elf')], { encoding: 'utf8' }).split('\n')) {
-      const [addr, , name] = line.split(' ');
-      if (name) sym[name] = parseInt(addr, 16);
-    }
-    return { bytes: new Uint8Array(readFileSync(join(dir, 'g.elf'))), name: 'mmio', sym };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const build = (src: string) => assemble(src, 'mmio');
 
 const data = build(DATA_GUEST);
 const fetch = build(FETCH_GUEST);
@@ -111,6 +95,7 @@ for (const ept of [false, true]) {
     t.is(r.counters.stores, 5);
     t.is(r.counters.mmio_accesses, 7);
     t.deepEqual(r.unhandledMmio, [0x40000000, 0x40001000]);
+    t.is(r.vmm.mmio_pages, 2);
     t.deepEqual(logs, [
       `unhandled MMIO access at GPA 0x40001010 (RIP ${hex(data.sym.mmio_store)}): write; reads return all ones, writes are dropped (reported once per page)`,
       `unhandled MMIO access at GPA 0x40000000 (RIP ${hex(data.sym.split_store)}): write; reads return all ones, writes are dropped (reported once per page)`,
@@ -138,6 +123,46 @@ for (const ept of [false, true]) {
     t.is(r.counters.mmio_accesses, 0);
   });
 }
+
+// Reads one byte per 4 KiB page across PAGES pages of MMIO space (the 1 GiB leaf at GPA
+// 0x40000000, all beyond 4 MiB of memory): one MMIO exit and one report per page.
+const PAGES = 100_000;
+const MANY_PAGES_GUEST = `${MAP}
+        mov     $0x40000000, %esi
+        mov     $${PAGES}, %ecx
+        .globl  touch
+touch:  movb    (%rsi), %al
+        add     $4096, %rsi
+        dec     %ecx
+        jnz     touch
+        xor     %eax, %eax
+        outb    %al, $0xf4
+        hlt
+`;
+const manyPages = assemble(MANY_PAGES_GUEST, 'mmio-pages');
+
+test(`a guest touching ${PAGES} MMIO pages gets a complete --json result with ${UNHANDLED_LOGGED} pages listed and logged, exact counts and a bounded size`, async (t) => {
+  const g = guestFile(manyPages);
+  try {
+    const r = await cliInProcess(['run', g.path, '--memory', '4M', '--json']);
+    t.is(r.code, 0);
+    t.is(r.stderr, '');
+    const JSON_BOUND = 32 * 1024; // 64 listed pages, 65 log lines, the counters and the config
+    t.true(r.stdout.length < JSON_BOUND, `${r.stdout.length} bytes`);
+    const j = JSON.parse(r.stdout);
+    t.is(j.stopReason, 'exit');
+    t.deepEqual(j.unhandledMmio, Array.from({ length: UNHANDLED_LOGGED }, (_, i) => 0x40000000 + i * 4096));
+    t.is(j.vmm.mmio_pages, PAGES);
+    t.is(j.counters.mmio_accesses, PAGES);
+    t.is(j.memory.ept.mmio_exits, PAGES);
+    t.is(j.log.length, UNHANDLED_LOGGED + 1);
+    t.is(j.log[1], `unhandled MMIO access at GPA 0x40001000 (RIP ${hex(manyPages.sym.touch)}): read; reads return all ones, writes are dropped (reported once per page)`);
+    t.is(j.log[UNHANDLED_LOGGED], `unhandled MMIO: ${PAGES - UNHANDLED_LOGGED} more MMIO pages not listed (${PAGES} in all)`);
+    t.is(j.vmm.log_suppressed, 0);
+  } finally {
+    g.remove();
+  }
+});
 
 test('completeMmio refuses a GPA that is not a non-negative number or bigint', async (t) => {
   const { loadAddon } = await import('../src/native/addon.ts');

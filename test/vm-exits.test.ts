@@ -23,7 +23,7 @@ function setup(strict = false) {
   const ctx: ExitContext = {
     bus, strict, log: (m) => logs.push(m), setInValue: (v) => inValues.push(v), unhandledPorts: new Set(), pendingStop: null,
     unhandledMmio: new Set(), completeMmio: (g) => mmio.push(g),
-    stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 },
+    stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0, mmio_pages: 0, log_suppressed: 0 },
   };
   const ctl: VmControl = {
     requestStop: (s: StopInfo) => { ctx.pendingStop ??= s; },

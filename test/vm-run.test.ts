@@ -3,7 +3,8 @@
 // deltas, stop reasons and reports, pause/resume.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { createVm } from '../src/kvm/vm.ts';
+import { createVm, MAX_LOG_LINES } from '../src/kvm/vm.ts';
+import { UNHANDLED_LOGGED } from '../src/kvm/exits.ts';
 import { RunLoop } from '../src/kvm/run.ts';
 import { Vcpu } from '../src/kvm/vcpu.ts';
 import { ExitReason, REG } from '../src/native/types.ts';
@@ -51,7 +52,7 @@ test('a guest that prints and exits: console streamed and collected, status, exa
   t.is(r.instructions, 5 * 3 + 2);
   t.is(r.counters.instructions, 17);
   t.like(r.exits, { io: 6, hlt: 0, ept_violation: 0, mmio: 0, shutdown: 0 });
-  t.deepEqual(r.vmm, { io_out: 6, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0, console_bytes: 5 });
+  t.deepEqual(r.vmm, { io_out: 6, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0, console_bytes: 5, mmio_pages: 0, log_suppressed: 0 });
   // cost model: 17 instructions x 1 + 6 VM exits x 1500
   t.is(r.simulated.cycles, 17 + 6 * 1500);
   t.is(r.simulated.seconds, (17 + 6 * 1500) / 3e9);
@@ -148,7 +149,7 @@ test('the wall-clock timeout stops the loop with what ran so far', (t) => {
   const native = new f.addon.Vcpu({} as never) as unknown as FakeVcpu;
   const vcpu = new Vcpu(native, f.addon.counterNames, f.addon.exitFieldNames);
   let clock = 0;
-  const ctx = { bus: new PioBus(), strict: false, log() {}, setInValue() {}, unhandledPorts: new Set<number>(), unhandledMmio: new Set<number>(), pendingStop: null, stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 } };
+  const ctx = { bus: new PioBus(), strict: false, log() {}, setInValue() {}, unhandledPorts: new Set<number>(), unhandledMmio: new Set<number>(), pendingStop: null, stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0, mmio_pages: 0, log_suppressed: 0 } };
   const loop = new RunLoop(vcpu, ctx, { maxInstructions: 0, timeoutMs: 250, chunkInstructions: 1000 }, () => { clock += 200; }, () => clock);
   t.is(loop.run(), 'Finished');
   t.deepEqual(loop.stop, { reason: 'timeout', exitStatus: null });
@@ -228,4 +229,25 @@ test('a guest that prints and exits in EPT mode: exact counts, the VMM\'s boot-t
   t.like(r.memory.meminfo, { AnonHugePages: 2048 });
   // The host clock followed the guest to the run's simulated time, once per VM exit (6).
   t.deepEqual(r.memory.clock, { follows_guest: true, host_ms: r.simulated.seconds * 1000, syncs: 6 });
+});
+
+test('VMM diagnostics are bounded: the first 64 unhandled ports logged, 256 lines at most, then the counts', (t) => {
+  const logs: string[] = [];
+  // 100 distinct unhandled ports, then 300 ROI ends without a begin (a line each).
+  const steps: Step[] = [
+    ...Array.from({ length: 100 }, (_, i) => ({ instructions: 1, exit: out(0x100 + i, 0) })),
+    { instructions: 1, exit: out(0xf6, 2), repeat: 300 },
+    { instructions: 1, exit: out(0xf4, 0) },
+  ];
+  const { addon } = fakeAddon(steps);
+  const r = createVm({ ept: false, onLog: (m) => logs.push(m) }, hello, { addon }).run()!;
+  t.is(r.stopReason, 'exit');
+  t.is(r.unhandledPorts.length, 100);
+  t.is(logs.filter((m) => m.startsWith('unhandled I/O: out byte')).length, UNHANDLED_LOGGED);
+  t.is(logs.filter((m) => m === 'ROI end without a begin: ignored').length, MAX_LOG_LINES - UNHANDLED_LOGGED);
+  t.is(r.vmm.log_suppressed, UNHANDLED_LOGGED + 300 - MAX_LOG_LINES);
+  t.deepEqual(logs.slice(MAX_LOG_LINES), [
+    `unhandled I/O: ${100 - UNHANDLED_LOGGED} more ports not logged (100 in all, listed in the result)`,
+    `${UNHANDLED_LOGGED + 300 - MAX_LOG_LINES} more diagnostic lines not shown (at most ${MAX_LOG_LINES} per run)`,
+  ]);
 });

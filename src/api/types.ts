@@ -101,8 +101,18 @@ export interface VmConfig {
   tlb?: TlbPreset | TlbGeometry;
   /** Cost-model overrides. */
   costs?: Partial<CostTable>;
-  /** Console text as the guest prints it (at newlines and at least once per run chunk). */
+  /**
+   * Console text as the guest prints it (at newlines and at least once per run chunk): the
+   * bytes decoded as UTF-8, a character split across calls kept whole. Lossy: an invalid
+   * byte, or a partial sequence at the end of the run, arrives as U+FFFD. For the exact
+   * bytes use onConsoleBytes.
+   */
   onConsole?: (text: string) => void;
+  /**
+   * Console bytes exactly as the guest wrote them to COM1, invalid UTF-8 included, at the
+   * same moments as onConsole; never truncated. Each call gets its own copy.
+   */
+  onConsoleBytes?: (bytes: Uint8Array) => void;
   /** VMM diagnostics (unhandled ports...), one line each. */
   onLog?: (message: string) => void;
   /** KVM-like EPT over the host THP model (true, the default), or native one-dimensional translation (false). */
@@ -279,8 +289,15 @@ export interface RunResult {
   stopReason: StopReason;
   /** Abnormal stops (triple fault, strict I/O, MMIO, host out of memory, internal error): the report. */
   error: { code: ErrorCode; message: string } | null;
-  /** Everything the guest printed on COM1. */
+  /**
+   * What the guest printed on COM1, decoded as UTF-8 (each invalid byte and a trailing
+   * partial sequence as U+FFFD): the decoding of consoleBytes.
+   */
   console: string;
+  /** The bytes the guest printed on COM1, exactly: the first 16 MiB (Console.MAX_COLLECTED). */
+  consoleBytes: Uint8Array;
+  /** Bytes printed beyond the 16 MiB kept (streamed to onConsoleBytes/onConsole, not kept); 0 normally. */
+  consoleTruncatedBytes: number;
   /** Every vCPU counter, by name, at the stop. */
   counters: CounterSnapshot;
   /** VM exits by reason (io, hlt, ept_violation, mmio, shutdown), from the counters. */
@@ -289,11 +306,18 @@ export interface RunResult {
   roi: RoiResult[];
   /** A ROI begun and not ended when the VM stopped. */
   roiOpen: boolean;
-  /** Ports reported as unhandled (non-strict mode), ascending. */
+  /** Ports reported as unhandled (non-strict mode), ascending; every one (at most 65536). */
   unhandledPorts: number[];
-  /** Page-aligned GPAs of MMIO pages reported as unhandled (non-strict mode), ascending. */
+  /**
+   * Page-aligned GPAs of MMIO pages reported as unhandled (non-strict mode), ascending: the
+   * first 64 reported; vmm.mmio_pages counts them all.
+   */
   unhandledMmio: number[];
-  /** VMM statistics (port accesses, ROI markers, console bytes). */
+  /**
+   * VMM statistics: port accesses (io_out, io_in, io_unhandled), ROI markers, console_bytes
+   * (every byte printed), mmio_pages (unhandled MMIO pages reported), log_suppressed
+   * (diagnostic lines beyond the per-run limit of 256).
+   */
   vmm: Record<string, number>;
   instructions: number;
   /** Wall-clock seconds spent in the run loop. */

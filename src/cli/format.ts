@@ -5,7 +5,7 @@
  */
 import type { EffectiveConfig, MemoryReport, RunResult, SizeSplit, StopReason } from '../api/index.ts';
 
-export const JSON_SCHEMA = 'hugevisor.run/2';
+export const JSON_SCHEMA = 'hugevisor.run/3';
 
 /** Process exit codes besides the guest's own status (docs/cli.md). */
 export const EXIT_USAGE = 2;
@@ -76,7 +76,14 @@ export function summary(guest: string, r: RunResult): string {
   }
   lines.push(...memorySummaryLines(r.memory));
   if (r.unhandledPorts.length) lines.push(`unhandled:    ports ${r.unhandledPorts.map((p) => '0x' + p.toString(16)).join(', ')}`);
-  if (r.unhandledMmio.length) lines.push(`unhandled:    MMIO pages ${r.unhandledMmio.map((p) => '0x' + p.toString(16)).join(', ')}`);
+  if (r.unhandledMmio.length) {
+    const pages = r.vmm.mmio_pages ?? r.unhandledMmio.length;
+    const more = pages > r.unhandledMmio.length ? ` and ${grouped(pages - r.unhandledMmio.length)} more (${grouped(pages)} pages)` : '';
+    lines.push(`unhandled:    MMIO pages ${r.unhandledMmio.map((p) => '0x' + p.toString(16)).join(', ')}${more}`);
+  }
+  if (r.consoleTruncatedBytes > 0) {
+    lines.push(`console:      ${grouped(r.vmm.console_bytes ?? 0)} bytes printed; the result keeps the first ${grouped(r.consoleBytes.length)}, ${grouped(r.consoleTruncatedBytes)} not kept (the stream had them all)`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -126,7 +133,18 @@ export interface JsonExtras {
   log: string[];
 }
 
-/** The --json object: the RunResult plus what the CLI knows (exit code, guest, config, log). */
+/**
+ * The --json object: the RunResult plus what the CLI knows (exit code, guest, config, log).
+ * The console's exact bytes go out as base64 (`consoleBase64`), beside `console`, their
+ * UTF-8 decoding.
+ */
 export function jsonResult(r: RunResult, extra: JsonExtras): Record<string, unknown> {
-  return { schema: JSON_SCHEMA, guest: extra.guest, path: extra.path, addon: extra.addon, exitCode: exitCodeFor(r), ...r, config: extra.config, log: extra.log };
+  const json: Record<string, unknown> = { schema: JSON_SCHEMA, guest: extra.guest, path: extra.path, addon: extra.addon, exitCode: exitCodeFor(r) };
+  for (const [k, v] of Object.entries(r)) {
+    if (k !== 'consoleBytes') json[k] = v;
+    else json.consoleBase64 = Buffer.from(r.consoleBytes.buffer, r.consoleBytes.byteOffset, r.consoleBytes.byteLength).toString('base64');
+  }
+  json.config = extra.config;
+  json.log = extra.log;
+  return json;
 }

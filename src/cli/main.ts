@@ -19,9 +19,10 @@ export function guestsDir(): string {
   return process.env.HUGEVISOR_GUESTS ?? join(root, 'build', 'guests');
 }
 
+/** Output streams: text, or bytes written as they are (the guest's console is bytes). */
 export interface Io {
-  out(text: string): void;
-  err(text: string): void;
+  out(data: string | Uint8Array): void;
+  err(data: string | Uint8Array): void;
 }
 /**
  * The process streams. A reader that goes away (`hugevisor run x | head -1`) makes later
@@ -130,10 +131,15 @@ function readGuest(path: string): Uint8Array {
   }
 }
 
+/** What the CLI builds VMs with; tests pass a factory whose VM runs a scripted vCPU. */
+export interface CliDeps {
+  createVm?: typeof createVm;
+}
+
 /** createVm with a config error on a path reported under the flag that set it. */
-function createVmFromFlags(o: RunOptions, config: VmConfig, bytes: Uint8Array, name: string): Vm {
+function createVmFromFlags(o: RunOptions, config: VmConfig, bytes: Uint8Array, name: string, deps: CliDeps): Vm {
   try {
-    return createVm(config, { bytes, name });
+    return (deps.createVm ?? createVm)(config, { bytes, name });
   } catch (e) {
     const flag = e instanceof ConfigError && e.path !== undefined ? flagForPath(e.path, o.given) : undefined;
     if (flag) throw new ConfigError(`${flag}: ${(e as ConfigError).detail}`);
@@ -145,27 +151,34 @@ function createVmFromFlags(o: RunOptions, config: VmConfig, bytes: Uint8Array, n
  * run, or ept-dump: the same run with the guest's console and the summary on stderr, then
  * the EPT view of each --gpa range on stdout (src/cli/ept-dump.ts).
  */
-function run(o: RunOptions, io: Io, dump = false): number {
+function run(o: RunOptions, io: Io, deps: CliDeps, dump = false): number {
   const guest = resolveGuest(o.guest);
-  // ept-dump: stdout is the dump's; the guest's console moves to stderr.
-  const consoleOut = dump ? (s: string) => io.err(s) : (s: string) => io.out(s);
+  // ept-dump: stdout is the dump's; the guest's console moves to stderr. The console is
+  // streamed as the bytes the guest wrote, whatever they are, and never truncated.
+  let lastConsoleByte = -1;
+  const consoleOut = (b: Uint8Array): void => {
+    lastConsoleByte = b[b.length - 1]!;
+    if (dump) io.err(b);
+    else io.out(b);
+  };
   const bytes = readGuest(guest.path);
+  // Bounded: the VM passes on at most MAX_LOG_LINES + 3 diagnostics per run (src/kvm/vm.ts).
   const log: string[] = [];
   const config: VmConfig = {
     ...o.config,
-    onConsole: o.json ? undefined : consoleOut,
+    onConsoleBytes: o.json ? undefined : consoleOut,
     onLog: (m) => {
       log.push(m);
       if (!o.json) io.err(`hugevisor: ${m}\n`);
     },
   };
-  const vm = createVmFromFlags(o, config, bytes, guest.name);
+  const vm = createVmFromFlags(o, config, bytes, guest.name, deps);
   const r = vm.run() ?? vm.result();
   if (o.json) {
     io.out(JSON.stringify(jsonResult(r, { guest: guest.name, path: guest.path, addon: nativeAddonPath(), config: vm.effectiveConfig(), log })) + '\n');
   } else {
     // Keep the summary off the guest's last line when it did not end one.
-    if (r.console.length > 0 && !r.console.endsWith('\n')) io.err('\n');
+    if (lastConsoleByte >= 0 && lastConsoleByte !== 0x0a) io.err('\n');
     if (r.error) io.err(`error: ${r.error.message}\n`);
     io.err(summary(guest.name, r));
   }
@@ -176,7 +189,7 @@ function run(o: RunOptions, io: Io, dump = false): number {
   return exitCodeFor(r);
 }
 
-export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+export async function main(argv: string[], io: Io = processIo(), deps: CliDeps = {}): Promise<number> {
   const debug = argv.includes('--debug');
   try {
     const cmd = parseArgs(argv);
@@ -190,7 +203,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       for (const s of samples) io.out(`${s.name.padEnd(w)}  ${s.description}`.trimEnd() + '\n');
       return 0;
     }
-    return run(cmd, io, cmd.kind === 'ept-dump');
+    return run(cmd, io, deps, cmd.kind === 'ept-dump');
   } catch (e) {
     if (e instanceof HugevisorError) {
       io.err(`error: ${e.message}\n`);

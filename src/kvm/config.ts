@@ -106,6 +106,7 @@ function vmSchema(structures: readonly string[]) {
       costs: costTableSchema.default({}),
       tlb: tlbSchema(structures).default('default'),
       onConsole: fn.optional(),
+      onConsoleBytes: fn.optional(),
       onLog: fn.optional(),
       ept: z.boolean().default(EPT_DEFAULT),
       host: hostSchema.optional(),
@@ -142,6 +143,7 @@ export interface ResolvedVmConfig {
   /** Every structure's geometry (presets and partial geometries resolved against the addon's defaults). */
   tlb: Required<TlbGeometry>;
   onConsole: ((text: string) => void) | undefined;
+  onConsoleBytes: ((bytes: Uint8Array) => void) | undefined;
   onLog: ((message: string) => void) | undefined;
   /** EPT mode on, or native one-dimensional translation. */
   ept: boolean;
@@ -183,6 +185,7 @@ export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfi
     costs: makeCostTable(v.costs),
     tlb: resolveTlb(v.tlb as TlbPreset | TlbGeometry, addon),
     onConsole: v.onConsole as ResolvedVmConfig['onConsole'],
+    onConsoleBytes: v.onConsoleBytes as ResolvedVmConfig['onConsoleBytes'],
     onLog: v.onLog as ResolvedVmConfig['onLog'],
     ept: v.ept,
     host,

@@ -43,41 +43,108 @@ export class PioBus {
   }
 }
 
+/** Where console output goes as it arrives (both optional). */
+export interface ConsoleSinks {
+  /** The exact bytes, in order: a copy the callee may keep. */
+  onBytes?: (bytes: Uint8Array) => void;
+  /** The bytes decoded as UTF-8 (streaming: a character split across flushes stays whole; lossy for invalid bytes). */
+  onText?: (text: string) => void;
+}
+
 /**
- * Console output: collects every byte and streams decoded text to a callback as it
- * arrives — at each newline, and whenever the VMM flushes (each run chunk and at stop).
+ * Console output: a serial port carries bytes, so the console keeps bytes. Each byte goes
+ * into a preallocated buffer (no allocation per byte) that is flushed to the sinks at each
+ * newline, when it fills, and whenever the VMM flushes (each run chunk and at stop). The
+ * first MAX_COLLECTED bytes are also kept for the run result; later ones are still streamed
+ * and counted (`truncatedBytes`), never silently lost.
  */
 export class Console {
-  private readonly decoder = new TextDecoder('utf-8');
-  private pending: number[] = [];
-  private collected = '';
-  private bytes = 0;
-  /** Bytes kept in `text` at most; the rest is still streamed and counted. */
+  /** Bytes kept for the result at most (16 MiB); the rest is streamed and counted. */
   static readonly MAX_COLLECTED = 16 * 1024 * 1024;
+  /** Pending bytes flushed together: the granularity of streaming between newlines. */
+  static readonly FLUSH_BYTES = 4096;
+  private readonly pending = new Uint8Array(Console.FLUSH_BYTES);
+  private pendingLength = 0;
+  /** Kept bytes: grown by doubling up to MAX_COLLECTED. */
+  private kept = new Uint8Array(Console.FLUSH_BYTES);
+  private keptLength = 0;
+  private total = 0;
+  private readonly decoder = new TextDecoder('utf-8');
+  private ended = false;
+  private decoded: { length: number; text: string } = { length: 0, text: '' };
 
-  constructor(private readonly onText?: (text: string) => void) {}
+  constructor(private readonly sinks: ConsoleSinks = {}) {}
 
   putByte(b: number): void {
-    this.pending.push(b);
-    this.bytes++;
-    if (b === 0x0a || this.pending.length >= 4096) this.flush();
+    this.pending[this.pendingLength++] = b;
+    this.total++;
+    if (b === 0x0a || this.pendingLength === Console.FLUSH_BYTES) this.flush();
   }
 
   flush(): void {
-    if (this.pending.length === 0) return;
-    const text = this.decoder.decode(Uint8Array.from(this.pending), { stream: true });
-    this.pending = [];
-    if (this.collected.length < Console.MAX_COLLECTED) this.collected += text;
-    if (text && this.onText) this.onText(text);
+    const n = this.pendingLength;
+    if (n === 0) return;
+    this.pendingLength = 0;
+    const chunk = this.pending.subarray(0, n);
+    this.keep(chunk);
+    this.sinks.onBytes?.(chunk.slice());
+    if (this.sinks.onText) {
+      const text = this.decoder.decode(chunk, { stream: true });
+      if (text) this.sinks.onText(text);
+    }
   }
 
-  /** Everything printed so far (up to MAX_COLLECTED characters). */
+  /**
+   * The output is complete (the VM finished): flush, and end the text stream, so a
+   * trailing partial UTF-8 sequence reaches onText as U+FFFD instead of vanishing. The
+   * bytes of that sequence went to onBytes as they are.
+   */
+  end(): void {
+    this.flush();
+    if (this.ended) return;
+    this.ended = true;
+    if (this.sinks.onText) {
+      const text = this.decoder.decode();
+      if (text) this.sinks.onText(text);
+    }
+  }
+
+  private keep(chunk: Uint8Array): void {
+    const room = Console.MAX_COLLECTED - this.keptLength;
+    const n = Math.min(room, chunk.length);
+    if (n === 0) return;
+    if (this.keptLength + n > this.kept.length) {
+      let size = this.kept.length;
+      while (size < this.keptLength + n) size *= 2;
+      const grown = new Uint8Array(Math.min(size, Console.MAX_COLLECTED));
+      grown.set(this.kept.subarray(0, this.keptLength));
+      this.kept = grown;
+    }
+    this.kept.set(n === chunk.length ? chunk : chunk.subarray(0, n), this.keptLength);
+    this.keptLength += n;
+  }
+
+  /** The kept bytes (the first MAX_COLLECTED printed), exactly as written: a copy. */
+  get bytes(): Uint8Array {
+    return this.kept.slice(0, this.keptLength);
+  }
+
+  /** The kept bytes decoded as UTF-8 (each invalid byte, and a partial sequence at the end, as U+FFFD). */
   get text(): string {
-    return this.collected;
+    if (this.decoded.length !== this.keptLength) {
+      this.decoded = { length: this.keptLength, text: new TextDecoder('utf-8').decode(this.kept.subarray(0, this.keptLength)) };
+    }
+    return this.decoded.text;
   }
 
+  /** Every byte printed (streamed), kept or not. */
   get byteCount(): number {
-    return this.bytes;
+    return this.total;
+  }
+
+  /** Bytes printed but not kept for the result (beyond MAX_COLLECTED); 0 normally. */
+  get truncatedBytes(): number {
+    return this.total - this.pendingLength - this.keptLength;
   }
 }
 

@@ -50,7 +50,19 @@ export interface VmmStats {
   io_unhandled: number;
   roi_begin: number;
   roi_end: number;
+  /** MMIO pages reported as unhandled (each exits once: the vCPU completes later accesses itself). */
+  mmio_pages: number;
+  /** VMM diagnostic lines not passed on beyond MAX_LOG_LINES (src/kvm/vm.ts). */
+  log_suppressed: number;
 }
+
+/**
+ * How many unhandled ports, and unhandled MMIO pages, get a log line each (and, for MMIO
+ * pages, a place in the result's list). Beyond it a guest touching many pages costs the VMM
+ * a counter, not a line and a list entry per page: one summary line at the end says how
+ * many were not logged (unhandledSummary).
+ */
+export const UNHANDLED_LOGGED = 64;
 
 export interface ExitContext {
   bus: PioBus;
@@ -58,7 +70,7 @@ export interface ExitContext {
   log(message: string): void;
   /** Completes an IN at the next run(). */
   setInValue(value: number): void;
-  /** Ports already reported as unhandled (each is logged once). */
+  /** Ports reported as unhandled (at most 65536); the first UNHANDLED_LOGGED are logged. */
   readonly unhandledPorts: Set<number>;
   /**
    * Default mode: make the vCPU complete data accesses to this GPA's page outside guest
@@ -66,7 +78,10 @@ export interface ExitContext {
    * MMIO always stops (a context without a vCPU, as in unit tests of strict handling).
    */
   completeMmio?(gpa: number): void;
-  /** Page-aligned GPAs of MMIO pages already reported (each is logged once). */
+  /**
+   * Page-aligned GPAs of the first UNHANDLED_LOGGED MMIO pages reported (each logged once);
+   * stats.mmio_pages counts every page reported.
+   */
   readonly unhandledMmio: Set<number>;
   /** A device asked to stop during this exit. */
   pendingStop: StopInfo | null;
@@ -109,7 +124,7 @@ export function handleIoExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
   }
   if (!ctx.unhandledPorts.has(port)) {
     ctx.unhandledPorts.add(port);
-    ctx.log(`unhandled I/O: ${what} at RIP ${hex(exit.rip)} (reads return all ones; reported once per port)`);
+    if (ctx.unhandledPorts.size <= UNHANDLED_LOGGED) ctx.log(`unhandled I/O: ${what} at RIP ${hex(exit.rip)} (reads return all ones; reported once per port)`);
   }
   if (isIn) ctx.setInValue(sizeMask(size)); // like QEMU: an undecoded read floats high
   return RESUME;
@@ -123,10 +138,13 @@ export function handleHltExit(_ctx: ExitContext, _exit: ExitInfo): ExitAction {
 /**
  * MMIO: a guest-physical access outside every memslot (docs/guest-abi.md "Devices and exits").
  * There is no MMIO device model. Strict mode stops, naming the GPA and RIP. Default mode
- * logs once per 4 KiB page and has the vCPU complete the access (reads all-ones like QEMU's
+ * reports the 4 KiB page and has the vCPU complete the access (reads all-ones like QEMU's
  * unassigned memory, writes dropped) when it re-executes the instruction, which has not
- * retired. An instruction fetch, or a guest page-table access, from MMIO space cannot be
- * completed that way: it stops in both modes.
+ * retired. From then on the vCPU completes accesses to that page without an exit, so each
+ * page is reported once and counted exactly (stats.mmio_pages) without the VMM remembering
+ * it (the vCPU's registration is the per-page state): only the first UNHANDLED_LOGGED pages
+ * are logged and listed. An instruction fetch, or a guest page-table access, from MMIO space
+ * cannot be completed that way: it stops in both modes.
  */
 export function handleMmioExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
   const kind = ACCESS_TEXT[exit.access] ?? `access ${exit.access}`;
@@ -136,11 +154,24 @@ export function handleMmioExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
   if (ctx.strict || !ctx.completeMmio) return stopWithError('mmio', `${what}${ctx.strict ? ' (strict mode)' : ''}`);
   const page = exit.gpa - (exit.gpa % 4096);
   if (!ctx.unhandledMmio.has(page)) {
-    ctx.unhandledMmio.add(page);
-    ctx.log(`unhandled MMIO access at GPA ${hex(exit.gpa)} (RIP ${hex(exit.rip)}): ${kind}; reads return all ones, writes are dropped (reported once per page)`);
+    ctx.stats.mmio_pages++;
+    if (ctx.unhandledMmio.size < UNHANDLED_LOGGED) {
+      ctx.unhandledMmio.add(page);
+      ctx.log(`unhandled MMIO access at GPA ${hex(exit.gpa)} (RIP ${hex(exit.rip)}): ${kind}; reads return all ones, writes are dropped (reported once per page)`);
+    }
   }
   ctx.completeMmio(exit.gpa);
   return RESUME;
+}
+
+/** The lines that close a run's unhandled reports: how many ports and MMIO pages went unlogged. */
+export function unhandledSummary(ctx: ExitContext): string[] {
+  const lines: string[] = [];
+  const ports = ctx.unhandledPorts.size;
+  if (ports > UNHANDLED_LOGGED) lines.push(`unhandled I/O: ${ports - UNHANDLED_LOGGED} more ports not logged (${ports} in all, listed in the result)`);
+  const pages = ctx.stats.mmio_pages;
+  if (pages > ctx.unhandledMmio.size) lines.push(`unhandled MMIO: ${pages - ctx.unhandledMmio.size} more MMIO pages not listed (${pages} in all)`);
+  return lines;
 }
 
 /**

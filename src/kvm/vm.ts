@@ -18,7 +18,7 @@ import { ExitReason, type NativeAddon } from '../native/types.ts';
 import { ConfigError } from '../util/errors.ts';
 import { faultRates, hostEventsDelta, NO_HOST_EVENTS, simulate, type HostEvents } from './cost.ts';
 import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from './devices.ts';
-import type { ExitContext, StopInfo, VmmStats } from './exits.ts';
+import { unhandledSummary, type ExitContext, type StopInfo, type VmmStats } from './exits.ts';
 import { RunLoop, type RunState } from './run.ts';
 import { counterDelta, Vcpu, type CounterSnapshot } from './vcpu.ts';
 import { resolveVmConfig, type ResolvedVmConfig, type VmConfigInput } from './config.ts';
@@ -31,6 +31,14 @@ import type { EptMemoryBackend } from './mmu/ept-memory.ts';
 import { eptView, type EptView } from './mmu/debug.ts';
 import { gpa } from '../util/address.ts';
 import { describe } from '../util/schema.ts';
+
+/**
+ * VMM diagnostic lines passed to onLog per VM at most; later ones are counted in
+ * vmm.log_suppressed, and one closing line says how many. With the unhandled-report
+ * summaries (src/kvm/exits.ts unhandledSummary) a run logs at most MAX_LOG_LINES + 3 lines,
+ * whatever the guest does.
+ */
+export const MAX_LOG_LINES = 256;
 
 export interface GuestImage {
   bytes: Uint8Array;
@@ -52,7 +60,7 @@ export class Vm implements VmControl {
   readonly bus = new PioBus();
   readonly console: Console;
   readonly boot: BootSummary;
-  readonly stats: VmmStats = { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0 };
+  readonly stats: VmmStats = { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0, mmio_pages: 0, log_suppressed: 0 };
   private readonly ctx: ExitContext;
   private readonly loop: RunLoop;
   private closed = false;
@@ -63,13 +71,15 @@ export class Vm implements VmControl {
   private readonly bootHost: HostEvents;
   /** EPT mode: the host clock that follows the guest (null without a host model). */
   readonly hostClock: HostClock | null;
+  private logLines = 0;
+  private closed = false;
 
   constructor(config: ResolvedVmConfig, backend: GuestMemoryBackend, vcpu: Vcpu, boot: BootSummary) {
     this.config = config;
     this.backend = backend;
     this.vcpu = vcpu;
     this.boot = boot;
-    this.console = new Console(config.onConsole);
+    this.console = new Console({ onBytes: config.onConsoleBytes, onText: config.onConsole });
     this.bootHost = backend.hostEvents?.() ?? NO_HOST_EVENTS;
     this.ctx = {
       bus: this.bus,
@@ -130,7 +140,22 @@ export class Vm implements VmControl {
     return now ? hostEventsDelta(now, this.bootHost) : NO_HOST_EVENTS;
   }
   log(message: string): void {
+    if (this.logLines >= MAX_LOG_LINES) {
+      this.stats.log_suppressed++;
+      return;
+    }
+    this.logLines++;
     this.config.onLog?.(message);
+  }
+
+  /** The run is over: end the console stream and close the bounded reports with their counts. */
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.console.end();
+    const lines = unhandledSummary(this.ctx);
+    if (this.stats.log_suppressed > 0) lines.push(`${this.stats.log_suppressed} more diagnostic lines not shown (at most ${MAX_LOG_LINES} per run)`);
+    for (const m of lines) this.config.onLog?.(m);
   }
 
   /** Ask a running VM to pause after the current exit (call from a callback). */
@@ -162,8 +187,12 @@ export class Vm implements VmControl {
   run(): RunResult | null {
     this.live('run');
     this.loop.run();
-    this.console.flush();
-    return this.loop.state === 'Finished' ? this.result() : null;
+    if (this.loop.state !== 'Finished') {
+      this.console.flush();
+      return null;
+    }
+    this.close();
+    return this.result();
   }
 
   counters(): CounterSnapshot {
@@ -230,6 +259,8 @@ export class Vm implements VmControl {
       stopReason: stop.reason,
       error: stop.error ?? null,
       console: this.console.text,
+      consoleBytes: this.console.bytes,
+      consoleTruncatedBytes: this.console.truncatedBytes,
       counters,
       exits,
       roi: [...this.rois],
