@@ -72,7 +72,8 @@ export class Vm implements VmControl {
   /** EPT mode: the host clock that follows the guest (null without a host model). */
   readonly hostClock: HostClock | null;
   private logLines = 0;
-  private closed = false;
+  /** The run is over and its bounded reports were closed (finishReports). */
+  private reportsFinished = false;
 
   constructor(config: ResolvedVmConfig, backend: GuestMemoryBackend, vcpu: Vcpu, boot: BootSummary) {
     this.config = config;
@@ -149,9 +150,9 @@ export class Vm implements VmControl {
   }
 
   /** The run is over: end the console stream and close the bounded reports with their counts. */
-  private close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  private finishReports(): void {
+    if (this.reportsFinished) return;
+    this.reportsFinished = true;
     this.console.end();
     const lines = unhandledSummary(this.ctx);
     if (this.stats.log_suppressed > 0) lines.push(`${this.stats.log_suppressed} more diagnostic lines not shown (at most ${MAX_LOG_LINES} per run)`);
@@ -191,7 +192,7 @@ export class Vm implements VmControl {
       this.console.flush();
       return null;
     }
-    this.close();
+    this.finishReports();
     return this.result();
   }
 
