@@ -4,6 +4,7 @@
 #pragma once
 #include <cstring>
 #include <unordered_set>
+#include <vector>
 
 #include "arena.h"
 #include "counters.h"
@@ -250,15 +251,34 @@ class Cpu {
   // guest page-table accesses never complete this way. Only the fault paths look at it.
   // A registered page exits once (the VMM logs it once) and then completes in the vCPU,
   // so exits_mmio counts MMIO pages reported, mmio_accesses every completed access.
-  // configure_mmu() forgets every registration.
+  // configure_mmu() forgets every registration. At most kMaxMmioPages pages stay registered
+  // (a guest sweeping MMIO space must not grow host memory without bound): registering one
+  // more forgets the oldest, whose next access exits (and is reported) again.
+  static constexpr size_t kMaxMmioPages = size_t{1} << 16;
   std::unordered_set<uint64_t> mmio_pages_;
+  std::vector<uint64_t> mmio_order_;  // registration order, a ring once full
+  size_t mmio_oldest_ = 0;
   bool mmio_completes(const Fault& f) const {
     return (f.kind == FaultKind::Mmio || (f.kind == FaultKind::EptViolation && !f.misconfig)) &&
            f.gva_valid && f.access != Access::Fetch && !mmio_pages_.empty() &&
            mmio_pages_.count(f.gpa >> kPageShift) != 0;
   }
-  void complete_mmio(uint64_t gpa) { mmio_pages_.insert(gpa >> kPageShift); }
-  void clear_mmio() { mmio_pages_.clear(); }
+  void complete_mmio(uint64_t gpa) {
+    const uint64_t page = gpa >> kPageShift;
+    if (!mmio_pages_.insert(page).second) return;
+    if (mmio_order_.size() < kMaxMmioPages) {
+      mmio_order_.push_back(page);
+      return;
+    }
+    mmio_pages_.erase(mmio_order_[mmio_oldest_]);
+    mmio_order_[mmio_oldest_] = page;
+    mmio_oldest_ = (mmio_oldest_ + 1) % kMaxMmioPages;
+  }
+  void clear_mmio() {
+    mmio_pages_.clear();
+    mmio_order_.clear();
+    mmio_oldest_ = 0;
+  }
   __attribute__((noinline)) Status fault_read(const Fault& f, unsigned size, uint64_t* out) {
     if (!mmio_completes(f)) return fault(f);
     counters_.inc(C_loads);

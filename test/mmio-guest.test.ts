@@ -164,6 +164,60 @@ test(`a guest touching ${PAGES} MMIO pages gets a complete --json result with ${
   }
 });
 
+// Sweeps 70,000 MMIO pages twice: more pages than the vCPU keeps registered (65,536), so the
+// oldest registrations are forgotten and those pages exit again: what the guest touches no
+// longer decides how much host memory the registrations take.
+const SWEEP = 70_000;
+const MAX_REGISTERED = 65_536;
+const TWO_SWEEPS_GUEST = `${MAP}
+        mov     $2, %edx
+again:  mov     $0x40000000, %esi
+        mov     $${SWEEP}, %ecx
+touch:  movb    (%rsi), %al
+        add     $4096, %rsi
+        dec     %ecx
+        jnz     touch
+        dec     %edx
+        jnz     again
+        xor     %eax, %eax
+        outb    %al, $0xf4
+        hlt
+`;
+const twoSweeps = assemble(TWO_SWEEPS_GUEST, 'mmio-two-sweeps');
+
+/** The exits a FIFO of `capacity` registered pages gives for this access sequence. */
+function fifoExits(pages: number[], capacity: number): number {
+  const registered = new Set<number>();
+  const order: number[] = [];
+  let exits = 0;
+  for (const p of pages) {
+    if (registered.has(p)) continue;
+    exits++;
+    registered.add(p);
+    order.push(p);
+    if (order.length > capacity) registered.delete(order.shift()!);
+  }
+  return exits;
+}
+
+test(`the vCPU keeps at most ${MAX_REGISTERED} MMIO pages registered: forgotten pages exit again, the counts stay exact`, async (t) => {
+  const g = guestFile(twoSweeps);
+  try {
+    const r = await cliInProcess(['run', g.path, '--memory', '4M', '--json']);
+    t.is(r.code, 0);
+    const j = JSON.parse(r.stdout);
+    const sweep = Array.from({ length: SWEEP }, (_, i) => i);
+    const exits = fifoExits([...sweep, ...sweep], MAX_REGISTERED);
+    t.is(exits, 2 * SWEEP, 'a sequential sweep larger than the FIFO misses every time');
+    t.is(j.memory.ept.mmio_exits, exits);
+    t.is(j.vmm.mmio_pages, exits);
+    t.is(j.counters.mmio_accesses, 2 * SWEEP);
+    t.is(j.unhandledMmio.length, UNHANDLED_LOGGED);
+  } finally {
+    g.remove();
+  }
+});
+
 test('completeMmio refuses a GPA that is not a non-negative number or bigint', async (t) => {
   const { loadAddon } = await import('../src/native/addon.ts');
   const addon = loadAddon();

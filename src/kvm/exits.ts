@@ -50,7 +50,11 @@ export interface VmmStats {
   io_unhandled: number;
   roi_begin: number;
   roi_end: number;
-  /** MMIO pages reported as unhandled (each exits once: the vCPU completes later accesses itself). */
+  /**
+   * MMIO page reports: exits the vCPU then completes itself for that page. Each page reports
+   * once while the vCPU keeps it registered (at most 65,536 pages, the oldest forgotten
+   * first); a forgotten page reports again when touched again.
+   */
   mmio_pages: number;
   /** VMM diagnostic lines not passed on beyond MAX_LOG_LINES (src/kvm/vm.ts). */
   log_suppressed: number;
@@ -142,8 +146,8 @@ export function handleHltExit(_ctx: ExitContext, _exit: ExitInfo): ExitAction {
  * unassigned memory, writes dropped) when it re-executes the instruction, which has not
  * retired. From then on the vCPU completes accesses to that page without an exit, so each
  * page is reported once and counted exactly (stats.mmio_pages) without the VMM remembering
- * it (the vCPU's registration is the per-page state): only the first UNHANDLED_LOGGED pages
- * are logged and listed. An instruction fetch, or a guest page-table access, from MMIO space
+ * it (the vCPU's registration, bounded at 65,536 pages, is the per-page state): only the
+ * first UNHANDLED_LOGGED pages are logged and listed. An instruction fetch, or a guest page-table access, from MMIO space
  * cannot be completed that way: it stops in both modes.
  */
 export function handleMmioExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
@@ -153,8 +157,8 @@ export function handleMmioExit(ctx: ExitContext, exit: ExitInfo): ExitAction {
   if (exit.access === Access.FETCH || !exit.gvaValid) return stopWithError('mmio', `${what}: cannot be completed (no MMIO device model)`);
   if (ctx.strict || !ctx.completeMmio) return stopWithError('mmio', `${what}${ctx.strict ? ' (strict mode)' : ''}`);
   const page = exit.gpa - (exit.gpa % 4096);
+  ctx.stats.mmio_pages++;
   if (!ctx.unhandledMmio.has(page)) {
-    ctx.stats.mmio_pages++;
     if (ctx.unhandledMmio.size < UNHANDLED_LOGGED) {
       ctx.unhandledMmio.add(page);
       ctx.log(`unhandled MMIO access at GPA ${hex(exit.gpa)} (RIP ${hex(exit.rip)}): ${kind}; reads return all ones, writes are dropped (reported once per page)`);
