@@ -16,11 +16,11 @@
  */
 import { z } from 'zod';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
-import { defaultKnobs, hostConfigSchema } from '../mm/config.ts';
+import { hostConfigSchema } from '../mm/config.ts';
 import type { NativeAddon, TlbGeometry } from '../native/types.ts';
 import { disabledTlbGeometry, tlbStructureNames } from '../native/tlb.ts';
 import { alignDown, alignUp, HPAGE_PMD_SIZE } from '../util/address.ts';
-import { parseConfig, strictObject } from '../util/schema.ts';
+import { intRange, parseConfig, strictObject } from '../util/schema.ts';
 import { costTableSchema, makeCostTable, type CostTable } from './cost.ts';
 import { ARENA_MAX_BYTES } from '../native/types.ts';
 
@@ -59,15 +59,9 @@ export function defaultHostMemory(memory: number): number {
 export const TLB_PRESETS = ['default', 'none'] as const;
 export type TlbPreset = (typeof TLB_PRESETS)[number];
 
-/** An integer in [min, max] (a multiple of `step`), with one message for every way of missing it. */
-function int(min: number, max = Number.MAX_SAFE_INTEGER, step = 1, what = `an integer from ${min} to ${max}`) {
-  const error = what;
-  const n = z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
-  return step > 1 ? n.multipleOf(step, { error }) : n;
-}
 const fn = z.custom<(...a: never[]) => unknown>((v) => typeof v === 'function', 'expected a function');
 
-const tlbArraySchema = strictObject({ entries: int(0, 2 ** 31), ways: int(0, 2 ** 31) });
+const tlbArraySchema = strictObject({ entries: intRange(0, 2 ** 31), ways: intRange(0, 2 ** 31) });
 
 /** The tlb section: a preset, or { structure: { entries, ways } } over the addon's structure names. */
 function tlbSchema(structures: readonly string[]) {
@@ -77,58 +71,56 @@ function tlbSchema(structures: readonly string[]) {
 
 /** The host section: the mm's knobs and swap plus what KVM decides about the host. */
 const hostSchema = strictObject({
-    /** Host RAM in bytes; default defaultHostMemory(guest memory). */
-    memory: int(MIN_HOST_MEMORY, MAX_HOST_MEMORY, HPAGE_PMD_SIZE, 'a multiple of 2 MiB from 8 MiB to 1 TiB (8388608 to 1099511627776 bytes)').optional(),
-    thp: hostConfigSchema.shape.thp,
-    swap: hostConfigSchema.shape.swap,
-    /** The host's simulated time follows the guest's (src/kvm/host-clock.ts). Default true. */
-    clock: z.boolean().default(true),
-    /** Check host and EPT invariants after every operation (slow; tests). */
-    debugChecks: z.boolean().default(false),
-  });
+  /** Host RAM in bytes; default defaultHostMemory(guest memory). */
+  memory: intRange(MIN_HOST_MEMORY, MAX_HOST_MEMORY, {
+    step: HPAGE_PMD_SIZE,
+    accepts: 'a multiple of 2 MiB from 8 MiB to 1 TiB (8388608 to 1099511627776 bytes)',
+  }).optional(),
+  thp: hostConfigSchema.shape.thp,
+  swap: hostConfigSchema.shape.swap,
+  /** The host's simulated time follows the guest's (src/kvm/host-clock.ts). Default true. */
+  clock: z.boolean().default(true),
+  /** Check host and EPT invariants after every operation (slow; tests). */
+  debugChecks: z.boolean().default(false),
+});
 
 function vmSchema(structures: readonly string[]) {
+  const u64 = z.bigint({ error: 'a u64' }).min(0n, { error: 'a u64' }).max(2n ** 64n - 1n, { error: 'a u64' });
+  const ms = 'a number of ms ≥ 0 (0 = no limit)';
   return strictObject({
-      memory: int(4096, MAX_MEMORY, 4096, 'a multiple of 4 KiB from 4 KiB to 1 TiB (4096 to 1099511627776 bytes)').default(DEFAULT_MEMORY),
-      guestPageSize: z.enum(Object.keys(GUEST_PAGE_BYTES) as [GuestPageSize, ...GuestPageSize[]]).default(DEFAULT_GUEST_PAGE_SIZE),
-      cmdline: z.string().optional(),
-      args: z
-        .array(z.union([int(0), z.bigint({ error: 'a u64' }).min(0n, { error: 'a u64' }).max(2n ** 64n - 1n, { error: 'a u64' })]), { error: 'an array of u64 guest args' })
-        .max(16, { error: 'at most 16 guest args (boot info holds 16)' })
-        .readonly()
-        .default([]),
-      strict: z.boolean().default(false),
-      /** 0 = no limit. */
-      maxInstructions: int(0, Number.MAX_SAFE_INTEGER, 1, 'an integer ≥ 0 (0 = no limit)').default(0),
-      /** Wall-clock ms; 0 = no limit. */
-      timeoutMs: z.number().min(0, { error: 'a number of ms ≥ 0 (0 = no limit)' }).finite({ error: 'a number of ms ≥ 0 (0 = no limit)' }).default(0),
-      chunkInstructions: int(1, 2 ** 31).default(DEFAULT_CHUNK_INSTRUCTIONS),
-      costs: costTableSchema.default({}),
-      tlb: tlbSchema(structures).default('default'),
-      onConsole: fn.optional(),
-      onConsoleBytes: fn.optional(),
-      onLog: fn.optional(),
-      ept: z.boolean().default(EPT_DEFAULT),
-      host: hostSchema.optional(),
-    })
-    .superRefine((c, ctx) => {
-      if (!c.ept && c.host !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['host'], params: { rule: true }, message: 'only with EPT on (ept: true; --ept on): the host THP model backs guest RAM only in EPT mode' });
-      }
-    });
+    memory: intRange(4096, MAX_MEMORY, { step: 4096, accepts: 'a multiple of 4 KiB from 4 KiB to 1 TiB (4096 to 1099511627776 bytes)' }).default(DEFAULT_MEMORY),
+    guestPageSize: z.enum(Object.keys(GUEST_PAGE_BYTES) as [GuestPageSize, ...GuestPageSize[]]).default(DEFAULT_GUEST_PAGE_SIZE),
+    cmdline: z.string().optional(),
+    args: z
+      .array(z.union([intRange(0, Number.MAX_SAFE_INTEGER), u64]), { error: 'an array of u64 guest args' })
+      .max(16, { error: 'at most 16 guest args (boot info holds 16)' })
+      .readonly()
+      .default([]),
+    strict: z.boolean().default(false),
+    /** 0 = no limit. */
+    maxInstructions: intRange(0, Number.MAX_SAFE_INTEGER, { accepts: 'an integer ≥ 0 (0 = no limit)' }).default(0),
+    /** Wall-clock ms; 0 = no limit. */
+    timeoutMs: z.number().min(0, { error: ms }).finite({ error: ms }).default(0),
+    chunkInstructions: intRange(1, 2 ** 31).default(DEFAULT_CHUNK_INSTRUCTIONS),
+    costs: costTableSchema.default({}),
+    tlb: tlbSchema(structures).default('default'),
+    onConsole: fn.optional(),
+    onConsoleBytes: fn.optional(),
+    onLog: fn.optional(),
+    ept: z.boolean().default(EPT_DEFAULT),
+    host: hostSchema.optional(),
+  }).superRefine((c, ctx) => {
+    if (!c.ept && c.host !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['host'], params: { rule: true }, message: 'only with EPT on (ept: true; --ept on): the host THP model backs guest RAM only in EPT mode' });
+    }
+  });
 }
 
 /** What createVm accepts (src/api/types.ts VmConfig is checked against it). */
 export type VmConfigInput = z.input<ReturnType<typeof vmSchema>>;
 
 /** The host section with its defaults filled: what the EPT memory backend builds the host from. */
-export interface ResolvedHostConfig {
-  memory: number;
-  thp: z.output<typeof hostConfigSchema.shape.thp>;
-  swap: z.output<typeof hostConfigSchema.shape.swap>;
-  clock: boolean;
-  debugChecks: boolean;
-}
+export type ResolvedHostConfig = Omit<z.output<typeof hostSchema>, 'memory'> & { memory: number };
 
 export interface ResolvedVmConfig {
   memory: number;
@@ -164,15 +156,9 @@ export function resolveTlb(spec: TlbPreset | TlbGeometry, addon: TlbDefaults): R
 /** Validate a VmConfig once and fill every default (ConfigError naming the path on a bad value). */
 export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfig {
   const v = parseConfig(vmSchema(tlbStructureNames(addon)), c, '');
-  const host: ResolvedHostConfig | null = v.ept
-    ? {
-        memory: v.host?.memory ?? defaultHostMemory(v.memory),
-        thp: v.host?.thp ?? defaultKnobs(),
-        swap: v.host?.swap,
-        clock: v.host?.clock ?? true,
-        debugChecks: v.host?.debugChecks ?? false,
-      }
-    : null;
+  // EPT mode without a host section gets the section's defaults, from its own schema.
+  const h = v.ept ? (v.host ?? hostSchema.parse({})) : null;
+  const host: ResolvedHostConfig | null = h && { ...h, memory: h.memory ?? defaultHostMemory(v.memory) };
   return {
     memory: v.memory,
     guestPageSize: v.guestPageSize,

@@ -114,10 +114,11 @@ export function parseConfig<S extends z.ZodType>(schema: S, value: unknown, path
   return r.data;
 }
 
-/** An integer in [min, max], one message for every way of missing it. */
-export function intRange(min: number, max: number): z.ZodNumber {
-  const error = `an integer from ${min} to ${max}`;
-  return z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+/** An integer in [min, max] (a multiple of `step`), one message — what it accepts — for every way of missing it. */
+export function intRange(min: number, max: number, opts: { step?: number; accepts?: string } = {}): z.ZodNumber {
+  const error = opts.accepts ?? `an integer from ${min} to ${max}`;
+  const n = z.number({ error }).int({ error }).min(min, { error }).max(max, { error });
+  return opts.step && opts.step > 1 ? n.multipleOf(opts.step, { error }) : n;
 }
 
 /** A strict object whose unknown-key message lists the keys it knows. */
