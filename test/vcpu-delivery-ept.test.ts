@@ -190,7 +190,7 @@ test('a VM whose EPT holds a malformed leaf stops with ept-misconfig naming the 
   let vmRef: ReturnType<typeof createVm> | null = null;
   const vm = createVm({ memory: 4 * MiB, ept: true, host: { thp: { enabled: 'never' } }, onConsole: () => vmRef!.pause() }, { bytes: elf, name: 'hello' });
   vmRef = vm;
-  t.is(vm.run(), null, 'paused at the first console output');
+  t.is(vm.run().stopReason, 'paused', 'paused at the first console output');
   // The page of hello's message (RSI, identity-mapped): make its 4 KiB EPT leaf W without R.
   const gpa = Number(vm.vcpu.reg('rsi')) & ~0xfff;
   const backend = vm.backend as unknown as { arena: { buffer: ArrayBuffer }; kvmMmu: { eptp: number } };

@@ -133,25 +133,25 @@ test('pause() from a console callback pauses after that exit; run() resumes', (t
   let vmRef: { pause(): void } | undefined;
   const { vm } = vmWith([...printSteps('a\nb\n'), exitWith(0)], { onConsole: () => vmRef!.pause() });
   vmRef = vm;
-  t.is(vm.run(), null);
+  t.is(vm.run().stopReason, 'paused');
   t.is(vm.state, 'Paused');
   t.is(vm.result().console, 'a\n');
   t.is(vm.result().stopReason, 'paused');
-  t.is(vm.run(), null);
+  t.is(vm.run().stopReason, 'paused');
   const r = vm.run()!;
   t.is(vm.state, 'Finished');
   t.is(r.console, 'a\nb\n');
   t.is(vm.run()!.exitStatus, 0); // a finished VM stays finished
 });
 
-test('the wall-clock timeout stops the loop with what ran so far', (t) => {
+test('the wall-clock timeout pauses the loop with what ran so far (the VM is not finished)', (t) => {
   const f = fakeAddon([{ instructions: 100, exit: out(0x3f8, 0x41) }, { instructions: 100, exit: out(0x3f8, 0x42) }, exitWith(0)]);
   const native = new f.addon.Vcpu({} as never) as unknown as FakeVcpu;
   const vcpu = new Vcpu(native, f.addon.counterNames, f.addon.exitFieldNames);
   let clock = 0;
   const ctx = { bus: new PioBus(), strict: false, log() {}, setInValue() {}, unhandledPorts: new Set<number>(), unhandledMmio: new Set<number>(), pendingStop: null, stats: { io_out: 0, io_in: 0, io_unhandled: 0, roi_begin: 0, roi_end: 0, mmio_pages: 0, log_suppressed: 0 } };
   const loop = new RunLoop(vcpu, ctx, { maxInstructions: 0, timeoutMs: 250, chunkInstructions: 1000 }, () => { clock += 200; }, () => clock);
-  t.is(loop.run(), 'Finished');
+  t.is(loop.run(), 'Paused');
   t.deepEqual(loop.stop, { reason: 'timeout', exitStatus: null });
   t.is(loop.executed, 200);
   t.is(loop.wallMs, 400);

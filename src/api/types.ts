@@ -163,9 +163,11 @@ export type StopReason =
   | 'host-oom' // the simulated host had no frame left for guest memory or an EPT table
   | 'efault' // the VMM memory behind a memslot cannot be faulted in
   | 'internal-error' // the emulator reported a bug
-  | 'max-instructions'
-  | 'timeout'
-  | 'paused'; // not a stop: the result of a VM that is paused or has not run
+  | 'max-instructions' // a limit on budget units (resumable: run() continues)
+  | 'timeout' // the wall-clock limit (resumable)
+  | 'simulated-time' // run({ untilSimulatedNs }) reached (resumable)
+  | 'aborted' // run({ signal }) was aborted (resumable)
+  | 'paused'; // pause() was called, or the VM has not run (resumable)
 
 /** What kind of failure an error or an abnormal stop is. */
 export type ErrorCode =
@@ -287,6 +289,8 @@ export interface RunResult {
   /** The guest's exit status (debug-exit value; 0 for HLT); null when the guest did not finish. */
   exitStatus: number | null;
   stopReason: StopReason;
+  /** The guest stopped for good; false: run() continues where this result ends. */
+  finished: boolean;
   /** Abnormal stops (triple fault, strict I/O, MMIO, host out of memory, internal error): the report. */
   error: { code: ErrorCode; message: string } | null;
   /**
@@ -353,10 +357,44 @@ export interface EptView {
   tables: number;
 }
 
+/** One row of a run's time series: the interval since the previous row. */
+export interface Sample {
+  index: number;
+  /** Instructions retired, in all, at the end of the interval. */
+  instructions: number;
+  /** Simulated ns since the guest started, at the end of the interval. */
+  simulatedNs: number;
+  /** Every vCPU counter's change over the interval. */
+  counters: CounterSnapshot;
+  /** The host's /proc/vmstat and khugepaged counters' change over the interval (EPT mode), or null. */
+  host: Record<string, number> | null;
+}
+
+/** Options of one Vm.run() call. */
+export interface RunOptions {
+  /**
+   * Budget units this call may use: instructions (a REP iteration and an exception delivery
+   * count one each, so no instruction runs past the limit). Stops with 'max-instructions'.
+   */
+  maxInstructions?: number;
+  /** Stop at the first VM exit or chunk end at or after this simulated time (ns since the guest started). */
+  untilSimulatedNs?: number;
+  /** Stop ('aborted') at the next boundary once aborted (e.g. from an onConsole or onSample callback). */
+  signal?: AbortSignal;
+  /** Deliver a time series to onSample: a row every this many instructions, or simulated ns. */
+  sampleEvery?: { instructions: number } | { simulatedNs: number };
+  onSample?: (row: Sample) => void;
+}
+
 /** A VM ready to run: the guest loaded and booted to its entry point. */
 export interface Vm {
-  /** Runs until the guest stops or a limit is hit, or until pause() (then null; call run() again). */
-  run(): RunResult | null;
+  /**
+   * Runs until the guest stops, or until this call's limits, the VM's limits, pause() or an
+   * abort stop it, and returns the result so far. Unless `result.finished`, the next run()
+   * continues exactly where this one stopped: a run in any number of pieces equals one
+   * uninterrupted run, counter for counter and byte for byte.
+   */
+  run(options?: RunOptions): RunResult;
   /** Ask a running VM to pause after the current exit (call from a callback). */
   pause(): void;
   /** The result so far (final once the VM stopped). */

@@ -43,6 +43,8 @@ const STOP_TEXT: Record<StopReason, string> = {
   'internal-error': 'emulator internal error',
   'max-instructions': 'instruction limit reached',
   timeout: 'wall-clock timeout',
+  'simulated-time': 'simulated-time limit reached',
+  aborted: 'aborted by its signal',
   paused: 'paused, not finished',
 };
 

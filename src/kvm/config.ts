@@ -177,3 +177,31 @@ export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfi
     host,
   };
 }
+
+const positive = 'a number > 0';
+/** Options of one Vm.run() call. */
+const runOptionsSchema = strictObject({
+  /** Budget units this call may use (instructions; a REP iteration or an exception delivery counts one). */
+  maxInstructions: intRange(1, Number.MAX_SAFE_INTEGER).optional(),
+  /** Stop at the first boundary at or after this simulated time (ns since the guest started). */
+  untilSimulatedNs: z.number({ error: 'a number of ns ≥ 0' }).min(0, { error: 'a number of ns ≥ 0' }).optional(),
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'an AbortSignal').optional(),
+  sampleEvery: z
+    .union([
+      strictObject({ instructions: intRange(1, Number.MAX_SAFE_INTEGER) }),
+      strictObject({ simulatedNs: z.number({ error: positive }).positive({ error: positive }).finite({ error: positive }) }),
+    ])
+    .optional(),
+  onSample: fn.optional(),
+}).superRefine((o, ctx) => {
+  if ((o.sampleEvery === undefined) !== (o.onSample === undefined)) {
+    ctx.addIssue({ code: 'custom', path: [o.sampleEvery ? 'onSample' : 'sampleEvery'], params: { rule: true }, message: 'sampleEvery and onSample go together' });
+  }
+});
+
+export type RunOptionsInput = z.input<typeof runOptionsSchema>;
+
+/** Validate the options of one run() (a ConfigError naming the field, prefixed `run.`). */
+export function parseRunOptions(o: unknown) {
+  return parseConfig(runOptionsSchema, o, 'run');
+}

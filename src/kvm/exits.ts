@@ -22,9 +22,11 @@ export type StopReason =
   | 'host-oom' // the simulated host had no frame left for guest memory or an EPT table
   | 'efault' // the VMM memory behind a memslot cannot be faulted in (KVM_RUN's -EFAULT)
   | 'internal-error' // the emulator reported a bug
-  | 'max-instructions'
-  | 'timeout'
-  | 'paused'; // not a stop: Vm.result() of a VM that is paused or has not run
+  | 'max-instructions' // a limit on budget units (resumable: run() continues)
+  | 'timeout' // the wall-clock limit (resumable)
+  | 'simulated-time' // run({ untilSimulatedNs }) reached (resumable)
+  | 'aborted' // run({ signal }) was aborted (resumable)
+  | 'paused'; // pause() was called, or the VM has not run (resumable)
 
 export interface StopInfo {
   reason: StopReason;

@@ -34,52 +34,74 @@ export interface HostClockReport {
   syncs: number;
 }
 
-export class HostClock {
-  private syncs = 0;
+/**
+ * The run's simulated time, read from the vCPU's counters in place: simulate() over a
+ * snapshot would allocate a record of every counter at every VM exit; this is the same
+ * Σ count × cost without allocating. The host clock follows it, and the run loop's
+ * simulated-time limits and samples read it.
+ */
+export class SimClock {
   /** The vCPU counters as u32 halves, and (word index, cycles) per counter the cost model reads. */
-  private words: Uint32Array | null = null;
-  private weights: Array<[number, number]> = [];
+  private readonly words: Uint32Array;
+  private readonly weights: Array<[number, number]> = [];
 
   constructor(
-    private readonly host: Host,
+    vcpu: NativeVcpu,
+    counterNames: readonly string[],
     private readonly costs: CostTable,
-    readonly followsGuest: boolean,
-  ) {}
-
-  /**
-   * Read the vCPU's counters in place: simulate() over a snapshot would allocate a record of
-   * every counter at every VM exit; this is the same Σ count × cost without allocating.
-   */
-  attach(vcpu: NativeVcpu, counterNames: readonly string[]): void {
+    /** The host's events so far (EPT mode), for their share of simulated time. */
+    private readonly hostEvents: () => HostEvents,
+  ) {
     const c = vcpu.counters;
     this.words = new Uint32Array(c.buffer, c.byteOffset, c.length * 2);
-    this.weights = [];
     for (const [item, names] of Object.entries(FEEDS) as [CostItem, readonly string[]][]) {
       for (const n of names) {
         const i = counterNames.indexOf(n);
-        if (i >= 0 && this.costs[item] !== 0) this.weights.push([2 * i, this.costs[item]]);
+        if (i >= 0 && costs[item] !== 0) this.weights.push([2 * i, costs[item]]);
       }
     }
   }
 
-  /** Simulated cycles of the vCPU counters (the guest's part of simulate()). */
-  private guestCycles(): number {
-    const w = this.words!;
+  /** Simulated cycles so far: the guest's counters and the host's events. */
+  cycles(): number {
+    const w = this.words;
     let cycles = 0;
     for (const [i, cost] of this.weights) cycles += (w[i]! + w[i + 1]! * TWO32) * cost;
-    return cycles;
+    const c = this.costs;
+    const e = this.hostEvents();
+    const hostCycles =
+      e.host_fault_4k * c.host_fault_4k + e.host_fault_2m * c.host_fault_2m + e.kib_zeroed * c.kib_zeroed +
+      e.kib_copied * c.kib_copied + e.swap_io_page * c.swap_io_page;
+    return cycles + hostCycles;
   }
 
-  /** Advance the host to the run's simulated time so far (never back). */
-  /** `interrupted`: the run's deadline passed; the host stops catching up between khugepaged passes. */
-  sync(events: HostEvents, interrupted?: () => boolean): void {
-    if (!this.followsGuest || !this.words) return;
-    const c = this.costs;
-    const hostCycles =
-      events.host_fault_4k * c.host_fault_4k + events.host_fault_2m * c.host_fault_2m + events.kib_zeroed * c.kib_zeroed +
-      events.kib_copied * c.kib_copied + events.swap_io_page * c.swap_io_page;
-    const ms = ((this.guestCycles() + hostCycles) / c.clock_hz) * 1000;
-    const delta = ms - this.host.now;
+  /** Simulated milliseconds so far (the host clock's unit). */
+  ms(): number {
+    return (this.cycles() / this.costs.clock_hz) * 1000;
+  }
+
+  /** Simulated nanoseconds so far. */
+  ns(): number {
+    return (this.cycles() / this.costs.clock_hz) * 1e9;
+  }
+}
+
+export class HostClock {
+  private syncs = 0;
+
+  constructor(
+    private readonly host: Host,
+    private readonly clock: SimClock,
+    readonly followsGuest: boolean,
+  ) {}
+
+  /**
+   * Advance the host to the run's simulated time so far (never back). `interrupted`: the
+   * run's deadline passed; the host stops catching up between khugepaged passes.
+   */
+  sync(interrupted?: () => boolean): void {
+    if (!this.followsGuest) return;
+    const delta = this.clock.ms() - this.host.now;
     if (delta <= 0) return;
     this.syncs++;
     this.host.advanceTime(delta, interrupted);

@@ -2,15 +2,21 @@
  * The vCPU run loop: a small explicit state machine (Firecracker's vcpu loop).
  *
  *   Paused ──run()──► Running ──exit handled──► Running
- *                        │  pause() requested ──► Paused (run() resumes)
- *                        └─ stop / limit ───────► Finished (final)
+ *                        │  a limit, pause() or an abort ──► Paused (run() continues)
+ *                        └─ the guest stops ──────────────► Finished (final)
  *
- * Native run() is called in chunks of at most `chunkInstructions` budget units, so the
- * instruction limit is exact and the wall-clock timeout is checked at least once per chunk.
- * The limit counts the native budget's units (native/cpu.cc Cpu::run): instructions retired,
- * exceptions delivered, and a REP string instruction one per iteration, so no single
- * instruction can run past it; `executed` still counts retired instructions only. Every exit goes
- * through handleExit (src/kvm/exits.ts); this file only sequences.
+ * Native run() is called with a budget in units (native/cpu.cc Cpu::run): instructions
+ * retired, exceptions delivered, and a REP string instruction one per iteration, so no single
+ * instruction can run past a limit; `executed` still counts retired instructions only.
+ *
+ * Natural boundaries — a VM exit, or the end of a chunk of `chunkInstructions` units since
+ * the last natural boundary — are where the VMM does its timed work (afterRun: the console
+ * flush, the host clock and with it khugepaged and kswapd). Limits, samples and pauses may
+ * cut a chunk anywhere, but such an artificial boundary does no VMM work and the next call
+ * finishes the cut chunk: a run split into any number of pieces meets the same natural
+ * boundaries as one uninterrupted run, so it ends with the same counters, host state and
+ * console bytes. Every exit goes through handleExit (src/kvm/exits.ts); this file only
+ * sequences.
  */
 import { ExitReason } from '../native/types.ts';
 import { handleExit, RESUME, type ExitAction, type ExitContext, type StopInfo } from './exits.ts';
@@ -27,9 +33,23 @@ export interface RunLimits {
   chunkInstructions: number;
 }
 
+/** Limits of one run() call, on top of the VM's totals. */
+export interface PieceLimits {
+  /** Stop once the loop has used this many budget units in all (absent: no such limit). */
+  untilUnits?: number;
+  /** Stop at the first boundary at or after this simulated time (ns since the guest started). */
+  untilSimulatedNs?: number;
+  /** Stop at the next boundary once aborted. */
+  signal?: AbortSignal;
+  /** Stop for a sample once the loop has used this many units in all (the caller samples and calls run() on). */
+  sampleAtUnits?: number;
+  /** Stop for a sample at the first boundary at or after this simulated time. */
+  sampleAtNs?: number;
+}
+
 export class RunLoop {
   state: RunState = 'Paused';
-  /** Set once Finished. */
+  /** Why the loop last stopped (final once Finished). */
   stop: StopInfo | null = null;
   /** Instructions retired under this loop. */
   executed = 0;
@@ -38,15 +58,23 @@ export class RunLoop {
   wallMs = 0;
   private pauseRequested = false;
   private runStart = 0;
+  /** The last run() stopped at a sample point (the caller samples, clears it and goes on). */
+  sampleDue = false;
+  /** Units left until the next natural chunk boundary (a cut chunk is finished first). */
+  private chunkLeft: number;
 
   constructor(
     private readonly vcpu: Vcpu,
     private readonly ctx: ExitContext,
     private readonly limits: RunLimits,
-    /** Called after every native run() with its exit reason (the Vm flushes the console on BUDGET). */
+    /** The VMM's work at a natural boundary, with the exit reason (BUDGET at a chunk's end). */
     private readonly afterRun: (reason: number) => void = () => {},
     private readonly now: () => number = () => performance.now(),
-  ) {}
+    /** Simulated ns so far (for the simulated-time limits). */
+    private readonly simulatedNs: () => number = () => 0,
+  ) {
+    this.chunkLeft = limits.chunkInstructions;
+  }
 
   /** The wall-clock limit has passed (checked by long host-side work during a run, too). */
   pastDeadline(): boolean {
@@ -59,28 +87,42 @@ export class RunLoop {
     if (this.state === 'Running') this.pauseRequested = true;
   }
 
-  /** Runs until Finished or Paused; returns the new state. */
-  run(): RunState {
+  /**
+   * Runs until the guest stops (Finished) or something stops this call (Paused: a limit, a
+   * sample point, pause(), an abort); returns the new state. `stop` says why.
+   */
+  run(piece: PieceLimits = {}): RunState {
     if (this.state === 'Finished') return this.state;
     this.state = 'Running';
     this.pauseRequested = false;
+    this.sampleDue = false;
     const t0 = (this.runStart = this.now());
-    const { maxInstructions, timeoutMs, chunkInstructions } = this.limits;
+    const { maxInstructions, timeoutMs } = this.limits;
+    const pieceEnd = piece.untilUnits ?? Infinity;
+    const sampleEnd = piece.sampleAtUnits ?? Infinity;
+    const timed = piece.untilSimulatedNs !== undefined || piece.sampleAtNs !== undefined;
     try {
       for (;;) {
-        let budget = chunkInstructions;
-        if (maxInstructions > 0) {
-          const left = maxInstructions - this.used;
-          if (left <= 0) return this.finish({ reason: 'max-instructions', exitStatus: null });
-          budget = Math.min(budget, left);
+        if (maxInstructions > 0 && this.used >= maxInstructions) return this.suspend('max-instructions');
+        if (this.used >= pieceEnd) return this.suspend('max-instructions');
+        if (this.used >= sampleEnd) return this.suspend('sample');
+        if (piece.signal?.aborted) return this.suspend('aborted');
+        if (timeoutMs > 0 && this.wallMs + (this.now() - t0) >= timeoutMs) return this.suspend('timeout');
+        if (timed) {
+          const ns = this.simulatedNs();
+          if (piece.untilSimulatedNs !== undefined && ns >= piece.untilSimulatedNs) return this.suspend('simulated-time');
+          if (piece.sampleAtNs !== undefined && ns >= piece.sampleAtNs) return this.suspend('sample');
         }
-        if (timeoutMs > 0 && this.wallMs + (this.now() - t0) >= timeoutMs) {
-          return this.finish({ reason: 'timeout', exitStatus: null });
-        }
+        let budget = Math.min(this.chunkLeft, pieceEnd - this.used, sampleEnd - this.used);
+        if (maxInstructions > 0) budget = Math.min(budget, maxInstructions - this.used);
         const before = this.vcpu.instructions();
         const reason = this.vcpu.native.run(budget);
         this.executed += this.vcpu.instructions() - before;
-        this.used += this.vcpu.budgetUsed();
+        const units = this.vcpu.budgetUsed();
+        this.used += units;
+        this.chunkLeft -= units;
+        if (reason === ExitReason.BUDGET && this.chunkLeft > 0) continue; // an artificial boundary: no VMM work
+        this.chunkLeft = this.limits.chunkInstructions;
         const action: ExitAction = reason === ExitReason.BUDGET ? RESUME : handleExit(this.ctx, this.vcpu.readExit());
         try {
           this.afterRun(reason);
@@ -90,15 +132,23 @@ export class RunLoop {
           return this.finish({ reason: 'host-oom', exitStatus: null, error: { code: e.code, message: `host work between guest instructions: ${e.message}` } });
         }
         if (action.kind === 'stop') return this.finish(action.stop);
-        if (this.pauseRequested) {
-          this.pauseRequested = false;
-          this.state = 'Paused';
-          return this.state;
-        }
+        if (this.pauseRequested) return this.suspend('paused');
       }
     } finally {
       this.wallMs += this.now() - t0;
     }
+  }
+
+  /**
+   * Stopped by a limit, a request or a sample point: Paused, and run() continues exactly
+   * here. A sample point sets sampleDue and leaves `stop` as it was (it is not a stop).
+   */
+  private suspend(reason: 'max-instructions' | 'timeout' | 'simulated-time' | 'aborted' | 'paused' | 'sample'): RunState {
+    this.pauseRequested = false;
+    if (reason === 'sample') this.sampleDue = true;
+    else this.stop = { reason, exitStatus: null };
+    this.state = 'Paused';
+    return this.state;
   }
 
   private finish(stop: StopInfo): RunState {

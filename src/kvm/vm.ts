@@ -19,14 +19,15 @@ import { ConfigError } from '../util/errors.ts';
 import { faultRates, hostEventsDelta, NO_HOST_EVENTS, simulate, type HostEvents } from './cost.ts';
 import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from './devices.ts';
 import { unhandledSummary, type ExitContext, type StopInfo, type VmmStats } from './exits.ts';
-import { RunLoop, type RunState } from './run.ts';
+import { RunLoop, type PieceLimits, type RunState } from './run.ts';
+import { Sampler, type Sample, type SamplePoint } from './sampler.ts';
 import { counterDelta, Vcpu, type CounterSnapshot } from './vcpu.ts';
-import { resolveVmConfig, type ResolvedVmConfig, type VmConfigInput } from './config.ts';
+import { parseRunOptions, resolveVmConfig, type ResolvedVmConfig, type RunOptionsInput, type VmConfigInput } from './config.ts';
 import type { FaultRates, SimulatedTime } from './cost.ts';
 import { createLinearMemory, type GuestMemoryBackend } from './memory.ts';
 import { eptMemory } from './mmu/ept-memory.ts';
 import { memoryReport } from './report.ts';
-import { HostClock } from './host-clock.ts';
+import { HostClock, SimClock } from './host-clock.ts';
 import type { EptMemoryBackend } from './mmu/ept-memory.ts';
 import { eptView, type EptView } from './mmu/debug.ts';
 import { gpa } from '../util/address.ts';
@@ -71,6 +72,8 @@ export class Vm implements VmControl {
   private readonly bootHost: HostEvents;
   /** EPT mode: the host clock that follows the guest (null without a host model). */
   readonly hostClock: HostClock | null;
+  /** The run's simulated time, read from the counters in place. */
+  private readonly simClock: SimClock;
   private logLines = 0;
   /** The run is over and its bounded reports were closed (finishReports). */
   private reportsFinished = false;
@@ -99,14 +102,15 @@ export class Vm implements VmControl {
     // guest has run a whole chunk without exiting, and when the loop returns.
     // The host clock advances to the guest's simulated time at each return of the
     // native loop, so khugepaged and kswapd run between guest instructions (src/kvm/host-clock.ts).
-    this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, config.costs, config.host?.clock ?? true) : null;
+    this.simClock = new SimClock(vcpu.native, vcpu.counterNames, config.costs, () => this.hostEvents());
+    this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, this.simClock, config.host?.clock ?? true) : null;
     const clock = this.hostClock?.followsGuest ? this.hostClock : null;
-    clock?.attach(vcpu.native, vcpu.counterNames);
     const afterRun = (reason: number): void => {
       if (reason === ExitReason.BUDGET) this.console.flush();
-      if (clock) clock.sync(this.hostEvents(), () => this.loop.pastDeadline());
+      if (clock) clock.sync(() => this.loop.pastDeadline());
     };
-    this.loop = new RunLoop(vcpu, this.ctx, { maxInstructions, timeoutMs, chunkInstructions }, afterRun);
+    const limits = { maxInstructions, timeoutMs, chunkInstructions };
+    this.loop = new RunLoop(vcpu, this.ctx, limits, afterRun, undefined, () => this.simClock.ns());
   }
 
   get state(): RunState {
@@ -184,16 +188,34 @@ export class Vm implements VmControl {
     if (this.closed) throw new ConfigError(`vm.${what}: this VM was closed (vm.close())`);
   }
 
-  /** Runs until the guest stops or a limit is hit (Finished), or pause() (Paused; call run() again). */
-  run(): RunResult | null {
+  /**
+   * Runs until the guest stops, or until this call's limits, a VM limit, pause() or an abort
+   * stop it; returns the result so far. A VM that did not finish (`result.finished` false)
+   * continues exactly where it stopped at the next run(): a run split into any number of
+   * pieces gives the same counters, console bytes and simulated time as one uninterrupted
+   * run (src/kvm/run.ts). `sampleEvery` delivers a time series to `onSample` as it runs.
+   */
+  run(options: RunOptionsInput = {}): RunResult {
     this.live('run');
-    this.loop.run();
-    if (this.loop.state !== 'Finished') {
-      this.console.flush();
-      return null;
+    const o = parseRunOptions(options);
+    const pieceEnd = o.maxInstructions ? this.loop.used + o.maxInstructions : undefined;
+    const sampler = o.sampleEvery && o.onSample ? new Sampler(o.sampleEvery, o.onSample as (row: Sample) => void, this.samplePoint()) : null;
+    for (;;) {
+      const piece: PieceLimits = { untilUnits: pieceEnd, untilSimulatedNs: o.untilSimulatedNs, signal: o.signal, ...sampler?.next() };
+      this.loop.run(piece);
+      if (!this.loop.sampleDue) break;
+      sampler!.take(this.samplePoint());
     }
-    this.finishReports();
+    sampler?.take(this.samplePoint(), true);
+    if (this.loop.state === 'Finished') this.finishReports();
+    else this.console.flush();
     return this.result();
+  }
+
+  /** Where the run is now: what a time-series row is computed from. */
+  private samplePoint(): SamplePoint {
+    const b = this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend) : null;
+    return { units: this.loop.used, instructions: this.loop.executed, simulatedNs: this.simClock.ns(), counters: this.vcpu.snapshot(), host: b && b.hostStats() };
   }
 
   counters(): CounterSnapshot {
@@ -258,6 +280,8 @@ export class Vm implements VmControl {
     return {
       exitStatus: stop.exitStatus,
       stopReason: stop.reason,
+      /** The guest stopped for good; false: run() continues where this result ends. */
+      finished: this.loop.state === 'Finished',
       error: stop.error ?? null,
       console: this.console.text,
       consoleBytes: this.console.bytes,
