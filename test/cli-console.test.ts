@@ -34,7 +34,7 @@ test('stdout receives exactly the bytes the guest wrote, and --json has them in 
       t.true(r.stderr.startsWith('\n--- hugevisor: '), 'the summary starts on its own line');
       t.false(r.stderr.includes('console:'), 'nothing truncated');
       const j = JSON.parse((await run(['run', g.path, '--ept', 'off', '--json'])).stdout);
-      t.is(j.schema, 'hugevisor.run/3');
+      t.is(j.schema, 'hugevisor.run/4');
       t.is(j.consoleBase64, Buffer.from(RAW).toString('base64'));
       t.is(j.console, '\ufffd\ufffd\ufffd');
       t.is(j.consoleTruncatedBytes, 0);

@@ -97,7 +97,7 @@ test('--json prints exactly one JSON object with the documented fields', async (
   t.is(r.stderr, '');
   t.is(r.stdout.trim().split('\n').length, 1);
   const j = JSON.parse(r.stdout);
-  t.is(j.schema, 'hugevisor.run/3');
+  t.is(j.schema, 'hugevisor.run/4');
   t.is(j.guest, 'test/fixtures/bootcheck.elf');
   t.is(j.exitCode, 18);
   t.is(j.exitStatus, 18); // args[0] + number of args

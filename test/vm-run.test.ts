@@ -98,8 +98,8 @@ test('ROI markers record exact counter deltas with their simulated time and rate
   t.is(roi.counters.walk_refs, 40);
   t.is(roi.counters.exits_io, 1);
   t.is(roi.simulated.cycles, 1000 + 40 * 25 + 1500);
-  t.is(roi.rates.guest_pf_per_million_instructions, 3000);
-  t.is(roi.rates.guest_pf_per_sim_second, 3 / ((1000 + 40 * 25 + 1500) / 3e9));
+  t.is(roi.rates.events.guest_pf.per_million_instructions, 3000);
+  t.is(roi.rates.events.guest_pf.per_sim_second, 3 / ((1000 + 40 * 25 + 1500) / 3e9));
   t.true(r.roiOpen);
   t.is(r.counters.exc_pf, 3);
 });

@@ -192,16 +192,40 @@ export interface SimulatedTime {
   events: Record<CostItem, number>;
 }
 
+/** An event's total over an interval and its rates. */
+export interface EventRate {
+  total: number;
+  per_million_instructions: number;
+  per_sim_second: number;
+}
+
+/** Events rated in every result and ROI (docs/counters.md says where each comes from). */
+export type RatedEvent =
+  | 'guest_pf' // #PF delivered to the guest
+  | 'ept_violations' // EPT violation exits
+  | 'vm_exits' // VM exits of every reason
+  | 'host_fault_4k' // host 4 KiB faults
+  | 'host_fault_2m' // host THP faults (thp_fault_alloc)
+  | 'thp_fault_fallback'
+  | 'pgmajfault'
+  | 'thp_split'
+  | 'thp_collapse_alloc' // collapses by khugepaged
+  | 'pswpin'
+  | 'pswpout';
+
+/** One TLB level's misses by page size: counts, misses per 1,000 instructions, and the miss ratio. */
+export interface TlbLevelRates {
+  misses: SizeSplit;
+  mpki: SizeSplit;
+  /** Misses over lookups at this level (all page sizes). */
+  miss_ratio: number;
+}
+
+/** The fault-rate block of a result or ROI. */
 export interface FaultRates {
-  /** Guest page faults (#PF delivered to the guest). */
-  guest_pf_per_sim_second: number;
-  guest_pf_per_million_instructions: number;
-  /** EPT violations (VM exits). */
-  ept_violations_per_sim_second: number;
-  ept_violations_per_million_instructions: number;
-  /** Host faults (4 KiB + 2 MiB). */
-  host_faults_per_sim_second: number;
-  host_faults_per_million_instructions: number;
+  events: Record<RatedEvent, EventRate>;
+  tlb: { itlb: TlbLevelRates; dtlb: TlbLevelRates; stlb: TlbLevelRates };
+  walks: { walks: number; refs_per_walk: number; guest_refs_per_walk: number; ept_refs_per_walk: number };
 }
 
 /** Counters of one region of interest (ROI port 0xF6: 1 = begin, 2 = end). */

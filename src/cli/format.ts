@@ -5,7 +5,7 @@
  */
 import type { EffectiveConfig, MemoryReport, RunResult, SizeSplit, StopReason } from '../api/index.ts';
 
-export const JSON_SCHEMA = 'hugevisor.run/3';
+export const JSON_SCHEMA = 'hugevisor.run/4';
 
 /** Process exit codes besides the guest's own status (docs/cli.md). */
 export const EXIT_USAGE = 2;

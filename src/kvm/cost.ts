@@ -141,25 +141,3 @@ export function simulate(c: CounterSnapshot, host: HostEvents = NO_HOST_EVENTS, 
   }
   return { cycles, seconds: cycles / costs.clock_hz, breakdown, events };
 }
-
-/**
- * Guest page faults (#PF delivered to the guest), EPT violations (VM exits) and host faults
- * (4 KiB + 2 MiB) per simulated second and per million guest instructions.
- */
-export function faultRates(c: CounterSnapshot, sim: SimulatedTime) {
-  const mi = (c.instructions ?? 0) / 1e6;
-  const perSec = (n: number): number => (sim.seconds > 0 ? n / sim.seconds : 0);
-  const perMi = (n: number): number => (mi > 0 ? n / mi : 0);
-  const pf = c.exc_pf ?? 0;
-  const ept = c.exits_ept_violation ?? 0;
-  const host = sim.events.host_fault_4k + sim.events.host_fault_2m;
-  return {
-    guest_pf_per_sim_second: perSec(pf),
-    guest_pf_per_million_instructions: perMi(pf),
-    ept_violations_per_sim_second: perSec(ept),
-    ept_violations_per_million_instructions: perMi(ept),
-    host_faults_per_sim_second: perSec(host),
-    host_faults_per_million_instructions: perMi(host),
-  };
-}
-export type FaultRates = ReturnType<typeof faultRates>;

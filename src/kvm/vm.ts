@@ -16,14 +16,15 @@ import { loadElf, parseElf, type ElfImage } from '../guest/elf.ts';
 import { loadAddon } from '../native/addon.ts';
 import { ExitReason, type NativeAddon } from '../native/types.ts';
 import { ConfigError } from '../util/errors.ts';
-import { faultRates, hostEventsDelta, NO_HOST_EVENTS, simulate, type HostEvents } from './cost.ts';
+import { hostEventsDelta, NO_HOST_EVENTS, simulate, type HostEvents } from './cost.ts';
+import { faultRates, type FaultRates } from './rates.ts';
 import { Console, DebugExit, PioBus, RoiPort, Serial8250, type VmControl } from './devices.ts';
 import { unhandledSummary, type ExitContext, type StopInfo, type VmmStats } from './exits.ts';
 import { RunLoop, type PieceLimits, type RunState } from './run.ts';
 import { Sampler, type Sample, type SamplePoint } from './sampler.ts';
 import { counterDelta, Vcpu, type CounterSnapshot } from './vcpu.ts';
 import { parseRunOptions, resolveVmConfig, type ResolvedVmConfig, type RunOptionsInput, type VmConfigInput } from './config.ts';
-import type { FaultRates, SimulatedTime } from './cost.ts';
+import type { SimulatedTime } from './cost.ts';
 import { createLinearMemory, type GuestMemoryBackend } from './memory.ts';
 import { eptMemory } from './mmu/ept-memory.ts';
 import { memoryReport } from './report.ts';
@@ -68,6 +69,9 @@ export class Vm implements VmControl {
   private readonly rois: { counters: CounterSnapshot; simulated: SimulatedTime; rates: FaultRates }[] = [];
   private roiStart: CounterSnapshot | null = null;
   private roiStartHost: HostEvents = NO_HOST_EVENTS;
+  private roiStartVmstat: Readonly<Record<string, number>> | null = null;
+  /** The host's /proc/vmstat when the guest started (EPT mode), for the rates of the run. */
+  private readonly bootVmstat: Readonly<Record<string, number>> | null;
   /** Host events of building the VM (the VMM loading the image faults host pages): not guest time. */
   private readonly bootHost: HostEvents;
   /** EPT mode: the host clock that follows the guest (null without a host model). */
@@ -85,6 +89,7 @@ export class Vm implements VmControl {
     this.boot = boot;
     this.console = new Console({ onBytes: config.onConsoleBytes, onText: config.onConsole });
     this.bootHost = backend.hostEvents?.() ?? NO_HOST_EVENTS;
+    this.bootVmstat = this.vmstat();
     this.ctx = {
       bus: this.bus,
       strict: config.strict,
@@ -126,6 +131,7 @@ export class Vm implements VmControl {
     if (this.roiStart) this.log('ROI begin while a ROI is open: restarting it');
     this.roiStart = this.vcpu.snapshot();
     this.roiStartHost = this.hostEvents();
+    this.roiStartVmstat = this.vmstat();
   }
   roiEnd(): void {
     this.stats.roi_end++;
@@ -137,8 +143,20 @@ export class Vm implements VmControl {
     this.roiStart = null;
     const host = hostEventsDelta(this.hostEvents(), this.roiStartHost);
     const simulated = simulate(counters, host, this.config.costs);
-    this.rois.push({ counters, simulated, rates: faultRates(counters, simulated) });
+    this.rois.push({ counters, simulated, rates: faultRates(counters, simulated, this.vmstatSince(this.roiStartVmstat)) });
   }
+  /** The host's /proc/vmstat and khugepaged counters now (EPT mode), or null. */
+  private vmstat(): Readonly<Record<string, number>> | null {
+    return this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend).hostStats() : null;
+  }
+
+  /** The host's /proc/vmstat change since `before` (null without a host model). */
+  private vmstatSince(before: Readonly<Record<string, number>> | null): Record<string, number> | null {
+    const now = this.vmstat();
+    if (!now || !before) return null;
+    return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+  }
+
   /** Host events since the guest started: what the VMM did while loading it is not guest time. */
   private hostEvents(): HostEvents {
     const now = this.backend.hostEvents?.();
@@ -215,7 +233,7 @@ export class Vm implements VmControl {
   /** Where the run is now: what a time-series row is computed from. */
   private samplePoint(): SamplePoint {
     const b = this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend) : null;
-    return { units: this.loop.used, instructions: this.loop.executed, simulatedNs: this.simClock.ns(), counters: this.vcpu.snapshot(), host: b && b.hostStats() };
+    return { units: this.loop.used, instructions: this.loop.executed, simulatedNs: this.simClock.ns(), counters: this.vcpu.snapshot(), host: this.vmstat() };
   }
 
   counters(): CounterSnapshot {
@@ -297,7 +315,7 @@ export class Vm implements VmControl {
       wallSeconds,
       mips: wallSeconds > 0 ? this.loop.executed / wallSeconds / 1e6 : 0,
       simulated,
-      rates: faultRates(counters, simulated),
+      rates: faultRates(counters, simulated, this.vmstatSince(this.bootVmstat)),
       boot: this.boot,
       memory: memoryReport(this.backend, counters, this.hostClock?.report() ?? null),
     };
