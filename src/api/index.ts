@@ -20,7 +20,10 @@ import type { EptView } from '../kvm/mmu/debug.ts';
 import type { ErrorCode } from '../util/errors.ts';
 import type { ThpKnobs } from '../mm/types.ts';
 import { DEFAULT_COSTS } from '../kvm/cost.ts';
-import { addonPath } from '../native/addon.ts';
+import { resolveHostConfig } from '../kvm/config.ts';
+import { HostMachine } from '../kvm/host-machine.ts';
+import { ConfigError } from '../util/errors.ts';
+import { addonPath, loadAddon } from '../native/addon.ts';
 
 export type * from './types.ts';
 export { ConfigError, ElfError, GuestError, HugevisorError, NativeError, OutOfMemoryError } from '../util/errors.ts';
@@ -31,6 +34,28 @@ export { ConfigError, ElfError, GuestError, HugevisorError, NativeError, OutOfMe
  */
 export function createVm(config: Public.VmConfig, image: Public.GuestImage): Public.Vm {
   return createInternalVm(config, image);
+}
+
+/**
+ * A simulated host for several VMs (see Host in src/api/types.ts). A bad option is one
+ * ConfigError naming its path (`host.memory: required …`).
+ */
+export function createHost(options: Public.HostMachineOptions): Public.Host {
+  const machine = new HostMachine(loadAddon(), resolveHostConfig(options));
+  return {
+    get knobs() {
+      return machine.knobs;
+    },
+    setKnob: (path, value) => machine.setKnob(path, value),
+    vmstat: () => machine.stats(),
+    meminfo: () => machine.meminfo(),
+    createVm: (config, image) => {
+      if (machine.isClosed) throw new ConfigError('host: used after close()');
+      return createInternalVm(config, image, { machine });
+    },
+    close: () => machine.close(),
+    [Symbol.dispose]: () => machine.close(),
+  };
 }
 
 /** The cost model's defaults (cycles per event; docs/mmu-model.md "Cost model"). */

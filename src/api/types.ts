@@ -437,3 +437,32 @@ export interface Vm {
   close(): void;
   [Symbol.dispose](): void;
 }
+
+/** createHost's options: the host section of a VM config, with its memory given. */
+export interface HostMachineOptions extends HostOptions {
+  /** Host RAM in bytes, a multiple of 2 MiB from 8 MiB to 1 TiB (required: no guest sizes it). */
+  memory: number;
+}
+
+/**
+ * A simulated host with VMs on it: each VM is a VMM process whose guest RAM is anonymous
+ * memory of this host, so VMs compete for its frames (one VM's pressure reclaims or swaps
+ * another's) and share its khugepaged. Host events (faults, collapses, swap) are the host's:
+ * every VM's simulated time is charged for the host's work while it runs.
+ */
+export interface Host {
+  /** The THP knobs now (transparent_hugepage/*, sysfs names). */
+  readonly knobs: Readonly<ThpKnobs>;
+  /** Write a knob below transparent_hugepage/ ('enabled', 'khugepaged/pages_to_scan'…); effective at once. */
+  setKnob(path: string, value: string | number | boolean): void;
+  /** /proc/vmstat and khugepaged's counters. */
+  vmstat(): Record<string, number>;
+  /** /proc/meminfo in kB. */
+  meminfo(): Record<string, number>;
+  /** A VM on this host (EPT mode; the config has no `host` section: the host is this one). */
+  createVm(config: Omit<VmConfig, 'host' | 'ept'>, image: GuestImage): Vm;
+  /** Close every VM on the host, then the host: its frames, swap file and RAM come back at once. */
+  close(): void;
+  [Symbol.dispose](): void;
+}
+

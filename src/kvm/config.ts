@@ -21,6 +21,7 @@ import type { NativeAddon, TlbGeometry } from '../native/types.ts';
 import { disabledTlbGeometry, tlbStructureNames } from '../native/tlb.ts';
 import { alignDown, alignUp, HPAGE_PMD_SIZE } from '../util/address.ts';
 import { intRange, parseConfig, strictObject } from '../util/schema.ts';
+import { ConfigError } from '../util/errors.ts';
 import { costTableSchema, makeCostTable, type CostTable } from './cost.ts';
 import { ARENA_MAX_BYTES } from '../native/types.ts';
 
@@ -204,4 +205,11 @@ export type RunOptionsInput = z.input<typeof runOptionsSchema>;
 /** Validate the options of one run() (a ConfigError naming the field, prefixed `run.`). */
 export function parseRunOptions(o: unknown) {
   return parseConfig(runOptionsSchema, o, 'run');
+}
+
+/** A host of its own (createHost): the host section, with its memory given (there is no guest to size it by). */
+export function resolveHostConfig(o: unknown): ResolvedHostConfig {
+  const h = parseConfig(hostSchema, o ?? {}, 'host');
+  if (h.memory === undefined) throw new ConfigError('host.memory: required for a host of its own (a multiple of 2 MiB from 8 MiB to 1 TiB)', { path: 'host.memory', detail: 'required' });
+  return { ...h, memory: h.memory };
 }

@@ -29,6 +29,7 @@ import { createLinearMemory, type GuestMemoryBackend } from './memory.ts';
 import { eptMemory } from './mmu/ept-memory.ts';
 import { memoryReport } from './report.ts';
 import { HostClock, SimClock } from './host-clock.ts';
+import type { HostMachine } from './host-machine.ts';
 import type { EptMemoryBackend } from './mmu/ept-memory.ts';
 import { eptView, type EptView } from './mmu/debug.ts';
 import { gpa } from '../util/address.ts';
@@ -49,6 +50,8 @@ export interface GuestImage {
 }
 
 export interface VmDeps {
+  /** A host machine shared with other VMs (EPT mode): the VM is one more VMM process on it. */
+  machine?: HostMachine;
   /** The native addon (tests pass one with a fake Vcpu). */
   addon?: NativeAddon;
   /** Guest memory; default: the EPT backend (src/kvm/mmu/ept-memory.ts), or createLinearMemory with ept: false. */
@@ -89,6 +92,7 @@ export class Vm implements VmControl {
     this.boot = boot;
     this.console = new Console({ onBytes: config.onConsoleBytes, onText: config.onConsole });
     this.bootHost = backend.hostEvents?.() ?? NO_HOST_EVENTS;
+    this.machine?.vms.add(this);
     this.bootVmstat = this.vmstat();
     this.ctx = {
       bus: this.bus,
@@ -194,8 +198,14 @@ export class Vm implements VmControl {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.machine?.vms.delete(this);
     this.vcpu.native.release();
     this.backend.close();
+  }
+
+  /** The host machine this VM runs on (EPT mode), its own or shared with other VMs. */
+  get machine(): HostMachine | null {
+    return this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend).machine : null;
   }
 
   [Symbol.dispose](): void {
@@ -344,6 +354,10 @@ export type BootSummary = ReturnType<typeof bootSummary>;
 
 export function attachMemory(addon: NativeAddon, config: ResolvedVmConfig, deps: VmDeps): GuestMemoryBackend {
   // attach_ept (src/kvm/mmu/ept-memory.ts) unless the config asks for native translation.
+  if (deps.machine) {
+    if (!config.ept) throw new ConfigError('ept: a VM on a shared host runs with EPT (the host backs guest RAM only in EPT mode)');
+    return eptMemory({ machine: deps.machine })(addon, config.memory);
+  }
   const factory = deps.memory ?? (config.host ? eptMemory({ host: config.host }) : createLinearMemory);
   return factory(addon, config.memory);
 }
@@ -392,7 +406,14 @@ function checkImage(image: unknown): GuestImage {
 export function createVm(config: VmConfigInput, imageArg: GuestImage, deps: VmDeps = {}): Vm {
   const image = checkImage(imageArg);
   const addon = deps.addon ?? loadAddon();
-  const resolved = resolveVmConfig(config, addon);
+  let resolved = resolveVmConfig(config, addon);
+  if (deps.machine) {
+    // The host section belongs to the shared host (createHost), not to each VM on it.
+    if ((config as { host?: unknown }).host !== undefined) {
+      throw new ConfigError('host: a VM on a shared host takes its host from createHost(); set knobs with host.setKnob()', { path: 'host', detail: 'set on the shared host' });
+    }
+    resolved = { ...resolved, host: deps.machine.config };
+  }
   const backend = attachMemory(addon, resolved, deps);
   const { elf, layout } = loadGuestImage(backend, resolved, image);
   const vcpu = attachVcpu(addon, backend, resolved, elf, layout);

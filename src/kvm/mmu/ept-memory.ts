@@ -10,7 +10,8 @@ import { gpa as asGpa } from '../../util/address.ts';
 import type { ResolvedHostConfig } from '../config.ts';
 import { ConfigError } from '../../util/errors.ts';
 import type { NativeAddon, NativeArena, NativeMmuConfig, NativeVcpu } from '../../native/types.ts';
-import { createHost, type Host } from '../../mm/index.ts';
+import type { Host } from '../../mm/index.ts';
+import { HostMachine } from '../host-machine.ts';
 import type { MmStructApi } from '../../mm/types.ts';
 import type { HostEvents } from '../cost.ts';
 import type { ExitInfo } from '../vcpu.ts';
@@ -20,8 +21,10 @@ import { KvmMmu, type KvmMmuStats } from './kvm-mmu.ts';
 import type { EptFaultResult } from './tdp-fault.ts';
 
 export interface EptBackendOptions {
-  /** The host section, validated and with its defaults (src/kvm/config.ts). */
-  host: ResolvedHostConfig;
+  /** The host section, validated and with its defaults (src/kvm/config.ts): a host of the VM's own. */
+  host?: ResolvedHostConfig;
+  /** Or a host machine shared with other VMs (the VM is one more VMM process on it). */
+  machine?: HostMachine;
   /** madvise(MADV_HUGEPAGE) on guest RAM (QEMU does). Default true. */
   madviseHugepage?: boolean;
 }
@@ -39,6 +42,8 @@ export interface EptMemoryBackend extends GuestMemoryBackend {
   /** The VMM process. */
   readonly mm: MmStructApi;
   readonly kvmMmu: KvmMmu;
+  /** The host machine the VM runs on (its own, or shared). */
+  readonly machine: HostMachine;
   eptStats(): EptRunStats;
   /** /proc/vmstat of the host plus khugepaged's counters. */
   hostStats(): Record<string, number>;
@@ -50,29 +55,19 @@ export function eptMemory(opts: EptBackendOptions): (addon: NativeAddon, size: n
 }
 
 export function createEptMemory(addon: NativeAddon, size: number, opts: EptBackendOptions): EptMemoryBackend {
-  const { memory: hostMemory, thp, swap, debugChecks } = opts.host;
-  let arena: NativeArena;
-  try {
-    arena = new addon.Arena(hostMemory);
-  } catch (e) {
-    throw new ConfigError(`host.memory: cannot reserve ${hostMemory} bytes: ${(e as Error).message}`);
-  }
-  let host: Host;
-  try {
-    host = createHost({ memoryBytes: hostMemory, physmem: arena, thp, swap, debugChecks });
-  } catch (e) {
-    // The struct page array is allocated up front; V8 throws a RangeError when it cannot.
-    // Other errors (bad knobs: ConfigErrors) pass unchanged.
-    if (e instanceof RangeError) throw new ConfigError(`host.memory: cannot allocate the host model for ${hostMemory} bytes: ${e.message}`);
-    throw e;
-  }
+  if (!opts.machine && !opts.host) throw new ConfigError('EPT memory needs a host: a host section or a host machine');
+  const own = !opts.machine;
+  const machine = opts.machine ?? new HostMachine(addon, opts.host!);
+  if (machine.isClosed) throw new ConfigError('host: used after close()');
+  const { arena, host } = machine;
+  const debugChecks = machine.config.debugChecks;
   const mm = host.newProcess();
   const kvmMmu = new KvmMmu({ host, mm, physmem: arena, debugChecks });
   kvmMmu.addRamSlot(0, asGpa(0), size, { madvise: opts.madviseHugepage ?? true });
   const memory: GuestMemory = kvmMmu.guestMemory();
   const mmu: NativeMmuConfig = { ept: true, eptp: kvmMmu.eptp };
 
-  const hostStats = (): Record<string, number> => ({ ...host.vmstat(), ...host.khugepagedStats() });
+  const hostStats = (): Record<string, number> => machine.stats();
   return {
     kind: 'ept',
     memory,
@@ -105,12 +100,13 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
       return { ...kvmMmu.stats, pages_4k: kvmMmu.pages_4k, pages_2m: kvmMmu.pages_2m, ept_tables: kvmMmu.ept.tableCount };
     },
     hostStats,
+    machine,
     close(): void {
-      // The host tears down its processes and swap file (every frame free, checked in debug
-      // mode), then the arena's pages go back to the kernel at once (MADV_DONTNEED), not when
-      // the garbage collector finds the wrapper.
-      host.close();
-      arena.discard(0, arena.byteLength);
+      // The VMM process exits (its frames go back to the host's free lists, the EPT tables
+      // with it); a host of the VM's own shuts down with it (src/kvm/host-machine.ts).
+      kvmMmu.destroy();
+      mm.exit_mmap();
+      if (own) machine.close();
     },
   };
 }
