@@ -1,16 +1,27 @@
 #!/usr/bin/env node
 // Builds everything `npm install` promises: the native addons (cmake-js, Release: the
-// production hugevisor.node and the test/bench hugevisor_bench.node, see CMakeLists.txt) and the
-// sample guests (GNU as + ld → build/guests/*.elf). Flags: --native, --guests (only that
-// part), --debug (native debug build), --out DIR (guests into DIR instead of build/guests).
+// production hugevisor.node and the test/bench hugevisor_bench.node, see CMakeLists.txt), the
+// sample guests (GNU as + ld → build/guests/*.elf) and the JavaScript of src/ (tsc →
+// dist/*.js + .d.ts). Flags: --native, --guests, --js (only those parts; none = all),
+// --debug (native debug build), --out DIR (guests into DIR instead of build/guests).
+//
+// The package's "install" script builds only --native --guests: that is what a user's
+// machine must build (the addon cannot be downloaded prebuilt). dist/ is built by "prepare"
+// — after `npm install` in a checkout and before `npm pack` — so the tarball ships it and a
+// user's install needs no TypeScript (a devDependency, absent there).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join, basename } from 'node:path';
+import { createRequire } from 'node:module';
+import { dirname, join, basename, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const args = new Set(process.argv.slice(2));
-const only = args.has('--native') ? 'native' : args.has('--guests') ? 'guests' : 'all';
+const chosen = ['native', 'guests', 'js'].filter((p) => args.has(`--${p}`));
+const parts = new Set(chosen.length ? chosen : ['native', 'guests', 'js']);
+// A dependency's files are found where Node finds them: in a user's project npm hoists them
+// beside this package (node_modules/cmake-js), not under node_modules/hugevisor/.
+const require = createRequire(import.meta.url);
 
 function run(cmd, argv, opts = {}) {
   try {
@@ -22,7 +33,7 @@ function run(cmd, argv, opts = {}) {
 }
 
 function buildNative() {
-  const cmakeJs = join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js');
+  const cmakeJs = join(dirname(require.resolve('cmake-js/package.json')), 'bin', 'cmake-js');
   const argv = [cmakeJs, 'compile', '--out', 'build'];
   if (args.has('--debug')) argv.push('--debug');
   run(process.execPath, argv);
@@ -76,6 +87,54 @@ function buildQemuTrampoline(objDir, out) {
   renameSync(join(objDir, 'trampoline.elf'), join(out, 'trampoline.elf'));
 }
 
-if (only !== 'guests') buildNative();
+// src/ → dist/ (tsconfig.build.json). tsc writes into a per-process directory beside dist/
+// (the same depth, so the source maps' relative paths hold) and each file is renamed into
+// place, as the guests are: a CLI started while dist/ is rebuilt (a test
+// running beside `npm pack`) never loads a half-written module. Files whose source is gone
+// are removed, so dist/ is exactly what src/ builds.
+function buildJs() {
+  let tsc;
+  try {
+    tsc = join(dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
+  } catch {
+    console.error('error: building dist/ needs TypeScript, a devDependency: run `npm install` in the checkout');
+    process.exit(1);
+  }
+  const out = join(root, 'dist');
+  const tmp = join(root, `dist-${process.pid}`);
+  rmSync(tmp, { recursive: true, force: true });
+  try {
+    run(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', tmp]);
+    const fresh = new Set();
+    const place = (dir) => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const from = join(dir, e.name);
+        const to = join(out, relative(tmp, from));
+        if (e.isDirectory()) {
+          mkdirSync(to, { recursive: true });
+          place(from);
+        } else {
+          renameSync(from, to);
+        }
+        fresh.add(to);
+      }
+    };
+    mkdirSync(out, { recursive: true });
+    place(tmp);
+    const prune = (dir) => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (!fresh.has(p)) rmSync(p, { recursive: true, force: true });
+        else if (e.isDirectory()) prune(p);
+      }
+    };
+    prune(out);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (parts.has('native')) buildNative();
 const outIdx = process.argv.indexOf('--out');
-if (only !== 'native' && existsSync(join(root, 'guests', 'link.ld'))) buildGuests(outIdx > 0 ? process.argv[outIdx + 1] : undefined);
+if (parts.has('guests') && existsSync(join(root, 'guests', 'link.ld'))) buildGuests(outIdx > 0 ? process.argv[outIdx + 1] : undefined);
+if (parts.has('js')) buildJs();

@@ -1,0 +1,110 @@
+// hugevisor installs and imports as a package, as a user gets it: `npm pack` (its "prepare"
+// builds dist/), then `npm install <tarball>` in a fresh ESM project (the package's install
+// script builds the addon and the guests there, without devDependencies). A plain .mjs boots
+// hello through `import { createVm } from 'hugevisor'` with no TypeScript loader, the
+// installed bin runs it too, and a TypeScript file type-checks against the installed
+// declarations.
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { root } from './fixtures/cli.ts';
+
+const run = promisify(execFile);
+
+/**
+ * The environment without npm's per-run variables: under `npm test` they describe this
+ * checkout (npm_config_local_prefix, npm_package_*), and a nested npm must see the temp
+ * project as a user's shell would.
+ */
+function userEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
+}
+
+const HELLO_MJS = `import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createVm } from 'hugevisor';
+
+const elf = fileURLToPath(import.meta.resolve('hugevisor/guests/hello.elf'));
+const vm = createVm({}, { bytes: readFileSync(elf), name: 'hello' });
+try {
+  process.stdout.write(vm.run().console);
+} finally {
+  vm.close();
+}
+`;
+
+// Type errors the declarations must catch prove they are real types, not \`any\`.
+const CHECK_TS = `import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, createVm, defaultCosts, type RunResult, type VmConfig } from 'hugevisor';
+import { main } from 'hugevisor/cli';
+
+const config: VmConfig = { memory: 64 << 20, guestPageSize: '2m', host: { thp: { enabled: 'never' } } };
+const vm = createVm(config, { bytes: readFileSync(fileURLToPath(import.meta.resolve('hugevisor/guests/hello.elf'))), name: 'hello' });
+const r: RunResult | null = vm.run();
+const violations: number | undefined = r?.counters.exits_ept_violation;
+const perInstruction: number = defaultCosts.instruction;
+const isConfigError = (e: unknown): boolean => e instanceof ConfigError;
+const code: Promise<number> = main(['list']);
+// @ts-expect-error memory is a number of bytes
+createVm({ memory: '64M' }, { bytes: new Uint8Array(), name: 'x' });
+// @ts-expect-error run() may return null (paused)
+const text: string = vm.run().console;
+vm.close();
+export { violations, perInstruction, isConfigError, code, text };
+`;
+
+test('npm pack, then npm install in a fresh project: plain JS boots hello, the bin runs, TypeScript type-checks', async (t) => {
+  t.timeout(20 * 60_000, 'npm install builds the native addon in the temp project');
+  const dir = mkdtempSync(join(tmpdir(), 'hv-pkg-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const env = userEnv();
+
+  await run('npm', ['pack', '--pack-destination', dir], { cwd: root, env, maxBuffer: 64 << 20 });
+  const tarballs = readdirSync(dir).filter((f) => f.endsWith('.tgz'));
+  t.is(tarballs.length, 1);
+  const tarball = join(dir, tarballs[0]!);
+
+  const project = join(dir, 'project');
+  mkdirSync(project);
+  // allowScripts approves the package's install script (the addon build) as
+  // `npm install-scripts approve hugevisor` would for a tarball.
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'hv-user', private: true, type: 'module', allowScripts: { [`file:${tarball}`]: true } }));
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', tarball], { cwd: project, env, maxBuffer: 64 << 20 });
+  const installed = join(project, 'node_modules', 'hugevisor');
+  t.true(existsSync(join(installed, 'build', 'Release', 'hugevisor.node')), 'the install script built the addon');
+  t.false(existsSync(join(project, 'node_modules', 'tsx')), 'no TypeScript loader is installed for a user');
+
+  writeFileSync(join(project, 'hello.mjs'), HELLO_MJS);
+  const hello = await run(process.execPath, ['hello.mjs'], { cwd: project, env });
+  t.is(hello.stdout, 'Hello from a hugevisor guest!\n');
+
+  const bin = await run(process.execPath, [join(project, 'node_modules', '.bin', 'hugevisor'), 'run', 'hello'], { cwd: project, env });
+  t.is(bin.stdout, 'Hello from a hugevisor guest!\n');
+
+  writeFileSync(join(project, 'check.ts'), CHECK_TS);
+  writeFileSync(
+    join(project, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        lib: ['ES2022'],
+        types: ['node'],
+        // @types/node from this checkout: the user's own, as any Node TypeScript project has.
+        typeRoots: [join(root, 'node_modules', '@types')],
+      },
+      files: ['check.ts'],
+    }),
+  );
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  const checked = await run(process.execPath, [tsc, '-p', '.'], { cwd: project, env }).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
+  t.is(checked.stdout, '');
+});
