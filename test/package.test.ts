@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { root } from './fixtures/cli.ts';
+import { cliInProcess, root } from './fixtures/cli.ts';
+import { copyFileSync, readFileSync } from 'node:fs';
 
 const run = promisify(execFile);
 
@@ -57,7 +58,7 @@ vm.close();
 export { violations, perInstruction, isConfigError, code, text };
 `;
 
-test('npm pack, then npm install in a fresh project: plain JS boots hello, the bin runs, TypeScript type-checks', async (t) => {
+test('npm pack, then npm install in a fresh project: plain JS boots hello, the bin runs, TypeScript type-checks, every example runs', async (t) => {
   t.timeout(20 * 60_000, 'npm install builds the native addon in the temp project');
   const dir = mkdtempSync(join(tmpdir(), 'hv-pkg-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -107,4 +108,36 @@ test('npm pack, then npm install in a fresh project: plain JS boots hello, the b
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   const checked = await run(process.execPath, [tsc, '-p', '.'], { cwd: project, env }).catch((e: { stdout: string }) => ({ stdout: e.stdout }));
   t.is(checked.stdout, '');
+
+  // Every example in examples/ runs against the installed package, with the output it promises.
+  const examples = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.mjs')).sort();
+  t.deepEqual(examples, ['fault-time-series.mjs', 'overcommit.mjs', 'resumable-run.mjs', 'thp-fault-rates.mjs']);
+  const out: Record<string, string> = {};
+  for (const f of examples) {
+    copyFileSync(join(root, 'examples', f), join(project, f));
+    out[f] = (await run(process.execPath, [f], { cwd: project, env })).stdout;
+  }
+  t.true(readFileSync(join(root, 'examples', 'thp-fault-rates.mjs'), 'utf8').trimEnd().split('\n').length <= 15, 'at most 15 lines');
+
+  // thp-fault-rates: its tables equal the CLI's --json rates for the same configurations.
+  for (const thp of ['always', 'never']) {
+    const cli = await cliInProcess(['run', 'demand-paging', '--memory', '128M', '--arg', '64M', '--thp', thp, '--json']);
+    const events = JSON.parse(cli.stdout).rates.events as Record<string, { total: number; per_million_instructions: number; per_sim_second: number }>;
+    const table = out['thp-fault-rates.mjs']!.split(`host THP ${thp}\n`)[1]!.split('\n').slice(1, 1 + Object.keys(events).length);
+    t.deepEqual(
+      table.map((l) => l.trim().split(/\s+/)),
+      Object.entries(events).map(([name, r]) => [name, String(r.total), r.per_million_instructions.toFixed(2), r.per_sim_second.toFixed(0)]),
+      `THP ${thp}`,
+    );
+  }
+  t.is(out['resumable-run.mjs'], 'after 994459 instructions: 1984 4K + 0 2M EPT leaves (max-instructions)\nfinished: 8341869 instructions, 0 4K + 17 2M EPT leaves, exit 0\n');
+  t.is(
+    out['overcommit.mjs'],
+    'A: mem-scan: region 33554432 passes 1 checksum 0x000007ffffe00000\nB: mem-scan: region 33554432 passes 1 checksum 0x000007ffffe00000\nhost: pswpout 4883, pswpin 21, MemFree 2504 kB\n',
+  );
+  const rows = out['fault-time-series.mjs']!.trim().split('\n');
+  t.is(rows[0], 'instructions,simulated_us,guest_pf,guest_pf_per_M_instr');
+  t.is(rows[1], '496465,4479.6,979,1971.9');
+  t.is(rows.slice(1).reduce((sum, r) => sum + Number(r.split(',')[2]), 0), 16384, 'every guest #PF is in one interval');
+  t.is(rows.at(-1)!.split(',')[2], '0', 'the rate falls to 0 once the region is filled');
 });

@@ -23,10 +23,12 @@ import { DEFAULT_COSTS } from '../kvm/cost.ts';
 import { resolveHostConfig } from '../kvm/config.ts';
 import { HostMachine } from '../kvm/host-machine.ts';
 import { ConfigError } from '../util/errors.ts';
+import { describe } from '../util/schema.ts';
+import { readGuestFile, sampleNames as listSampleNames, samplePath } from '../guest/file.ts';
 import { addonPath, loadAddon } from '../native/addon.ts';
 
 export type * from './types.ts';
-export { ConfigError, ElfError, GuestError, HugevisorError, NativeError, OutOfMemoryError } from '../util/errors.ts';
+export { ConfigError, ElfError, FileError, GuestError, HugevisorError, NativeError, OutOfMemoryError } from '../util/errors.ts';
 
 /**
  * Create a VM with `image` loaded and booted to its entry point, ready to run(). The config
@@ -56,6 +58,26 @@ export function createHost(options: Public.HostMachineOptions): Public.Host {
     close: () => machine.close(),
     [Symbol.dispose]: () => machine.close(),
   };
+}
+
+/**
+ * A guest image from an ELF file (checked before it is read: a regular file of at most
+ * 256 MiB starting with the ELF magic) or from bytes you already have.
+ */
+export function loadGuest(source: string | Uint8Array | ArrayBuffer, name?: string): Public.GuestImage {
+  if (typeof source === 'string') return { bytes: readGuestFile(source), name: name ?? source };
+  if (source instanceof Uint8Array || source instanceof ArrayBuffer) return { bytes: source instanceof Uint8Array ? source : new Uint8Array(source), name: name ?? 'guest' };
+  throw new ConfigError(`loadGuest: expected a file path, a Uint8Array or an ArrayBuffer, got ${describe(source)}`);
+}
+
+/** A built sample guest by name ('hello', 'gups', …; `hugevisor list` shows them). */
+export function sample(name: string): Public.GuestImage {
+  return { bytes: readGuestFile(samplePath(name)), name };
+}
+
+/** The names of the built sample guests. */
+export function sampleNames(): string[] {
+  return listSampleNames();
 }
 
 /** The cost model's defaults (cycles per event; docs/mmu-model.md "Cost model"). */

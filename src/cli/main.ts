@@ -4,10 +4,10 @@
  * `error: ...` and exits non-zero; stack traces only with --debug (docs/style.md rule 7).
  * docs/cli.md documents flags, the --json shape and the exit codes.
  */
-import { closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, createVm, ElfError, HugevisorError, nativeAddonPath, type Vm, type VmConfig } from '../api/index.ts';
+import { ConfigError, createVm, HugevisorError, loadGuest, nativeAddonPath, type Vm, type VmConfig } from '../api/index.ts';
 import { parseArgs, USAGE, type RunOptions } from './args.ts';
 import { formatEptDump } from './ept-dump.ts';
 import { flagForPath } from './flags.ts';
@@ -88,53 +88,11 @@ function resolveGuest(arg: string): { name: string; path: string } {
   return { name: arg, path: arg };
 }
 
-/**
- * Largest guest image read: a static ELF's file bytes (bss is not in the file). The sample
- * guests are a few KiB; this keeps `/dev/zero`, a sparse disk image or a wrong path from
- * costing gigabytes before "not an ELF" can be said.
- */
-export const MAX_GUEST_IMAGE = 256 * 1024 * 1024;
-
-/** A guest file: a regular file, not larger than MAX_GUEST_IMAGE, with the ELF magic — checked before it is read whole. */
-function readGuest(path: string): Uint8Array {
-  const fail = (why: string): never => {
-    throw new CliError(`cannot read '${path}': ${why}`);
-  };
-  let fd: number;
-  try {
-    // O_NONBLOCK: opening a FIFO with no writer must not block; the type check below refuses it.
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  } catch (e) {
-    return fail((e as NodeJS.ErrnoException).code ?? (e as Error).message);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) fail(`not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a file'})`);
-    if (st.size > MAX_GUEST_IMAGE) fail(`${st.size} bytes; a guest image may be at most ${MAX_GUEST_IMAGE} bytes (256 MiB)`);
-    const magic = Buffer.alloc(4);
-    if (readSync(fd, magic, 0, 4, 0) < 4 || !magic.equals(Buffer.from([0x7f, 0x45, 0x4c, 0x46]))) {
-      throw new ElfError(`${path}: bad magic: not an ELF file`);
-    }
-    const bytes = new Uint8Array(st.size);
-    let off = 0;
-    while (off < st.size) {
-      const n = readSync(fd, bytes, off, st.size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return off === st.size ? bytes : bytes.subarray(0, off);
-  } catch (e) {
-    if (e instanceof HugevisorError) throw e;
-    return fail((e as NodeJS.ErrnoException).code ?? (e as Error).message);
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** What the CLI builds VMs with; tests pass a factory whose VM runs a scripted vCPU. */
 export interface CliDeps {
   createVm?: typeof createVm;
 }
+
 
 /** createVm with a config error on a path reported under the flag that set it. */
 function createVmFromFlags(o: RunOptions, config: VmConfig, bytes: Uint8Array, name: string, deps: CliDeps): Vm {
@@ -161,7 +119,7 @@ function run(o: RunOptions, io: Io, deps: CliDeps, dump = false): number {
     if (dump) io.err(b);
     else io.out(b);
   };
-  const bytes = readGuest(guest.path);
+  const { bytes } = loadGuest(guest.path, guest.name);
   // Bounded: the VM passes on at most MAX_LOG_LINES + 3 diagnostics per run (src/kvm/vm.ts).
   const log: string[] = [];
   const config: VmConfig = {

@@ -61,3 +61,10 @@ export class NativeError extends HugevisorError {
     super('ENATIVE', message);
   }
 }
+
+/** A file (a guest image, a config file) cannot be read or is not what it must be. */
+export class FileError extends HugevisorError {
+  constructor(message: string) {
+    super('EIO', message);
+  }
+}
