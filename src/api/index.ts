@@ -10,7 +10,7 @@
  * onto its public type, so the contract cannot drift from the implementation.
  */
 import type * as Public from './types.ts';
-import { createVm as createInternalVm, type RunResult, type Vm as InternalVm } from '../kvm/vm.ts';
+import { createVm as createInternalVm, RESULT_SCHEMA, type RunResult, type Vm as InternalVm } from '../kvm/vm.ts';
 import type { VmConfigInput } from '../kvm/config.ts';
 import type { StopReason } from '../kvm/exits.ts';
 import type { CostTable, SimulatedTime } from '../kvm/cost.ts';
@@ -80,6 +80,9 @@ export function sampleNames(): string[] {
   return listSampleNames();
 }
 
+/** The version of RunResult's shape, as every result's `schema` field carries it. */
+export const resultSchema: string = RESULT_SCHEMA;
+
 /** The cost model's defaults (cycles per event; docs/mmu-model.md "Cost model"). */
 export const defaultCosts: Readonly<Public.CostTable> = DEFAULT_COSTS;
 
@@ -92,7 +95,7 @@ export function nativeAddonPath(): string {
 type Check<T extends true> = T;
 type Assignable<T, U> = [T] extends [U] ? true : false;
 type Same<T, U> = [T, U] extends [U, T] ? true : false;
-export type ContractChecks = [
+type ContractChecks = [
   Check<Assignable<Public.VmConfig, VmConfigInput>>,
   Check<Assignable<InternalVm, Public.Vm>>,
   Check<Assignable<RunResult, Public.RunResult>>,

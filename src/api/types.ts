@@ -310,6 +310,10 @@ export interface MemoryReport {
 }
 
 export interface RunResult {
+  /** The version of this shape: 'hugevisor.run/4' (docs/cli.md lists what each version changed). */
+  schema: string;
+  /** The tool that produced the result: its version and, when run from a git checkout, the commit. */
+  tool: { name: string; version: string; commit: string | null };
   /** The guest's exit status (debug-exit value; 0 for HLT); null when the guest did not finish. */
   exitStatus: number | null;
   stopReason: StopReason;

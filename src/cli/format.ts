@@ -3,9 +3,9 @@
  * (stdout). The JSON shape is documented in docs/cli.md and versioned by `schema`; add
  * fields freely, never rename or remove one without bumping the schema.
  */
-import type { EffectiveConfig, MemoryReport, RunResult, SizeSplit, StopReason } from '../api/index.ts';
+import { resultSchema, type EffectiveConfig, type MemoryReport, type RunResult, type SizeSplit, type StopReason } from '../api/index.ts';
 
-export const JSON_SCHEMA = 'hugevisor.run/4';
+export const JSON_SCHEMA = resultSchema;
 
 /** Process exit codes besides the guest's own status (docs/cli.md). */
 export const EXIT_USAGE = 2;

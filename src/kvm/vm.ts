@@ -34,6 +34,7 @@ import type { EptMemoryBackend } from './mmu/ept-memory.ts';
 import { eptView, type EptView } from './mmu/debug.ts';
 import { gpa } from '../util/address.ts';
 import { describe } from '../util/schema.ts';
+import { buildInfo } from '../util/build-info.ts';
 
 /**
  * VMM diagnostic lines passed to onLog per VM at most; later ones are counted in
@@ -306,6 +307,10 @@ export class Vm implements VmControl {
       if (k.startsWith('exits_') && k !== 'exits_budget') exits[k.slice('exits_'.length)] = v;
     }
     return {
+      /** The shape of this object (bumped when a field changes meaning or shape; docs/cli.md). */
+      schema: RESULT_SCHEMA,
+      /** The tool that produced it: package version and, from a checkout, the git commit. */
+      tool: buildInfo(),
       exitStatus: stop.exitStatus,
       stopReason: stop.reason,
       /** The guest stopped for good; false: run() continues where this result ends. */
@@ -331,6 +336,9 @@ export class Vm implements VmControl {
     };
   }
 }
+
+/** The version of RunResult's shape (docs/cli.md lists what each version changed). */
+export const RESULT_SCHEMA = 'hugevisor.run/4';
 
 /** What a run returns: the public RunResult (src/api/types.ts) is checked against this shape. */
 export type RunResult = ReturnType<Vm['result']>;

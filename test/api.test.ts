@@ -1,0 +1,42 @@
+// The package's front door: guests by sample name or from a file or bytes, and every result
+// saying which tool produced it (version, and the commit when run from a checkout).
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { ConfigError, createVm, FileError, loadGuest, resultSchema, sample, sampleNames } from '../src/api/index.ts';
+import { root } from './fixtures/cli.ts';
+
+test('sample(name) loads a built sample guest; an unknown name is a FileError listing the samples', (t) => {
+  t.true(sampleNames().includes('hello'));
+  const hello = sample('hello');
+  t.is(hello.name, 'hello');
+  t.is(createVm({ memory: 4 << 20 }, hello).run().console, 'Hello from a hugevisor guest!\n');
+  t.throws(() => sample('nope'), { instanceOf: FileError, message: /^unknown sample 'nope' \(samples: .*hello.*\)$/ });
+});
+
+test('loadGuest reads a checked ELF file, or takes bytes you already have', (t) => {
+  const fromFile = loadGuest('build/guests/hello.elf');
+  t.is(fromFile.name, 'build/guests/hello.elf');
+  t.deepEqual(loadGuest(fromFile.bytes, 'mine'), { bytes: fromFile.bytes, name: 'mine' });
+  t.is(loadGuest(fromFile.bytes.slice().buffer).bytes.length, fromFile.bytes.length);
+  t.throws(() => loadGuest('/dev/zero'), { instanceOf: FileError, message: "cannot read '/dev/zero': not a regular file (a character device)" });
+  t.throws(() => loadGuest('README.md'), { message: 'README.md: bad magic: not an ELF file' });
+  t.throws(() => loadGuest(42 as never), { instanceOf: ConfigError, message: 'loadGuest: expected a file path, a Uint8Array or an ArrayBuffer, got 42' });
+});
+
+test('every result records its schema and the tool: version and, from a checkout, the commit', (t) => {
+  using vm = createVm({ memory: 4 << 20, ept: false }, sample('hello'));
+  const r = vm.run();
+  t.is(r.schema, resultSchema);
+  t.is(r.schema, 'hugevisor.run/4');
+  const pkg = JSON.parse(readFileSync(`${root}/package.json`, 'utf8'));
+  const checkout = (() => {
+    try {
+      return statSync(`${root}/.git`).isDirectory();
+    } catch {
+      return false;
+    }
+  })();
+  const commit = checkout ? execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim() : null;
+  t.deepEqual(r.tool, { name: 'hugevisor', version: pkg.version, commit });
+});
