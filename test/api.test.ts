@@ -40,3 +40,12 @@ test('every result records its schema and the tool: version and, from a checkout
   const commit = checkout ? execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim() : null;
   t.deepEqual(r.tool, { name: 'hugevisor', version: pkg.version, commit });
 });
+
+test('docs/api.md names every export of the API, value and type', async (t) => {
+  const doc = readFileSync(`${root}/docs/api.md`, 'utf8');
+  const api = await import('../src/api/index.ts');
+  const types = [...readFileSync(`${root}/src/api/types.ts`, 'utf8').matchAll(/^export (?:interface|type) (\w+)/gm)].map((m) => m[1]!);
+  const missing = [...Object.keys(api), ...types].filter((name) => !doc.includes(`\`${name}`));
+  t.deepEqual(missing, []);
+  t.true(types.length > 30);
+});

@@ -1,10 +1,11 @@
 /**
  * The hypervisor's public API: a facade over src/kvm, typed by the hand-written contract in
- * src/api/types.ts. Scripts, experiments and the CLI import this module and nothing below it.
+ * src/api/types.ts. Scripts, experiments and the CLI import this module and nothing below it
+ * (docs/api.md is the guide and the reference).
  *
- *   import { createVm } from './src/api/index.ts';
- *   const vm = createVm({ memory: 256 << 20, guestPageSize: '2m', args: [42] }, { bytes, name: 'gups' });
- *   const r = vm.run();        // RunResult: exitStatus, stopReason, console, counters, roi, simulated...
+ *   import { createVm, sample } from 'hugevisor';
+ *   const vm = createVm({ memory: 256 << 20, guestPageSize: '2m', args: [42] }, sample('gups'));
+ *   const r = vm.run();        // RunResult: exitStatus, stopReason, rates, counters, roi, simulated...
  *
  * The checks at the end of this file make the compiler prove that every internal shape maps
  * onto its public type, so the contract cannot drift from the implementation.
