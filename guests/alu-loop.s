@@ -1,6 +1,6 @@
 # alu-loop: bench kernel, a register-only loop of add, xor, dec, jnz (4 per iteration).
-# args[0] = iterations (default 10,000,000). Prints a checksum so
-# runs under different implementations can be compared.
+# Prints a checksum so runs under different implementations can be compared.
+# arg 0: iterations = 10000000
         .include "runtime.inc"
         .text
         .globl guest_main

@@ -4,8 +4,8 @@
 # at 512 GiB VA, far above any guest RAM), then writes and verifies a pattern over the
 # region. Every first touch raises #PF; the handler allocates any missing paging
 # structures and maps one free page, so exactly one fault is taken per page.
-#   args[0] = region bytes (default 16 MiB; rounded up to the page size)
-#   args[1] = 1, or the token "huge" on the command line: 2 MiB pages instead of 4 KiB
+# arg 0: region = 16M bytes (rounded up to the page size)
+# arg 1: huge = 0 (1, or the token "huge" on the command line: 2 MiB pages instead of 4 KiB)
 # Output: region/page lines, "page faults handled: N", "pattern verified: W words".
 # Refuses with a message and status 2 when guest memory cannot back the region.
         .include "runtime.inc"

@@ -1,11 +1,12 @@
 # gups: bench kernel, random 8-byte read-modify-writes driven by an LCG (8 per update).
-# Instructions per
-# update: imul, add, mov, shr, and, xor-to-memory, dec, jnz; the LCG gives the
-# same sequence on every implementation. args[0] = region bytes (default 256 MiB, rounded
-# down to a power of two, at least 4 KiB), args[1] = updates (default 1,000,000),
-# args[2] = seed (default 1), args[3] = 0 to skip the checksum (default 1). The region is
-# zeroed first and summed after the region of interest, so the checksum covers every
-# update; without it the guest prints the final LCG state instead ("checksum skipped").
+# Instructions per update: imul, add, mov, shr, and, xor-to-memory, dec, jnz; the LCG
+# gives the same sequence on every implementation. The region is zeroed first and summed
+# after the region of interest, so the checksum covers every update; without it the guest
+# prints the final LCG state instead ("checksum skipped").
+# arg 0: region = 256M bytes (rounded down to a power of two, at least 4 KiB)
+# arg 1: updates = 1000000
+# arg 2: seed = 1
+# arg 3: checksum = 1 (0 = skip)
         .include "runtime.inc"
         .set    LCG_A, 6364136223846793005
         .set    LCG_C, 1442695040888963407

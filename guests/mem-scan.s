@@ -1,7 +1,8 @@
 # mem-scan: bench kernel, sequential 8-byte reads over a region (4 per word).
-# Per word: add from memory, add, cmp, jb. args[0] = region bytes (default 64 MiB, rounded down to
-# 4 KiB), args[1] = passes (default 1). The region is filled with its word indices first
+# Per word: add from memory, add, cmp, jb. The region is filled with its word indices first
 # (outside the region of interest), so the checksum is the same on every implementation.
+# arg 0: region = 64M bytes (rounded down to 4 KiB)
+# arg 1: passes = 1
         .include "runtime.inc"
         .text
         .globl guest_main

@@ -1,6 +1,7 @@
 # pointer-chase: bench kernel, dependent loads around one random cycle of 64-byte nodes.
-# 3 instructions per step (load, dec, jnz). args[0] = region bytes (default 64 MiB,
-# rounded down to a power of two, at least 4 KiB), args[1] = steps (default 1,000,000).
+# 3 instructions per step (load, dec, jnz).
+# arg 0: region = 64M bytes (rounded down to a power of two, at least 4 KiB)
+# arg 1: steps = 1000000
 # The cycle is the full-period LCG i -> (a*i + c) mod N (a = 1 mod 4, c odd: Hull-Dobell),
 # so every node is visited once per lap and the order is the same on every implementation.
         .include "runtime.inc"

@@ -31,7 +31,7 @@ writeFileSync(aarch64, arm);
 
 const cases: [string, string[], string, 'spawn'?][] = [
   ['no command', [], "error: missing command (try: hugevisor --help)", 'spawn'],
-  ['unknown command', ['frobnicate'], "error: unknown command 'frobnicate' (commands: run, ept-dump, list; try: hugevisor --help)"],
+  ['unknown command', ['frobnicate'], "error: unknown command 'frobnicate' (commands: run, stat, ept-dump, list; try: hugevisor --help)"],
   ['unknown top-level option', ['--frob'], "error: unknown option '--frob' (try: hugevisor --help)"],
   ['run without a guest', ['run'], 'error: run needs a guest: an ELF file or a sample name (see: hugevisor list)'],
   ['two guests', ['run', 'hello', 'other'], "error: run takes one guest, got 'hello' and 'other'"],

@@ -97,6 +97,13 @@ test('a time series every 100,000 instructions adds up to the run, and sampling 
   t.is(rows.reduce((sum, s) => sum + s.host!.pgfault!, 0), rows.reduce((sum, s) => sum + s.counters.exits_ept_violation!, 0) - 1);
   t.is(rows.at(-1)!.instructions, r.counters.instructions);
   t.true(rows.every((s, i) => i === 0 || s.simulatedNs > rows[i - 1]!.simulatedNs));
+  // Each row's rate block counts the same events as the run's, interval by interval.
+  for (const key of ['guest_pf', 'ept_violations', 'vm_exits', 'host_fault_4k', 'host_fault_2m'] as const) {
+    t.is(rows.reduce((sum, s) => sum + s.rates.events[key].total, 0), r.rates.events[key].total, `rates.${key} adds up`);
+  }
+  t.is(rows.reduce((sum, s) => sum + s.rates.walks.walks, 0), r.rates.walks.walks);
+  const first = rows[0]!;
+  t.is(first.rates.events.guest_pf.per_million_instructions, first.counters.exc_pf! / (first.counters.instructions! / 1e6));
 });
 
 test('run options are validated like the config', (t) => {

@@ -17,6 +17,7 @@ import type { StopReason } from '../kvm/exits.ts';
 import type { CostTable, SimulatedTime } from '../kvm/cost.ts';
 import type { FaultRates } from '../kvm/rates.ts';
 import type { MemoryReport } from '../kvm/report.ts';
+import type { Sample } from '../kvm/sampler.ts';
 import type { EptView } from '../kvm/mmu/debug.ts';
 import type { ErrorCode } from '../util/errors.ts';
 import type { ThpKnobs } from '../mm/types.ts';
@@ -105,6 +106,7 @@ type ContractChecks = [
   Check<Assignable<EptView, Public.EptView>>,
   Check<Assignable<SimulatedTime, Public.SimulatedTime>>,
   Check<Assignable<FaultRates, Public.FaultRates>>,
+  Check<Assignable<Sample, Public.Sample>>,
   Check<Same<StopReason, Public.StopReason>>,
   Check<Same<ErrorCode, Public.ErrorCode>>,
   Check<Same<CostTable, Public.CostTable>>,

@@ -396,6 +396,8 @@ export interface Sample {
   counters: CounterSnapshot;
   /** The host's /proc/vmstat and khugepaged counters' change over the interval (EPT mode), or null. */
   host: Record<string, number> | null;
+  /** The interval's event totals and rates, TLB MPKI and miss ratios and walk references per walk (as RunResult.rates). */
+  rates: FaultRates;
 }
 
 /** Options of one Vm.run() call. */

@@ -19,9 +19,49 @@ export interface RunOptions {
   debug: boolean;
   /** ept-dump: GPA ranges [start, end) to print after the run. */
   gpaRanges?: [number, number][];
+  /** stat -I: print a row every this much simulated time or this many instructions. */
+  interval?: StatInterval;
+  /** stat --csv: CSV on stdout (the interval rows, or the counters without -I). */
+  csv?: boolean;
+  /** stat --quiet: no live status line. */
+  quiet?: boolean;
 }
 
-export type Command = { kind: 'help' } | { kind: 'list'; debug: boolean } | ({ kind: 'run' | 'ept-dump' } & RunOptions);
+export type StatInterval = { simulatedNs: number } | { instructions: number };
+
+export type Command = { kind: 'help' } | { kind: 'list'; debug: boolean; json: boolean } | ({ kind: 'run' | 'ept-dump' | 'stat' } & RunOptions);
+
+/** The shortest -I: below it a long run prints millions of rows. */
+export const MIN_INTERVAL_NS = 1000;
+export const MIN_INTERVAL_INSTRUCTIONS = 1000;
+const TIME_UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9 };
+const COUNT_UNITS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9 };
+
+/**
+ * A stat -I interval: simulated time (250us, 1ms, 10ms, 1s, 500000ns; a bare number is ms,
+ * as perf stat -I reads it) or instructions with the suffix insn (100000insn, 500kinsn, 1Minsn;
+ * decimal multipliers).
+ */
+export function parseInterval(text: string, flag = '-I'): StatInterval {
+  const t = text.trim();
+  const bad = (why = '') =>
+    new ConfigError(`${flag}: '${text}' is not an interval${why} (simulated time: 250us, 1ms, 10ms, 1s; instructions: 100000insn, 500kinsn, 1Minsn)`);
+  const time = /^(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)?$/i.exec(t);
+  if (time) {
+    const ns = Number(time[1]) * TIME_UNITS[(time[2] ?? 'ms').toLowerCase()]!;
+    if (!Number.isSafeInteger(ns)) throw bad(' of whole nanoseconds');
+    if (ns < MIN_INTERVAL_NS) throw bad(` of at least ${MIN_INTERVAL_NS} ns`);
+    return { simulatedNs: ns };
+  }
+  const insn = /^(\d+(?:\.\d+)?)\s*([kmg]?)insn$/i.exec(t);
+  if (insn) {
+    const n = Number(insn[1]) * COUNT_UNITS[insn[2]!.toLowerCase()]!;
+    if (!Number.isSafeInteger(n)) throw bad(' of whole instructions');
+    if (n < MIN_INTERVAL_INSTRUCTIONS) throw bad(` of at least ${MIN_INTERVAL_INSTRUCTIONS} instructions`);
+    return { instructions: n };
+  }
+  throw bad();
+}
 
 /** A GPA range START-END (sizes or hex, END exclusive), e.g. 0x800000-0xa00000 or 8M-10M. */
 export function parseGpaRange(text: string): [number, number] {
@@ -39,8 +79,10 @@ export function parseGpaRange(text: string): [number, number] {
   if (a >= b) throw bad();
   return [a, b];
 }
-/** The CLI's own flags (not config): value-less ones, and --gpa. */
-const OWN_BOOL_FLAGS = new Set(['--json', '--debug']);
+/** The CLI's own flags (not config): value-less ones, and --gpa, -I. */
+const OWN_BOOL_FLAGS = new Set(['--json', '--debug', '--csv', '--quiet']);
+/** Flags that belong to one command only. */
+const STAT_ONLY = new Set(['--csv', '--quiet']);
 
 export function parseArgs(argv: readonly string[]): Command {
   const debug = argv.includes('--debug');
@@ -48,12 +90,12 @@ export function parseArgs(argv: readonly string[]): Command {
   if (argv.some((a) => a === '--help' || a === '-h') || argv[0] === 'help') return { kind: 'help' };
   const [cmd, ...rest] = argv as [string, ...string[]];
   if (cmd === 'list') {
-    const extra = rest.filter((a) => a !== '--debug');
+    const extra = rest.filter((a) => a !== '--debug' && a !== '--json');
     if (extra.length) throw new ConfigError(`list takes no arguments, got '${extra[0]}'`);
-    return { kind: 'list', debug };
+    return { kind: 'list', debug, json: rest.includes('--json') };
   }
-  if (cmd !== 'run' && cmd !== 'ept-dump') {
-    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, ept-dump, list; try: hugevisor --help)`);
+  if (cmd !== 'run' && cmd !== 'ept-dump' && cmd !== 'stat') {
+    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, stat, ept-dump, list; try: hugevisor --help)`);
   }
 
   const o: RunOptions = { guest: '', config: {}, given: [], json: false, debug };
@@ -72,11 +114,15 @@ export function parseArgs(argv: readonly string[]): Command {
     const flag = eq >= 0 ? a.slice(0, eq) : a;
     if (OWN_BOOL_FLAGS.has(flag)) {
       if (eq >= 0) throw new ConfigError(`${flag} takes no value`);
+      if (STAT_ONLY.has(flag) && cmd !== 'stat') throw new ConfigError(`${flag} belongs to stat (hugevisor stat <guest> ${flag})`);
       if (flag === '--json') o.json = true;
+      if (flag === '--csv') o.csv = true;
+      if (flag === '--quiet') o.quiet = true;
       continue;
     }
     const spec = configFlag(flag);
-    if (!spec && flag !== '--gpa') throw new ConfigError(`unknown option '${flag}' (try: hugevisor --help)`);
+    const own = flag === '--gpa' || flag === '-I' || flag === '--interval';
+    if (!spec && !own) throw new ConfigError(`unknown option '${flag}' (try: hugevisor --help)`);
     if (spec && !spec.metavar) {
       // A switch (--strict): no value.
       if (eq >= 0) throw new ConfigError(`${flag} takes no value`);
@@ -90,6 +136,11 @@ export function parseArgs(argv: readonly string[]): Command {
       if (i + 1 >= rest.length) throw new ConfigError(`${flag} needs a value`);
       value = rest[++i]!;
     }
+    if (!spec && flag !== '--gpa') {
+      if (cmd !== 'stat') throw new ConfigError(`${flag} belongs to stat (hugevisor stat <guest> -I 1ms)`);
+      o.interval = parseInterval(value, flag);
+      continue;
+    }
     if (!spec) {
       if (cmd !== 'ept-dump') throw new ConfigError('--gpa belongs to ept-dump (hugevisor ept-dump <guest> --gpa START-END)');
       (o.gpaRanges ??= []).push(parseGpaRange(value));
@@ -98,20 +149,25 @@ export function parseArgs(argv: readonly string[]): Command {
     setConfigPath(o.config, spec, spec.parse(value, flag));
     o.given.push(flag);
   }
-  if (positional.length === 0) throw new ConfigError('run needs a guest: an ELF file or a sample name (see: hugevisor list)');
-  if (positional.length > 1) throw new ConfigError(`run takes one guest, got '${positional[0]}' and '${positional[1]}'`);
+  if (positional.length === 0) throw new ConfigError(`${cmd} needs a guest: an ELF file or a sample name (see: hugevisor list)`);
+  if (positional.length > 1) throw new ConfigError(`${cmd} takes one guest, got '${positional[0]}' and '${positional[1]}'`);
   o.guest = positional[0]!;
   if (cmd === 'ept-dump') {
     if (o.json) throw new ConfigError('ept-dump prints text: --json belongs to run');
     if (o.config.ept === false) throw new ConfigError('ept-dump needs EPT: drop --ept off');
     return { kind: 'ept-dump', ...o };
   }
+  if (cmd === 'stat') {
+    if (o.json && o.csv) throw new ConfigError('stat prints --json or --csv, not both');
+    return { kind: 'stat', ...o };
+  }
   return { kind: 'run', ...o };
 }
 
 export const USAGE = `usage: hugevisor run <guest.elf | sample-name> [options]
+       hugevisor stat <guest.elf | sample-name> [-I INTERVAL] [--json | --csv] [--quiet] [run options]
        hugevisor ept-dump <guest.elf | sample-name> [--gpa START-END]... [run options]
-       hugevisor list
+       hugevisor list [--json]
        hugevisor --help
 
 Boots a static x86-64 ELF guest (docs/guest-abi.md) on the hugevisor vCPU. Console output goes
@@ -121,6 +177,17 @@ run options:
 ${configFlagsUsage()}
   --json                    print one JSON object (docs/cli.md) instead of console + summary
   --debug                   stack traces for errors
+
+stat options (and every run option; docs/cli.md "stat"):
+  -I, --interval INTERVAL   a row of interval counts and rates every INTERVAL of simulated time
+                            (250us, 1ms, 10ms, 1s; a bare number is ms) or instructions
+                            (100000insn, 500kinsn, 1Minsn)
+  --json                    one JSON object on stdout: the run's result plus intervals[]
+  --csv                     CSV on stdout: the interval rows, or the counters without -I
+  --quiet                   no live status line on stderr
+stat runs the guest like run and prints a perf-stat-style counter report on stderr: events
+with their rates per million instructions and per simulated second, TLB MPKI and miss
+ratios, walk references per walk, for the run and for each region of interest.
 
 ept-dump options (and every run option but --json):
   --gpa START-END           a guest-physical range to print, END exclusive, sizes or hex

@@ -1,17 +1,21 @@
 /**
  * The `hugevisor` command line: `run` a guest (an ELF file or a sample from build/guests),
- * `list` the samples, `--help`. Every failure the user can cause prints one line
+ * `stat` it (a counter report, src/cli/stat-format.ts), `ept-dump` its EPT, `list` the
+ * samples, `--help`. Every failure the user can cause prints one line
  * `error: ...` and exits non-zero; stack traces only with --debug (docs/style.md rule 7).
  * docs/cli.md documents flags, the --json shape and the exit codes.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, createVm, HugevisorError, loadGuest, nativeAddonPath, type Vm, type VmConfig } from '../api/index.ts';
+import { ConfigError, createVm, HugevisorError, loadGuest, nativeAddonPath, type RunResult, type Sample, type Vm, type VmConfig } from '../api/index.ts';
 import { parseArgs, USAGE, type RunOptions } from './args.ts';
 import { formatEptDump } from './ept-dump.ts';
 import { flagForPath } from './flags.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor, jsonResult, summary } from './format.ts';
+import { formatSampleList, parseSampleHeader, type SampleInfo } from './samples.ts';
+import { intervalCsvHeader, intervalCsvRow, intervalHeader, intervalRow, statCsv, statReport } from './stat-format.ts';
+import { StatusLine } from './status.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 /** Where `npm install` puts the sample guests; HUGEVISOR_GUESTS overrides (tests). */
@@ -23,6 +27,8 @@ export function guestsDir(): string {
 export interface Io {
   out(data: string | Uint8Array): void;
   err(data: string | Uint8Array): void;
+  /** stderr is a terminal: stat draws its live status line there. */
+  errIsTTY?: boolean;
 }
 /**
  * The process streams. A reader that goes away (`hugevisor run x | head -1`) makes later
@@ -42,6 +48,7 @@ function processIo(): Io {
   return {
     out: (s) => void (closed.out || process.stdout.write(s)),
     err: (s) => void (closed.err || process.stderr.write(s)),
+    errIsTTY: process.stderr.isTTY === true,
   };
 }
 
@@ -51,7 +58,8 @@ class CliError extends HugevisorError {
   }
 }
 
-export function listSamples(): { name: string; description: string }[] {
+/** The built samples, each with the description and arguments of its source's header (src/cli/samples.ts). */
+export function listSamples(): SampleInfo[] {
   const dir = guestsDir();
   if (!existsSync(dir)) throw new CliError(`no sample guests in ${dir} (run \`npm run build:guests\`)`);
   return readdirSync(dir)
@@ -59,11 +67,8 @@ export function listSamples(): { name: string; description: string }[] {
     .sort()
     .map((f) => {
       const name = basename(f, '.elf');
-      // The description is the first comment line of the guest's source: "# name: what it does".
       const src = join(root, 'guests', `${name}.s`);
-      const first = existsSync(src) ? readFileSync(src, 'utf8').split('\n')[0] : '';
-      const m = /^#\s*[\w-]+:\s*(.*)$/.exec(first);
-      return { name, description: m ? m[1].trim() : '' };
+      return { name, ...parseSampleHeader(existsSync(src) ? readFileSync(src, 'utf8') : '') };
     });
 }
 
@@ -88,11 +93,12 @@ function resolveGuest(arg: string): { name: string; path: string } {
   return { name: arg, path: arg };
 }
 
-/** What the CLI builds VMs with; tests pass a factory whose VM runs a scripted vCPU. */
+/** What the CLI builds VMs with; tests pass a factory whose VM runs a scripted vCPU, and a wall clock. */
 export interface CliDeps {
   createVm?: typeof createVm;
+  /** Wall-clock ms for stat's live status line (default performance.now). */
+  now?: () => number;
 }
-
 
 /** createVm with a config error on a path reported under the flag that set it. */
 function createVmFromFlags(o: RunOptions, config: VmConfig, bytes: Uint8Array, name: string, deps: CliDeps): Vm {
@@ -147,6 +153,72 @@ function run(o: RunOptions, io: Io, deps: CliDeps, dump = false): number {
   return exitCodeFor(r);
 }
 
+/** Without -I, a terminal's status line is fed by a sample this often (the run is the same either way). */
+const STATUS_SAMPLE_INSTRUCTIONS = 1 << 20;
+
+/**
+ * stat: run the guest as run does and print the counter report on stderr (the console
+ * stays on stdout), interval rows with -I as the guest runs, or --json / --csv on stdout
+ * instead (with --csv the console moves to stderr). A terminal gets a live status line.
+ */
+function stat(o: RunOptions, io: Io, deps: CliDeps): number {
+  const guest = resolveGuest(o.guest);
+  const { bytes } = loadGuest(guest.path, guest.name);
+  const status = new StatusLine((s) => io.err(s), deps.now ?? (() => performance.now()), io.errIsTTY === true && !o.quiet);
+  const consoleTo = o.csv ? io.err : io.out;
+  let lastConsoleByte = -1;
+  const log: string[] = [];
+  const config: VmConfig = {
+    ...o.config,
+    onConsoleBytes: o.json
+      ? undefined
+      : (b) => {
+          status.clear();
+          lastConsoleByte = b[b.length - 1]!;
+          consoleTo(b);
+        },
+    onLog: (m) => {
+      log.push(m);
+      if (o.json) return;
+      status.clear();
+      io.err(`hugevisor: ${m}\n`);
+    },
+  };
+  const vm = createVmFromFlags(o, config, bytes, guest.name, deps);
+  const intervals: Sample[] = [];
+  const progress = { instructions: 0, simulatedNs: 0, guestPf: 0 };
+  const onSample = (s: Sample): void => {
+    progress.instructions = s.instructions;
+    progress.simulatedNs = s.simulatedNs;
+    progress.guestPf += s.counters.exc_pf ?? 0;
+    if (o.interval) {
+      if (o.json) intervals.push(s);
+      else if (o.csv) io.out(intervalCsvRow(s));
+      else {
+        status.clear();
+        io.err(intervalRow(s) + '\n');
+      }
+    }
+    status.update(progress);
+  };
+  if (o.interval && o.csv) io.out(intervalCsvHeader());
+  else if (o.interval && !o.json) io.err(intervalHeader() + '\n');
+  const every = o.interval ?? (status.enabled ? { instructions: STATUS_SAMPLE_INSTRUCTIONS } : undefined);
+  const r: RunResult = (every ? vm.run({ sampleEvery: every, onSample }) : vm.run()) ?? vm.result();
+  status.clear();
+  if (o.json) {
+    const json = jsonResult(r, { guest: guest.name, path: guest.path, addon: nativeAddonPath(), config: vm.effectiveConfig(), log });
+    io.out(JSON.stringify({ ...json, interval: o.interval ?? null, intervals }) + '\n');
+    return exitCodeFor(r);
+  }
+  if (lastConsoleByte >= 0 && lastConsoleByte !== 0x0a) io.err('\n');
+  if (r.error) io.err(`error: ${r.error.message}\n`);
+  if (o.csv) {
+    if (!o.interval) io.out(statCsv(r));
+  } else io.err((o.interval ? '\n' : '') + statReport(guest.name, r));
+  return exitCodeFor(r);
+}
+
 export async function main(argv: string[], io: Io = processIo(), deps: CliDeps = {}): Promise<number> {
   const debug = argv.includes('--debug');
   try {
@@ -157,10 +229,10 @@ export async function main(argv: string[], io: Io = processIo(), deps: CliDeps =
     }
     if (cmd.kind === 'list') {
       const samples = listSamples();
-      const w = Math.max(0, ...samples.map((s) => s.name.length));
-      for (const s of samples) io.out(`${s.name.padEnd(w)}  ${s.description}`.trimEnd() + '\n');
+      io.out(cmd.json ? JSON.stringify({ schema: 'hugevisor.list/1', samples }) + '\n' : formatSampleList(samples));
       return 0;
     }
+    if (cmd.kind === 'stat') return stat(cmd, io, deps);
     return run(cmd, io, deps, cmd.kind === 'ept-dump');
   } catch (e) {
     if (e instanceof HugevisorError) {

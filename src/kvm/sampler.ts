@@ -2,8 +2,11 @@
  * Time series of a run: run({ sampleEvery, onSample }) stops the run loop at each sample
  * point (an artificial boundary: no VMM work, so sampling does not change the run) and
  * delivers one row — the time, the instructions, and every counter's change since the
- * previous row. Rows cost one counter snapshot each; nothing is allocated per instruction.
+ * previous row, and the interval's fault-rate block (the same block results and ROIs carry).
+ * Rows cost one counter snapshot each; nothing is allocated per instruction.
  */
+import { hostEventsDelta, simulate, type CostTable, type HostEvents } from './cost.ts';
+import { faultRates } from './rates.ts';
 import { counterDelta, type CounterSnapshot } from './vcpu.ts';
 
 /** Where the run is: what a sample row is computed from. */
@@ -16,6 +19,8 @@ export interface SamplePoint {
   counters: CounterSnapshot;
   /** The host's /proc/vmstat and khugepaged counters (EPT mode), or null. */
   host: Readonly<Record<string, number>> | null;
+  /** The host events the cost model charges (0 without a host model). */
+  hostEvents: HostEvents;
 }
 
 /** Every this many budget units (instructions; a REP iteration or an exception delivery counts one), or simulated ns. */
@@ -35,6 +40,7 @@ export class Sampler {
     private readonly every: SampleEvery,
     private readonly onSample: (row: ReturnType<Sampler['row']>) => void,
     private readonly start: SamplePoint,
+    private readonly costs: CostTable,
   ) {
     this.prev = start;
   }
@@ -62,6 +68,9 @@ export class Sampler {
   }
 
   private row(p: SamplePoint) {
+    const counters = counterDelta(this.prev.counters, p.counters);
+    const host = p.host && this.prev.host ? delta(p.host, this.prev.host) : null;
+    const simulated = simulate(counters, hostEventsDelta(p.hostEvents, this.prev.hostEvents), this.costs);
     return {
       index: this.index,
       /** Instructions retired, in all, at the end of this interval. */
@@ -69,9 +78,11 @@ export class Sampler {
       /** Simulated ns since the guest started, at the end of this interval. */
       simulatedNs: p.simulatedNs,
       /** Every vCPU counter's change over the interval. */
-      counters: counterDelta(this.prev.counters, p.counters),
+      counters,
       /** The host's counters' change over the interval (EPT mode), or null. */
-      host: p.host && this.prev.host ? delta(p.host, this.prev.host) : null,
+      host,
+      /** The interval's event totals and rates, TLB MPKI and miss ratios, walk references per walk. */
+      rates: faultRates(counters, simulated, host),
     };
   }
 }

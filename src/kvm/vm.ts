@@ -228,7 +228,7 @@ export class Vm implements VmControl {
     this.live('run');
     const o = parseRunOptions(options);
     const pieceEnd = o.maxInstructions ? this.loop.used + o.maxInstructions : undefined;
-    const sampler = o.sampleEvery && o.onSample ? new Sampler(o.sampleEvery, o.onSample as (row: Sample) => void, this.samplePoint()) : null;
+    const sampler = o.sampleEvery && o.onSample ? new Sampler(o.sampleEvery, o.onSample as (row: Sample) => void, this.samplePoint(), this.config.costs) : null;
     for (;;) {
       const piece: PieceLimits = { untilUnits: pieceEnd, untilSimulatedNs: o.untilSimulatedNs, signal: o.signal, ...sampler?.next() };
       this.loop.run(piece);
@@ -244,7 +244,7 @@ export class Vm implements VmControl {
   /** Where the run is now: what a time-series row is computed from. */
   private samplePoint(): SamplePoint {
     const b = this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend) : null;
-    return { units: this.loop.used, instructions: this.loop.executed, simulatedNs: this.simClock.ns(), counters: this.vcpu.snapshot(), host: this.vmstat() };
+    return { units: this.loop.used, instructions: this.loop.executed, simulatedNs: this.simClock.ns(), counters: this.vcpu.snapshot(), host: this.vmstat(), hostEvents: this.hostEvents() };
   }
 
   counters(): CounterSnapshot {
