@@ -5,7 +5,7 @@ import test from 'ava';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseU64 } from '../src/cli/args.ts';
-import { parseSampleHeader } from '../src/cli/samples.ts';
+import { parseSampleHeader } from '../src/guest/samples.ts';
 import { cli, root } from './fixtures/cli.ts';
 
 const guests = readdirSync(join(root, 'guests')).filter((f) => f.endsWith('.s'));

@@ -26,7 +26,8 @@ import { resolveHostConfig } from '../kvm/config.ts';
 import { HostMachine } from '../kvm/host-machine.ts';
 import { ConfigError } from '../util/errors.ts';
 import { describe } from '../util/schema.ts';
-import { readGuestFile, sampleNames as listSampleNames, samplePath } from '../guest/file.ts';
+import { readGuestFile, sampleNames as listSampleNames, samplePath as sampleFile, samplesDir } from '../guest/file.ts';
+import { sampleInfos } from '../guest/samples.ts';
 import { addonPath, loadAddon } from '../native/addon.ts';
 
 export type * from './types.ts';
@@ -74,12 +75,27 @@ export function loadGuest(source: string | Uint8Array | ArrayBuffer, name?: stri
 
 /** A built sample guest by name ('hello', 'gups', …; `hugevisor list` shows them). */
 export function sample(name: string): Public.GuestImage {
-  return { bytes: readGuestFile(samplePath(name)), name };
+  return { bytes: readGuestFile(sampleFile(name)), name };
 }
 
 /** The names of the built sample guests. */
 export function sampleNames(): string[] {
   return listSampleNames();
+}
+
+/** The built sample guests, each with what it does and the arguments it takes (`hugevisor list`). */
+export function samples(): Public.SampleInfo[] {
+  return sampleInfos();
+}
+
+/** Where the built sample guests are (build/guests of the package; HUGEVISOR_GUESTS overrides it). */
+export function samplesDirectory(): string {
+  return samplesDir();
+}
+
+/** The ELF file of a built sample guest (a FileError naming the samples there are). */
+export function samplePath(name: string): string {
+  return sampleFile(name);
 }
 
 /** The version of RunResult's shape, as every result's `schema` field carries it. */

@@ -472,3 +472,20 @@ export interface Host {
   [Symbol.dispose](): void;
 }
 
+/** One argument a sample guest reads (boot-info args[index]), from its source's header. */
+export interface SampleArg {
+  index: number;
+  name: string;
+  /** The default as written (1000000, 256M). */
+  default: string;
+  unit: string | null;
+  note: string | null;
+}
+
+/** A built sample guest: its name, what it does, and the arguments it takes. */
+export interface SampleInfo {
+  name: string;
+  description: string;
+  args: SampleArg[];
+}
+

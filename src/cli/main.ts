@@ -5,23 +5,15 @@
  * `error: ...` and exits non-zero; stack traces only with --debug (docs/style.md rule 7).
  * docs/cli.md documents flags, the --json shape and the exit codes.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ConfigError, createVm, HugevisorError, loadGuest, nativeAddonPath, type RunResult, type Sample, type Vm, type VmConfig } from '../api/index.ts';
+import { existsSync, statSync } from 'node:fs';
+import { ConfigError, createVm, HugevisorError, loadGuest, nativeAddonPath, sampleNames, samplePath, samples as sampleInfos, samplesDirectory, type RunResult, type Sample, type Vm, type VmConfig } from '../api/index.ts';
 import { parseArgs, USAGE, type RunOptions } from './args.ts';
 import { formatEptDump } from './ept-dump.ts';
 import { flagForPath } from './flags.ts';
 import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor, jsonResult, summary } from './format.ts';
-import { formatSampleList, parseSampleHeader, type SampleInfo } from './samples.ts';
+import { formatSampleList } from './samples.ts';
 import { intervalCsvHeader, intervalCsvRow, intervalHeader, intervalRow, statCsv, statReport } from './stat-format.ts';
 import { StatusLine } from './status.ts';
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-/** Where `npm install` puts the sample guests; HUGEVISOR_GUESTS overrides (tests). */
-export function guestsDir(): string {
-  return process.env.HUGEVISOR_GUESTS ?? join(root, 'build', 'guests');
-}
 
 /** Output streams: text, or bytes written as they are (the guest's console is bytes). */
 export interface Io {
@@ -58,34 +50,13 @@ class CliError extends HugevisorError {
   }
 }
 
-/** The built samples, each with the description and arguments of its source's header (src/cli/samples.ts). */
-export function listSamples(): SampleInfo[] {
-  const dir = guestsDir();
-  if (!existsSync(dir)) throw new CliError(`no sample guests in ${dir} (run \`npm run build:guests\`)`);
-  return readdirSync(dir)
-    .filter((f) => f.endsWith('.elf'))
-    .sort()
-    .map((f) => {
-      const name = basename(f, '.elf');
-      const src = join(root, 'guests', `${name}.s`);
-      return { name, ...parseSampleHeader(existsSync(src) ? readFileSync(src, 'utf8') : '') };
-    });
-}
-
 /** A guest argument is a file when it looks like a path or exists; otherwise a sample name. */
 function resolveGuest(arg: string): { name: string; path: string } {
   const looksLikePath = arg.includes('/') || arg.endsWith('.elf');
   if (!looksLikePath) {
-    const sample = join(guestsDir(), `${arg}.elf`);
-    if (existsSync(sample)) return { name: arg, path: sample };
+    if (sampleNames().includes(arg)) return { name: arg, path: samplePath(arg) };
     if (!existsSync(arg)) {
-      let names = '';
-      try {
-        names = listSamples().map((s) => s.name).join(', ');
-      } catch {
-        names = '(none built)';
-      }
-      throw new CliError(`unknown sample '${arg}' (samples: ${names || 'none'}; or give a path to an ELF file)`);
+      throw new CliError(`unknown sample '${arg}' (samples: ${sampleNames().join(', ') || 'none built'}; or give a path to an ELF file)`);
     }
   }
   if (!existsSync(arg)) throw new CliError(`cannot read '${arg}': no such file`);
@@ -228,7 +199,8 @@ export async function main(argv: string[], io: Io = processIo(), deps: CliDeps =
       return 0;
     }
     if (cmd.kind === 'list') {
-      const samples = listSamples();
+      const samples = sampleInfos();
+      if (samples.length === 0) throw new CliError(`no sample guests in ${samplesDirectory()} (run \`npm run build:guests\`)`);
       io.out(cmd.json ? JSON.stringify({ schema: 'hugevisor.list/1', samples }) + '\n' : formatSampleList(samples));
       return 0;
     }
