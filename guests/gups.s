@@ -114,31 +114,11 @@ guest_main:
         ret
 bad:    leaq    msg_bad(%rip), %rdi
         call    panic
-# The region does not fit: say which --memory would hold it (memory plus what is missing,
-# plus room for the larger boot page tables, in whole MiB), then exit 1 as panic does.
 too_small:
-        movq    %rax, %rbx              # rbx = bytes free
-        leaq    msg_small(%rip), %rdi
-        call    puts
-        movq    %r12, %rdi
-        call    put_dec
-        leaq    msg_small_need(%rip), %rdi
-        call    puts
-        call    bi_ptr
-        movq    BI_MEMORY(%rax), %rdi
-        addq    %r12, %rdi
-        subq    %rbx, %rdi
-        movq    %rdi, %rax              # + 1/256 for the boot page tables a larger memory
-        shrq    $8, %rax                # needs (1/512 with 4 KiB pages), in whole MiB
-        addq    %rax, %rdi
-        addq    $0xfffff, %rdi
-        andq    $-0x100000, %rdi
-        call    put_dec
-        leaq    msg_small_bytes(%rip), %rdi
-        call    puts
-        call    put_nl
-        movl    $1, %edi
-        call    exit
+        movq    %rax, %rdx              # bytes free
+        movq    %r12, %rsi              # region bytes
+        leaq    msg_name(%rip), %rdi
+        call    region_too_big
 
         .section .rodata
 msg_region:
@@ -151,9 +131,5 @@ msg_state:
         .asciz  " checksum skipped, final state "
 msg_bad:
         .asciz  "gups: region size must be at least 4096 bytes"
-msg_small:
-        .asciz  "panic: gups: guest memory too small for the "
-msg_small_need:
-        .asciz  "-byte region: run with --memory of at least "
-msg_small_bytes:
-        .asciz  " bytes"
+msg_name:
+        .asciz  "gups"

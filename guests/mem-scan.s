@@ -70,8 +70,10 @@ guest_main:
 bad:    leaq    msg_bad(%rip), %rdi
         call    panic
 too_small:
-        leaq    msg_small(%rip), %rdi
-        call    panic
+        movq    %rax, %rdx              # bytes free
+        movq    %r12, %rsi              # region bytes
+        leaq    msg_name(%rip), %rdi
+        call    region_too_big
 
         .section .rodata
 msg_region:
@@ -82,5 +84,5 @@ msg_sum:
         .asciz  " checksum "
 msg_bad:
         .asciz  "mem-scan: region size must be at least 4096 bytes"
-msg_small:
-        .asciz  "mem-scan: guest memory too small for the region"
+msg_name:
+        .asciz  "mem-scan"

@@ -86,8 +86,10 @@ guest_main:
 bad:    leaq    msg_bad(%rip), %rdi
         call    panic
 too_small:
-        leaq    msg_small(%rip), %rdi
-        call    panic
+        movq    %rax, %rdx              # bytes free
+        movq    %r12, %rsi              # region bytes
+        leaq    msg_name(%rip), %rdi
+        call    region_too_big
 
         .section .rodata
 msg_region:
@@ -98,5 +100,5 @@ msg_node:
         .asciz  " final node "
 msg_bad:
         .asciz  "pointer-chase: region size must be at least 4096 bytes"
-msg_small:
-        .asciz  "pointer-chase: guest memory too small for the region"
+msg_name:
+        .asciz  "pointer-chase"

@@ -81,12 +81,17 @@ test('bench guests print the reference checksums', (t) => {
   t.is(run('gups', { memory: 8 * MiB, args: [4 * MiB, 50000] }).console, `gups: region ${4 * MiB} updates 50000 checksum ${hex(gupsChecksum(4 * MiB, 50000))}\n`);
 });
 
-test('gups in too little memory says which --memory holds its region, and that much does', (t) => {
+test('gups, mem-scan and pointer-chase in too little memory say which --memory holds their region, and that much does', (t) => {
   const small = run('gups', { memory: 2 * MiB, args: [64 * MiB, 1000] });
   t.is(small.exitStatus, 1);
   t.is(small.console, `panic: gups: guest memory too small for the ${64 * MiB}-byte region: run with --memory of at least 69206016 bytes\n`);
   t.is(run('gups', { memory: 69206016, args: [64 * MiB, 1000] }).exitStatus, 0);
   t.regex(run('gups', { memory: 64 * MiB }).console, /run with --memory of at least 271581184 bytes\n$/, 'the default 256 MiB region');
+  for (const name of ['mem-scan', 'pointer-chase']) {
+    const r = run(name, { memory: 2 * MiB, args: [64 * MiB, 1] });
+    t.is(r.console, `panic: ${name}: guest memory too small for the ${64 * MiB}-byte region: run with --memory of at least 69206016 bytes\n`);
+    t.is(run(name, { memory: 69206016, args: [64 * MiB, 1] }).exitStatus, 0);
+  }
 });
 
 test('gups with args[3] = 0 skips the checksum and prints the final LCG state', (t) => {

@@ -97,9 +97,57 @@ mem_free_bytes:
         xorl    %eax, %eax
 1:      ret
 
+# region_too_big(rdi = guest name, rsi = region bytes, rdx = bytes free): the region does not
+# fit; print which --memory would hold it (memory plus what is missing, plus 1/256 for the
+# larger boot page tables a larger memory needs (1/512 with 4 KiB pages), in whole MiB) as
+# "panic: NAME: guest memory too small for the N-byte region: run with --memory of at least
+# M bytes", and exit 1 as panic does.
+        .globl region_too_big
+region_too_big:
+        movq    %rsi, %r8               # region
+        movq    %rdx, %r9               # free
+        pushq   %r8
+        pushq   %r9
+        pushq   %rdi
+        leaq    msg_panic_prefix(%rip), %rdi
+        call    puts
+        popq    %rdi
+        call    puts
+        leaq    msg_small(%rip), %rdi
+        call    puts
+        movq    8(%rsp), %rdi
+        call    put_dec
+        leaq    msg_small_need(%rip), %rdi
+        call    puts
+        call    bi_ptr
+        movq    BI_MEMORY(%rax), %rdi
+        popq    %r9
+        popq    %r8
+        addq    %r8, %rdi
+        subq    %r9, %rdi
+        movq    %rdi, %rax
+        shrq    $8, %rax
+        addq    %rax, %rdi
+        addq    $0xfffff, %rdi
+        andq    $-0x100000, %rdi
+        call    put_dec
+        leaq    msg_small_bytes(%rip), %rdi
+        call    puts
+        call    put_nl
+        movl    $1, %edi
+        call    exit
+
         .section .rodata
 msg_oom:
         .asciz  "out of guest memory"
+msg_panic_prefix:
+        .asciz  "panic: "
+msg_small:
+        .asciz  ": guest memory too small for the "
+msg_small_need:
+        .asciz  "-byte region: run with --memory of at least "
+msg_small_bytes:
+        .asciz  " bytes"
 
         .bss
         .balign 8
