@@ -3,7 +3,7 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { ConfigError, createVm, FileError, loadGuest, resultSchema, sample, sampleNames } from '../src/api/index.ts';
+import { ConfigError, createVm, faultRates, FileError, loadGuest, resultSchema, sample, sampleNames } from '../src/api/index.ts';
 import { root } from './fixtures/cli.ts';
 
 test('sample(name) loads a built sample guest; an unknown name is a FileError listing the samples', (t) => {
@@ -48,4 +48,16 @@ test('docs/api.md names every export of the API, value and type', async (t) => {
   const missing = [...Object.keys(api), ...types].filter((name) => !doc.includes(`\`${name}`));
   t.deepEqual(missing, []);
   t.true(types.length > 30);
+});
+
+test('faultRates(result) gives the result\'s rate block; with other costs the per-second rates follow the new simulated time', (t) => {
+  using vm = createVm({ memory: 128 << 20, args: [64 << 20], host: { thp: { enabled: 'never' } } }, sample('demand-paging'));
+  const r = vm.run();
+  t.deepEqual(faultRates(r), r.rates);
+  const slow = faultRates(r, { walk_ref: 250 });
+  t.deepEqual(slow.events.guest_pf.total, r.rates.events.guest_pf.total);
+  t.is(slow.events.guest_pf.per_million_instructions, r.rates.events.guest_pf.per_million_instructions);
+  t.true(slow.events.guest_pf.per_sim_second < r.rates.events.guest_pf.per_sim_second, 'more cycles per walk reference: longer simulated time');
+  t.deepEqual(slow.tlb, r.rates.tlb);
+  t.deepEqual(faultRates(r.roi[0]!), r.roi[0]!.rates, 'a ROI too');
 });

@@ -21,7 +21,8 @@ import type { Sample } from '../kvm/sampler.ts';
 import type { EptView } from '../kvm/mmu/debug.ts';
 import type { ErrorCode } from '../util/errors.ts';
 import type { ThpKnobs } from '../mm/types.ts';
-import { DEFAULT_COSTS } from '../kvm/cost.ts';
+import { DEFAULT_COSTS, makeCostTable, simulate } from '../kvm/cost.ts';
+import { faultRates as rates } from '../kvm/rates.ts';
 import { resolveHostConfig } from '../kvm/config.ts';
 import { HostMachine } from '../kvm/host-machine.ts';
 import { ConfigError } from '../util/errors.ts';
@@ -100,6 +101,19 @@ export function samplePath(name: string): string {
 
 /** The version of RunResult's shape, as every result's `schema` field carries it. */
 export const resultSchema: string = RESULT_SCHEMA;
+
+/**
+ * The fault-rate block of a result or ROI (what `result.rates` holds), recomputed — with
+ * other costs if given, to re-apply the cost model to saved counters without re-running:
+ * the per-second rates follow the new simulated time, totals and per-instruction rates stay.
+ */
+export function faultRates(r: Pick<Public.RunResult, 'counters' | 'simulated' | 'rates'>, costs?: Partial<Public.CostTable>): Public.FaultRates {
+  const e = r.simulated.events;
+  const host = { host_fault_4k: e.host_fault_4k, host_fault_2m: e.host_fault_2m, kib_zeroed: e.kib_zeroed, kib_copied: e.kib_copied, swap_io_page: e.swap_io_page };
+  const sim = costs ? simulate(r.counters, host, makeCostTable(costs)) : r.simulated;
+  const vmstat = Object.fromEntries(Object.entries(r.rates.events).map(([k, v]) => [k, v.total]));
+  return rates(r.counters, sim, vmstat);
+}
 
 /** The cost model's defaults (cycles per event; docs/mmu-model.md "Cost model"). */
 export const defaultCosts: Readonly<Public.CostTable> = DEFAULT_COSTS;

@@ -16,7 +16,6 @@
  */
 import { z } from 'zod';
 import { parseConfig, strictObject } from '../util/schema.ts';
-import type { CounterSnapshot } from './vcpu.ts';
 
 /** The default cost of each event, with its source. */
 export const DEFAULT_COSTS = Object.freeze({
@@ -118,13 +117,16 @@ export interface SimulatedTime {
   events: Record<CostItem, number>;
 }
 
-const sum = (c: CounterSnapshot, names: readonly string[]): number => names.reduce((s, n) => s + (c[n] ?? 0), 0);
+/** Counters by name; a counter the build lacks reads as 0. */
+type Counters = Readonly<Record<string, number>>;
+
+const sum = (c: Counters, names: readonly string[]): number => names.reduce((s, n) => s + (c[n] ?? 0), 0);
 const L1_HITS = ['itlb_4k_hits', 'itlb_2m_hits', 'itlb_1g_hits', 'dtlb_4k_hits', 'dtlb_2m_hits', 'dtlb_1g_hits'];
 const STLB_HITS = ['stlb_4k_hits', 'stlb_2m_hits', 'stlb_1g_hits'];
 const VM_EXITS = ['exits_io', 'exits_hlt', 'exits_ept_violation', 'exits_mmio', 'exits_shutdown'];
 
 /** Σ count × cost over the vCPU counters and the host events. */
-export function simulate(c: CounterSnapshot, host: HostEvents = NO_HOST_EVENTS, costs: CostTable = DEFAULT_COSTS): SimulatedTime {
+export function simulate(c: Counters, host: HostEvents = NO_HOST_EVENTS, costs: CostTable = DEFAULT_COSTS): SimulatedTime {
   const events: Record<CostItem, number> = {
     instruction: c.instructions ?? 0,
     l1_tlb_hit: sum(c, L1_HITS),

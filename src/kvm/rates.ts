@@ -6,7 +6,6 @@
  * change over the same interval and the simulated time; exact inputs, no sampling.
  */
 import type { SimulatedTime } from './cost.ts';
-import type { CounterSnapshot } from './vcpu.ts';
 
 /** The events rated, and where each comes from (vCPU counter, or host /proc/vmstat name). */
 const EVENTS = {
@@ -41,7 +40,7 @@ const LEVELS = ['itlb', 'dtlb', 'stlb'] as const;
  * The rates of an interval: `c` the vCPU counters' change, `sim` its simulated time, `host`
  * the host's /proc/vmstat change (null without a host model: those events are 0).
  */
-export function faultRates(c: CounterSnapshot, sim: SimulatedTime, host: Readonly<Record<string, number>> | null) {
+export function faultRates(c: Readonly<Record<string, number>>, sim: SimulatedTime, host: Readonly<Record<string, number>> | null) {
   const instructions = c.instructions ?? 0;
   const perMi = (n: number): number => (instructions > 0 ? n / (instructions / 1e6) : 0);
   const perSec = (n: number): number => (sim.seconds > 0 ? n / sim.seconds : 0);
