@@ -60,6 +60,8 @@ export class RunLoop {
   private runStart = 0;
   /** The last run() stopped at a sample point (the caller samples, clears it and goes on). */
   sampleDue = false;
+  /** Native returns at artificial boundaries (a limit or a sample point cut a chunk). */
+  cutReturns = 0;
   /** Units left until the next natural chunk boundary (a cut chunk is finished first). */
   private chunkLeft: number;
 
@@ -121,7 +123,10 @@ export class RunLoop {
         const units = this.vcpu.budgetUsed();
         this.used += units;
         this.chunkLeft -= units;
-        if (reason === ExitReason.BUDGET && this.chunkLeft > 0) continue; // an artificial boundary: no VMM work
+        if (reason === ExitReason.BUDGET && this.chunkLeft > 0) {
+          this.cutReturns++; // an artificial boundary: no VMM work
+          continue;
+        }
         this.chunkLeft = this.limits.chunkInstructions;
         const action: ExitAction = reason === ExitReason.BUDGET ? RESUME : handleExit(this.ctx, this.vcpu.readExit());
         try {

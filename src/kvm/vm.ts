@@ -134,7 +134,7 @@ export class Vm implements VmControl {
   roiBegin(): void {
     this.stats.roi_begin++;
     if (this.roiStart) this.log('ROI begin while a ROI is open: restarting it');
-    this.roiStart = this.vcpu.snapshot();
+    this.roiStart = this.snapshot();
     this.roiStartHost = this.hostEvents();
     this.roiStartVmstat = this.vmstat();
   }
@@ -144,7 +144,7 @@ export class Vm implements VmControl {
       this.log('ROI end without a begin: ignored');
       return;
     }
-    const counters = counterDelta(this.roiStart, this.vcpu.snapshot());
+    const counters = counterDelta(this.roiStart, this.snapshot());
     this.roiStart = null;
     const host = hostEventsDelta(this.hostEvents(), this.roiStartHost);
     const simulated = simulate(counters, host, this.config.costs);
@@ -244,12 +244,21 @@ export class Vm implements VmControl {
   /** Where the run is now: what a time-series row is computed from. */
   private samplePoint(): SamplePoint {
     const b = this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend) : null;
-    return { units: this.loop.used, instructions: this.loop.executed, simulatedNs: this.simClock.ns(), counters: this.vcpu.snapshot(), host: this.vmstat(), hostEvents: this.hostEvents() };
+    return { units: this.loop.used, instructions: this.loop.executed, simulatedNs: this.simClock.ns(), counters: this.snapshot(), host: this.vmstat(), hostEvents: this.hostEvents() };
+  }
+
+  /**
+   * The vCPU counters, with exits_budget counting the natural chunk ends only: a return for
+   * a run() piece's limit or a sample point is how the run was driven, not an event of it.
+   */
+  private snapshot(): CounterSnapshot {
+    const c = this.vcpu.snapshot();
+    return this.loop.cutReturns ? { ...c, exits_budget: (c.exits_budget ?? 0) - this.loop.cutReturns } : c;
   }
 
   counters(): CounterSnapshot {
     this.live('counters');
-    return this.vcpu.snapshot();
+    return this.snapshot();
   }
 
   /** The configuration this VM runs with, every default filled in (what results record). */
@@ -297,7 +306,7 @@ export class Vm implements VmControl {
   result() {
     this.live('result');
     this.console.flush();
-    const counters = this.vcpu.snapshot();
+    const counters = this.snapshot();
     const host = this.hostEvents();
     const simulated = simulate(counters, host, this.config.costs);
     const stop: StopInfo = this.loop.stop ?? { reason: 'paused', exitStatus: null };
