@@ -20,6 +20,7 @@ import { HPAGE_PMD_SIZE, PAGE_SIZE, type Hva } from '../src/util/address.ts';
 import { readFileSync } from 'node:fs';
 import { createVm } from '../src/kvm/vm.ts';
 import type { EptMemoryBackend } from '../src/kvm/mmu/ept-memory.ts';
+import { figure } from './_figures.ts';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -86,6 +87,7 @@ if (mode === '--child') {
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
     const extra = s.touch >= 0 ? ` (AnonPages ${out.anonKiB / 1024} MiB, AnonHugePages ${out.hugeKiB / 1024} MiB)` : '';
     console.log(`${s.name}: peak RSS ${(out.maxRssKiB / 1024).toFixed(0)} MiB${extra}`);
+    figure(`${s.name}: peak RSS`, out.maxRssKiB / 1024, 'MiB', 'lower');
   }
   for (const s of VM_SCENARIOS) {
     const r = spawnSync(process.execPath, ['--import=tsx', self, '--vm', s.ept ? 'ept' : 'native'], { encoding: 'utf8' });
@@ -97,5 +99,6 @@ if (mode === '--child') {
     const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
     const extra = s.ept ? `, host AnonPages ${out.anonKiB / 1024} MiB, AnonHugePages ${out.hugeKiB / 1024} MiB` : '';
     console.log(`${s.name}: peak RSS ${(out.maxRssKiB / 1024).toFixed(0)} MiB (arena ${(out.arenaBytes / GiB).toFixed(2)} GiB${extra})`);
+    figure(`${s.name}: peak RSS`, out.maxRssKiB / 1024, 'MiB', 'lower');
   }
 }

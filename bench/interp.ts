@@ -23,6 +23,7 @@ import { ExitReason } from '../src/native/types.ts';
 import { CODE, assemble, makeMachine, type Machine } from '../test/vcpu-harness.ts';
 import { qemuAvailable } from '../tools/qemu/run-guest.mjs';
 import { qemuGuestRate } from '../tools/qemu/bench.mjs';
+import { figure } from './_figures.ts';
 
 const REPEATS = Number(process.env.HV_BENCH_REPEATS ?? 5);
 const scale = Number(process.env.HV_BENCH_SCALE ?? 1);
@@ -219,8 +220,12 @@ for (const w of workloads) {
   if (withQemu && w.qemu) {
     const r = await qemuGuestRate(w.qemu, { repeats: 3, n: undefined });
     const qr = r.instructionsPerSecond / 1e6;
+    figure(`${w.name}: QEMU TCG`, qr, 'M instr/s', 'higher');
+    figure(`${w.name}: EPT vs QEMU`, eptCpu / qr, 'x', 'higher');
     q = `  ${fmt(qr)} ${fmt(r.nsPerInstruction, 6, 2)}  ${fmt(natCpu / qr, 5, 2)}x ${fmt(eptCpu / qr, 5, 2)}x  ${fmt(natWall / qr, 5, 2)}x ${fmt(eptWall / qr, 5, 2)}x`;
   }
   console.log(`${w.name.padEnd(32)} ${fmt(natCpu)} ${fmt(1e3 / natCpu, 6, 2)} [${fmt(natWall)}]  ${fmt(eptCpu)} [${fmt(eptWall)}] ${fmt((eptCpu / natCpu) * 100, 5, 0)}%${q}`);
+  figure(`${w.name}: native`, natCpu, 'M instr/s', 'higher');
+  figure(`${w.name}: EPT`, eptCpu, 'M instr/s', 'higher');
 }
 console.log('counters exact on every run (instructions, loads). hv/QEMU: hugevisor CPU-time rate (or wall-time rate) over QEMU wall-time rate.');

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createVm } from '../src/api/index.ts';
+import { figure } from './_figures.ts';
 
 const MiB = 2 ** 20;
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -26,6 +27,7 @@ export function lifecycle(cycles = 200): void {
       peak = Math.max(peak, rss());
     }
     const growth = rss() - before;
+    figure(`RSS growth over ${cycles} cycles, EPT ${ept ? 'on' : 'off'}`, growth, 'MiB', 'lower');
     console.log(
       `lifecycle ept ${ept ? 'on ' : 'off'}: ${cycles} cycles of a 64 MiB-touching guest (${pf} #PF each): RSS ${before.toFixed(0)} → ${rss().toFixed(0)} MiB ` +
         `(growth ${growth.toFixed(1)} MiB, peak ${peak.toFixed(0)} MiB; bar: growth ≤ 50 MiB) ${growth <= 50 ? 'ok' : 'OVER'}`,

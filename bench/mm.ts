@@ -19,6 +19,7 @@ import { createHost, type HostConfig } from '../src/mm/index.ts';
 import { runCompoundLockStress } from '../src/mm/stress/compound-lock.ts';
 import { loadAddon } from '../src/native/addon.ts';
 import { HPAGE_PMD_SIZE, PAGE_SIZE, type Hva } from '../src/util/address.ts';
+import { figure } from './_figures.ts';
 
 const quick = process.argv.includes('--quick');
 const MiB = 1024 * 1024;
@@ -164,8 +165,10 @@ for (let r = 0; r < REPS; r++) {
 kernel?.cleanup();
 const H = HPAGE_PMD_SIZE / 1e9;
 const S = PAGE_SIZE / 1e9;
-const line = (what: string, faults: number, size: number, vs?: number) =>
+const line = (what: string, faults: number, size: number, vs?: number) => {
   console.log(`  ${what}: ${fmt(faults)} faults/s = ${fmt(faults * size)} GB/s${vs ? `  (${((faults * size) / vs).toFixed(2)}× the kernel)` : ''}`);
+  figure(`first touch, ${what.trim()}`, faults, 'faults/s', 'higher');
+};
 console.log(`first touch of ${TOUCH / MiB} MiB, one write per 4 KiB (median of ${REPS})`);
 const kh = kernel ? median(runs.kh) : undefined;
 const ks = kernel ? median(runs.ks) : undefined;
@@ -181,6 +184,8 @@ console.log('  (fresh arena: the host kernel also faults the arena in under the 
 console.log('   resident: the model\'s own work — fault path, struct page, clear_huge_page)');
 
 const sc = splitAndCollapse();
+figure('split_huge_page', sc.splitsPerSec, '/s', 'higher');
+figure('collapse (khugepaged)', sc.collapsesPerSec, '/s', 'higher');
 console.log(`split_huge_page: ${fmt(sc.splitsPerSec)}/s   collapse (khugepaged): ${fmt(sc.collapsesPerSec)}/s`);
 console.log(`gup + put_page pairs: ${fmt(gupPairs(true))}/s on THP tails, ${fmt(gupPairs(false))}/s on 4 KiB pages`);
 

@@ -8,6 +8,7 @@ import { loadavg } from 'node:os';
 import { loadAddon, loadBenchAddon } from '../src/native/addon.ts';
 import { disabledTlbGeometry } from '../src/native/tlb.ts';
 import { REG, WalkBenchKind, type NativeVcpu, type TlbGeometry } from '../src/native/types.ts';
+import { figure } from './_figures.ts';
 
 const addon = loadAddon();
 const bench = loadBenchAddon();
@@ -37,6 +38,11 @@ const rotate = measure(WalkBenchKind.l1HitRotate, 20_000_000);
 const miss = measure(WalkBenchKind.miss2d, 1_000_000);
 
 const coldRate = 1e3 / cold.ns; // M walks/s
+figure('cold 2D walks (4K x 4K, caches off)', coldRate, 'M walks/s', 'higher');
+figure('cold native walks', 1e3 / native.ns, 'M walks/s', 'higher');
+figure('L1 DTLB hit, same page', same.ns, 'ns', 'lower');
+figure('L1 DTLB hit, 32 pages round robin', rotate.ns, 'ns', 'lower');
+figure('random 4K over 1 GiB', miss.ns, 'ns/translation', 'lower');
 console.log(`cold 2D walks (4K guest x 4K EPT, caches off): ${fmt(coldRate)} M walks/s, ${fmt(cold.ns)} ns/walk (wall ${fmt(cold.wallNs)}), ` +
   `${fmt(cold.refs / cold.walks)} refs/walk  [first bar >= 10 M/s: ${coldRate >= 10 ? 'met' : 'NOT met'}; goal 50 M/s: ${coldRate >= 50 ? 'met' : 'not met'}]`);
 console.log(`cold native walks (4K guest, no EPT, caches off): ${fmt(1e3 / native.ns)} M walks/s, ${fmt(native.ns)} ns/walk, ` +
