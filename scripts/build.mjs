@@ -89,6 +89,12 @@ export const C_FLAGS = ['-ffreestanding', '-nostdlib', '-static', '-fno-pic', '-
 function buildCGuests(objDir, out, asmNames) {
   const dir = join(root, 'guests', 'c');
   if (!existsSync(join(dir, 'link.ld'))) return;
+  try {
+    execFileSync('gcc', ['--version'], { stdio: 'ignore' });
+  } catch {
+    console.warn('warning: gcc not found: the C guests (guests/c/) are not built; the assembly guests are');
+    return;
+  }
   const include = ['-I', join(dir, 'include')];
   const libSources = ['sdk', 'kernel'].flatMap((d) => readdirSync(join(dir, d)).filter((f) => /\.(c|s)$/.test(f)).sort().map((f) => join(dir, d, f)));
   const crt0 = libSources.find((f) => basename(f) === 'crt0.s');

@@ -5,6 +5,7 @@
 // is skipped with the missing mnemonics in its title (found by test/guest-isa.ts probing the
 // vCPU), and becomes a real run, expecting the -O2 build's console, once the vCPU has them.
 import test from 'ava';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createVm, loadGuest, type RunResult } from '../src/api/index.ts';
 import { missingInstructions } from './guest-isa.ts';
@@ -97,4 +98,13 @@ test('bad kernel knobs and a too-small memory are one panic line and status 1', 
   const r = run(guestElf('c-stream'), [4 * 1024 * 1024, 1], undefined, 16 * MiB);
   t.is(r.exitStatus, 1);
   t.regex(r.console, /panic: kernel: out of guest memory/);
+});
+
+test('docs/c-guests.md shows guests/c/c-hello.c verbatim and what it prints', (t) => {
+  const doc = readFileSync(join(root, 'docs', 'c-guests.md'), 'utf8');
+  const src = readFileSync(join(root, 'guests', 'c', 'c-hello.c'), 'utf8');
+  t.true(doc.includes('```c\n' + src + '```\n'), 'the example is the file');
+  t.true(src.split('\n').length - 1 <= 21, 'the example stays short');
+  const shown = /\$ hugevisor run c-hello --arg 10 --cmdline name=you\n([\s\S]*?)```/.exec(doc)![1];
+  t.is(run(guestElf('c-hello'), [10], 'name=you', 64 * MiB).console, shown);
 });

@@ -16,6 +16,7 @@
 
 static struct kernel_stats stats;
 static uint64_t lo, hi;         /* free frames: [lo, hi) */
+static uint64_t lo0, hi0;       /* ... at boot: what is outside [lo, hi) now is taken */
 static uint64_t *pml4;
 static bool gthp_always;
 static uint64_t fault_around = 1;
@@ -104,8 +105,7 @@ static void page_fault(struct hv_trap_frame *f) {
 static void report(int status) {
   (void)status;
   printf("kernel: page faults %lu (4k %lu, 2m %lu, fault-around %lu) heap %lu bytes frames %lu KiB\n", stats.page_faults, stats.pages_4k,
-         stats.pages_2m, stats.fault_around, stats.heap_bytes,
-         (stats.pages_4k + stats.fault_around + stats.table_pages + 2) * 4 + stats.pages_2m * 2048);
+         stats.pages_2m, stats.fault_around, stats.heap_bytes, (lo - lo0 + hi0 - hi) >> 10);
 }
 
 void kernel_init(void) {
@@ -122,6 +122,8 @@ void kernel_init(void) {
   lo = (bi->free_start + PAGE_4K - 1) & ~(PAGE_4K - 1);
   hi = bi->memory & ~(PAGE_4K - 1);
   if (hi < lo) hi = lo;
+  lo0 = lo;
+  hi0 = hi;
   pml4 = (uint64_t *)frame_4k();
   pml4[0] = ((const uint64_t *)bi->pml4)[0]; /* the boot identity map, shared */
   hv_idt_init();
