@@ -15,8 +15,7 @@ import { MiB, guestElf, root } from './guests-helpers.ts';
 const O0 = (name: string) => join(root, 'build', 'guests', 'O0', `${name}.elf`);
 
 function run(elf: string, args: number[], cmdline?: string, memory = 32 * MiB): RunResult {
-  const r = createVm({ memory, args, cmdline }, loadGuest(elf)).run();
-  return r;
+  return createVm({ memory, args, cmdline }, loadGuest(elf)).run();
 }
 
 /** The kernel's "page faults N" from its exit line; it must be the vCPU's exc_pf. */
@@ -47,8 +46,12 @@ for (const c of cases) {
   let resolve!: (s: string) => void;
   o2Console.set(label, new Promise((r) => (resolve = r)));
   test(`${label}: exits 0, prints its checksum, and the kernel's fault count is exc_pf`, (t) => {
-    const r = run(guestElf(c.guest), c.args, c.cmdline);
-    resolve(r.console);
+    let r: RunResult;
+    try {
+      r = run(guestElf(c.guest), c.args, c.cmdline);
+    } finally {
+      resolve(r! ? r.console : '(the -O2 run failed)');
+    }
     t.is(r.exitStatus, 0, r.console);
     if (c.expect) t.true(r.console.includes(`${c.expect}\n`), `expected "${c.expect}" in:\n${r.console}`);
     else t.regex(r.console, /checksum 0x[0-9a-f]{16}\n/);
