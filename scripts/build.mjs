@@ -73,8 +73,57 @@ export function buildGuests(out = join(root, 'build', 'guests')) {
     run('ld', ['-static', '-nostdlib', '--no-warn-rwx-segments', '-T', join(src, 'link.ld'), '-o', elf, ...runtimeObjs, obj, ...(libObjs.length ? [lib] : [])]);
     renameSync(elf, join(out, `${name}.elf`));
   }
+  buildCGuests(objDir, out, new Set(readdirSync(src).filter((f) => f.endsWith('.s')).map((f) => basename(f, '.s'))));
   buildQemuTrampoline(objDir, out === join(root, 'build', 'guests') ? join(root, 'build', 'qemu') : join(out, 'qemu'));
   rmSync(objDir, { recursive: true, force: true });
+}
+
+// The C guests (docs/c-guests.md): every guests/c/*.c is one guest, linked with the SDK
+// (guests/c/sdk/: crt0, console, boot info, IDT...) and the guest kernel (guests/c/kernel/:
+// demand-paged heap, malloc) as one archive, so a guest gets only what it calls. Each is
+// built twice: -O2 into OUT/NAME.elf (the guest) and -O0 into OUT/O0/NAME.elf (only for
+// test/guests-build.test.ts, which checks the instructions both levels emit).
+export const C_FLAGS = ['-ffreestanding', '-nostdlib', '-static', '-fno-pic', '-fno-pie', '-mno-red-zone', '-mgeneral-regs-only',
+  '-fno-stack-protector', '-fno-asynchronous-unwind-tables', '-fno-unwind-tables', '-fcf-protection=none', '-fno-builtin',
+  '-fno-tree-loop-distribute-patterns', '-std=gnu11', '-Wall', '-Wextra', '-Werror'];
+function buildCGuests(objDir, out, asmNames) {
+  const dir = join(root, 'guests', 'c');
+  if (!existsSync(join(dir, 'link.ld'))) return;
+  try {
+    execFileSync('gcc', ['--version'], { stdio: 'ignore' });
+  } catch {
+    console.warn('warning: gcc not found: the C guests (guests/c/) are not built; the assembly guests are');
+    return;
+  }
+  const include = ['-I', join(dir, 'include')];
+  const libSources = ['sdk', 'kernel'].flatMap((d) => readdirSync(join(dir, d)).filter((f) => /\.(c|s)$/.test(f)).sort().map((f) => join(dir, d, f)));
+  const crt0 = libSources.find((f) => basename(f) === 'crt0.s');
+  for (const [opt, dest] of [['-O2', out], ['-O0', join(out, 'O0')]]) {
+    const o = join(objDir, `c${opt}`);
+    mkdirSync(o, { recursive: true });
+    mkdirSync(dest, { recursive: true });
+    const compile = (file) => {
+      const obj = join(o, `${basename(file).replace(/\.(c|s)$/, '')}-${basename(dirname(file))}.o`);
+      if (file.endsWith('.s')) run('as', ['--64', '-o', obj, file]);
+      else run('gcc', [opt, ...C_FLAGS, ...include, '-c', '-o', obj, file]);
+      return obj;
+    };
+    const objs = libSources.map((f) => [f, compile(f)]);
+    const lib = join(o, 'libhv.a');
+    run('ar', ['rcs', lib, ...objs.filter(([f]) => f !== crt0).map(([, obj]) => obj)]);
+    const crt0Obj = objs.find(([f]) => f === crt0)[1];
+    for (const f of readdirSync(dir).filter((f) => f.endsWith('.c')).sort()) {
+      const name = basename(f, '.c');
+      if (asmNames.has(name)) {
+        console.error(`error: guests/c/${f} and guests/${name}.s would both build ${name}.elf`);
+        process.exit(1);
+      }
+      const obj = compile(join(dir, f));
+      const elf = join(o, `${name}.elf`);
+      run('ld', ['-static', '-nostdlib', '--no-warn-rwx-segments', '-z', 'noexecstack', '-T', join(dir, 'link.ld'), '-o', elf, crt0Obj, obj, lib]);
+      renameSync(elf, join(dest, `${name}.elf`));
+    }
+  }
 }
 
 // The multiboot trampoline that boots the same guests under QEMU (tools/qemu/).

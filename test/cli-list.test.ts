@@ -8,7 +8,18 @@ import { parseU64 } from '../src/cli/args.ts';
 import { parseSampleHeader } from '../src/guest/samples.ts';
 import { cli, root } from './fixtures/cli.ts';
 
-const guests = readdirSync(join(root, 'guests')).filter((f) => f.endsWith('.s'));
+const guests = [
+  ...readdirSync(join(root, 'guests')).filter((f) => f.endsWith('.s')),
+  ...readdirSync(join(root, 'guests', 'c')).filter((f) => f.endsWith('.c')).map((f) => join('c', f)),
+];
+
+/** The hv_arg(N, DEFAULT) calls of a C guest: both literals (a call without them is an error). */
+function hvArgCalls(source: string): { index: number; default: bigint }[] {
+  return [...source.matchAll(/\bhv_arg\(([^,)]*),\s*([^)]*)\)/g)].map((m) => {
+    if (!/^\d+$/.test(m[1]!.trim()) || !/^(\d+|0x[0-9a-f]+)$/i.test(m[2]!.trim())) throw new Error(`hv_arg(${m[1]}, ${m[2]}) without a literal index and default`);
+    return { index: Number(m[1]), default: BigInt(m[2]!.trim()) };
+  });
+}
 
 /**
  * The arg_or calls of a guest's source: the index in %edi and the default in %rsi/%esi,
@@ -40,7 +51,7 @@ test('every sample documents exactly the arguments its arg_or calls read, with t
   let documented = 0;
   for (const f of guests) {
     const source = readFileSync(join(root, 'guests', f), 'utf8');
-    const calls = argOrCalls(source);
+    const calls = f.endsWith('.c') ? hvArgCalls(source.replace(/^\/\/.*$/gm, '')) : argOrCalls(source);
     const { args } = parseSampleHeader(source);
     documented += args.length;
     const read = [...new Map(calls.map((c) => [c.index, c.default])).entries()].sort(([a], [b]) => a - b);
@@ -48,10 +59,10 @@ test('every sample documents exactly the arguments its arg_or calls read, with t
     t.deepEqual(
       args.map((a) => [a.index, parseU64(a.default, `${f} arg ${a.index}`)]),
       read,
-      `${f}: the header's "# arg N: name = default" lines match the arg_or calls`,
+      `${f}: the header's "# arg N: name = default" lines match the arg_or (hv_arg) calls`,
     );
   }
-  t.is(documented, 11, 'alu-loop 1, demand-paging 2, gups 4, mem-scan 2, pointer-chase 2: the scan finds them');
+  t.is(documented, 37, 'alu-loop 1, demand-paging 2, gups 4, mem-scan 2, pointer-chase 2; C: c-allocmix 3, c-bfs 4, c-chase 3, c-gups 4, c-hash 3, c-hello 2, c-rbtree 3, c-sort 2, c-stream 2: the scan finds them');
 });
 
 test('the header parser reads name, default, unit and note', (t) => {
@@ -80,4 +91,12 @@ test('list shows each sample with its arguments, defaults and units; list --json
   const gups = j.samples.find((s: { name: string }) => s.name === 'gups');
   t.deepEqual(gups.args[3], { index: 3, name: 'checksum', default: '1', unit: null, note: '0 = skip' });
   t.deepEqual(j.samples.find((s: { name: string }) => s.name === 'hello').args, []);
+  const cgups = j.samples.find((s: { name: string }) => s.name === 'c-gups');
+  t.regex(cgups.description, /^HPCC RandomAccess/, 'C guests are listed from their // header');
+  t.deepEqual(cgups.args[0], { index: 0, name: 'table', default: '8M', unit: 'bytes', note: 'rounded down to a power of two, at least 4 KiB' });
+});
+
+test('the header parser reads // headers of C guests and stops at the first non-comment line', (t) => {
+  const src = '// c-x: a C guest.\n// arg 0: n = 4K bytes (a note)\n#include "hv.h"\n// arg 1: ignored = 1\n';
+  t.deepEqual(parseSampleHeader(src), { description: 'a C guest.', args: [{ index: 0, name: 'n', default: '4K', unit: 'bytes', note: 'a note' }] });
 });
