@@ -11,7 +11,7 @@ const TEXT = /\.(md|ts|mts|mjs|cc|h|s|inc|c|ld|sh|txt|json)$/;
 /** A repo path in running text: a top-level folder, then a file name with an extension. */
 const CITED = /(?<![\w./-])((?:docs|src|native|test|tools|bench|guests|scripts)\/[\w./-]*\.(?:md|ts|mts|mjs|cc|h|sh|s|inc|c|ld|txt|json))(?![\w-])/g;
 /** Placeholders that name a family of files, not one. */
-const TEMPLATE = /\bNAME\b|\*/;
+const TEMPLATE = /\bNAME\b|\bEARLIER\b|\*/;
 
 function citations(): Array<{ from: string; cited: string }> {
   const out: Array<{ from: string; cited: string }> = [];
