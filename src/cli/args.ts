@@ -95,7 +95,7 @@ export function parseArgs(argv: readonly string[]): Command {
     return { kind: 'list', debug, json: rest.includes('--json') };
   }
   if (cmd !== 'run' && cmd !== 'ept-dump' && cmd !== 'stat') {
-    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, stat, ept-dump, list, sweep, results; try: hugevisor --help)`);
+    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, stat, ept-dump, list, sweep, results, report; try: hugevisor --help)`);
   }
 
   const o: RunOptions = { guest: '', config: {}, given: [], json: false, debug };
@@ -170,6 +170,7 @@ export const USAGE = `usage: hugevisor run <guest.elf | sample-name> [options]
        hugevisor list [--json]
        hugevisor sweep <spec.json | spec.yaml> [--out DIR] [--jobs N] [--quiet]
        hugevisor results <DIR | results.sqlite> [--csv | --jsonl] [--where "SQL"]
+       hugevisor report <DIR | results.sqlite> [--out DIR]
        hugevisor --help
 
 Boots a static x86-64 ELF guest (docs/guest-abi.md) on the hugevisor vCPU. Console output goes
@@ -202,7 +203,9 @@ on N worker threads (--jobs, default: the available cores) into DIR/results.sqli
 default <spec name>-results); points already there are skipped, so a rerun resumes.
   --quiet                   no progress bar (a line per point when stderr is not a terminal)
 results prints a results database as CSV (default) or JSON Lines, rows filtered by --where,
-an SQL expression over its columns (stop_reason = 'exit' AND ept = 1).
+an SQL expression over its columns (stop_reason = 'exit' AND ept = 1). report writes
+report.html (self-contained, opens offline) and the same charts as SVG files into --out
+(default: report/ beside the database).
 
 The exit code is the guest's exit status (mod 256); 2 = bad usage, file or image;
 123 = the simulated host ran out of memory; 124 = a limit stopped the guest;

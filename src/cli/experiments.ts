@@ -111,7 +111,12 @@ export async function runExperimentCommand(c: ExperimentCommand, io: Io): Promis
     io.out(exportResults(c.db, c.format, c.where));
     return 0;
   }
-  if (c.kind === 'report') throw new ConfigError('report: not available yet');
+  if (c.kind === 'report') {
+    const { writeReport } = await import('../experiments/report.ts');
+    const r = await writeReport(c.db, c.out);
+    io.err(`report: ${r.points} points → ${r.html} and ${r.svgs.length} SVG charts in ${r.dir}\n`);
+    return 0;
+  }
   const sweep = expandSpec(c.spec);
   const out = c.out ?? defaultOutDir(c.spec);
   if (sweep.duplicates) io.err(`sweep: ${sweep.duplicates} point${sweep.duplicates === 1 ? '' : 's'} of the product run the same configuration as another (EPT off drops the host section) and run once\n`);
