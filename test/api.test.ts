@@ -3,7 +3,7 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
-import { ConfigError, createVm, faultRates, FileError, loadGuest, resultSchema, sample, sampleNames } from '../src/api/index.ts';
+import { ConfigError, createVm, faultRates, FileError, loadGuest, resolveConfig, resultSchema, sample, sampleNames } from '../src/api/index.ts';
 import { root } from './fixtures/cli.ts';
 
 test('sample(name) loads a built sample guest; an unknown name is a FileError listing the samples', (t) => {
@@ -60,4 +60,15 @@ test('faultRates(result) gives the result\'s rate block; with other costs the pe
   t.true(slow.events.guest_pf.per_sim_second < r.rates.events.guest_pf.per_sim_second, 'more cycles per walk reference: longer simulated time');
   t.deepEqual(slow.tlb, r.rates.tlb);
   t.deepEqual(faultRates(r.roi[0]!), r.roi[0]!.rates, 'a ROI too');
+});
+
+test('resolveConfig(config) is the effective config a VM from it starts with, and rejects a bad value as createVm does', (t) => {
+  for (const config of [{ memory: 8 << 20 }, { memory: 8 << 20, ept: false, guestPageSize: '2m' as const, args: [5, 7n] }, { memory: 8 << 20, host: { thp: { enabled: 'never' as const } }, tlb: 'none' as const }]) {
+    using vm = createVm(config, sample('hello'));
+    t.deepEqual(resolveConfig(config), vm.effectiveConfig());
+  }
+  const bad = { memory: 8 << 20, host: { thp: { enabled: 'sometimes' } } } as never;
+  const e = t.throws(() => resolveConfig(bad), { instanceOf: ConfigError });
+  t.is(e?.message, t.throws(() => createVm(bad, sample('hello')))?.message);
+  t.is(e?.path, 'host.thp.enabled');
 });

@@ -31,7 +31,7 @@ writeFileSync(aarch64, arm);
 
 const cases: [string, string[], string, 'spawn'?][] = [
   ['no command', [], "error: missing command (try: hugevisor --help)", 'spawn'],
-  ['unknown command', ['frobnicate'], "error: unknown command 'frobnicate' (commands: run, stat, ept-dump, list; try: hugevisor --help)"],
+  ['unknown command', ['frobnicate'], "error: unknown command 'frobnicate' (commands: run, stat, ept-dump, list, sweep, results, report; try: hugevisor --help)"],
   ['unknown top-level option', ['--frob'], "error: unknown option '--frob' (try: hugevisor --help)"],
   ['run without a guest', ['run'], 'error: run needs a guest: an ELF file or a sample name (see: hugevisor list)'],
   ['two guests', ['run', 'hello', 'other'], "error: run takes one guest, got 'hello' and 'other'"],
@@ -63,6 +63,13 @@ const cases: [string, string[], string, 'spawn'?][] = [
   ['memory below the image', ['run', 'test/fixtures/two-segments.elf', '--memory', '1M'], 'error: test/fixtures/two-segments.elf: segment 0 [0x100000, 0x100018) is outside guest memory [0, 0x100000)'],
   ['memory too small for tables and stack', ['run', 'test/fixtures/two-segments.elf', '--memory', '0x120000'], 'error: guest memory too small: 1179648 bytes (0x120000), but the image ends at 0x112008 and 4 boot page tables, the boot-info and GDT pages and the 64 KiB stack need memory up to 0x129000', 'spawn'],
   ['list with arguments', ['list', 'x'], "error: list takes no arguments, got 'x'"],
+  ['sweep without a spec', ['sweep'], 'error: sweep needs a spec file (JSON or YAML)'],
+  ['sweep of a missing spec', ['sweep', join(tmp, 'none.json')], `error: ${join(tmp, 'none.json')}: no such spec file`],
+  ['sweep --jobs 0', ['sweep', 'x.json', '--jobs', '0'], "error: --jobs: '0' is not a number of threads from 1 to 1024"],
+  ['sweep with a run flag', ['sweep', 'x.json', '--thp', 'never'], "error: unknown option '--thp' for sweep (try: hugevisor --help)"],
+  ['results of a missing database', ['results', join(tmp, 'nothing')], `error: ${join(tmp, 'nothing')}: no such results database`],
+  ['results --csv --jsonl', ['results', 'x', '--csv', '--jsonl'], 'error: results prints --csv or --jsonl, not both'],
+  ['report of a file that is not a database', ['report', 'test/fixtures/two-segments.elf'], '^error: test/fixtures/two-segments.elf: not a results database \\('],
 ];
 
 process.chdir(root);

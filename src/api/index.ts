@@ -23,7 +23,7 @@ import type { ErrorCode } from '../util/errors.ts';
 import type { ThpKnobs } from '../mm/types.ts';
 import { DEFAULT_COSTS, makeCostTable, simulate } from '../kvm/cost.ts';
 import { faultRates as rates } from '../kvm/rates.ts';
-import { resolveHostConfig } from '../kvm/config.ts';
+import { effectiveConfigOf, resolveHostConfig, resolveVmConfig } from '../kvm/config.ts';
 import { HostMachine } from '../kvm/host-machine.ts';
 import { ConfigError } from '../util/errors.ts';
 import { describe } from '../util/schema.ts';
@@ -40,6 +40,16 @@ export { ConfigError, ElfError, FileError, GuestError, HugevisorError, NativeErr
  */
 export function createVm(config: Public.VmConfig, image: Public.GuestImage): Public.Vm {
   return createInternalVm(config, image);
+}
+
+/**
+ * Validate a VM config and fill every default, without creating a VM: the EffectiveConfig a
+ * VM created from it would report before it runs (`vm.effectiveConfig()`). A bad value is
+ * the ConfigError createVm would throw, naming its path. For checking many configurations
+ * up front (a sweep) and for keying results by what actually runs.
+ */
+export function resolveConfig(config: Public.VmConfig): Public.EffectiveConfig {
+  return effectiveConfigOf(resolveVmConfig(config, loadAddon()));
 }
 
 /**
@@ -132,6 +142,7 @@ type ContractChecks = [
   Check<Assignable<InternalVm, Public.Vm>>,
   Check<Assignable<RunResult, Public.RunResult>>,
   Check<Assignable<ReturnType<InternalVm['effectiveConfig']>, Public.EffectiveConfig>>,
+  Check<Assignable<ReturnType<typeof effectiveConfigOf>, Public.EffectiveConfig>>,
   Check<Assignable<MemoryReport, Public.MemoryReport>>,
   Check<Assignable<EptView, Public.EptView>>,
   Check<Assignable<SimulatedTime, Public.SimulatedTime>>,

@@ -95,7 +95,7 @@ export function parseArgs(argv: readonly string[]): Command {
     return { kind: 'list', debug, json: rest.includes('--json') };
   }
   if (cmd !== 'run' && cmd !== 'ept-dump' && cmd !== 'stat') {
-    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, stat, ept-dump, list; try: hugevisor --help)`);
+    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, stat, ept-dump, list, sweep, results, report; try: hugevisor --help)`);
   }
 
   const o: RunOptions = { guest: '', config: {}, given: [], json: false, debug };
@@ -168,6 +168,9 @@ export const USAGE = `usage: hugevisor run <guest.elf | sample-name> [options]
        hugevisor stat <guest.elf | sample-name> [-I INTERVAL] [--json | --csv] [--quiet] [run options]
        hugevisor ept-dump <guest.elf | sample-name> [--gpa START-END]... [run options]
        hugevisor list [--json]
+       hugevisor sweep <spec.json | spec.yaml> [--out DIR] [--jobs N] [--quiet]
+       hugevisor results <DIR | results.sqlite> [--csv | --jsonl] [--where "SQL"]
+       hugevisor report <DIR | results.sqlite> [--out DIR]
        hugevisor --help
 
 Boots a static x86-64 ELF guest (docs/guest-abi.md) on the hugevisor vCPU. Console output goes
@@ -194,6 +197,15 @@ ept-dump options (and every run option but --json):
                             (8M-10M, 0x800000-0xa00000); repeatable; default all guest memory
 ept-dump runs the guest like run, with its console and the summary on stderr, then prints
 on stdout each EPT leaf of the ranges beside the host mapping of its HVA (docs/cli.md).
+
+sweep runs every point of a spec (guests × varied config values × repeats; docs/experiments.md)
+on N worker threads (--jobs, default: the available cores) into DIR/results.sqlite (--out,
+default <spec name>-results); points already there are skipped, so a rerun resumes.
+  --quiet                   no progress bar (a line per point when stderr is not a terminal)
+results prints a results database as CSV (default) or JSON Lines, rows filtered by --where,
+an SQL expression over its columns (stop_reason = 'exit' AND ept = 1). report writes
+report.html (self-contained, opens offline) and the same charts as SVG files into --out
+(default: report/ beside the database).
 
 The exit code is the guest's exit status (mod 256); 2 = bad usage, file or image;
 123 = the simulated host ran out of memory; 124 = a limit stopped the guest;

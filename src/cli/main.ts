@@ -1,7 +1,8 @@
 /**
  * The `hugevisor` command line: `run` a guest (an ELF file or a sample from build/guests),
  * `stat` it (a counter report, src/cli/stat-format.ts), `ept-dump` its EPT, `list` the
- * samples, `--help`. Every failure the user can cause prints one line
+ * samples, `sweep` a spec into a results database and export it with `results`
+ * (src/cli/experiments.ts), `--help`. Every failure the user can cause prints one line
  * `error: ...` and exits non-zero; stack traces only with --debug (docs/style.md rule 7).
  * docs/cli.md documents flags, the --json shape and the exit codes.
  */
@@ -193,6 +194,11 @@ function stat(o: RunOptions, io: Io, deps: CliDeps): number {
 export async function main(argv: string[], io: Io = processIo(), deps: CliDeps = {}): Promise<number> {
   const debug = argv.includes('--debug');
   try {
+    const first = argv[0];
+    if ((first === 'sweep' || first === 'results' || first === 'report') && !argv.some((a) => a === '--help' || a === '-h')) {
+      const { parseExperimentArgs, runExperimentCommand } = await import('./experiments.ts');
+      return await runExperimentCommand(parseExperimentArgs(first, argv.slice(1)), io);
+    }
     const cmd = parseArgs(argv);
     if (cmd.kind === 'help') {
       io.out(USAGE);

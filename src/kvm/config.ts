@@ -17,6 +17,7 @@
 import { z } from 'zod';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
 import { hostConfigSchema } from '../mm/config.ts';
+import type { ThpKnobs } from '../mm/types.ts';
 import type { NativeAddon, TlbGeometry } from '../native/types.ts';
 import { disabledTlbGeometry, tlbStructureNames } from '../native/tlb.ts';
 import { alignDown, alignUp, HPAGE_PMD_SIZE } from '../util/address.ts';
@@ -176,6 +177,38 @@ export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfi
     onLog: v.onLog as ResolvedVmConfig['onLog'],
     ept: v.ept,
     host,
+  };
+}
+
+/**
+ * The configuration record results carry (EffectiveConfig in src/api/types.ts): every
+ * default written out, args as decimal strings. `knobs` are the THP knobs as the host holds
+ * them now (a VM passes its host's, which setKnob may have changed); default: the config's.
+ */
+export function effectiveConfigOf(c: ResolvedVmConfig, knobs?: ThpKnobs) {
+  const thp = knobs ?? c.host?.thp;
+  return {
+    memory: c.memory,
+    guestPageSize: c.guestPageSize,
+    cmdline: c.cmdline ?? null,
+    args: c.args.map(String),
+    strict: c.strict,
+    maxInstructions: c.maxInstructions,
+    timeoutMs: c.timeoutMs,
+    chunkInstructions: c.chunkInstructions,
+    costs: { ...c.costs },
+    tlb: { ...c.tlb },
+    ept: c.ept,
+    host:
+      c.host && thp
+        ? {
+            memory: c.host.memory,
+            thp: { ...thp, khugepaged: { ...thp.khugepaged } },
+            swap: { bytes: c.host.swap?.bytes ?? 0, path: c.host.swap?.path ?? null },
+            clock: c.host.clock,
+            debugChecks: c.host.debugChecks,
+          }
+        : null,
   };
 }
 

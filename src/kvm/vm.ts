@@ -23,7 +23,7 @@ import { unhandledSummary, type ExitContext, type StopInfo, type VmmStats } from
 import { RunLoop, type PieceLimits, type RunState } from './run.ts';
 import { Sampler, type Sample, type SamplePoint } from './sampler.ts';
 import { counterDelta, Vcpu, type CounterSnapshot } from './vcpu.ts';
-import { parseRunOptions, resolveVmConfig, type ResolvedVmConfig, type RunOptionsInput, type VmConfigInput } from './config.ts';
+import { effectiveConfigOf, parseRunOptions, resolveVmConfig, type ResolvedVmConfig, type RunOptionsInput, type VmConfigInput } from './config.ts';
 import type { SimulatedTime } from './cost.ts';
 import { createLinearMemory, type GuestMemoryBackend } from './memory.ts';
 import { eptMemory } from './mmu/ept-memory.ts';
@@ -264,32 +264,9 @@ export class Vm implements VmControl {
   /** The configuration this VM runs with, every default filled in (what results record). */
   effectiveConfig() {
     this.live('effectiveConfig');
-    const c = this.config;
     const b = this.backend.kind === 'ept' ? (this.backend as EptMemoryBackend) : null;
-    return {
-      memory: c.memory,
-      guestPageSize: c.guestPageSize,
-      cmdline: c.cmdline ?? null,
-      args: c.args.map(String),
-      strict: c.strict,
-      maxInstructions: c.maxInstructions,
-      timeoutMs: c.timeoutMs,
-      chunkInstructions: c.chunkInstructions,
-      costs: { ...c.costs },
-      tlb: { ...c.tlb },
-      ept: c.ept,
-      host:
-        b && c.host
-          ? {
-              memory: c.host.memory,
-              // The knobs as the host holds them now (defaults, config, and any later setKnob).
-              thp: { ...b.host.knobs, khugepaged: { ...b.host.knobs.khugepaged } },
-              swap: { bytes: c.host.swap?.bytes ?? 0, path: c.host.swap?.path ?? null },
-              clock: c.host.clock,
-              debugChecks: c.host.debugChecks,
-            }
-          : null,
-    };
+    // The knobs as the host holds them now (defaults, config, and any later setKnob).
+    return effectiveConfigOf(this.config, b?.host.knobs);
   }
 
   /** The EPT leaves of a GPA range beside the host mapping of their HVA (EPT mode only). */

@@ -1,14 +1,16 @@
 /**
  * The import graph of src/, checked against the layering in docs/architecture.md:
  *
- *   util ← native ← mm ← kvm ← api ← cli      (guest/ is a leaf library kvm uses)
+ *   util ← native ← mm ← kvm ← api ← experiments ← cli      (guest/ is a leaf library kvm uses)
  *
  * Rules, over every import (type-only ones included, and dynamic import()):
  *   1. no cycle between src/ folders;
  *   2. a folder imports only the folders its layer allows (ALLOWED below): nothing below
  *      api/ imports api/ or cli/, mm/ imports nothing from kvm/, util/ imports nothing;
  *   3. src/api/types.ts, the public contract, imports nothing at all;
- *   4. src/cli/ imports only src/api/ (and its own files): the CLI is a client of the API.
+ *   4. src/cli/ imports only src/api/ and src/experiments/ (and its own files): the CLI is a
+ *      client of the API; experiments/ (sweeps, results, reports) imports only src/api/ and
+ *      src/util/, so a sweep sees exactly what a user script sees.
  *
  *   node --import tsx tools/check-deps/check.ts     prints the folder graph, exits 1 on a violation
  */
@@ -24,7 +26,8 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   mm: ['util', 'native'],
   kvm: ['util', 'native', 'guest', 'mm'],
   api: ['util', 'native', 'guest', 'mm', 'kvm'],
-  cli: ['api'],
+  experiments: ['util', 'api'],
+  cli: ['api', 'experiments'],
 };
 
 export interface Edge {
