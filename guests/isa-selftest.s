@@ -3,7 +3,7 @@
 # from guests/isa/*.inc, the very
 # files the native oracle (tools/oracle/) runs on the real CPU; the system group (CPUID,
 # control registers, descriptor tables, segment loads, INVLPG, #DE/#UD/#GP/#PF through our
-# own IDT and back with IRETQ) needs CPL 0 and lives here. RFLAGS of each tested
+# own IDT and back with IRETQ, #BP from INT3, POPF of IOPL/NT/AC) needs CPL 0 and lives here. RFLAGS of each tested
 # instruction is read from the frame of a #UD trap (a UD2 right after it), so AF is
 # checked too; the command-line token "noaf" reads flags through SETcc only instead.
 # Prints "<group>: N passed" per group and "N passed, M failed"; exits 1 on any failure.
@@ -66,6 +66,9 @@ guest_main:
         movl    $VEC_PF, %edi
         leaq    exc_pf(%rip), %rsi
         call    idt_set_gate
+        movl    $3, %edi                        # #BP (INT3)
+        leaq    exc_bp(%rip), %rsi
+        call    idt_set_gate
         call    idt_load
         leaq    word_noaf(%rip), %rdi
         call    cmdline_has
@@ -80,6 +83,7 @@ guest_main:
         GROUP_END
         GROUP_BEGIN "alu"
         .include "alu-vectors.inc"
+        .include "alu-forms.inc"
         GROUP_END
         GROUP_BEGIN "control"
         .include "control.inc"
@@ -132,6 +136,10 @@ exc_ud:
 1:      popq    %rax
         pushq   $0
         pushq   $VEC_UD
+        jmp     exc_record
+exc_bp:
+        pushq   $0
+        pushq   $3
         jmp     exc_record
 exc_gp:
         pushq   $VEC_GP

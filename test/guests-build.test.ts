@@ -43,10 +43,12 @@ const ALLOWED = new Set(`mov movabs movzb movzw movzx movsx movslq movsxd lea xc
   add or adc sbb and sub xor cmp test inc dec neg not mul imul div idiv shl sal shr sar rol ror bt bts btr btc bsf bsr
   jmp ja jae jb jbe je jne jg jge jl jle js jns jo jno jp jnp call ret loop nop nopw nopl pause
   rep repz
-  hlt in out lgdt sgdt lidt sidt iretq invlpg cpuid rdtsc cli sti wbinvd ud2`.split(/\s+/).filter(Boolean));
+  hlt in out lgdt sgdt lidt sidt iretq invlpg cpuid rdtsc cli sti wbinvd ud2
+  pushf popf lahf sahf stc clc cmc leave xadd cmpxchg bswap shld shrd tzcnt movnti int3
+  lfence mfence sfence prefetcht0 prefetcht1 prefetcht2 prefetchnta prefetchw`.split(/\s+/).filter(Boolean));
 const SUFFIXED = /^(.*?)(b|w|l|q)$/;
-// String instructions exist only in byte and quadword forms (MOVSB/MOVSQ, ...; CMPSB).
-const STRINGS = new Set(['movsb', 'movsq', 'stosb', 'stosq', 'lodsb', 'lodsq', 'cmpsb']);
+// String instructions: MOVS STOS LODS CMPS SCAS at every width (not INS/OUTS).
+const STRINGS = new Set(['movs', 'stos', 'lods', 'cmps', 'scas'].flatMap((s) => ['b', 'w', 'l', 'q'].map((w) => s + w)));
 const MOVSX = /^movs(bw|bl|bq|wl|wq|lq)$/;
 
 function mnemonicsOf(elf: string): Map<string, string> {
@@ -56,18 +58,20 @@ function mnemonicsOf(elf: string): Map<string, string> {
     const m = /^\s+([0-9a-f]+):\t(\S+)\s*(.*)$/.exec(line);
     if (!m) continue;
     let [, addr, op, operands] = m;
-    if (op === 'rep' || op === 'repz') {
+    if (op === 'rep' || op === 'repz' || op === 'repnz' || op === 'lock') {
       const [inner, ...rest] = operands.split(/\s+/);
       op = `${op} ${inner}`;
       operands = rest.join(' ');
     }
-    if (/^(rep[z]? )?(stos|lods)$/.test(op)) op += / %al$|,%al$/.test(operands) || operands.startsWith('%al') ? 'b' : /%rax/.test(operands) ? 'q' : '?';
+    if (/^(rep[nz]* )?(stos|lods|scas)$/.test(op)) {
+      op += /(^|,)%al(,|$)/.test(operands) ? 'b' : /(^|,)%ax(,|$)/.test(operands) ? 'w' : /(^|,)%eax(,|$)/.test(operands) ? 'l' : /%rax/.test(operands) ? 'q' : '?';
+    }
     seen.set(op === 'movabs' && !operands.startsWith('$') ? 'movabs-moffs' : op, addr);
   }
   return seen;
 }
 function inSubset(op: string): boolean {
-  const base = op.startsWith('rep') ? op.split(' ')[1] : op;
+  const base = op.startsWith('rep') || op.startsWith('lock') ? op.split(' ')[1] : op;
   if (STRINGS.has(base) || MOVSX.test(base)) return true;
   if (/^(movs|stos|lods|cmps|scas|ins|outs)/.test(base) && !MOVSX.test(base)) return false;
   if (ALLOWED.has(base)) return true;
