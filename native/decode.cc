@@ -270,7 +270,9 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     d = &kTables.one[opc];
   }
   in.op = opc;
-  if (seg && !(two ? opc == 0x1F : opc == 0x90)) return undefined();
+  // NOP forms; and FF /2 /4 with a register operand (checked below): gcc's NOTRACK (3E) on
+  // indirect branches under -fcf-protection.
+  if (seg && !(two ? opc == 0x1F : (opc == 0x90 || opc == 0xFF))) return undefined();
   if (!d->h && !(d->kind & K_GROUP)) return undefined();
   if (rep && !(d->kind & K_REPOK)) return undefined();
   // REPNE only on the compares (CMPS, SCAS); REP/REPE marks only the one-byte string forms
@@ -333,6 +335,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       if (two && opc == 0x0D && mod == 3) return undefined();
     }
     if (lock && (mod == 3 || !lockable(two, opc, regf))) return undefined();
+    if (seg && !two && opc == 0xFF && (mod != 3 || (regf != 2 && regf != 4))) return undefined();
     if (two && opc == 0xC3 && mod == 3) return undefined();  // MOVNTI stores to memory only
     // Byte registers without REX: 4..7 are AH, CH, DH, BH.
     if (!rex) {

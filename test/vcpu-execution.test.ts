@@ -460,3 +460,22 @@ test('BT/BTS with a register offset address a bit string beyond the operand, neg
   t.is(m.mem.getBigUint64(DATA, true), 0x8000000000000000n);
   t.is(m.mem.getBigUint64(DATA + 8, true), 2n);
 });
+
+test('gcc -fcf-protection code runs: ENDBR64 is a NOP, NOTRACK (3E) indirect JMP/CALL through a register branch', (t) => {
+  const m = machineWith(`
+    endbr64
+    lea 1f(%rip), %rax
+    notrack jmp *%rax
+    hlt
+1:  lea 2f(%rip), %rcx
+    notrack call *%rcx
+    mov $7, %ebx
+    hlt
+2:  endbr64
+    ret`);
+  t.is(m.run(), ExitReason.HLT);
+  t.is(m.reg('rbx'), 7n);
+  const u = machineWith('notrack jmp *(%rax)\nhlt');
+  t.is(u.run(), ExitReason.SHUTDOWN, 'a DS override on a memory operand stays outside the subset');
+  t.is(u.exitField('vector0'), 6n);
+});
