@@ -17,7 +17,7 @@ namespace hv {
   X(exits_ept_misconfig)                                                                  \
   /* guest exceptions by vector (delivered through the guest IDT) */                      \
   X(exc_de) X(exc_ud) X(exc_df) X(exc_gp) X(exc_pf)                                       \
-  X(exc_np) X(exc_ss) /* counted when delivery completes */                             \
+  X(exc_np) X(exc_ss) X(exc_bp) /* counted when delivery completes */                             \
   /* system instructions touching translation */                                          \
   X(cr3_writes) X(invlpg) X(invept) X(tlb_flushes)                                        \
   /* TLB (totals; per-level / per-size counters follow in the MMU group) */               \

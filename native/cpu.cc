@@ -363,8 +363,8 @@ ExitReason Cpu::run(uint64_t budget) {
         r[R_RIP] = insn_rip;
         --left;
         continue;
-      default: {  // ST_EXC: a fault; RIP back on the instruction, then deliver
-        r[R_RIP] = insn_rip;
+      default: {  // ST_EXC: a fault (RIP back on the instruction) or a trap (RIP past it), then deliver
+        if (!pend_trap) r[R_RIP] = insn_rip;
         --left;
         const Delivery d = deliver_pending();
         if (d == DL_OK) continue;
@@ -390,6 +390,7 @@ void Cpu::count_exception(uint8_t vec) {
     case V_SS: counters_.inc(C_exc_ss); break;
     case V_GP: counters_.inc(C_exc_gp); break;
     case V_PF: counters_.inc(C_exc_pf); break;
+    case V_BP: counters_.inc(C_exc_bp); break;
     default: break;
   }
 }
@@ -416,7 +417,8 @@ void Cpu::chain_push(const Event& e) {
 // A fault detected by an instruction: a new chain starts.
 Cpu::Delivery Cpu::deliver_pending() {
   chain_len_ = 0;
-  const Event e{pend_vec, pend_has_err, pend_err};
+  const Event e{pend_vec, pend_has_err, pend_err, pend_trap};
+  pend_trap = false;
   chain_push(e);
   return deliver_event(e);
 }
@@ -431,6 +433,7 @@ Cpu::Delivery Cpu::deliver_event(Event e) {
   for (;;) {
     const Status s = deliver(e.vec, e.err, e.has_err);
     if (s == ST_OK) {
+      if (e.trap) ++retired_total;  // the trapping instruction completed with its delivery
       count_exception(e.vec);
       evt_valid_ = false;
       chain_len_ = 0;
@@ -444,7 +447,9 @@ Cpu::Delivery Cpu::deliver_event(Event e) {
       return DL_EXIT;
     }
     evt_valid_ = false;
-    const Event second{pend_vec, pend_has_err, pend_err};
+    if (e.trap) r[R_RIP] = trap_rip_;  // a fault delivering a trap is reported on its instruction
+    pend_trap = false;
+    const Event second{pend_vec, pend_has_err, pend_err, false};
     chain_push(second);
     const ExcClass first = exc_class(e.vec), next = exc_class(second.vec);
     if (first == EC_DOUBLE_FAULT && next != EC_BENIGN) {
@@ -457,7 +462,7 @@ Cpu::Delivery Cpu::deliver_event(Event e) {
     }
     if ((first == EC_CONTRIBUTORY && next == EC_CONTRIBUTORY) ||
         (first == EC_PAGE_FAULT && next != EC_BENIGN)) {
-      e = Event{V_DF, true, 0};
+      e = Event{V_DF, true, 0, false};
       chain_push(e);
     } else {
       e = second;
@@ -507,8 +512,9 @@ Status Cpu::deliver(uint8_t vec, uint32_t err, bool has_err) {
   const unsigned words = has_err ? 6u : 5u;
   const uint64_t top = r[R_RSP] & ~0xFull;
   if (!canonical(r[R_RSP]) || !canonical(top - 8 * words)) return raise(V_SS, kExt, true);
-  // Faults push RFLAGS with RF = 1 (SDM 17.3.1.1); #DF is an abort: RF as it is (0 here).
-  const uint64_t flags = r[R_RFLAGS] | (vec == V_DF ? 0 : FL_RF);
+  // Faults push RFLAGS with RF = 1 (SDM 17.3.1.1); #DF is an abort and #BP a trap: RF as it
+  // is (0 here).
+  const uint64_t flags = r[R_RFLAGS] | (vec == V_DF || vec == V_BP ? 0 : FL_RF);
   const uint64_t frame[6] = {r[R_SS], r[R_RSP], flags, r[R_CS], r[R_RIP], err};
   uint64_t sp = top;
   for (unsigned k = 0; k < words; k++) {
@@ -518,7 +524,7 @@ Status Cpu::deliver(uint8_t vec, uint32_t err, bool has_err) {
   r[R_RSP] = sp;
   r[R_RIP] = target;
   r[R_CS] = sel & 0xFFFCu;  // CS.RPL = CPL = 0, whatever RPL the gate's selector has
-  r[R_RFLAGS] &= ~(FL_TF | FL_RF | (type == 0xE ? FL_IF : 0));
+  r[R_RFLAGS] &= ~(FL_TF | FL_NT | FL_RF | (type == 0xE ? FL_IF : 0));
   return ST_OK;
 }
 

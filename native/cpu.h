@@ -37,12 +37,16 @@ constexpr uint64_t FL_CF = 1u << 0, FL_PF = 1u << 2, FL_AF = 1u << 4, FL_ZF = 1u
                    FL_OF = 1u << 11;
 constexpr uint64_t FL_ARITH = FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF;
 constexpr uint64_t FL_FIXED = 1u << 1;  // reads as 1
-constexpr uint64_t FL_WRITABLE = FL_ARITH | FL_TF | FL_IF | FL_DF;
+constexpr uint64_t FL_IOPL = 3u << 12, FL_NT = 1u << 14, FL_AC = 1u << 18, FL_ID = 1u << 21;
+// The bits a CPL-0 POPF or IRETQ loads (SDM POPF, IRET): the arithmetic flags, TF IF DF,
+// IOPL NT AC ID. VM, RF, VIF, VIP and the reserved bits are never set here. TF is stored, but
+// no single-step trap exists; AC has no effect at CPL 0.
+constexpr uint64_t FL_WRITABLE = FL_ARITH | FL_TF | FL_IF | FL_DF | FL_IOPL | FL_NT | FL_AC | FL_ID;
 
 // Exception vectors this CPU raises.
 // #NP and #SS arise only while delivering an exception (not-present gate or code
 // segment, non-canonical stack): the SDM's vectors for those conditions.
-enum Vector : uint8_t { V_DE = 0, V_UD = 6, V_DF = 8, V_NP = 11, V_SS = 12, V_GP = 13, V_PF = 14, V_NONE = 0xFF };
+enum Vector : uint8_t { V_DE = 0, V_BP = 3, V_UD = 6, V_DF = 8, V_NP = 11, V_SS = 12, V_GP = 13, V_PF = 14, V_NONE = 0xFF };
 constexpr uint64_t FL_RF = 1u << 16;  // resume flag: set in the RFLAGS image a fault pushes
 
 // What a handler reports back to the run loop when it does not simply continue.
@@ -118,10 +122,11 @@ class Cpu {
     uint8_t vec;
     bool has_err;
     uint32_t err;
+    bool trap = false;  // RIP is past the instruction (INT3), which retires at delivery
   };
   Event chain_[kChainMax];
   unsigned chain_len_ = 0;
-  Event evt_{V_NONE, false, 0};
+  Event evt_{V_NONE, false, 0, false};
   bool evt_valid_ = false;
   uint8_t pending_in_size = 0;  // IN exit outstanding: next run() writes exit[value] to rAX
   bool shutdown_ = false;
@@ -129,7 +134,19 @@ class Cpu {
   Status raise(uint8_t vec, uint32_t err = 0, bool has_err = false) {
     pend_vec = vec; pend_err = err; pend_has_err = has_err;
     pend_noncanon = false;
+    pend_trap = false;
     return ST_EXC;
+  }
+  // A trap (INT3): delivered with RIP past the instruction, which retires when the delivery
+  // completes. A fault while delivering it is reported on the instruction itself (RIP back
+  // on it, trap_rip_), as for any software interrupt.
+  bool pend_trap = false;
+  uint64_t trap_rip_ = 0;
+  Status raise_trap(uint8_t vec, uint64_t rip_of_insn) {
+    Status s = raise(vec);
+    pend_trap = true;
+    trap_rip_ = rip_of_insn;
+    return s;
   }
   // A data access to a non-canonical address: #GP(0), or #SS(0) when the reference
   // uses the stack segment (implicit stack accesses, a ModRM base of RSP/RBP), as hardware

@@ -1,4 +1,4 @@
-// The decoder: prefixes, REX, opcode tables (one- and two-byte maps, group tables indexed by
+// The decoder: prefixes (66, F3, F2, LOCK, REX), opcode tables (one- and two-byte maps, group tables indexed by
 // ModRM.reg), ModRM/SIB/displacement and immediates. Everything outside the guests'
 // x86-64 subset (docs/guest-abi.md "The x86-64 subset") decodes to h_ud, so the guest gets #UD — never a crash or a silent wrong result.
 #include "decode.h"
@@ -39,6 +39,33 @@ const Handler kG11[8] = {h_mov_EI, nullptr, nullptr, nullptr, nullptr, nullptr, 
 const Handler kG7[8] = {h_sgdt, h_sidt, h_lgdt, h_lidt, nullptr, nullptr, nullptr, h_invlpg};
 const Handler kG8[8] = {nullptr, nullptr, nullptr, nullptr, h_bt_EI, h_bt_EI, h_bt_EI, h_bt_EI};
 const Handler kG16[8] = {h_nop, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+// 0F 18: PREFETCHNTA/T0/T1/T2 (/0../3) and the reserved hint NOPs (/4../7); 0F 0D: PREFETCH,
+// PREFETCHW. Prefetches never fault, so none computes its address.
+const Handler kG16Prefetch[8] = {h_nop, h_nop, h_nop, h_nop, h_nop, h_nop, h_nop, h_nop};
+const Handler kGP[8] = {h_nop, h_nop, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+// 0F AE with mod = 3: LFENCE (/5), MFENCE (/6), SFENCE (/7); one thread, no caches: no-ops.
+const Handler kG15[8] = {nullptr, nullptr, nullptr, nullptr, nullptr, h_nop, h_nop, h_nop};
+
+// LOCK is allowed on these read-modify-write forms, and only with a memory destination (SDM
+// LOCK); anywhere else it is #UD. One thread runs, so the locked access needs nothing more.
+bool lockable(bool two, uint8_t opc, uint8_t regf) {
+  if (!two) {
+    if (opc < 0x40) return (opc & 6) == 0 && (opc >> 3) != ALU_CMP;  // ADD..XOR r/m, reg
+    switch (opc) {
+      case 0x80: case 0x81: case 0x83: return regf != ALU_CMP;
+      case 0x86: case 0x87: return true;                    // XCHG
+      case 0xF6: case 0xF7: return regf == 2 || regf == 3;  // NOT, NEG
+      case 0xFE: case 0xFF: return regf <= 1;               // INC, DEC
+      default: return false;
+    }
+  }
+  switch (opc) {
+    case 0xAB: case 0xB3: case 0xBB: return true;  // BTS BTR BTC r/m, reg
+    case 0xBA: return regf >= 5;                   // BTS BTR BTC r/m, imm8
+    case 0xB0: case 0xB1: case 0xC0: case 0xC1: return true;  // CMPXCHG, XADD
+    default: return false;
+  }
+}
 
 struct Tables {
   OpDesc one[256];
@@ -92,6 +119,10 @@ Tables build_tables() {
   set(o[0x90], h_nop, K_REPOK);  // NOP; F3 90 = PAUSE; REX.B 90 = XCHG r8, rax (fixed up below)
   set(o[0x98], h_cbw, 0);
   set(o[0x99], h_cwd, 0);
+  set(o[0x9C], h_pushf, K_D64);
+  set(o[0x9D], h_popf, K_D64);
+  set(o[0x9E], h_sahf, 0);
+  set(o[0x9F], h_lahf, 0);
   set(o[0xA4], h_movs, K_BYTE | K_REPOK);
   set(o[0xA5], h_movs, K_REPOK);
   set(o[0xA6], h_cmps, K_BYTE | K_REPOK);
@@ -102,12 +133,16 @@ Tables build_tables() {
   set(o[0xAB], h_stos, K_REPOK);
   set(o[0xAC], h_lods, K_BYTE | K_REPOK);
   set(o[0xAD], h_lods, K_REPOK);
+  set(o[0xAE], h_scas, K_BYTE | K_REPOK);
+  set(o[0xAF], h_scas, K_REPOK);
   set(o[0xC0], nullptr, K_MODRM | K_BYTE | K_GROUP, IM_B8U, kG2);
   set(o[0xC1], nullptr, K_MODRM | K_GROUP, IM_B8U, kG2);
   set(o[0xC2], h_ret, K_D64 | K_NO66, IM_W16U);
   set(o[0xC3], h_ret, K_D64 | K_NO66);
   set(o[0xC6], nullptr, K_MODRM | K_BYTE | K_GROUP, IM_B8S, kG11);
   set(o[0xC7], nullptr, K_MODRM | K_GROUP, IM_Z, kG11);
+  set(o[0xC9], h_leave, K_D64);
+  set(o[0xCC], h_int3, 0);
   set(o[0xCF], h_iretq, 0);
   set(o[0xD0], nullptr, K_MODRM | K_BYTE | K_GROUP, IM_NONE, kG2);
   set(o[0xD1], nullptr, K_MODRM | K_GROUP, IM_NONE, kG2);
@@ -126,6 +161,9 @@ Tables build_tables() {
   set(o[0xEE], h_out, K_BYTE);
   set(o[0xEF], h_out, 0);
   set(o[0xF4], h_hlt, 0);
+  set(o[0xF5], h_cmc, 0);
+  set(o[0xF8], h_clc, 0);
+  set(o[0xF9], h_stc, 0);
   set(o[0xF6], nullptr, K_MODRM | K_BYTE | K_GROUP, IM_NONE, kG3);  // imm only for /0 (below)
   set(o[0xF7], nullptr, K_MODRM | K_GROUP, IM_NONE, kG3);
   set(o[0xFA], h_cli, 0);
@@ -139,6 +177,9 @@ Tables build_tables() {
   set(w[0x01], nullptr, K_MODRM | K_GROUP | K_NO66, IM_NONE, kG7);
   set(w[0x09], h_wbinvd, 0);
   set(w[0x0B], h_ud, 0);
+  set(w[0x0D], nullptr, K_MODRM | K_GROUP | K_NO66, IM_NONE, kGP);
+  set(w[0x18], nullptr, K_MODRM | K_GROUP | K_NO66, IM_NONE, kG16Prefetch);
+  set(w[0x1E], h_nop, K_MODRM | K_REPOK);  // hint NOP; F3 0F 1E FA is ENDBR64 (no CET: a NOP)
   set(w[0x1F], nullptr, K_MODRM | K_GROUP, IM_NONE, kG16);
   set(w[0x20], h_mov_from_cr, K_MODRM | K_NO66);
   set(w[0x22], h_mov_to_cr, K_MODRM | K_NO66);
@@ -150,17 +191,28 @@ Tables build_tables() {
     set(w[0x90 + cc], h_setcc, K_MODRM | K_RM8);
   }
   set(w[0xA3], h_bt_EG, K_MODRM);
+  set(w[0xA4], h_shd, K_MODRM, IM_B8U);
+  set(w[0xA5], h_shd, K_MODRM);
   set(w[0xAB], h_bt_EG, K_MODRM);
+  set(w[0xAC], h_shd, K_MODRM, IM_B8U);
+  set(w[0xAD], h_shd, K_MODRM);
+  set(w[0xAE], nullptr, K_MODRM | K_GROUP | K_NO66, IM_NONE, kG15);
   set(w[0xAF], h_imul_GE, K_MODRM);
+  set(w[0xB0], h_cmpxchg, K_MODRM | K_BYTE);
+  set(w[0xB1], h_cmpxchg, K_MODRM);
   set(w[0xB3], h_bt_EG, K_MODRM);
   set(w[0xB6], h_movzx, K_MODRM | K_RM8);
   set(w[0xB7], h_movzx, K_MODRM);
   set(w[0xBA], nullptr, K_MODRM | K_GROUP, IM_B8U, kG8);
   set(w[0xBB], h_bt_EG, K_MODRM);
-  set(w[0xBC], h_bsf, K_MODRM);
+  set(w[0xBC], h_bsf, K_MODRM | K_REPOK);  // F3 0F BC (TZCNT) is BSF where BMI1 is not advertised
   set(w[0xBD], h_bsr, K_MODRM);
   set(w[0xBE], h_movsx, K_MODRM | K_RM8);
   set(w[0xBF], h_movsx, K_MODRM);
+  set(w[0xC0], h_xadd, K_MODRM | K_BYTE);
+  set(w[0xC1], h_xadd, K_MODRM);
+  set(w[0xC3], h_mov_EG, K_MODRM | K_NO66);  // MOVNTI m32/m64, r: a plain store (memory only)
+  for (int r = 0; r < 8; r++) set(w[0xC8 + r], h_bswap, 0);
   return t;
 }
 
@@ -173,7 +225,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
   in.base = R_ZERO;
   in.index = R_ZERO;
   unsigned n = 0;
-  bool p66 = false, rep = false, bad_prefix = false, seg = false;
+  bool p66 = false, rep = false, repne = false, lock = false, bad_prefix = false, seg = false;
   uint8_t rex = 0;
   auto undefined = [&](Handler h = h_ud) {
     in.fn = h;
@@ -186,17 +238,20 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
   // bytes were available; with 15 the instruction is longer than 15 bytes: #GP. (A 0 here
   // made the run loop treat a mid-page instruction as page-crossing: fuzz finding.)
   auto more = [&]() { return avail >= kMaxInsnLen ? undefined(h_gp) : 0u; };
-  // Prefixes: 66 and F3 are in the subset; a REX only counts right before the opcode.
+  // Prefixes: 66, F3, F2 and F0 are in the subset; a REX only counts right before the opcode.
+  // Of F3 and F2 the last one counts.
   for (;;) {
     if (n >= avail) return more();
     if (n >= kMaxInsnLen) return undefined(h_gp);  // longer than 15 bytes: #GP
     const uint8_t b = p[n];
     if (b == 0x66) { p66 = true; rex = 0; n++; continue; }
-    if (b == 0xF3) { rep = true; rex = 0; n++; continue; }
+    if (b == 0xF3) { rep = true; repne = false; rex = 0; n++; continue; }
+    if (b == 0xF2) { repne = true; rep = false; rex = 0; n++; continue; }
+    if (b == 0xF0) { lock = true; rex = 0; n++; continue; }
     // CS/DS/ES/SS overrides do nothing in 64-bit mode; GNU as pads code with them
     // ("data16 cs nopw"), so they are accepted on the NOP forms only (checked below).
     if (b == 0x26 || b == 0x2E || b == 0x36 || b == 0x3E) { seg = true; rex = 0; n++; continue; }
-    if (b == 0xF2 || b == 0xF0 || b == 0x67 || b == 0x64 || b == 0x65) {
+    if (b == 0x67 || b == 0x64 || b == 0x65) {
       bad_prefix = true; rex = 0; n++; continue;
     }
     if ((b & 0xF0) == 0x40) { rex = b; n++; continue; }
@@ -215,13 +270,20 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     d = &kTables.one[opc];
   }
   in.op = opc;
-  if (seg && !(two ? opc == 0x1F : opc == 0x90)) return undefined();
+  // NOP forms; and FF /2 /4 with a register operand (checked below): gcc's NOTRACK (3E) on
+  // indirect branches under -fcf-protection.
+  if (seg && !(two ? opc == 0x1F : (opc == 0x90 || opc == 0xFF))) return undefined();
   if (!d->h && !(d->kind & K_GROUP)) return undefined();
   if (rep && !(d->kind & K_REPOK)) return undefined();
+  // REPNE only on the compares (CMPS, SCAS); REP/REPE marks only the one-byte string forms
+  // (and PAUSE) as repeating: on 0F BC and 0F 1E it selects another instruction.
+  if (repne && (two || (opc != 0xA6 && opc != 0xA7 && opc != 0xAE && opc != 0xAF))) return undefined();
+  if (lock && !(d->kind & K_MODRM)) return undefined();
   if (p66 && (d->kind & K_NO66)) return undefined();
   if (rex) in.flags |= IF_REX;
   if (rex & 8) in.flags |= IF_REXW;
-  if (rep) in.flags |= IF_REP;
+  if ((rep && !two) || repne) in.flags |= IF_REP;
+  if (repne) in.flags |= IF_REPNE;
 
   if (d->kind & K_BYTE) in.osz = 1;
   else if (d->kind & K_D64) in.osz = (p66 && !(rex & 8)) ? 2 : 8;  // REX.W wins over 0x66 (SDM)
@@ -269,7 +331,12 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       }
       if (!two && opc == 0xFF && regf == 6) in.osz = (p66 && !(rex & 8)) ? 2 : 8;  // PUSH r/m: 64 or 16
       if (two && opc == 0x01 && mod == 3) return undefined();  // 0F 01 /r with mod 3: other insns
+      if (two && opc == 0xAE && mod != 3) return undefined();  // FXSAVE..CLFLUSH: outside the subset
+      if (two && opc == 0x0D && mod == 3) return undefined();
     }
+    if (lock && (mod == 3 || !lockable(two, opc, regf))) return undefined();
+    if (seg && !two && opc == 0xFF && (mod != 3 || (regf != 2 && regf != 4))) return undefined();
+    if (two && opc == 0xC3 && mod == 3) return undefined();  // MOVNTI stores to memory only
     // Byte registers without REX: 4..7 are AH, CH, DH, BH.
     if (!rex) {
       if (in.osz == 1 && regf >= 4) { in.flags |= IF_REG_HI; in.reg = regf - 4; }
@@ -321,6 +388,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     if ((h == h_in || h == h_out) && in.osz == 8) in.osz = 4;  // REX.W is ignored by IN/OUT (SDM)
   } else {
     if ((opc & 0xF0) == 0x40 || (opc & 0xF0) == 0x80 || (opc & 0xF0) == 0x90) in.sub = opc & 0xF;
+    if (opc >= 0xC8) in.rm = static_cast<uint8_t>((opc & 7) | ((rex & 1) << 3));  // BSWAP
     if (opc == 0x20 || opc == 0x22) {  // MOV CRn: operands are 64-bit registers
       // (hardware ignores mod; assemblers always emit mod = 3, other forms stay outside the subset)
       if (in.flags & IF_MEM) return undefined();
@@ -330,7 +398,7 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
   // Block terminators: control transfers, exits, and anything that changes translations.
   if (h == h_jmp_rel || h == h_jcc || h == h_jmp_E || h == h_call_rel || h == h_call_E || h == h_ret ||
       h == h_loop || h == h_iretq || h == h_hlt || h == h_in || h == h_out || h == h_mov_to_cr ||
-      h == h_invlpg || h == h_lgdt || h == h_lidt || h == h_ud || h == h_gp)
+      h == h_invlpg || h == h_lgdt || h == h_lidt || h == h_ud || h == h_gp || h == h_int3)
     in.flags |= IF_END;
   // Specialized handlers for the hottest forms (ALU loop, register moves, Jcc): no runtime
   // switch on the operation, size or condition.

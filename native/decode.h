@@ -1,5 +1,5 @@
-// Instruction decoding: the real x86-64 encodings of the guests' subset (docs/guest-abi.md "The x86-64 subset") (prefixes 0x66
-// and 0xF3, REX, ModRM/SIB, disp8/disp32, RIP-relative, immediates) into a fixed-size Insn
+// Instruction decoding: the real x86-64 encodings of the guests' subset (docs/guest-abi.md "The x86-64 subset") (prefixes 0x66,
+// 0xF3, 0xF2 and LOCK, REX, ModRM/SIB, disp8/disp32, RIP-relative, immediates) into a fixed-size Insn
 // whose handler comes from one table indexed by opcode (unknown → the #UD handler).
 // Decoded instructions are cached by host-physical address and re-validated against the raw
 // bytes on every hit, so self-modifying code and TS writes to the arena are always seen.
@@ -23,6 +23,7 @@ constexpr uint8_t IF_REP = 8;     // F3 prefix
 constexpr uint8_t IF_REX = 16;    // any REX prefix present
 constexpr uint8_t IF_REXW = 32;
 constexpr uint8_t IF_END = 64;    // ends a block: may change RIP, translations or stop the vCPU
+constexpr uint8_t IF_REPNE = 128; // F2 prefix on CMPS/SCAS (IF_REP is set too)
 
 struct Insn {
   Handler fn;

@@ -211,16 +211,18 @@ HV_HANDLER(h_test_EG); HV_HANDLER(h_test_EI); HV_HANDLER(h_incdec); HV_HANDLER(h
 HV_HANDLER(h_mul); HV_HANDLER(h_imul1); HV_HANDLER(h_div); HV_HANDLER(h_idiv);
 HV_HANDLER(h_imul_GE); HV_HANDLER(h_imul_GEI);
 HV_HANDLER(h_shift); HV_HANDLER(h_bt_EG); HV_HANDLER(h_bt_EI); HV_HANDLER(h_bsf); HV_HANDLER(h_bsr);
+HV_HANDLER(h_shd); HV_HANDLER(h_xadd); HV_HANDLER(h_cmpxchg);
 // exec_data.cc
 HV_HANDLER(h_mov_EG); HV_HANDLER(h_mov_GE); HV_HANDLER(h_mov_EI); HV_HANDLER(h_mov_ri);
 HV_HANDLER(h_mov_rr64); HV_HANDLER(h_mov_rr32);
 HV_HANDLER(h_movzx); HV_HANDLER(h_movsx); HV_HANDLER(h_movsxd); HV_HANDLER(h_lea);
 HV_HANDLER(h_xchg_EG); HV_HANDLER(h_xchg_ax); HV_HANDLER(h_push_r); HV_HANDLER(h_pop_r);
 HV_HANDLER(h_push_imm); HV_HANDLER(h_push_E); HV_HANDLER(h_pop_E); HV_HANDLER(h_cmov);
-HV_HANDLER(h_setcc); HV_HANDLER(h_cbw); HV_HANDLER(h_cwd);
+HV_HANDLER(h_setcc); HV_HANDLER(h_cbw); HV_HANDLER(h_cwd); HV_HANDLER(h_leave);
+HV_HANDLER(h_pushf); HV_HANDLER(h_popf); HV_HANDLER(h_lahf); HV_HANDLER(h_sahf); HV_HANDLER(h_bswap);
 HV_HANDLER(h_mov_to_sreg); HV_HANDLER(h_mov_from_sreg);
 // exec_string.cc
-HV_HANDLER(h_movs); HV_HANDLER(h_stos); HV_HANDLER(h_lods); HV_HANDLER(h_cmps);
+HV_HANDLER(h_movs); HV_HANDLER(h_stos); HV_HANDLER(h_lods); HV_HANDLER(h_cmps); HV_HANDLER(h_scas);
 // exec_ctrl.cc
 HV_HANDLER(h_jmp_rel); HV_HANDLER(h_jcc); HV_HANDLER(h_jmp_E); HV_HANDLER(h_call_rel);
 HV_HANDLER(h_call_E); HV_HANDLER(h_ret); HV_HANDLER(h_loop); HV_HANDLER(h_nop);
@@ -230,6 +232,7 @@ HV_HANDLER(h_mov_to_cr); HV_HANDLER(h_invlpg); HV_HANDLER(h_lgdt); HV_HANDLER(h_
 HV_HANDLER(h_lidt); HV_HANDLER(h_sidt); HV_HANDLER(h_iretq); HV_HANDLER(h_cpuid);
 HV_HANDLER(h_rdtsc); HV_HANDLER(h_cli); HV_HANDLER(h_sti); HV_HANDLER(h_cld); HV_HANDLER(h_std);
 HV_HANDLER(h_wbinvd); HV_HANDLER(h_ud); HV_HANDLER(h_gp);
+HV_HANDLER(h_clc); HV_HANDLER(h_stc); HV_HANDLER(h_cmc); HV_HANDLER(h_int3);
 #undef HV_HANDLER
 // Specialized register forms, indexed [osz == 8][operation] (exec_alu.cc) and by condition
 // code (exec_ctrl.cc).

@@ -1,5 +1,5 @@
 // ALU handlers: ADD..CMP, TEST, INC/DEC, NOT/NEG, MUL/IMUL/DIV/IDIV, shifts and rotates,
-// BT/BTS/BTR/BTC, BSF/BSR. Flags follow the SDM; where it says "undefined" the choice is
+// SHLD/SHRD, BT/BTS/BTR/BTC, BSF/BSR, XADD, CMPXCHG. Flags follow the SDM; where it says "undefined" the choice is
 // fixed and documented next to the handler. Memory destinations are written before the
 // flags so a faulting store leaves the architectural state untouched.
 #include "exec.h"
@@ -331,6 +331,79 @@ int h_shift(Cpu& c, const Insn& i) {
     }
   }
   return commit_E(c, i, sz, addr, r, f);
+}
+
+// ---- SHLD / SHRD (0F A4 A5 / 0F AC AD: imm8 or CL): shift r/m, filling from the register.
+// Count masked to 5 bits (6 with REX.W); 0 changes nothing. CF = the last bit shifted out;
+// SF ZF PF from the result; OF (defined for count 1: the sign changed) uses that formula for
+// every count; AF undefined: 0. A 16-bit count above 16 (result undefined) shifts through
+// the 48-bit dest:src:src (SHLD) or src:src:dest (SHRD), as x86-64 hardware does. ----
+int h_shd(Cpu& c, const Insn& i) {
+  const unsigned sz = i.osz, bits = 8 * sz;
+  const bool left = i.op < 0xA8;
+  const unsigned n = static_cast<unsigned>(((i.op & 1) ? c.r[R_RCX] : i.imm) & (sz == 8 ? 63 : 31));
+  uint64_t a, addr = 0;
+  Status s = read_E_rmw(c, i, sz, &a, &addr);
+  if (s != ST_OK) return s;
+  if (n == 0) {  // flags untouched; a 32-bit register is still written (zero-extended)
+    if (sz == 4 && !(i.flags & IF_MEM)) c.r[i.rm] &= 0xffffffffull;
+    return ST_OK;
+  }
+  const uint64_t m = size_mask(sz), b = get_G(c, i, sz);
+  uint64_t r;
+  bool cf;
+  if (sz == 2) {
+    const uint64_t v = left ? (a << 32) | (b << 16) | b : (b << 32) | (b << 16) | a;
+    r = (left ? v >> (32 - n) : v >> n) & m;
+    cf = (left ? v >> (48 - n) : v >> (n - 1)) & 1;
+  } else if (left) {
+    r = ((a << n) | (b >> (bits - n))) & m;
+    cf = (a >> (bits - n)) & 1;
+  } else {
+    r = ((a >> n) | (b << (bits - n))) & m;
+    cf = (a >> (n - 1)) & 1;
+  }
+  const uint64_t f = flags_szp(r, sz) | (cf ? FL_CF : 0) | (((r ^ a) & sign_bit(sz)) ? FL_OF : 0);
+  return commit_E(c, i, sz, addr, r, f);
+}
+
+// ---- XADD: r/m = r/m + reg, reg = the old r/m (flags of the ADD); with one register as both,
+// it ends up holding the sum ----
+int h_xadd(Cpu& c, const Insn& i) {
+  const unsigned sz = i.osz;
+  uint64_t a, addr = 0, f;
+  Status s = read_E_rmw(c, i, sz, &a, &addr);
+  if (s != ST_OK) return s;
+  const uint64_t r = alu(ALU_ADD, a, get_G(c, i, sz), 0, sz, &f);
+  if (i.flags & IF_MEM) {
+    if ((s = c.write(addr, sz, r)) != ST_OK) return s;
+    set_G(c, i, sz, a);
+  } else {
+    set_G(c, i, sz, a);
+    set_reg(c, i.rm, i.flags & IF_RM_HI, sz, r);
+  }
+  set_arith_flags(c, f);
+  return ST_OK;
+}
+
+// ---- CMPXCHG: flags of CMP rAX, r/m. Equal: r/m = reg. Not equal: rAX = r/m, and a memory
+// destination is written back unchanged (the SDM's write cycle); a register destination is
+// not written, so neither register's upper half is cleared but the one loaded (as hardware
+// does for the 32-bit forms). ----
+int h_cmpxchg(Cpu& c, const Insn& i) {
+  const unsigned sz = i.osz;
+  uint64_t d, addr = 0, f;
+  Status s = read_E_rmw(c, i, sz, &d, &addr);
+  if (s != ST_OK) return s;
+  alu(ALU_CMP, c.r[R_RAX] & size_mask(sz), d, 0, sz, &f);
+  if (f & FL_ZF) {
+    if ((s = write_E(c, i, sz, addr, get_G(c, i, sz))) != ST_OK) return s;
+  } else {
+    if ((i.flags & IF_MEM) && (s = c.write(addr, sz, d)) != ST_OK) return s;
+    set_reg(c, R_RAX, false, sz, d);
+  }
+  set_arith_flags(c, f);
+  return ST_OK;
 }
 
 // A fast path for SHL/SHR/SAR of a 32/64-bit register by an immediate (C1 /4 /5 /7, D1) whose masked

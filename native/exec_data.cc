@@ -1,5 +1,6 @@
-// Data-movement handlers: MOV (all forms), MOVZX/MOVSX/MOVSXD, LEA, XCHG, PUSH/POP, CMOVcc,
-// SETcc, CBW/CWDE/CDQE, CWD/CDQ/CQO and MOV to/from segment registers. None change flags.
+// Data-movement handlers: MOV (all forms, MOVNTI), MOVZX/MOVSX/MOVSXD, LEA, XCHG, PUSH/POP,
+// LEAVE, CMOVcc, SETcc, CBW/CWDE/CDQE, CWD/CDQ/CQO, BSWAP and MOV to/from segment registers
+// change no flags; PUSHF/POPF and LAHF/SAHF move them.
 #include "exec.h"
 
 namespace hv {
@@ -106,6 +107,53 @@ int h_pop_E(Cpu& c, const Insn& i) {
   c.r[R_RSP] = old + i.osz;  // an RSP-based destination address uses the incremented RSP (SDM)
   if ((s = write_E(c, i, i.osz, i.flags & IF_MEM ? ea(c, i) : 0, v)) != ST_OK) c.r[R_RSP] = old;
   return s;
+}
+
+// LEAVE: RSP = RBP, then POP RBP (BP under 0x66). Nothing changes if the pop faults; the
+// read goes through the stack segment (#SS(0) when RBP is non-canonical).
+int h_leave(Cpu& c, const Insn& i) {
+  uint64_t v;
+  const uint64_t sp = c.r[R_RBP];
+  Status s = c.stack_access(c.read(sp, i.osz, &v));
+  if (s != ST_OK) return s;
+  c.r[R_RSP] = sp + i.osz;
+  set_reg(c, R_RBP, false, i.osz, v);
+  return ST_OK;
+}
+
+// ---- flags to and from the stack and AH ----
+// PUSHF pushes RFLAGS with VM and RF clear (never set here): 8 bytes, or its low 16 under 0x66.
+int h_pushf(Cpu& c, const Insn& i) { return c.push(c.r[R_RFLAGS] & size_mask(i.osz), i.osz); }
+// POPF at CPL 0 loads every bit of FL_WRITABLE (cpu.h); bit 1 stays 1, the reserved bits,
+// VM, VIF and VIP stay 0, RF is cleared. The 16-bit form changes only bits 15..0.
+int h_popf(Cpu& c, const Insn& i) {
+  uint64_t v;
+  Status s = c.stack_access(c.read(c.r[R_RSP], i.osz, &v));
+  if (s != ST_OK) return s;
+  c.r[R_RSP] += i.osz;
+  const uint64_t m = FL_WRITABLE & size_mask(i.osz);
+  c.r[R_RFLAGS] = (c.r[R_RFLAGS] & ~m) | (v & m) | FL_FIXED;
+  return ST_OK;
+}
+// LAHF: AH = SF ZF 0 AF 0 PF 1 CF; SAHF: those five flags from AH (bits 7 6 4 2 0).
+constexpr uint64_t kAhFlags = FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF;
+int h_lahf(Cpu& c, const Insn&) {
+  set_reg(c, R_RAX, true, 1, (c.r[R_RFLAGS] & kAhFlags) | FL_FIXED);
+  return ST_OK;
+}
+int h_sahf(Cpu& c, const Insn&) {
+  c.r[R_RFLAGS] = (c.r[R_RFLAGS] & ~kAhFlags) | ((c.r[R_RAX] >> 8) & kAhFlags);
+  return ST_OK;
+}
+
+// BSWAP r32/r64 (0F C8+r; i.rm). With 0x66 the SDM leaves the result undefined: the low 16
+// bits become 0, as x86-64 hardware does.
+int h_bswap(Cpu& c, const Insn& i) {
+  uint64_t& d = c.r[i.rm];
+  if (i.osz == 8) d = __builtin_bswap64(d);
+  else if (i.osz == 4) d = __builtin_bswap32(static_cast<uint32_t>(d));
+  else d &= ~0xffffull;
+  return ST_OK;
 }
 
 // CMOVcc reads its source unconditionally; a 32-bit form zero-extends the destination even

@@ -1,5 +1,5 @@
 // System handlers: HLT, IN/OUT (VM exits), MOV to/from CR0/CR2/CR3/CR4, INVLPG, LGDT/SGDT/
-// LIDT/SIDT, IRETQ, CPUID, RDTSC, CLI/STI/CLD/STD, WBINVD, UD2, and the GDT descriptor read
+// LIDT/SIDT, IRETQ, CPUID, RDTSC, CLI/STI/CLD/STD, CLC/STC/CMC, INT3, WBINVD, UD2, and the GDT descriptor read
 // shared with segment loads and exception delivery. Everything runs at CPL 0 in long mode.
 #include "exec.h"
 #include "paging.h"
@@ -114,6 +114,7 @@ int h_sidt(Cpu& c, const Insn& i) { return store_dtr(c, i, R_IDTR_BASE, R_IDTR_L
 // segment with RPL 0 (no return to user mode in this machine); SS null or a writable data
 // segment.
 int h_iretq(Cpu& c, const Insn&) {
+  if (c.r[R_RFLAGS] & FL_NT) return c.gp();  // a task return, which IA-32e mode does not have
   uint64_t f[5];
   const uint64_t sp = c.r[R_RSP];
   for (unsigned k = 0; k < 5; k++) {
@@ -140,8 +141,9 @@ int h_iretq(Cpu& c, const Insn&) {
   return ST_OK;
 }
 
-// CPUID: vendor leaf, leaf 1 (PSE, TSC, PAE, CMOV), 0x80000000/1 (LM, NX, 1 GiB pages).
-// Other leaves read as zero.
+// CPUID: vendor leaf, leaf 1 (PSE, TSC, PAE, CMOV), 0x80000000/1 (LM, NX, 1 GiB pages;
+// LAHF/SAHF, PREFETCHW). Other leaves read as zero. The SSE/SSE2 bits stay clear although the
+// fences, PREFETCHh and MOVNTI execute: no XMM state exists.
 int h_cpuid(Cpu& c, const Insn&) {
   const uint32_t leaf = static_cast<uint32_t>(c.r[R_RAX]);
   uint32_t a = 0, b = 0, cx = 0, d = 0;
@@ -157,7 +159,10 @@ int h_cpuid(Cpu& c, const Insn&) {
       d = (1u << 3) | (1u << 4) | (1u << 6) | (1u << 15);
       break;
     case 0x80000000: a = 0x80000001; break;
-    case 0x80000001: d = (1u << 20) | (1u << 26) | (1u << 29); break;
+    case 0x80000001:
+      cx = (1u << 0) | (1u << 8);  // LAHF/SAHF in 64-bit mode; PREFETCH/PREFETCHW (0F 0D)
+      d = (1u << 20) | (1u << 26) | (1u << 29);
+      break;
     default: break;
   }
   c.r[R_RAX] = a;
@@ -179,6 +184,11 @@ int h_rdtsc(Cpu& c, const Insn& i) {
 
 int h_cli(Cpu& c, const Insn&) { c.r[R_RFLAGS] &= ~FL_IF; return ST_OK; }
 int h_sti(Cpu& c, const Insn&) { c.r[R_RFLAGS] |= FL_IF; return ST_OK; }
+int h_clc(Cpu& c, const Insn&) { c.r[R_RFLAGS] &= ~FL_CF; return ST_OK; }
+int h_stc(Cpu& c, const Insn&) { c.r[R_RFLAGS] |= FL_CF; return ST_OK; }
+int h_cmc(Cpu& c, const Insn&) { c.r[R_RFLAGS] ^= FL_CF; return ST_OK; }
+// INT3: #BP, a trap: delivered with RIP past the instruction (cpu.h, raise_trap).
+int h_int3(Cpu& c, const Insn& i) { return c.raise_trap(V_BP, c.r[R_RIP] - i.len); }
 int h_cld(Cpu& c, const Insn&) { c.r[R_RFLAGS] &= ~FL_DF; return ST_OK; }
 int h_std(Cpu& c, const Insn&) { c.r[R_RFLAGS] |= FL_DF; return ST_OK; }
 int h_wbinvd(Cpu&, const Insn&) { return ST_OK; }  // no caches are modeled

@@ -12,7 +12,7 @@ import {
 
 test.before(() => requireBuiltGuests());
 const run = (name: string, cfg: VmConfig = {}) => createVm(cfg, { bytes: new Uint8Array(readFileSync(guestElf(name))), name }).run()!;
-const ISA_SELFTEST_OUTPUT = 'data: 222 passed\nalu: 1362 passed\ncontrol: 136 passed\nstrings: 12 passed\nsystem: 20 passed\n1752 passed, 0 failed\n';
+const ISA_SELFTEST_OUTPUT = 'data: 232 passed\nalu: 1379 passed\ncontrol: 136 passed\nstrings: 22 passed\nsystem: 24 passed\n1793 passed, 0 failed\n';
 
 test('hello prints its greeting and exits 0', (t) => {
   const r = run('hello', { memory: 4 * MiB });

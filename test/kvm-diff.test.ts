@@ -93,10 +93,12 @@ for (const c of cases) {
 
 // The only expected difference: docs/guest-abi.md promises CPUID 0x80000001 EDX with the 1 GiB
 // page bit (26), which hugevisor sets; a KVM whose supported CPUID lacks it fails exactly
-// that one test of the guest and nothing else.
+// that one test of the guest and nothing else. Both run with "noint3": this host's KVM
+// emulates the guest's INT3, and KVM's instruction emulator delivers INT n only in real mode
+// (KVM_EXIT_INTERNAL_ERROR, emulation failure), so the INT3 test is left out on both sides.
 ktest('KVM and hugevisor agree on isa-selftest (but for a missing 1 GiB-page CPUID bit on KVM)', async (t) => {
-  const c = { guest: 'isa-selftest', memory: 8 * MiB, pages: '2m' as const };
-  const k = await runGuestKvm(c.guest, { memory: c.memory, pageSize: c.pages, timeoutSeconds: HANG_GUARD_S });
+  const c = { guest: 'isa-selftest', memory: 8 * MiB, pages: '2m' as const, cmdline: 'noint3' };
+  const k = await runGuestKvm(c.guest, { memory: c.memory, pageSize: c.pages, cmdline: c.cmdline, timeoutSeconds: HANG_GUARD_S });
   const h = runHugevisor(c);
   t.is(h.exitStatus, 0);
   const total = Number(/^(\d+) passed, 0 failed$/m.exec(h.console)?.[1]);

@@ -100,7 +100,7 @@ qtest('a guest that is not an ELF64 image is refused by the trampoline', async (
   t.is(r.status, 126);
 });
 
-const ISA_SELFTEST_OUTPUT = 'data: 222 passed\nalu: 1362 passed\ncontrol: 136 passed\nstrings: 12 passed\nsystem: 20 passed\n1752 passed, 0 failed\n';
+const ISA_SELFTEST_OUTPUT = 'data: 232 passed\nalu: 1379 passed\ncontrol: 136 passed\nstrings: 22 passed\nsystem: 24 passed\n1793 passed, 0 failed\n';
 
 qtest('isa-selftest passes every group under QEMU, flags read from the #UD frame', async (t) => {
   const r = await runGuestQemu('isa-selftest', { memory: 16 * MiB });

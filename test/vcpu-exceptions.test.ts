@@ -59,8 +59,10 @@ test('an undefined opcode with no IDT: #UD -> #GP -> #GP -> #DF -> #GP -> triple
   t.is(m.counter('instructions'), 2n);
 });
 
-test('UD2 and encodings outside the subset (LOCK, 67, F2, INT3) raise #UD through the IDT', (t) => {
-  for (const insn of ['ud2', 'lock addl $1, (%rsp)', 'addr32 mov (%eax), %ecx', 'repne scasb', 'int3', 'pushfq', 'leave', 'rcl %eax']) {
+test('UD2 and encodings outside the subset (LOCK where the SDM forbids it, 67, F2 outside CMPS/SCAS, LZCNT) raise #UD through the IDT', (t) => {
+  for (const insn of ['ud2', '.byte 0xf0, 0x01, 0xc8 # lock add %ecx, %eax', '.byte 0xf0, 0x83, 0x3c, 0x24, 0x01 # lock cmpl $1, (%rsp)',
+    '.byte 0xf0, 0x48, 0x89, 0x04, 0x24 # lock mov %rax, (%rsp)', '.byte 0xf0, 0xff, 0xc0 # lock inc %eax', 'addr32 mov (%eax), %ecx', 'repne movsb', 'repne stosq', 'lzcnt %rcx, %rax', 'clflush (%rsp)',
+    '.byte 0x0f, 0xc3, 0xc8 # movnti to a register', '.byte 0x66, 0x0f, 0xae, 0xe8 # 66 lfence', 'fxsave (%rsp)', 'rcl %eax', 'int $0x80', 'enter $8, $0']) {
     const m = machineWith(`${insn}\n${RECORD}`);
     installIdt(m, { 6: H });
     t.is(m.run(), ExitReason.HLT, insn);
@@ -215,4 +217,42 @@ test('a guest stuck re-faulting still returns at the budget', (t) => {
   t.is(m.run(1000), ExitReason.BUDGET);
   t.is(m.counter('exc_ud'), 1000n);
   t.is(m.counter('instructions'), 0n);
+});
+
+test('INT3 is a trap: #BP pushes the RIP after it and RFLAGS without RF, retires it and counts exc_bp', (t) => {
+  const m = machineWith(`nop\nint3\nnop\n${RECORD}`);
+  installIdt(m, { 3: H });
+  t.is(m.run(), ExitReason.HLT);
+  t.is(word(m, 1), BigInt(CODE + 2), 'pushed RIP: the instruction after INT3');
+  t.is(word(m, 3) & 0x10000n, 0n, 'RF clear in the pushed RFLAGS');
+  t.is(m.counter('exc_bp'), 1n);
+  t.is(m.counter('instructions'), 2n + 16n, 'NOP, INT3 and the handler up to its HLT');
+});
+
+test('a fault delivering INT3 is reported on the INT3: #GP(3*8+2+EXT) with its RIP, not retired', (t) => {
+  const m = machineWith(`nop\nint3\nnop\n${RECORD}`);
+  installIdt(m, { 13: H }); // gate 3 empty: #GP(vector*8 + 2 + 1)
+  t.is(m.run(), ExitReason.HLT);
+  t.is(word(m, 1), 3n * 8n + 3n, 'error code');
+  t.is(word(m, 2), BigInt(CODE + 1), 'pushed RIP: the INT3');
+  t.is(m.counter('exc_bp'), 0n);
+  t.is(m.counter('exc_gp'), 1n);
+  t.is(m.counter('instructions'), 1n + 16n, 'INT3 did not retire');
+});
+
+test('POPF at CPL 0 loads the arithmetic flags, DF, IOPL, NT, AC and ID; bit 1 stays set, RF, VM and reserved bits clear', (t) => {
+  const m = machineWith('pushq $-1\nandq $~0x300, (%rsp)\npopfq\npushfq\npopq %rbx\npushq $0\npopfq\nhlt');
+  t.is(m.run(), ExitReason.HLT);
+  t.is(m.reg('rbx'), 0x247cd7n);
+  t.is(m.reg('rflags'), 2n);
+});
+
+test('IRETQ with RFLAGS.NT set raises #GP(0): IA-32e mode has no task return', (t) => {
+  const m = machineWith(`pushq $0x4002\npopfq\niretq\n${RECORD}`);
+  installIdt(m, { 13: H });
+  t.is(m.run(), ExitReason.HLT);
+  t.is(word(m, 1), 0n, 'error code');
+  t.is(word(m, 2), BigInt(CODE + 6), 'pushed RIP: the IRETQ');
+  t.is(word(m, 4) & 0x4000n, 0x4000n, 'pushed RFLAGS has NT');
+  t.is(m.reg('rflags') & 0x4000n, 0n, 'delivery clears NT');
 });

@@ -298,7 +298,7 @@ f:  mov 8(%rsp), %r8
   t.is(m.reg('rcx'), 0n);
 });
 
-test('RDTSC is tsc_offset plus instructions retired before it; CPUID reports the vendor, LM, NX and 1 GiB pages', (t) => {
+test('RDTSC is tsc_offset plus instructions retired before it; CPUID reports the vendor and exactly the implemented feature bits', (t) => {
   const m = machineWith(`
     nop
     nop
@@ -312,6 +312,11 @@ test('RDTSC is tsc_offset plus instructions retired before it; CPUID reports the
     mov $0x80000001, %eax
     cpuid
     mov %edx, %r12d
+    mov %ecx, %r13d
+    mov $1, %eax
+    cpuid
+    mov %ecx, %r14d
+    mov %edx, %r15d
     hlt`);
   m.setReg('tsc_offset', 1000);
   t.is(m.run(), ExitReason.HLT);
@@ -325,6 +330,10 @@ test('RDTSC is tsc_offset plus instructions retired before it; CPUID reports the
   t.is((edx >> 29n) & 1n, 1n, 'LM');
   t.is((edx >> 20n) & 1n, 1n, 'NX');
   t.is((edx >> 26n) & 1n, 1n, '1 GiB pages');
+  t.is(edx, 0x24100000n, 'nothing else in 0x80000001 EDX (no SYSCALL)');
+  t.is(m.reg('r13'), 0x101n, '0x80000001 ECX: LAHF/SAHF in 64-bit mode, PREFETCHW; no LZCNT (ABM)');
+  t.is(m.reg('r14'), 0n, 'leaf 1 ECX: no SSE3..., POPCNT, CMPXCHG16B');
+  t.is(m.reg('r15'), 0x8058n, 'leaf 1 EDX: PSE TSC PAE CMOV only (no FPU, CX8, SSE, SSE2)');
 });
 
 test('MOV to CR3 flushes and counts; INVLPG counts; LGDT/SGDT/LIDT/SIDT round-trip; CR0/CR4 reads', (t) => {
@@ -450,4 +459,23 @@ test('BT/BTS with a register offset address a bit string beyond the operand, neg
   t.is(m.reg('r9') & 0xffn, 0n);
   t.is(m.mem.getBigUint64(DATA, true), 0x8000000000000000n);
   t.is(m.mem.getBigUint64(DATA + 8, true), 2n);
+});
+
+test('gcc -fcf-protection code runs: ENDBR64 is a NOP, NOTRACK (3E) indirect JMP/CALL through a register branch', (t) => {
+  const m = machineWith(`
+    endbr64
+    lea 1f(%rip), %rax
+    notrack jmp *%rax
+    hlt
+1:  lea 2f(%rip), %rcx
+    notrack call *%rcx
+    mov $7, %ebx
+    hlt
+2:  endbr64
+    ret`);
+  t.is(m.run(), ExitReason.HLT);
+  t.is(m.reg('rbx'), 7n);
+  const u = machineWith('notrack jmp *(%rax)\nhlt');
+  t.is(u.run(), ExitReason.SHUTDOWN, 'a DS override on a memory operand stays outside the subset');
+  t.is(u.exitField('vector0'), 6n);
 });

@@ -23,6 +23,7 @@ _start:
         GROUP_END
         GROUP_BEGIN "alu"
         .include "alu-vectors.inc"
+        .include "alu-forms.inc"
         GROUP_END
         GROUP_BEGIN "control"
         .include "control.inc"
