@@ -13,11 +13,12 @@ const ALLOWED = new Set(`mov movabs movzb movzw movzx movsx movslq movsxd lea xc
   add or adc sbb and sub xor cmp test inc dec neg not mul imul div idiv shl sal shr sar rol ror bt bts btr btc bsf bsr
   jmp ja jae jb jbe je jne jg jge jl jle js jns jo jno jp jnp call ret loop nop nopw nopl pause
   rep repz
-  hlt in out lgdt sgdt lidt sidt iretq invlpg cpuid rdtsc cli sti wbinvd ud2`.split(/\s+/).filter(Boolean));
+  hlt in out lgdt sgdt lidt sidt iretq invlpg cpuid rdtsc cli sti wbinvd ud2
+  pushf popf lahf sahf stc clc cmc leave xadd cmpxchg bswap shld shrd tzcnt movnti int3
+  lfence mfence sfence prefetcht0 prefetcht1 prefetcht2 prefetchnta prefetchw`.split(/\s+/).filter(Boolean));
 const SUFFIXED = /^(.*?)(b|w|l|q)$/;
-// The hand-written guests keep string instructions to byte and quadword forms (MOVSB/MOVSQ,
-// ...; CMPSB); the vCPU has every width, and so may compiled guests (C_EXTRA).
-const STRINGS = new Set(['movsb', 'movsq', 'stosb', 'stosq', 'lodsb', 'lodsq', 'cmpsb']);
+// String instructions at every width (SCAS as objdump prints it, with its operands).
+const STRINGS = new Set(['scas', ...['movs', 'stos', 'lods', 'cmps', 'scas'].flatMap((o) => ['b', 'w', 'l', 'q'].map((w) => o + w))]);
 const MOVSX = /^movs(bw|bl|bq|wl|wq|lq)$/;
 const C_EXTRA = /^(movs|stos|lods|cmps)[bwlq]$|^(cld|std)$/;
 // Segment-override and operand-size prefixes objdump prints as words: on NOP padding only.
@@ -62,7 +63,7 @@ export function instructionsOf(elf: string): Map<string, Instruction> {
 
 /** In the written subset: `strict` for the hand-written guests (docs/guest-abi.md "Sample guests"). */
 export function inSubset(op: string, strict = true): boolean {
-  const base = /^(rep|repz) /.test(op) ? op.split(' ')[1]! : op;
+  const base = /^(rep|repz|repe|repnz|repne|lock) /.test(op) ? op.split(' ')[1]! : op;
   if (STRINGS.has(base) || MOVSX.test(base)) return true;
   if (!strict && C_EXTRA.test(base)) return true;
   if (/^(movs|stos|lods|cmps|scas|ins|outs)/.test(base) && !MOVSX.test(base)) return false;
