@@ -196,8 +196,16 @@ export async function main(argv: string[], io: Io = processIo(), deps: CliDeps =
   try {
     const first = argv[0];
     if ((first === 'sweep' || first === 'results' || first === 'report') && !argv.some((a) => a === '--help' || a === '-h')) {
-      const { parseExperimentArgs, runExperimentCommand } = await import('./experiments.ts');
-      return await runExperimentCommand(parseExperimentArgs(first, argv.slice(1)), io);
+      let experiments: typeof import('./experiments.ts');
+      try {
+        experiments = await import('./experiments.ts');
+      } catch (e) {
+        // The experiments backend (SQLite, the worker pool, the charts) is an optional
+        // dependency: an install with --omit=optional runs guests but not sweeps.
+        if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+        throw new CliError(`${first} needs hugevisor's optional dependencies (better-sqlite3, piscina, vega…), which are not installed: ${(e as Error).message.split('\n')[0]}`);
+      }
+      return await experiments.runExperimentCommand(experiments.parseExperimentArgs(first, argv.slice(1)), io);
     }
     const cmd = parseArgs(argv);
     if (cmd.kind === 'help') {
