@@ -19,7 +19,7 @@ import { runSweep } from '../src/experiments/pool.ts';
 import { writeReport } from '../src/experiments/report.ts';
 import { expandSpec, readSpec } from '../src/experiments/spec.ts';
 import { openResults, selectPoints } from '../src/experiments/store.ts';
-import { markdownTable, replaceBetweenMarkers } from '../src/experiments/doc-table.ts';
+import { markdownTable, orderRows, replaceBetweenMarkers } from '../src/experiments/doc-table.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const SPEC = join(ROOT, 'experiments', 'seed-npt-thp.json');
@@ -66,7 +66,7 @@ async function main(argv: string[]): Promise<void> {
   const log = (s: string) => process.stderr.write(s + '\n');
   const rows = await runSeedPoints(out, { jobs, log });
   const uncached = await runSeedPoints(outUncached, { spec: UNCACHED_SPEC, jobs, log });
-  const report = await writeReport(out, join(out, 'report'));
+  const report = await writeReport(out, join(out, 'report'), { order: (r) => orderRows(r, specGuests()) });
   mkdirSync(CHART_DIR, { recursive: true });
   for (const f of readdirSync(CHART_DIR)) if (f.endsWith('.svg')) rmSync(join(CHART_DIR, f));
   for (const svg of report.svgs) copyFileSync(svg, join(CHART_DIR, basename(svg)));
