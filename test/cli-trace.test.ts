@@ -89,3 +89,18 @@ test('trace flag errors', async (t) => {
     t.is(r.stderr.trim(), msg);
   }
 });
+
+test('host events: khugepaged passes as instants on the host thread and a counter track', async (t) => {
+  const f = tmp();
+  const r = await cliInProcess(['run', 'demand-paging', '--memory', '64M', '--arg', '16M', '--thp', 'always', '--khugepaged-scan-sleep-millisecs', '1', '--trace', f, '--json']);
+  t.is(r.code, 0);
+  const result = JSON.parse(r.stdout);
+  const tr = read(f);
+  const passes = tr.traceEvents.filter((e) => e.ph === 'i' && e.name === 'full_scans');
+  t.true(passes.length > 0);
+  t.true(passes.every((e) => e.cat === 'khugepaged'));
+  // The run's passes, less any before the guest's first instruction (at boot, outside every interval).
+  const n = passes.reduce((s, e) => s + Number(e.args.count), 0);
+  t.true(n > 0 && n <= result.memory.host.full_scans);
+  t.true(tr.traceEvents.some((e) => e.ph === 'C' && e.name === 'khugepaged' && Number(e.args.full_scans) > 0));
+});
