@@ -70,3 +70,21 @@ test('a bad point is one ConfigError naming the point and the field; a bad spec 
   const h = specFile('bad.yaml', 'guests: [hello\n');
   t.throws(() => expandSpec(h), { message: new RegExp(`^${h}: not valid YAML`) });
 });
+
+test("a guest's `when` adds config at one value of a varied field, outside the label; a field not varied is an error", (t) => {
+  const s = expandSpec(
+    specFile('when.json', {
+      guests: ['hello', { guest: 'mem-scan', args: [1048576], when: { guestPageSize: { '2m': { cmdline: 'huge', args: [2097152] } } } }],
+      config: { memory: 8 << 20 },
+      vary: { guestPageSize: ['4k', '2m'] },
+    }),
+  );
+  t.deepEqual(s.points.map((p) => [p.label, p.effective.cmdline, p.effective.args]), [
+    ['hello guestPageSize=4k', null, []],
+    ['hello guestPageSize=2m', null, []],
+    ['mem-scan guestPageSize=4k', null, ['1048576']],
+    ['mem-scan guestPageSize=2m', 'huge', ['2097152']],
+  ]);
+  const f = specFile('when-bad.json', { guests: [{ guest: 'hello', when: { ept: { true: { cmdline: 'x' } } } }], vary: { guestPageSize: ['4k'] } });
+  t.throws(() => expandSpec(f), { instanceOf: ConfigError, message: `${f}: guest hello: when.ept: not a varied field (vary: guestPageSize)` });
+});

@@ -25,6 +25,12 @@ export interface RunOptions {
   csv?: boolean;
   /** stat --quiet: no live status line. */
   quiet?: boolean;
+  /** run/stat --trace: write a Chrome trace-event JSON file of the run (src/cli/trace.ts). */
+  trace?: string;
+  /** --trace-max-events: the most events the trace keeps (the latest ones). */
+  traceMaxEvents?: number;
+  /** --trace-interval: the trace's sampling interval (stat's -I sets it too). */
+  traceInterval?: StatInterval;
 }
 
 export type StatInterval = { simulatedNs: number } | { instructions: number };
@@ -81,6 +87,10 @@ export function parseGpaRange(text: string): [number, number] {
 }
 /** The CLI's own flags (not config): value-less ones, and --gpa, -I. */
 const OWN_BOOL_FLAGS = new Set(['--json', '--debug', '--csv', '--quiet']);
+/** run/stat's trace flags, each with a value. */
+const TRACE_FLAGS = new Set(['--trace', '--trace-max-events', '--trace-interval']);
+/** The largest --trace-max-events: about 200 bytes an event, a few hundred MB of JSON. */
+export const MAX_TRACE_EVENTS = 2_000_000;
 /** Flags that belong to one command only. */
 const STAT_ONLY = new Set(['--csv', '--quiet']);
 
@@ -121,6 +131,25 @@ export function parseArgs(argv: readonly string[]): Command {
       continue;
     }
     const spec = configFlag(flag);
+    if (TRACE_FLAGS.has(flag)) {
+      if (cmd === 'ept-dump') throw new ConfigError(`${flag} belongs to run and stat (hugevisor run <guest> --trace FILE)`);
+      let value: string;
+      if (eq >= 0) value = a.slice(eq + 1);
+      else {
+        if (i + 1 >= rest.length) throw new ConfigError(`${flag} needs a value`);
+        value = rest[++i]!;
+      }
+      if (flag === '--trace') {
+        if (!value) throw new ConfigError('--trace needs a file name');
+        o.trace = value;
+      } else if (flag === '--trace-interval') o.traceInterval = parseInterval(value, flag);
+      else {
+        const n = /^\d+$/.test(value) ? Number(value) : NaN;
+        if (!(Number.isSafeInteger(n) && n >= 1 && n <= MAX_TRACE_EVENTS)) throw new ConfigError(`--trace-max-events: '${value}' is not a number of events from 1 to ${MAX_TRACE_EVENTS}`);
+        o.traceMaxEvents = n;
+      }
+      continue;
+    }
     const own = flag === '--gpa' || flag === '-I' || flag === '--interval';
     if (!spec && !own) throw new ConfigError(`unknown option '${flag}' (try: hugevisor --help)`);
     if (spec && !spec.metavar) {
@@ -157,6 +186,8 @@ export function parseArgs(argv: readonly string[]): Command {
     if (o.config.ept === false) throw new ConfigError('ept-dump needs EPT: drop --ept off');
     return { kind: 'ept-dump', ...o };
   }
+  if ((o.traceMaxEvents !== undefined || o.traceInterval) && !o.trace) throw new ConfigError(`${o.traceInterval ? '--trace-interval' : '--trace-max-events'} needs --trace FILE`);
+  if (o.traceInterval && o.interval) throw new ConfigError('--trace-interval and -I: give one (with -I the trace samples at -I)');
   if (cmd === 'stat') {
     if (o.json && o.csv) throw new ConfigError('stat prints --json or --csv, not both');
     return { kind: 'stat', ...o };
@@ -180,6 +211,12 @@ run options:
 ${configFlagsUsage()}
   --json                    print one JSON object (docs/cli.md) instead of console + summary
   --debug                   stack traces for errors
+  --trace FILE              write the run as Chrome trace-event JSON (Perfetto, chrome://tracing)
+                            on the simulated-time axis: VM exits, EPT violations, guest #PF,
+                            ROI markers, host THP/khugepaged/swap events (also for stat)
+  --trace-interval INTERVAL the trace's sampling interval (as -I; default 100us; stat's -I
+                            sets it)
+  --trace-max-events N      keep at most N events, the latest (default 200000)
 
 stat options (and every run option; docs/cli.md "stat"):
   -I, --interval INTERVAL   a row of interval counts and rates every INTERVAL of simulated time

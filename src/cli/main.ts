@@ -6,7 +6,7 @@
  * `error: ...` and exits non-zero; stack traces only with --debug (docs/style.md rule 7).
  * docs/cli.md documents flags, the --json shape and the exit codes.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { ConfigError, createVm, HugevisorError, loadGuest, nativeAddonPath, sampleNames, samplePath, samples as sampleInfos, samplesDirectory, type RunResult, type Sample, type Vm, type VmConfig } from '../api/index.ts';
 import { parseArgs, USAGE, type RunOptions } from './args.ts';
 import { formatEptDump } from './ept-dump.ts';
@@ -15,6 +15,7 @@ import { EXIT_INTERNAL, EXIT_USAGE, exitCodeFor, jsonResult, summary } from './f
 import { formatSampleList } from './samples.ts';
 import { intervalCsvHeader, intervalCsvRow, intervalHeader, intervalRow, statCsv, statReport } from './stat-format.ts';
 import { StatusLine } from './status.ts';
+import { DEFAULT_TRACE_INTERVAL, DEFAULT_TRACE_MAX_EVENTS, TraceRecorder } from './trace.ts';
 
 /** Output streams: text, or bytes written as they are (the guest's console is bytes). */
 export interface Io {
@@ -83,6 +84,24 @@ function createVmFromFlags(o: RunOptions, config: VmConfig, bytes: Uint8Array, n
   }
 }
 
+/** --trace: a recorder fed by the run's time series, or null without the flag. */
+function traceRecorder(o: RunOptions, guest: string): TraceRecorder | null {
+  if (!o.trace) return null;
+  return new TraceRecorder(o.traceMaxEvents ?? DEFAULT_TRACE_MAX_EVENTS, { guest, interval: o.interval ?? o.traceInterval ?? DEFAULT_TRACE_INTERVAL });
+}
+
+/** Write the trace file and say so on stderr (one line: events kept and dropped). */
+function writeTrace(o: RunOptions, rec: TraceRecorder, r: RunResult, io: Io): void {
+  const text = rec.finish(r);
+  try {
+    writeFileSync(o.trace!, text);
+  } catch (e) {
+    throw new CliError(`cannot write trace '${o.trace}': ${(e as Error).message}`);
+  }
+  const info = JSON.parse(text).otherData as { kept: number; dropped: number };
+  io.err(`trace: ${info.kept} events${info.dropped ? ` (${info.dropped} older ones dropped: --trace-max-events ${rec.maxEvents})` : ''} → ${o.trace}\n`);
+}
+
 /**
  * run, or ept-dump: the same run with the guest's console and the summary on stderr, then
  * the EPT view of each --gpa range on stdout (src/cli/ept-dump.ts).
@@ -109,7 +128,9 @@ function run(o: RunOptions, io: Io, deps: CliDeps, dump = false): number {
     },
   };
   const vm = createVmFromFlags(o, config, bytes, guest.name, deps);
-  const r = vm.run() ?? vm.result();
+  const rec = traceRecorder(o, guest.name);
+  const r = (rec ? vm.run({ sampleEvery: o.traceInterval ?? DEFAULT_TRACE_INTERVAL, onSample: (s) => rec.sample(s, vm) }) : vm.run()) ?? vm.result();
+  if (rec) writeTrace(o, rec, r, io);
   if (o.json) {
     io.out(JSON.stringify(jsonResult(r, { guest: guest.name, path: guest.path, addon: nativeAddonPath(), config: vm.effectiveConfig(), log })) + '\n');
   } else {
@@ -157,6 +178,7 @@ function stat(o: RunOptions, io: Io, deps: CliDeps): number {
     },
   };
   const vm = createVmFromFlags(o, config, bytes, guest.name, deps);
+  const rec = traceRecorder(o, guest.name);
   const intervals: Sample[] = [];
   const progress = { instructions: 0, simulatedNs: 0, guestPf: 0 };
   const onSample = (s: Sample): void => {
@@ -171,13 +193,15 @@ function stat(o: RunOptions, io: Io, deps: CliDeps): number {
         io.err(intervalRow(s) + '\n');
       }
     }
+    rec?.sample(s, vm);
     status.update(progress);
   };
   if (o.interval && o.csv) io.out(intervalCsvHeader());
   else if (o.interval && !o.json) io.err(intervalHeader() + '\n');
-  const every = o.interval ?? (status.enabled ? { instructions: STATUS_SAMPLE_INSTRUCTIONS } : undefined);
+  const every = o.interval ?? (rec ? (o.traceInterval ?? DEFAULT_TRACE_INTERVAL) : status.enabled ? { instructions: STATUS_SAMPLE_INSTRUCTIONS } : undefined);
   const r: RunResult = (every ? vm.run({ sampleEvery: every, onSample }) : vm.run()) ?? vm.result();
   status.clear();
+  if (rec) writeTrace(o, rec, r, io);
   if (o.json) {
     const json = jsonResult(r, { guest: guest.name, path: guest.path, addon: nativeAddonPath(), config: vm.effectiveConfig(), log });
     io.out(JSON.stringify({ ...json, interval: o.interval ?? null, intervals }) + '\n');

@@ -142,13 +142,18 @@ export interface ReportFiles {
   points: number;
 }
 
-/** Write report.html and the SVG charts of a results database into `outDir` (default: `report/` beside the database). */
-export async function writeReport(dbOrDir: string, outDir?: string): Promise<ReportFiles> {
+/**
+ * Write report.html and the SVG charts of a results database into `outDir` (default: `report/`
+ * beside the database). Rows come in the order points finished, which varies between runs on
+ * several threads; `order` puts them in a fixed one, so the SVGs come out byte for byte the same.
+ */
+export async function writeReport(dbOrDir: string, outDir?: string, opts: { order?: (rows: Record<string, unknown>[]) => Record<string, unknown>[] } = {}): Promise<ReportFiles> {
   const db = openResults(dbOrDir);
   let rows: Record<string, unknown>[];
   let samples: { guest: string; configuration: string; ms: number; rate: number }[];
   try {
     rows = selectPoints(db);
+    if (opts.order) rows = opts.order(rows);
     samples = (
       db
         .prepare('SELECT p.guest, p.label, s.simulated_ns, s.rates FROM samples s JOIN points p ON p.key = s.point_key WHERE p.repeat = 0 ORDER BY p.rowid, s.idx')

@@ -54,9 +54,11 @@ const MAX_SPEC_BYTES = 4 << 20;
 export const MAX_POINTS = 100_000;
 
 const u64Arg = z.union([z.number().int().min(0), z.string().regex(/^(0x[0-9a-fA-F]+|\d+)$/, 'a u64: decimal or 0x hex')]);
+/** `when`: per varied field, per value (as text), the config fields a guest adds when the field takes that value. */
+const whenSchema = z.record(z.string(), z.record(z.string(), z.record(z.string(), z.unknown())));
 const guestEntry = z.union([
   z.string().min(1),
-  z.strictObject({ guest: z.string().min(1), args: z.array(u64Arg).optional(), config: z.record(z.string(), z.unknown()).optional() }),
+  z.strictObject({ guest: z.string().min(1), args: z.array(u64Arg).optional(), config: z.record(z.string(), z.unknown()).optional(), when: whenSchema.optional() }),
 ]);
 const specSchema = z.strictObject({
   name: z.string().min(1).optional(),
@@ -166,10 +168,19 @@ export function expandSpec(specPath: string): Sweep {
   };
   const repeats = spec.repeats ?? 1;
   const base = spec.config ?? {};
-  const plans: { guest: string; args?: (number | string)[]; own?: Record<string, unknown>; params: Record<string, ParamValue> }[] = [];
+  const plans: { guest: string; args?: (number | string)[]; own?: Record<string, unknown>; params: Record<string, ParamValue>; implied?: Record<string, unknown> }[] = [];
   for (const g of spec.guests ?? []) {
     const entry = typeof g === 'string' ? { guest: g } : g;
-    for (const combo of product(spec.vary ?? {})) plans.push({ guest: entry.guest, args: entry.args, own: entry.config, params: combo });
+    const when = (entry as { when?: Record<string, Record<string, Record<string, unknown>>> }).when ?? {};
+    for (const field of Object.keys(when)) {
+      if (!spec.vary || !(field in spec.vary)) throw new ConfigError(`${specPath}: guest ${entry.guest}: when.${field}: not a varied field (vary: ${Object.keys(spec.vary ?? {}).join(', ') || 'none'})`);
+    }
+    for (const combo of product(spec.vary ?? {})) {
+      // A varied value may mean something guest-specific (2 MiB guest pages: a cmdline knob, an argument): `when` adds it, outside the label.
+      const implied: Record<string, unknown> = {};
+      for (const [field, byValue] of Object.entries(when)) Object.assign(implied, byValue[showValue(combo[field]!)] ?? {});
+      plans.push({ guest: entry.guest, args: entry.args, own: entry.config, params: combo, implied });
+    }
   }
   for (const p of spec.points ?? []) plans.push({ guest: p.guest, args: p.args, own: p.config, params: {} });
   if (plans.length * repeats > MAX_POINTS) throw new ConfigError(`${specPath}: expands to ${plans.length * repeats} points, more than ${MAX_POINTS}`);
@@ -190,6 +201,7 @@ export function expandSpec(specPath: string): Sweep {
       setPath(config, k, deepCopy(v));
       params[k] = v;
     }
+    for (const [k, v] of Object.entries(plan.implied ?? {})) setPath(config, k, deepCopy(v));
     if (config.ept === false) {
       // No host model without EPT: its knobs are neither run nor part of the point's name.
       delete config.host;
