@@ -3,3 +3,15 @@ export interface QemuBench { memory: number; args: (n: number) => number[]; perI
 export declare const QEMU_BENCHES: Record<'alu-loop' | 'mem-scan' | 'pointer-chase' | 'gups', QemuBench>;
 export interface QemuRate { guest: string; instructions: number; seconds: number; instructionsPerSecond: number; nsPerInstruction: number; console: string }
 export declare function qemuGuestRate(guest: string, opts?: { repeats?: number; n?: number }): Promise<QemuRate>;
+export interface QemuElfRateOptions {
+  memory: number;
+  args: number[];
+  /** a tiny run of the same guest: start-up and fixed work, subtracted */
+  baseArgs: number[];
+  /** instructions the run with args retires (hugevisor's count for the same ELF and args) */
+  instructions: number;
+  baseInstructions: number;
+  cmdline?: string;
+  repeats?: number;
+}
+export declare function qemuElfRate(guest: string, opts: QemuElfRateOptions): Promise<QemuRate>;

@@ -42,6 +42,35 @@ export async function qemuGuestRate(guest, { repeats = 3, n } = {}) {
   return { guest, instructions, seconds, instructionsPerSecond: instructions / seconds, nsPerInstruction: (seconds * 1e9) / instructions, console: console_ };
 }
 
+/**
+ * QEMU TCG rate of any guest ELF (a C workload, say): the same guest is timed with `args`
+ * and with `baseArgs` (a tiny run: QEMU's start-up, the boot and the guest's fixed work),
+ * median of REPEATS each, and the caller gives the instructions each run retires (from
+ * hugevisor, which runs the same ELF with the same arguments), so
+ * rate = (instructions - baseInstructions) / (seconds - baseSeconds).
+ * { guest, instructions, seconds, instructionsPerSecond, nsPerInstruction, console }
+ */
+export async function qemuElfRate(guest, { memory, args, baseArgs, instructions, baseInstructions, cmdline, repeats = 3 }) {
+  const full = [], empty = [];
+  let console_ = '';
+  const once = async (a) => {
+    const t0 = process.hrtime.bigint();
+    const r = await runGuestQemu(guest, { memory, args: a, cmdline, timeoutSeconds: 600 });
+    const t1 = process.hrtime.bigint();
+    if (r.status !== 0) throw new Error(`${guest} under QEMU: ${r.reason} ${r.console}`);
+    return { seconds: Number(t1 - t0) / 1e9, console: r.console };
+  };
+  for (let i = 0; i < repeats; i++) {
+    const f = await once(args);
+    full.push(f.seconds);
+    console_ = f.console;
+    empty.push((await once(baseArgs)).seconds);
+  }
+  const seconds = Math.max(median(full) - median(empty), 1e-9);
+  const n = instructions - baseInstructions;
+  return { guest, instructions: n, seconds, instructionsPerSecond: n / seconds, nsPerInstruction: (seconds * 1e9) / n, console: console_ };
+}
+
 if (process.argv[1] && process.argv[1].endsWith('bench.mjs')) {
   if (!qemuAvailable()) { console.error('qemu-system-x86_64 not found (apt-get install -y qemu-system-x86)'); process.exit(2); }
   const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(QEMU_BENCHES);

@@ -1,0 +1,102 @@
+/**
+ * bench cworkloads: guest instructions per second of every C workload (guests/c/) on hugevisor,
+ * beside QEMU TCG running the same ELF with the same arguments (tools/qemu/bench.mjs
+ * qemuElfRate, behind the multiboot trampoline) when qemu-system-x86_64 is installed.
+ *
+ * hugevisor: one createVm + run() per repeat through the public API, EPT on, host THP and
+ * guest kernel defaults (`gthp=never`: 4 KiB heap pages, as under QEMU); the rate is the run's
+ * instructions over the CPU time of run() (wall time in brackets), median of REPEATS.
+ * QEMU: wall time of the run minus wall time of a tiny run of the same guest (start-up, boot,
+ * fixed work), over the difference of the two runs' instruction counts, which hugevisor
+ * counts exactly for the same ELF and arguments; median of 3 each. Every hugevisor repeat
+ * must print the same console, and QEMU's console must be hugevisor's.
+ *
+ *   npm run bench -- cworkloads
+ *   HV_BENCH_SCALE=0.2   shorter runs          HV_BENCH_REPEATS=3   repeats (median; 3)
+ *   HV_BENCH_QEMU=0      skip the QEMU side    HV_BENCH_ONLY=gups   workloads whose name has it
+ */
+import { createVm, sample, type RunResult } from '../src/api/index.ts';
+import { qemuAvailable } from '../tools/qemu/run-guest.mjs';
+import { qemuElfRate } from '../tools/qemu/bench.mjs';
+import { figure } from './_figures.ts';
+
+const REPEATS = Number(process.env.HV_BENCH_REPEATS ?? 3);
+const scale = Number(process.env.HV_BENCH_SCALE ?? 1);
+const only = process.env.HV_BENCH_ONLY ?? '';
+const withQemu = process.env.HV_BENCH_QEMU !== '0' && qemuAvailable();
+const MiB = 1 << 20;
+
+interface Bench {
+  guest: string;
+  memory: number;
+  /** The measured run's arguments; scale multiplies the work argument (index `work`). */
+  args: number[];
+  work: number;
+  /** A tiny run of the same guest, subtracted on the QEMU side. */
+  baseArgs: number[];
+}
+
+const benches: Bench[] = [
+  { guest: 'c-hello', memory: 64 * MiB, args: [2_000_000, 7], work: 0, baseArgs: [16, 7] },
+  { guest: 'c-gups', memory: 64 * MiB, args: [8 * MiB, 2_000_000, 1, 0], work: 1, baseArgs: [8 * MiB, 16, 1, 0] },
+  { guest: 'c-stream', memory: 64 * MiB, args: [1 << 20, 4], work: 1, baseArgs: [1 << 20, 0] },
+  { guest: 'c-chase', memory: 64 * MiB, args: [131072, 4_000_000, 1], work: 1, baseArgs: [131072, 16, 1] },
+  { guest: 'c-hash', memory: 64 * MiB, args: [1 << 20, 2_000_000, 1], work: 1, baseArgs: [1 << 20, 16, 1] },
+  { guest: 'c-rbtree', memory: 64 * MiB, args: [100_000, 1_000_000, 1], work: 1, baseArgs: [100_000, 16, 1] },
+  { guest: 'c-bfs', memory: 64 * MiB, args: [14, 16, 8, 1], work: 2, baseArgs: [14, 16, 1, 1] },
+  { guest: 'c-sort', memory: 64 * MiB, args: [1 << 20, 1], work: 0, baseArgs: [16, 1] },
+  { guest: 'c-allocmix', memory: 64 * MiB, args: [400_000, 4096, 1], work: 0, baseArgs: [16, 4096, 1] },
+];
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function runOnce(b: Bench, args: number[]): { r: RunResult; cpuNs: number; wallNs: number } {
+  const vm = createVm({ memory: b.memory, args }, sample(b.guest));
+  try {
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    const r = vm.run();
+    const t1 = process.hrtime.bigint();
+    const c1 = process.cpuUsage(c0);
+    if (r.exitStatus !== 0 || !r.finished) throw new Error(`${b.guest} ${args.join(' ')}: ${r.stopReason}, status ${r.exitStatus}\n${r.console}`);
+    return { r, cpuNs: (c1.user + c1.system) * 1000, wallNs: Number(t1 - t0) };
+  } finally {
+    vm.close();
+  }
+}
+
+const fmt = (x: number, w = 7, d = 1) => x.toFixed(d).padStart(w);
+console.log(`hugevisor (EPT, defaults): guest M instr/s per CPU-second [per wall-second], median of ${REPEATS}; ` +
+  `QEMU ${withQemu ? 'TCG: wall-clock, tiny run subtracted, median of 3' : 'not run (not installed or HV_BENCH_QEMU=0)'}`);
+console.log(`${'workload'.padEnd(12)} ${'arguments'.padEnd(26)} ${'M instr'.padStart(8)}  ${'hv'.padStart(7)} ${'[wall]'.padStart(9)}  ${'QEMU'.padStart(7)}  hv/QEMU cpu | wall`);
+for (const b0 of benches.filter((x) => x.guest.includes(only))) {
+  const args = b0.args.map((a, i) => (i === b0.work ? Math.max(1, Math.round(a * scale)) : a));
+  const b = { ...b0, args };
+  const cpu: number[] = [], wall: number[] = [];
+  let first: RunResult | undefined;
+  for (let i = 0; i < REPEATS; i++) {
+    const { r, cpuNs, wallNs } = runOnce(b, args);
+    if (first && r.console !== first.console) throw new Error(`${b.guest}: console differs between repeats`);
+    first ??= r;
+    cpu.push(cpuNs);
+    wall.push(wallNs);
+  }
+  const n = first!.instructions;
+  const hvCpu = n / (median(cpu) / 1e9) / 1e6, hvWall = n / (median(wall) / 1e9) / 1e6;
+  figure(`${b.guest}: hugevisor`, hvCpu, 'M instr/s', 'higher');
+  let q = '';
+  if (withQemu) {
+    const base = runOnce(b, b.baseArgs).r;
+    const qr = await qemuElfRate(b.guest, { memory: b.memory, args, baseArgs: b.baseArgs, instructions: n, baseInstructions: base.instructions });
+    if (qr.console !== first!.console) throw new Error(`${b.guest}: QEMU printed\n${qr.console}\nhugevisor printed\n${first!.console}`);
+    const qm = qr.instructionsPerSecond / 1e6;
+    figure(`${b.guest}: QEMU TCG`, qm, 'M instr/s', 'higher');
+    figure(`${b.guest}: hugevisor vs QEMU`, hvCpu / qm, 'x', 'higher');
+    q = `  ${fmt(qm)}  ${fmt(hvCpu / qm, 5, 2)}x | ${fmt(hvWall / qm, 5, 2)}x`;
+  }
+  console.log(`${b.guest.padEnd(12)} ${args.join(' ').padEnd(26)} ${fmt(n / 1e6, 8)}  ${fmt(hvCpu)} [${fmt(hvWall)}]${q}`);
+}
+console.log('hv/QEMU: hugevisor CPU-time rate (or wall-time rate) over QEMU wall-time rate; consoles identical on every run.');
