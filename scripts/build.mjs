@@ -141,6 +141,39 @@ function buildQemuTrampoline(objDir, out) {
 // place, as the guests are: a CLI started while dist/ is rebuilt (a test
 // running beside `npm pack`) never loads a half-written module. Files whose source is gone
 // are removed, so dist/ is exactly what src/ builds.
+/**
+ * The CLI bundled (dist/cli/hugevisor.js, what bin/hugevisor.mjs runs): loading ~60
+ * ES modules one by one was most of `hugevisor run hello`'s start-up. The experiments
+ * commands are a chunk loaded only by sweep/results/report, with their optional
+ * dependencies left as packages; the native addon is loaded by path at run time.
+ */
+function bundleCli(outDir) {
+  let esbuild;
+  try {
+    esbuild = require('esbuild');
+  } catch {
+    console.error('error: bundling the CLI needs esbuild, a devDependency: run `npm install` in the checkout');
+    process.exit(1);
+  }
+  esbuild.buildSync({
+    entryPoints: { hugevisor: join(outDir, 'cli', 'main.js') },
+    // Beside the modules it bundles: their root lookups (two folders up) hold for it too.
+    outdir: join(outDir, 'cli'),
+    entryNames: '[name]',
+    chunkNames: 'bundle-[name]-[hash]',
+    bundle: true,
+    // The experiments commands become a chunk of their own, loaded only when used, that
+    // shares the rest (error classes included) with the CLI.
+    splitting: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    sourcemap: true,
+    logLevel: 'warning',
+    external: ['better-sqlite3', 'piscina', 'vega', 'vega-lite', 'vega-embed', 'cli-progress', 'yaml'],
+  });
+}
+
 function buildJs() {
   let tsc;
   try {
@@ -154,6 +187,7 @@ function buildJs() {
   rmSync(tmp, { recursive: true, force: true });
   try {
     run(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', tmp]);
+    bundleCli(tmp);
     const fresh = new Set();
     const place = (dir) => {
       for (const e of readdirSync(dir, { withFileTypes: true })) {

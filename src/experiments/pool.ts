@@ -39,13 +39,14 @@ function tsFiles(dir: string): string[] {
 }
 
 /**
- * The pool threads' module. From dist/ it is worker.js beside this file. From the sources
+ * The pool threads' module. From dist/ it is dist/experiments/worker.js. From the sources
  * (a checkout under tsx), the built dist/experiments/worker.js when dist/ is at least as new
  * as every source file under src/api, src/kvm, src/mm, src/native, src/guest, src/util and
  * src/experiments; otherwise the tsx bootstrap.
  */
 export function workerModule(): string {
-  if (import.meta.url.endsWith('.js')) return pathToFileURL(join(here, 'worker.js')).href;
+  // From dist/ (dist/experiments/, or the CLI bundle in dist/cli/): dist/experiments/worker.js.
+  if (import.meta.url.endsWith('.js')) return pathToFileURL(join(here, '..', 'experiments', 'worker.js')).href;
   const root = join(here, '..', '..');
   const built = join(root, 'dist', 'experiments', 'worker.js');
   if (existsSync(built)) {
