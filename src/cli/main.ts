@@ -227,7 +227,7 @@ export async function main(argv: string[], io: Io = processIo(), deps: CliDeps =
         // The experiments backend (SQLite, the worker pool, the charts) is an optional
         // dependency: an install with --omit=optional runs guests but not sweeps.
         if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-        throw new CliError(`${first} needs hugevisor's optional dependencies (better-sqlite3, piscina, vega, bullmq…), which are not installed: ${(e as Error).message.split('\n')[0]}`);
+        throw new CliError(`${first} needs hugevisor's optional dependencies (better-sqlite3, piscina, vega…), which are not installed: ${(e as Error).message.split('\n')[0]}`);
       }
       return await experiments.runExperimentCommand(experiments.parseExperimentArgs(first, argv.slice(1)), io);
     }
