@@ -31,7 +31,7 @@ writeFileSync(aarch64, arm);
 
 const cases: [string, string[], string, 'spawn'?][] = [
   ['no command', [], "error: missing command (try: hugevisor --help)", 'spawn'],
-  ['unknown command', ['frobnicate'], "error: unknown command 'frobnicate' (commands: run, stat, ept-dump, list, sweep, results, report; try: hugevisor --help)"],
+  ['unknown command', ['frobnicate'], "error: unknown command 'frobnicate' (commands: run, stat, ept-dump, list, sweep, worker, results, report; try: hugevisor --help)"],
   ['unknown top-level option', ['--frob'], "error: unknown option '--frob' (try: hugevisor --help)"],
   ['run without a guest', ['run'], 'error: run needs a guest: an ELF file or a sample name (see: hugevisor list)'],
   ['two guests', ['run', 'hello', 'other'], "error: run takes one guest, got 'hello' and 'other'"],
@@ -67,6 +67,10 @@ const cases: [string, string[], string, 'spawn'?][] = [
   ['sweep of a missing spec', ['sweep', join(tmp, 'none.json')], `error: ${join(tmp, 'none.json')}: no such spec file`],
   ['sweep --jobs 0', ['sweep', 'x.json', '--jobs', '0'], "error: --jobs: '0' is not a number of threads from 1 to 1024"],
   ['sweep with a run flag', ['sweep', 'x.json', '--thp', 'never'], "error: unknown option '--thp' for sweep (try: hugevisor --help)"],
+  ['sweep --queue not a URL', ['sweep', 'x.json', '--queue', 'localhost:6379'], "error: --queue: 'localhost:6379' is not a redis://HOST:PORT URL"],
+  ['sweep --queue and --jobs', ['sweep', 'x.json', '--queue', 'redis://h:6379', '--jobs', '2'], 'error: sweep runs on --jobs threads or on --queue workers, not both'],
+  ['worker without --queue', ['worker'], 'error: worker needs --queue redis://HOST:PORT'],
+  ['worker --stall-seconds 0', ['worker', '--queue', 'redis://h:6379', '--stall-seconds', '0'], "error: --stall-seconds: '0' is not a number of seconds from 1 to 86400"],
   ['results of a missing database', ['results', join(tmp, 'nothing')], `error: ${join(tmp, 'nothing')}: no such results database`],
   ['results --csv --jsonl', ['results', 'x', '--csv', '--jsonl'], 'error: results prints --csv or --jsonl, not both'],
   ['report of a file that is not a database', ['report', 'test/fixtures/two-segments.elf'], '^error: test/fixtures/two-segments.elf: not a results database \\('],

@@ -105,7 +105,7 @@ export function parseArgs(argv: readonly string[]): Command {
     return { kind: 'list', debug, json: rest.includes('--json') };
   }
   if (cmd !== 'run' && cmd !== 'ept-dump' && cmd !== 'stat') {
-    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, stat, ept-dump, list, sweep, results, report; try: hugevisor --help)`);
+    throw new ConfigError(cmd.startsWith('-') ? `unknown option '${cmd}' (try: hugevisor --help)` : `unknown command '${cmd}' (commands: run, stat, ept-dump, list, sweep, worker, results, report; try: hugevisor --help)`);
   }
 
   const o: RunOptions = { guest: '', config: {}, given: [], json: false, debug };
@@ -199,7 +199,8 @@ export const USAGE = `usage: hugevisor run <guest.elf | sample-name> [options]
        hugevisor stat <guest.elf | sample-name> [-I INTERVAL] [--json | --csv] [--quiet] [run options]
        hugevisor ept-dump <guest.elf | sample-name> [--gpa START-END]... [run options]
        hugevisor list [--json]
-       hugevisor sweep <spec.json | spec.yaml> [--out DIR] [--jobs N] [--quiet]
+       hugevisor sweep <spec.json | spec.yaml> [--out DIR] [--jobs N | --queue redis://HOST:PORT] [--quiet]
+       hugevisor worker --queue redis://HOST:PORT [--stall-seconds S] [--quiet]
        hugevisor results <DIR | results.sqlite> [--csv | --jsonl] [--where "SQL"]
        hugevisor report <DIR | results.sqlite> [--out DIR]
        hugevisor --help
@@ -238,7 +239,13 @@ on stdout each EPT leaf of the ranges beside the host mapping of its HVA (docs/c
 sweep runs every point of a spec (guests × varied config values × repeats; docs/experiments.md)
 on N worker threads (--jobs, default: the available cores) into DIR/results.sqlite (--out,
 default <spec name>-results); points already there are skipped, so a rerun resumes.
+  --queue redis://HOST:PORT put the points on a Redis queue instead; hugevisor worker
+                            processes (any number, on any machines) run them, and the
+                            results come back into this DIR/results.sqlite
   --quiet                   no progress bar (a line per point when stderr is not a terminal)
+worker serves such a queue: it runs one point at a time, as a sweep's thread does, until
+SIGINT or SIGTERM. A worker that dies mid-point has its point run again by another one,
+--stall-seconds after its last sign of life (default 30).
 results prints a results database as CSV (default) or JSON Lines, rows filtered by --where,
 an SQL expression over its columns (stop_reason = 'exit' AND ept = 1). report writes
 report.html (self-contained, opens offline) and the same charts as SVG files into --out

@@ -8,24 +8,29 @@ import { SingleBar } from 'cli-progress';
 import { basename, extname } from 'node:path';
 import { ConfigError } from '../api/index.ts';
 import { defaultJobs, runSweep, type SweepEvents } from '../experiments/pool.ts';
+import { checkQueueUrl } from '../experiments/queue-url.ts';
 import { expandSpec } from '../experiments/spec.ts';
 import { exportResults } from '../experiments/export.ts';
 import type { Io } from './main.ts';
 
 export type ExperimentCommand =
-  | { kind: 'sweep'; spec: string; out?: string; jobs?: number; quiet: boolean }
+  | { kind: 'sweep'; spec: string; out?: string; jobs?: number; queue?: string; quiet: boolean }
+  | { kind: 'worker'; queue: string; stallSeconds: number; quiet: boolean }
   | { kind: 'results'; db: string; format: 'csv' | 'jsonl'; where?: string }
   | { kind: 'report'; db: string; out?: string };
+
+/** How long a worker's job lock lives without renewal: a dead worker's point runs again elsewhere after at most about this long. */
+export const DEFAULT_STALL_SECONDS = 30;
 
 /** Exit code of a sweep in which some point failed (the others are stored; a rerun retries it). */
 export const EXIT_POINTS_FAILED = 1;
 
-/** Parse the arguments after `sweep`, `results` or `report`. */
-export function parseExperimentArgs(cmd: 'sweep' | 'results' | 'report', rest: readonly string[]): ExperimentCommand {
+/** Parse the arguments after `sweep`, `worker`, `results` or `report`. */
+export function parseExperimentArgs(cmd: 'sweep' | 'worker' | 'results' | 'report', rest: readonly string[]): ExperimentCommand {
   const positional: string[] = [];
   const flags = new Map<string, string | true>();
-  const valued = new Set(cmd === 'sweep' ? ['--out', '--jobs'] : cmd === 'results' ? ['--where'] : ['--out']);
-  const bool = new Set(cmd === 'sweep' ? ['--quiet', '--debug'] : cmd === 'results' ? ['--csv', '--jsonl', '--debug'] : ['--debug']);
+  const valued = new Set(cmd === 'sweep' ? ['--out', '--jobs', '--queue'] : cmd === 'worker' ? ['--queue', '--stall-seconds'] : cmd === 'results' ? ['--where'] : ['--out']);
+  const bool = new Set(cmd === 'sweep' || cmd === 'worker' ? ['--quiet', '--debug'] : cmd === 'results' ? ['--csv', '--jsonl', '--debug'] : ['--debug']);
   for (let i = 0; i < rest.length; i++) {
     const a = rest[i]!;
     if (!a.startsWith('--')) {
@@ -43,6 +48,15 @@ export function parseExperimentArgs(cmd: 'sweep' | 'results' | 'report', rest: r
       flags.set(flag, v);
     } else throw new ConfigError(`unknown option '${flag}' for ${cmd} (try: hugevisor --help)`);
   }
+  if (cmd === 'worker') {
+    if (positional.length) throw new ConfigError(`worker takes no argument, got '${positional[0]}'`);
+    const q = flags.get('--queue');
+    if (q === undefined) throw new ConfigError('worker needs --queue redis://HOST:PORT');
+    const st = flags.get('--stall-seconds');
+    const stallSeconds = st === undefined ? DEFAULT_STALL_SECONDS : /^\d+(\.\d+)?$/.test(String(st)) ? Number(st) : NaN;
+    if (!(stallSeconds >= 1 && stallSeconds <= 86400)) throw new ConfigError(`--stall-seconds: '${st}' is not a number of seconds from 1 to 86400`);
+    return { kind: 'worker', queue: checkQueueUrl(String(q)), stallSeconds, quiet: flags.has('--quiet') };
+  }
   const what = cmd === 'sweep' ? 'a spec file (JSON or YAML)' : 'a results database or its folder';
   if (positional.length !== 1) throw new ConfigError(positional.length ? `${cmd} takes one argument, got '${positional[0]}' and '${positional[1]}'` : `${cmd} needs ${what}`);
   const arg = positional[0]!;
@@ -53,7 +67,9 @@ export function parseExperimentArgs(cmd: 'sweep' | 'results' | 'report', rest: r
       jobs = /^\d+$/.test(String(j)) ? Number(j) : NaN;
       if (!(Number.isSafeInteger(jobs) && jobs >= 1 && jobs <= 1024)) throw new ConfigError(`--jobs: '${j}' is not a number of threads from 1 to 1024`);
     }
-    return { kind: 'sweep', spec: arg, out: flags.get('--out') as string | undefined, jobs, quiet: flags.has('--quiet') };
+    const q = flags.get('--queue');
+    if (q !== undefined && jobs !== undefined) throw new ConfigError('sweep runs on --jobs threads or on --queue workers, not both');
+    return { kind: 'sweep', spec: arg, out: flags.get('--out') as string | undefined, jobs, queue: q === undefined ? undefined : checkQueueUrl(String(q)), quiet: flags.has('--quiet') };
   }
   if (cmd === 'results') {
     if (flags.has('--csv') && flags.has('--jsonl')) throw new ConfigError('results prints --csv or --jsonl, not both');
@@ -73,7 +89,8 @@ function progress(io: Io, tty: boolean): SweepEvents & { stop(): void } {
   const line = (s: string) => io.err(bar ? `\r\x1b[2K${s}\n` : s + '\n');
   return {
     start: (i) => {
-      io.err(`sweep: ${i.total} point${i.total === 1 ? '' : 's'}, ${i.skipped} already in ${i.db}, ${i.toRun} to run${i.toRun ? ` on ${Math.min(i.jobs, i.toRun)} thread${Math.min(i.jobs, i.toRun) === 1 ? '' : 's'}` : ''}\n`);
+      const where = i.queue ? ` on the workers of ${i.queue}` : ` on ${Math.min(i.jobs, i.toRun)} thread${Math.min(i.jobs, i.toRun) === 1 ? '' : 's'}`;
+      io.err(`sweep: ${i.total} point${i.total === 1 ? '' : 's'}, ${i.skipped} already in ${i.db}, ${i.toRun} to run${i.toRun ? where : ''}\n`);
       if (tty && i.toRun > 0) {
         bar = new SingleBar({
           stream: { write: (s: string) => (io.err(s), true), isTTY: true, columns: 120 } as never,
@@ -117,13 +134,14 @@ export async function runExperimentCommand(c: ExperimentCommand, io: Io): Promis
     io.err(`report: ${r.points} points → ${r.html} and ${r.svgs.length} SVG charts in ${r.dir}\n`);
     return 0;
   }
+  if (c.kind === 'worker') return runWorker(c, io);
   const sweep = expandSpec(c.spec);
   const out = c.out ?? defaultOutDir(c.spec);
   if (sweep.duplicates) io.err(`sweep: ${sweep.duplicates} point${sweep.duplicates === 1 ? '' : 's'} of the product run the same configuration as another (EPT off drops the host section) and run once\n`);
   const ev = progress(io, io.errIsTTY === true && !c.quiet);
   let s;
   try {
-    s = await runSweep(sweep, { outDir: out, jobs: c.jobs ?? defaultJobs(), events: ev });
+    s = await runSweep(sweep, { outDir: out, jobs: c.jobs ?? defaultJobs(), queue: c.queue, events: ev });
   } finally {
     ev.stop();
   }
@@ -134,4 +152,36 @@ export async function runExperimentCommand(c: ExperimentCommand, io: Io): Promis
   );
   for (const f of s.failed) io.err(`error: point ${f.point.index} (${f.point.label}): ${f.error.message}\n`);
   return s.failed.length ? EXIT_POINTS_FAILED : 0;
+}
+
+/**
+ * `hugevisor worker --queue URL`: serve the queue until SIGINT or SIGTERM (the point in
+ * hand finishes first). A line on stderr when it is ready and per point started and ended.
+ */
+async function runWorker(c: Extract<ExperimentCommand, { kind: 'worker' }>, io: Io): Promise<number> {
+  const { serveQueue } = await import('../experiments/queue.ts');
+  let stopped: () => void = () => {};
+  const stop = new Promise<void>((r) => (stopped = r));
+  const onSignal = () => stopped();
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const say = (s: string) => io.err(`worker ${process.pid}: ${s}\n`);
+  try {
+    await serveQueue(c.queue, {
+      stallSeconds: c.stallSeconds,
+      stop,
+      events: {
+        ready: (i) => say(`serving ${i.queue}`),
+        started: (d) => c.quiet || say(`started ${d.key} ${d.label}${d.attempt > 1 ? ` (attempt ${d.attempt})` : ''}`),
+        done: (d, o) => c.quiet || say(`done ${d.key} ${d.label}: ${o.result.stopReason}, ${seconds(o.wallSeconds)}`),
+        failed: (d, e) => say(`error: ${d.key} ${d.label}: ${e.message}`),
+        error: (e) => say(`error: ${e.message}`),
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  say('stopped');
+  return 0;
 }

@@ -219,7 +219,7 @@ export async function main(argv: string[], io: Io = processIo(), deps: CliDeps =
   const debug = argv.includes('--debug');
   try {
     const first = argv[0];
-    if ((first === 'sweep' || first === 'results' || first === 'report') && !argv.some((a) => a === '--help' || a === '-h')) {
+    if ((first === 'sweep' || first === 'worker' || first === 'results' || first === 'report') && !argv.some((a) => a === '--help' || a === '-h')) {
       let experiments: typeof import('./experiments.ts');
       try {
         experiments = await import('./experiments.ts');

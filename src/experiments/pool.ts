@@ -15,7 +15,7 @@ import type { PointOutcome, PointTask } from './worker.ts';
 
 export interface SweepEvents {
   /** Before the first point runs: how many the spec has and how many the database already holds. */
-  start?(info: { total: number; skipped: number; toRun: number; jobs: number; db: string }): void;
+  start?(info: { total: number; skipped: number; toRun: number; jobs: number; db: string; queue?: string }): void;
   pointDone?(p: Point, o: PointOutcome, done: number, toRun: number): void;
   pointFailed?(p: Point, error: Error, done: number, toRun: number): void;
 }
@@ -66,14 +66,28 @@ export function defaultJobs(): number {
   return availableParallelism();
 }
 
+/** What a pool thread or a queue worker is given to run point `p` (src/experiments/worker.ts). */
+export function pointTask(sweep: Sweep, p: Point): PointTask {
+  return { guest: p.guest, guestPath: p.guestPath, config: p.config, sampleEvery: sweep.sampleEvery };
+}
+
+/** Where a sweep's points are settled: stored (done) or reported (failed), one at a time, on the main thread. */
+export interface Settle {
+  done(p: Point, o: PointOutcome): void;
+  failed(p: Point, error: Error): void;
+}
+
 /**
- * Run the points of `sweep` that `outDir`'s database does not hold, `jobs` at a time. A point
- * that throws (its guest does not fit its memory, say) is reported and not stored, so a
- * rerun tries it again; the others go on.
+ * Run the points of `sweep` that `outDir`'s database does not hold, `jobs` at a time on
+ * this machine's threads, or, with `queue` (a redis:// URL), on whatever `hugevisor worker`
+ * processes serve that queue (src/experiments/queue.ts). Either way each finished point is
+ * stored here, by this process, in its own transaction. A point that throws (its guest does
+ * not fit its memory, say) is reported and not stored, so a rerun tries it again; the
+ * others go on.
  */
-export async function runSweep(sweep: Sweep, opts: { outDir: string; jobs?: number; events?: SweepEvents }): Promise<SweepSummary> {
+export async function runSweep(sweep: Sweep, opts: { outDir: string; jobs?: number; queue?: string; events?: SweepEvents }): Promise<SweepSummary> {
   const t0 = performance.now();
-  const jobs = Math.max(1, opts.jobs ?? defaultJobs());
+  const jobs = opts.queue ? 0 : Math.max(1, opts.jobs ?? defaultJobs());
   const store = new ResultStore(opts.outDir);
   const ev = opts.events ?? {};
   try {
@@ -81,39 +95,53 @@ export async function runSweep(sweep: Sweep, opts: { outDir: string; jobs?: numb
     const todo = sweep.points.filter((p) => !done.has(p.key));
     const skipped = sweep.points.length - todo.length;
     store.recordSweep({ name: sweep.name, specPath: sweep.specPath, specText: sweep.specText, jobs, total: sweep.points.length, skipped });
-    ev.start?.({ total: sweep.points.length, skipped, toRun: todo.length, jobs, db: store.path });
+    ev.start?.({ total: sweep.points.length, skipped, toRun: todo.length, jobs, db: store.path, queue: opts.queue });
     const summary: SweepSummary = { db: store.path, total: sweep.points.length, skipped, ran: 0, failed: [], wallSeconds: 0, pointSeconds: 0 };
     if (todo.length === 0) return summary;
-    const pool = new Piscina<PointTask, PointOutcome>({
-      filename: workerModule(),
-      minThreads: Math.min(jobs, todo.length),
-      maxThreads: Math.min(jobs, todo.length),
-      concurrentTasksPerWorker: 1,
-      idleTimeout: 60_000,
-    });
     let finished = 0;
-    try {
-      await Promise.all(
-        todo.map(async (p) => {
-          try {
-            const o = await pool.run({ guest: p.guest, guestPath: p.guestPath, config: p.config, sampleEvery: sweep.sampleEvery });
-            store.add(sweep.name, p, o);
-            summary.ran++;
-            summary.pointSeconds += o.wallSeconds;
-            ev.pointDone?.(p, o, ++finished, todo.length);
-          } catch (e) {
-            const error = e instanceof Error ? e : new Error(String(e));
-            summary.failed.push({ point: p, error });
-            ev.pointFailed?.(p, error, ++finished, todo.length);
-          }
-        }),
-      );
-    } finally {
-      await pool.destroy();
-    }
+    const settle: Settle = {
+      done: (p, o) => {
+        store.add(sweep.name, p, o);
+        summary.ran++;
+        summary.pointSeconds += o.wallSeconds;
+        ev.pointDone?.(p, o, ++finished, todo.length);
+      },
+      failed: (p, error) => {
+        summary.failed.push({ point: p, error });
+        ev.pointFailed?.(p, error, ++finished, todo.length);
+      },
+    };
+    if (opts.queue) {
+      const { runOnQueue } = await import('./queue.ts');
+      await runOnQueue(opts.queue, store.path, sweep, todo, settle);
+    } else await runOnPool(sweep, todo, jobs, settle);
     summary.wallSeconds = (performance.now() - t0) / 1000;
     return summary;
   } finally {
     store.close();
+  }
+}
+
+/** The points on `jobs` threads of this process, one point per thread at a time. */
+async function runOnPool(sweep: Sweep, todo: Point[], jobs: number, settle: Settle): Promise<void> {
+  const pool = new Piscina<PointTask, PointOutcome>({
+    filename: workerModule(),
+    minThreads: Math.min(jobs, todo.length),
+    maxThreads: Math.min(jobs, todo.length),
+    concurrentTasksPerWorker: 1,
+    idleTimeout: 60_000,
+  });
+  try {
+    await Promise.all(
+      todo.map(async (p) => {
+        try {
+          settle.done(p, await pool.run(pointTask(sweep, p)));
+        } catch (e) {
+          settle.failed(p, e instanceof Error ? e : new Error(String(e)));
+        }
+      }),
+    );
+  } finally {
+    await pool.destroy();
   }
 }

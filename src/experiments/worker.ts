@@ -8,6 +8,8 @@ import { createVm, loadGuest, type EffectiveConfig, type RunResult, type Sample,
 export interface PointTask {
   guest: string;
   guestPath: string;
+  /** The guest's ELF bytes, when they come from elsewhere than `guestPath` (a point taken from a queue: src/experiments/queue.ts). */
+  guestBytes?: Uint8Array;
   config: VmConfig;
   sampleEvery: { simulatedNs: number } | { instructions: number } | null;
 }
@@ -32,7 +34,7 @@ export default function runPoint(task: PointTask): PointOutcome {
   const t0 = performance.now();
   const samples: Sample[] = [];
   let out: Omit<PointOutcome, 'wallSeconds' | 'startedAt' | 'finishedAt'>;
-  const vm = createVm(task.config, loadGuest(task.guestPath, task.guest));
+  const vm = createVm(task.config, loadGuest(task.guestBytes ?? task.guestPath, task.guest));
   try {
     const r = task.sampleEvery ? vm.run({ sampleEvery: task.sampleEvery, onSample: (s) => void samples.push(s) }) : vm.run();
     const { consoleBytes: _bytes, wallSeconds, mips, ...result } = r;
