@@ -10,7 +10,7 @@
 // — after `npm install` in a checkout and before `npm pack` — so the tarball ships it and a
 // user's install needs no TypeScript (a devDependency, absent there).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, basename, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -170,7 +170,8 @@ function bundleCli(outDir) {
     target: 'node20',
     sourcemap: true,
     logLevel: 'warning',
-    external: ['better-sqlite3', 'piscina', 'vega', 'vega-lite', 'vega-embed', 'cli-progress', 'yaml'],
+    // The optional dependencies (the experiments backend) stay packages, loaded when used.
+    external: Object.keys(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).optionalDependencies ?? {}),
   });
 }
 
