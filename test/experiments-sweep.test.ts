@@ -126,3 +126,9 @@ test('results exports CSV or JSON Lines, filtered by an SQL expression; a bad ex
   t.regex(bad.stderr, /^error: --where: no such column: no_such_column \(columns: key, /);
   t.is(bad.stderr.trim().split('\n').length, 1);
 });
+
+test('pool threads do not inherit a TypeScript loader the main thread runs under (it cost every thread ~0.5 s)', async (t) => {
+  const { withoutTsLoader } = await import('../src/experiments/pool.ts');
+  t.deepEqual(withoutTsLoader(['--import=tsx', '--max-old-space-size=4096', '--import', 'tsx', '--enable-source-maps']), ['--max-old-space-size=4096', '--enable-source-maps']);
+  t.deepEqual(withoutTsLoader(['--import', './other.mjs']), ['--import', './other.mjs']);
+});
