@@ -4,14 +4,13 @@
 // the submitter's database then holds every point exactly once, equal row for row and sample
 // for sample to a local --jobs 2 sweep of the same spec (wall-clock columns aside).
 import test from 'ava';
-import Database from 'better-sqlite3';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TIMING_COLUMNS } from '../src/experiments/store.ts';
+import { rows } from './fixtures/results-db.ts';
 import { assertDistFresh, cli, root } from './fixtures/cli.ts';
 
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0;
@@ -32,22 +31,6 @@ writeFileSync(
 );
 const POINTS = 6;
 
-/** Every row of a table, keyed, without the wall-clock columns (a key twice throws). */
-function rows(db: string, table: 'points' | 'samples'): Map<string, Record<string, unknown>> {
-  const d = new Database(db, { readonly: true });
-  try {
-    const out = new Map<string, Record<string, unknown>>();
-    for (const r of d.prepare(`SELECT * FROM ${table}`).all() as Record<string, unknown>[]) {
-      for (const c of TIMING_COLUMNS) delete r[c];
-      const k = table === 'points' ? String(r.key) : `${r.point_key}/${r.idx}`;
-      if (out.has(k)) throw new Error(`${table}: ${k} twice`);
-      out.set(k, r);
-    }
-    return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
-  } finally {
-    d.close();
-  }
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { TIMING_COLUMNS } from '../src/experiments/store.ts';
+import { rows } from './fixtures/results-db.ts';
 import { cli, root } from './fixtures/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'hv-sweep-'));
@@ -25,25 +25,6 @@ writeFileSync(
   }),
 );
 const POINTS = 8;
-
-/** Every row of a table, keyed, without the wall-clock columns (a key twice throws). */
-function rows(db: string, table: 'points' | 'samples'): Map<string, Record<string, unknown>> {
-  const d = new Database(db, { readonly: true });
-  try {
-    const all = d.prepare(`SELECT * FROM ${table}`).all() as Record<string, unknown>[];
-    const out = new Map<string, Record<string, unknown>>();
-    for (const r of all) {
-      for (const c of TIMING_COLUMNS) delete r[c];
-      const k = table === 'points' ? String(r.key) : `${r.point_key}/${r.idx}`;
-      if (out.has(k)) throw new Error(`${table}: ${k} twice`);
-      out.set(k, r);
-    }
-    // Keyed and in key order: the two databases stored their points in different orders.
-    return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
-  } finally {
-    d.close();
-  }
-}
 
 function countPoints(db: string): number {
   if (!existsSync(db)) return 0;
