@@ -255,7 +255,8 @@ export class FolioPolicy implements ThpPolicy {
     const inherit = (pages.flags[head] & (PG_referenced | PG_swapbacked | PG_uptodate | PG_anon | PG_lru)) | PG_dirty;
     const mapping = pages.mapping[head];
     const index = pages.index[head];
-    clear_large_folio(pages, head);
+    pages.clearFlag(pfnAdd(head, 1), PG_partially_mapped);
+    for (const [field, tail] of [[pages.mapping, 1], [pages.index, 1], [pages.mapping, 2]] as const) Atomics.store(field, pfnAdd(head, tail), 0);
     destroy_compound_page(pages, head, order);
     for (let k = 0; k < nr; k++) {
       const p = pfnAdd(head, k);
