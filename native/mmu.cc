@@ -1,6 +1,6 @@
 // MMU state changes (configure, control registers, flushes) and the TLB-hierarchy lookup
-// that runs when the inline fast path in mmu.h misses. The walk itself is native/walk.cc,
-// the EPT walk native/ept.h.
+// that runs when the inline fast path in mmu.h misses. The STLB lookup and the walk are
+// native/walk.cc, the EPT walk native/ept.h.
 #include "mmu.h"
 
 #include <string>
@@ -8,15 +8,6 @@
 #include "paging.h"
 
 namespace hv {
-
-namespace {
-// Size shift of each page-size class (0 = 4K, 1 = 2M, 2 = 1G).
-constexpr unsigned kShift[3] = {kPageShift, kHugeShift, kGigShift};
-constexpr Counter kStlbHits[3] = {C_stlb_4k_hits, C_stlb_2m_hits, C_stlb_1g_hits};
-constexpr Counter kStlbMisses[3] = {C_stlb_4k_misses, C_stlb_2m_misses, C_stlb_1g_misses};
-// STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
-uint64_t stlb_key(uint64_t va, unsigned size) { return ((va >> kShift[size]) << 1) | size; }
-}  // namespace
 
 Mmu::Mmu(Arena* arena, Counters* counters) : arena_(arena), counters_(counters) {
   const Counter dh[3] = {C_dtlb_4k_hits, C_dtlb_2m_hits, C_dtlb_1g_hits};
@@ -129,31 +120,6 @@ void Mmu::invept() {
   bump();
 }
 
-// The largest enabled array of this L1 whose page size does not exceed the translation's.
-__attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
-  const uint64_t v = va.v & kVaMask;
-  int s = w.size;
-  while (s >= 0 && !l1.arr[s].enabled()) --s;
-  if (s < 0) {
-    counters_->inc(l1.misses[w.size]);
-    l1.forget();
-    return;
-  }
-  counters_->inc(l1.misses[s]);
-  const uint64_t key = v >> kShift[s];
-  TlbEntry* e = l1.arr[s].insert_absent(key, key);  // translate_l1 probed it
-  filled_ = true;
-  const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
-  e->val = reinterpret_cast<uint64_t>(w.host + off);
-  e->perm = w.perm;
-  e->size = static_cast<uint8_t>(s);
-  // The new entry is the MRU way of its set: safe to memo (any eviction forgot the old memo).
-  l1.memo_vpn = va.v >> kPageShift;  // unmasked: the fast path compares raw GVAs
-  l1.memo_host = w.host + (v & ((1ull << kShift[w.size]) - 1) & ~kPageMask);
-  l1.memo_perm = w.perm;
-  l1.memo_counter = l1.hits[s];
-}
-
 uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
   L1& l1 = l1_[acc == Access::Fetch];
   const uint64_t v = va.v & kVaMask;
@@ -179,59 +145,6 @@ uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
   }
   counters_->v[C_tlb_misses]++;
   return translate_miss(va, acc, f);
-}
-
-// Kept out of line so the L1-hit path above stays a small leaf function.
-__attribute__((noinline)) uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault* f) {
-  L1& l1 = l1_[acc == Access::Fetch];
-  const uint64_t v = va.v & kVaMask;
-  const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
-  // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
-  Walked w;
-  bool hit = false;
-  for (unsigned s = 0; s < 3 && !hit; ++s) {
-    TlbArray& a = s == 2 ? stlb_1g_ : stlb_;
-    const uint64_t key = s == 2 ? v >> kShift[2] : stlb_key(v, s);
-    TlbEntry* e = a.find(key, v >> kShift[s]);
-    if (!e) continue;
-    if (!(e->perm & need)) {
-      a.kill(e);
-      continue;
-    }
-    a.touch(e);
-    counters_->inc(kStlbHits[s]);
-    w = Walked{reinterpret_cast<uint8_t*>(e->val), e->perm, static_cast<uint8_t>(s)};
-    hit = true;
-  }
-  if (!hit) {
-    if (!walk(va, acc, f, &w)) {
-      counters_->inc(C_walk_faults);
-      return nullptr;
-    }
-    // Refill the STLB: 1 GiB into its own array, else as 2 MiB; 2 MiB / 4 KiB shared.
-    int s = w.size;
-    if (s == 2 && !stlb_1g_.enabled()) s = 1;
-    TlbEntry* e = nullptr;
-    if (s == 2) {
-      e = stlb_1g_.insert_absent(v >> kShift[2], v >> kShift[2]);  // probed above
-    } else if (stlb_.enabled()) {
-      e = stlb_.insert_absent(stlb_key(v, s), v >> kShift[s]);  // probed above
-    }
-    if (e) {
-      filled_ = true;
-      const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
-      e->val = reinterpret_cast<uint64_t>(w.host + off);
-      e->perm = w.perm;
-      e->size = static_cast<uint8_t>(s);
-      counters_->inc(kStlbMisses[s]);
-      // What the L1 sees from now on is what the STLB holds.
-      w = Walked{w.host + off, w.perm, static_cast<uint8_t>(s)};
-    } else {
-      counters_->inc(kStlbMisses[w.size]);
-    }
-  }
-  fill_l1(l1, va, w);
-  return w.host + (v & ((1ull << kShift[w.size]) - 1));
 }
 
 }  // namespace hv

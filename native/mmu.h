@@ -181,13 +181,20 @@ class Mmu {
     uint8_t size;   // 0 = 4K, 1 = 2M, 2 = 1G
   };
 
+  // Size shift of each page-size class (0 = 4K, 1 = 2M, 2 = 1G).
+  static constexpr unsigned kShift[3] = {kPageShift, kHugeShift, kGigShift};
+  // STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
+  static uint64_t stlb_key(uint64_t va, unsigned size) { return ((va >> kShift[size]) << 1) | size; }
   uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup
-  uint8_t* translate_miss(Gva va, Access acc, Fault* f);  // L1 missed: STLB, then walk
+  uint8_t* translate_miss(Gva va, Access acc, Fault* f);  // L1 missed: per-mode dispatch (walk.cc)
+  // STLB, then the walk: one copy per translation mode with the walk inlined, so a miss
+  // costs one call frame (native/walk.cc).
+  template <bool kEpt> uint8_t* translate_miss_t(Gva va, Access acc, Fault* f);
+  bool stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s, uint8_t need, Walked* w);
   void fill_l1(L1& l1, Gva va, const Walked& w);
   const char* configure_arrays(const TlbGeometry& g);
   TlbArray* array_of(TlbStructure s);  // the array that structure's geometry configures
-  bool walk(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
-  template <bool kEpt> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);
+  template <bool kEpt> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
   // Where a guest-physical page lives: host pointer of its 4 KiB page, the size class and
   // permissions (kPerm*) of the mapping, and the EPT level of its leaf (1..3; 0 no-EPT).
   struct Mapped {

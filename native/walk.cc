@@ -13,6 +13,8 @@ namespace hv {
 
 namespace {
 constexpr Counter kPwcHits[3] = {C_pwc_pde_hits, C_pwc_pdpte_hits, C_pwc_pml4e_hits};
+constexpr Counter kStlbHits[3] = {C_stlb_4k_hits, C_stlb_2m_hits, C_stlb_1g_hits};
+constexpr Counter kStlbMisses[3] = {C_stlb_4k_misses, C_stlb_2m_misses, C_stlb_1g_misses};
 
 // A plain out-of-line function rather than a lambda capturing the walk's locals by
 // reference, so the walk does not build a closure on every call for a path it rarely takes.
@@ -77,13 +79,10 @@ struct RefTally {
 };
 }  // namespace
 
-bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
-  return cfg_.ept ? walk_t<true>(va, acc, f, out) : walk_t<false>(va, acc, f, out);
-}
-
-// One copy per translation mode, so the no-EPT walk carries no nested-TLB or EPT code.
+// One copy per translation mode, so the no-EPT walk carries no nested-TLB or EPT code;
+// inlined into translate_miss_t below.
 template <bool kEpt>
-bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
+__attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   counters_->v[C_walks]++;
   RefTally refs{counters_};
   const bool nxe = (efer_ & EFER_NXE) != 0, wp = (cr0_ & CR0_WP) != 0;
@@ -224,6 +223,95 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
       (dm.perm & kPermR) | ((rw || !wp) && dirty ? (dm.perm & kPermW) : 0) |
       (!nx && !(smep && us) ? (dm.perm & kPermX) : 0));
   return true;
+}
+
+// The largest enabled array of this L1 whose page size does not exceed the translation's.
+__attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
+  const uint64_t v = va.v & kVaMask;
+  int s = w.size;
+  while (s >= 0 && !l1.arr[s].enabled()) --s;
+  if (s < 0) {
+    counters_->inc(l1.misses[w.size]);
+    l1.forget();
+    return;
+  }
+  counters_->inc(l1.misses[s]);
+  const uint64_t key = v >> kShift[s];
+  TlbEntry* e = l1.arr[s].insert_absent(key, key);  // translate_l1 probed it
+  filled_ = true;
+  const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
+  e->val = reinterpret_cast<uint64_t>(w.host + off);
+  e->perm = w.perm;
+  e->size = static_cast<uint8_t>(s);
+  // The new entry is the MRU way of its set: safe to memo (any eviction forgot the old memo).
+  l1.memo_vpn = va.v >> kPageShift;  // unmasked: the fast path compares raw GVAs
+  l1.memo_host = w.host + (v & ((1ull << kShift[w.size]) - 1) & ~kPageMask);
+  l1.memo_perm = w.perm;
+  l1.memo_counter = l1.hits[s];
+}
+
+
+// One STLB probe for page-size class s: a hit that allows the access fills *w; a hit that
+// does not (e.g. a write to a clean page) drops the entry, as the L1 does.
+__attribute__((always_inline)) inline bool Mmu::stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s,
+                                                           uint8_t need, Walked* w) {
+  TlbEntry* e = a.find(key, index);
+  if (!e) return false;
+  if (!(e->perm & need)) {
+    a.kill(e);
+    return false;
+  }
+  a.touch(e);
+  counters_->inc(kStlbHits[s]);
+  *w = Walked{reinterpret_cast<uint8_t*>(e->val), e->perm, static_cast<uint8_t>(s)};
+  return true;
+}
+
+// Kept out of line so the L1-hit path (translate_l1, mmu.cc) stays a small leaf function.
+template <bool kEpt>
+__attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fault* f) {
+  L1& l1 = l1_[acc == Access::Fetch];
+  const uint64_t v = va.v & kVaMask;
+  const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
+  // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
+  // The 2 MiB probe is skipped while the STLB holds no 2 MiB entry (it could only miss).
+  Walked w{nullptr, 0, 0};  // set by the hit or the walk (initialized for -Wmaybe-uninitialized)
+  const bool hit = stlb_probe(stlb_, stlb_key(v, 0), v >> kShift[0], 0, need, &w) ||
+                   (stlb_.has_odd_key() && stlb_probe(stlb_, stlb_key(v, 1), v >> kShift[1], 1, need, &w)) ||
+                   stlb_probe(stlb_1g_, v >> kShift[2], v >> kShift[2], 2, need, &w);
+  if (!hit) {
+    if (!walk_t<kEpt>(va, acc, f, &w)) {
+      counters_->inc(C_walk_faults);
+      return nullptr;
+    }
+    // Refill the STLB: 1 GiB into its own array, else as 2 MiB; 2 MiB / 4 KiB shared.
+    int s = w.size;
+    if (s == 2 && !stlb_1g_.enabled()) s = 1;
+    TlbEntry* e = nullptr;
+    if (s == 2) {
+      e = stlb_1g_.insert_absent(v >> kShift[2], v >> kShift[2]);  // probed above
+    } else if (stlb_.enabled()) {
+      e = stlb_.insert_absent(stlb_key(v, s), v >> kShift[s]);  // probed above
+    }
+    if (e) {
+      filled_ = true;
+      const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
+      e->val = reinterpret_cast<uint64_t>(w.host + off);
+      e->perm = w.perm;
+      e->size = static_cast<uint8_t>(s);
+      counters_->inc(kStlbMisses[s]);
+      // What the L1 sees from now on is what the STLB holds.
+      w = Walked{w.host + off, w.perm, static_cast<uint8_t>(s)};
+    } else {
+      counters_->inc(kStlbMisses[w.size]);
+    }
+  }
+  fill_l1(l1, va, w);
+  return w.host + (v & ((1ull << kShift[w.size]) - 1));
+}
+
+uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault* f) {
+  return cfg_.ept ? translate_miss_t<true>(va, acc, f) : translate_miss_t<false>(va, acc, f);
 }
 
 }  // namespace hv
