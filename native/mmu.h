@@ -194,7 +194,8 @@ class Mmu {
   void fill_l1(L1& l1, Gva va, const Walked& w);
   const char* configure_arrays(const TlbGeometry& g);
   TlbArray* array_of(TlbStructure s);  // the array that structure's geometry configures
-  template <bool kEpt> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
+  // kMemo: the walk keeps an EptMemo (below) of the upper EPT entries it read.
+  template <bool kEpt, bool kMemo> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
   // Where a guest-physical page lives: host pointer of its 4 KiB page, the size class and
   // permissions (kPerm*) of the mapping, and the EPT level of its leaf (1..3; 0 no-EPT).
   struct Mapped {
@@ -207,12 +208,27 @@ class Mmu {
   // GPA outside guest memory. Permissions are the caller's to check. native/walk.cc
   // *ept_refs accumulates the EPT entries read (the caller adds them to the counters once
   // per walk: a memory increment per reference would serialize the walk on the counter).
+  // The non-leaf EPT entries one 2D walk has read, so its next EPT walk in the same 2 MiB
+  // (PDE) or 1 GiB (PDPTE) GPA region starts below them: [0] = the level-2 entry's region
+  // (key GPA >> 21), [1] = the level-3 entry's (GPA >> 30); table = the next level's table,
+  // perm = R/W/X ANDed down to that entry. Host-side only: the entries still count as
+  // references, and they are the values memory holds (the memo lives for one walk and is
+  // dropped when the walk writes an A/D bit, the only store a walk makes). ~0 = empty.
+  struct EptMemo {
+    uint64_t key[2] = {~0ull, ~0ull};
+    uint64_t table[2] = {0, 0};
+    uint64_t perm[2] = {0, 0};
+    void forget() { key[0] = key[1] = ~0ull; }
+  };
   template <bool kEpt>
   bool map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
-               uint64_t* ept_refs);
+               uint64_t* ept_refs, EptMemo* memo);
   // The EPT walk proper, adding one to *refs per entry read. On failure returns false
   // with *stop = the level where it stopped and *misconfig set for a malformed entry.
-  bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs);  // ept.h
+  // memo: nullptr, or the walk's EptMemo, used and (when `record`) updated; `record` is false
+  // for a walk's last EPT walk.
+  bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs,
+                EptMemo* memo, bool record);  // ept.h
   void flush_tlbs();
   void bump() { gen_++; l1_[0].forget(); l1_[1].forget(); }
   void note_table_write(const uint8_t* p) {

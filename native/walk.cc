@@ -41,11 +41,11 @@ void ept_fault(Fault* f, Gpa gpa, Access acc, bool final_gpa, Gva va, uint8_t le
 
 template <bool kEpt>
 __attribute__((always_inline)) inline bool Mmu::map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
-                  uint64_t* ept_refs) {
+                  uint64_t* ept_refs, EptMemo* memo) {
   if (kEpt) {
     uint8_t stop = 0;
     bool mis = false;
-    if (ept_walk(gpa, m, &stop, &mis, ept_refs)) return true;
+    if (ept_walk(gpa, m, &stop, &mis, ept_refs, memo, !final_gpa)) return true;
     ept_fault(f, gpa, acc, final_gpa, va, stop, mis);
     return false;
   }
@@ -81,10 +81,12 @@ struct RefTally {
 
 // One copy per translation mode, so the no-EPT walk carries no nested-TLB or EPT code;
 // inlined into translate_miss_t below.
-template <bool kEpt>
+template <bool kEpt, bool kMemo>
 __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   counters_->v[C_walks]++;
   RefTally refs{counters_};
+  EptMemo memo_storage;
+  EptMemo* const memo = kMemo ? &memo_storage : nullptr;
   const bool nxe = (efer_ & EFER_NXE) != 0, wp = (cr0_ & CR0_WP) != 0;
   const bool smep = (cr4_ & CR4_SMEP) != 0;
   const uint64_t v = va.v & kVaMask;
@@ -129,7 +131,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
         counters_->inc(C_nested_tlb_hits);
         tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
       } else {
-        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return false;
+        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept, memo)) return false;
         if (kEpt) {
           if (TlbEntry* n = nested_.insert_absent(table >> kPageShift, table >> kPageShift)) {  // probed above
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
@@ -161,6 +163,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
         }
         pte |= PTE_A;
         std::memcpy(p, &pte, 8);
+        if (kMemo) memo_storage.forget();  // the store may have hit an EPT table
         counters_->inc(C_ad_updates);
         note_table_write(p);
       }
@@ -179,6 +182,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
           }
           pte |= PTE_D;
           std::memcpy(p, &pte, 8);
+          if (kMemo) memo_storage.forget();  // the store may have hit an EPT table
           counters_->inc(C_ad_updates);
           note_table_write(p);
         }
@@ -203,7 +207,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
 
   // The data page: one more EPT translation (reported with gva_valid = true).
   Mapped dm;
-  if (!map_gpa<kEpt>(Gpa(gpa), acc, true, va, f, &dm, &refs.ept)) return false;
+  if (!map_gpa<kEpt>(Gpa(gpa), acc, true, va, f, &dm, &refs.ept, memo)) return false;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   if (!(dm.perm & need)) {
     ept_fault(f, Gpa(gpa), acc, true, va, dm.level, false);
@@ -280,7 +284,10 @@ __attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fau
                    (stlb_.has_odd_key() && stlb_probe(stlb_, stlb_key(v, 1), v >> kShift[1], 1, need, &w)) ||
                    stlb_probe(stlb_1g_, v >> kShift[2], v >> kShift[2], 2, need, &w);
   if (!hit) {
-    if (!walk_t<kEpt>(va, acc, f, &w)) {
+    // The EPT memo pays only when most walks run several EPT walks, i.e. without a nested
+    // TLB; with one it costs more than it saves (docs/performance.md).
+    const bool ok = kEpt && !nested_.enabled() ? walk_t<kEpt, true>(va, acc, f, &w) : walk_t<kEpt, false>(va, acc, f, &w);
+    if (!ok) {
       counters_->inc(C_walk_faults);
       return nullptr;
     }
