@@ -9,6 +9,7 @@ const char* TlbArray::configure(TlbGeom g) {
   valid_ = 0;
   odd_ = 0;
   clock_ = 0;
+  capacity_ = g.entries;
   if (g.entries == 0) {
     e_.clear();
     prev_.clear();
@@ -58,7 +59,8 @@ TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
   if (victim != ways_) {
     touch(&s[victim]);
   } else {
-    if (const uint64_t inv = match(tags, 0)) {  // the lowest invalid way
+    // The lowest invalid way, if the set has one (none once the whole array is full).
+    if (const uint64_t inv = valid_ < capacity_ ? match(tags, 0) : 0) {
       victim = static_cast<unsigned>(__builtin_ctzll(inv));
       ++valid_;
     } else {

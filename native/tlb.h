@@ -161,6 +161,7 @@ class TlbArray {
   uint32_t ways_ = 0;
   uint32_t tstride_ = 0;
   uint32_t valid_ = 0;            // valid entries in the whole array
+  uint32_t capacity_ = 0;         // entries in the whole array
   uint32_t odd_ = 0;              // valid entries whose key is odd (has_odd_key)
   uint64_t clock_ = 0;            // last stamp handed out
 };
