@@ -120,29 +120,39 @@ void Mmu::invept() {
   bump();
 }
 
+// One L1 array: a hit that allows the access returns the host pointer (and becomes the
+// memo); nullptr otherwise. A hit that does not allow it (e.g. a write to a clean page)
+// drops the entry so the access walks again to set D. S is the page-size class.
+template <unsigned S>
+__attribute__((always_inline)) inline uint8_t* Mmu::l1_probe(L1& l1, Gva va, uint8_t need) {
+  constexpr unsigned shift = kShift[S];
+  const uint64_t v = va.v & kVaMask;
+  const uint64_t key = v >> shift;
+  TlbEntry* e = l1.arr[S].find(key, key);
+  if (!e) return nullptr;
+  if (!(e->perm & need)) {
+    l1.arr[S].kill(e);
+    l1.forget();
+    return nullptr;
+  }
+  l1.arr[S].touch(e);
+  counters_->v[C_tlb_hits]++;
+  counters_->v[l1.hits[S]]++;
+  l1.memo_vpn = va.v >> kPageShift;
+  l1.memo_host = reinterpret_cast<uint8_t*>(e->val) + (v & ((1ull << shift) - 1) & ~kPageMask);
+  l1.memo_perm = e->perm;
+  l1.memo_counter = l1.hits[S];
+  return l1.memo_host + (v & kPageMask);
+}
+
 uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
   L1& l1 = l1_[acc == Access::Fetch];
-  const uint64_t v = va.v & kVaMask;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   counters_->v[C_tlb_lookups]++;
-  for (unsigned s = 0; s < 3; ++s) {
-    const uint64_t key = v >> kShift[s];
-    TlbEntry* e = l1.arr[s].find(key, key);
-    if (!e) continue;
-    if (!(e->perm & need)) {  // e.g. a write to a clean page: re-walk to set D
-      l1.arr[s].kill(e);
-      l1.forget();
-      continue;
-    }
-    l1.arr[s].touch(e);
-    counters_->v[C_tlb_hits]++;
-    counters_->v[l1.hits[s]]++;
-    l1.memo_vpn = va.v >> kPageShift;
-    l1.memo_host = reinterpret_cast<uint8_t*>(e->val) + (v & ((1ull << kShift[s]) - 1) & ~kPageMask);
-    l1.memo_perm = e->perm;
-    l1.memo_counter = l1.hits[s];
-    return l1.memo_host + (v & kPageMask);
-  }
+  // 4 KiB, then 2 MiB, then 1 GiB, each with its shift known at compile time.
+  if (uint8_t* p = l1_probe<0>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<1>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<2>(l1, va, need)) return p;
   counters_->v[C_tlb_misses]++;
   return translate_miss(va, acc, f);
 }

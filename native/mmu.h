@@ -186,6 +186,7 @@ class Mmu {
   // STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
   static uint64_t stlb_key(uint64_t va, unsigned size) { return ((va >> kShift[size]) << 1) | size; }
   uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup
+  template <unsigned S> uint8_t* l1_probe(L1& l1, Gva va, uint8_t need);  // one array (mmu.cc)
   uint8_t* translate_miss(Gva va, Access acc, Fault* f);  // L1 missed: per-mode dispatch (walk.cc)
   // STLB, then the walk: one copy per translation mode with the walk inlined, so a miss
   // costs one call frame (native/walk.cc).
