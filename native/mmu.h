@@ -173,6 +173,20 @@ class Mmu {
     uint8_t memo_perm = 0;
     Counter memo_counter = C_tlb_hits;
     void forget() { memo_vpn = ~0ull; }
+    // Where the 4 KiB array keeps a page's entry, direct-mapped by page number (the softmmu
+    // idea: one lookup finds the host pointer). A pure accelerator: a line is used only
+    // while its entry still holds the same key (eviction, kill and flush change the key),
+    // and the 4 KiB array is the first one a lookup probes, so a valid line's entry is the
+    // one the full lookup would hit; the hit then touches it and counts exactly as that
+    // lookup. Only 4 KiB entries are cached: a larger entry could be shadowed by a smaller
+    // one inserted later for another page. Cleared when the arrays are reconfigured.
+    static constexpr unsigned kLines = 256;
+    struct Line {
+      uint64_t key = ~0ull;  // 4 KiB page number (bits 47:12)
+      TlbEntry* e = nullptr;
+    };
+    Line lines[kLines];
+    void note(uint64_t key, TlbEntry* e) { lines[key & (kLines - 1)] = Line{key, e}; }
   };
   // Result of a successful walk: a combined translation of 2^shift bytes.
   struct Walked {
@@ -185,7 +199,8 @@ class Mmu {
   static constexpr unsigned kShift[3] = {kPageShift, kHugeShift, kGigShift};
   // STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
   static uint64_t stlb_key(uint64_t va, unsigned size) { return ((va >> kShift[size]) << 1) | size; }
-  uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup
+  uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup: the 4 KiB line,
+  uint8_t* translate_sets(Gva va, Access acc, Fault* f);  // then each array's set
   template <unsigned S> uint8_t* l1_probe(L1& l1, Gva va, uint8_t need);  // one array (mmu.cc)
   uint8_t* translate_miss(Gva va, Access acc, Fault* f);  // L1 missed: per-mode dispatch (walk.cc)
   // STLB, then the walk: one copy per translation mode with the walk inlined, so a miss

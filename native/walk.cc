@@ -247,6 +247,7 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
   e->val = reinterpret_cast<uint64_t>(w.host + off);
   e->perm = w.perm;
   e->size = static_cast<uint8_t>(s);
+  if (s == 0) l1.note(key, e);
   // The new entry is the MRU way of its set: safe to memo (any eviction forgot the old memo).
   l1.memo_vpn = va.v >> kPageShift;  // unmasked: the fast path compares raw GVAs
   l1.memo_host = w.host + (v & ((1ull << kShift[w.size]) - 1) & ~kPageMask);
