@@ -26,6 +26,7 @@ const flags = ['-std=c++17', '-O2', '-fPIC', '-Wa,-mbranches-within-32B-boundari
 function callgrind(cmd: string[], extra: string[] = []): { ir: number; out: string } {
   const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', ...extra, ...cmd],
     { encoding: 'utf8', cwd: root, maxBuffer: 64 << 20 });
+  if (r.error) throw new Error(`--profile needs valgrind (callgrind) on PATH: ${r.error.message}`);
   const m = /Collected : (\d+)/.exec(r.stderr);
   if (r.status !== 0 || !m) throw new Error(`callgrind ${cmd.join(' ')} failed:\n${r.stderr.slice(-2000)}`);
   return { ir: Number(m[1]), out: r.stdout.trim() };
