@@ -4,11 +4,18 @@
 // printed beside the time so the figure is known to measure what it says. Rates use the
 // CPU time of the running thread (the machine is shared: wall time also counts the time
 // other processes ran); the wall-time figure of the cold 2D walk is printed beside it.
+// `--profile` prints host instructions per event instead (callgrind; bench/_walk-profile.ts).
 import { loadavg } from 'node:os';
 import { loadAddon, loadBenchAddon } from '../src/native/addon.ts';
 import { disabledTlbGeometry } from '../src/native/tlb.ts';
 import { REG, WalkBenchKind, type NativeVcpu, type TlbGeometry } from '../src/native/types.ts';
 import { figure } from './_figures.ts';
+import { profile } from './_walk-profile.ts';
+
+if (process.argv.includes('--profile')) {
+  profile();
+  process.exit(0);
+}
 
 const addon = loadAddon();
 const bench = loadBenchAddon();

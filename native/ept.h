@@ -20,7 +20,8 @@ static_assert(kBadRwx == 0x45, "R/W/X = 000, 010, 110");
 // A mapping's permissions are the AND of its EPT entries' R/W/X bits, kept as they are.
 static_assert(kPermR == EPT_R && kPermW == EPT_W && kPermX == EPT_X, "kPerm* use the EPT bit positions");
 
-inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs) {
+__attribute__((always_inline)) inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs,
+                          EptMemo* memo, bool record) {
   // Hot loop: a cold 2D walk is 24 dependent loads, so keep the path from one entry to the
   // next short. Tables are 4 KiB-aligned and the arena is a whole number of pages, so one
   // check that a table starts inside the arena covers all 512 of its entries.
@@ -37,27 +38,62 @@ inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, ui
     *misconfig = false;
     return false;
   }
-#pragma GCC unroll 4
-  for (; level >= 1; --level) {
-    if (__builtin_expect(table >= limit, 0)) {  // the previous level pointed outside the arena
-      *refs += static_cast<uint64_t>(4 - level);
-      *stop = static_cast<uint8_t>(level);
-      *misconfig = true;
-      return false;
-    }
-    std::memcpy(&e, base + table + ((gpa.v >> level_shift(level)) & (kTableEntries - 1)) * 8, 8);
-    // R/W/X = 000 is not present; 010 and 110 (W without R) are misconfigurations (SDM
-    // 29.3.3.1). One shift of a constant tests all three.
-    if (__builtin_expect((ept::kBadRwx >> (e & EPT_RWX)) & 1, 0)) {
-      *refs += static_cast<uint64_t>(5 - level);
-      *stop = static_cast<uint8_t>(level);
-      *misconfig = (e & EPT_RWX) != 0;
-      return false;
-    }
-    perm &= e;
-    if (level == 1 || (e & EPT_PS)) break;  // a leaf (PS at level 1 is ignored)
-    table = e & kAddrMask;
+  // Start below the upper entries this walk already read for the same region (EptMemo):
+  // they are the same entries at the same addresses, and still count as references below.
+  // The levels are written out (HV_EPT_LEVEL) so a walk can enter at level 2 or 1.
+  if (memo && (gpa.v >> kHugeShift) == memo->key[0]) {
+    table = memo->table[0];
+    perm = memo->perm[0];
+    goto pt;
   }
+  if (memo && (gpa.v >> kGigShift) == memo->key[1]) {
+    table = memo->table[1];
+    perm = memo->perm[1];
+    goto pd;
+  }
+// One level: bounds-check the table (4 KiB-aligned, so one check covers its 512 entries),
+// read the entry, reject R/W/X = 000 (not present) and 010/110 (W without R: a
+// misconfiguration, SDM 29.3.3.1; one shift of a constant tests all three).
+#define HV_EPT_LEVEL(L)                                                                   \
+  level = L;                                                                              \
+  if (__builtin_expect(table >= limit, 0)) { /* the previous level pointed outside */     \
+    *refs += static_cast<uint64_t>(4 - L);                                                \
+    *stop = L;                                                                            \
+    *misconfig = true;                                                                    \
+    return false;                                                                         \
+  }                                                                                       \
+  std::memcpy(&e, base + table + ((gpa.v >> level_shift(L)) & (kTableEntries - 1)) * 8, 8); \
+  if (__builtin_expect((ept::kBadRwx >> (e & EPT_RWX)) & 1, 0)) {                         \
+    *refs += static_cast<uint64_t>(5 - L);                                                \
+    *stop = L;                                                                            \
+    *misconfig = (e & EPT_RWX) != 0;                                                      \
+    return false;                                                                         \
+  }                                                                                       \
+  perm &= e;
+  HV_EPT_LEVEL(4)
+  if (e & EPT_PS) goto leaf;  // reserved in a PML4E: a misconfiguration below
+  table = e & kAddrMask;
+  HV_EPT_LEVEL(3)
+  if (e & EPT_PS) goto leaf;  // 1 GiB page
+  table = e & kAddrMask;
+  if (memo && record) {  // a PDPTE that points to a table: remember it
+    memo->key[1] = gpa.v >> kGigShift;
+    memo->table[1] = table;
+    memo->perm[1] = perm;
+  }
+pd:
+  HV_EPT_LEVEL(2)
+  if (e & EPT_PS) goto leaf;  // 2 MiB page
+  table = e & kAddrMask;
+  if (memo && record) {  // a PDE that points to a table
+    memo->key[0] = gpa.v >> kHugeShift;
+    memo->table[0] = table;
+    memo->perm[0] = perm;
+  }
+pt:
+  HV_EPT_LEVEL(1)  // always a leaf (PS at level 1 is ignored)
+#undef HV_EPT_LEVEL
+leaf:
   *refs += static_cast<uint64_t>(5 - level);  // entries read: levels 4 down to this one
   *stop = static_cast<uint8_t>(level);
   if (level == 4) {  // PS is reserved in a PML4E

@@ -1,6 +1,6 @@
 // MMU state changes (configure, control registers, flushes) and the TLB-hierarchy lookup
-// that runs when the inline fast path in mmu.h misses. The walk itself is native/walk.cc,
-// the EPT walk native/ept.h.
+// that runs when the inline fast path in mmu.h misses. The STLB lookup and the walk are
+// native/walk.cc, the EPT walk native/ept.h.
 #include "mmu.h"
 
 #include <string>
@@ -8,15 +8,6 @@
 #include "paging.h"
 
 namespace hv {
-
-namespace {
-// Size shift of each page-size class (0 = 4K, 1 = 2M, 2 = 1G).
-constexpr unsigned kShift[3] = {kPageShift, kHugeShift, kGigShift};
-constexpr Counter kStlbHits[3] = {C_stlb_4k_hits, C_stlb_2m_hits, C_stlb_1g_hits};
-constexpr Counter kStlbMisses[3] = {C_stlb_4k_misses, C_stlb_2m_misses, C_stlb_1g_misses};
-// STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
-uint64_t stlb_key(uint64_t va, unsigned size) { return ((va >> kShift[size]) << 1) | size; }
-}  // namespace
 
 Mmu::Mmu(Arena* arena, Counters* counters) : arena_(arena), counters_(counters) {
   const Counter dh[3] = {C_dtlb_4k_hits, C_dtlb_2m_hits, C_dtlb_1g_hits};
@@ -60,6 +51,8 @@ const char* Mmu::configure_arrays(const TlbGeometry& g) {
     }
   }
   for (unsigned s = 0; s < TLB_COUNT; ++s) array_of(TlbStructure(s))->configure(g[TlbStructure(s)]);
+  for (L1& l1 : l1_)
+    for (L1::Line& line : l1.lines) line = L1::Line{};  // their entries were reallocated
   return nullptr;
 }
 
@@ -129,109 +122,63 @@ void Mmu::invept() {
   bump();
 }
 
-// The largest enabled array of this L1 whose page size does not exceed the translation's.
-__attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
+// One L1 array: a hit that allows the access returns the host pointer (and becomes the
+// memo); nullptr otherwise. A hit that does not allow it (e.g. a write to a clean page)
+// drops the entry so the access walks again to set D. S is the page-size class.
+template <unsigned S>
+__attribute__((always_inline)) inline uint8_t* Mmu::l1_probe(L1& l1, Gva va, uint8_t need) {
+  constexpr unsigned shift = kShift[S];
   const uint64_t v = va.v & kVaMask;
-  int s = w.size;
-  while (s >= 0 && !l1.arr[s].enabled()) --s;
-  if (s < 0) {
-    counters_->inc(l1.misses[w.size]);
+  const uint64_t key = v >> shift;
+  TlbEntry* e = l1.arr[S].find(key, key);
+  if (!e) return nullptr;
+  if (!(e->perm & need)) {
+    l1.arr[S].kill(e);
     l1.forget();
-    return;
+    return nullptr;
   }
-  counters_->inc(l1.misses[s]);
-  const uint64_t key = v >> kShift[s];
-  TlbEntry* e = l1.arr[s].insert_absent(key, key);  // translate_l1 probed it
-  filled_ = true;
-  const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
-  e->val = reinterpret_cast<uint64_t>(w.host + off);
-  e->perm = w.perm;
-  e->size = static_cast<uint8_t>(s);
-  // The new entry is the MRU way of its set: safe to memo (any eviction forgot the old memo).
-  l1.memo_vpn = va.v >> kPageShift;  // unmasked: the fast path compares raw GVAs
-  l1.memo_host = w.host + (v & ((1ull << kShift[w.size]) - 1) & ~kPageMask);
-  l1.memo_perm = w.perm;
-  l1.memo_counter = l1.hits[s];
+  l1.arr[S].touch(e);
+  if (S == 0) l1.note(key, e);
+  counters_->v[C_tlb_hits]++;
+  counters_->v[l1.hits[S]]++;
+  l1.memo_vpn = va.v >> kPageShift;
+  l1.memo_host = reinterpret_cast<uint8_t*>(e->val) + (v & ((1ull << shift) - 1) & ~kPageMask);
+  l1.memo_perm = e->perm;
+  l1.memo_counter = l1.hits[S];
+  return l1.memo_host + (v & kPageMask);
 }
 
 uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
   L1& l1 = l1_[acc == Access::Fetch];
-  const uint64_t v = va.v & kVaMask;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   counters_->v[C_tlb_lookups]++;
-  for (unsigned s = 0; s < 3; ++s) {
-    const uint64_t key = v >> kShift[s];
-    TlbEntry* e = l1.arr[s].find(key, key);
-    if (!e) continue;
-    if (!(e->perm & need)) {  // e.g. a write to a clean page: re-walk to set D
-      l1.arr[s].kill(e);
-      l1.forget();
-      continue;
-    }
-    l1.arr[s].touch(e);
+  // The 4 KiB entry through its line (L1::Line): the same hit as l1_probe<0>, without the set search.
+  const uint64_t key = (va.v & kVaMask) >> kPageShift;
+  const L1::Line& line = l1.lines[key & (L1::kLines - 1)];
+  if (line.key == key && line.e->key == key && (line.e->perm & need)) {
+    TlbEntry* e = line.e;
+    l1.arr[0].touch(e);
     counters_->v[C_tlb_hits]++;
-    counters_->v[l1.hits[s]]++;
+    counters_->v[l1.hits[0]]++;
     l1.memo_vpn = va.v >> kPageShift;
-    l1.memo_host = reinterpret_cast<uint8_t*>(e->val) + (v & ((1ull << kShift[s]) - 1) & ~kPageMask);
+    l1.memo_host = reinterpret_cast<uint8_t*>(e->val);
     l1.memo_perm = e->perm;
-    l1.memo_counter = l1.hits[s];
-    return l1.memo_host + (v & kPageMask);
+    l1.memo_counter = l1.hits[0];
+    return l1.memo_host + (va.v & kPageMask);
   }
-  counters_->v[C_tlb_misses]++;
-  return translate_miss(va, acc, f);
+  return translate_sets(va, acc, f);
 }
 
-// Kept out of line so the L1-hit path above stays a small leaf function.
-__attribute__((noinline)) uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault* f) {
+// The set search, kept out of line so a line hit above needs no saved registers.
+__attribute__((noinline)) uint8_t* Mmu::translate_sets(Gva va, Access acc, Fault* f) {
   L1& l1 = l1_[acc == Access::Fetch];
-  const uint64_t v = va.v & kVaMask;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
-  // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
-  Walked w;
-  bool hit = false;
-  for (unsigned s = 0; s < 3 && !hit; ++s) {
-    TlbArray& a = s == 2 ? stlb_1g_ : stlb_;
-    const uint64_t key = s == 2 ? v >> kShift[2] : stlb_key(v, s);
-    TlbEntry* e = a.find(key, v >> kShift[s]);
-    if (!e) continue;
-    if (!(e->perm & need)) {
-      a.kill(e);
-      continue;
-    }
-    a.touch(e);
-    counters_->inc(kStlbHits[s]);
-    w = Walked{reinterpret_cast<uint8_t*>(e->val), e->perm, static_cast<uint8_t>(s)};
-    hit = true;
-  }
-  if (!hit) {
-    if (!walk(va, acc, f, &w)) {
-      counters_->inc(C_walk_faults);
-      return nullptr;
-    }
-    // Refill the STLB: 1 GiB into its own array, else as 2 MiB; 2 MiB / 4 KiB shared.
-    int s = w.size;
-    if (s == 2 && !stlb_1g_.enabled()) s = 1;
-    TlbEntry* e = nullptr;
-    if (s == 2) {
-      e = stlb_1g_.insert_absent(v >> kShift[2], v >> kShift[2]);  // probed above
-    } else if (stlb_.enabled()) {
-      e = stlb_.insert_absent(stlb_key(v, s), v >> kShift[s]);  // probed above
-    }
-    if (e) {
-      filled_ = true;
-      const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
-      e->val = reinterpret_cast<uint64_t>(w.host + off);
-      e->perm = w.perm;
-      e->size = static_cast<uint8_t>(s);
-      counters_->inc(kStlbMisses[s]);
-      // What the L1 sees from now on is what the STLB holds.
-      w = Walked{w.host + off, w.perm, static_cast<uint8_t>(s)};
-    } else {
-      counters_->inc(kStlbMisses[w.size]);
-    }
-  }
-  fill_l1(l1, va, w);
-  return w.host + (v & ((1ull << kShift[w.size]) - 1));
+  // 4 KiB, then 2 MiB, then 1 GiB, each with its shift known at compile time.
+  if (uint8_t* p = l1_probe<0>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<1>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<2>(l1, va, need)) return p;
+  counters_->v[C_tlb_misses]++;
+  return translate_miss(va, acc, f);
 }
 
 }  // namespace hv

@@ -173,6 +173,20 @@ class Mmu {
     uint8_t memo_perm = 0;
     Counter memo_counter = C_tlb_hits;
     void forget() { memo_vpn = ~0ull; }
+    // Where the 4 KiB array keeps a page's entry, direct-mapped by page number (the softmmu
+    // idea: one lookup finds the host pointer). A pure accelerator: a line is used only
+    // while its entry still holds the same key (eviction, kill and flush change the key),
+    // and the 4 KiB array is the first one a lookup probes, so a valid line's entry is the
+    // one the full lookup would hit; the hit then touches it and counts exactly as that
+    // lookup. Only 4 KiB entries are cached: a larger entry could be shadowed by a smaller
+    // one inserted later for another page. Cleared when the arrays are reconfigured.
+    static constexpr unsigned kLines = 256;
+    struct Line {
+      uint64_t key = ~0ull;  // 4 KiB page number (bits 47:12)
+      TlbEntry* e = nullptr;
+    };
+    Line lines[kLines];
+    void note(uint64_t key, TlbEntry* e) { lines[key & (kLines - 1)] = Line{key, e}; }
   };
   // Result of a successful walk: a combined translation of 2^shift bytes.
   struct Walked {
@@ -181,13 +195,23 @@ class Mmu {
     uint8_t size;   // 0 = 4K, 1 = 2M, 2 = 1G
   };
 
-  uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup
-  uint8_t* translate_miss(Gva va, Access acc, Fault* f);  // L1 missed: STLB, then walk
+  // Size shift of each page-size class (0 = 4K, 1 = 2M, 2 = 1G).
+  static constexpr unsigned kShift[3] = {kPageShift, kHugeShift, kGigShift};
+  // STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
+  static uint64_t stlb_key(uint64_t va, unsigned size) { return ((va >> kShift[size]) << 1) | size; }
+  uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup: the 4 KiB line,
+  uint8_t* translate_sets(Gva va, Access acc, Fault* f);  // then each array's set
+  template <unsigned S> uint8_t* l1_probe(L1& l1, Gva va, uint8_t need);  // one array (mmu.cc)
+  uint8_t* translate_miss(Gva va, Access acc, Fault* f);  // L1 missed: per-mode dispatch (walk.cc)
+  // STLB, then the walk: one copy per translation mode with the walk inlined, so a miss
+  // costs one call frame (native/walk.cc).
+  template <bool kEpt> uint8_t* translate_miss_t(Gva va, Access acc, Fault* f);
+  bool stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s, uint8_t need, Walked* w);
   void fill_l1(L1& l1, Gva va, const Walked& w);
   const char* configure_arrays(const TlbGeometry& g);
   TlbArray* array_of(TlbStructure s);  // the array that structure's geometry configures
-  bool walk(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
-  template <bool kEpt> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);
+  // kMemo: the walk keeps an EptMemo (below) of the upper EPT entries it read.
+  template <bool kEpt, bool kMemo> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
   // Where a guest-physical page lives: host pointer of its 4 KiB page, the size class and
   // permissions (kPerm*) of the mapping, and the EPT level of its leaf (1..3; 0 no-EPT).
   struct Mapped {
@@ -200,12 +224,27 @@ class Mmu {
   // GPA outside guest memory. Permissions are the caller's to check. native/walk.cc
   // *ept_refs accumulates the EPT entries read (the caller adds them to the counters once
   // per walk: a memory increment per reference would serialize the walk on the counter).
+  // The non-leaf EPT entries one 2D walk has read, so its next EPT walk in the same 2 MiB
+  // (PDE) or 1 GiB (PDPTE) GPA region starts below them: [0] = the level-2 entry's region
+  // (key GPA >> 21), [1] = the level-3 entry's (GPA >> 30); table = the next level's table,
+  // perm = R/W/X ANDed down to that entry. Host-side only: the entries still count as
+  // references, and they are the values memory holds (the memo lives for one walk and is
+  // dropped when the walk writes an A/D bit, the only store a walk makes). ~0 = empty.
+  struct EptMemo {
+    uint64_t key[2] = {~0ull, ~0ull};
+    uint64_t table[2] = {0, 0};
+    uint64_t perm[2] = {0, 0};
+    void forget() { key[0] = key[1] = ~0ull; }
+  };
   template <bool kEpt>
   bool map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
-               uint64_t* ept_refs);
+               uint64_t* ept_refs, EptMemo* memo);
   // The EPT walk proper, adding one to *refs per entry read. On failure returns false
   // with *stop = the level where it stopped and *misconfig set for a malformed entry.
-  bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs);  // ept.h
+  // memo: nullptr, or the walk's EptMemo, used and (when `record`) updated; `record` is false
+  // for a walk's last EPT walk.
+  bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs,
+                EptMemo* memo, bool record);  // ept.h
   void flush_tlbs();
   void bump() { gen_++; l1_[0].forget(); l1_[1].forget(); }
   void note_table_write(const uint8_t* p) {

@@ -7,7 +7,9 @@ namespace hv {
 
 const char* TlbArray::configure(TlbGeom g) {
   valid_ = 0;
+  odd_ = 0;
   clock_ = 0;
+  capacity_ = g.entries;
   if (g.entries == 0) {
     e_.clear();
     prev_.clear();
@@ -57,18 +59,23 @@ TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
   if (victim != ways_) {
     touch(&s[victim]);
   } else {
-    if (const uint64_t inv = match(tags, 0)) {  // the lowest invalid way
+    // The lowest invalid way, if the set has one (none once the whole array is full).
+    if (const uint64_t inv = valid_ < capacity_ ? match(tags, 0) : 0) {
       victim = static_cast<unsigned>(__builtin_ctzll(inv));
       ++valid_;
-    } else if (ways_ <= kStampWays) {  // the least recently used way: smallest stamp
-      victim = 0;
-      uint64_t best = s[0].stamp;
-      for (unsigned w = 1; w < ways_; ++w)
-        if (s[w].stamp < best) { best = s[w].stamp; victim = w; }
-    } else {  // the least recently used way: the recency list's tail
-      victim = lru_[set].tail;
-      unlink(set, static_cast<uint8_t>(victim));
+    } else {
+      if (ways_ <= kStampWays) {  // the least recently used way: smallest stamp
+        victim = 0;
+        uint64_t best = s[0].stamp;
+        for (unsigned w = 1; w < ways_; ++w)
+          if (s[w].stamp < best) { best = s[w].stamp; victim = w; }
+      } else {  // the least recently used way: the recency list's tail
+        victim = lru_[set].tail;
+        unlink(set, static_cast<uint8_t>(victim));
+      }
+      odd_ -= static_cast<uint32_t>(s[victim].key & 1);  // evicted
     }
+    odd_ += static_cast<uint32_t>(key & 1);
     if (ways_ <= kStampWays) s[victim].stamp = ++clock_;
     else push_front(set, static_cast<uint8_t>(victim));
     tags[victim] = t;
@@ -86,6 +93,7 @@ void TlbArray::clear() {
   std::memset(tags_.data(), 0, tags_.size());
   for (Lru& l : lru_) l = Lru{};
   valid_ = 0;
+  odd_ = 0;
 }
 
 }  // namespace hv

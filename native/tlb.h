@@ -94,8 +94,13 @@ class TlbArray {
     return e_.empty() ? nullptr : insert_way<false>(key, index);
   }
 
+  // Whether any valid entry has an odd key. The STLB keys its 2 MiB entries odd
+  // (Mmu::stlb_key), so while this is false a 2 MiB probe can only miss and is skipped.
+  bool has_odd_key() const { return odd_ != 0; }
+
   // Drop one entry (found by find()): its way becomes invalid.
   void kill(TlbEntry* e) {
+    odd_ -= static_cast<uint32_t>(e->key & 1);
     e->key = ~0ull;
     tags_[e->set * tstride_ + e->way] = 0;
     if (ways_ > kStampWays) unlink(e->set, e->way);
@@ -156,6 +161,8 @@ class TlbArray {
   uint32_t ways_ = 0;
   uint32_t tstride_ = 0;
   uint32_t valid_ = 0;            // valid entries in the whole array
+  uint32_t capacity_ = 0;         // entries in the whole array
+  uint32_t odd_ = 0;              // valid entries whose key is odd (has_odd_key)
   uint64_t clock_ = 0;            // last stamp handed out
 };
 

@@ -13,6 +13,8 @@ namespace hv {
 
 namespace {
 constexpr Counter kPwcHits[3] = {C_pwc_pde_hits, C_pwc_pdpte_hits, C_pwc_pml4e_hits};
+constexpr Counter kStlbHits[3] = {C_stlb_4k_hits, C_stlb_2m_hits, C_stlb_1g_hits};
+constexpr Counter kStlbMisses[3] = {C_stlb_4k_misses, C_stlb_2m_misses, C_stlb_1g_misses};
 
 // A plain out-of-line function rather than a lambda capturing the walk's locals by
 // reference, so the walk does not build a closure on every call for a path it rarely takes.
@@ -39,11 +41,11 @@ void ept_fault(Fault* f, Gpa gpa, Access acc, bool final_gpa, Gva va, uint8_t le
 
 template <bool kEpt>
 __attribute__((always_inline)) inline bool Mmu::map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
-                  uint64_t* ept_refs) {
+                  uint64_t* ept_refs, EptMemo* memo) {
   if (kEpt) {
     uint8_t stop = 0;
     bool mis = false;
-    if (ept_walk(gpa, m, &stop, &mis, ept_refs)) return true;
+    if (ept_walk(gpa, m, &stop, &mis, ept_refs, memo, !final_gpa)) return true;
     ept_fault(f, gpa, acc, final_gpa, va, stop, mis);
     return false;
   }
@@ -77,15 +79,14 @@ struct RefTally {
 };
 }  // namespace
 
-bool Mmu::walk(Gva va, Access acc, Fault* f, Walked* out) {
-  return cfg_.ept ? walk_t<true>(va, acc, f, out) : walk_t<false>(va, acc, f, out);
-}
-
-// One copy per translation mode, so the no-EPT walk carries no nested-TLB or EPT code.
-template <bool kEpt>
-bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
+// One copy per translation mode, so the no-EPT walk carries no nested-TLB or EPT code;
+// inlined into translate_miss_t below.
+template <bool kEpt, bool kMemo>
+__attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   counters_->v[C_walks]++;
   RefTally refs{counters_};
+  EptMemo memo_storage;
+  EptMemo* const memo = kMemo ? &memo_storage : nullptr;
   const bool nxe = (efer_ & EFER_NXE) != 0, wp = (cr0_ & CR0_WP) != 0;
   const bool smep = (cr4_ & CR4_SMEP) != 0;
   const uint64_t v = va.v & kVaMask;
@@ -130,7 +131,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
         counters_->inc(C_nested_tlb_hits);
         tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
       } else {
-        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return false;
+        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept, memo)) return false;
         if (kEpt) {
           if (TlbEntry* n = nested_.insert_absent(table >> kPageShift, table >> kPageShift)) {  // probed above
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
@@ -162,6 +163,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
         }
         pte |= PTE_A;
         std::memcpy(p, &pte, 8);
+        if (kMemo) memo_storage.forget();  // the store may have hit an EPT table
         counters_->inc(C_ad_updates);
         note_table_write(p);
       }
@@ -180,6 +182,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
           }
           pte |= PTE_D;
           std::memcpy(p, &pte, 8);
+          if (kMemo) memo_storage.forget();  // the store may have hit an EPT table
           counters_->inc(C_ad_updates);
           note_table_write(p);
         }
@@ -204,7 +207,7 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
 
   // The data page: one more EPT translation (reported with gva_valid = true).
   Mapped dm;
-  if (!map_gpa<kEpt>(Gpa(gpa), acc, true, va, f, &dm, &refs.ept)) return false;
+  if (!map_gpa<kEpt>(Gpa(gpa), acc, true, va, f, &dm, &refs.ept, memo)) return false;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   if (!(dm.perm & need)) {
     ept_fault(f, Gpa(gpa), acc, true, va, dm.level, false);
@@ -224,6 +227,99 @@ bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
       (dm.perm & kPermR) | ((rw || !wp) && dirty ? (dm.perm & kPermW) : 0) |
       (!nx && !(smep && us) ? (dm.perm & kPermX) : 0));
   return true;
+}
+
+// The largest enabled array of this L1 whose page size does not exceed the translation's.
+__attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
+  const uint64_t v = va.v & kVaMask;
+  int s = w.size;
+  while (s >= 0 && !l1.arr[s].enabled()) --s;
+  if (s < 0) {
+    counters_->inc(l1.misses[w.size]);
+    l1.forget();
+    return;
+  }
+  counters_->inc(l1.misses[s]);
+  const uint64_t key = v >> kShift[s];
+  TlbEntry* e = l1.arr[s].insert_absent(key, key);  // translate_l1 probed it
+  filled_ = true;
+  const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
+  e->val = reinterpret_cast<uint64_t>(w.host + off);
+  e->perm = w.perm;
+  e->size = static_cast<uint8_t>(s);
+  if (s == 0) l1.note(key, e);
+  // The new entry is the MRU way of its set: safe to memo (any eviction forgot the old memo).
+  l1.memo_vpn = va.v >> kPageShift;  // unmasked: the fast path compares raw GVAs
+  l1.memo_host = w.host + (v & ((1ull << kShift[w.size]) - 1) & ~kPageMask);
+  l1.memo_perm = w.perm;
+  l1.memo_counter = l1.hits[s];
+}
+
+
+// One STLB probe for page-size class s: a hit that allows the access fills *w; a hit that
+// does not (e.g. a write to a clean page) drops the entry, as the L1 does.
+__attribute__((always_inline)) inline bool Mmu::stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s,
+                                                           uint8_t need, Walked* w) {
+  TlbEntry* e = a.find(key, index);
+  if (!e) return false;
+  if (!(e->perm & need)) {
+    a.kill(e);
+    return false;
+  }
+  a.touch(e);
+  counters_->inc(kStlbHits[s]);
+  *w = Walked{reinterpret_cast<uint8_t*>(e->val), e->perm, static_cast<uint8_t>(s)};
+  return true;
+}
+
+// Kept out of line so the L1-hit path (translate_l1, mmu.cc) stays a small leaf function.
+template <bool kEpt>
+__attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fault* f) {
+  L1& l1 = l1_[acc == Access::Fetch];
+  const uint64_t v = va.v & kVaMask;
+  const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
+  // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
+  // The 2 MiB probe is skipped while the STLB holds no 2 MiB entry (it could only miss).
+  Walked w{nullptr, 0, 0};  // set by the hit or the walk (initialized for -Wmaybe-uninitialized)
+  const bool hit = stlb_probe(stlb_, stlb_key(v, 0), v >> kShift[0], 0, need, &w) ||
+                   (stlb_.has_odd_key() && stlb_probe(stlb_, stlb_key(v, 1), v >> kShift[1], 1, need, &w)) ||
+                   stlb_probe(stlb_1g_, v >> kShift[2], v >> kShift[2], 2, need, &w);
+  if (!hit) {
+    // The EPT memo pays only when most walks run several EPT walks, i.e. without a nested
+    // TLB; with one it costs more than it saves (docs/performance.md).
+    const bool ok = kEpt && !nested_.enabled() ? walk_t<kEpt, true>(va, acc, f, &w) : walk_t<kEpt, false>(va, acc, f, &w);
+    if (!ok) {
+      counters_->inc(C_walk_faults);
+      return nullptr;
+    }
+    // Refill the STLB: 1 GiB into its own array, else as 2 MiB; 2 MiB / 4 KiB shared.
+    int s = w.size;
+    if (s == 2 && !stlb_1g_.enabled()) s = 1;
+    TlbEntry* e = nullptr;
+    if (s == 2) {
+      e = stlb_1g_.insert_absent(v >> kShift[2], v >> kShift[2]);  // probed above
+    } else if (stlb_.enabled()) {
+      e = stlb_.insert_absent(stlb_key(v, s), v >> kShift[s]);  // probed above
+    }
+    if (e) {
+      filled_ = true;
+      const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
+      e->val = reinterpret_cast<uint64_t>(w.host + off);
+      e->perm = w.perm;
+      e->size = static_cast<uint8_t>(s);
+      counters_->inc(kStlbMisses[s]);
+      // What the L1 sees from now on is what the STLB holds.
+      w = Walked{w.host + off, w.perm, static_cast<uint8_t>(s)};
+    } else {
+      counters_->inc(kStlbMisses[w.size]);
+    }
+  }
+  fill_l1(l1, va, w);
+  return w.host + (v & ((1ull << kShift[w.size]) - 1));
+}
+
+uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault* f) {
+  return cfg_.ept ? translate_miss_t<true>(va, acc, f) : translate_miss_t<false>(va, acc, f);
 }
 
 }  // namespace hv

@@ -36,6 +36,7 @@ int main() {
   test_flushes();
   test_ept_violations();
   test_ad_bits();
+  test_l1_lines();
   test_page_faults();
   test_bounds();
   test_geometry();

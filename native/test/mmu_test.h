@@ -68,6 +68,7 @@ void test_savings();
 void test_splintering();
 void test_flushes();
 void test_ad_bits();
+void test_l1_lines();
 void test_ept_violations();
 void test_page_faults();
 void test_bounds();

@@ -258,3 +258,57 @@ void test_ad_bits() {
 }
 
 }  // namespace hv::test
+
+namespace hv::test {
+
+// The 4 KiB line of each L1 (Mmu::L1::Line) only speeds up a hit the set search would find:
+// it never serves an entry that was evicted, killed for its permissions or invalidated.
+void test_l1_lines() {
+  Env e;
+  main_scenario(e);
+  TlbGeometry g;
+  g.dtlb_4k = TlbGeom{8, 2};  // 4 sets of 2: pages 16 apart share set 0
+  e.start(true, g);
+  const uint64_t p0 = kGva1G, p1 = kGva1G + 16 * K4, p2 = kGva1G + 32 * K4;
+  e.tr(p0);
+  e.tr(p1);  // set 0: p0, p1
+  const uint64_t h0 = e.c.v[C_dtlb_4k_hits];
+  check(e.tr(p0) == e.fx->gpa_host(kDataGpa), "line hit returns the page's host pointer");
+  eq(e.c.v[C_dtlb_4k_hits] - h0, 1, "line hit counted as a 4K L1 hit");
+  e.tr(p2);  // evicts p1, the LRU way (p0 was touched by the line hit)
+  const uint64_t m0 = e.c.v[C_tlb_misses], s0 = e.c.v[C_stlb_4k_hits];
+  check(e.tr(p1) == e.fx->gpa_host(kDataGpa + K4), "evicted page: right pointer");
+  eq(e.c.v[C_tlb_misses] - m0, 1, "a line whose way was refilled is not a hit");
+  eq(e.c.v[C_stlb_4k_hits] - s0, 1, "the evicted page comes back from the STLB");
+  const uint64_t m1 = e.c.v[C_tlb_misses];
+  e.tr(p2);  // p1's refill evicted p0 (LRU), not p2
+  eq(e.c.v[C_tlb_misses] - m1, 0, "LRU order kept through line hits: p2 still cached");
+  e.tr(p0);
+  eq(e.c.v[C_tlb_misses] - m1, 1, "LRU order kept through line hits: p0 was the victim");
+
+  // A write to a page cached clean (D = 0) walks again to set D, line or not.
+  const uint64_t w0 = e.c.v[C_walks], a0 = e.c.v[C_ad_updates];
+  e.tr(p2, Access::Write);
+  eq(e.c.v[C_walks] - w0, 1, "write to a clean page cached by a read: one walk");
+  eq(e.c.v[C_ad_updates] - a0, 1, "that walk sets D");
+  const uint64_t h1 = e.c.v[C_dtlb_4k_hits];
+  e.tr(p0);  // leaves the memo
+  e.tr(p2, Access::Write);
+  eq(e.c.v[C_dtlb_4k_hits] - h1, 2, "then writes hit");
+
+  // INVLPG drops the entry the line points at.
+  e.tr(p0);
+  e.mmu->invlpg(Gva(p2));
+  const uint64_t w1 = e.c.v[C_walks];
+  e.tr(p2);
+  eq(e.c.v[C_walks] - w1, 1, "after INVLPG the page walks again");
+
+  // Reconfiguring reallocates the arrays: no line survives it.
+  e.start(true, g);
+  const uint64_t w2 = e.c.v[C_walks];
+  e.tr(p0);
+  e.tr(p2);
+  eq(e.c.v[C_walks] - w2, 2, "after configure every page walks again");
+}
+
+}  // namespace hv::test
