@@ -33,9 +33,11 @@ function loadScript() {
   // another build is never handed to V8.
   const id = source.slice(0, source.indexOf('\n') + 1);
   let cachedData;
+  let cacheState = 'none';
   try {
     const cache = readFileSync(`${entryPath}.cache`);
     if (id.length > 1 && cache.subarray(0, id.length).toString('latin1') === id) cachedData = cache.subarray(id.length);
+    else cacheState = 'from another build';
   } catch {
     // No cache: compiled from source.
   }
@@ -43,6 +45,9 @@ function loadScript() {
     filename: entryPath,
     cachedData,
   });
+  if (cachedData) cacheState = script.cachedDataRejected ? 'rejected by V8' : 'used';
+  // What test/cli-startup.test.ts checks (and a slow start-up's first question).
+  if (process.env.HUGEVISOR_CODE_CACHE_REPORT === '1') process.stderr.write(`code cache: ${cacheState}\n`);
   const module = { exports: {} };
   script.runInThisContext()(module.exports, createRequire(entry), module, entryPath, fileURLToPath(new URL('.', entry)), { url: entry.href });
   return { main: module.exports.main, script, id };
