@@ -32,6 +32,7 @@ if (argv.includes('--help') || argv.includes('-h')) {
   console.log('usage: npm run bench -- [NAME...] [--compare OLD.json] [--no-save]\n\nbenches:');
   for (const n of all) console.log(`  ${n.padEnd(10)} ${describe(n)}`);
   console.log('\nFigures are saved to bench/results/<time>.json; --compare prints each beside OLD.json\'s.');
+  console.log('`npm run bench -- table --with-test` also times `npm test` in a fresh clone (the table\'s last row).');
   process.exit(0);
 }
 const compareAt = argv.indexOf('--compare');

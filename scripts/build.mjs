@@ -10,7 +10,8 @@
 // — after `npm install` in a checkout and before `npm pack` — so the tarball ships it and a
 // user's install needs no TypeScript (a devDependency, absent there).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, basename, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -142,12 +143,19 @@ function buildQemuTrampoline(objDir, out) {
 // running beside `npm pack`) never loads a half-written module. Files whose source is gone
 // are removed, so dist/ is exactly what src/ builds.
 /**
- * The CLI bundled (dist/cli/hugevisor.js, what bin/hugevisor.mjs runs): loading ~60
- * ES modules one by one was most of `hugevisor run hello`'s start-up. The experiments
- * commands are a chunk loaded only by sweep/results/report, with their optional
- * dependencies left as packages; the native addon is loaded by path at run time.
+ * The CLI bundled twice (bin/hugevisor.mjs picks one):
+ *  - dist/cli/hugevisor.js, ES modules: loading ~60 modules one by one was most of
+ *    `hugevisor run hello`'s start-up. The experiments commands are a chunk loaded only by
+ *    sweep/worker/results/report, with their optional dependencies left as packages; --debug
+ *    runs this one too (it has source maps).
+ *  - dist/cli/hugevisor.cjs, one classic script that bin/hugevisor.mjs compiles with
+ *    node:vm from V8's code cache (dist/cli/hugevisor.cjs.cache, written by writeCodeCache
+ *    below): every other command. Node 20 has no code cache for ES modules, and compiling
+ *    the bundle (zod is most of its megabyte) was the largest part of the start-up left.
+ *    `import.meta` becomes the loader's __hvImportMeta (the bundle's own URL).
+ * The native addon is loaded by path at run time in both.
  */
-function bundleCli(outDir) {
+async function bundleCli(outDir) {
   let esbuild;
   try {
     esbuild = require('esbuild');
@@ -155,27 +163,67 @@ function bundleCli(outDir) {
     console.error('error: bundling the CLI needs esbuild, a devDependency: run `npm install` in the checkout');
     process.exit(1);
   }
-  esbuild.buildSync({
+  // The optional dependencies (the experiments backend) stay packages, loaded when used.
+  const external = Object.keys(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).optionalDependencies ?? {});
+  const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', external };
+  await esbuild.build({
+    ...common,
     entryPoints: { hugevisor: join(outDir, 'cli', 'main.js') },
     // Beside the modules it bundles: their root lookups (two folders up) hold for it too.
     outdir: join(outDir, 'cli'),
     entryNames: '[name]',
     chunkNames: 'bundle-[name]-[hash]',
-    bundle: true,
     // The experiments commands become a chunk of their own, loaded only when used, that
     // shares the rest (error classes included) with the CLI.
     splitting: true,
-    platform: 'node',
     format: 'esm',
-    target: 'node20',
     sourcemap: true,
-    logLevel: 'warning',
-    // The optional dependencies (the experiments backend) stay packages, loaded when used.
-    external: Object.keys(JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')).optionalDependencies ?? {}),
   });
+  const cjs = join(outDir, 'cli', 'hugevisor.cjs');
+  await esbuild.build({
+    ...common,
+    entryPoints: [join(outDir, 'cli', 'main.js')],
+    outfile: cjs,
+    format: 'cjs',
+    define: { 'import.meta': '__hvImportMeta' },
+    // ASCII without comments: a quarter smaller to read. Identifiers keep their names (error
+    // and class names show in messages).
+    charset: 'ascii',
+    minifyWhitespace: true,
+  });
+  // esbuild leaves a few non-ASCII characters in regular expressions: a \uXXXX escape per
+  // UTF-16 unit means the same there (and in strings and identifiers) and keeps the file
+  // ASCII, which the loader reads as latin1 (no UTF-8 decoding).
+  const code = readFileSync(cjs, 'utf8').replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  // The first line names the content, so a code cache is only ever used with the script it
+  // was made from (V8's own check compares little more than the source's length).
+  writeFileSync(cjs, `// hugevisor-cli ${createHash('sha256').update(code).digest('hex')}\n${code}`);
 }
 
-function buildJs() {
+/**
+ * V8's code cache of dist/cli/hugevisor.cjs, made by a child `node bin/hugevisor.mjs` (the
+ * flags a user's start-up has: V8 rejects a cache made under other flags or another V8)
+ * after it ran `run hello` (or `list` when the guests are not built), so it holds the
+ * functions a run compiles, not only the top level. Written by the js step and again by
+ * the install script's guests step, on the user's machine with the user's node. A rejected
+ * or missing cache only costs start-up time: bin/hugevisor.mjs then compiles the script.
+ */
+function writeCodeCache() {
+  const cjs = join(root, 'dist', 'cli', 'hugevisor.cjs');
+  if (!existsSync(cjs)) return;
+  const hello = join(root, 'build', 'guests', 'hello.elf');
+  const argv = existsSync(hello) ? ['run', hello] : ['list'];
+  try {
+    execFileSync(process.execPath, [join(root, 'bin', 'hugevisor.mjs'), ...argv], {
+      cwd: root, stdio: 'ignore', env: { ...process.env, NODE_OPTIONS: '', HUGEVISOR_WRITE_CODE_CACHE: '1' },
+    });
+  } catch {
+    // `run hello` exits with the guest's status; the cache is written either way.
+  }
+  if (!existsSync(`${cjs}.cache`)) console.warn('warning: no V8 code cache for dist/cli/hugevisor.cjs: the CLI starts without it');
+}
+
+async function buildJs() {
   let tsc;
   try {
     tsc = join(dirname(require.resolve('typescript/package.json')), 'bin', 'tsc');
@@ -188,7 +236,7 @@ function buildJs() {
   rmSync(tmp, { recursive: true, force: true });
   try {
     run(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', tmp]);
-    bundleCli(tmp);
+    await bundleCli(tmp);
     const fresh = new Set();
     const place = (dir) => {
       for (const e of readdirSync(dir, { withFileTypes: true })) {
@@ -221,4 +269,6 @@ function buildJs() {
 if (parts.has('native')) buildNative();
 const outIdx = process.argv.indexOf('--out');
 if (parts.has('guests') && existsSync(join(root, 'guests', 'link.ld'))) buildGuests(outIdx > 0 ? process.argv[outIdx + 1] : undefined);
-if (parts.has('js')) buildJs();
+if (parts.has('js')) await buildJs();
+// After the guests (the warm-up runs hello) and dist/: the install script refreshes it for the user's node.
+if (parts.has('js') || (parts.has('guests') && outIdx < 0)) writeCodeCache();

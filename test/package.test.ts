@@ -85,8 +85,10 @@ test('npm pack, then npm install in a fresh project: plain JS boots hello, the b
   const hello = await run(process.execPath, ['hello.mjs'], { cwd: project, env });
   t.is(hello.stdout, 'Hello from a hugevisor guest!\n');
 
-  const bin = await run(process.execPath, [join(project, 'node_modules', '.bin', 'hugevisor'), 'run', 'hello'], { cwd: project, env });
+  // The bin starts from the code cache the install script made for this node (bin/hugevisor.mjs).
+  const bin = await run(process.execPath, [join(project, 'node_modules', '.bin', 'hugevisor'), 'run', 'hello'], { cwd: project, env: { ...env, HUGEVISOR_CODE_CACHE_REPORT: '1' } });
   t.is(bin.stdout, 'Hello from a hugevisor guest!\n');
+  t.regex(bin.stderr, /^code cache: used\n/);
   const sweep = await run(process.execPath, [join(project, 'node_modules', '.bin', 'hugevisor'), 'results', 'nowhere'], { cwd: project, env }).catch((e: { code: number; stderr: string }) => e);
   t.is((sweep as { code: number }).code, 2);
   t.regex((sweep as { stderr: string }).stderr, /^error: results needs hugevisor's optional dependencies \(better-sqlite3, piscina, vega…\), which are not installed: /);

@@ -122,6 +122,18 @@ function vmSchema(structures: readonly string[]) {
   });
 }
 
+/**
+ * vmSchema per set of TLB structure names (one per addon build), built on first use:
+ * building it anew for every VM was a third of the config cost of `hugevisor run hello`.
+ */
+const vmSchemas = new Map<string, ReturnType<typeof vmSchema>>();
+function vmSchemaFor(structures: readonly string[]): ReturnType<typeof vmSchema> {
+  const key = structures.join(',');
+  let schema = vmSchemas.get(key);
+  if (!schema) vmSchemas.set(key, (schema = vmSchema(structures)));
+  return schema;
+}
+
 /** What createVm accepts (src/api/types.ts VmConfig is checked against it). */
 export type VmConfigInput = z.input<ReturnType<typeof vmSchema>>;
 
@@ -161,7 +173,7 @@ export function resolveTlb(spec: TlbPreset | TlbGeometry, addon: TlbDefaults): R
 
 /** Validate a VmConfig once and fill every default (ConfigError naming the path on a bad value). */
 export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfig {
-  const v = parseConfig(vmSchema(tlbStructureNames(addon)), c, '');
+  const v = parseConfig(vmSchemaFor(tlbStructureNames(addon)), c, '');
   // EPT mode without a host section gets the section's defaults, from its own schema.
   const h = v.ept ? (v.host ?? hostSchema.parse({})) : null;
   const host: ResolvedHostConfig | null = h && { ...h, memory: h.memory ?? defaultHostMemory(v.memory) };

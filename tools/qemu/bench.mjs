@@ -3,6 +3,7 @@
 // of a bench guest under QEMU, with QEMU's start-up and the guest's setup cancelled out by
 // timing the same guest at N and at 0 iterations (median of REPEATS each). Library:
 // qemuGuestRate(); CLI: node tools/qemu/bench.mjs [alu-loop|gups|mem-scan|pointer-chase]...
+import { readFileSync } from 'node:fs';
 import { runGuestQemu, qemuAvailable } from './run-guest.mjs';
 
 const MiB = 1024 * 1024;
@@ -50,25 +51,47 @@ export async function qemuGuestRate(guest, { repeats = 3, n } = {}) {
  * rate = (instructions - baseInstructions) / (seconds - baseSeconds).
  * { guest, instructions, seconds, instructionsPerSecond, nsPerInstruction, console }
  */
-export async function qemuElfRate(guest, { memory, args, baseArgs, instructions, baseInstructions, cmdline, repeats = 3 }) {
-  const full = [], empty = [];
+export async function qemuElfRate(guest, { memory, args, baseArgs, instructions, baseInstructions, cmdline, pageSize, repeats = 3 }) {
+  const full = [], empty = [], fullCpu = [], emptyCpu = [];
   let console_ = '';
   const once = async (a) => {
+    const c0 = childrenCpuSeconds();
     const t0 = process.hrtime.bigint();
-    const r = await runGuestQemu(guest, { memory, args: a, cmdline, timeoutSeconds: 600 });
+    const r = await runGuestQemu(guest, { memory, args: a, cmdline, pageSize, timeoutSeconds: 600 });
     const t1 = process.hrtime.bigint();
     if (r.status !== 0) throw new Error(`${guest} under QEMU: ${r.reason} ${r.console}`);
-    return { seconds: Number(t1 - t0) / 1e9, console: r.console };
+    return { seconds: Number(t1 - t0) / 1e9, cpuSeconds: childrenCpuSeconds() - c0, console: r.console };
   };
   for (let i = 0; i < repeats; i++) {
     const f = await once(args);
     full.push(f.seconds);
+    fullCpu.push(f.cpuSeconds);
     console_ = f.console;
-    empty.push((await once(baseArgs)).seconds);
+    const e = await once(baseArgs);
+    empty.push(e.seconds);
+    emptyCpu.push(e.cpuSeconds);
   }
   const seconds = Math.max(median(full) - median(empty), 1e-9);
+  const cpuSeconds = Math.max(median(fullCpu) - median(emptyCpu), 1e-9);
   const n = instructions - baseInstructions;
-  return { guest, instructions: n, seconds, instructionsPerSecond: n / seconds, nsPerInstruction: (seconds * 1e9) / n, console: console_ };
+  return { guest, instructions: n, seconds, cpuSeconds, instructionsPerSecond: n / seconds, nsPerInstruction: (seconds * 1e9) / n, console: console_ };
+}
+
+/**
+ * CPU seconds (user + system) of this process's waited-for children so far: cutime and
+ * cstime of /proc/self/stat, in clock ticks (USER_HZ, 100 on Linux). The difference across
+ * one QEMU run is that run's CPU time, which another process's load does not stretch as it
+ * does wall time (10 ms resolution). NaN where /proc is missing.
+ */
+export function childrenCpuSeconds() {
+  try {
+    const stat = readFileSync('/proc/self/stat', 'latin1');
+    // Fields after the command name (which may hold spaces, so split after its ')').
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 if (process.argv[1] && process.argv[1].endsWith('bench.mjs')) {
