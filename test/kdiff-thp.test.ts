@@ -90,12 +90,12 @@ test('kdiff env: no THP directory or `never` skips with the reason; the PMD size
 const fake = (over: Partial<StepReport> = {}): StepReport => ({
   step: 0,
   who: 'self',
-  vmas: [{ start: 0, end: 2 << 20, perms: 'rw-p', thp: 'hg', rss: 2048, anon: 2048, ahp: 2048, eligible: 1 }],
+  vmas: [{ start: 0, end: 2 << 20, perms: 'rw-p', thp: 'hg', rss: 2048, anon: 2048, ahp: 2048, swap: 0, eligible: 1 }],
   faults: 1,
   vm: { thp_fault_alloc: 1, thp_fault_fallback: 0, thp_split: 0 },
   ...over,
 });
-const fakeEnv: KernelEnv = { enabled: 'madvise', useZeroPage: true, mthpSizes: [], release: '6.18.0' };
+const fakeEnv: KernelEnv = { enabled: 'madvise', useZeroPage: true, mthpSizes: [], sizes: [], release: '6.18.0', root: false, memcgV1: false };
 const one: Scenario = { name: 'unit', about: '', steps: [{ op: 'region', len: 2 << 20, off: 0 }] };
 const kvm = (alloc: number, fallback = 0) => ({ thp_fault_alloc: alloc, thp_fault_fallback: fallback, thp_split_pmd: 0, thp_collapse_alloc: 0 });
 
@@ -150,11 +150,11 @@ const last = (name: string, enabled: 'madvise' | 'always' = 'madvise') => {
 };
 
 test('kdiff model: madvise mode makes THPs only in MADV_HUGEPAGE VMAs, only for wholly covered 2 MiB ranges', (t) => {
-  t.deepEqual(totals(last('aligned-madvise-all').vmas), { rss: 16384, anon: 16384, ahp: 16384 });
-  t.deepEqual(totals(last('aligned-no-madvise').vmas), { rss: 16384, anon: 16384, ahp: 0 });
-  t.deepEqual(totals(last('aligned-no-madvise', 'always').vmas), { rss: 16384, anon: 16384, ahp: 16384 });
-  t.deepEqual(totals(last('unaligned-start').vmas), { rss: 8192, anon: 8192, ahp: 6144 });
-  t.deepEqual(totals(last('size-not-2m-multiple').vmas), { rss: 7180, anon: 7180, ahp: 6144 });
+  t.deepEqual(totals(last('aligned-madvise-all').vmas), { rss: 16384, anon: 16384, ahp: 16384, swap: 0 });
+  t.deepEqual(totals(last('aligned-no-madvise').vmas), { rss: 16384, anon: 16384, ahp: 0, swap: 0 });
+  t.deepEqual(totals(last('aligned-no-madvise', 'always').vmas), { rss: 16384, anon: 16384, ahp: 16384, swap: 0 });
+  t.deepEqual(totals(last('unaligned-start').vmas), { rss: 8192, anon: 8192, ahp: 6144, swap: 0 });
+  t.deepEqual(totals(last('size-not-2m-multiple').vmas), { rss: 7180, anon: 7180, ahp: 6144, swap: 0 });
   const nh = last('nohugepage-part-before-touch');
   t.deepEqual(
     nh.vmas.map((v) => [v.start >> 20, v.end >> 20, v.thp, v.ahp]),

@@ -6,14 +6,46 @@
  * be equal (compare.ts). Regions stay a few MiB so a run takes milliseconds.
  */
 import type { KernelEnv } from './kernel.ts';
-import type { Step, StepReport } from './script.ts';
+import type { Setup, Step, StepReport } from './script.ts';
 
 export const K = 1024;
 export const M = 1024 * 1024;
 const H = 2 * M;
 
-/** Counters compared: the model's names mapped to the kernel's (see docs/testing.md "kdiff"). */
-export type KernelCounter = 'thp_fault_alloc' | 'thp_fault_fallback' | 'thp_split_pmd';
+/** The THP design the model host follows (HostConfig.kernel). */
+export type ModelKernel = '2.6.38' | '6.x';
+
+/**
+ * Counters compared, by kernel name (see docs/testing.md "kdiff"). Against the 2.6.38
+ * model only the first three, mapped (its thp_split → thp_split_pmd); against the 6.x
+ * model every one, by the same name on both sides, and the per-size stats
+ * `hugepages-<N>kB/<item>` of the sizes in PER_SIZE_COMPARED.
+ */
+export type KernelCounter =
+  | 'thp_fault_alloc'
+  | 'thp_fault_fallback'
+  | 'thp_split_pmd'
+  | 'thp_split_page'
+  | 'thp_deferred_split_page'
+  | 'thp_swpout'
+  | 'thp_swpout_fallback'
+  | 'pswpout'
+  | `hugepages-${string}kB/${string}`;
+export const COUNTERS_6X: KernelCounter[] = [
+  'thp_fault_alloc',
+  'thp_fault_fallback',
+  'thp_split_pmd',
+  'thp_split_page',
+  'thp_deferred_split_page',
+  'thp_swpout',
+  'thp_swpout_fallback',
+  'pswpout',
+];
+/** The per-size stats compared against the 6.x model (kdiff.c reads these sizes). */
+export const PER_SIZE_COMPARED = {
+  sizes: ['16kB', '64kB', '2048kB'],
+  items: ['anon_fault_alloc', 'anon_fault_fallback', 'split', 'split_deferred', 'swpout', 'swpout_fallback'],
+} as const;
 
 export interface KernelDiff {
   /** Why the modern kernel differs from 2.6.38 here (printed with the comparison). */
@@ -23,11 +55,13 @@ export interface KernelDiff {
   /** Only on kernels where this holds (e.g. use_zero_page=1). */
   when?: (env: KernelEnv) => boolean;
   /** kernel = model + delta, kB, for the VMA starting at this offset. */
-  vma?: Record<number, { rss?: number; anon?: number; ahp?: number }>;
+  vma?: Record<number, { rss?: number; anon?: number; ahp?: number; swap?: number }>;
   /** kernel faults = model faults + delta (per process, getrusage). */
   faults?: number;
   /** kernel counter = mapped model counter + delta. */
   vm?: Partial<Record<KernelCounter, number>>;
+  /** kernel memcg figure = model + delta (kB). */
+  memcg?: { anon?: number; anon_thp?: number; swap?: number };
 }
 
 export interface Scenario {
@@ -40,8 +74,17 @@ export interface Scenario {
   /** What it shows. */
   about: string;
   steps: Step[];
-  /** Step index → the documented differences of that step. */
+  /** What the run changes on the machine (undone afterwards); the model host gets the same. */
+  setup?: Setup;
+  /** The model designs it is judged against (default both): the 6.x-only scenarios need the modern policy. */
+  kernels?: ModelKernel[];
+  /** Step index → the documented differences of that step, against the 2.6.38 model. */
   diffs?: Record<number, KernelDiff[]>;
+  /**
+   * Against the 6.x model: only what this machine cannot show (e.g. a swap file, so no
+   * whole-THP swap-out); anything else must be equal.
+   */
+  diffs6?: Record<number, KernelDiff[]>;
 }
 
 const region = (len: number, off = 0): Step => ({ op: 'region', len, off });
