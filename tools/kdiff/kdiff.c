@@ -28,7 +28,10 @@
  *                                      (e.g. hugepages-16kB/enabled madvise)
  *   memcg LIMIT                        run in a new memory cgroup v1 child with
  *                                      memory.limit_in_bytes = LIMIT (0: no limit)
- *   swap BYTES                         a swap file of BYTES, swapon'd for the run
+ *   swap BYTES [blkdev]                a swap file of BYTES, swapon'd for the run; with blkdev
+ *                                      the file backs a loop block device and that is swapon'd
+ *                                      (SWP_BLKDEV: the 6.x kernel swaps a large folio out
+ *                                      whole only to a block device, never to a swap file)
  *
  * Every run takes an exclusive flock on LOCK_PATH, so kdiff runs (and the shared-lock
  * reads of the THP settings in kernel.ts) never see each other's settings. A run that
@@ -42,7 +45,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/loop.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/swap.h>
 #include <stdint.h>
@@ -433,8 +438,8 @@ static int undo(void) {
   int nl = 0, bad = 0;
   for (char *save = NULL, *l = strtok_r(st, "\n", &save); l && nl < 64; l = strtok_r(NULL, "\n", &save)) lines[nl++] = l;
   while (nl-- > 0) {
-    char kind[8], a[256], b[64] = "";
-    if (sscanf(lines[nl], "%7s %255s %63s", kind, a, b) < 2) continue;
+    char kind[8], a[256], b[256] = "";
+    if (sscanf(lines[nl], "%7s %255s %255s", kind, a, b) < 2) continue;
     if (!strcmp(kind, "sysfs")) {
       char p[320];
       snprintf(p, sizeof p, THP_DIR "%s", a);
@@ -444,6 +449,15 @@ static int undo(void) {
       if (unlink(a) && errno != ENOENT) bad = fprintf(stderr, "kdiff: unlink %s: %s\n", a, strerror(errno));
     } else if (!strcmp(kind, "memcg")) {
       if (rmdir(a) && errno != ENOENT) bad = fprintf(stderr, "kdiff: rmdir %s: %s\n", a, strerror(errno));
+    } else if (!strcmp(kind, "loop")) {
+      /* Detach only if the loop device still has our file behind it. */
+      int lfd = open(a, O_RDWR);
+      struct loop_info64 li;
+      if (lfd >= 0 && !ioctl(lfd, LOOP_GET_STATUS64, &li) && !strncmp((char *)li.lo_file_name, b, sizeof li.lo_file_name - 1)) {
+        if (swapoff(a) && errno != EINVAL) bad = fprintf(stderr, "kdiff: swapoff %s: %s\n", a, strerror(errno));
+        if (ioctl(lfd, LOOP_CLR_FD, 0)) bad = fprintf(stderr, "kdiff: detach %s: %s\n", a, strerror(errno));
+      }
+      if (lfd >= 0) close(lfd);
     }
   }
   if (bad) return -1;  /* keep the state file: the next run retries */
@@ -465,8 +479,9 @@ static void setup_fail(const char *what, const char *arg) {
   _exit(2);
 }
 
-/* A swap file of `bytes` (zeros and a version-1 swap header, as mkswap writes), swapon'd. */
-static void make_swap(const char *path, unsigned long bytes) {
+/* A swap file of `bytes` (zeros and a version-1 swap header, as mkswap writes), swapon'd,
+ * or (blkdev) attached to a free loop device that is swapon'd. */
+static void make_swap(const char *path, unsigned long bytes, int blkdev) {
   int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
   if (fd < 0) setup_fail("swap", path);
   memset(buf, 0, sizeof buf);
@@ -476,7 +491,37 @@ static void make_swap(const char *path, unsigned long bytes) {
   if (pwrite(fd, hdr, sizeof hdr, 1024) != sizeof hdr || pwrite(fd, "SWAPSPACE2", 10, 4096 - 10) != 10 || fsync(fd))
     setup_fail("swap header", path);
   close(fd);
-  if (swapon(path, 0)) setup_fail("swapon", path);
+  if (!blkdev) {
+    if (swapon(path, 0)) setup_fail("swapon", path);
+    return;
+  }
+  int ctl = open("/dev/loop-control", O_RDWR);
+  if (ctl < 0) setup_fail("swap blkdev", "/dev/loop-control");
+  for (int tries = 0;; tries++) {
+    int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+    if (n < 0) setup_fail("swap blkdev: no free loop device", "");
+    char dev[32];
+    snprintf(dev, sizeof dev, "/dev/loop%d", n);
+    log_undo("loop %s %s\n", dev, path);
+    int lfd = open(dev, O_RDWR), bfd = open(path, O_RDWR);
+    if (lfd < 0 || bfd < 0) setup_fail("swap blkdev open", dev);
+    if (ioctl(lfd, LOOP_SET_FD, bfd)) {
+      if (errno == EBUSY && tries < 8) { /* taken meanwhile by someone else */
+        close(lfd);
+        close(bfd);
+        continue;
+      }
+      setup_fail("swap blkdev attach", dev);
+    }
+    struct loop_info64 li = {0};
+    snprintf((char *)li.lo_file_name, sizeof li.lo_file_name, "%.63s", path);
+    if (ioctl(lfd, LOOP_SET_STATUS64, &li)) setup_fail("swap blkdev status", dev);
+    close(bfd);
+    close(lfd);
+    if (swapon(dev, 0)) setup_fail("swapon", dev);
+    break;
+  }
+  close(ctl);
 }
 
 /* Stack the worker may use later, touched now (so mlockall locks it, and no page of it is
@@ -533,7 +578,7 @@ int main(void) {
       char p[128];
       snprintf(p, sizeof p, "/tmp/hugevisor-kdiff-%d.swap", (int)getpid());
       log_undo("swap %s%s\n", p, "");
-      make_swap(p, strtoul(a, NULL, 10));
+      make_swap(p, strtoul(a, NULL, 10), k == 3 && !strcmp(b, "blkdev"));
     }
   }
   mthp_init();

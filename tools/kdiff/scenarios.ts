@@ -334,4 +334,69 @@ export const SCENARIOS: Scenario[] = [
     about: 'without MADV_HUGEPAGE: reads map the 4 KiB zero page (not in Rss), writes replace it',
     steps: [region(4 * M), read(0, 4 * M), write(0, 4 * M)],
   },
+  // --- the modern (6.x) policy only: deferred split, huge zero page, swap-out, mTHP -----
+  {
+    name: 'deferred-split-reclaim',
+    about:
+      'munmap [3M, 4M) and MADV_DONTNEED 64 KiB at 5M (split_huge_pmd: both THPs queued whole on the deferred split list), then memcg reclaim: the shrinker splits them and frees the 320 unmapped pages',
+    setup: { memcg: true },
+    kernels: ['6.x'],
+    steps: [
+      region(8 * M),
+      hugepage(0, 8 * M),
+      write(0, 8 * M),
+      { op: 'munmap', off: 3 * M, len: 1 * M },
+      { op: 'madvise', off: 5 * M, len: 64 * K, advice: 'dontneed' },
+      { op: 'reclaim' },
+    ],
+  },
+  {
+    name: 'huge-zero-page-fork',
+    about:
+      'read faults on a MADV_HUGEPAGE range map the huge zero page (Rss 0); a forked child reads it too without faults; writes allocate THPs; MADV_DONTNEED then read maps the zero page again',
+    kernels: ['6.x'],
+    steps: [
+      region(8 * M),
+      hugepage(0, 8 * M),
+      read(0, 8 * M),
+      { op: 'fork' },
+      { ...read(0, 8 * M), in: 'child' },
+      { op: 'exit' },
+      write(0, 8 * M, H),
+      { op: 'madvise', off: 0, len: 2 * M, advice: 'dontneed' },
+      read(0, 8 * M),
+    ],
+    // thp_zero_page_alloc is not compared: it counts when the system-wide huge zero folio
+    // is (re)allocated, which on a running machine happened long before (or by another
+    // process); the model's fresh host allocates it at its first read fault.
+  },
+  {
+    name: 'thp-swapout',
+    about: 'four THPs reclaimed to a swap file (memcg reclaim), then read back',
+    setup: { memcg: true, swapBytes: 64 * M },
+    kernels: ['6.x'],
+    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'reclaim' }, read(0, 8 * M)],
+  },
+  {
+    name: 'mthp-64k-16k',
+    about:
+      'hugepages-64kB and -16kB madvise: a 2 MiB-aligned part of a MADV_HUGEPAGE VMA gets a PMD THP, the rest 64 KiB folios, a tail too small for 64 KiB 16 KiB folios; munmap of one page queues a 64 KiB folio for deferred split',
+    setup: { sysfs: { 'hugepages-64kB/enabled': 'madvise', 'hugepages-16kB/enabled': 'madvise' } },
+    kernels: ['6.x'],
+    steps: [
+      region(3 * M + 48 * K),
+      hugepage(0, 3 * M + 48 * K),
+      write(0, 3 * M + 48 * K),
+      { op: 'munmap', off: 2 * M + 32 * K, len: 4 * K },
+      { op: 'madvise', off: 2 * M + 128 * K, len: 64 * K, advice: 'dontneed' },
+      write(2 * M + 64 * K, 1 * M - 16 * K),
+    ],
+  },
+  {
+    name: 'mthp-swapout',
+    about: '64 KiB folios reclaimed to a swap file (memcg reclaim), then read back',
+    setup: { memcg: true, swapBytes: 32 * M, sysfs: { 'hugepages-64kB/enabled': 'madvise' } },
+    kernels: ['6.x'],
+    steps: [region(1 * M), hugepage(0, 1 * M), write(0, 1 * M), { op: 'reclaim' }, read(0, 1 * M)],
+  },
 ];
