@@ -37,6 +37,11 @@ export interface SwapOptions {
   bytes: number;
   /** Backing file; default: a new file in a fresh temporary folder, removed when the host closes. */
   path?: string;
+  /**
+   * What the host kernel sees (/proc/swaps Type): 'file' (default) or 'partition' (a block
+   * device). Under host.kernel '6.x' only a partition takes a large folio whole.
+   */
+  type?: 'file' | 'partition';
 }
 
 /** VmConfig.host: the simulated host of an EPT-mode VM. */
@@ -139,7 +144,7 @@ export interface EffectiveConfig {
   host: {
     memory: number;
     thp: ThpKnobs;
-    swap: { bytes: number; path: string | null };
+    swap: { bytes: number; path: string | null; type: 'file' | 'partition' };
     clock: boolean;
     debugChecks: boolean;
   } | null;

@@ -204,7 +204,7 @@ export function effectiveConfigOf(c: ResolvedVmConfig, knobs?: ThpKnobs) {
         ? {
             memory: c.host.memory,
             thp: { ...thp, khugepaged: { ...thp.khugepaged } },
-            swap: { bytes: c.host.swap?.bytes ?? 0, path: c.host.swap?.path ?? null },
+            swap: { bytes: c.host.swap?.bytes ?? 0, path: c.host.swap?.path ?? null, type: c.host.swap?.type ?? 'file' },
             clock: c.host.clock,
             debugChecks: c.host.debugChecks,
           }

@@ -18,6 +18,12 @@ export interface SwapConfig {
   bytes: number;
   /** Backing file; default: a new file in a fresh temp dir, removed on close(). */
   path?: string;
+  /**
+   * What the kernel sees (/proc/swaps Type): 'file' (default), a swap file on a filesystem,
+   * or 'partition', a block device (SWP_BLKDEV). The 6.x kernel swaps a large folio out whole
+   * only to a block device; to a swap file it splits it first (swap-cluster.ts).
+   */
+  type?: 'file' | 'partition';
 }
 
 /** The host section; validated by config.ts hostConfigSchema (unknown keys refused). */
