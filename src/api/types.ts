@@ -309,6 +309,12 @@ export interface MemoryReport {
   host: Record<string, number> | null;
   /** Host /proc/meminfo in kB (null in native mode). */
   meminfo: Record<string, number> | null;
+  /**
+   * The host's per-size THP counters, /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats/*
+   * by size ('16kB' … '2048kB') and file name (anon_fault_alloc, swpout, split, nr_anon…);
+   * null in native mode and under host.kernel '2.6.38', which has no per-size THP.
+   */
+  mthp: Record<string, Record<string, number>> | null;
   /** The host clock (null in native mode). */
   clock: HostClockReport | null;
   tlb: TlbReport;

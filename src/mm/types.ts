@@ -133,6 +133,11 @@ export interface HostApi {
   vmstat(): Record<string, number>;
   /** /proc/meminfo in kB, kernel names. */
   meminfo(): Record<string, number>;
+  /**
+   * /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats/* by size ('16kB' … '2048kB')
+   * and file name (mthp-stats.ts); null under kernel '2.6.38', which has no per-size THP.
+   */
+  mthpStats(): Record<string, Record<string, number>> | null;
   /** /sys/kernel/mm/transparent_hugepage/khugepaged/{pages_collapsed,full_scans}. */
   khugepagedStats(): { pages_collapsed: number; full_scans: number };
   /** Check every invariant now; throws naming the first violated one. */
