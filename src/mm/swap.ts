@@ -32,6 +32,7 @@ import { PG_anon, PG_locked, PG_lru, PG_swapbacked, PG_swapcache, PG_uptodate } 
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, _PAGE_SWP, pte_index, type PteTable } from './pgtable.ts';
 import { get_page, KernelBug, put_page } from './refcount.ts';
 import { page_add_anon_rmap, page_remove_rmap, rmap_walk } from './rmap.ts';
+import { SwapClusters } from './swap-cluster.ts';
 import { VM_WRITE, type Vma } from './vma.ts';
 
 /** One swap device (struct swap_info_struct). */
@@ -48,11 +49,18 @@ export class SwapInfo {
   readonly cache = new Map<number, Pfn>();
   /** Slots allocated (counted or cached), header excluded. */
   inuse_pages = 0;
-  /** Next-fit cursor (si->cluster_next). */
+  /** Next-fit cursor (si->cluster_next) of the 2.6.38 allocator. */
   private cluster_next = 1;
+  /** The 6.x cluster allocator (swap-cluster.ts), or null for 2.6.38's next-fit scan. */
+  readonly clusters: SwapClusters | null;
+  /** /proc/swaps Type: 'partition' is SWP_BLKDEV. */
+  readonly type: 'file' | 'partition';
 
-  /** `bytes` and `path` as config.ts swapConfigSchema accepts them (bytes > 0 here). */
-  constructor(bytes: number, path?: string) {
+  /**
+   * `bytes`, `path` and `type` as config.ts swapConfigSchema accepts them (bytes > 0 here);
+   * `clustered`: allocate slots by clusters as the 6.x kernel does.
+   */
+  constructor(bytes: number, path?: string, type: 'file' | 'partition' = 'file', clustered = false) {
     this.dir = path === undefined ? mkdtempSync(join(tmpdir(), 'hugevisor-swap-')) : null;
     this.path = path ?? join(this.dir!, 'swapfile');
     try {
@@ -66,6 +74,8 @@ export class SwapInfo {
     }
     this.max = bytes / PAGE_SIZE;
     this.swap_map = new Int32Array(this.max);
+    this.type = type;
+    this.clusters = clustered ? new SwapClusters(this.max, (slot) => this.used(slot), type === 'partition') : null;
     // mkswap's header page: the signature in the last 10 bytes of page 0.
     const hdr = Buffer.alloc(PAGE_SIZE);
     hdr.write('SWAPSPACE2', PAGE_SIZE - 10, 'latin1');
@@ -81,9 +91,10 @@ export class SwapInfo {
     return this.swap_map[slot] > 0 || this.cache.has(slot);
   }
 
-  /** get_swap_page / scan_swap_map: a free slot (next-fit), or 0 when the device is full. */
+  /** get_swap_page / scan_swap_map: a free slot (next-fit; by clusters under 6.x), or 0 when the device is full. */
   get_swap_page(): number {
     if (this.inuse_pages >= this.pages) return 0;
+    if (this.clusters) return this.get_swap_pages(0);
     for (let n = 0; n < this.pages; n++) {
       const slot = this.cluster_next;
       this.cluster_next = slot + 1 >= this.max ? 1 : slot + 1;
@@ -95,9 +106,25 @@ export class SwapInfo {
     return 0;
   }
 
+  /**
+   * folio_alloc_swap's slot allocation (6.x): the first of 2^order contiguous, naturally
+   * aligned free slots (cluster_alloc_swap_entry), or 0. The caller adds every slot to the
+   * swap cache before anything else can look at them.
+   */
+  get_swap_pages(order: number): number {
+    const c = this.clusters;
+    if (!c) throw new KernelBug('get_swap_pages: large swap entries need the cluster allocator');
+    if (this.inuse_pages + (1 << order) > this.pages) return 0;
+    const slot = c.alloc(order);
+    if (slot !== 0) this.inuse_pages += 1 << order;
+    return slot;
+  }
+
   /** The slot lost its last user (no swap PTE, not cached): give it back. */
   private maybe_free_slot(slot: number): void {
-    if (!this.used(slot)) this.inuse_pages--;
+    if (this.used(slot)) return;
+    this.inuse_pages--;
+    this.clusters?.free(slot);
   }
 
   swap_writepage(slot: number, data: Uint8Array): void {

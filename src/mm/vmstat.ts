@@ -7,6 +7,7 @@
  * had nr_anon_transparent_hugepages. The model counts them with 2.6.39's placement.
  */
 import { HPAGE_PMD_NR } from '../util/address.ts';
+import { MthpStats } from './mthp-stats.ts';
 
 export const VM_EVENTS = [
   'pgfault',
@@ -27,6 +28,8 @@ export class VmStat {
   nr_anon_pages = 0;
   /** NR_ANON_TRANSPARENT_HUGEPAGES */
   nr_anon_transparent_hugepages = 0;
+  /** The per-size counters of hugepages-<size>kB/stats (6.x; mthp-stats.ts). */
+  readonly mthp = new MthpStats();
 
   constructor() {
     this.events = Object.fromEntries(VM_EVENTS.map((e) => [e, 0])) as Record<VmEvent, number>;
