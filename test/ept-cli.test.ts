@@ -91,7 +91,7 @@ test('--json carries the memory report: EPT counters, host vmstat and the walk f
     memory: 128 * 1024 * 1024,
     kernel: '2.6.38',
     thp: { enabled: 'always', defrag: 'always', khugepaged: { defrag: true, pages_to_scan: 4096, scan_sleep_millisecs: 10000, alloc_sleep_millisecs: 60000, max_ptes_none: 511 } },
-    swap: { bytes: 0, path: null },
+    swap: { bytes: 0, path: null, type: 'file' },
     clock: true,
     debugChecks: false,
   });
