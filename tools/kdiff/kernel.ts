@@ -41,6 +41,7 @@ export function setupUnavailable(env: KernelEnv, setup: Setup | undefined): stri
   if (!env.root) return 'the scenario changes THP knobs, a memory cgroup or swap: needs root';
   if (setup.memcg && !env.memcgV1) return `no cgroup v1 memory controller at ${MEMCG_V1}`;
   if (setup.swapBytes && !existsSync('/proc/swaps')) return 'the kernel has no swap (/proc/swaps)';
+  if (setup.swapBlkdev && !existsSync('/dev/loop-control')) return 'no loop devices (/dev/loop-control) for swap on a block device';
   for (const p of Object.keys(setup.sysfs ?? {})) {
     const size = /^hugepages-(\d+kB)\//.exec(p)?.[1];
     if (size && !env.sizes.includes(size)) return `no per-size THP knob ${p} (multi-size THP is Linux 6.8+)`;

@@ -144,7 +144,7 @@ export function runModel(steps: readonly Step[], enabled: ThpEnabled = 'madvise'
     memoryBytes: opts.memoryBytes ?? 96 << 20,
     kernel,
     thp: kernel === '6.x' ? { enabled, use_zero_page: opts.useZeroPage === false ? 0 : 1 } : { enabled },
-    ...(setup.swapBytes ? { swap: { bytes: setup.swapBytes } } : {}),
+    ...(setup.swapBytes ? { swap: { bytes: setup.swapBytes, type: setup.swapBlkdev ? ('partition' as const) : ('file' as const) } } : {}),
     debugChecks: false,
   }) as unknown as Host;
   if (kernel === '6.x') {

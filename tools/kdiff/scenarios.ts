@@ -372,7 +372,14 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'thp-swapout',
-    about: 'four THPs reclaimed to a swap file (memcg reclaim), then read back',
+    about: 'four THPs reclaimed whole to swap on a block device (thp_swpout; memcg reclaim), then read back 4 KiB at a time',
+    setup: { memcg: true, swapBytes: 64 * M, swapBlkdev: true },
+    kernels: ['6.x'],
+    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'reclaim' }, read(0, 8 * M)],
+  },
+  {
+    name: 'thp-swapout-file',
+    about: 'the same to a swap file: no large swap entries there, so each THP is split first (thp_swpout_fallback)',
     setup: { memcg: true, swapBytes: 64 * M },
     kernels: ['6.x'],
     steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'reclaim' }, read(0, 8 * M)],
@@ -394,7 +401,14 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'mthp-swapout',
-    about: '64 KiB folios reclaimed to a swap file (memcg reclaim), then read back',
+    about: '64 KiB folios reclaimed whole to swap on a block device (memcg reclaim), then read back',
+    setup: { memcg: true, swapBytes: 32 * M, swapBlkdev: true, sysfs: { 'hugepages-64kB/enabled': 'madvise' } },
+    kernels: ['6.x'],
+    steps: [region(1 * M), hugepage(0, 1 * M), write(0, 1 * M), { op: 'reclaim' }, read(0, 1 * M)],
+  },
+  {
+    name: 'mthp-swapout-file',
+    about: 'the same to a swap file: each 64 KiB folio is split first (swpout_fallback)',
     setup: { memcg: true, swapBytes: 32 * M, sysfs: { 'hugepages-64kB/enabled': 'madvise' } },
     kernels: ['6.x'],
     steps: [region(1 * M), hugepage(0, 1 * M), write(0, 1 * M), { op: 'reclaim' }, read(0, 1 * M)],

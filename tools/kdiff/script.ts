@@ -35,8 +35,14 @@ export interface Setup {
   sysfs?: Record<string, string>;
   /** Run in a fresh memory cgroup v1 child (no limit): exact per-cgroup figures, and the target of `reclaim`. */
   memcg?: boolean;
-  /** A swap file of this many bytes, swapon'd for the run (the model: a swap file as big). */
+  /** A swap file of this many bytes, swapon'd for the run (the model: a swap device as big). */
   swapBytes?: number;
+  /**
+   * Swap on a block device (a loop device over the swap file; the model: swap.type
+   * 'partition'): 6.x swaps a large folio out whole only to a block device (SWP_BLKDEV),
+   * to a swap file it splits it first.
+   */
+  swapBlkdev?: boolean;
 }
 
 /** A step runs in the scenario's process, or (`in: 'child'`) in its forked child. */
@@ -84,7 +90,7 @@ export function toScript(steps: readonly Step[], setup: Setup = {}): string {
     throw new Error('kdiff: a scenario starts with exactly one region step');
   }
   const head = [
-    ...(setup.swapBytes ? [`swap ${setup.swapBytes}`] : []),
+    ...(setup.swapBytes ? [`swap ${setup.swapBytes}${setup.swapBlkdev ? ' blkdev' : ''}`] : []),
     ...(setup.memcg ? ['memcg 0'] : []),
     ...Object.entries(setup.sysfs ?? {}).map(([p, v]) => {
       if (!/^[\w./-]+$/.test(p) || p.includes('..') || !/^\w+$/.test(v)) throw new Error(`kdiff: bad sysfs setup ${p}=${v}`);
