@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -448,6 +449,14 @@ static int undo(void) {
       if (swapoff(a) && errno != EINVAL && errno != ENOENT) bad = fprintf(stderr, "kdiff: swapoff %s: %s\n", a, strerror(errno));
       if (unlink(a) && errno != ENOENT) bad = fprintf(stderr, "kdiff: unlink %s: %s\n", a, strerror(errno));
     } else if (!strcmp(kind, "memcg")) {
+      if (rmdir(a) && errno == EBUSY) {
+        /* Tasks left in it (a killed run's): move them to the root cgroup, then remove. */
+        char p[320], q[320];
+        snprintf(p, sizeof p, "%scgroup.procs", a);
+        snprintf(q, sizeof q, MEMCG_ROOT "cgroup.procs");
+        if (slurp(p) > 0)
+          for (char *t = strtok(buf, "\n"); t; t = strtok(NULL, "\n")) put(q, t);
+      }
       if (rmdir(a) && errno != ENOENT) bad = fprintf(stderr, "kdiff: rmdir %s: %s\n", a, strerror(errno));
     } else if (!strcmp(kind, "loop")) {
       /* Detach only if the loop device still has our file behind it. */
@@ -582,9 +591,12 @@ int main(void) {
     }
   }
   mthp_init();
+  pid_t supervisor = getpid();
   worker = fork();
   if (worker < 0) setup_fail("fork", "worker");
   if (worker == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* the worker never outlives the supervisor */
+    if (getppid() != supervisor) _exit(2);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
