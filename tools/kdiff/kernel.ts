@@ -131,6 +131,8 @@ export function readKernelEnv(sysfs: string = THP_SYSFS): KernelEnv | { skip: st
 export interface KernelRunner {
   run(steps: readonly Step[], setup?: Setup): StepReport[];
   cleanup(): void;
+  /** The built kdiff.c (stdin: toScript's text). */
+  bin: string;
 }
 
 /** Build kdiff.c; a string says why it could not be built (no gcc). */
@@ -147,6 +149,7 @@ export function buildKernelRunner(): KernelRunner | string {
   }
   return {
     cleanup,
+    bin,
     run(steps, setup) {
       // A hang guard only (a script takes well under a second, plus the wait for the lock);
       // on SIGTERM kdiff.c kills its worker and still undoes the setup.
