@@ -46,7 +46,16 @@ try {
       table.push([sc.name, 'not judged', why]);
       continue;
     }
-    const r = checkScenario(sc, env, runner, 4, hostKernel);
+    let r: ReturnType<typeof checkScenario>;
+    try {
+      r = checkScenario(sc, env, runner, 4, hostKernel);
+    } catch (e) {
+      bad++;
+      const msg = (e as Error).message.split('\n')[0];
+      console.log(`\n${sc.name}: error — ${msg}`);
+      table.push([sc.name, 'error', msg]);
+      continue;
+    }
     if (r.verdict === 'mismatch') bad++;
     const diffs = hostKernel === '6.x' ? sc.diffs6 : sc.diffs;
     const documented = Object.values(diffs ?? {}).flat().length;
