@@ -15,6 +15,8 @@
  *     model thp_split          → kernel thp_split_pmd (2.6.38 splits the page, once per
  *                                 PMD mapping it here; the modern kernel splits the PMD
  *                                 and defers the page split: thp_deferred_split_page)
+ * (against the 6.x model every counter of comparedCounters('6.x') by the same name on both
+ * sides, per-size stats included; one the model does not keep is a mismatch),
  * and a kernel delta below the expected one is a hard mismatch (counters only grow),
  * one above it is noise ("noisy", the caller retries).
  * When smaps differ and the kernel's thp_fault_fallback (or thp_collapse_alloc, i.e.

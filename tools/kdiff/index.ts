@@ -1,5 +1,5 @@
 /**
- * kdiff: differential checks of the THP host model (src/mm, Linux 2.6.38 semantics)
+ * kdiff: differential checks of the THP host model (src/mm, host.kernel 2.6.38 or 6.x)
  * against this machine's kernel. `checkScenario` runs one scenario on both sides, with
  * retries when the kernel side is noisy or inconclusive; `node --import tsx
  * tools/kdiff/run.ts` prints every scenario side by side.
