@@ -20,7 +20,7 @@
  * The host follows `kernel` ('2.6.38' or '6.x'); under 6.x its knobs are the machine's
  * (enabled, use_zero_page, the per-size knobs that are on) plus the scenario's setup.sysfs.
  */
-import type { Hva } from '../../src/util/address.ts';
+import type { Hva, Pfn } from '../../src/util/address.ts';
 import { HPAGE_PMD_SIZE, PAGE_SIZE } from '../../src/util/address.ts';
 import { createHost, PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/mm/index.ts';
 import { MMAP_BASE, type MmStruct } from '../../src/mm/mm.ts';
@@ -130,7 +130,7 @@ function counters(host: Host): Record<string, number> {
 /** The memory cgroup figures of a host that holds only the scenario's pages (kB). */
 function memcgFigures(host: Host): NonNullable<StepReport['memcg']> {
   let reserved = 0;
-  for (let pfn = 0; pfn < host.nrFrames; pfn++) if (host.pages.testFlag(pfn as never, PG_reserved)) reserved++;
+  for (let pfn = 0; pfn < host.nrFrames; pfn++) if (host.pages.testFlag(pfn as Pfn, PG_reserved)) reserved++;
   const mi = host.meminfo();
   return { anon: (host.nrFrames - host.nr_free_pages() - reserved) * 4, anon_thp: mi.AnonHugePages, swap: mi.SwapTotal - mi.SwapFree };
 }
