@@ -182,7 +182,7 @@ test('kdiff model: 2.6.38 splits the page (every mapping) on partial munmap of a
 
 test("kdiff model: the host's meminfo AnonPages/AnonHugePages equal the process's smaps sums whenever one process maps everything", (t) => {
   let checked = 0;
-  for (const sc of SCENARIOS) {
+  for (const sc of SCENARIOS.filter((x) => !x.kernels || x.kernels.includes('2.6.38'))) {
     const r = runModel(sc.steps);
     let child = false;
     r.forEach((rep, i) => {
