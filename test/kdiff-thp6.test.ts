@@ -125,6 +125,21 @@ kernelFacts('mthp-swapout', 'kernel: 64 KiB folios are swapped out whole to a bl
   t.is(r[4].faults, 256);
 });
 
+kernelFacts('khugepaged-max-ptes-shared', 'kernel: khugepaged leaves a range with more than max_ptes_shared shared PTEs, and collapses it once the child has COWed enough', (t, r) => {
+  t.is(totals(r[4].vmas).ahp, 0); // 512 shared PTEs > 256
+  t.true(vm(r[4], 'thp_scan_exceed_share_pte') >= 1);
+  t.deepEqual(totals(r[6].vmas), { rss: 2048, anon: 2048, ahp: 2048, swap: 0 }); // 212 shared: collapsed
+  t.true(vm(r[6], 'thp_collapse_alloc') >= 1);
+  t.deepEqual([r[7].who, totals(r[7].vmas).ahp], ['child', 0]); // the child's VMA has no VM_HUGEPAGE
+});
+
+kernelFacts('khugepaged-max-ptes-swap', 'kernel: khugepaged leaves a range with more than max_ptes_swap swap PTEs, and collapses it (swapping in) at max_ptes_swap', (t, r) => {
+  t.deepEqual(totals(r[5].vmas), { rss: 2048 - 260, anon: 2048 - 260, ahp: 0, swap: 260 }); // 65 swapped
+  t.true(vm(r[5], 'thp_scan_exceed_swap_pte') >= 1);
+  t.deepEqual(totals(r[9].vmas), { rss: 2048, anon: 2048, ahp: 2048, swap: 0 }); // 64 swapped: collapsed
+  t.deepEqual(r[9].memcg, { anon: 2048, anon_thp: 2048, swap: 0 });
+});
+
 // --- setup is undone, even after a kill ---------------------------------------------
 
 const knob = (p: string) => /\[(\w+)\]/.exec(readFileSync(`${THP_SYSFS}/${p}`, 'utf8'))?.[1];

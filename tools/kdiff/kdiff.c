@@ -23,6 +23,11 @@
  *                                      memory.force_empty (try_to_free_mem_cgroup_pages with
  *                                      shrink_slab, i.e. the memcg-aware deferred split
  *                                      shrinker, until nothing more can be reclaimed)
+ *   khugepaged [N]                     wait (polling, up to 60 s) until khugepaged has
+ *                                      completed N (default 2) more full scans
+ *                                      (khugepaged/full_scans: a whole pass saw the state)
+ *                                      and then a full scan that changed nothing in the
+ *                                      slot (a collapse may wait on swap-in I/O)
  * Setup lines, before `region` (each needs root; all are undone after the run):
  *   sysfs PATH VALUE                   write VALUE to transparent_hugepage/PATH
  *                                      (e.g. hugepages-16kB/enabled madvise)
@@ -44,6 +49,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <linux/loop.h>
 #include <sys/file.h>
@@ -99,7 +105,8 @@ static ssize_t slurp(const char *path) {
 static const char *const wanted[] = {"thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge",
                                      "thp_collapse_alloc", "thp_split_pmd", "thp_split_page", "thp_split",
                                      "thp_deferred_split_page", "thp_zero_page_alloc", "thp_swpout",
-                                     "thp_swpout_fallback", "pswpout", "pswpin", NULL};
+                                     "thp_swpout_fallback", "pswpout", "pswpin", "thp_scan_exceed_swap_pte",
+                                     "thp_scan_exceed_share_pte", NULL};
 static int is_wanted(const char *n) {
   for (int i = 0; wanted[i]; i++)
     if (!strcmp(wanted[i], n)) return 1;
@@ -146,6 +153,20 @@ static void read_vmstat(unsigned long long *vals) {
 
 /* The scenario's memory cgroup (memcg step), or "" */
 static char memcg_dir[128];
+/* Make the cgroup's memory.stat exact when read. Its counters are per-CPU deltas flushed
+ * on a read only once more than MEMCG_CHARGE_BATCH (64) x online CPUs updates are pending
+ * (else every 2 s), and new pages wait in a per-CPU batch before they are on an LRU list.
+ * So 256 pages are faulted in and unmapped (512 updates: a flush at the next read), and the
+ * munmap runs unmap_region, which starts with lru_add_drain() (the worker is pinned to one
+ * CPU, so that is every batched page of the scenario). The net figures are unchanged and
+ * no fault of it falls in a measured window. */
+static void memcg_settle(void) {
+  char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return;
+  madvise(p, 1 << 20, MADV_NOHUGEPAGE);
+  for (int i = 0; i < (1 << 20); i += 4096) p[i] = 1;
+  munmap(p, 1 << 20);
+}
 
 /* The cgroup's own figures (exact: only the scenario's pages are charged to it), kB:
  * anon = its anonymous LRU pages (a THP on the deferred split queue counts whole until
@@ -153,6 +174,7 @@ static char memcg_dir[128];
 static void memcg_figures(char *o) {
   char p[192];
   unsigned long long anon = 0, huge = 0, sw = 0;
+  memcg_settle();
   snprintf(p, sizeof p, "%smemory.stat", memcg_dir);
   if (slurp(p) < 0) {
     sprintf(o, "null");
@@ -254,6 +276,31 @@ static int cmd_fd = -1, ack_fd = -1; /* parent → child commands, child → par
 static int in_child;
 
 static void run_step(int step, char *l);
+static int get(const char *path, char *val, size_t size);
+static void fail(int step, const char *what);
+
+static unsigned long long full_scans(int step) {
+  char v[32];
+  if (get(THP_DIR "khugepaged/full_scans", v, sizeof v)) fail(step, "khugepaged/full_scans");
+  return strtoull(v, NULL, 10);
+}
+
+/* The slot's Rss, AnonHugePages and Swap totals from smaps, as a string to compare. */
+static void slot_sig(char *sig, size_t size) {
+  unsigned long rss = 0, ahp = 0, sw = 0, v;
+  int in = 0;
+  uintptr_t lo = (uintptr_t)base, hi = lo + slot;
+  if (slurp("/proc/self/smaps") < 0) return;
+  for (char *l = strtok(buf, "\n"); l; l = strtok(NULL, "\n")) {
+    unsigned long s, e;
+    char perms[8];
+    if (sscanf(l, "%lx-%lx %7s", &s, &e, perms) == 3 && strchr(l, '-') < strchr(l, ' ')) in = s < hi && e > lo;
+    else if (in && sscanf(l, "Rss: %lu kB", &v) == 1) rss += v;
+    else if (in && sscanf(l, "AnonHugePages: %lu kB", &v) == 1) ahp += v;
+    else if (in && sscanf(l, "Swap: %lu kB", &v) == 1) sw += v;
+  }
+  snprintf(sig, size, "%lu/%lu/%lu", rss, ahp, sw);
+}
 
 /* The child: run each command line it is sent, ack it; "exit" ends it. */
 static void child_loop(void) {
@@ -335,6 +382,24 @@ static void run_step(int step, char *l) {
     if (mprotect(base + a, b, prot)) fail(step, "mprotect");
   } else if (!strcmp(op, "report")) {
     /* nothing */
+  } else if (!strcmp(op, "khugepaged") && !in_child) {
+    if (k < 2) a = 2;
+    unsigned long long start = full_scans(step), seen = start;
+    char sig[64] = "", prev[64] = "";
+    for (int i = 0;; i++) {
+      unsigned long long now = full_scans(step);
+      if (now > seen) {
+        seen = now;
+        strcpy(prev, sig);
+        slot_sig(sig, sizeof sig);
+        if (now >= start + a && !strcmp(sig, prev)) break;
+      }
+      if (i == 6000) {
+        errno = ETIMEDOUT;
+        fail(step, "khugepaged: too few full scans within 60 s (khugepaged/scan_sleep_millisecs?)");
+      }
+      usleep(10000);
+    }
   } else if (!strcmp(op, "reclaim") && !in_child) {
     char p[192];
     snprintf(p, sizeof p, "%smemory.force_empty", memcg_dir);
@@ -361,6 +426,9 @@ static void run_step(int step, char *l) {
       ack_fd = ack[1];
       child_loop();
     }
+    /* The parent too: its first wrapper calls after fork must not fault in a later step. */
+    (void)madvise(base, 0, MADV_NORMAL);
+    (void)mprotect(base, 0, PROT_READ | PROT_WRITE);
     close(cmd[0]);
     close(ack[1]);
     cmd_fd = cmd[1];
@@ -384,8 +452,9 @@ static void run_step(int step, char *l) {
   getrusage(RUSAGE_SELF, &ru[1]);
   /* After fork() the parent's own stack and data are COW while the child lives: its
    * faults there are not the region's, so fork and exit (which writes its command on
-   * the stack) are not measured. */
-  long faults = !strcmp(op, "fork") || !strcmp(op, "exit") ? -1 : faults_of(&ru[1]) - faults_of(&ru[0]);
+   * the stack) are not measured; nor is khugepaged (its polling is this process's work,
+   * not the region's). */
+  long faults = !strcmp(op, "fork") || !strcmp(op, "exit") || !strcmp(op, "khugepaged") ? -1 : faults_of(&ru[1]) - faults_of(&ru[0]);
   report(step, in_child ? "child" : "self", faults);
 }
 
@@ -609,6 +678,10 @@ int main(void) {
        * charged to the parent cgroup and unevictable, so the cgroup holds the scenario's
        * pages only and its reclaim never swaps out this program. */
       grow_stack();
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(sched_getcpu(), &one);
+      if (sched_setaffinity(0, sizeof one, &one)) fail(-1, "pin to one CPU");
       char p[192], pid[24];
       snprintf(p, sizeof p, "%scgroup.procs", memcg_dir);
       snprintf(pid, sizeof pid, "%d", (int)getpid());

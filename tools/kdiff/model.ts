@@ -205,6 +205,14 @@ export function runModel(steps: readonly Step[], enabled: ThpEnabled = 'madvise'
           break;
         case 'report':
           break;
+        case 'khugepaged': {
+          const start = host.khugepagedStats().full_scans;
+          for (let i = 0; host.khugepagedStats().full_scans < start + (s.scans ?? 2); i++) {
+            if (i === 10_000) throw new Error(`kdiff model: khugepaged made too few full scans in 10000 passes (step ${step})`);
+            host.khugepaged_scan();
+          }
+          break;
+        }
         case 'reclaim':
           if (!setup.memcg) throw new Error(`kdiff model: reclaim at step ${step} needs setup.memcg (the kernel reclaims the scenario's cgroup)`);
           host.reclaim(host.nrFrames);
@@ -219,7 +227,8 @@ export function runModel(steps: readonly Step[], enabled: ThpEnabled = 'madvise'
           child = null;
           break;
       }
-      report(step, who, m, before, s.op === 'fork' || s.op === 'exit' ? null : host.vmstat().pgfault - before.pgfault);
+      const unmeasured = s.op === 'fork' || s.op === 'exit' || s.op === 'khugepaged';
+      report(step, who, m, before, unmeasured ? null : host.vmstat().pgfault - before.pgfault);
     });
   } finally {
     host.close();

@@ -30,6 +30,7 @@ export type KernelCounter =
   | 'thp_swpout'
   | 'thp_swpout_fallback'
   | 'pswpout'
+  | 'thp_collapse_alloc'
   | `hugepages-${string}kB/${string}`;
 export const COUNTERS_6X: KernelCounter[] = [
   'thp_fault_alloc',
@@ -40,6 +41,7 @@ export const COUNTERS_6X: KernelCounter[] = [
   'thp_swpout',
   'thp_swpout_fallback',
   'pswpout',
+  'thp_collapse_alloc',
 ];
 /** The per-size stats compared against the 6.x model (kdiff.c reads these sizes). */
 export const PER_SIZE_COMPARED = {
@@ -412,5 +414,44 @@ export const SCENARIOS: Scenario[] = [
     setup: { memcg: true, swapBytes: 32 * M, sysfs: { 'hugepages-64kB/enabled': 'madvise' } },
     kernels: ['6.x'],
     steps: [region(1 * M), hugepage(0, 1 * M), write(0, 1 * M), { op: 'reclaim' }, read(0, 1 * M)],
+  },
+  // khugepaged scans on its own (every 10 ms here): it only looks at VM_HUGEPAGE VMAs in
+  // madvise mode, so each scenario sets its state up first and madvises last.
+  {
+    name: 'khugepaged-max-ptes-shared',
+    about:
+      'a 4 KiB-mapped 2 MiB range shared with a forked child: khugepaged does not collapse it while more than max_ptes_shared (256) PTEs map shared pages; once the child has COWed 300 pages (212 shared) it does',
+    setup: { sysfs: { 'khugepaged/scan_sleep_millisecs': '10', 'khugepaged/pages_to_scan': '65536' } },
+    kernels: ['6.x'],
+    steps: [
+      region(2 * M),
+      write(0, 2 * M),
+      { op: 'fork' },
+      hugepage(0, 2 * M),
+      { op: 'khugepaged' },
+      { ...write(0, 300 * 4 * K), in: 'child' },
+      { op: 'khugepaged' },
+      { op: 'report', in: 'child' },
+      { op: 'exit' },
+    ],
+  },
+  {
+    name: 'khugepaged-max-ptes-swap',
+    about:
+      'a 4 KiB-mapped 2 MiB range swapped out, then read back but for 65 pages: khugepaged leaves it (more than max_ptes_swap, 64, swap PTEs); with one more page read back it collapses (swapping the 64 in)',
+    setup: { memcg: true, swapBytes: 16 * M, sysfs: { 'khugepaged/scan_sleep_millisecs': '10', 'khugepaged/pages_to_scan': '65536' } },
+    kernels: ['6.x'],
+    steps: [
+      region(2 * M),
+      write(0, 2 * M),
+      { op: 'reclaim' },
+      read(0, 2 * M - 65 * 4 * K),
+      hugepage(0, 2 * M),
+      { op: 'khugepaged' },
+      { op: 'madvise', off: 0, len: 2 * M, advice: 'nohugepage' },
+      read(2 * M - 65 * 4 * K, 4 * K),
+      hugepage(0, 2 * M),
+      { op: 'khugepaged' },
+    ],
   },
 ];

@@ -24,7 +24,13 @@ export type Action =
    * memcg-aware deferred split shrinker, and swap-out when there is swap); the model,
    * whose host holds only the scenario's pages, reclaims all its frames (HostApi.reclaim).
    */
-  | { op: 'reclaim' };
+  | { op: 'reclaim' }
+  /**
+   * Let khugepaged scan: the kernel waits until khugepaged/full_scans has risen by `scans`
+   * (default 2, so one whole pass saw the state); the model runs khugepaged passes until
+   * its full_scans has.
+   */
+  | { op: 'khugepaged'; scans?: number };
 
 /**
  * What a scenario changes on the machine for its run (kdiff.c undoes it afterwards, under
@@ -114,6 +120,8 @@ function line(s: Action): string {
       return `munmap ${s.off} ${s.len}`;
     case 'mprotect':
       return `mprotect ${s.off} ${s.len} ${s.prot}`;
+    case 'khugepaged':
+      return s.scans ? `khugepaged ${s.scans}` : 'khugepaged';
     case 'report':
     case 'fork':
     case 'exit':
