@@ -198,9 +198,9 @@ export class Swap {
   /** swapon: create the swap file (HostConfig.swap, as config.ts swapConfigSchema accepted it). */
   constructor(
     private readonly host: Host,
-    cfg: { bytes: number; path?: string } | undefined,
+    cfg: { bytes: number; path?: string; type?: 'file' | 'partition' } | undefined,
   ) {
-    this.device = cfg === undefined || cfg.bytes === 0 ? null : new SwapInfo(cfg.bytes, cfg.path);
+    this.device = cfg === undefined || cfg.bytes === 0 ? null : new SwapInfo(cfg.bytes, cfg.path, cfg.type, host.kernel === '6.x');
     if (this.device) openDevices.add(this.device);
   }
 
