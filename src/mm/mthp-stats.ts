@@ -49,9 +49,6 @@ export function mthpSizeName(order: number): string {
 /** The anonymous orders with a hugepages-<size>kB/enabled file, lowest first (2..9). */
 export const MTHP_ANON_ORDERS: readonly number[] = Array.from({ length: PMD_ORDER - MTHP_MIN_ANON_ORDER + 1 }, (_, i) => MTHP_MIN_ANON_ORDER + i);
 
-/** The per-size sysfs names of MTHP_ANON_ORDERS: '16kB' … '2048kB'. */
-export const MTHP_SIZES: readonly string[] = MTHP_ANON_ORDERS.map(mthpSizeName);
-
 /** Per-order counters (the kernel's per-cpu mthp_stats summed). */
 export class MthpStats {
   /** stats[order][item]; orders 0..PMD_ORDER, order 0 and 1 never written. */

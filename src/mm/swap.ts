@@ -23,17 +23,20 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, rmdirSync, unlinkSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hva, Pfn } from '../util/address.ts';
-import { PAGE_SIZE, hvaAdd, pageIndex } from '../util/address.ts';
+import { PAGE_SIZE, hvaAdd, pageIndex, pfnAdd } from '../util/address.ts';
 import { HugevisorError } from '../util/errors.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
 import { PG_anon, PG_locked, PG_lru, PG_swapbacked, PG_swapcache, PG_uptodate } from './page.ts';
-import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, _PAGE_SWP, pte_index, type PteTable } from './pgtable.ts';
+import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, _PAGE_SWP, pmd_index, pte_index, type PteTable } from './pgtable.ts';
 import { get_page, KernelBug, put_page } from './refcount.ts';
 import { page_add_anon_rmap, page_remove_rmap, rmap_walk } from './rmap.ts';
 import { SwapClusters } from './swap-cluster.ts';
+import { folio_mapcount, folio_mapped, folio_order, folio_ref_count, folio_test_partially_mapped } from './folio.ts';
 import { VM_WRITE, type Vma } from './vma.ts';
+
+const HPAGE_PMD_ORDER = 9;
 
 /** One swap device (struct swap_info_struct). */
 export class SwapInfo {
@@ -198,9 +201,9 @@ export class Swap {
   /** swapon: create the swap file (HostConfig.swap, as config.ts swapConfigSchema accepted it). */
   constructor(
     private readonly host: Host,
-    cfg: { bytes: number; path?: string } | undefined,
+    cfg: { bytes: number; path?: string; type?: 'file' | 'partition' } | undefined,
   ) {
-    this.device = cfg === undefined || cfg.bytes === 0 ? null : new SwapInfo(cfg.bytes, cfg.path);
+    this.device = cfg === undefined || cfg.bytes === 0 ? null : new SwapInfo(cfg.bytes, cfg.path, cfg.type, host.kernel === '6.x');
     if (this.device) openDevices.add(this.device);
   }
 
@@ -324,6 +327,89 @@ export class Swap {
     pages.clearFlag(pfn, PG_locked);
     this.delete_from_swap_cache(pfn);
     put_page(pages, pfn); // frees it
+    return 'freed';
+  }
+
+  /**
+   * shrink_folio_list for a large anonymous folio (6.x; the caller saw it mapped, on the
+   * LRU and not referenced), as 6.18 orders the steps:
+   *  1. a folio with references besides its mappings (a gup pin) cannot be split: kept;
+   *  2. a partially mapped one (on the deferred split queue) is split right away, its
+   *     unmapped pages freed without I/O ('split': its pages come next on the clock);
+   *  3. folio_alloc_swap: 2^order contiguous slots (swap-cluster.ts). None (a swap file
+   *     never has them; a full device neither) → split_folio, thp_swpout_fallback (PMD
+   *     size) and the per-size swpout_fallback, and the pages go out one by one ('split');
+   *  4. try_to_unmap with TTU_SPLIT_HUGE_PMD: a PMD mapping is split first
+   *     (__split_huge_pmd: thp_split_pmd), then every PTE of the folio becomes the swap entry
+   *     of its page's slot;
+   *  5. the whole folio is written (count_swpout_vm_event: pswpout per page, thp_swpout for
+   *     PMD size, the per-size swpout), leaves the swap cache and is freed ('freed').
+   */
+  shrink_large_folio(head: Pfn): 'freed' | 'split' | 'keep' | 'no_swap' {
+    const host = this.host;
+    const pages = host.pages;
+    const policy = host.policy;
+    const si = this.device;
+    if (!si) return 'no_swap';
+    const order = folio_order(pages, head);
+    const nr = 1 << order;
+    // 1. folio_expected_ref_count(folio) != folio_ref_count(folio) (before our reference)
+    if (folio_ref_count(pages, head) !== folio_mapcount(pages, head)) return 'keep';
+    // 2. split partially mapped folios right away
+    if (folio_test_partially_mapped(pages, head)) {
+      policy.split_huge_page(head);
+      return pages.PageHead(head) ? 'keep' : 'split';
+    }
+    // 3. folio_alloc_swap
+    const slot = si.get_swap_pages(order);
+    if (slot === 0) {
+      policy.split_huge_page(head);
+      if (pages.PageHead(head)) return 'keep';
+      if (order === HPAGE_PMD_ORDER) host.stat.count_vm_event('thp_swpout_fallback');
+      host.stat.mthp.count_mthp_stat(order, 'swpout_fallback');
+      return 'split';
+    }
+    // isolate + lock: our reference; add_to_swap_cache: the swap cache's, PG_swapcache on the
+    // folio (so unmapping it does not queue a deferred split) and every slot taken.
+    policy.get_page(head);
+    pages.clearFlag(head, PG_lru);
+    pages.setFlag(head, PG_locked | PG_swapcache);
+    policy.get_page(head);
+    for (let k = 0; k < nr; k++) si.cache_add(slot + k, pfnAdd(head, k));
+    // 4. try_to_unmap(folio, TTU_SPLIT_HUGE_PMD)
+    for (const { vma, addr } of rmap_walk(host.anon, pages, head)) {
+      const mm = vma.mm;
+      const pmd = mm.pgd.pmd_table(addr);
+      if (pmd && pmd.huge[pmd_index(addr)] === head) policy.split_huge_pmd(mm, addr);
+      const t = mm.pgd.pte_offset(addr);
+      if (!t) continue;
+      const j0 = pte_index(addr);
+      const end = hvaAdd(addr, nr * PAGE_SIZE);
+      const unmapped: Pfn[] = [];
+      mmu_notifier_invalidate_range_start(mm, addr, end);
+      for (let k = 0; k < nr && j0 + k < t.pfn.length; k++) {
+        const j = j0 + k;
+        if (!t.pte_present(j) || t.bits[j] & _PAGE_SPECIAL || t.pfn[j] !== head + k) continue;
+        t.set_pte(j, slot + k, _PAGE_SWP);
+        si.swap_duplicate(slot + k);
+        unmapped.push(pfnAdd(head, k));
+      }
+      policy.remove_rmap_ptes(unmapped);
+      for (const p of unmapped) policy.put_page(p); // the mappings' references
+      mmu_notifier_invalidate_range_end(mm, addr, end);
+    }
+    if (folio_mapped(pages, head)) throw new KernelBug(`shrink_large_folio: folio ${head} still mapped after try_to_unmap`);
+    // 5. pageout: the folio in one write
+    for (let k = 0; k < nr; k++) si.swap_writepage(slot + k, host.physmem.frames(pfnAdd(head, k)));
+    host.stat.count_vm_event('pswpout', nr);
+    if (order === HPAGE_PMD_ORDER) host.stat.count_vm_event('thp_swpout');
+    host.stat.mthp.count_mthp_stat(order, 'swpout');
+    // __remove_mapping: only the swap cache and we hold it; then it is freed
+    if (folio_ref_count(pages, head) !== 2) throw new KernelBug(`shrink_large_folio: folio ${head} has refcount ${folio_ref_count(pages, head)} after unmap`);
+    pages.clearFlag(head, PG_locked | PG_swapcache);
+    for (let k = 0; k < nr; k++) si.cache_del(slot + k);
+    policy.put_page(head); // the swap cache's
+    policy.put_page(head); // ours: frees it
     return 'freed';
   }
 

@@ -31,6 +31,8 @@ export const VM_EVENTS_6X = [
   'thp_scan_exceed_none_pte',
   'thp_scan_exceed_swap_pte',
   'thp_scan_exceed_share_pte',
+  'thp_swpout',
+  'thp_swpout_fallback',
 ] as const;
 export type VmEvent = (typeof VM_EVENTS)[number] | (typeof VM_EVENTS_6X)[number];
 
