@@ -494,9 +494,11 @@ export class FolioPolicy implements ThpPolicy {
    * max_ptes_swap (thp_scan_exceed_swap_pte), none or zero-page PTEs at most max_ptes_none
    * (thp_scan_exceed_none_pte), pages of folios mapped by another mm at most
    * max_ptes_shared (thp_scan_exceed_share_pte); every mapped page anonymous, on the LRU,
-   * unlocked, its folio's references all mappings (is_refcount_suitable: no gup pin); at
-   * least one PTE writable; the scan also wants a young page, and half of them young when
-   * swap PTEs are to be read back.
+   * unlocked, its folio's references all mappings (is_refcount_suitable: no gup pin); the
+   * scan also wants a young page, and half of them young when swap PTEs are to be read
+   * back. No PTE need be writable: 6.18 dropped the SCAN_PAGE_RO check (a read-only
+   * anonymous range, e.g. wrprotected by fork, collapses; seen by tools/kdiff scenario
+   * khugepaged-max-ptes-shared on Linux 6.18).
    */
   collapse_scan(mm: MmStruct, _addr: Hva, t: PteTable, young: ((j: number) => boolean) | null): boolean {
     const host = this.host;
@@ -506,7 +508,6 @@ export class FolioPolicy implements ThpPolicy {
     let unmapped = 0;
     let shared = 0;
     let referenced = 0;
-    let writable = false;
     for (let j = 0; j < HPAGE_PMD_NR; j++) {
       const bits = t.bits[j];
       if (t.is_swap_pte(j)) {
@@ -520,7 +521,6 @@ export class FolioPolicy implements ThpPolicy {
         host.stat.count_vm_event('thp_scan_exceed_none_pte');
         return false;
       }
-      if (bits & _PAGE_RW) writable = true;
       const page = t.pte_pfn(j);
       const head = page_folio(pages, page);
       const f = pages.flags[head];
@@ -537,7 +537,6 @@ export class FolioPolicy implements ThpPolicy {
       if (folio_ref_count(pages, head) !== folio_mapcount(pages, head) + (pages.PageSwapCache(head) ? 1 : 0)) return false;
       if (young && (bits & _PAGE_ACCESSED || f & PG_referenced || young(j))) referenced++;
     }
-    if (!writable) return false; // SCAN_PAGE_RO
     if (young && (!referenced || (unmapped && referenced < HPAGE_PMD_NR / 2))) return false; // SCAN_LACK_REFERENCED_PAGE
     return true;
   }
