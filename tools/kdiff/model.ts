@@ -6,7 +6,7 @@
  * smaps walker (fs/proc/task_mmu.c) counts them:
  *   Rss / Anonymous: present PTEs of normal pages (the zero page is pte_special, not
  *     counted) + HPAGE_PMD_SIZE per huge PMD; every model page is anonymous.
- *   AnonHugePages: HPAGE_PMD_SIZE per huge PMD.
+ *   AnonHugePages: HPAGE_PMD_SIZE per huge PMD (the huge zero page counts in neither).
  *   THPeligible: THP enabled for the VMA and the VMA holds a whole aligned 2 MiB range.
  * faults: pgfault across the step's action (the kernel side: getrusage minflt+majflt);
  * touches fault only where the page tables do not allow the access, as a CPU would.
@@ -59,7 +59,7 @@ function eligible2638(host: Host, v: Vma): boolean {
   return transparent_hugepage_enabled(host.knobs, v) && firstHuge + HPAGE_PMD_SIZE <= v.end;
 }
 
-function vmaFigures(mm: MmStruct, v: Vma, eligible: (v: Vma) => boolean): VmaFigures {
+function vmaFigures(host: Host, mm: MmStruct, v: Vma, eligible: (v: Vma) => boolean): VmaFigures {
   let rss = 0;
   let ahp = 0;
   let swap = 0;
@@ -69,9 +69,12 @@ function vmaFigures(mm: MmStruct, v: Vma, eligible: (v: Vma) => boolean): VmaFig
     const i = pmd_index(a);
     if (pmd && pmd.pmd_trans_huge(i)) {
       // The model never lets a huge PMD straddle a VMA edge (split at VMA split), so the
-      // whole 2 MiB lies in this VMA.
-      rss += HPAGE_PMD_SIZE;
-      ahp += HPAGE_PMD_SIZE;
+      // whole 2 MiB lies in this VMA. The huge zero page is not counted (smaps_pmd_entry
+      // finds no normal folio there).
+      if (!host.policy.is_huge_zero_pmd(pmd, i)) {
+        rss += HPAGE_PMD_SIZE;
+        ahp += HPAGE_PMD_SIZE;
+      }
     } else if (pmd && pmd.pte[i]) {
       const t = pmd.pte[i]!;
       for (let p = a; p < next; p += PAGE_SIZE) {
@@ -131,8 +134,10 @@ function counters(host: Host): Record<string, number> {
 function memcgFigures(host: Host): NonNullable<StepReport['memcg']> {
   let reserved = 0;
   for (let pfn = 0; pfn < host.nrFrames; pfn++) if (host.pages.testFlag(pfn as Pfn, PG_reserved)) reserved++;
+  // The huge zero folio (6.x) is not charged to any cgroup.
+  const zero = (host.policy as { huge_zero_folio?: number | null }).huge_zero_folio != null ? HPAGE_PMD_SIZE / PAGE_SIZE : 0;
   const mi = host.meminfo();
-  return { anon: (host.nrFrames - host.nr_free_pages() - reserved) * 4, anon_thp: mi.AnonHugePages, swap: mi.SwapTotal - mi.SwapFree };
+  return { anon: (host.nrFrames - host.nr_free_pages() - reserved - zero) * 4, anon_thp: mi.AnonHugePages, swap: mi.SwapTotal - mi.SwapFree };
 }
 
 /** Run `steps` on a fresh model host with transparent_hugepage/enabled = `enabled`. */
@@ -159,7 +164,7 @@ export function runModel(steps: readonly Step[], enabled: ThpEnabled = 'madvise'
     const mm = host.newProcess() as MmStruct;
     let slotEnd = BASE;
     const report = (step: number, who: StepReport['who'], m: MmStruct, before: Record<string, number>, faults: number | null) => {
-      const vmas = m.vmas.filter((v) => v.start < slotEnd && v.end > BASE).map((v) => vmaFigures(m, v, en));
+      const vmas = m.vmas.filter((v) => v.start < slotEnd && v.end > BASE).map((v) => vmaFigures(host, m, v, en));
       const vm: Record<string, number> = {};
       const now = counters(host);
       for (const c of Object.keys(now)) vm[c] = now[c] - (before[c] ?? 0);
