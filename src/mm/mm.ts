@@ -232,8 +232,11 @@ export class MmStruct implements MmStructApi {
       const flags = protToFlags(prot);
       mmu_notifier_invalidate_range_start(this, start, end);
       for (const v of this.vmasIn(start, end)) {
+        const old = v.flags;
         v.flags = (v.flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | flags;
+        if (v.flags === old) continue; // mprotect_fixup: nothing to change
         this.change_protection(v.start, v.end, (flags & VM_WRITE) !== 0);
+        if (flags & VM_WRITE) this.host.policy.change_prot_writable(this, v.start, v.end);
       }
       mmu_notifier_invalidate_range_end(this, start, end);
       this.mergeAround(start, end);
@@ -243,7 +246,8 @@ export class MmStruct implements MmStructApi {
   /**
    * change_protection: write-protect PTEs/PMDs when write is removed. Adding write leaves
    * them read-only (a private mapping's vm_page_prot never has write); the next write
-   * fault reuses or copies the page. A huge PMD only partly in range is split first
+   * fault reuses or copies the page — under 2.6.38; 6.x then makes exclusive anonymous
+   * ones writable (policy.change_prot_writable). A huge PMD only partly in range is split first
    * (2.6.38 change_pmd_range), a whole one is changed in place (change_huge_pmd).
    */
   private change_protection(start: Hva, end: Hva, writable: boolean): void {

@@ -201,6 +201,43 @@ export class FolioPolicy implements ThpPolicy {
     return !this.folio_mapped_by_other_mm(mm, head);
   }
 
+  /**
+   * Exclusive to `mm` (what PageAnonExclusive says in 6.18, decided here as wp_can_reuse
+   * does, without its side effects): every reference a mapping of this mm (the swap
+   * cache's aside for a small page).
+   */
+  private anon_exclusive(mm: MmStruct, pfn: Pfn): boolean {
+    const pages = this.host.pages;
+    if (!(pages.flags[page_folio(pages, pfn)] & PG_anon)) return false;
+    if (!page_in_large_folio(pages, pfn)) return pages.page_mapcount(pfn) === 1 && pages._count[pfn] === 1 + (pages.PageSwapCache(pfn) ? 1 : 0);
+    const head = page_folio(pages, pfn);
+    return folio_large_mapcount(pages, head) === folio_ref_count(pages, head) && !this.folio_mapped_by_other_mm(mm, head);
+  }
+
+  /**
+   * change_protection with MM_CP_TRY_CHANGE_WRITABLE (6.0+): mprotect adding write makes
+   * the PTEs and huge PMDs of exclusive anonymous pages writable at once
+   * (can_change_pte_writable / can_change_pmd_writable), so the next write takes no fault;
+   * shared (COW) pages and the zero pages stay read-only.
+   */
+  change_prot_writable(mm: MmStruct, start: Hva, end: Hva): void {
+    for (let a: number = start; a < end; ) {
+      const next = Math.min(end, alignDown(a, HPAGE_PMD_SIZE) + HPAGE_PMD_SIZE);
+      const pmd = mm.pgd.pmd_table(a as Hva);
+      const i = pmd_index(a as Hva);
+      if (pmd?.pmd_trans_huge(i)) {
+        if (!this.is_huge_zero_pmd(pmd, i) && this.anon_exclusive(mm, pmd.huge[i] as Pfn)) pmd.hbits[i] |= _PAGE_RW;
+      } else if (pmd?.pte[i]) {
+        const t = pmd.pte[i]!;
+        for (let p = a; p < next; p += PAGE_SIZE) {
+          const j = Math.floor(p / PAGE_SIZE) % HPAGE_PMD_NR;
+          if (t.pte_present(j) && !(t.bits[j] & _PAGE_SPECIAL) && this.anon_exclusive(mm, t.pte_pfn(j))) t.bits[j] |= _PAGE_RW;
+        }
+      }
+      a = next;
+    }
+  }
+
   // --- split_huge_pmd ----------------------------------------------------------------------
 
   split_huge_pmd(mm: MmStruct, addr: Hva): void {

@@ -85,6 +85,12 @@ export interface ThpPolicy {
   collapse_swapin(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable): void;
   /** exit_mmap: what the mm holds besides its page tables. */
   exit_mm(mm: MmStruct): void;
+  /**
+   * mprotect added write to [start, end) of a private VMA: 2.6.38 leaves the PTEs and PMDs
+   * read-only (the next write faults); 6.x makes those mapping exclusive anonymous pages
+   * writable at once (MM_CP_TRY_CHANGE_WRITABLE).
+   */
+  change_prot_writable(mm: MmStruct, start: Hva, end: Hva): void;
   close(): void;
   /** The policy's invariants (invariants.ts calls it). */
   checkInvariants(maps: Int32Array, pmdMaps: Int32Array, free: Uint8Array): void;
@@ -214,6 +220,7 @@ export class Policy2638 implements ThpPolicy {
   }
   collapse_swapin(): void {}
   exit_mm(): void {}
+  change_prot_writable(): void {}
   close(): void {}
   checkInvariants(maps: Int32Array, pmdMaps: Int32Array, free: Uint8Array): void {
     check_2638(this.host, maps, pmdMaps, free);
