@@ -235,7 +235,8 @@ export class FolioPolicy implements ThpPolicy {
    */
   can_change_writable(pfn: Pfn): boolean {
     if (pfn === this.huge_zero_folio || pfn === this.host.zero_pfn) return false;
-    return this.host.pages.PageAnon(pfn) && this.PageAnonExclusive(pfn);
+    // PageAnon is the folio's (a tail of a PTE-mapped THP has no PG_anon of its own).
+    return this.host.pages.PageAnon(page_folio(this.host.pages, pfn)) && this.PageAnonExclusive(pfn);
   }
 
   // --- split_huge_pmd ----------------------------------------------------------------------
