@@ -367,3 +367,37 @@ test('6.x vmstat has the modern THP counters; 2.6.38 does not', (t) => {
   closeClean(t, six);
   closeClean(t, old);
 });
+
+test('6.x: a gup pin on the huge zero page is a folio reference: the shrinker drops the folio, the frames go with the last put_page', (t) => {
+  const h = host('6.x');
+  const mm = h.newProcess() as MmStruct;
+  const a = mm.mmap(2 * MiB, { alignHuge: true });
+  const [p] = mm.get_user_pages(at(a + 3 * PAGE_SIZE), 1, false); // a read: the huge zero page
+  const head = mm.follow_page(a)!.headPfn;
+  t.is(p, pf(head + 3));
+  t.is(h.pages._count[head], 2, "the folio's own reference and the pin");
+  mm.exit_mmap();
+  t.is(h.reclaim(1), 0, 'the shrinker drops it, but the pin keeps the frames');
+  t.is((h.policy as FolioPolicy).huge_zero_folio, null);
+  const free0 = h.nr_free_pages();
+  h.put_page(p!);
+  t.is(h.nr_free_pages(), free0 + 512);
+  closeClean(t, h);
+});
+
+test('6.x invariants catch a wrong per-page _mapcount, a wrong _large_mapcount and a tail holding a reference', (t) => {
+  const { h, mm, a } = withThps('6.x', 1);
+  mm.munmap(at(a + 5 * PAGE_SIZE), PAGE_SIZE); // PTE-mapped, partially
+  const head = mm.follow_page(a)!.pfn;
+  h.pages._mapcount[head + 1]++;
+  t.throws(() => h.checkInvariants(), { message: `invariant violated: folio ${head}: page ${head + 1} _mapcount+1 = 2 but 1 PTEs map it` });
+  h.pages._mapcount[head + 1]--;
+  h.pages.index[head + 1]++;
+  t.throws(() => h.checkInvariants(), { message: `invariant violated: folio ${head}: _large_mapcount+1 = 512 but 511 mappings` });
+  h.pages.index[head + 1]--;
+  h.pages._count[head + 2]++;
+  t.throws(() => h.checkInvariants(), { message: `invariant violated: folio ${head}: tail ${head + 2} holds _count 1 (folios count on the head only)` });
+  h.pages._count[head + 2]--;
+  h.checkInvariants();
+  closeClean(t, h);
+});

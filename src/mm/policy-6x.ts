@@ -335,7 +335,7 @@ export class FolioPolicy implements ThpPolicy {
       host.stat.count_vm_event('thp_zero_page_alloc_failed');
       return null;
     }
-    prep_compound_page(host.pages, head, HPAGE_PMD_ORDER);
+    this.prep_thp(head, HPAGE_PMD_ORDER); // a folio never mapped through the rmap: mapcounts stay 0
     Atomics.store(host.pages._count, head, 1);
     host.physmem.zeroFrames(head, HPAGE_PMD_NR); // __GFP_ZERO
     host.stat.count_vm_event('thp_zero_page_alloc');
@@ -358,16 +358,18 @@ export class FolioPolicy implements ThpPolicy {
     if (--this.huge_zero_refcount <= 0) throw new KernelBug('put_huge_zero_folio dropped the last reference');
   }
 
-  /** shrink_huge_zero_folio_scan: free it when only the shrinker's reference is left. */
+  /**
+   * shrink_huge_zero_folio_scan: when only the shrinker's huge_zero_refcount is left, drop
+   * the folio (its page reference: a gup pin on it keeps the frames until put_page).
+   */
   private shrink_huge_zero_folio(): number {
     if (this.huge_zero_refcount !== 1 || this.huge_zero_folio === null) return 0;
     const head = this.huge_zero_folio;
     this.huge_zero_refcount = 0;
     this.huge_zero_folio = null;
-    Atomics.store(this.host.pages._count, head, 0);
-    destroy_compound_page(this.host.pages, head, HPAGE_PMD_ORDER);
-    this.host.buddy.free_pages(head, HPAGE_PMD_ORDER);
-    return HPAGE_PMD_NR;
+    const before = this.host.nr_free_pages();
+    this.put_page(head);
+    return this.host.nr_free_pages() - before;
   }
 
   /**
