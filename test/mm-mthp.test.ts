@@ -266,3 +266,24 @@ test('6.x: fork shares an mTHP; the child writing one page copies that page only
   t.deepEqual(smaps(child), { Rss: 16, AnonHugePages: 0 });
   closeClean(t, h);
 });
+
+test('6.x: khugepaged follows hugepages-2048kB/enabled: never leaves mTHPs alone, inherit collapses them into one THP', (t) => {
+  const h = host('6.x', { thp: { sizes: { '64kB': 'always', '2048kB': 'never' } } });
+  const mm = h.newProcess() as MmStruct;
+  const a = mm.mmap(2 * MiB, { alignHuge: true });
+  const data = new Uint8Array(2 * MiB).map((_, i) => (i * 7) & 0xff);
+  mm.writeBytes(a, data);
+  t.like(stats(h, '64kB'), { anon_fault_alloc: 32, nr_anon: 32 });
+  h.khugepaged_scan();
+  t.is(h.vmstat().thp_collapse_alloc, 0, 'no PMD order allowed: khugepaged has no work');
+  h.setKnob('hugepages-2048kB/enabled', 'inherit');
+  mm.madvise(a, 2 * MiB, 'MADV_HUGEPAGE'); // khugepaged_enter
+  h.khugepaged_scan();
+  t.is(h.vmstat().thp_collapse_alloc, 1);
+  t.true(mm.follow_page(a)!.huge);
+  t.like(stats(h, '64kB'), { nr_anon: 0, split: 0 });
+  t.like(stats(h, '2048kB'), { nr_anon: 1, anon_fault_alloc: 0 });
+  t.deepEqual(mm.readBytes(a, 2 * MiB), data);
+  t.deepEqual(smaps(mm), { Rss: 2048, AnonHugePages: 2048 });
+  closeClean(t, h);
+});

@@ -243,3 +243,20 @@ test('a pinned large folio is not swapped: gup holds a reference besides the map
   t.is(ev(h).thp_swpout, 1);
   closeClean(t, h);
 });
+
+test('a 64 KiB mTHP shared by fork, the child having unmapped its first page: still swapped whole, both mms get their swap entries', (t) => {
+  const { h, mm, a, data } = written('6.x', 64 * 1024, { thp: { sizes: { '64kB': 'always', '2048kB': 'never' } } }, { bytes: 8 * MiB, type: 'partition' });
+  const child = mm.fork() as MmStruct;
+  child.munmap(a, 4096); // the child's VMA now starts at a tail page of the folio
+  t.like(stats(h, '64kB'), { split_deferred: 0 }, 'every page is still mapped by the parent: not partially mapped');
+  age(h);
+  t.is(h.reclaim(16), 16);
+  t.like(stats(h, '64kB'), { swpout: 1, split: 0, nr_anon: 0 });
+  t.is(ev(h).pswpout, 16);
+  t.deepEqual(smaps(mm), { Rss: 0, AnonHugePages: 0 });
+  t.deepEqual(smaps(child), { Rss: 0, AnonHugePages: 0 });
+  t.deepEqual(child.readBytes(at(a + 4096), 60 * 1024), data.subarray(4096));
+  t.deepEqual(mm.readBytes(a, 64 * 1024), data);
+  t.is(ev(h).pswpin, 16, 'the parent reads each page once; the child finds its 15 in the swap cache (no second read)');
+  closeClean(t, h);
+});

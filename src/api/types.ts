@@ -493,6 +493,11 @@ export interface Host {
   vmstat(): Record<string, number>;
   /** /proc/meminfo in kB. */
   meminfo(): Record<string, number>;
+  /**
+   * /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats/* by size ('16kB' … '2048kB')
+   * and file name (anon_fault_alloc, swpout, split, nr_anon…); null when the host kernel is 2.6.38.
+   */
+  mthpStats(): Record<string, Record<string, number>> | null;
   /** A VM on this host (EPT mode; the config has no `host` section: the host is this one). */
   createVm(config: Omit<VmConfig, 'host' | 'ept'>, image: GuestImage): Vm;
   /** Close every VM on the host, then the host: its frames, swap file and RAM come back at once. */

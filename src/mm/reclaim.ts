@@ -24,8 +24,8 @@ import { ConfigError } from '../util/errors.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { PG_anon, PG_head, PG_lru, PG_referenced, PG_reserved, PG_tail } from './page.ts';
-import { _PAGE_ACCESSED, PTRS_PER_TABLE, pmd_index, pte_index } from './pgtable.ts';
-import { rmap_walk } from './rmap.ts';
+import { _PAGE_ACCESSED, pmd_index, pte_index } from './pgtable.ts';
+import { rmap_walk_folio } from './rmap.ts';
 
 /**
  * Optional secondary-MMU young-bit callbacks (2.6.38 mmu_notifier_clear_flush_young and
@@ -63,29 +63,28 @@ export function page_referenced(host: Host, pfn: Pfn): boolean {
   // A 6.x large folio may be mapped by PTEs too (an mTHP, or after split_huge_pmd): every
   // page of it counts (folio_referenced walks each PTE of the folio's range).
   const nr = huge ? 1 << pages.private[pfn] : 1;
-  for (const { vma, addr } of rmap_walk(host.anon, pages, pfn)) {
-    const pmd = vma.mm.pgd.pmd_table(addr);
+  for (const { vma, start, end, addr } of rmap_walk_folio(host.anon, pages, pfn, nr)) {
+    const pmd = vma.mm.pgd.pmd_table(start);
     if (!pmd) continue;
-    const i = pmd_index(addr);
+    const i = pmd_index(start);
     if (huge && pmd.huge[i] === pfn) {
       if (pmd.hbits[i] & _PAGE_ACCESSED) {
         pmd.hbits[i] &= ~_PAGE_ACCESSED;
         referenced = true;
       }
-      if (mmu_notifier_clear_flush_young(vma.mm, addr)) referenced = true;
+      if (mmu_notifier_clear_flush_young(vma.mm, start)) referenced = true;
       continue;
     }
     const t = pmd.pte[i];
     if (!t) continue;
-    const j0 = pte_index(addr);
-    for (let k = 0; k < nr && j0 + k < PTRS_PER_TABLE; k++) {
-      const j = j0 + k;
-      if (!t.pte_present(j) || t.pfn[j] !== pfn + k) continue;
+    for (let a = start; a < end; a = hvaAdd(a, PAGE_SIZE)) {
+      const j = pte_index(a);
+      if (!t.pte_present(j) || t.pfn[j] !== pfn + (a - addr) / PAGE_SIZE) continue;
       if (t.bits[j] & _PAGE_ACCESSED) {
         t.bits[j] &= ~_PAGE_ACCESSED;
         referenced = true;
       }
-      if (mmu_notifier_clear_flush_young(vma.mm, hvaAdd(addr, k * PAGE_SIZE))) referenced = true;
+      if (mmu_notifier_clear_flush_young(vma.mm, a)) referenced = true;
     }
   }
   return referenced;

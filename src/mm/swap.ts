@@ -31,7 +31,7 @@ import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start 
 import { PG_anon, PG_locked, PG_lru, PG_swapbacked, PG_swapcache, PG_uptodate } from './page.ts';
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, _PAGE_SWP, pmd_index, pte_index, type PteTable } from './pgtable.ts';
 import { get_page, KernelBug, put_page } from './refcount.ts';
-import { page_add_anon_rmap, page_remove_rmap, rmap_walk } from './rmap.ts';
+import { page_add_anon_rmap, page_remove_rmap, rmap_walk, rmap_walk_folio } from './rmap.ts';
 import { SwapClusters } from './swap-cluster.ts';
 import { folio_mapcount, folio_mapped, folio_order, folio_ref_count, folio_test_partially_mapped } from './folio.ts';
 import { VM_WRITE, type Vma } from './vma.ts';
@@ -377,18 +377,17 @@ export class Swap {
     policy.get_page(head);
     for (let k = 0; k < nr; k++) si.cache_add(slot + k, pfnAdd(head, k));
     // 4. try_to_unmap(folio, TTU_SPLIT_HUGE_PMD)
-    for (const { vma, addr } of rmap_walk(host.anon, pages, head)) {
+    for (const { vma, start, end, addr } of rmap_walk_folio(host.anon, pages, head, nr)) {
       const mm = vma.mm;
-      const pmd = mm.pgd.pmd_table(addr);
-      if (pmd && pmd.huge[pmd_index(addr)] === head) policy.split_huge_pmd(mm, addr);
-      const t = mm.pgd.pte_offset(addr);
+      const pmd = mm.pgd.pmd_table(start);
+      if (pmd && pmd.huge[pmd_index(start)] === head) policy.split_huge_pmd(mm, start);
+      const t = mm.pgd.pte_offset(start);
       if (!t) continue;
-      const j0 = pte_index(addr);
-      const end = hvaAdd(addr, nr * PAGE_SIZE);
       const unmapped: Pfn[] = [];
-      mmu_notifier_invalidate_range_start(mm, addr, end);
-      for (let k = 0; k < nr && j0 + k < t.pfn.length; k++) {
-        const j = j0 + k;
+      mmu_notifier_invalidate_range_start(mm, start, end);
+      for (let a = start; a < end; a = hvaAdd(a, PAGE_SIZE)) {
+        const j = pte_index(a);
+        const k = (a - addr) / PAGE_SIZE;
         if (!t.pte_present(j) || t.bits[j] & _PAGE_SPECIAL || t.pfn[j] !== head + k) continue;
         t.set_pte(j, slot + k, _PAGE_SWP);
         si.swap_duplicate(slot + k);
@@ -396,7 +395,7 @@ export class Swap {
       }
       policy.remove_rmap_ptes(unmapped);
       for (const p of unmapped) policy.put_page(p); // the mappings' references
-      mmu_notifier_invalidate_range_end(mm, addr, end);
+      mmu_notifier_invalidate_range_end(mm, start, end);
     }
     if (folio_mapped(pages, head)) throw new KernelBug(`shrink_large_folio: folio ${head} still mapped after try_to_unmap`);
     // 5. pageout: the folio in one write
