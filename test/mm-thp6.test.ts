@@ -401,3 +401,32 @@ test('6.x invariants catch a wrong per-page _mapcount, a wrong _large_mapcount a
   h.checkInvariants();
   closeClean(t, h);
 });
+
+test('mprotect RO then RW: 6.x makes exclusive anonymous PTEs and PMDs writable at once (no fault); 2.6.38 leaves them for write faults', (t) => {
+  for (const kernel of ['2.6.38', '6.x'] as const) {
+    const { h, mm, a } = withThps(kernel, 2);
+    mm.mprotect(a, 4 * MiB, PROT_READ);
+    mm.mprotect(a, 4 * MiB, 3);
+    const faults0 = ev(h, 'pgfault');
+    t.is(mm.follow_page(a)!.writable, kernel === '6.x', `${kernel}: the PMD`);
+    mm.writeBytes(at(a + 2 * MiB + 10), new Uint8Array([1, 2, 3]));
+    t.is(ev(h, 'pgfault') - faults0, kernel === '6.x' ? 0 : 1, `${kernel}: write faults`);
+    closeClean(t, h);
+  }
+  // After fork the pages are shared (PageAnonExclusive cleared): still read-only after the
+  // child exits; the first write reuses the page (its only reference) and makes it exclusive.
+  const { h, mm, a } = withThps('6.x', 1);
+  mm.fork().exit_mmap();
+  mm.mprotect(a, 2 * MiB, PROT_READ);
+  mm.mprotect(a, 2 * MiB, 3);
+  t.false(mm.follow_page(a)!.writable);
+  const f0 = ev(h, 'pgfault');
+  mm.handle_mm_fault(a, true);
+  t.true(mm.follow_page(a)!.writable);
+  t.is(ev(h, 'thp_split_pmd'), 0, 'reused in place');
+  mm.mprotect(a, 2 * MiB, PROT_READ);
+  mm.mprotect(a, 2 * MiB, 3);
+  t.true(mm.follow_page(a)!.writable, 'exclusive again');
+  t.is(ev(h, 'pgfault') - f0, 1);
+  closeClean(t, h);
+});
