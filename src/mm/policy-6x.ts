@@ -156,12 +156,12 @@ export class FolioPolicy implements ThpPolicy {
     this.anon_exclusive(head, folio_nr_pages(this.host.pages, head), true);
     this.host.stat.mthp.count_mthp_stat(HPAGE_PMD_ORDER, 'nr_anon');
   }
-  /** folio_add_new_anon_rmap for a large folio mapped by PTEs (mTHP, do_anonymous_page). */
+  /** folio_add_new_anon_rmap for a large folio mapped by PTEs (mTHP, do_anonymous_page; RMAP_EXCLUSIVE). */
   add_new_anon_rmap_ptes(head: Pfn, vma: Vma, addr: Hva): void {
     const pages = this.host.pages;
     folio_add_new_anon_rmap_ptes(pages, this.host.stat, head, vma, addr);
+    this.anon_exclusive(head, folio_nr_pages(pages, head), true);
     this.host.stat.mthp.count_mthp_stat(folio_order(pages, head), 'nr_anon');
-    this.anon_exclusive(head, folio_nr_pages(pages, head), true); // a new folio is exclusive (RMAP_EXCLUSIVE)
   }
   add_anon_rmap_pte(pfn: Pfn, vma?: Vma, addr?: Hva): void {
     if (page_in_large_folio(this.host.pages, pfn)) folio_add_anon_rmap_pte(this.host.pages, this.host.stat, pfn);
