@@ -26,8 +26,9 @@
  *   khugepaged [N]                     wait (polling, up to 60 s) until khugepaged has
  *                                      completed N (default 2) more full scans
  *                                      (khugepaged/full_scans: a whole pass saw the state)
- *                                      and then a full scan that changed nothing in the
- *                                      slot (a collapse may wait on swap-in I/O)
+ *                                      and then three full scans in a row that changed
+ *                                      nothing in the slot (a collapse may wait on
+ *                                      swap-in I/O)
  * Setup lines, before `region` (each needs root; all are undone after the run):
  *   sysfs PATH VALUE                   write VALUE to transparent_hugepage/PATH
  *                                      (e.g. hugepages-16kB/enabled madvise)
@@ -386,13 +387,17 @@ static void run_step(int step, char *l) {
     if (k < 2) a = 2;
     unsigned long long start = full_scans(step), seen = start;
     char sig[64] = "", prev[64] = "";
+    int quiet = 0;
     for (int i = 0;; i++) {
       unsigned long long now = full_scans(step);
       if (now > seen) {
         seen = now;
         strcpy(prev, sig);
         slot_sig(sig, sizeof sig);
-        if (now >= start + a && !strcmp(sig, prev)) break;
+        quiet = strcmp(sig, prev) ? 0 : quiet + 1;
+        /* Three full scans in a row that changed nothing: a collapse waiting on swap-in
+         * I/O under load can pass one or two scans without a visible change. */
+        if (now >= start + a && quiet >= 3) break;
       }
       if (i == 6000) {
         errno = ETIMEDOUT;
