@@ -120,6 +120,17 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { flag: '--host-kernel', metavar: '2.6.38|6.x', path: 'host.kernel', parse: text, help: "the host's THP design: 2.6.38 (compound pages, split_huge_page) or 6.x (Linux 6.18 folios, deferred split, huge zero page) (default 2.6.38)" },
   { flag: '--thp', metavar: 'always|madvise|never', path: 'host.thp.enabled', parse: text, help: 'host transparent_hugepage/enabled (default always)' },
   { flag: '--thp-defrag', metavar: 'always|madvise|never', path: 'host.thp.defrag', parse: text, help: 'host transparent_hugepage/defrag (default always; madvise with --host-kernel 6.x)' },
+  {
+    flag: '--thp-size',
+    metavar: 'SIZE=MODE',
+    path: 'host.thp.sizes.*',
+    parse: (t, f) => {
+      const m = /^(\d+kB)=([a-z]+)$/.exec(t.trim());
+      if (!m) throw new ConfigError(`${f}: '${t}' is not SIZE=MODE (e.g. 64kB=always)`);
+      return [m[1]!, m[2]!];
+    },
+    help: 'with --host-kernel 6.x: hugepages-<SIZE>/enabled, SIZE 16kB to 2048kB, MODE always|inherit|madvise|never (e.g. 64kB=always); repeatable',
+  },
   { flag: '--host-memory', metavar: 'SIZE', path: 'host.memory', parse: size, help: 'simulated host RAM (default guest memory + 1/8 + 32M)' },
   { flag: '--host-clock', metavar: 'on|off', path: 'host.clock', parse: (t, f) => parseSwitch(t, f, 'on', 'off'), help: "the host's simulated time follows the guest's, so khugepaged and kswapd run during the run (default on)" },
   { flag: '--khugepaged-pages-to-scan', metavar: 'N', path: 'host.thp.khugepaged.pages_to_scan', parse: count, help: 'khugepaged/pages_to_scan (default 4096)' },

@@ -15,6 +15,8 @@
  *     model thp_split          → kernel thp_split_pmd (2.6.38 splits the page, once per
  *                                 PMD mapping it here; the modern kernel splits the PMD
  *                                 and defers the page split: thp_deferred_split_page)
+ * (against the 6.x model every counter of comparedCounters('6.x') by the same name on both
+ * sides, per-size stats included; one the model does not keep is a mismatch),
  * and a kernel delta below the expected one is a hard mismatch (counters only grow),
  * one above it is noise ("noisy", the caller retries).
  * When smaps differ and the kernel's thp_fault_fallback (or thp_collapse_alloc, i.e.
@@ -23,7 +25,7 @@
  * assumes for reasons outside the scenario (fragmentation, memcg, khugepaged timing).
  */
 import type { KernelEnv } from './kernel.ts';
-import type { KernelCounter, KernelDiff, Scenario } from './scenarios.ts';
+import { COUNTERS_6X, PER_SIZE_COMPARED, type KernelCounter, type KernelDiff, type ModelKernel, type Scenario } from './scenarios.ts';
 import type { StepReport, VmaFigures } from './script.ts';
 
 export type Verdict = 'match' | 'noisy' | 'inconclusive' | 'mismatch';
@@ -45,16 +47,36 @@ export interface ScenarioComparison {
 const RANK: Record<Verdict, number> = { match: 0, noisy: 1, inconclusive: 2, mismatch: 3 };
 export const worst = (vs: Verdict[]): Verdict => vs.reduce<Verdict>((a, b) => (RANK[b] > RANK[a] ? b : a), 'match');
 
-const SMAPS_FIELDS = ['rss', 'anon', 'ahp'] as const;
+const SMAPS_FIELDS = ['rss', 'anon', 'ahp', 'swap'] as const;
+
+/** The counters compared against the `hostKernel` model, by kernel name. */
+export function comparedCounters(hostKernel: ModelKernel): KernelCounter[] {
+  if (hostKernel === '2.6.38') return ['thp_fault_alloc', 'thp_fault_fallback', 'thp_split_pmd'];
+  return [...COUNTERS_6X, ...PER_SIZE_COMPARED.sizes.flatMap((z) => PER_SIZE_COMPARED.items.map((i) => `hugepages-${z}/${i}` as KernelCounter))];
+}
+
+export interface Expected {
+  vmas: VmaFigures[];
+  faults: number;
+  vm: Partial<Record<KernelCounter, number>>;
+  /** Compared counters the model does not count (6.x: a missing model feature). */
+  unmodelled: KernelCounter[];
+  memcg?: StepReport['memcg'];
+}
 
 /** The kernel figures the model predicts for one report, documented differences applied. */
-export function expectedKernel(model: StepReport, diffs: KernelDiff[]): { vmas: VmaFigures[]; faults: number; vm: Record<KernelCounter, number> } {
+export function expectedKernel(model: StepReport, diffs: KernelDiff[], hostKernel: ModelKernel = '2.6.38'): Expected {
   const vmas = model.vmas.map((v) => ({ ...v }));
-  const vm: Record<KernelCounter, number> = {
-    thp_fault_alloc: model.vm.thp_fault_alloc ?? 0,
-    thp_fault_fallback: model.vm.thp_fault_fallback ?? 0,
-    thp_split_pmd: model.vm.thp_split ?? 0,
-  };
+  const vm: Partial<Record<KernelCounter, number>> = {};
+  const unmodelled: KernelCounter[] = [];
+  for (const c of comparedCounters(hostKernel)) {
+    // 2.6.38 splits the page where the modern kernel splits the PMD (the standing mapping).
+    const m = hostKernel === '2.6.38' && c === 'thp_split_pmd' ? 'thp_split' : c;
+    if (m in model.vm) vm[c] = model.vm[m];
+    else if (hostKernel === '2.6.38') vm[c] = 0;
+    else unmodelled.push(c);
+  }
+  const memcg = model.memcg ? { ...model.memcg } : undefined;
   let faults = model.faults;
   for (const d of diffs) {
     faults += d.faults ?? 0;
@@ -63,17 +85,19 @@ export function expectedKernel(model: StepReport, diffs: KernelDiff[]): { vmas: 
       if (!v) throw new Error(`kdiff scenario bug: a documented difference names a VMA at ${start} that the model does not have`);
       for (const f of SMAPS_FIELDS) v[f] += delta[f] ?? 0;
     }
-    for (const [c, delta] of Object.entries(d.vm ?? {})) vm[c as KernelCounter] += delta;
+    for (const [c, delta] of Object.entries(d.vm ?? {})) vm[c as KernelCounter] = (vm[c as KernelCounter] ?? 0) + (delta ?? 0);
+    if (memcg) for (const [f, delta] of Object.entries(d.memcg ?? {})) memcg[f as keyof typeof memcg] += delta ?? 0;
   }
-  return { vmas, faults, vm };
+  return { vmas, faults, vm, unmodelled, memcg };
 }
 
 const fmt = (v: VmaFigures) =>
-  `[${v.start / 1024}K,${v.end / 1024}K) ${v.perms} ${v.thp || '-'} rss=${v.rss} anon=${v.anon} ahp=${v.ahp} eligible=${v.eligible}`;
+  `[${v.start / 1024}K,${v.end / 1024}K) ${v.perms} ${v.thp || '-'} rss=${v.rss} anon=${v.anon} ahp=${v.ahp} swap=${v.swap} eligible=${v.eligible}`;
 
-function compareOne(sc: Scenario, env: KernelEnv, model: StepReport, kernel: StepReport, kernelVm: Record<string, number>): StepComparison {
-  const diffs = (sc.diffs?.[model.step] ?? []).filter((d) => (d.who ?? model.who) === model.who && (d.when?.(env) ?? true));
-  const exp = expectedKernel(model, diffs);
+function compareOne(sc: Scenario, env: KernelEnv, model: StepReport, kernel: StepReport, kernelVm: Record<string, number>, hostKernel: ModelKernel): StepComparison {
+  const table = hostKernel === '6.x' ? sc.diffs6 : sc.diffs;
+  const diffs = (table?.[model.step] ?? []).filter((d) => (d.who ?? model.who) === model.who && (d.when?.(env) ?? true));
+  const exp = expectedKernel(model, diffs, hostKernel);
   const notes = diffs.map((d) => `documented difference: ${d.why}`);
   const smaps: string[] = [];
   const n = Math.max(exp.vmas.length, kernel.vmas.length);
@@ -82,11 +106,26 @@ function compareOne(sc: Scenario, env: KernelEnv, model: StepReport, kernel: Ste
     const k = kernel.vmas[i];
     if (!e || !k || fmt(e) !== fmt(k)) smaps.push(`VMA ${i}: expected ${e ? fmt(e) : 'none'}, kernel ${k ? fmt(k) : 'none'}`);
   }
+  // The scenario's own cgroup holds only its pages: exact, except that after a swap-out
+  // some pages may still sit in the swap cache (charged as memory, not swap).
+  if (exp.memcg && kernel.memcg) {
+    const e = exp.memcg;
+    const k = kernel.memcg;
+    const cached = sc.setup?.swapBytes ? k.anon - e.anon : 0;
+    if (k.anon_thp !== e.anon_thp || k.anon + k.swap !== e.anon + e.swap || cached < 0) {
+      smaps.push(`memcg: expected anon=${e.anon} anon_thp=${e.anon_thp} swap=${e.swap} kB, kernel anon=${k.anon} anon_thp=${k.anon_thp} swap=${k.swap}`);
+    } else if (cached > 0) {
+      notes.push(`memcg: ${cached} kB still in the swap cache (charged as anon, not swap): kernel noise`);
+    }
+  } else if (exp.memcg || kernel.memcg) {
+    smaps.push(`memcg figures on one side only (model ${exp.memcg ? 'has' : 'lacks'} them, kernel ${kernel.memcg ? 'has' : 'lacks'} them)`);
+  }
   const excess = (c: string, expected: number) => (kernelVm[c] ?? 0) - expected;
   let verdict: Verdict = 'match';
   if (smaps.length) {
-    const fallback = excess('thp_fault_fallback', exp.vm.thp_fault_fallback);
-    const collapse = excess('thp_collapse_alloc', 0);
+    const fallback = excess('thp_fault_fallback', exp.vm.thp_fault_fallback ?? 0);
+    // A collapse is what a khugepaged step waits for: there it is judged, not excused.
+    const collapse = sc.steps[model.step]?.op === 'khugepaged' ? 0 : excess('thp_collapse_alloc', exp.vm.thp_collapse_alloc ?? 0);
     if (fallback > 0 || collapse > 0) {
       verdict = 'inconclusive';
       notes.push(
@@ -111,8 +150,14 @@ function compareOne(sc: Scenario, env: KernelEnv, model: StepReport, kernel: Ste
       notes.push(`faults: expected ${exp.faults}, kernel ${kernel.faults} (extra faults are kernel noise: e.g. spurious faults after a write-protect upgrade without TLB flush)`);
     }
   }
+  for (const c of exp.unmodelled) {
+    if (!(c in kernelVm)) continue;
+    verdict = 'mismatch';
+    notes.push(`${c}: the model does not count it (kernel +${kernelVm[c]})`);
+  }
   {
     for (const [c, e] of Object.entries(exp.vm) as [KernelCounter, number][]) {
+      if (e === undefined) continue;
       if (!(c in kernelVm)) {
         notes.push(`${c}: not in this kernel's /proc/vmstat, not compared`);
         continue;
@@ -131,7 +176,7 @@ function compareOne(sc: Scenario, env: KernelEnv, model: StepReport, kernel: Ste
 }
 
 /** Compare a scenario run report by report (model and kernel must report the same steps). */
-export function compareRuns(sc: Scenario, env: KernelEnv, model: StepReport[], kernel: StepReport[]): ScenarioComparison {
+export function compareRuns(sc: Scenario, env: KernelEnv, model: StepReport[], kernel: StepReport[], hostKernel: ModelKernel = '2.6.38'): ScenarioComparison {
   if (model.length !== kernel.length || model.some((m, i) => m.step !== kernel[i].step || m.who !== kernel[i].who)) {
     return {
       scenario: sc.name,
@@ -143,7 +188,7 @@ export function compareRuns(sc: Scenario, env: KernelEnv, model: StepReport[], k
   // from the model's for the rest of the run: later differences are not judged either.
   let diverged = -1;
   const steps = model.map((m, i) => {
-    const c = compareOne(sc, env, m, kernel[i], kernel[i].vm);
+    const c = compareOne(sc, env, m, kernel[i], kernel[i].vm, hostKernel);
     if (diverged >= 0 && c.verdict === 'mismatch') {
       c.verdict = 'inconclusive';
       c.notes.unshift(`inconclusive: the kernel's state diverged at step ${diverged} (see there); not judged:`);

@@ -6,14 +6,48 @@
  * be equal (compare.ts). Regions stay a few MiB so a run takes milliseconds.
  */
 import type { KernelEnv } from './kernel.ts';
-import type { Step, StepReport } from './script.ts';
+import type { Setup, Step, StepReport } from './script.ts';
 
 export const K = 1024;
 export const M = 1024 * 1024;
 const H = 2 * M;
 
-/** Counters compared: the model's names mapped to the kernel's (see docs/testing.md "kdiff"). */
-export type KernelCounter = 'thp_fault_alloc' | 'thp_fault_fallback' | 'thp_split_pmd';
+/** The THP design the model host follows (HostConfig.kernel). */
+export type ModelKernel = '2.6.38' | '6.x';
+
+/**
+ * Counters compared, by kernel name (see docs/testing.md "kdiff"). Against the 2.6.38
+ * model only the first three, mapped (its thp_split → thp_split_pmd); against the 6.x
+ * model every one, by the same name on both sides, and the per-size stats
+ * `hugepages-<N>kB/<item>` of the sizes in PER_SIZE_COMPARED.
+ */
+export type KernelCounter =
+  | 'thp_fault_alloc'
+  | 'thp_fault_fallback'
+  | 'thp_split_pmd'
+  | 'thp_split_page'
+  | 'thp_deferred_split_page'
+  | 'thp_swpout'
+  | 'thp_swpout_fallback'
+  | 'pswpout'
+  | 'thp_collapse_alloc'
+  | `hugepages-${string}kB/${string}`;
+export const COUNTERS_6X: KernelCounter[] = [
+  'thp_fault_alloc',
+  'thp_fault_fallback',
+  'thp_split_pmd',
+  'thp_split_page',
+  'thp_deferred_split_page',
+  'thp_swpout',
+  'thp_swpout_fallback',
+  'pswpout',
+  'thp_collapse_alloc',
+];
+/** The per-size stats compared against the 6.x model (kdiff.c reads these sizes). */
+export const PER_SIZE_COMPARED = {
+  sizes: ['16kB', '64kB', '2048kB'],
+  items: ['anon_fault_alloc', 'anon_fault_fallback', 'split', 'split_deferred', 'swpout', 'swpout_fallback'],
+} as const;
 
 export interface KernelDiff {
   /** Why the modern kernel differs from 2.6.38 here (printed with the comparison). */
@@ -23,11 +57,13 @@ export interface KernelDiff {
   /** Only on kernels where this holds (e.g. use_zero_page=1). */
   when?: (env: KernelEnv) => boolean;
   /** kernel = model + delta, kB, for the VMA starting at this offset. */
-  vma?: Record<number, { rss?: number; anon?: number; ahp?: number }>;
+  vma?: Record<number, { rss?: number; anon?: number; ahp?: number; swap?: number }>;
   /** kernel faults = model faults + delta (per process, getrusage). */
   faults?: number;
   /** kernel counter = mapped model counter + delta. */
   vm?: Partial<Record<KernelCounter, number>>;
+  /** kernel memcg figure = model + delta (kB). */
+  memcg?: { anon?: number; anon_thp?: number; swap?: number };
 }
 
 export interface Scenario {
@@ -40,8 +76,17 @@ export interface Scenario {
   /** What it shows. */
   about: string;
   steps: Step[];
-  /** Step index → the documented differences of that step. */
+  /** What the run changes on the machine (undone afterwards); the model host gets the same. */
+  setup?: Setup;
+  /** The model designs it is judged against (default both): the 6.x-only scenarios need the modern policy. */
+  kernels?: ModelKernel[];
+  /** Step index → the documented differences of that step, against the 2.6.38 model. */
   diffs?: Record<number, KernelDiff[]>;
+  /**
+   * Against the 6.x model: only what this machine cannot show (e.g. a swap file, so no
+   * whole-THP swap-out); anything else must be equal.
+   */
+  diffs6?: Record<number, KernelDiff[]>;
 }
 
 const region = (len: number, off = 0): Step => ({ op: 'region', len, off });
@@ -290,5 +335,123 @@ export const SCENARIOS: Scenario[] = [
     name: 'read-then-write-4k',
     about: 'without MADV_HUGEPAGE: reads map the 4 KiB zero page (not in Rss), writes replace it',
     steps: [region(4 * M), read(0, 4 * M), write(0, 4 * M)],
+  },
+  // --- the modern (6.x) policy only: deferred split, huge zero page, swap-out, mTHP -----
+  {
+    name: 'deferred-split-reclaim',
+    about:
+      'munmap [3M, 4M) and MADV_DONTNEED 64 KiB at 5M (split_huge_pmd: both THPs queued whole on the deferred split list), then memcg reclaim: the shrinker splits them and frees the 320 unmapped pages',
+    setup: { memcg: true },
+    kernels: ['6.x'],
+    steps: [
+      region(8 * M),
+      hugepage(0, 8 * M),
+      write(0, 8 * M),
+      { op: 'munmap', off: 3 * M, len: 1 * M },
+      { op: 'madvise', off: 5 * M, len: 64 * K, advice: 'dontneed' },
+      { op: 'reclaim' },
+    ],
+  },
+  {
+    name: 'huge-zero-page-fork',
+    about:
+      'read faults on a MADV_HUGEPAGE range map the huge zero page (Rss 0); a forked child reads it too without faults; writes allocate THPs; MADV_DONTNEED then read maps the zero page again',
+    kernels: ['6.x'],
+    steps: [
+      region(8 * M),
+      hugepage(0, 8 * M),
+      read(0, 8 * M),
+      { op: 'fork' },
+      { ...read(0, 8 * M), in: 'child' },
+      { op: 'exit' },
+      write(0, 8 * M, H),
+      { op: 'madvise', off: 0, len: 2 * M, advice: 'dontneed' },
+      read(0, 8 * M),
+    ],
+    // thp_zero_page_alloc is not compared: it counts when the system-wide huge zero folio
+    // is (re)allocated, which on a running machine happened long before (or by another
+    // process); the model's fresh host allocates it at its first read fault.
+  },
+  {
+    name: 'thp-swapout',
+    about: 'four THPs reclaimed whole to swap on a block device (thp_swpout; memcg reclaim), then read back 4 KiB at a time',
+    setup: { memcg: true, swapBytes: 64 * M, swapBlkdev: true },
+    kernels: ['6.x'],
+    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'reclaim' }, read(0, 8 * M)],
+  },
+  {
+    name: 'thp-swapout-file',
+    about: 'the same to a swap file: no large swap entries there, so each THP is split first (thp_swpout_fallback)',
+    setup: { memcg: true, swapBytes: 64 * M },
+    kernels: ['6.x'],
+    steps: [region(8 * M), hugepage(0, 8 * M), write(0, 8 * M), { op: 'reclaim' }, read(0, 8 * M)],
+  },
+  {
+    name: 'mthp-64k-16k',
+    about:
+      'hugepages-64kB and -16kB madvise: a 2 MiB-aligned part of a MADV_HUGEPAGE VMA gets a PMD THP, the rest 64 KiB folios, a tail too small for 64 KiB 16 KiB folios; munmap of one page queues a 64 KiB folio for deferred split',
+    setup: { sysfs: { 'hugepages-64kB/enabled': 'madvise', 'hugepages-16kB/enabled': 'madvise' } },
+    kernels: ['6.x'],
+    steps: [
+      region(3 * M + 48 * K),
+      hugepage(0, 3 * M + 48 * K),
+      write(0, 3 * M + 48 * K),
+      { op: 'munmap', off: 2 * M + 32 * K, len: 4 * K },
+      { op: 'madvise', off: 2 * M + 128 * K, len: 64 * K, advice: 'dontneed' },
+      write(2 * M + 64 * K, 1 * M - 16 * K),
+    ],
+  },
+  {
+    name: 'mthp-swapout',
+    about: '64 KiB folios reclaimed whole to swap on a block device (memcg reclaim), then read back',
+    setup: { memcg: true, swapBytes: 32 * M, swapBlkdev: true, sysfs: { 'hugepages-64kB/enabled': 'madvise' } },
+    kernels: ['6.x'],
+    steps: [region(1 * M), hugepage(0, 1 * M), write(0, 1 * M), { op: 'reclaim' }, read(0, 1 * M)],
+  },
+  {
+    name: 'mthp-swapout-file',
+    about: 'the same to a swap file: each 64 KiB folio is split first (swpout_fallback)',
+    setup: { memcg: true, swapBytes: 32 * M, sysfs: { 'hugepages-64kB/enabled': 'madvise' } },
+    kernels: ['6.x'],
+    steps: [region(1 * M), hugepage(0, 1 * M), write(0, 1 * M), { op: 'reclaim' }, read(0, 1 * M)],
+  },
+  // khugepaged scans on its own (every 10 ms here): it only looks at VM_HUGEPAGE VMAs in
+  // madvise mode, so each scenario sets its state up first and madvises last.
+  {
+    name: 'khugepaged-max-ptes-shared',
+    about:
+      'a 4 KiB-mapped 2 MiB range shared with a forked child: khugepaged does not collapse it while more than max_ptes_shared (256) PTEs map shared pages; once the child has COWed 300 pages (212 shared) it does',
+    setup: { sysfs: { 'khugepaged/scan_sleep_millisecs': '10', 'khugepaged/pages_to_scan': '65536' } },
+    kernels: ['6.x'],
+    steps: [
+      region(2 * M),
+      write(0, 2 * M),
+      { op: 'fork' },
+      hugepage(0, 2 * M),
+      { op: 'khugepaged' },
+      { ...write(0, 300 * 4 * K), in: 'child' },
+      { op: 'khugepaged' },
+      { op: 'report', in: 'child' },
+      { op: 'exit' },
+    ],
+  },
+  {
+    name: 'khugepaged-max-ptes-swap',
+    about:
+      'a 4 KiB-mapped 2 MiB range swapped out, then read back but for 65 pages: khugepaged leaves it (more than max_ptes_swap, 64, swap PTEs); with one more page read back it collapses (swapping the 64 in)',
+    setup: { memcg: true, swapBytes: 16 * M, sysfs: { 'khugepaged/scan_sleep_millisecs': '10', 'khugepaged/pages_to_scan': '65536' } },
+    kernels: ['6.x'],
+    steps: [
+      region(2 * M),
+      write(0, 2 * M),
+      { op: 'reclaim' },
+      read(0, 2 * M - 65 * 4 * K),
+      hugepage(0, 2 * M),
+      { op: 'khugepaged' },
+      { op: 'madvise', off: 0, len: 2 * M, advice: 'nohugepage' },
+      read(2 * M - 65 * 4 * K, 4 * K),
+      hugepage(0, 2 * M),
+      { op: 'khugepaged' },
+    ],
   },
 ];
