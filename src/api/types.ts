@@ -282,6 +282,10 @@ export interface EptRunStats {
   mmu_shadow_zapped: number;
   remote_tlb_flush: number;
   mmu_notifier_age_zapped: number;
+  /** 2 MiB regions mapped 4 KiB because the guest executed there (the NX huge pages mitigation, KVM 6.x); a gauge. */
+  nx_lpage_splits: number;
+  /** Large EPT leaves split in place (eager page split, NX splits): KVM's tracepoint of that name, counted. */
+  kvm_mmu_split_huge_page: number;
   pages_4k: number;
   pages_2m: number;
   ept_tables: number;
