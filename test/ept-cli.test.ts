@@ -14,6 +14,7 @@ const errors: Array<[string, string[], string]> = [
   ['bad --host-memory', ['--host-memory', '3M'], 'error: --host-memory: expected a multiple of 2 MiB from 8 MiB to 1 TiB (8388608 to 1099511627776 bytes), got 3145728'],
   ['host beyond the largest arena', ['--host-memory', '2T'], 'error: --host-memory: expected a multiple of 2 MiB from 8 MiB to 1 TiB (8388608 to 1099511627776 bytes), got 2199023255552'],
   ['host too small', ['--host-memory', '4M'], 'error: --host-memory: expected a multiple of 2 MiB from 8 MiB to 1 TiB (8388608 to 1099511627776 bytes), got 4194304'],
+  ['bad --host-kernel', ['--host-kernel', '5'], 'error: --host-kernel: expected 2.6.38|6.x, got "5"'],
   ['bad --thp-defrag', ['--thp-defrag', 'yes'], 'error: --thp-defrag: expected always|madvise|never, got "yes"'],
   ['bad --host-clock', ['--host-clock', 'maybe'], "error: --host-clock: 'maybe' is not on or off"],
   ['bad --khugepaged-defrag', ['--khugepaged-defrag', 'on'], "error: --khugepaged-defrag: 'on' is not yes or no"],
@@ -71,7 +72,7 @@ test('--thp never: the summary shows 4 KiB EPT leaves, no THP, and the walk figu
 test('--help lists every run flag docs/cli.md documents', async (t) => {
   const help = (await cliInProcess(['--help'])).stdout;
   const doc = readFileSync('docs/cli.md', 'utf8');
-  const flags = ['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--strict', '--cost', '--ept', '--thp', '--thp-defrag',
+  const flags = ['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--strict', '--cost', '--ept', '--host-kernel', '--thp', '--thp-defrag',
     '--host-memory', '--host-clock', '--khugepaged-pages-to-scan', '--khugepaged-scan-sleep-millisecs', '--khugepaged-alloc-sleep-millisecs',
     '--khugepaged-max-ptes-none', '--khugepaged-defrag', '--tlb', '--gpa', '--json', '--debug'];
   for (const f of flags) {
@@ -88,12 +89,22 @@ test('--json carries the memory report: EPT counters, host vmstat and the walk f
   // The effective configuration: every default written out, never null for a default.
   t.deepEqual(j.config.host, {
     memory: 128 * 1024 * 1024,
+    kernel: '2.6.38',
     thp: { enabled: 'always', defrag: 'always', khugepaged: { defrag: true, pages_to_scan: 4096, scan_sleep_millisecs: 10000, alloc_sleep_millisecs: 60000, max_ptes_none: 511 } },
     swap: { bytes: 0, path: null },
     clock: true,
     debugChecks: false,
   });
   t.is(j.memory.mode, 'ept');
+  const six = JSON.parse((await cliInProcess(['run', 'hello', '--json', '--host-kernel', '6.x', '--host-memory', '128M'])).stdout);
+  t.deepEqual(six.config.host.kernel, '6.x');
+  t.deepEqual(six.config.host.thp, {
+    enabled: 'always',
+    defrag: 'madvise',
+    use_zero_page: 1,
+    sizes: { '16kB': 'never', '32kB': 'never', '64kB': 'never', '128kB': 'never', '256kB': 'never', '512kB': 'never', '1024kB': 'never', '2048kB': 'inherit' },
+    khugepaged: { defrag: true, pages_to_scan: 4096, scan_sleep_millisecs: 10000, alloc_sleep_millisecs: 60000, max_ptes_none: 511, max_ptes_swap: 64, max_ptes_shared: 256 },
+  });
   t.like(j.memory.ept, { ept_violations: 1, pf_fixed: 1, pages_4k: 0, pages_2m: 1, mmio_exits: 0 });
   t.is(j.memory.host.thp_fault_alloc, 1);
   t.is(j.memory.host.nr_anon_transparent_hugepages, 1);

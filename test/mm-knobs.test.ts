@@ -88,10 +88,80 @@ test('bad host config values are ConfigErrors naming the field', (t) => {
 test('unknown host config keys are refused, naming the known ones', (t) => {
   t.throws(() => createHost({ memoryBytes: 4 * MiB, memory: 1 } as never), {
     instanceOf: ConfigError,
-    message: 'host: unknown key "memory" (known: memoryBytes, physmem, thp, swap, min_free_frames, debugChecks)',
+    message: 'host: unknown key "memory" (known: memoryBytes, physmem, kernel, thp, swap, min_free_frames, debugChecks)',
   });
   t.throws(() => createHost({ memoryBytes: 4 * MiB, thp: { khugepaged: { scan_sleep: 1 } } } as never), {
     instanceOf: ConfigError,
     message: /^host\.thp\.khugepaged: unknown key "scan_sleep" \(known: defrag, pages_to_scan, /,
   });
+});
+
+test('host.kernel: 2.6.38 by default; 6.x has the Linux 6.18 defaults (defrag=madvise, use_zero_page=1, max_ptes_swap=64, max_ptes_shared=256, 2048kB inherit)', (t) => {
+  const old = createHost({ memoryBytes: 4 * MiB });
+  t.is(old.kernel, '2.6.38');
+  t.false('use_zero_page' in old.knobs);
+  t.false('max_ptes_swap' in old.knobs.khugepaged);
+  old.close();
+  const h = createHost({ memoryBytes: 4 * MiB, kernel: '6.x' });
+  t.is(h.kernel, '6.x');
+  t.deepEqual(h.knobs, {
+    enabled: 'always',
+    defrag: 'madvise',
+    use_zero_page: 1,
+    sizes: { '16kB': 'never', '32kB': 'never', '64kB': 'never', '128kB': 'never', '256kB': 'never', '512kB': 'never', '1024kB': 'never', '2048kB': 'inherit' },
+    khugepaged: { defrag: true, pages_to_scan: 4096, scan_sleep_millisecs: 10000, alloc_sleep_millisecs: 60000, max_ptes_none: 511, max_ptes_swap: 64, max_ptes_shared: 256 },
+  });
+  t.deepEqual(defaultKnobs('6.x'), h.knobs);
+  h.close();
+  const given = createHost({ memoryBytes: 4 * MiB, kernel: '6.x', thp: { use_zero_page: 0, sizes: { '64kB': 'always' }, khugepaged: { max_ptes_shared: 0 } } });
+  t.is(given.knobs.use_zero_page, 0);
+  t.is(given.knobs.sizes!['64kB'], 'always');
+  t.is(given.knobs.sizes!['2048kB'], 'inherit');
+  t.is(given.knobs.khugepaged.max_ptes_shared, 0);
+  t.is(given.knobs.khugepaged.max_ptes_swap, 64);
+  given.close();
+});
+
+test('host.kernel errors: an unknown kernel, and the knobs 2.6.38 did not have, are ConfigErrors naming the path', (t) => {
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, kernel: '5' as never }), { instanceOf: ConfigError, message: 'host.kernel: expected 2.6.38|6.x, got "5"' });
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, thp: { use_zero_page: 1 } }), {
+    instanceOf: ConfigError,
+    message: "host.thp.use_zero_page: no such knob in Linux 2.6.38 (a 6.x knob: set host.kernel to '6.x')",
+  });
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, kernel: '2.6.38', thp: { khugepaged: { max_ptes_swap: 64, max_ptes_shared: 1 } } }), {
+    instanceOf: ConfigError,
+    message:
+      "host.thp.khugepaged.max_ptes_swap: no such knob in Linux 2.6.38 (a 6.x knob: set host.kernel to '6.x'); host.thp.khugepaged.max_ptes_shared: no such knob in Linux 2.6.38 (a 6.x knob: set host.kernel to '6.x')",
+  });
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, thp: { sizes: { '2048kB': 'inherit' } } }), { instanceOf: ConfigError, message: /^host\.thp\.sizes: no such knob in Linux 2\.6\.38/ });
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, kernel: '6.x', thp: { sizes: { '8kB': 'always' } as never } }), { instanceOf: ConfigError, message: /^host\.thp\.sizes: unknown key "8kB" \(known: 16kB, 32kB, / });
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, kernel: '6.x', thp: { sizes: { '64kB': 'sometimes' as never } } }), {
+    instanceOf: ConfigError,
+    message: 'host.thp.sizes.64kB: expected always|inherit|madvise|never, got "sometimes"',
+  });
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, kernel: '6.x', thp: { use_zero_page: 2 } }), { instanceOf: ConfigError, message: 'host.thp.use_zero_page: expected 0|1, got 2' });
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, kernel: '6.x', thp: { khugepaged: { max_ptes_swap: 512 } } }), {
+    instanceOf: ConfigError,
+    message: 'host.thp.khugepaged.max_ptes_swap: expected an integer from 0 to 511, got 512',
+  });
+});
+
+test('the 6.x sysfs knobs: writable on a 6.x host, "no such knob" on a 2.6.38 host', (t) => {
+  const h = createHost({ memoryBytes: 4 * MiB, kernel: '6.x' });
+  h.setKnob('use_zero_page', '0');
+  h.setKnob('khugepaged/max_ptes_swap', '8');
+  h.setKnob('khugepaged/max_ptes_shared', 0);
+  h.setKnob('hugepages-64kB/enabled', 'inherit');
+  t.is(h.knobs.use_zero_page, 0);
+  t.is(h.knobs.khugepaged.max_ptes_swap, 8);
+  t.is(h.knobs.khugepaged.max_ptes_shared, 0);
+  t.is(h.knobs.sizes!['64kB'], 'inherit');
+  t.throws(() => h.setKnob('use_zero_page', '2'), { instanceOf: ConfigError, message: 'transparent_hugepage/use_zero_page: expected 0|1, got 2' });
+  t.throws(() => h.setKnob('hugepages-8kB/enabled', 'always'), { instanceOf: ConfigError, message: /^transparent_hugepage\/hugepages-8kB\/enabled: no such knob \(known: / });
+  h.close();
+  const old = createHost({ memoryBytes: 4 * MiB });
+  for (const path of ['use_zero_page', 'khugepaged/max_ptes_swap', 'khugepaged/max_ptes_shared', 'hugepages-2048kB/enabled']) {
+    t.throws(() => old.setKnob(path, '1'), { instanceOf: ConfigError, message: new RegExp(`^transparent_hugepage/${path}: no such knob in Linux 2\\.6\\.38 \\(a 6\\.x knob\\)`) });
+  }
+  old.close();
 });

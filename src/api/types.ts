@@ -22,12 +22,26 @@ export interface KhugepagedKnobs {
   scan_sleep_millisecs: number;
   alloc_sleep_millisecs: number;
   max_ptes_none: number;
+  /** 6.x (default 64) */
+  max_ptes_swap?: number;
+  /** 6.x (default 256) */
+  max_ptes_shared?: number;
 }
 
-/** The host's THP knobs (docs/thp-model.md; 2.6.38 defaults). */
+/** The host kernel whose THP design the simulated host follows (docs/thp-model.md). */
+export type HostKernel = '2.6.38' | '6.x';
+/** hugepages-<N>kB/enabled: the anonymous multi-size THP sizes (6.x). */
+export type MthpSize = '16kB' | '32kB' | '64kB' | '128kB' | '256kB' | '512kB' | '1024kB' | '2048kB';
+export type MthpMode = 'always' | 'inherit' | 'madvise' | 'never';
+
+/** The host's THP knobs (docs/thp-model.md); the 6.x-only ones are present exactly on a 6.x host. */
 export interface ThpKnobs {
   enabled: ThpMode;
   defrag: ThpMode;
+  /** 6.x: transparent_hugepage/use_zero_page, 0 or 1 (default 1). */
+  use_zero_page?: number;
+  /** 6.x: transparent_hugepage/hugepages-<N>kB/enabled (default 2048kB inherit, others never). */
+  sizes?: Record<MthpSize, MthpMode>;
   khugepaged: KhugepagedKnobs;
 }
 
@@ -43,8 +57,10 @@ export interface SwapOptions {
 export interface HostOptions {
   /** Host RAM in bytes, a multiple of 2 MiB from 8 MiB to 1 TiB. Default: guest memory + 1/8 + 32 MiB. */
   memory?: number;
-  /** THP knobs; omitted ones keep their 2.6.38 defaults. */
-  thp?: { enabled?: ThpMode; defrag?: ThpMode; khugepaged?: Partial<KhugepagedKnobs> };
+  /** The THP design of the host: '2.6.38' (default) or '6.x' (Linux 6.18: folios, deferred split, huge zero page). */
+  kernel?: HostKernel;
+  /** THP knobs; omitted ones keep the kernel's defaults (the 6.x-only ones are an error under 2.6.38). */
+  thp?: { enabled?: ThpMode; defrag?: ThpMode; use_zero_page?: number; sizes?: Partial<Record<MthpSize, MthpMode>>; khugepaged?: Partial<KhugepagedKnobs> };
   swap?: SwapOptions;
   /** The host's simulated time follows the guest's, so khugepaged and kswapd run during a run. Default true. */
   clock?: boolean;
@@ -138,6 +154,7 @@ export interface EffectiveConfig {
   /** null with EPT off. */
   host: {
     memory: number;
+    kernel: HostKernel;
     thp: ThpKnobs;
     swap: { bytes: number; path: string | null };
     clock: boolean;

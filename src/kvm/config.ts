@@ -16,7 +16,7 @@
  */
 import { z } from 'zod';
 import { GUEST_PAGE_BYTES, type GuestPageSize } from '../guest/boot.ts';
-import { hostConfigSchema } from '../mm/config.ts';
+import { checkKernelKnobs, kernelSchema, swapConfigSchema, thpConfigSchema, thpKnobsFor } from '../mm/config.ts';
 import type { ThpKnobs } from '../mm/types.ts';
 import type { NativeAddon, TlbGeometry } from '../native/types.ts';
 import { disabledTlbGeometry, tlbStructureNames } from '../native/tlb.ts';
@@ -78,13 +78,17 @@ const hostSchema = strictObject({
     step: HPAGE_PMD_SIZE,
     accepts: 'a multiple of 2 MiB from 8 MiB to 1 TiB (8388608 to 1099511627776 bytes)',
   }).optional(),
-  thp: hostConfigSchema.shape.thp,
-  swap: hostConfigSchema.shape.swap,
+  /** Which kernel's THP design the host follows (src/mm/config.ts); default 2.6.38. */
+  kernel: kernelSchema.default('2.6.38'),
+  thp: thpConfigSchema.optional(),
+  swap: swapConfigSchema.optional(),
   /** The host's simulated time follows the guest's (src/kvm/host-clock.ts). Default true. */
   clock: z.boolean().default(true),
   /** Check host and EPT invariants after every operation (slow; tests). */
   debugChecks: z.boolean().default(false),
-});
+})
+  .superRefine((h, ctx) => checkKernelKnobs(h.kernel, h.thp, ctx, ['thp']))
+  .transform((h) => ({ ...h, thp: thpKnobsFor(h.kernel, h.thp) }));
 
 function vmSchema(structures: readonly string[]) {
   const u64 = z.bigint({ error: 'a u64' }).min(0n, { error: 'a u64' }).max(2n ** 64n - 1n, { error: 'a u64' });
@@ -203,7 +207,8 @@ export function effectiveConfigOf(c: ResolvedVmConfig, knobs?: ThpKnobs) {
       c.host && thp
         ? {
             memory: c.host.memory,
-            thp: { ...thp, khugepaged: { ...thp.khugepaged } },
+            kernel: c.host.kernel,
+            thp: { ...thp, ...(thp.sizes && { sizes: { ...thp.sizes } }), khugepaged: { ...thp.khugepaged } },
             swap: { bytes: c.host.swap?.bytes ?? 0, path: c.host.swap?.path ?? null },
             clock: c.host.clock,
             debugChecks: c.host.debugChecks,

@@ -20,14 +20,14 @@ export class HostMachine {
     addon: NativeAddon,
     readonly config: ResolvedHostConfig,
   ) {
-    const { memory, thp, swap, debugChecks } = config;
+    const { memory, kernel, thp, swap, debugChecks } = config;
     try {
       this.arena = new addon.Arena(memory);
     } catch (e) {
       throw new ConfigError(`host.memory: cannot reserve ${memory} bytes: ${(e as Error).message}`);
     }
     try {
-      this.host = createHost({ memoryBytes: memory, physmem: this.arena, thp, swap, debugChecks });
+      this.host = createHost({ memoryBytes: memory, physmem: this.arena, kernel, thp, swap, debugChecks });
     } catch (e) {
       // The struct page array is allocated up front; V8 throws a RangeError when it cannot.
       // Other errors (bad knobs: ConfigErrors) pass unchanged.

@@ -21,13 +21,15 @@ import { get_page, prep_compound_page, put_page, registerFreePages } from './ref
 import { AnonVmaRegistry } from './rmap.ts';
 import { split_huge_page } from './split.ts';
 import { Swap } from './swap.ts';
-import type { HostApi, HostConfig, MmStructApi, ThpKnobs } from './types.ts';
+import type { HostApi, HostConfig, Kernel, MmStructApi, ThpKnobs } from './types.ts';
 import { VmStat } from './vmstat.ts';
 
 export const HPAGE_PMD_ORDER = 9;
 
 export class Host implements HostApi {
   readonly config: HostConfig;
+  /** HostConfig.kernel: the THP design this host follows. */
+  readonly kernel: Kernel;
   readonly knobs: ThpKnobs;
   readonly nrFrames: number;
   readonly pages: PageArray;
@@ -56,6 +58,7 @@ export class Host implements HostApi {
   constructor(config: HostConfig) {
     const c = parseConfig(hostConfigSchema, config, 'host');
     this.config = config;
+    this.kernel = c.kernel;
     this.knobs = c.thp;
     this.nrFrames = c.memoryBytes / PAGE_SIZE;
     this.pages = new PageArray(this.nrFrames);
@@ -83,7 +86,7 @@ export class Host implements HostApi {
   }
 
   setKnob(path: string, value: string | number): void {
-    setKnob(this.knobs, path, value);
+    setKnob(this.knobs, path, value, this.kernel);
   }
 
   newProcess(): MmStructApi {

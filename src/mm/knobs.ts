@@ -11,11 +11,11 @@
 import type { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { parseConfig } from '../util/schema.ts';
-import { khugepagedKnobSchemas, thpModeSchema, type ThpKnobs } from './config.ts';
+import { khugepagedKnobSchemas, mthpModeSchema, MTHP_SIZES, thpModeSchema, useZeroPageSchema, type Kernel, type MthpSize, type ThpKnobs } from './config.ts';
 
 export { defaultKnobs } from './config.ts';
 
-/** Every knob path accepted by setKnob (relative to transparent_hugepage/). */
+/** Every knob path of Linux 2.6.38 accepted by setKnob (relative to transparent_hugepage/). */
 export const KNOB_PATHS = [
   'enabled',
   'defrag',
@@ -25,6 +25,19 @@ export const KNOB_PATHS = [
   'khugepaged/alloc_sleep_millisecs',
   'khugepaged/max_ptes_none',
 ] as const;
+
+/** The knob paths Linux 6.18 has besides KNOB_PATHS (kernel '6.x'). */
+export const KNOB_PATHS_6X = [
+  'use_zero_page',
+  'khugepaged/max_ptes_swap',
+  'khugepaged/max_ptes_shared',
+  ...MTHP_SIZES.map((s) => `hugepages-${s}/enabled`),
+] as const;
+
+/** The knob paths of `kernel`. */
+export function knobPaths(kernel: Kernel): readonly string[] {
+  return kernel === '6.x' ? [...KNOB_PATHS, ...KNOB_PATHS_6X] : KNOB_PATHS;
+}
 
 type KhugepagedKnob = keyof typeof khugepagedKnobSchemas;
 
@@ -42,17 +55,27 @@ function yesNo(v: string | number | boolean): unknown {
   return s;
 }
 
-/** Validate and apply one knob write (the sysfs *_store). Mutates `k`. */
-export function setKnob(k: ThpKnobs, path: string, value: string | number | boolean): void {
+/** Validate and apply one knob write (the sysfs *_store) on a host of `kernel`. Mutates `k`. */
+export function setKnob(k: ThpKnobs, path: string, value: string | number | boolean, kernel: Kernel = '2.6.38'): void {
   const name = `transparent_hugepage/${path}`;
+  if (!knobPaths(kernel).includes(path)) {
+    const note = (KNOB_PATHS_6X as readonly string[]).includes(path) ? ' in Linux 2.6.38 (a 6.x knob)' : '';
+    throw new ConfigError(`${name}: no such knob${note} (known: ${knobPaths(kernel).join(', ')})`);
+  }
   if (path === 'enabled' || path === 'defrag') {
     k[path] = parseConfig(thpModeSchema, word(value), name);
     return;
   }
-  const knob = path.startsWith('khugepaged/') ? path.slice('khugepaged/'.length) : '';
-  if (!Object.hasOwn(khugepagedKnobSchemas, knob)) {
-    throw new ConfigError(`${name}: no such knob (known: ${KNOB_PATHS.join(', ')})`);
+  if (path === 'use_zero_page') {
+    k.use_zero_page = parseConfig(useZeroPageSchema, uintText(value), name);
+    return;
   }
+  const size = /^hugepages-(\d+kB)\/enabled$/.exec(path)?.[1] as MthpSize | undefined;
+  if (size !== undefined) {
+    k.sizes![size] = parseConfig(mthpModeSchema, word(value), name);
+    return;
+  }
+  const knob = path.slice('khugepaged/'.length);
   const kk = knob as KhugepagedKnob;
   const schema: z.ZodType = khugepagedKnobSchemas[kk];
   const parsed = parseConfig(schema, kk === 'defrag' ? yesNo(value) : uintText(value), name);

@@ -5,9 +5,9 @@
  */
 import type { ByteSource } from '../util/chunked-bytes.ts';
 import type { Hva, Pfn } from '../util/address.ts';
-import type { ThpConfig, ThpKnobs, ThpMode } from './config.ts';
+import type { Kernel, ThpConfig, ThpKnobs, ThpMode } from './config.ts';
 
-export type { ThpConfig, ThpKnobs } from './config.ts';
+export type { Kernel, MthpMode, MthpSize, ThpConfig, ThpKnobs } from './config.ts';
 /** transparent_hugepage/enabled (config.ts THP_MODES) */
 export type ThpEnabled = ThpMode;
 /** transparent_hugepage/defrag (config.ts THP_MODES) */
@@ -30,7 +30,12 @@ export interface HostConfig {
    * to a fresh ArrayBuffer for pure-model use.
    */
   physmem?: ByteSource;
-  /** THP knobs by sysfs name; those left out keep their 2.6.38 defaults (config.ts). */
+  /**
+   * Which kernel's THP design the host follows: '2.6.38' (compound pages, split_huge_page;
+   * the default) or '6.x' (Linux 6.18: folios, split_huge_pmd, deferred split, huge zero page).
+   */
+  kernel?: Kernel;
+  /** THP knobs by sysfs name; those left out keep the kernel's defaults (config.ts). */
   thp?: ThpConfig;
   swap?: SwapConfig;
   /** Reclaim starts when free frames drop below this many (default: 1% of RAM, ≥ 512). */
@@ -116,6 +121,8 @@ export interface MmStructApi {
 
 /** The simulated host machine: frames, struct page, processes, khugepaged, swap. */
 export interface HostApi {
+  /** HostConfig.kernel: the THP design this host follows. */
+  readonly kernel: Kernel;
   readonly knobs: Readonly<ThpKnobs>;
   /** Change a sysfs knob by its path below transparent_hugepage/, e.g. 'enabled' or 'khugepaged/pages_to_scan'. Validated. */
   setKnob(path: string, value: string | number): void;
