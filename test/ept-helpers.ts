@@ -17,7 +17,7 @@ import type { ThpEnabled } from '../src/mm/types.ts';
 export function setupEpt(opts: { hostBytes?: number; thp?: ThpEnabled; hostDebug?: boolean; kernel?: KvmKernel; nx_huge_pages?: boolean; eager_page_split?: boolean } = {}) {
   const bytes = opts.hostBytes ?? 128 * MiB;
   const physmem = new ArrayBuffer(bytes);
-  const host = createHost({ memoryBytes: bytes, physmem, thp: { enabled: opts.thp ?? 'always' }, debugChecks: opts.hostDebug ?? false });
+  const host = createHost({ memoryBytes: bytes, physmem, kernel: opts.kernel, thp: { enabled: opts.thp ?? 'always' }, debugChecks: opts.hostDebug ?? false });
   const mm = host.newProcess();
   let invepts = 0;
   const k = new KvmMmu({ host, mm, physmem, debugChecks: true, kernel: opts.kernel, nx_huge_pages: opts.nx_huge_pages, eager_page_split: opts.eager_page_split });

@@ -126,3 +126,27 @@ test('6.x without nx_huge_pages: fetches run from 2 MiB leaves', (t) => {
 test('nx_huge_pages with the 2.6.38 KVM is a ConfigError naming kvm.nx_huge_pages', (t) => {
   t.throws(() => setupEpt({ kernel: '2.6.38', nx_huge_pages: true }), { instanceOf: ConfigError, message: /^kvm\.nx_huge_pages: .*6\.x/ });
 });
+
+test('a VM on a 6.x host with kvm.nx_huge_pages on splits the 2 MiB range its code runs from: one more EPT violation, nx_lpage_splits 1', async (t) => {
+  const { createVm } = await import('../src/api/index.ts');
+  const { readFileSync } = await import('node:fs');
+  const bytes = readFileSync(new URL('../build/guests/demand-paging.elf', import.meta.url));
+  const rows = [];
+  for (const [kernel, nx] of [['2.6.38', 'off'], ['6.x', 'off'], ['6.x', 'on']] as const) {
+    const vm = createVm({ memory: 64 << 20, args: [16 << 20], host: { kernel, thp: { enabled: 'always' } }, kvm: { nx_huge_pages: nx } }, { bytes, name: 'demand-paging' });
+    const r = vm.run();
+    const e = r.memory.ept!;
+    rows.push([kernel, nx, r.stopReason, r.counters.exits_ept_violation, e.pages_2m, e.pages_4k, e.nx_lpage_splits, e.kvm_mmu_split_huge_page]);
+    vm.close();
+  }
+  t.deepEqual(rows, [
+    ['2.6.38', 'off', 'exit', 9, 9, 0, 0, 0],
+    ['6.x', 'off', 'exit', 9, 9, 0, 0, 0],
+    ['6.x', 'on', 'exit', 10, 8, 512, 1, 1],
+  ]);
+  t.throws(() => createVm({ host: { kernel: '2.6.38' }, kvm: { nx_huge_pages: 'on' } }, { bytes, name: 'demand-paging' }), {
+    instanceOf: ConfigError,
+    message: /^kvm\.nx_huge_pages: on needs host\.kernel 6\.x/,
+  });
+  t.throws(() => createVm({ ept: false, kvm: { eager_page_split: 'off' } }, { bytes, name: 'demand-paging' }), { instanceOf: ConfigError, message: /^kvm: only with EPT on/ });
+});

@@ -68,6 +68,14 @@ export interface HostOptions {
   debugChecks?: boolean;
 }
 
+/** VmConfig.kvm: KVM module parameters of the EPT layer (EPT mode only; docs/ept.md). */
+export interface KvmOptions {
+  /** The NX huge pages mitigation: no executable 2 MiB EPT leaves (KVM 6.x only). Default 'off'. */
+  nx_huge_pages?: 'off' | 'on';
+  /** Split 2 MiB EPT leaves when dirty logging starts (KVM 6.x; 2.6.38 zaps them). Default 'on'. */
+  eager_page_split?: 'off' | 'on';
+}
+
 /** One modeled TLB or paging-structure cache: entries and associativity (0/0 = off). */
 export interface TlbArrayGeometry {
   entries: number;
@@ -135,6 +143,8 @@ export interface VmConfig {
   ept?: boolean;
   /** The simulated host (EPT mode only). */
   host?: HostOptions;
+  /** KVM module parameters (EPT mode only). */
+  kvm?: KvmOptions;
 }
 
 /** The configuration a VM runs with: every default filled in (what results record). */
@@ -160,6 +170,8 @@ export interface EffectiveConfig {
     clock: boolean;
     debugChecks: boolean;
   } | null;
+  /** null with EPT off. */
+  kvm: { nx_huge_pages: 'off' | 'on'; eager_page_split: 'off' | 'on' } | null;
 }
 
 /** A guest image: ELF bytes and a name for messages (a file path or a sample name). */

@@ -350,9 +350,9 @@ export function attachMemory(addon: NativeAddon, config: ResolvedVmConfig, deps:
   // attach_ept (src/kvm/mmu/ept-memory.ts) unless the config asks for native translation.
   if (deps.machine) {
     if (!config.ept) throw new ConfigError('ept: a VM on a shared host runs with EPT (the host backs guest RAM only in EPT mode)');
-    return eptMemory({ machine: deps.machine })(addon, config.memory);
+    return eptMemory({ machine: deps.machine, kvm: config.kvm ?? undefined })(addon, config.memory);
   }
-  const factory = deps.memory ?? (config.host ? eptMemory({ host: config.host }) : createLinearMemory);
+  const factory = deps.memory ?? (config.host ? eptMemory({ host: config.host, kvm: config.kvm ?? undefined }) : createLinearMemory);
   return factory(addon, config.memory);
 }
 

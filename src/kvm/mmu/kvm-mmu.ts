@@ -9,7 +9,7 @@
  */
 import { HPAGE_PMD_SIZE, PAGE_SIZE, alignUp, gpaAdd, type Gpa } from '../../util/address.ts';
 import { ConfigError } from '../../util/errors.ts';
-import type { HostApi, MmStructApi } from '../../mm/types.ts';
+import type { HostApi, Kernel, MmStructApi } from '../../mm/types.ts';
 import type { ByteSource } from '../../util/chunked-bytes.ts';
 import { Ept } from './ept.ts';
 import { EptGuestMemory, MemslotTable, type Memslot, type UserMemoryRegion } from './memslot.ts';
@@ -57,8 +57,8 @@ export interface KvmMmuStats {
   kvm_mmu_split_huge_page: number;
 }
 
-/** Which KVM: the 2.6.38 one, or the folio era's (6.x) TDP MMU. Follows host.kernel. */
-export type KvmKernel = '2.6.38' | '6.x';
+/** Which KVM: the 2.6.38 one, or the folio era's (6.x) TDP MMU. A VM's follows host.kernel. */
+export type KvmKernel = Kernel;
 
 /** nx_huge_pages_recovery_ratio's default (arch/x86/kvm/mmu/mmu.c): 1/60 of the split regions per period. */
 export const NX_HUGE_PAGES_RECOVERY_RATIO = 60;
