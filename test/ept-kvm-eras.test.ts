@@ -150,3 +150,16 @@ test('a VM on a 6.x host with kvm.nx_huge_pages on splits the 2 MiB range its co
   });
   t.throws(() => createVm({ ept: false, kvm: { eager_page_split: 'off' } }, { bytes, name: 'demand-paging' }), { instanceOf: ConfigError, message: /^kvm: only with EPT on/ });
 });
+
+test('6.x NX recovery worker runs once per 60 s of host time (one hour / nx_huge_pages_recovery_ratio)', (t) => {
+  const { k, physmem } = setupEpt({ thp: 'always', hostBytes: 64 * MiB, kernel: '6.x', nx_huge_pages: true });
+  k.addRamSlot(0, gpa(0), 8 * MiB);
+  touchRegion(k, physmem, 0, 8 * MiB, true, 1);
+  for (const r of [0, 1, 2, 3]) guestFetch(k, gpa(r * 2 * MiB));
+  t.is(k.nx_huge_page_recovery_worker(59_999), 0);
+  t.is(k.stats.nx_lpage_splits, 4);
+  t.is(k.nx_huge_page_recovery_worker(60_000), 1);
+  t.is(k.stats.nx_lpage_splits, 3);
+  t.is(k.nx_huge_page_recovery_worker(180_000), 2, 'two more periods have passed');
+  t.is(k.stats.nx_lpage_splits, 1);
+});

@@ -62,6 +62,11 @@ export type KvmKernel = Kernel;
 
 /** nx_huge_pages_recovery_ratio's default (arch/x86/kvm/mmu/mmu.c): 1/60 of the split regions per period. */
 export const NX_HUGE_PAGES_RECOVERY_RATIO = 60;
+/**
+ * The recovery worker's period with nx_huge_pages_recovery_period_ms at its default 0:
+ * one hour / ratio (calc_nx_huge_pages_recovery_period), 60 s at ratio 60.
+ */
+export const NX_HUGE_PAGES_RECOVERY_PERIOD_MS = (60 * 60 * 1000) / NX_HUGE_PAGES_RECOVERY_RATIO;
 
 export interface KvmMmuOptions {
   host: HostApi;
@@ -90,6 +95,8 @@ export class KvmMmu {
   readonly eager_page_split: boolean;
   /** kvm->arch.possible_nx_huge_pages: the 2 MiB bases split for a fetch, oldest first. */
   private readonly possibleNxHugePages = new Set<number>();
+  /** Host time (ms) of the recovery worker's next pass. */
+  private nxRecoveryDueMs = NX_HUGE_PAGES_RECOVERY_PERIOD_MS;
   readonly stats: KvmMmuStats = {
     ept_violations: 0,
     pf_fixed: 0,
@@ -208,6 +215,22 @@ export class KvmMmu {
         this.stats.nx_lpage_splits--;
       }
     }
+  }
+
+  /**
+   * kvm_nx_huge_page_recovery_worker on the host's clock: one kvm_recover_nx_huge_pages pass
+   * every NX_HUGE_PAGES_RECOVERY_PERIOD_MS of host time (the VM calls this as the host clock
+   * advances). Returns the passes run.
+   */
+  nx_huge_page_recovery_worker(nowMs: number): number {
+    if (!this.nx_huge_pages) return 0;
+    let passes = 0;
+    while (nowMs >= this.nxRecoveryDueMs) {
+      this.kvm_recover_nx_huge_pages();
+      this.nxRecoveryDueMs += NX_HUGE_PAGES_RECOVERY_PERIOD_MS;
+      passes++;
+    }
+    return passes;
   }
 
   /**
