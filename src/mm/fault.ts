@@ -28,6 +28,8 @@ import {
 } from './pgtable.ts';
 import { get_page, put_page } from './refcount.ts';
 import { anon_vma_prepare, page_add_new_anon_rmap, page_remove_rmap } from './rmap.ts';
+// The 2.6.38 huge wp path below (do_huge_pmd_wp_page) uses refcount.ts / rmap.ts directly: it is
+// Policy2638's rule. Paths both kernels share go through host.policy.
 import type { ThpKnobs } from './types.ts';
 import { VM_EXEC, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_READ, VM_WRITE, type Vma } from './vma.ts';
 
@@ -62,7 +64,7 @@ export function handle_mm_fault(mm: MmStruct, addr: Hva, write: boolean): void {
   }
   if (pmd.pmd_trans_huge(i)) {
     if (write && !pmd.pmd_write(i) && !pmd.pmd_trans_splitting(i)) {
-      do_huge_pmd_wp_page(mm, vma, addr, pmd, i);
+      host.policy.huge_pmd_wp_fault(mm, vma, addr, pmd, i); // do_huge_pmd_wp_page
       return;
     }
     // Nothing to do (2.6.38 returns 0): the access retries and sets the A/D bits.
@@ -73,7 +75,7 @@ export function handle_mm_fault(mm: MmStruct, addr: Hva, write: boolean): void {
 }
 
 /** __pte_alloc + handle_pte_fault. */
-function handle_pte_fault(mm: MmStruct, vma: Vma, addr: Hva, pmd: PmdTable, i: number, write: boolean): void {
+export function handle_pte_fault(mm: MmStruct, vma: Vma, addr: Hva, pmd: PmdTable, i: number, write: boolean): void {
   let t = pmd.pte[i];
   if (!t) {
     t = mm.pgd.pte_alloc_one();
@@ -105,7 +107,7 @@ function do_anonymous_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: nu
   anon_vma_prepare(host.anon, vma);
   const page = host.alloc_page();
   host.physmem.zeroFrames(page); // alloc_zeroed_user_highpage_movable
-  page_add_new_anon_rmap(host.pages, host.stat, page, vma, alignDown(addr, PAGE_SIZE));
+  host.policy.add_new_anon_rmap_pte(page, vma, alignDown(addr, PAGE_SIZE));
   t.set_pte(j, page, maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
 }
 
@@ -116,6 +118,7 @@ export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: Hva, pm
   if (haddr >= vma.start && haddr + HPAGE_PMD_SIZE <= vma.end) {
     anon_vma_prepare(host.anon, vma);
     host.khugepaged.khugepaged_enter(mm, vma);
+    if (!write && host.policy.huge_pmd_read_fault(mm, vma, haddr, pmd, i)) return; // 6.x: the huge zero page
     const page = host.alloc_hugepage(transparent_hugepage_defrag(host.knobs, vma));
     if (page === null) {
       host.stat.count_vm_event('thp_fault_fallback');
@@ -126,11 +129,11 @@ export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: Hva, pm
       try {
         pgtable = mm.pgd.pte_alloc_one();
       } catch (e) {
-        put_page(host.pages, page);
+        host.policy.put_page(page);
         throw e;
       }
       host.physmem.zeroFrames(page, HPAGE_PMD_NR); // clear_huge_page
-      page_add_new_anon_rmap(host.pages, host.stat, page, vma, haddr);
+      host.policy.add_new_anon_rmap_pmd(page, vma, haddr);
       pmd.set_pmd_huge(i, page, maybe_mkwrite(_PAGE_ACCESSED | _PAGE_DIRTY, vma));
       mm.prepare_pmd_huge_pte(pgtable);
       return;
@@ -227,7 +230,7 @@ function do_wp_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: number): 
   const old = t.pte_pfn(j);
   const special = (bits & _PAGE_SPECIAL) !== 0;
   if (!special) {
-    if (host.swap.reuse_swap_page(old)) {
+    if (host.policy.wp_can_reuse(mm, old)) {
       t.bits[j] = maybe_mkwrite(bits | _PAGE_ACCESSED | _PAGE_DIRTY, vma);
       return;
     }
@@ -235,17 +238,17 @@ function do_wp_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: number): 
   anon_vma_prepare(host.anon, vma);
   // Pin the old page across the allocation: direct reclaim may run inside alloc_page
   // and unmap it; then the PTE changed and the fault is simply retried (pte_same).
-  if (!special) get_page(pages, old);
+  if (!special) host.policy.get_page(old);
   let page: Pfn;
   try {
     page = host.alloc_page();
   } catch (e) {
-    if (!special) put_page(pages, old);
+    if (!special) host.policy.put_page(old);
     throw e;
   }
   if (t.pfn[j] !== old || t.bits[j] !== bits) {
-    put_page(pages, page);
-    if (!special) put_page(pages, old);
+    host.policy.put_page(page);
+    if (!special) host.policy.put_page(old);
     return;
   }
   if (special) host.physmem.zeroFrames(page);
@@ -254,11 +257,11 @@ function do_wp_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: number): 
   mmu_notifier_invalidate_range_start(mm, a, hvaAdd(a, PAGE_SIZE)); // ptep_clear_flush_notify
   t.pte_clear(j);
   mmu_notifier_invalidate_range_end(mm, a, hvaAdd(a, PAGE_SIZE));
-  page_add_new_anon_rmap(pages, host.stat, page, vma, a);
+  host.policy.add_new_anon_rmap_pte(page, vma, a);
   t.set_pte(j, page, maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
   if (!special) {
-    page_remove_rmap(pages, host.stat, old);
-    put_page(pages, old); // the old mapping's reference
-    put_page(pages, old); // ours
+    host.policy.remove_rmap_pte(old);
+    host.policy.put_page(old); // the old mapping's reference
+    host.policy.put_page(old); // ours
   }
 }

@@ -11,7 +11,6 @@ import { SegvError } from './errors.ts';
 import { handle_mm_fault } from './fault.ts';
 import type { MmStruct } from './mm.ts';
 import { _PAGE_ACCESSED, _PAGE_DIRTY, pmd_index, pte_index } from './pgtable.ts';
-import { get_page, put_page } from './refcount.ts';
 import type { PageMapping } from './types.ts';
 import { VM_READ, VM_WRITE } from './vma.ts';
 
@@ -31,7 +30,7 @@ function __follow_page(mm: MmStruct, addr: Hva, flags: number): Pfn | null {
     if (write && !pmd.pmd_write(i)) return null;
     const page = pfnAdd(pmd.pmd_page(i), pte_index(addr));
     if (flags & FOLL_TOUCH) pmd.hbits[i] |= _PAGE_ACCESSED | _PAGE_DIRTY; // follow_trans_huge_pmd: pmd_mkyoung(pmd_mkdirty())
-    if (flags & FOLL_GET) get_page(mm.host.pages, page);
+    if (flags & FOLL_GET) mm.host.policy.get_page(page); // 6.x: a folio reference (try_grab_folio)
     return page;
   }
   const t = pmd.pte[i];
@@ -41,7 +40,7 @@ function __follow_page(mm: MmStruct, addr: Hva, flags: number): Pfn | null {
   if (write && !t.pte_write(j)) return null;
   const page = t.pte_pfn(j);
   if (flags & FOLL_TOUCH) t.bits[j] |= _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
-  if (flags & FOLL_GET) get_page(mm.host.pages, page);
+  if (flags & FOLL_GET) mm.host.policy.get_page(page);
   return page;
 }
 
@@ -85,7 +84,7 @@ export function get_user_pages(mm: MmStruct, addr: Hva, n: number, write: boolea
       out.push(page);
     }
   } catch (e) {
-    for (const p of out) put_page(mm.host.pages, p);
+    for (const p of out) mm.host.policy.put_page(p);
     throw e;
   }
   return out;

@@ -17,9 +17,10 @@ import { MmStruct } from './mm.ts';
 import { PageArray, PG_reserved } from './page.ts';
 import { PhysMem } from './physmem.ts';
 import { Reclaim } from './reclaim.ts';
-import { get_page, prep_compound_page, put_page, registerFreePages } from './refcount.ts';
+import { FolioPolicy } from './policy-6x.ts';
+import { Policy2638, type ThpPolicy } from './policy.ts';
+import { registerFreePages } from './refcount.ts';
 import { AnonVmaRegistry } from './rmap.ts';
-import { split_huge_page } from './split.ts';
 import { Swap } from './swap.ts';
 import type { HostApi, HostConfig, Kernel, MmStructApi, ThpKnobs } from './types.ts';
 import { VmStat } from './vmstat.ts';
@@ -36,7 +37,7 @@ export class Host implements HostApi {
   readonly buddy: BuddyAllocator;
   readonly physmem: PhysMem;
   /** vm_event_states + zone page states. */
-  readonly stat = new VmStat();
+  readonly stat: VmStat;
   readonly anon = new AnonVmaRegistry();
   readonly processes = new Set<MmStruct>();
   /** The shared zero page (ZERO_PAGE) mapped by read faults on 4 KiB anonymous memory. */
@@ -51,6 +52,8 @@ export class Host implements HostApi {
   readonly swap: Swap;
   /** Page reclaim: direct reclaim, kswapd (named after mm/vmscan.c; HostApi.reclaim is a method). */
   readonly vmscan: Reclaim;
+  /** The THP rules of HostConfig.kernel (policy.ts): Policy2638 or FolioPolicy (6.x). */
+  readonly policy: ThpPolicy;
   private opDepth = 0;
   private closed = false;
   private nextMmId = 1;
@@ -59,6 +62,7 @@ export class Host implements HostApi {
     const c = parseConfig(hostConfigSchema, config, 'host');
     this.config = config;
     this.kernel = c.kernel;
+    this.stat = new VmStat(this.kernel === '6.x');
     this.knobs = c.thp;
     this.nrFrames = c.memoryBytes / PAGE_SIZE;
     this.pages = new PageArray(this.nrFrames);
@@ -67,6 +71,7 @@ export class Host implements HostApi {
     this.physmem = new PhysMem(c.physmem ?? new ArrayBuffer(c.memoryBytes), c.memoryBytes);
     this.min_free_frames = c.min_free_frames ?? Math.max(512, Math.floor(this.nrFrames / 100));
     this.debugChecks = c.debugChecks ?? false;
+    this.policy = this.kernel === '6.x' ? new FolioPolicy(this) : new Policy2638(this);
     this.khugepaged = new Khugepaged(this);
     this.vmscan = new Reclaim(this);
     this.swap = new Swap(this, c.swap); // swapon: creates the swap file
@@ -116,13 +121,17 @@ export class Host implements HostApi {
     return pfn;
   }
 
-  /** alloc_hugepage: an order-9 compound page, or null (fragmentation / no memory). */
-  alloc_hugepage(_defrag: boolean): Pfn | null {
-    // With defrag the kernel would direct-compact/reclaim here; the model has no
-    // compaction, so defrag changes nothing.
-    const head = this.buddy.alloc_pages(HPAGE_PMD_ORDER);
+  /**
+   * alloc_hugepage: an order-9 compound page (6.x: a large folio), or null (fragmentation /
+   * no memory). With defrag the kernel would direct-compact and reclaim; the model has no
+   * compaction, but direct reclaim runs the shrinkers (shrink_slab) — which under 6.x split
+   * the deferred-split queue — and the allocation is tried once more.
+   */
+  alloc_hugepage(defrag: boolean, order: number = HPAGE_PMD_ORDER): Pfn | null {
+    let head = this.buddy.alloc_pages(order);
+    if (head === null && defrag && this.vmscan.shrink_slab() > 0) head = this.buddy.alloc_pages(order);
     if (head === null) return null;
-    prep_compound_page(this.pages, head, HPAGE_PMD_ORDER);
+    this.policy.prep_thp(head, order);
     return head;
   }
 
@@ -145,9 +154,8 @@ export class Host implements HostApi {
   put_page(pfn: Pfn): void {
     this.op(() => {
       if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrFrames) throw new ConfigError(`put_page: no frame ${pfn}`);
-      const own = this.pages.PageTail(pfn) ? this.pages._count[pfn] : this.pages.page_count(pfn);
-      if (own <= 0) throw new ConfigError(`put_page: frame ${pfn} holds no reference`);
-      put_page(this.pages, pfn);
+      if (this.policy.page_refs(pfn) <= 0) throw new ConfigError(`put_page: frame ${pfn} holds no reference`);
+      this.policy.put_page(pfn);
     });
   }
 
@@ -178,9 +186,7 @@ export class Host implements HostApi {
       if (!Number.isInteger(pfn) || pfn < 0 || pfn >= this.nrFrames) throw new ConfigError(`split_huge_page: no frame ${pfn}`);
       const head = this.pages.compound_head(pfn);
       if (!this.pages.PageHead(head) || this.pages._count[head] === 0) return;
-      get_page(this.pages, head);
-      split_huge_page(this, head);
-      put_page(this.pages, head);
+      this.policy.split_huge_page(head);
     });
   }
 
@@ -190,7 +196,7 @@ export class Host implements HostApi {
 
   meminfo(): Record<string, number> {
     const sw = this.swap.meminfo();
-    return this.stat.meminfo(this.nrFrames, this.nr_free_pages(), sw.totalPages, sw.freePages);
+    return this.stat.meminfo(this.nrFrames, this.nr_free_pages(), sw.totalPages, sw.freePages, this.policy.anonPages());
   }
 
   khugepagedStats(): { pages_collapsed: number; full_scans: number } {
@@ -205,6 +211,7 @@ export class Host implements HostApi {
   close(): void {
     if (this.closed) return;
     for (const mm of [...this.processes]) mm.exit_mmap();
+    this.policy.close(); // 6.x: the huge zero folio
     this.free_kernel_page(this.zero_pfn);
     this.swap.close();
     this.closed = true;

@@ -6,7 +6,8 @@
  *  1. Every frame is in exactly one state: inside exactly one free buddy block, or
  *     allocated (a single page or compound head with _count ≥ 1, or a tail of one).
  *  2. _mapcount + 1 = number of page-table entries mapping the page (PTEs for 4 KiB pages,
- *     huge PMDs for a THP head; tails of a THP are never mapped by PTEs).
+ *     huge PMDs for a THP head; tails of a THP are never mapped by PTEs). (2.6.38: here,
+ *     check_2638; 6.x: the folio rules, policy-6x.ts checkFolioInvariants.)
  *  3. For every compound page: head _count ≥ Σ tail _count + mappings.
  *  4. Each mm holds exactly one deposited PTE table per huge PMD; rmap keys of mapped
  *     pages agree with where they are mapped.
@@ -51,19 +52,19 @@ export function checkInvariants(host: Host): void {
   }
   if (freeCount !== host.buddy.nr_free_pages()) fail(`buddy counts ${host.buddy.nr_free_pages()} free frames, lists hold ${freeCount}`);
 
-  // 2. count page-table mappings per frame
+  // 2. count page-table mappings per frame: PTEs in `maps`, huge PMDs in `pmdMaps` (by head)
   const maps = new Int32Array(n);
-  let thpMapped = 0;
-  let smallMapped = 0;
+  const pmdMaps = new Int32Array(n);
   for (const mm of host.processes) {
     let huge = 0;
     mm.pgd.forEachPmd((addr, pmd, i) => {
       if (pmd.pmd_trans_huge(i)) {
-        const head = pmd.huge[i];
         huge++;
+        if (host.policy.is_huge_zero_pmd(pmd, i)) return; // 6.x: checked by the policy
+        const head = pmd.huge[i];
         if (!(pg.flags[head] & PG_head) || pg.private[head] !== 9) fail(`mm ${mm.id} 0x${addr.toString(16)}: huge PMD maps frame ${head}, not an order-9 head`);
         if (pg.index[head] !== addr / PAGE_SIZE) fail(`THP ${head}: index ${pg.index[head]} but mapped at 0x${addr.toString(16)}`);
-        maps[head]++;
+        pmdMaps[head]++;
         return;
       }
       const t = pmd.pte[i]!;
@@ -72,14 +73,31 @@ export function checkInvariants(host: Host): void {
         if (b === 0 || t.is_swap_pte(j) || b & _PAGE_SPECIAL) continue;
         const pfn = t.pfn[j];
         if (free[pfn]) fail(`mm ${mm.id} 0x${(addr + j * PAGE_SIZE).toString(16)}: PTE maps free frame ${pfn}`);
-        if (pg.flags[pfn] & (PG_tail | PG_head)) fail(`mm ${mm.id}: PTE maps frame ${pfn} of a compound page`);
-        if (pg.index[pfn] !== addr / PAGE_SIZE + j) fail(`page ${pfn}: index ${pg.index[pfn]} but mapped at 0x${(addr + j * PAGE_SIZE).toString(16)}`);
+        const head = pg.flags[pfn] & PG_tail ? pg.private[pfn] : pfn;
+        const off = pfn - head;
+        if (pg.index[head] + off !== addr / PAGE_SIZE + j) fail(`page ${pfn}: index ${pg.index[head] + off} but mapped at 0x${(addr + j * PAGE_SIZE).toString(16)}`);
         maps[pfn]++;
       }
     });
     if (mm.pmd_huge_pte.length !== huge) fail(`mm ${mm.id}: ${huge} huge PMDs but ${mm.pmd_huge_pte.length} deposited PTE tables`);
   }
+  host.policy.checkInvariants(maps, pmdMaps, free);
+}
 
+/**
+ * The 2.6.38 rules per allocated frame: a PTE never maps a compound page; head _mapcount
+ * counts huge PMDs; head _count ≥ Σ tail _count + mappings; the zone counters.
+ */
+export function check_2638(host: Host, maps: Int32Array, pmdMaps: Int32Array, free: Uint8Array): void {
+  const pg = host.pages;
+  const n = host.nrFrames;
+  const listed = new Set<number>(Array.from(host.buddy.freeBlocks(), ([pfn]) => pfn));
+  let thpMapped = 0;
+  let smallMapped = 0;
+  for (let p = 0; p < n; p++) {
+    if (maps[p] && pg.flags[p] & (PG_tail | PG_head)) fail(`PTE maps frame ${p} of a compound page`);
+    maps[p] += pmdMaps[p];
+  }
   // 1 (cont.), 2, 3 per allocated frame
   for (let p = 0; p < n; p++) {
     if (free[p]) continue;

@@ -25,11 +25,8 @@ import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, alignUp, hva, hvaAd
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
-import { PG_anon, PG_locked, PG_lru, PG_referenced } from './page.ts';
-import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, pmd_index, type PteTable } from './pgtable.ts';
-import { put_page } from './refcount.ts';
+import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL, pmd_index } from './pgtable.ts';
 import { mmu_notifier_test_young } from './reclaim.ts';
-import { page_add_new_anon_rmap, page_remove_rmap } from './rmap.ts';
 import { VM_HUGEPAGE, VM_NOHUGEPAGE, VM_WRITE, type Vma } from './vma.ts';
 
 
@@ -41,34 +38,6 @@ const khugepaged_test_exit = (host: Host, mm: MmStruct) => mm.dead || !host.proc
 function vma_eligible(host: Host, vma: Vma): boolean {
   if ((!(vma.flags & VM_HUGEPAGE) && !khugepaged_always(host)) || vma.flags & VM_NOHUGEPAGE) return false;
   return vma.anon_vma !== null;
-}
-
-/**
- * The PTE rules of khugepaged_scan_pmd / __collapse_huge_page_isolate. `young` (the scan)
- * also asks secondary MMUs (mmu_notifier_test_young) about a PTE that is not young
- * itself; null (isolation) skips the young rule the scan already applied.
- */
-function collapse_allowed(host: Host, t: PteTable, young: ((j: number) => boolean) | null): boolean {
-  const pages = host.pages;
-  const max_ptes_none = host.knobs.khugepaged.max_ptes_none;
-  let none = 0;
-  let referenced = false;
-  for (let j = 0; j < HPAGE_PMD_NR; j++) {
-    const bits = t.bits[j];
-    if (bits === 0) {
-      if (++none <= max_ptes_none) continue;
-      return false;
-    }
-    if (!(bits & _PAGE_PRESENT) || !(bits & _PAGE_RW)) return false;
-    if (bits & _PAGE_SPECIAL) return false; // vm_normal_page: the zero page is no candidate
-    const page = t.pte_pfn(j);
-    const f = pages.flags[page];
-    if (!(f & PG_lru) || f & PG_locked || !(f & PG_anon)) return false;
-    // cannot use mapcount: can't collapse if there's a gup pin
-    if (pages.page_count(page) !== 1) return false;
-    if (!referenced && young && (bits & _PAGE_ACCESSED || f & PG_referenced || young(j))) referenced = true;
-  }
-  return referenced || young === null;
 }
 
 /** The khugepaged thread of one host: its scan cursor, its schedule, its sysfs counters. */
@@ -138,7 +107,7 @@ export class Khugepaged {
     const i = pmd_index(address);
     const t = pmd.pte[i];
     if (!t || pmd.pmd_trans_huge(i)) return false;
-    if (!collapse_allowed(this.host, t, (j) => mmu_notifier_test_young(mm, hvaAdd(address, j * PAGE_SIZE)))) return false;
+    if (!this.host.policy.collapse_scan(mm, address, t, (j) => mmu_notifier_test_young(mm, hvaAdd(address, j * PAGE_SIZE)))) return false;
     this.collapse_huge_page(mm, address, vma);
     return true;
   }
@@ -172,7 +141,7 @@ export class Khugepaged {
       !pmd.pte[i] ||
       pmd.pmd_trans_huge(i)
     ) {
-      put_page(pages, new_page);
+      host.policy.put_page(new_page);
       return;
     }
     const t = pmd.pte[i]!;
@@ -182,25 +151,28 @@ export class Khugepaged {
     mmu_notifier_invalidate_range_start(mm, start, end);
     pmd.pmd_clear(i);
     mmu_notifier_invalidate_range_end(mm, start, end);
-    if (!collapse_allowed(host, t, null)) {
+    host.policy.collapse_swapin(mm, vma, address, t); // __collapse_huge_page_swapin (6.x)
+    if (!host.policy.collapse_scan(mm, address, t, null)) {
       pmd.pmd_populate(i, t);
-      put_page(pages, new_page);
+      host.policy.put_page(new_page);
       return;
     }
     // __collapse_huge_page_copy
     for (let j = 0; j < HPAGE_PMD_NR; j++) {
       const dst = pfnAdd(new_page, j);
-      if (t.bits[j] === 0) {
+      if (t.bits[j] === 0 || t.bits[j] & _PAGE_SPECIAL) {
+        // pte_none, or (6.x only: 2.6.38's rules refuse it) the zero page
         host.physmem.zeroFrames(dst);
+        t.pte_clear(j);
         continue;
       }
       const src = t.pte_pfn(j);
       host.physmem.copyFrames(dst, src);
       t.pte_clear(j);
-      page_remove_rmap(pages, host.stat, src);
-      put_page(pages, src); // free_page_and_swap_cache
+      host.policy.remove_rmap_pte(src);
+      host.policy.put_page(src); // free_page_and_swap_cache (6.x: the folio goes when its last page does)
     }
-    page_add_new_anon_rmap(pages, host.stat, new_page, vma, start);
+    host.policy.add_new_anon_rmap_pmd(new_page, vma, start);
     pmd.set_pmd_huge(i, new_page, _PAGE_ACCESSED | _PAGE_DIRTY | (vma.flags & VM_WRITE ? _PAGE_RW : 0));
     mm.prepare_pmd_huge_pte(t);
     this.pages_collapsed++;

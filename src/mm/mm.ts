@@ -9,7 +9,7 @@
  * huge PMD never straddles two VMAs.
  */
 import type { Hva, Pfn } from '../util/address.ts';
-import { HPAGE_PMD_SIZE, PAGE_SIZE, alignUp, hva, hvaAdd, isAligned } from '../util/address.ts';
+import { HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, alignUp, hva, hvaAdd, isAligned } from '../util/address.ts';
 import { ConfigError, HugevisorError } from '../util/errors.ts';
 import { SegvError } from './errors.ts';
 import { handle_mm_fault } from './fault.ts';
@@ -24,7 +24,6 @@ import {
   mmu_notifier_unregister,
 } from './mmu-notifier.ts';
 import { Pgd, PteTable, _PAGE_RW, pmd_addr_end, pmd_index, pte_index } from './pgtable.ts';
-import { split_huge_page_address, split_huge_page_pmd } from './split.ts';
 import type { Madvice, MmapOptions, MmStructApi, MmuNotifierOps, PageMapping, HostMappingLevel } from './types.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from './types.ts';
 import { Vma, VM_EXEC, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_READ, VM_WRITE } from './vma.ts';
@@ -117,7 +116,8 @@ export class MmStruct implements MmStructApi {
   private splitVmaAt(addr: Hva): void {
     const v = this.vmaAt(addr);
     if (!v || v.start === addr) return;
-    if (!isAligned(addr, HPAGE_PMD_SIZE)) split_huge_page_address(this, addr);
+    // __vma_adjust_trans_huge → split_huge_page_address (2.6.38) / split_huge_pmd_address (6.x)
+    if (!isAligned(addr, HPAGE_PMD_SIZE)) this.host.policy.split_huge_pmd(this, alignDown(addr, HPAGE_PMD_SIZE));
     const nv = new Vma(this, addr, v.end, v.flags);
     this.host.anon.clone(nv, v);
     nv.anon_vma = v.anon_vma;
@@ -253,7 +253,7 @@ export class MmStruct implements MmStructApi {
       const pmd = this.pgd.pmd_table(a);
       if (pmd) {
         const i = pmd_index(a);
-        if (pmd.pmd_trans_huge(i) && next - a !== HPAGE_PMD_SIZE) split_huge_page_pmd(this, a);
+        if (pmd.pmd_trans_huge(i) && next - a !== HPAGE_PMD_SIZE) this.host.policy.split_huge_pmd(this, a);
         if (pmd.pmd_trans_huge(i)) {
           if (!writable) pmd.hbits[i] &= ~_PAGE_RW;
         } else if (!writable && pmd.pte[i]) {
@@ -330,6 +330,7 @@ export class MmStruct implements MmStructApi {
         this.host.anon.unlink(v);
       }
       this.vmas = [];
+      this.host.policy.exit_mm(this); // 6.x: mm_put_huge_zero_folio
       if (this.pmd_huge_pte.length) throw new Error(`kernel BUG: exit_mmap with ${this.pmd_huge_pte.length} deposited PTE tables left`);
       this.pgd.free_all();
       this.dead = true;

@@ -25,9 +25,7 @@ import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { PG_anon, PG_head, PG_lru, PG_referenced, PG_reserved, PG_tail } from './page.ts';
 import { _PAGE_ACCESSED, pmd_index, pte_index } from './pgtable.ts';
-import { get_page, put_page } from './refcount.ts';
 import { rmap_walk } from './rmap.ts';
-import { split_huge_page } from './split.ts';
 
 /**
  * Optional secondary-MMU young-bit callbacks (2.6.38 mmu_notifier_clear_flush_young and
@@ -125,18 +123,20 @@ export class Reclaim {
       const p = this.hand;
       this.hand = p + 1 >= n ? pfn(0) : pfnAdd(p, 1);
       const f = pages.flags[p];
-      if (f & PG_tail || f & PG_reserved || !(f & PG_anon) || !(f & PG_lru) || pages._mapcount[p] < 0) continue;
+      if (f & PG_tail || f & PG_reserved || !(f & PG_anon) || !(f & PG_lru)) continue;
+      if (!(f & PG_head) && pages._mapcount[p] < 0) continue;
+      if (f & PG_head && !host.policy.thp_mapped(p)) continue;
       this.pgscan++;
       if (f & PG_head) {
         if (page_referenced(host, p)) {
           this.hand = p + HPAGE_PMD_NR >= n ? pfn(0) : pfnAdd(p, HPAGE_PMD_NR); // skip its tails
           continue;
         }
-        // add_to_swap on a THP: split_huge_page first; its pages come next on the clock.
-        get_page(pages, p);
-        split_huge_page(host, p);
-        put_page(pages, p);
-        this.hand = p;
+        // add_to_swap on a THP: split it first (2.6.38 split_huge_page, 6.x split_folio);
+        // its pages come next on the clock (a 6.x split refused for a pin leaves it whole).
+        host.policy.reclaim_split(p);
+        if (pages.PageHead(p)) this.hand = p + HPAGE_PMD_NR >= n ? pfn(0) : pfnAdd(p, HPAGE_PMD_NR);
+        else this.hand = p;
         continue;
       }
       if (page_referenced(host, p)) continue;
@@ -149,15 +149,29 @@ export class Reclaim {
     return freed;
   }
 
+  /**
+   * shrink_slab: the registered shrinkers — under 6.x the deferred split queue
+   * (deferred_split_scan) and the huge zero folio; 2.6.38 has none. Returns frames freed.
+   */
+  shrink_slab(): number {
+    return this.host.policy.shrink_slab();
+  }
+
+  /** shrink_node: the anonymous LRU, then the shrinkers (as vmscan's shrink_node does). */
+  private shrink_node(nr: number): number {
+    const freed = this.shrink_anon(nr);
+    return freed + (freed < nr ? this.shrink_slab() : 0);
+  }
+
   /** HostApi.reclaim: reclaim `nr` frames now. */
   reclaim(nr: number): number {
     if (!Number.isInteger(nr) || nr < 0) throw new ConfigError(`reclaim: nrFrames must be an integer ≥ 0, got ${nr}`);
-    return this.shrink_anon(nr);
+    return nr === 0 ? 0 : this.shrink_node(nr);
   }
 
   /** try_to_free_pages: direct reclaim, when an order-0 allocation finds no free frame. */
   try_to_free_pages(nr: number): number {
-    return this.shrink_anon(nr);
+    return this.shrink_node(nr);
   }
 
   /**
@@ -168,11 +182,11 @@ export class Reclaim {
     const host = this.host;
     const free = host.nr_free_pages();
     const si = host.swap.device;
-    if (free >= host.min_free_frames || !si) return 0;
-    const state = `${free}:${host.stat.nr_anon_pages}:${host.stat.nr_anon_transparent_hugepages}:${si.inuse_pages}:${host.stat.events.pswpin}`;
+    if (free >= host.min_free_frames) return 0;
+    const state = `${free}:${host.stat.nr_anon_pages}:${host.stat.nr_anon_transparent_hugepages}:${si?.inuse_pages ?? 0}:${host.stat.events.pswpin}`;
     const u = this.unreclaimable;
     if (u && u.state === state && host.now - u.at < KSWAPD_BACKOFF_MS) return 0;
-    const freed = this.shrink_anon(high_wmark(host) - free);
+    const freed = this.shrink_node(high_wmark(host) - free);
     this.unreclaimable = freed === 0 ? { state, at: host.now } : null;
     return freed;
   }

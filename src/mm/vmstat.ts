@@ -19,7 +19,19 @@ export const VM_EVENTS = [
   'thp_collapse_alloc_failed',
   'thp_split',
 ] as const;
-export type VmEvent = (typeof VM_EVENTS)[number];
+/** The THP events a Linux 6.x /proc/vmstat has besides VM_EVENTS (kept only on a 6.x host). */
+export const VM_EVENTS_6X = [
+  'thp_split_pmd',
+  'thp_deferred_split_page',
+  'thp_split_page',
+  'thp_split_page_failed',
+  'thp_zero_page_alloc',
+  'thp_zero_page_alloc_failed',
+  'thp_scan_exceed_none_pte',
+  'thp_scan_exceed_swap_pte',
+  'thp_scan_exceed_share_pte',
+] as const;
+export type VmEvent = (typeof VM_EVENTS)[number] | (typeof VM_EVENTS_6X)[number];
 
 export class VmStat {
   readonly events: Record<VmEvent, number>;
@@ -28,8 +40,9 @@ export class VmStat {
   /** NR_ANON_TRANSPARENT_HUGEPAGES */
   nr_anon_transparent_hugepages = 0;
 
-  constructor() {
-    this.events = Object.fromEntries(VM_EVENTS.map((e) => [e, 0])) as Record<VmEvent, number>;
+  /** `modern`: a 6.x host, whose /proc/vmstat has VM_EVENTS_6X too. */
+  constructor(modern: boolean = false) {
+    this.events = Object.fromEntries([...VM_EVENTS, ...(modern ? VM_EVENTS_6X : [])].map((e) => [e, 0])) as Record<VmEvent, number>;
   }
 
   /** count_vm_event / count_vm_events */
@@ -48,12 +61,12 @@ export class VmStat {
   }
 
   /** /proc/meminfo, kB */
-  meminfo(totalFrames: number, freeFrames: number, swapTotalPages: number, swapFreePages: number): Record<string, number> {
+  meminfo(totalFrames: number, freeFrames: number, swapTotalPages: number, swapFreePages: number, anonPages: number): Record<string, number> {
     const K = (pages: number) => pages * 4;
     return {
       MemTotal: K(totalFrames),
       MemFree: K(freeFrames),
-      AnonPages: K(this.nr_anon_pages + this.nr_anon_transparent_hugepages * HPAGE_PMD_NR),
+      AnonPages: K(anonPages), // the policy's: 2.6.38 adds THPs to NR_ANON_PAGES; 6.x's NR_ANON_MAPPED has them
       AnonHugePages: K(this.nr_anon_transparent_hugepages * HPAGE_PMD_NR),
       SwapTotal: K(swapTotalPages),
       SwapFree: K(swapFreePages),

@@ -6,30 +6,22 @@
  * withdrawn and freed); one only partly inside is split first (split_huge_page_pmd),
  * then its PTEs in range are zapped. Secondary MMUs are told around the whole range.
  */
-import type { Hva } from '../util/address.ts';
+import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_SIZE, PAGE_SIZE } from '../util/address.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
 import { _PAGE_ACCESSED, _PAGE_RW, _PAGE_SPECIAL, pmd_addr_end, pmd_index, pte_index, type PmdTable } from './pgtable.ts';
-import { get_page, put_page } from './refcount.ts';
-import { page_dup_rmap, page_remove_rmap } from './rmap.ts';
-import { split_huge_page_pmd } from './split.ts';
 import type { Vma } from './vma.ts';
 
-/** zap_huge_pmd: unmap a whole huge PMD; the mapping's page reference goes with it. */
+/** zap_huge_pmd: unmap a whole huge PMD; the mapping's page reference goes with it (the host's policy). */
 export function zap_huge_pmd(mm: MmStruct, pmd: PmdTable, i: number): void {
-  const host = mm.host;
-  const head = pmd.pmd_page(i);
-  mm.pgd.pte_free(mm.get_pmd_huge_pte());
-  pmd.pmd_clear(i);
-  page_remove_rmap(host.pages, host.stat, head);
-  put_page(host.pages, head);
+  mm.host.policy.zap_huge_pmd(mm, pmd, i);
 }
 
 /** zap_page_range: unmap [start, end) of `mm` (VMAs are not touched). */
 export function zap_page_range(mm: MmStruct, start: Hva, end: Hva): void {
   const host = mm.host;
-  const pages = host.pages;
+  const policy = host.policy;
   mmu_notifier_invalidate_range_start(mm, start, end);
   for (let a = start; a < end; ) {
     const next = pmd_addr_end(a, end);
@@ -40,7 +32,7 @@ export function zap_page_range(mm: MmStruct, start: Hva, end: Hva): void {
     }
     const i = pmd_index(a);
     if (pmd.pmd_trans_huge(i)) {
-      if (next - a !== HPAGE_PMD_SIZE) split_huge_page_pmd(mm, a);
+      if (next - a !== HPAGE_PMD_SIZE) policy.split_huge_pmd(mm, a); // 2.6.38: split_huge_page_pmd; 6.x: split_huge_pmd
       else {
         zap_huge_pmd(mm, pmd, i);
         a = next;
@@ -49,6 +41,9 @@ export function zap_page_range(mm: MmStruct, start: Hva, end: Hva): void {
     }
     const t = pmd.pte[i];
     if (t) {
+      // zap_pte_range: the rmap of the pages unmapped here goes as one batch, then their
+      // references (the mmu_gather's free_pages_and_swap_cache).
+      const unmapped: Pfn[] = [];
       for (let p: number = a; p < next; p += PAGE_SIZE) {
         const j = pte_index(p);
         const bits = t.bits[j];
@@ -56,12 +51,12 @@ export function zap_page_range(mm: MmStruct, start: Hva, end: Hva): void {
         if (t.is_swap_pte(j)) {
           host.swap.free_swap_and_cache(t.pfn[j]);
         } else if (!(bits & _PAGE_SPECIAL)) {
-          const pfn = t.pte_pfn(j);
-          page_remove_rmap(pages, host.stat, pfn);
-          put_page(pages, pfn);
+          unmapped.push(t.pte_pfn(j));
         }
         t.pte_clear(j);
       }
+      policy.remove_rmap_ptes(unmapped);
+      for (const pfn of unmapped) policy.put_page(pfn);
     }
     a = next;
   }
@@ -75,7 +70,7 @@ export function zap_page_range(mm: MmStruct, start: Hva, end: Hva): void {
  */
 export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: Vma): void {
   const host = src.host;
-  const pages = host.pages;
+  const policy = host.policy;
   for (let a = svma.start; a < svma.end; ) {
     const next = pmd_addr_end(a, svma.end);
     const spmd = src.pgd.pmd_table(a);
@@ -90,12 +85,7 @@ export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: V
       const pgtable = dst.pgd.pte_alloc_one();
       const dpmd = dst.pgd.pmd_alloc(a);
       if (spmd.pmd_trans_huge(i)) {
-        const head = spmd.pmd_page(i);
-        get_page(pages, head);
-        page_dup_rmap(pages, head);
-        spmd.hbits[i] &= ~_PAGE_RW; // pmdp_set_wrprotect
-        dpmd.set_pmd_huge(i, head, spmd.hbits[i] & ~_PAGE_ACCESSED); // pmd_mkold(pmd_wrprotect)
-        dst.prepare_pmd_huge_pte(pgtable);
+        policy.copy_huge_pmd(dst, spmd, dpmd, i, pgtable);
         a = next;
         continue;
       }
@@ -126,8 +116,8 @@ export function copy_page_range(dst: MmStruct, src: MmStruct, dvma: Vma, svma: V
         }
         if (!(bits & _PAGE_SPECIAL)) {
           const pfn = st.pte_pfn(j);
-          get_page(pages, pfn);
-          page_dup_rmap(pages, pfn);
+          policy.get_page(pfn);
+          policy.dup_rmap_pte(pfn);
         }
         st.bits[j] &= ~_PAGE_RW; // ptep_set_wrprotect (is_cow_mapping)
         dt.set_pte(j, st.pfn[j], st.bits[j] & ~_PAGE_ACCESSED); // pte_mkold
