@@ -1,6 +1,6 @@
 import test from 'ava';
 import { countDirty } from '../src/kvm/mmu/dirty-log.ts';
-import { gpa } from '../src/util/address.ts';
+import { gpa, hva, pfn } from '../src/util/address.ts';
 import { ConfigError } from '../src/util/errors.ts';
 import { MiB, guestAccess, guestFetch, pattern, setupEpt, touchRegion } from './ept-helpers.ts';
 
@@ -162,4 +162,24 @@ test('6.x NX recovery worker runs once per 60 s of host time (one hour / nx_huge
   t.is(k.stats.nx_lpage_splits, 3);
   t.is(k.nx_huge_page_recovery_worker(180_000), 2, 'two more periods have passed');
   t.is(k.stats.nx_lpage_splits, 1);
+});
+
+test('6.x: a large folio the host maps with PTEs after a partial MADV_DONTNEED gets 4 KiB EPT leaves; 2.6.38 split the THP itself', async (t) => {
+  const { folio_order } = await import('../src/mm/folio.ts');
+  for (const kernel of ['2.6.38', '6.x'] as const) {
+    const { k, physmem, mm, host } = setupEpt({ thp: 'always', hostBytes: 64 * MiB, kernel, hostDebug: true });
+    const slot = k.addRamSlot(0, gpa(0), 4 * MiB);
+    touchRegion(k, physmem, 0, 4 * MiB, true, 1);
+    mm.madvise(hva(slot.hva + 0x1000), 0x1000, 'MADV_DONTNEED');
+    const l = mm.lookup_address_in_mm(hva(slot.hva + 0x2000))!;
+    t.is(l.level, 1, `${kernel}: the host maps the range with PTEs`);
+    const v = host.vmstat();
+    if (kernel === '6.x') {
+      t.is(folio_order(host.pages, pfn(l.pfn - 2)), 9, 'the folio is still 2 MiB');
+      t.deepEqual([v.thp_split_pmd, v.thp_deferred_split_page, v.thp_split_page ?? 0], [1, 1, 0]);
+    } else t.is(v.thp_split, 1);
+    // The notifier zapped the range's 2 MiB leaf; the guest's next pass maps it 4 KiB.
+    t.is(touchRegion(k, physmem, 0, 4 * MiB, false, 1).exits, 512);
+    t.deepEqual([k.pages_4k, k.pages_2m], [512, 1], kernel);
+  }
 });
