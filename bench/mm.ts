@@ -198,3 +198,12 @@ for (const lock of [true, false]) {
       `references lost ${r.lost}, extra ${r.extra}, BUG_ONs ${r.bugs}`,
   );
 }
+{
+  // 6.x: the same gup users and splits on folio references (no compound_lock; the split freezes the refcount)
+  const r = await runCompoundLockStress({ compoundLock: false, folio: true, durationMs: ms });
+  console.log(
+    `folio (6.x)     : ${fmt(r.operations)} get_page/put_page in ${(r.ms / 1000).toFixed(1)} s ` +
+      `(${fmt(r.operations / (r.ms / 1000))}/s), ${r.splits} splits racing them: ` +
+      `references lost ${r.lost}, extra ${r.extra}, BUG_ONs ${r.bugs}`,
+  );
+}

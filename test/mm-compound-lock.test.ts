@@ -29,3 +29,16 @@ test.serial('without compound_lock (NO_COMPOUND_LOCK) put_page races the split a
   t.is(r.operations, r.rounds * perRound);
   t.true(r.lost + r.extra > 0);
 });
+
+test.serial('6.x folio references: get_page/put_page on tails take the folio refcount, the split freezes it: no reference lost', async (t) => {
+  const r = await runCompoundLockStress({ compoundLock: false, folio: true, compound, rounds, workers: 1 });
+  t.log(`folio: ${r.operations} get_page/put_page, ${r.splits} splits, lost ${r.lost}, extra ${r.extra}`);
+  t.true(r.folio);
+  t.is(r.rounds, rounds);
+  t.is(r.operations, rounds * perRound);
+  t.is(r.splits, rounds * compound);
+  t.is(r.lost, 0);
+  t.is(r.extra, 0);
+  t.is(r.freed, 0);
+  t.is(r.bugs, 0);
+});

@@ -117,6 +117,59 @@ export function folio_put(pages: PageArray, pfn: Pfn, freeFolio: (head: Pfn, ord
   if (old === 1) freeFolio(head, folio_order(pages, head));
 }
 
+/**
+ * folio_ref_freeze: atomically turn the refcount from exactly `count` into 0, or fail. A
+ * split runs only on a frozen folio, so no folio_get / folio_put can run under it (a
+ * folio_try_get sees 0 and retries) — the folio-era replacement of compound_lock.
+ */
+export function folio_ref_freeze(pages: PageArray, head: Pfn, count: number): boolean {
+  return Atomics.compareExchange(pages._count, head, count, 0) === count;
+}
+export function folio_ref_unfreeze(pages: PageArray, head: Pfn, count: number): void {
+  BUG_ON(Atomics.load(pages._count, head) !== 0, `folio_ref_unfreeze on folio ${head} not frozen`);
+  Atomics.store(pages._count, head, count);
+}
+
+/**
+ * try_grab_folio for gup of `pfn`: a reference on the folio holding it, retrying while a
+ * split has the folio frozen (the page is then a folio of its own once the split is done).
+ */
+export function try_grab_folio(pages: PageArray, pfn: Pfn): void {
+  for (;;) {
+    const head = page_folio(pages, pfn);
+    if (folio_try_get(pages, head)) {
+      if (page_folio(pages, pfn) === head) return;
+      folio_put(pages, head, () => {
+        throw new KernelBug(`try_grab_folio: folio ${head} freed under a racing split`);
+      });
+    }
+  }
+}
+
+/**
+ * The reference half of a split to order 0 (__split_folio_to_order + remap): with the
+ * refcount frozen at `expected`, every page becomes an order-0 folio holding `perPage(k)`
+ * references; the head is unfrozen last. The stress harness runs exactly this.
+ */
+export function __split_folio_refcount(pages: PageArray, head: Pfn, perPage: (k: number) => number): void {
+  const order = folio_order(pages, head);
+  const nr = 1 << order;
+  const keep = Atomics.load(pages.flags, head) & ~(PG_head | PG_tail);
+  Atomics.store(pages.mapping, T1(head), 0);
+  Atomics.store(pages.index, T1(head), 0);
+  if (nr > 2) Atomics.store(pages.mapping, T2(head), 0);
+  pages.clearFlag(T1(head), PG_partially_mapped);
+  for (let k = nr - 1; k >= 1; k--) {
+    const p = pfnAdd(head, k);
+    Atomics.store(pages._count, p, perPage(k));
+    Atomics.store(pages.private, p, 0);
+    Atomics.store(pages.flags, p, keep); // PG_tail cleared: compound_head(p) is p from now on
+  }
+  Atomics.store(pages.private, head, 0);
+  pages.clearFlag(head, PG_head);
+  folio_ref_unfreeze(pages, head, perPage(0));
+}
+
 // --- rmap (mm/rmap.c __folio_add_rmap / __folio_remove_rmap, CONFIG_PAGE_MAPCOUNT) --------
 
 /** Deferred-split hook: __folio_remove_rmap found the folio partially mapped. */

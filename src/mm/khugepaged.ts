@@ -20,7 +20,7 @@
  * One Khugepaged per Host (host.khugepaged), built in the Host constructor: the thread's
  * state (khugepaged_scan's cursor, the wake-up schedule) and its sysfs counters are fields.
  */
-import type { Hva } from '../util/address.ts';
+import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, alignUp, hva, hvaAdd, pfnAdd } from '../util/address.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
@@ -157,7 +157,9 @@ export class Khugepaged {
       host.policy.put_page(new_page);
       return;
     }
-    // __collapse_huge_page_copy
+    // __collapse_huge_page_copy, then __collapse_huge_page_copy_succeeded: the source pages'
+    // rmap goes in one batch per folio (folio_pte_batch), then their references.
+    const copied: Pfn[] = [];
     for (let j = 0; j < HPAGE_PMD_NR; j++) {
       const dst = pfnAdd(new_page, j);
       if (t.bits[j] === 0 || t.bits[j] & _PAGE_SPECIAL) {
@@ -169,9 +171,10 @@ export class Khugepaged {
       const src = t.pte_pfn(j);
       host.physmem.copyFrames(dst, src);
       t.pte_clear(j);
-      host.policy.remove_rmap_pte(src);
-      host.policy.put_page(src); // free_page_and_swap_cache (6.x: the folio goes when its last page does)
+      copied.push(src);
     }
+    host.policy.remove_rmap_ptes(copied);
+    for (const src of copied) host.policy.put_page(src); // free_page_and_swap_cache (6.x: folio_put_refs)
     host.policy.add_new_anon_rmap_pmd(new_page, vma, start);
     pmd.set_pmd_huge(i, new_page, _PAGE_ACCESSED | _PAGE_DIRTY | (vma.flags & VM_WRITE ? _PAGE_RW : 0));
     mm.prepare_pmd_huge_pte(t);

@@ -46,6 +46,8 @@ import {
   folio_nr_pages_mapped,
   folio_order,
   folio_put,
+  folio_ref_freeze,
+  __split_folio_refcount,
   folio_ref_count,
   folio_remove_rmap_pmd,
   folio_remove_rmap_pte,
@@ -246,7 +248,8 @@ export class FolioPolicy implements ThpPolicy {
       const pmd = vma.mm.pgd.pmd_table(addr);
       if (pmd && pmd.huge[pmd_index(addr)] === head) this.__split_huge_pmd(vma.mm, alignDown(addr, HPAGE_PMD_SIZE));
     }
-    if (folio_ref_count(pages, head) !== folio_mapcount(pages, head) + 1) {
+    // can_split_folio + folio_ref_freeze: every reference but the caller's is a mapping
+    if (!folio_ref_freeze(pages, head, folio_mapcount(pages, head) + 1)) {
       if (order === HPAGE_PMD_ORDER) host.stat.count_vm_event('thp_split_page_failed');
       return false;
     }
@@ -255,12 +258,10 @@ export class FolioPolicy implements ThpPolicy {
     const inherit = (pages.flags[head] & (PG_referenced | PG_swapbacked | PG_uptodate | PG_anon | PG_lru)) | PG_dirty;
     const mapping = pages.mapping[head];
     const index = pages.index[head];
-    clear_large_folio(pages, head);
-    destroy_compound_page(pages, head, order);
+    pages.flags[head] = (pages.flags[head] & PG_head) | inherit;
+    __split_folio_refcount(pages, head, (k) => pages.page_mapcount(pfnAdd(head, k)) + (k === 0 ? 1 : 0));
     for (let k = 0; k < nr; k++) {
       const p = pfnAdd(head, k);
-      Atomics.store(pages.flags, p, inherit);
-      Atomics.store(pages._count, p, pages.page_mapcount(p) + (k === 0 ? 1 : 0));
       pages.mapping[p] = mapping;
       pages.index[p] = index + k;
     }

@@ -10,18 +10,26 @@
  * _mapcount 0); every worker pins every tail `pinsPerTail` times; then, compound page by
  * compound page, the workers release their pins while this thread splits it. At the end
  * of a round every frame is a single page mapped once: _count must be exactly 1.
+ *
+ * `folio: true` runs the same rounds on the 6.x host's folio references (refops.ts
+ * bindFolioRefOps): tails hold no counts, get_page/put_page touch only the folio's one
+ * refcount, and the split freezes it — so the comparison with compound_lock is of
+ * operations per second with both correct.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { HPAGE_PMD_NR, pfn, type Pfn } from '../../util/address.ts';
 import { ConfigError } from '../../util/errors.ts';
 import { PG_anon, PG_head, PG_lru, PG_swapbacked, PG_tail, PG_uptodate, PageArray } from '../page.ts';
-import { bindRefOps } from './refops.ts';
+import { ENTIRELY_MAPPED } from '../folio.ts';
+import { bindFolioRefOps, bindRefOps } from './refops.ts';
 import { CTL, PMD_HUGE, PMD_SPLIT, PMD_SPLITTING, ctlWords, type StressWorkerData } from './shared.ts';
 
 export interface CompoundLockStressOptions {
   /** Take compound_lock in put_compound_page and the split (false: refops.ts NO_COMPOUND_LOCK). */
   compoundLock: boolean;
+  /** 6.x folio references instead of 2.6.38's compound pages (compoundLock then ignored). */
+  folio?: boolean;
   /** THPs split per round (default 16). */
   compound?: number;
   /**
@@ -47,6 +55,7 @@ export interface CompoundLockStressOptions {
 
 export interface CompoundLockStressResult {
   compoundLock: boolean;
+  folio: boolean;
   rounds: number;
   splits: number;
   /** get_page + put_page calls performed by the gup users. */
@@ -82,9 +91,11 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
   const ctlSab = new SharedArrayBuffer(ctlWords(compound) * 4);
   const ctl = new Int32Array(ctlSab);
   let freedHere = 0;
-  const ops = bindRefOps(pages, opts.compoundLock, () => {
+  const folio = opts.folio ?? false;
+  const onFree = () => {
     freedHere++;
-  });
+  };
+  const ops = folio ? bindFolioRefOps(pages, onFree) : bindRefOps(pages, opts.compoundLock, onFree);
   let bugsHere = 0;
   const split = (head: Pfn) => {
     try {
@@ -105,6 +116,7 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
       ctlSab,
       compound,
       compoundLock: opts.compoundLock,
+      folio,
       pinsPerTail,
       worker: w,
     };
@@ -120,6 +132,7 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
 
   const result: CompoundLockStressResult = {
     compoundLock: opts.compoundLock,
+    folio,
     rounds: 0,
     splits: 0,
     operations: 0,
@@ -140,7 +153,7 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
         (opts.rounds === undefined && elapsed >= (opts.durationMs ?? 0));
       const crossed = Atomics.load(ctl, CTL.crossings) >= (opts.minCrossings ?? 0);
       if (enough && (crossed || elapsed >= maxMs)) break;
-      runRound(pages, ctl, compound, nWorkers, split);
+      runRound(pages, ctl, compound, nWorkers, split, folio);
       result.rounds++;
       result.splits += compound;
       const { lost, extra } = audit(pages, nrFrames);
@@ -162,8 +175,11 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
   return result;
 }
 
-/** prep_compound_page for THP c, mapped by one huge PMD (head _count 1, _mapcount 0). */
-function prepCompound(pages: PageArray, c: number): void {
+/**
+ * prep_compound_page for THP c, mapped by one huge PMD (head _count 1, _mapcount 0); as a
+ * 6.x folio the PMD is counted in _entire_mapcount / _large_mapcount instead.
+ */
+function prepCompound(pages: PageArray, c: number, folio: boolean): void {
   const head = c * HPAGE_PMD_NR;
   pages.flags[head] = PG_head | PG_anon | PG_lru | PG_uptodate | PG_swapbacked;
   pages._count[head] = 1;
@@ -179,6 +195,12 @@ function prepCompound(pages: PageArray, c: number): void {
     pages.mapping[head + i] = 0;
     pages.index[head + i] = 0;
   }
+  if (folio) {
+    pages._mapcount[head] = -1;
+    pages.mapping[head + 1] = 0; // _entire_mapcount 1
+    pages.index[head + 1] = 0; // _large_mapcount 1
+    pages.mapping[head + 2] = ENTIRELY_MAPPED; // _nr_pages_mapped
+  }
 }
 
 function runRound(
@@ -187,9 +209,10 @@ function runRound(
   compound: number,
   nWorkers: number,
   split: (head: Pfn) => void,
+  folio: boolean,
 ): void {
   for (let c = 0; c < compound; c++) {
-    prepCompound(pages, c);
+    prepCompound(pages, c, folio);
     Atomics.store(ctl, CTL.pmdBase + 3 * c, 0);
     Atomics.store(ctl, CTL.pmdBase + 3 * c + 1, PMD_HUGE);
     Atomics.store(ctl, CTL.pmdBase + 3 * c + 2, 0);

@@ -10,15 +10,16 @@
 import { workerData } from 'node:worker_threads';
 import { HPAGE_PMD_NR, pfn, pfnAdd, type Pfn } from '../../util/address.ts';
 import { PageArray } from '../page.ts';
-import { bindRefOps } from './refops.ts';
+import { bindFolioRefOps, bindRefOps } from './refops.ts';
 import { CTL, PMD_SPLIT, PMD_SPLITTING, type StressWorkerData } from './shared.ts';
 
 const d = workerData as StressWorkerData;
 const pages = new PageArray(d.nrFrames, d.pagesSab);
 const ctl = new Int32Array(d.ctlSab);
-const ops = bindRefOps(pages, d.compoundLock, () => {
+const onFree = () => {
   Atomics.add(ctl, CTL.freed, 1);
-});
+};
+const ops = d.folio ? bindFolioRefOps(pages, onFree) : bindRefOps(pages, d.compoundLock, onFree);
 const ptl = (c: number) => CTL.pmdBase + 3 * c;
 const pmdState = (c: number) => CTL.pmdBase + 3 * c + 1;
 const started = (c: number) => CTL.pmdBase + 3 * c + 2;
@@ -80,7 +81,9 @@ function round(): void {
       /* the splitter announces each compound page just before splitting it */
     }
     Atomics.add(ctl, started(c), 1);
-    if (d.worker === 0) releaseChasing(c);
+    // Chasing needs the split to walk the tails while pins are held: a folio split cannot
+    // (it waits for the pins), so the folio variant releases in order.
+    if (d.worker === 0 && !d.folio) releaseChasing(c);
     else for (let i = HPAGE_PMD_NR - 1; i >= 1; i--) release(c, i);
   }
   flushOps();

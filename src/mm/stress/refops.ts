@@ -8,9 +8,16 @@
  *
  * Every thread of a stress run binds its own RefOps over its own view of the shared page
  * array (the free callback belongs to that view).
+ *
+ * The folio variant (bindFolioRefOps) binds the 6.x host's code instead (src/mm/folio.ts):
+ * gup takes a folio reference (try_grab_folio), put_page is folio_put on the head, and the
+ * split freezes the refcount (folio_ref_freeze at the mapping's one reference — it waits
+ * while pins are held, as split_folio would fail and be retried) and then runs
+ * __split_folio_refcount. No compound_lock anywhere.
  */
 import type { Pfn } from '../../util/address.ts';
 import type { PageArray } from '../page.ts';
+import { __split_folio_refcount, folio_put, folio_ref_freeze, try_grab_folio } from '../folio.ts';
 import { get_page, PG_COMPOUND_LOCK, refcountWithLock, registerFreePages, type CompoundLock } from '../refcount.ts';
 
 export interface RefOps {
@@ -40,5 +47,24 @@ export function bindRefOps(pages: PageArray, compoundLock: boolean, onFree: Free
     get_page: (pfn) => get_page(pages, pfn),
     put_page: (pfn) => ref.put_page(pages, pfn),
     __split_huge_page_refcount: (head) => ref.__split_huge_page_refcount(pages, head),
+  };
+}
+
+/**
+ * RefOps of the 6.x folio: a tail's reference is one on its folio; the split waits until
+ * the refcount can be frozen at the PMD mapping's single reference, then gives every page
+ * one reference (each page mapped once by a PTE after the split).
+ */
+export function bindFolioRefOps(pages: PageArray, onFree: FreeHook): RefOps {
+  registerFreePages(pages, onFree);
+  return {
+    get_page: (pfn) => try_grab_folio(pages, pfn),
+    put_page: (pfn) => folio_put(pages, pfn, onFree),
+    __split_huge_page_refcount: (head) => {
+      while (!folio_ref_freeze(pages, head, 1)) {
+        /* split_folio: -EAGAIN while gup pins are held; the caller retries */
+      }
+      __split_folio_refcount(pages, head, () => 1);
+    },
   };
 }

@@ -40,6 +40,8 @@ export interface StressWorkerData {
   ctlSab: SharedArrayBuffer;
   compound: number;
   compoundLock: boolean;
+  /** 6.x folio references instead (refops.ts bindFolioRefOps; compoundLock ignored). */
+  folio: boolean;
   /** gup pins each worker takes on every tail page per round. */
   pinsPerTail: number;
   worker: number;
