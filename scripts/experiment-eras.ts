@@ -12,10 +12,11 @@
  *    fills 32 MiB of its RAM, then the VMM madvises MADV_DONTNEED the second half of every
  *    2 MiB range of guest RAM (as a balloon driver would), then the host reclaims under
  *    pressure. Host memory after each step (counts, deterministic).
- * 3. The reference-count path under concurrent splits with real threads (src/mm/stress):
- *    get_page/put_page on tails with compound_lock (2.6.38) vs the folio variant when the
- *    host model has it, in operations per second of wall time — the only figures here that
- *    vary between runs and machines (and with load).
+ * 3. Dirty logging started between two passes of a guest: the KVM of each era.
+ * 4. The reference-count path under concurrent splits with real threads (src/mm/stress):
+ *    get_page/put_page on tails with compound_lock (2.6.38) vs folio references (6.x), in
+ *    operations per second of wall time — the only figures here that vary between runs and
+ *    machines (and with load).
  *
  * Prints the tables on stdout; --write-doc rewrites them between docs/thp-eras.md's
  * `eras-*` markers. test/experiment-eras.test.ts reruns part of it and checks the doc.
@@ -228,8 +229,14 @@ export function dirtyLogTable(rows: DirtyLogRow[]): string {
 /** The reference-count path under concurrent splits: operations per wall second (varies run to run). */
 export async function refcountStress(rounds: number): Promise<string> {
   const rows: string[][] = [];
-  const r = await runCompoundLockStress({ compoundLock: true, rounds, workers: 1 });
-  rows.push(['2.6.38: get_page/put_page on tails, compound_lock', int(r.operations), int(r.splits), `${int(r.lost)} / ${int(r.extra)}`, int(Math.round(r.operations / (r.ms / 1000)))]);
+  const runs = [
+    ['2.6.38: get_page/put_page on tails, compound_lock', { compoundLock: true }],
+    ['6.x: folio references (folio_get/folio_put on the head), no lock', { compoundLock: false, folio: true }],
+  ] as const;
+  for (const [label, o] of runs) {
+    const r = await runCompoundLockStress({ ...o, rounds, workers: 1 });
+    rows.push([label, int(r.operations), int(r.splits), `${int(r.lost)} / ${int(r.extra)}`, int(Math.round(r.operations / (r.ms / 1000)))]);
+  }
   return table(['reference path', 'get/put operations', 'splits', 'lost / extra refs', 'operations per second'], rows);
 }
 
