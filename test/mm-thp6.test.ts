@@ -367,3 +367,66 @@ test('6.x vmstat has the modern THP counters; 2.6.38 does not', (t) => {
   closeClean(t, six);
   closeClean(t, old);
 });
+
+test('6.x: a gup pin on the huge zero page is a folio reference: the shrinker drops the folio, the frames go with the last put_page', (t) => {
+  const h = host('6.x');
+  const mm = h.newProcess() as MmStruct;
+  const a = mm.mmap(2 * MiB, { alignHuge: true });
+  const [p] = mm.get_user_pages(at(a + 3 * PAGE_SIZE), 1, false); // a read: the huge zero page
+  const head = mm.follow_page(a)!.headPfn;
+  t.is(p, pf(head + 3));
+  t.is(h.pages._count[head], 2, "the folio's own reference and the pin");
+  mm.exit_mmap();
+  t.is(h.reclaim(1), 0, 'the shrinker drops it, but the pin keeps the frames');
+  t.is((h.policy as FolioPolicy).huge_zero_folio, null);
+  const free0 = h.nr_free_pages();
+  h.put_page(p!);
+  t.is(h.nr_free_pages(), free0 + 512);
+  closeClean(t, h);
+});
+
+test('6.x invariants catch a wrong per-page _mapcount, a wrong _large_mapcount and a tail holding a reference', (t) => {
+  const { h, mm, a } = withThps('6.x', 1);
+  mm.munmap(at(a + 5 * PAGE_SIZE), PAGE_SIZE); // PTE-mapped, partially
+  const head = mm.follow_page(a)!.pfn;
+  h.pages._mapcount[head + 1]++;
+  t.throws(() => h.checkInvariants(), { message: `invariant violated: folio ${head}: page ${head + 1} _mapcount+1 = 2 but 1 PTEs map it` });
+  h.pages._mapcount[head + 1]--;
+  h.pages.index[head + 1]++;
+  t.throws(() => h.checkInvariants(), { message: `invariant violated: folio ${head}: _large_mapcount+1 = 512 but 511 mappings` });
+  h.pages.index[head + 1]--;
+  h.pages._count[head + 2]++;
+  t.throws(() => h.checkInvariants(), { message: `invariant violated: folio ${head}: tail ${head + 2} holds _count 1 (folios count on the head only)` });
+  h.pages._count[head + 2]--;
+  h.checkInvariants();
+  closeClean(t, h);
+});
+
+test('mprotect RO then RW: 6.x makes exclusive anonymous PTEs and PMDs writable at once (no fault); 2.6.38 leaves them for write faults', (t) => {
+  for (const kernel of ['2.6.38', '6.x'] as const) {
+    const { h, mm, a } = withThps(kernel, 2);
+    mm.mprotect(a, 4 * MiB, PROT_READ);
+    mm.mprotect(a, 4 * MiB, 3);
+    const faults0 = ev(h, 'pgfault');
+    t.is(mm.follow_page(a)!.writable, kernel === '6.x', `${kernel}: the PMD`);
+    mm.writeBytes(at(a + 2 * MiB + 10), new Uint8Array([1, 2, 3]));
+    t.is(ev(h, 'pgfault') - faults0, kernel === '6.x' ? 0 : 1, `${kernel}: write faults`);
+    closeClean(t, h);
+  }
+  // After fork the pages are shared (PageAnonExclusive cleared): still read-only after the
+  // child exits; the first write reuses the page (its only reference) and makes it exclusive.
+  const { h, mm, a } = withThps('6.x', 1);
+  mm.fork().exit_mmap();
+  mm.mprotect(a, 2 * MiB, PROT_READ);
+  mm.mprotect(a, 2 * MiB, 3);
+  t.false(mm.follow_page(a)!.writable);
+  const f0 = ev(h, 'pgfault');
+  mm.handle_mm_fault(a, true);
+  t.true(mm.follow_page(a)!.writable);
+  t.is(ev(h, 'thp_split_pmd'), 0, 'reused in place');
+  mm.mprotect(a, 2 * MiB, PROT_READ);
+  mm.mprotect(a, 2 * MiB, 3);
+  t.true(mm.follow_page(a)!.writable, 'exclusive again');
+  t.is(ev(h, 'pgfault') - f0, 1);
+  closeClean(t, h);
+});

@@ -32,6 +32,12 @@ import type { Vma } from './vma.ts';
 
 /** PG_partially_mapped (set on the first tail page, as the kernel's second-page folio flag). */
 export const PG_partially_mapped = 1 << 13;
+/**
+ * PG_anon_exclusive (PageAnonExclusive, 5.19+): this anonymous page is exclusive to the one
+ * mapping that maps it, so a write may reuse it and mprotect may make it writable at once.
+ * Per page, tails included.
+ */
+export const PG_anon_exclusive = 1 << 14;
 /** ENTIRELY_MAPPED in folio->_nr_pages_mapped (mm/internal.h). */
 export const ENTIRELY_MAPPED = 0x800000;
 export const FOLIO_PAGES_MAPPED = ENTIRELY_MAPPED - 1;
@@ -154,7 +160,7 @@ export function try_grab_folio(pages: PageArray, pfn: Pfn): void {
 export function __split_folio_refcount(pages: PageArray, head: Pfn, perPage: (k: number) => number): void {
   const order = folio_order(pages, head);
   const nr = 1 << order;
-  const keep = Atomics.load(pages.flags, head) & ~(PG_head | PG_tail);
+  const keep = Atomics.load(pages.flags, head) & ~(PG_head | PG_tail | PG_anon_exclusive);
   Atomics.store(pages.mapping, T1(head), 0);
   Atomics.store(pages.index, T1(head), 0);
   if (nr > 2) Atomics.store(pages.mapping, T2(head), 0);
@@ -163,7 +169,8 @@ export function __split_folio_refcount(pages: PageArray, head: Pfn, perPage: (k:
     const p = pfnAdd(head, k);
     Atomics.store(pages._count, p, perPage(k));
     Atomics.store(pages.private, p, 0);
-    Atomics.store(pages.flags, p, keep); // PG_tail cleared: compound_head(p) is p from now on
+    // PG_tail cleared: compound_head(p) is p from now on; PageAnonExclusive is per page
+    Atomics.store(pages.flags, p, keep | (Atomics.load(pages.flags, p) & PG_anon_exclusive));
   }
   Atomics.store(pages.private, head, 0);
   pages.clearFlag(head, PG_head);

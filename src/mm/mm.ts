@@ -23,7 +23,7 @@ import {
   mmu_notifier_register,
   mmu_notifier_unregister,
 } from './mmu-notifier.ts';
-import { Pgd, PteTable, _PAGE_RW, pmd_addr_end, pmd_index, pte_index } from './pgtable.ts';
+import { Pgd, PteTable, _PAGE_RW, _PAGE_SPECIAL, pmd_addr_end, pmd_index, pte_index } from './pgtable.ts';
 import type { Madvice, MmapOptions, MmStructApi, MmuNotifierOps, PageMapping, HostMappingLevel } from './types.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from './types.ts';
 import { Vma, VM_EXEC, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_READ, VM_WRITE } from './vma.ts';
@@ -243,9 +243,11 @@ export class MmStruct implements MmStructApi {
 
   /**
    * change_protection: write-protect PTEs/PMDs when write is removed. Adding write leaves
-   * them read-only (a private mapping's vm_page_prot never has write); the next write
-   * fault reuses or copies the page. A huge PMD only partly in range is split first
-   * (2.6.38 change_pmd_range), a whole one is changed in place (change_huge_pmd).
+   * them read-only under 2.6.38 (a private mapping's vm_page_prot never has write; the next
+   * write fault reuses or copies the page); under 6.x an exclusive anonymous page is made
+   * writable at once (MM_CP_TRY_CHANGE_WRITABLE: the policy's can_change_writable). A huge
+   * PMD only partly in range is split first (change_pmd_range), a whole one is changed in
+   * place (change_huge_pmd).
    */
   private change_protection(start: Hva, end: Hva, writable: boolean): void {
     for (let a = start; a < end; ) {
@@ -254,13 +256,17 @@ export class MmStruct implements MmStructApi {
       if (pmd) {
         const i = pmd_index(a);
         if (pmd.pmd_trans_huge(i) && next - a !== HPAGE_PMD_SIZE) this.host.policy.split_huge_pmd(this, a);
+        const policy = this.host.policy;
         if (pmd.pmd_trans_huge(i)) {
           if (!writable) pmd.hbits[i] &= ~_PAGE_RW;
-        } else if (!writable && pmd.pte[i]) {
+          else if (policy.can_change_writable(pmd.pmd_page(i))) pmd.hbits[i] |= _PAGE_RW;
+        } else if (pmd.pte[i]) {
           const t = pmd.pte[i]!;
           for (let p: number = a; p < next; p += PAGE_SIZE) {
             const j = pte_index(p);
-            if (t.pte_present(j)) t.bits[j] &= ~_PAGE_RW;
+            if (!t.pte_present(j)) continue;
+            if (!writable) t.bits[j] &= ~_PAGE_RW;
+            else if (!(t.bits[j] & _PAGE_SPECIAL) && policy.can_change_writable(t.pte_pfn(j))) t.bits[j] |= _PAGE_RW;
           }
         }
       }

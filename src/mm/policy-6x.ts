@@ -56,6 +56,7 @@ import {
   folio_try_get,
   page_folio,
   page_in_large_folio,
+  PG_anon_exclusive,
   PG_partially_mapped,
   prep_large_folio,
 } from './folio.ts';
@@ -126,22 +127,40 @@ export class FolioPolicy implements ThpPolicy {
     this.split_queue.add(head);
   };
 
+  /** Set or clear PageAnonExclusive on `nr` pages from `pfn`. */
+  private anon_exclusive(pfn: Pfn, nr: number, on: boolean): void {
+    for (let k = 0; k < nr; k++) {
+      if (on) this.host.pages.setFlag(pfnAdd(pfn, k), PG_anon_exclusive);
+      else this.host.pages.clearFlag(pfnAdd(pfn, k), PG_anon_exclusive);
+    }
+  }
+  private PageAnonExclusive(pfn: Pfn): boolean {
+    return this.host.pages.testFlag(pfn, PG_anon_exclusive);
+  }
+
+  /** folio_add_new_anon_rmap(RMAP_EXCLUSIVE): a new page is exclusive to its mapping. */
   add_new_anon_rmap_pte(pfn: Pfn, vma: Vma, addr: Hva): void {
     page_add_new_anon_rmap(this.host.pages, this.host.stat, pfn, vma, addr);
+    this.anon_exclusive(pfn, 1, true);
   }
   add_new_anon_rmap_pmd(head: Pfn, vma: Vma, haddr: Hva): void {
     folio_add_new_anon_rmap_pmd(this.host.pages, this.host.stat, head, vma, haddr);
+    this.anon_exclusive(head, folio_nr_pages(this.host.pages, head), true);
   }
   add_anon_rmap_pte(pfn: Pfn, vma?: Vma, addr?: Hva): void {
     if (page_in_large_folio(this.host.pages, pfn)) folio_add_anon_rmap_pte(this.host.pages, this.host.stat, pfn);
     else page_add_anon_rmap(this.host.pages, this.host.stat, pfn, vma, addr);
   }
+  /** folio_try_dup_anon_rmap_pte at fork: the page is shared now (ClearPageAnonExclusive). */
   dup_rmap_pte(pfn: Pfn): void {
     if (page_in_large_folio(this.host.pages, pfn)) folio_add_anon_rmap_pte(this.host.pages, this.host.stat, pfn);
     else page_dup_rmap(this.host.pages, pfn);
+    this.anon_exclusive(pfn, 1, false);
   }
+  /** folio_try_dup_anon_rmap_pmd: every page of the folio loses PageAnonExclusive. */
   dup_rmap_pmd(head: Pfn): void {
     folio_add_anon_rmap_pmd(this.host.pages, this.host.stat, head);
+    this.anon_exclusive(head, folio_nr_pages(this.host.pages, head), false);
   }
   remove_rmap_pte(pfn: Pfn): void {
     if (page_in_large_folio(this.host.pages, pfn)) folio_remove_rmap_pte(this.host.pages, this.host.stat, pfn, this.deferred_split_folio);
@@ -180,10 +199,27 @@ export class FolioPolicy implements ThpPolicy {
    */
   wp_can_reuse(mm: MmStruct, pfn: Pfn): boolean {
     const pages = this.host.pages;
-    if (!page_in_large_folio(pages, pfn)) return this.host.swap.reuse_swap_page(pfn);
-    const head = page_folio(pages, pfn);
-    if (folio_large_mapcount(pages, head) !== folio_ref_count(pages, head)) return false;
-    return !this.folio_mapped_by_other_mm(mm, head);
+    if (this.PageAnonExclusive(pfn)) return true; // do_wp_page: reuse at once
+    let reuse: boolean;
+    if (!page_in_large_folio(pages, pfn)) {
+      // wp_can_reuse_anon_folio (small): the only reference, besides the swap cache's
+      reuse = pages._count[pfn] - (pages.PageSwapCache(pfn) ? 1 : 0) === 1 && this.host.swap.reuse_swap_page(pfn);
+    } else {
+      const head = page_folio(pages, pfn);
+      reuse = folio_large_mapcount(pages, head) === folio_ref_count(pages, head) && !this.folio_mapped_by_other_mm(mm, head);
+    }
+    if (reuse) this.anon_exclusive(pfn, 1, true); // folio_move_anon_rmap + SetPageAnonExclusive
+    return reuse;
+  }
+
+  /**
+   * can_change_pte_writable / can_change_pmd_writable (private anonymous memory): mprotect
+   * adding PROT_WRITE makes the entry writable at once when the page is PageAnonExclusive
+   * (MM_CP_TRY_CHANGE_WRITABLE, 6.0+); the zero pages never.
+   */
+  can_change_writable(pfn: Pfn): boolean {
+    if (pfn === this.huge_zero_folio || pfn === this.host.zero_pfn) return false;
+    return this.host.pages.PageAnon(pfn) && this.PageAnonExclusive(pfn);
   }
 
   // --- split_huge_pmd ----------------------------------------------------------------------
@@ -216,6 +252,8 @@ export class FolioPolicy implements ThpPolicy {
       const pages = host.pages;
       const head = pmd.pmd_page(i);
       Atomics.add(pages._count, head, HPAGE_PMD_NR - 1); // folio_ref_add
+      // folio_add_anon_rmap_ptes(RMAP_EXCLUSIVE when the PMD's page was exclusive)
+      if (this.PageAnonExclusive(head)) this.anon_exclusive(head, HPAGE_PMD_NR, true);
       const bits = _PAGE_PRESENT | (hb & (_PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY));
       for (let k = 0; k < HPAGE_PMD_NR; k++) {
         folio_add_anon_rmap_pte(pages, host.stat, pfnAdd(head, k)); // folio_add_anon_rmap_ptes
@@ -258,7 +296,7 @@ export class FolioPolicy implements ThpPolicy {
     const inherit = (pages.flags[head] & (PG_referenced | PG_swapbacked | PG_uptodate | PG_anon | PG_lru)) | PG_dirty;
     const mapping = pages.mapping[head];
     const index = pages.index[head];
-    pages.flags[head] = (pages.flags[head] & PG_head) | inherit;
+    pages.flags[head] = (pages.flags[head] & (PG_head | PG_anon_exclusive)) | inherit;
     __split_folio_refcount(pages, head, (k) => pages.page_mapcount(pfnAdd(head, k)) + (k === 0 ? 1 : 0));
     for (let k = 0; k < nr; k++) {
       const p = pfnAdd(head, k);
@@ -316,7 +354,7 @@ export class FolioPolicy implements ThpPolicy {
       host.stat.count_vm_event('thp_zero_page_alloc_failed');
       return null;
     }
-    prep_compound_page(host.pages, head, HPAGE_PMD_ORDER);
+    this.prep_thp(head, HPAGE_PMD_ORDER); // a folio never mapped through the rmap: mapcounts stay 0
     Atomics.store(host.pages._count, head, 1);
     host.physmem.zeroFrames(head, HPAGE_PMD_NR); // __GFP_ZERO
     host.stat.count_vm_event('thp_zero_page_alloc');
@@ -339,16 +377,18 @@ export class FolioPolicy implements ThpPolicy {
     if (--this.huge_zero_refcount <= 0) throw new KernelBug('put_huge_zero_folio dropped the last reference');
   }
 
-  /** shrink_huge_zero_folio_scan: free it when only the shrinker's reference is left. */
+  /**
+   * shrink_huge_zero_folio_scan: when only the shrinker's huge_zero_refcount is left, drop
+   * the folio (its page reference: a gup pin on it keeps the frames until put_page).
+   */
   private shrink_huge_zero_folio(): number {
     if (this.huge_zero_refcount !== 1 || this.huge_zero_folio === null) return 0;
     const head = this.huge_zero_folio;
     this.huge_zero_refcount = 0;
     this.huge_zero_folio = null;
-    Atomics.store(this.host.pages._count, head, 0);
-    destroy_compound_page(this.host.pages, head, HPAGE_PMD_ORDER);
-    this.host.buddy.free_pages(head, HPAGE_PMD_ORDER);
-    return HPAGE_PMD_NR;
+    const before = this.host.nr_free_pages();
+    this.put_page(head);
+    return this.host.nr_free_pages() - before;
   }
 
   /**
@@ -383,7 +423,10 @@ export class FolioPolicy implements ThpPolicy {
       if (this.do_huge_zero_wp_pmd(mm, vma, haddr, pmd, i)) return;
     } else {
       const head = pmd.pmd_page(i);
-      if (folio_ref_count(host.pages, head) === 1) {
+      // PageAnonExclusive: reuse; else reuse when the PMD holds the only reference (and
+      // make it exclusive), else fall back
+      if (this.PageAnonExclusive(head) || folio_ref_count(host.pages, head) === 1) {
+        this.anon_exclusive(head, 1, true);
         pmd.hbits[i] = maybe_pmd_mkwrite(pmd.hbits[i] | _PAGE_ACCESSED | _PAGE_DIRTY, vma);
         return;
       }

@@ -54,8 +54,10 @@ export interface ThpPolicy {
   /** A batch of PTEs of one range unmapped together (6.x: folio_remove_rmap_ptes per folio). */
   remove_rmap_ptes(pfns: readonly Pfn[]): void;
   remove_rmap_pmd(head: Pfn): void;
-  /** Page-table mappings of this very page that a write fault's reuse check counts. */
+  /** May a write fault on this write-protected page reuse it instead of copying? */
   wp_can_reuse(mm: MmStruct, pfn: Pfn): boolean;
+  /** mprotect adding PROT_WRITE: may the PTE/PMD mapping `pfn` be made writable at once? */
+  can_change_writable(pfn: Pfn): boolean;
   // huge PMDs
   /** A range operation covers only part of the huge PMD at `addr`: make it PTEs. */
   split_huge_pmd(mm: MmStruct, addr: Hva): void;
@@ -136,6 +138,9 @@ export class Policy2638 implements ThpPolicy {
   }
   wp_can_reuse(_mm: MmStruct, pfn: Pfn): boolean {
     return this.host.swap.reuse_swap_page(pfn);
+  }
+  can_change_writable(): boolean {
+    return false; // 2.6.38: vm_page_prot of a private mapping never has write (PAGE_COPY)
   }
   split_huge_pmd(mm: MmStruct, addr: Hva): void {
     split_huge_page_pmd(mm, addr);
