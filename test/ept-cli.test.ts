@@ -16,6 +16,8 @@ const errors: Array<[string, string[], string]> = [
   ['host too small', ['--host-memory', '4M'], 'error: --host-memory: expected a multiple of 2 MiB from 8 MiB to 1 TiB (8388608 to 1099511627776 bytes), got 4194304'],
   ['bad --host-kernel', ['--host-kernel', '5'], 'error: --host-kernel: expected 2.6.38|6.x, got "5"'],
   ['bad --thp-defrag', ['--thp-defrag', 'yes'], 'error: --thp-defrag: expected always|madvise|never, got "yes"'],
+  ['bad --thp-size form', ['--thp-size', '64k'], "error: --thp-size: '64k' is not SIZE=MODE (e.g. 64kB=always)"],
+  ['--thp-size on 2.6.38', ['--thp-size', '64kB=always'], "error: --thp-size: no such knob in Linux 2.6.38 (a 6.x knob: set host.kernel to '6.x')"],
   ['bad --host-clock', ['--host-clock', 'maybe'], "error: --host-clock: 'maybe' is not on or off"],
   ['bad --khugepaged-defrag', ['--khugepaged-defrag', 'on'], "error: --khugepaged-defrag: 'on' is not yes or no"],
   ['--khugepaged-pages-to-scan 0', ['--khugepaged-pages-to-scan', '0'], 'error: --khugepaged-pages-to-scan: expected an integer from 1 to 4294967295, got 0'],
@@ -72,7 +74,7 @@ test('--thp never: the summary shows 4 KiB EPT leaves, no THP, and the walk figu
 test('--help lists every run flag docs/cli.md documents', async (t) => {
   const help = (await cliInProcess(['--help'])).stdout;
   const doc = readFileSync('docs/cli.md', 'utf8');
-  const flags = ['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--strict', '--cost', '--ept', '--host-kernel', '--thp', '--thp-defrag',
+  const flags = ['--memory', '--guest-pages', '--arg', '--cmdline', '--max-instructions', '--timeout', '--strict', '--cost', '--ept', '--host-kernel', '--thp', '--thp-defrag', '--thp-size',
     '--host-memory', '--host-clock', '--khugepaged-pages-to-scan', '--khugepaged-scan-sleep-millisecs', '--khugepaged-alloc-sleep-millisecs',
     '--khugepaged-max-ptes-none', '--khugepaged-defrag', '--tlb', '--gpa', '--json', '--debug'];
   for (const f of flags) {
@@ -91,7 +93,7 @@ test('--json carries the memory report: EPT counters, host vmstat and the walk f
     memory: 128 * 1024 * 1024,
     kernel: '2.6.38',
     thp: { enabled: 'always', defrag: 'always', khugepaged: { defrag: true, pages_to_scan: 4096, scan_sleep_millisecs: 10000, alloc_sleep_millisecs: 60000, max_ptes_none: 511 } },
-    swap: { bytes: 0, path: null },
+    swap: { bytes: 0, path: null, type: 'file' },
     clock: true,
     debugChecks: false,
   });
@@ -105,6 +107,15 @@ test('--json carries the memory report: EPT counters, host vmstat and the walk f
     sizes: { '16kB': 'never', '32kB': 'never', '64kB': 'never', '128kB': 'never', '256kB': 'never', '512kB': 'never', '1024kB': 'never', '2048kB': 'inherit' },
     khugepaged: { defrag: true, pages_to_scan: 4096, scan_sleep_millisecs: 10000, alloc_sleep_millisecs: 60000, max_ptes_none: 511, max_ptes_swap: 64, max_ptes_shared: 256 },
   });
+  t.is(j.memory.mthp, null, '2.6.38 has no per-size THP counters');
+  t.deepEqual(Object.keys(six.memory.mthp), ['16kB', '32kB', '64kB', '128kB', '256kB', '512kB', '1024kB', '2048kB']);
+  t.is(six.memory.mthp['2048kB'].anon_fault_alloc, six.memory.host.thp_fault_alloc, 'the PMD size counts what thp_fault_alloc counts');
+  for (const size of ['16kB', '32kB', '64kB', '128kB', '256kB', '512kB', '1024kB']) t.is(six.memory.mthp[size].anon_fault_alloc, 0, `${size} is never by default`);
+  const m64 = JSON.parse((await cliInProcess(['run', 'hello', '--json', '--host-kernel', '6.x', '--host-memory', '128M', '--thp-size', '64kB=always', '--thp-size', '2048kB=never'])).stdout);
+  t.like(m64.config.host.thp.sizes, { '64kB': 'always', '2048kB': 'never' });
+  t.true(m64.memory.mthp['64kB'].anon_fault_alloc >= 1);
+  t.is(m64.memory.host.thp_fault_alloc, 0);
+  t.is(m64.memory.ept.pages_2m, 0, 'a PTE-mapped mTHP gives 4 KiB EPT leaves');
   t.like(j.memory.ept, { ept_violations: 1, pf_fixed: 1, pages_4k: 0, pages_2m: 1, mmio_exits: 0 });
   t.is(j.memory.host.thp_fault_alloc, 1);
   t.is(j.memory.host.nr_anon_transparent_hugepages, 1);

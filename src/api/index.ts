@@ -65,6 +65,7 @@ export function createHost(options: Public.HostMachineOptions): Public.Host {
     setKnob: (path, value) => machine.setKnob(path, value),
     vmstat: () => machine.stats(),
     meminfo: () => machine.meminfo(),
+    mthpStats: () => machine.host.mthpStats(),
     createVm: (config, image) => {
       if (machine.isClosed) throw new ConfigError('host: used after close()');
       return createInternalVm(config, image, { machine });

@@ -51,6 +51,11 @@ export interface SwapOptions {
   bytes: number;
   /** Backing file; default: a new file in a fresh temporary folder, removed when the host closes. */
   path?: string;
+  /**
+   * What the host kernel sees (/proc/swaps Type): 'file' (default) or 'partition' (a block
+   * device). Under host.kernel '6.x' only a partition takes a large folio whole.
+   */
+  type?: 'file' | 'partition';
 }
 
 /** VmConfig.host: the simulated host of an EPT-mode VM. */
@@ -166,7 +171,7 @@ export interface EffectiveConfig {
     memory: number;
     kernel: HostKernel;
     thp: ThpKnobs;
-    swap: { bytes: number; path: string | null };
+    swap: { bytes: number; path: string | null; type: 'file' | 'partition' };
     clock: boolean;
     debugChecks: boolean;
   } | null;
@@ -337,6 +342,12 @@ export interface MemoryReport {
   host: Record<string, number> | null;
   /** Host /proc/meminfo in kB (null in native mode). */
   meminfo: Record<string, number> | null;
+  /**
+   * The host's per-size THP counters, /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats/*
+   * by size ('16kB' … '2048kB') and file name (anon_fault_alloc, swpout, split, nr_anon…);
+   * null in native mode and under host.kernel '2.6.38', which has no per-size THP.
+   */
+  mthp: Record<string, Record<string, number>> | null;
   /** The host clock (null in native mode). */
   clock: HostClockReport | null;
   tlb: TlbReport;
@@ -498,6 +509,11 @@ export interface Host {
   vmstat(): Record<string, number>;
   /** /proc/meminfo in kB. */
   meminfo(): Record<string, number>;
+  /**
+   * /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats/* by size ('16kB' … '2048kB')
+   * and file name (anon_fault_alloc, swpout, split, nr_anon…); null when the host kernel is 2.6.38.
+   */
+  mthpStats(): Record<string, Record<string, number>> | null;
   /** A VM on this host (EPT mode; the config has no `host` section: the host is this one). */
   createVm(config: Omit<VmConfig, 'host' | 'ept'>, image: GuestImage): Vm;
   /** Close every VM on the host, then the host: its frames, swap file and RAM come back at once. */

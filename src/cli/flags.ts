@@ -122,6 +122,17 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   { flag: '--eager-page-split', metavar: 'on|off', path: 'kvm.eager_page_split', parse: text, help: 'KVM eager_page_split: split 2 MiB EPT leaves when dirty logging starts (6.x; 2.6.38 zaps them) (default on)' },
   { flag: '--thp', metavar: 'always|madvise|never', path: 'host.thp.enabled', parse: text, help: 'host transparent_hugepage/enabled (default always)' },
   { flag: '--thp-defrag', metavar: 'always|madvise|never', path: 'host.thp.defrag', parse: text, help: 'host transparent_hugepage/defrag (default always; madvise with --host-kernel 6.x)' },
+  {
+    flag: '--thp-size',
+    metavar: 'SIZE=MODE',
+    path: 'host.thp.sizes.*',
+    parse: (t, f) => {
+      const m = /^(\d+kB)=([a-z]+)$/.exec(t.trim());
+      if (!m) throw new ConfigError(`${f}: '${t}' is not SIZE=MODE (e.g. 64kB=always)`);
+      return [m[1]!, m[2]!];
+    },
+    help: 'with --host-kernel 6.x: hugepages-<SIZE>/enabled, SIZE 16kB to 2048kB, MODE always|inherit|madvise|never (e.g. 64kB=always); repeatable',
+  },
   { flag: '--host-memory', metavar: 'SIZE', path: 'host.memory', parse: size, help: 'simulated host RAM (default guest memory + 1/8 + 32M)' },
   { flag: '--host-clock', metavar: 'on|off', path: 'host.clock', parse: (t, f) => parseSwitch(t, f, 'on', 'off'), help: "the host's simulated time follows the guest's, so khugepaged and kswapd run during the run (default on)" },
   { flag: '--khugepaged-pages-to-scan', metavar: 'N', path: 'host.thp.khugepaged.pages_to_scan', parse: count, help: 'khugepaged/pages_to_scan (default 4096)' },

@@ -229,7 +229,7 @@ export function effectiveConfigOf(c: ResolvedVmConfig, knobs?: ThpKnobs) {
             memory: c.host.memory,
             kernel: c.host.kernel,
             thp: { ...thp, ...(thp.sizes && { sizes: { ...thp.sizes } }), khugepaged: { ...thp.khugepaged } },
-            swap: { bytes: c.host.swap?.bytes ?? 0, path: c.host.swap?.path ?? null },
+            swap: { bytes: c.host.swap?.bytes ?? 0, path: c.host.swap?.path ?? null, type: c.host.swap?.type ?? 'file' },
             clock: c.host.clock,
             debugChecks: c.host.debugChecks,
           }

@@ -45,8 +45,9 @@ function isEpt(b: GuestMemoryBackend): b is EptMemoryBackend {
 }
 
 /**
- * The EPT layer's counters, the host's /proc/vmstat (+ khugepaged's counters) and
- * /proc/meminfo (kB), and the host clock — each null in native mode — and the TLB figures.
+ * The EPT layer's counters, the host's /proc/vmstat (+ khugepaged's counters),
+ * /proc/meminfo (kB), the per-size THP counters (6.x hosts; null under 2.6.38) and the
+ * host clock — each null in native mode — and the TLB figures.
  */
 export function memoryReport(b: GuestMemoryBackend, counters: Readonly<Record<string, number>>, clock: HostClockReport | null = null) {
   const ept = isEpt(b) ? b : null;
@@ -55,6 +56,7 @@ export function memoryReport(b: GuestMemoryBackend, counters: Readonly<Record<st
     ept: ept && ept.eptStats(),
     host: ept && ept.hostStats(),
     meminfo: ept && ept.host.meminfo(),
+    mthp: ept && ept.host.mthpStats(),
     clock: ept && clock,
     tlb: tlbReport(counters),
   };

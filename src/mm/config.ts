@@ -194,6 +194,13 @@ export function defaultKnobs(kernel: Kernel = '2.6.38'): ThpKnobs {
   return thpKnobsFor(kernel);
 }
 
+/**
+ * What the swap device is, as /proc/swaps' Type column says: a swap file on a filesystem,
+ * or a block device (SWP_BLKDEV). Under the 6.x kernel only a block device takes a large
+ * folio whole (swap-cluster.ts); 2.6.38 never swaps a THP whole, so there it changes nothing.
+ */
+export const SWAP_TYPES = ['file', 'partition'] as const;
+
 export const swapConfigSchema = strictObject({
   bytes: z
     .number()
@@ -201,6 +208,7 @@ export const swapConfigSchema = strictObject({
       error: '0 (no swap) or a multiple of 4096 from 8192 (header + one slot) up to 8 TiB',
     }),
   path: z.string().min(1, { error: 'a non-empty file path' }).optional(),
+  type: z.enum(SWAP_TYPES, { error: SWAP_TYPES.join('|') }).optional(),
 });
 
 /** HostConfig (types.ts documents the fields). min_free_frames is checked against the RAM size too. */

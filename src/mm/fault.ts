@@ -30,6 +30,7 @@ import { get_page, put_page } from './refcount.ts';
 import { anon_vma_prepare, page_add_new_anon_rmap, page_remove_rmap } from './rmap.ts';
 // The 2.6.38 huge wp path below (do_huge_pmd_wp_page) uses refcount.ts / rmap.ts directly: it is
 // Policy2638's rule. Paths both kernels share go through host.policy.
+import { alloc_anon_folio, thp_vma_allowable_orders } from './mthp.ts';
 import type { ThpKnobs } from './types.ts';
 import { VM_EXEC, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_READ, VM_WRITE, type Vma } from './vma.ts';
 
@@ -39,10 +40,20 @@ export function transparent_hugepage_enabled(k: ThpKnobs, vma: Vma): boolean {
   return k.enabled === 'always' || (k.enabled === 'madvise' && (vma.flags & VM_HUGEPAGE) !== 0);
 }
 
+/**
+ * May a fault on an empty PMD try a PMD-sized THP? 2.6.38: transparent_hugepage_enabled;
+ * 6.x: thp_vma_allowable_order(PMD_ORDER), i.e. hugepages-2048kB/enabled (inherit by default).
+ */
+function pmd_thp_allowed(kernel: '2.6.38' | '6.x', k: ThpKnobs, vma: Vma): boolean {
+  return kernel === '6.x' ? thp_vma_allowable_orders(k, vma, 1 << HPAGE_PMD_ORDER) !== 0 : transparent_hugepage_enabled(k, vma);
+}
+
 /** transparent_hugepage_defrag(vma): may the huge allocation stall to compact/reclaim? */
 export function transparent_hugepage_defrag(k: ThpKnobs, vma: Vma): boolean {
   return k.defrag === 'always' || (k.defrag === 'madvise' && (vma.flags & VM_HUGEPAGE) !== 0);
 }
+
+const HPAGE_PMD_ORDER = 9;
 
 /** maybe_mkwrite: the write bit only when the VMA allows writes. */
 const maybe_mkwrite = (bits: number, vma: Vma) => (vma.flags & VM_WRITE ? bits | _PAGE_RW : bits);
@@ -58,7 +69,7 @@ export function handle_mm_fault(mm: MmStruct, addr: Hva, write: boolean): void {
   }
   const pmd = mm.pgd.pmd_alloc(addr);
   const i = pmd_index(addr);
-  if (pmd.pmd_none(i) && transparent_hugepage_enabled(host.knobs, vma)) {
+  if (pmd.pmd_none(i) && pmd_thp_allowed(host.policy.kernel, host.knobs, vma)) {
     do_huge_pmd_anonymous_page(mm, vma, addr, pmd, i, write);
     return;
   }
@@ -105,10 +116,36 @@ function do_anonymous_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: nu
     return;
   }
   anon_vma_prepare(host.anon, vma);
+  if (host.policy.kernel === '6.x') {
+    // alloc_anon_folio: a PTE-mapped large folio of the highest allowed order (mthp.ts)
+    const large = alloc_anon_folio(host, vma, addr, t, (order) => host.alloc_hugepage(false, order));
+    if (large) {
+      map_anon_folio_ptes(mm, vma, addr, t, large.folio, large.order);
+      return;
+    }
+  }
   const page = host.alloc_page();
   host.physmem.zeroFrames(page); // alloc_zeroed_user_highpage_movable
   host.policy.add_new_anon_rmap_pte(page, vma, alignDown(addr, PAGE_SIZE));
   t.set_pte(j, page, maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma));
+}
+
+/**
+ * do_anonymous_page with a large folio (6.x mTHP): zero it (folio_zero_user), one folio
+ * reference per PTE (folio_ref_add(nr − 1) beside the allocation's), anon_fault_alloc for
+ * its order, folio_add_new_anon_rmap, then set_ptes over its naturally aligned range.
+ */
+function map_anon_folio_ptes(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, folio: Pfn, order: number): void {
+  const host = mm.host;
+  const nr = 1 << order;
+  const start = alignDown(addr, PAGE_SIZE << order);
+  host.physmem.zeroFrames(folio, nr);
+  Atomics.add(host.pages._count, folio, nr - 1); // folio_ref_add
+  host.stat.mthp.count_mthp_stat(order, 'anon_fault_alloc');
+  host.policy.add_new_anon_rmap_ptes(folio, vma, start);
+  const j0 = pte_index(start);
+  const bits = maybe_mkwrite(_PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_DIRTY, vma);
+  for (let k = 0; k < nr; k++) t.set_pte(j0 + k, pfnAdd(folio, k), bits);
 }
 
 /** do_huge_pmd_anonymous_page: try a THP; on an ineligible range or a failed allocation, the 4 KiB path. */
@@ -122,8 +159,10 @@ export function do_huge_pmd_anonymous_page(mm: MmStruct, vma: Vma, addr: Hva, pm
     const page = host.alloc_hugepage(transparent_hugepage_defrag(host.knobs, vma));
     if (page === null) {
       host.stat.count_vm_event('thp_fault_fallback');
+      host.stat.mthp.count_mthp_stat(HPAGE_PMD_ORDER, 'anon_fault_fallback'); // 6.x: hugepages-2048kB/stats
     } else {
       host.stat.count_vm_event('thp_fault_alloc'); // counted at allocation, as the kernel does
+      host.stat.mthp.count_mthp_stat(HPAGE_PMD_ORDER, 'anon_fault_alloc');
       // __do_huge_pmd_anonymous_page
       let pgtable: PteTable;
       try {

@@ -199,6 +199,23 @@ export function folio_add_new_anon_rmap_pmd(pages: PageArray, st: VmStat, head: 
   st.nr_anon_pages += nr;
 }
 
+/**
+ * folio_add_new_anon_rmap for a whole large folio mapped by PTEs (an mTHP at
+ * do_anonymous_page, RMAP_EXCLUSIVE): every page's _mapcount 0, _large_mapcount nr − 1,
+ * _nr_pages_mapped nr, NR_ANON_MAPPED + nr (no NR_ANON_THPS: no PMD maps it). The rmap key
+ * is the head's (`addr` is where the head is mapped). Also folio_add_lru_vma.
+ */
+export function folio_add_new_anon_rmap_ptes(pages: PageArray, st: VmStat, head: Pfn, vma: Vma, addr: Hva): void {
+  const nr = folio_nr_pages(pages, head);
+  for (let k = 0; k < nr; k++) Atomics.store(pages._mapcount, pfnAdd(head, k), 0);
+  Atomics.store(pages.index, T1(head), nr - 1);
+  Atomics.store(pages.mapping, T2(head), nr);
+  pages.mapping[head] = vma.anon_vma!.id;
+  pages.index[head] = pageIndex(addr);
+  pages.setFlag(head, PG_anon | PG_swapbacked | PG_uptodate | PG_lru);
+  st.nr_anon_pages += nr;
+}
+
 /** folio_add_anon_rmap_pmd / folio_dup_file_rmap_pmd at fork: one more PMD mapping. */
 export function folio_add_anon_rmap_pmd(pages: PageArray, st: VmStat, head: Pfn): void {
   Atomics.add(pages.index, T1(head), 1);

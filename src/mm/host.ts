@@ -199,6 +199,10 @@ export class Host implements HostApi {
     return this.stat.meminfo(this.nrFrames, this.nr_free_pages(), sw.totalPages, sw.freePages, this.policy.anonPages());
   }
 
+  mthpStats(): Record<string, Record<string, number>> | null {
+    return this.kernel === '6.x' ? this.stat.mthp.snapshot() : null;
+  }
+
   khugepagedStats(): { pages_collapsed: number; full_scans: number } {
     return this.khugepaged.stats();
   }

@@ -17,7 +17,9 @@
 
 import { PAGE_SIZE } from '../util/address.ts';
 import type { Host } from './host.ts';
-import { PG_buddy, PG_head, PG_reserved, PG_tail } from './page.ts';
+import { PG_partially_mapped } from './folio.ts';
+import { PG_anon, PG_buddy, PG_head, PG_reserved, PG_tail } from './page.ts';
+import { SWAPFILE_CLUSTER } from './swap-cluster.ts';
 import { _PAGE_SPECIAL, PTRS_PER_TABLE } from './pgtable.ts';
 
 export class InvariantError extends Error {
@@ -82,6 +84,43 @@ export function checkInvariants(host: Host): void {
     if (mm.pmd_huge_pte.length !== huge) fail(`mm ${mm.id}: ${huge} huge PMDs but ${mm.pmd_huge_pte.length} deposited PTE tables`);
   }
   host.policy.checkInvariants(maps, pmdMaps, free);
+  if (host.kernel === '6.x') checkMthpAndSwapClusters(host, free);
+}
+
+/**
+ * 6.x: the per-size gauges agree with the folios that exist — nr_anon[order] = live
+ * anonymous large folios of that order, nr_anon_partially_mapped[order] = those marked
+ * partially mapped — and every swap cluster's count = its slots in use (swap map or swap
+ * cache) plus the ones setup_clusters reserved (the header, the tail past the file).
+ */
+function checkMthpAndSwapClusters(host: Host, free: Uint8Array): void {
+  const pg = host.pages;
+  const nrAnon = new Int32Array(10);
+  const partial = new Int32Array(10);
+  for (let p = 0; p < host.nrFrames; p++) {
+    if (free[p] || !(pg.flags[p] & PG_head)) continue;
+    const order = pg.private[p];
+    if (pg.flags[p] & PG_anon) nrAnon[order]++;
+    if (pg.flags[p + 1] & PG_partially_mapped) partial[order]++;
+    p += (1 << order) - 1;
+  }
+  const m = host.stat.mthp;
+  for (let order = 2; order <= 9; order++) {
+    if (m.get(order, 'nr_anon') !== nrAnon[order]) fail(`hugepages-${4 << order}kB nr_anon ${m.get(order, 'nr_anon')} but ${nrAnon[order]} anonymous folios of order ${order}`);
+    if (m.get(order, 'nr_anon_partially_mapped') !== partial[order]) {
+      fail(`hugepages-${4 << order}kB nr_anon_partially_mapped ${m.get(order, 'nr_anon_partially_mapped')} but ${partial[order]} folios marked partially mapped`);
+    }
+  }
+  const si = host.swap.device;
+  const c = si?.clusters;
+  if (!si || !c) return;
+  for (let ci = 0; ci < c.nr; ci++) {
+    let used = 0;
+    for (let s = ci * SWAPFILE_CLUSTER; s < (ci + 1) * SWAPFILE_CLUSTER; s++) {
+      if (s === 0 || s >= si.max || si.swap_map[s] > 0 || si.cache.has(s)) used++;
+    }
+    if (c.count[ci] !== used) fail(`swap cluster ${ci}: count ${c.count[ci]} but ${used} slots in use or reserved`);
+  }
 }
 
 /**

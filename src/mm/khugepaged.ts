@@ -27,17 +27,38 @@ import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
 import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_RW, _PAGE_SPECIAL, pmd_index } from './pgtable.ts';
 import { mmu_notifier_test_young } from './reclaim.ts';
+import { thp_vma_allowable_orders } from './mthp.ts';
 import { VM_HUGEPAGE, VM_NOHUGEPAGE, VM_WRITE, type Vma } from './vma.ts';
 
+const HPAGE_PMD_ORDER = 9;
 
-const khugepaged_enabled = (host: Host) => host.knobs.enabled !== 'never';
+
+/**
+ * khugepaged has work: 2.6.38 khugepaged_enabled (enabled is not never); 6.x
+ * hugepage_pmd_enabled for anonymous memory: hugepages-2048kB/enabled is always or
+ * madvise, or inherit with the top-level enabled not never.
+ */
+function khugepaged_enabled(host: Host): boolean {
+  const k = host.knobs;
+  if (host.kernel !== '6.x') return k.enabled !== 'never';
+  const pmd = k.sizes!['2048kB'];
+  return pmd === 'always' || pmd === 'madvise' || (pmd === 'inherit' && k.enabled !== 'never');
+}
 const khugepaged_always = (host: Host) => host.knobs.enabled === 'always';
 const khugepaged_test_exit = (host: Host, mm: MmStruct) => mm.dead || !host.processes.has(mm);
 
+/**
+ * The VMA may hold a PMD-sized THP: 2.6.38 VM_HUGEPAGE or enabled=always, not
+ * VM_NOHUGEPAGE; 6.x thp_vma_allowable_order(PMD_ORDER), i.e. hugepages-2048kB/enabled.
+ */
+function vma_thp_allowed(host: Host, vma: Vma): boolean {
+  if (host.kernel === '6.x') return thp_vma_allowable_orders(host.knobs, vma, 1 << HPAGE_PMD_ORDER) !== 0;
+  return (khugepaged_always(host) || (vma.flags & VM_HUGEPAGE) !== 0) && !(vma.flags & VM_NOHUGEPAGE);
+}
+
 /** VMA flags allow collapse (the checks khugepaged_scan_mm_slot and collapse_huge_page share). */
 function vma_eligible(host: Host, vma: Vma): boolean {
-  if ((!(vma.flags & VM_HUGEPAGE) && !khugepaged_always(host)) || vma.flags & VM_NOHUGEPAGE) return false;
-  return vma.anon_vma !== null;
+  return vma_thp_allowed(host, vma) && vma.anon_vma !== null;
 }
 
 /** The khugepaged thread of one host: its scan cursor, its schedule, its sysfs counters. */
@@ -80,7 +101,7 @@ export class Khugepaged {
   khugepaged_enter(mm: MmStruct, vma: Vma): void {
     const host = this.host;
     if (!khugepaged_enabled(host)) return;
-    if ((khugepaged_always(host) || vma.flags & VM_HUGEPAGE) && !(vma.flags & VM_NOHUGEPAGE)) this.__khugepaged_enter(mm);
+    if (vma_thp_allowed(host, vma)) this.__khugepaged_enter(mm);
   }
 
   /** khugepaged_fork: a child of a registered mm is registered too. */

@@ -38,6 +38,7 @@ import {
   folio_add_anon_rmap_pmd,
   folio_add_anon_rmap_pte,
   folio_add_new_anon_rmap_pmd,
+  folio_add_new_anon_rmap_ptes,
   folio_entire_mapcount,
   folio_get,
   folio_large_mapcount,
@@ -91,7 +92,11 @@ export class FolioPolicy implements ThpPolicy {
 
   private readonly free_folio = (head: Pfn, order: number) => {
     const pages = this.host.pages;
-    this.split_queue.delete(head); // folio_unqueue_deferred_split
+    const mthp = this.host.stat.mthp;
+    // folio_unqueue_deferred_split, then free_pages_prepare's nr_anon
+    if (folio_test_partially_mapped(pages, head)) mthp.mod_mthp_stat(order, 'nr_anon_partially_mapped', -1);
+    this.split_queue.delete(head);
+    if (pages.PageAnon(head)) mthp.mod_mthp_stat(order, 'nr_anon', -1);
     clear_large_folio(pages, head);
     pages.clearFlag(head, PG_lru);
     destroy_compound_page(pages, head, order);
@@ -122,7 +127,10 @@ export class FolioPolicy implements ThpPolicy {
     if (folio_order(pages, head) <= 1 || pages.PageSwapCache(head)) return;
     if (!folio_test_partially_mapped(pages, head)) {
       pages.setFlag(pfnAdd(head, 1), PG_partially_mapped);
-      if (folio_order(pages, head) === HPAGE_PMD_ORDER) this.host.stat.count_vm_event('thp_deferred_split_page');
+      const order = folio_order(pages, head);
+      if (order === HPAGE_PMD_ORDER) this.host.stat.count_vm_event('thp_deferred_split_page');
+      this.host.stat.mthp.count_mthp_stat(order, 'split_deferred');
+      this.host.stat.mthp.mod_mthp_stat(order, 'nr_anon_partially_mapped', 1);
     }
     this.split_queue.add(head);
   };
@@ -146,6 +154,14 @@ export class FolioPolicy implements ThpPolicy {
   add_new_anon_rmap_pmd(head: Pfn, vma: Vma, haddr: Hva): void {
     folio_add_new_anon_rmap_pmd(this.host.pages, this.host.stat, head, vma, haddr);
     this.anon_exclusive(head, folio_nr_pages(this.host.pages, head), true);
+    this.host.stat.mthp.count_mthp_stat(HPAGE_PMD_ORDER, 'nr_anon');
+  }
+  /** folio_add_new_anon_rmap for a large folio mapped by PTEs (mTHP, do_anonymous_page): every page exclusive. */
+  add_new_anon_rmap_ptes(head: Pfn, vma: Vma, addr: Hva): void {
+    const pages = this.host.pages;
+    folio_add_new_anon_rmap_ptes(pages, this.host.stat, head, vma, addr);
+    this.anon_exclusive(head, folio_nr_pages(pages, head), true);
+    this.host.stat.mthp.count_mthp_stat(folio_order(pages, head), 'nr_anon');
   }
   add_anon_rmap_pte(pfn: Pfn, vma?: Vma, addr?: Hva): void {
     if (page_in_large_folio(this.host.pages, pfn)) folio_add_anon_rmap_pte(this.host.pages, this.host.stat, pfn);
@@ -289,10 +305,13 @@ export class FolioPolicy implements ThpPolicy {
     // can_split_folio + folio_ref_freeze: every reference but the caller's is a mapping
     if (!folio_ref_freeze(pages, head, folio_mapcount(pages, head) + 1)) {
       if (order === HPAGE_PMD_ORDER) host.stat.count_vm_event('thp_split_page_failed');
+      host.stat.mthp.count_mthp_stat(order, 'split_failed');
       return false;
     }
-    // __split_folio_to_order
+    // __split_folio_to_order; the folio leaves the queue and nr_anon of its order
+    if (folio_test_partially_mapped(pages, head)) host.stat.mthp.mod_mthp_stat(order, 'nr_anon_partially_mapped', -1);
     this.split_queue.delete(head);
+    host.stat.mthp.mod_mthp_stat(order, 'nr_anon', -1);
     const inherit = (pages.flags[head] & (PG_referenced | PG_swapbacked | PG_uptodate | PG_anon | PG_lru)) | PG_dirty;
     const mapping = pages.mapping[head];
     const index = pages.index[head];
@@ -304,6 +323,7 @@ export class FolioPolicy implements ThpPolicy {
       pages.index[p] = index + k;
     }
     if (order === HPAGE_PMD_ORDER) host.stat.count_vm_event('thp_split_page');
+    host.stat.mthp.count_mthp_stat(order, 'split');
     // free_folio_and_swap_cache on the pages no one maps (the head keeps the caller's reference)
     for (let k = 1; k < nr; k++) {
       const p = pfnAdd(head, k);
@@ -442,6 +462,7 @@ export class FolioPolicy implements ThpPolicy {
     const folio = host.alloc_hugepage(transparent_hugepage_defrag(host.knobs, vma));
     if (folio === null) {
       host.stat.count_vm_event('thp_fault_fallback');
+      host.stat.mthp.count_mthp_stat(HPAGE_PMD_ORDER, 'anon_fault_fallback');
       return false;
     }
     host.physmem.zeroFrames(folio, HPAGE_PMD_NR); // folio_zero_user
@@ -455,7 +476,8 @@ export class FolioPolicy implements ThpPolicy {
     // map_anon_folio_pmd_pf: the deposited table stays deposited for the new PMD
     this.add_new_anon_rmap_pmd(folio, vma, haddr);
     pmd.set_pmd_huge(i, folio, maybe_pmd_mkwrite(_PAGE_ACCESSED | _PAGE_DIRTY, vma));
-    host.stat.count_vm_event('thp_fault_alloc');
+    host.stat.count_vm_event('thp_fault_alloc'); // __thp_fault_success_stats
+    host.stat.mthp.count_mthp_stat(HPAGE_PMD_ORDER, 'anon_fault_alloc');
     mmu_notifier_invalidate_range_end(mm, haddr, end);
     return true;
   }

@@ -21,7 +21,7 @@ import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { PG_anon, PG_locked, PG_lru, PG_referenced } from './page.ts';
 import { _PAGE_ACCESSED, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, type PmdTable, type PteTable } from './pgtable.ts';
-import { get_page, prep_compound_page, put_page } from './refcount.ts';
+import { get_page, KernelBug, prep_compound_page, put_page } from './refcount.ts';
 import { page_add_anon_rmap, page_add_new_anon_rmap, page_dup_rmap, page_remove_rmap } from './rmap.ts';
 import { split_huge_page, split_huge_page_pmd } from './split.ts';
 import type { Kernel } from './types.ts';
@@ -46,6 +46,8 @@ export interface ThpPolicy {
   // rmap
   add_new_anon_rmap_pte(pfn: Pfn, vma: Vma, addr: Hva): void;
   add_new_anon_rmap_pmd(head: Pfn, vma: Vma, haddr: Hva): void;
+  /** A new large folio mapped whole by PTEs at `addr` (6.x mTHP; 2.6.38 has none). */
+  add_new_anon_rmap_ptes(head: Pfn, vma: Vma, addr: Hva): void;
   /** Map an existing page once more by a PTE (swap-in; rmap key set on first mapping). */
   add_anon_rmap_pte(pfn: Pfn, vma?: Vma, addr?: Hva): void;
   dup_rmap_pte(pfn: Pfn): void;
@@ -117,6 +119,9 @@ export class Policy2638 implements ThpPolicy {
   }
   add_new_anon_rmap_pmd(head: Pfn, vma: Vma, haddr: Hva): void {
     page_add_new_anon_rmap(this.host.pages, this.host.stat, head, vma, haddr);
+  }
+  add_new_anon_rmap_ptes(head: Pfn): void {
+    throw new KernelBug(`PTE-mapped large folio ${head}: Linux 2.6.38 maps compound pages by PMD only`);
   }
   add_anon_rmap_pte(pfn: Pfn, vma?: Vma, addr?: Hva): void {
     page_add_anon_rmap(this.host.pages, this.host.stat, pfn, vma, addr);

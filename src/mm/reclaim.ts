@@ -19,13 +19,13 @@
  * in the Host constructor; the clock hand and kswapd's back-off are its fields.
  */
 import type { Hva, Pfn } from '../util/address.ts';
-import { HPAGE_PMD_NR, pfn, pfnAdd } from '../util/address.ts';
+import { HPAGE_PMD_NR, PAGE_SIZE, hvaAdd, pfn, pfnAdd } from '../util/address.ts';
 import { ConfigError } from '../util/errors.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { PG_anon, PG_head, PG_lru, PG_referenced, PG_reserved, PG_tail } from './page.ts';
 import { _PAGE_ACCESSED, pmd_index, pte_index } from './pgtable.ts';
-import { rmap_walk } from './rmap.ts';
+import { rmap_walk_folio } from './rmap.ts';
 
 /**
  * Optional secondary-MMU young-bit callbacks (2.6.38 mmu_notifier_clear_flush_young and
@@ -60,27 +60,32 @@ export function page_referenced(host: Host, pfn: Pfn): boolean {
   let referenced = (pages.flags[pfn] & PG_referenced) !== 0;
   pages.clearFlag(pfn, PG_referenced);
   const huge = (pages.flags[pfn] & PG_head) !== 0;
-  for (const { vma, addr } of rmap_walk(host.anon, pages, pfn)) {
-    const pmd = vma.mm.pgd.pmd_table(addr);
+  // A 6.x large folio may be mapped by PTEs too (an mTHP, or after split_huge_pmd): every
+  // page of it counts (folio_referenced walks each PTE of the folio's range).
+  const nr = huge ? 1 << pages.private[pfn] : 1;
+  for (const { vma, start, end, addr } of rmap_walk_folio(host.anon, pages, pfn, nr)) {
+    const pmd = vma.mm.pgd.pmd_table(start);
     if (!pmd) continue;
-    const i = pmd_index(addr);
-    if (huge) {
-      if (pmd.huge[i] !== pfn) continue;
+    const i = pmd_index(start);
+    if (huge && pmd.huge[i] === pfn) {
       if (pmd.hbits[i] & _PAGE_ACCESSED) {
         pmd.hbits[i] &= ~_PAGE_ACCESSED;
         referenced = true;
       }
-      if (mmu_notifier_clear_flush_young(vma.mm, addr)) referenced = true;
+      if (mmu_notifier_clear_flush_young(vma.mm, start)) referenced = true;
       continue;
     }
     const t = pmd.pte[i];
-    const j = pte_index(addr);
-    if (!t || !t.pte_present(j) || t.pfn[j] !== pfn) continue;
-    if (t.bits[j] & _PAGE_ACCESSED) {
-      t.bits[j] &= ~_PAGE_ACCESSED;
-      referenced = true;
+    if (!t) continue;
+    for (let a = start; a < end; a = hvaAdd(a, PAGE_SIZE)) {
+      const j = pte_index(a);
+      if (!t.pte_present(j) || t.pfn[j] !== pfn + (a - addr) / PAGE_SIZE) continue;
+      if (t.bits[j] & _PAGE_ACCESSED) {
+        t.bits[j] &= ~_PAGE_ACCESSED;
+        referenced = true;
+      }
+      if (mmu_notifier_clear_flush_young(vma.mm, a)) referenced = true;
     }
-    if (mmu_notifier_clear_flush_young(vma.mm, addr)) referenced = true;
   }
   return referenced;
 }
@@ -128,8 +133,21 @@ export class Reclaim {
       if (f & PG_head && !host.policy.thp_mapped(p)) continue;
       this.pgscan++;
       if (f & PG_head) {
+        const nr = 1 << pages.private[p];
+        const skip = () => (this.hand = p + nr >= n ? pfn(0) : pfnAdd(p, nr)); // past its tails
         if (page_referenced(host, p)) {
-          this.hand = p + HPAGE_PMD_NR >= n ? pfn(0) : pfnAdd(p, HPAGE_PMD_NR); // skip its tails
+          skip();
+          continue;
+        }
+        if (host.policy.kernel === '6.x') {
+          // shrink_folio_list: swapped out whole, or split and its pages come next
+          const r = host.swap.shrink_large_folio(p);
+          if (r === 'freed') {
+            freed += nr;
+            this.pgsteal += nr;
+            skip();
+          } else if (r === 'split') this.hand = p;
+          else skip();
           continue;
         }
         // add_to_swap on a THP: split it first (2.6.38 split_huge_page, 6.x split_folio);

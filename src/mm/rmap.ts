@@ -117,3 +117,23 @@ export function rmap_walk(reg: AnonVmaRegistry, pages: PageArray, pfn: Pfn): { v
   }
   return out;
 }
+
+/**
+ * rmap_walk over a whole folio of `nr` pages whose head is `head`: every VMA that may map
+ * some page of it (vma_address over the folio's range, as the kernel's page_vma_mapped_walk
+ * does), with the part of the folio's range inside that VMA. A VMA holding only a tail's
+ * address (after a munmap or mprotect split inside a PTE-mapped folio) is found too.
+ */
+export function rmap_walk_folio(reg: AnonVmaRegistry, pages: PageArray, head: Pfn, nr: number): { vma: Vma; start: Hva; end: Hva; addr: Hva }[] {
+  const av = reg.byId.get(pages.mapping[head]);
+  if (!av) return [];
+  const addr = pageIndexToHva(pages.index[head]);
+  const last = addr + nr * 4096;
+  const out: { vma: Vma; start: Hva; end: Hva; addr: Hva }[] = [];
+  for (const vma of av.vmas) {
+    const start = Math.max(addr, vma.start) as Hva;
+    const end = Math.min(last, vma.end) as Hva;
+    if (start < end) out.push({ vma, start, end, addr });
+  }
+  return out;
+}

@@ -23,16 +23,20 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, rmdirSync, unlinkSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Hva, Pfn } from '../util/address.ts';
-import { PAGE_SIZE, hvaAdd, pageIndex } from '../util/address.ts';
+import { PAGE_SIZE, hvaAdd, pageIndex, pfnAdd } from '../util/address.ts';
 import { HugevisorError } from '../util/errors.ts';
 import type { Host } from './host.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
 import { PG_anon, PG_locked, PG_lru, PG_swapbacked, PG_swapcache, PG_uptodate } from './page.ts';
-import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, _PAGE_SWP, pte_index, type PteTable } from './pgtable.ts';
+import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, _PAGE_SWP, pmd_index, pte_index, type PteTable } from './pgtable.ts';
 import { get_page, KernelBug, put_page } from './refcount.ts';
-import { page_add_anon_rmap, page_remove_rmap, rmap_walk } from './rmap.ts';
+import { page_add_anon_rmap, page_remove_rmap, rmap_walk, rmap_walk_folio } from './rmap.ts';
+import { SwapClusters } from './swap-cluster.ts';
+import { folio_mapcount, folio_mapped, folio_order, folio_ref_count, folio_test_partially_mapped } from './folio.ts';
 import { VM_WRITE, type Vma } from './vma.ts';
+
+const HPAGE_PMD_ORDER = 9;
 
 /** One swap device (struct swap_info_struct). */
 export class SwapInfo {
@@ -48,11 +52,18 @@ export class SwapInfo {
   readonly cache = new Map<number, Pfn>();
   /** Slots allocated (counted or cached), header excluded. */
   inuse_pages = 0;
-  /** Next-fit cursor (si->cluster_next). */
+  /** Next-fit cursor (si->cluster_next) of the 2.6.38 allocator. */
   private cluster_next = 1;
+  /** The 6.x cluster allocator (swap-cluster.ts), or null for 2.6.38's next-fit scan. */
+  readonly clusters: SwapClusters | null;
+  /** /proc/swaps Type: 'partition' is SWP_BLKDEV. */
+  readonly type: 'file' | 'partition';
 
-  /** `bytes` and `path` as config.ts swapConfigSchema accepts them (bytes > 0 here). */
-  constructor(bytes: number, path?: string) {
+  /**
+   * `bytes`, `path` and `type` as config.ts swapConfigSchema accepts them (bytes > 0 here);
+   * `clustered`: allocate slots by clusters as the 6.x kernel does.
+   */
+  constructor(bytes: number, path?: string, type: 'file' | 'partition' = 'file', clustered = false) {
     this.dir = path === undefined ? mkdtempSync(join(tmpdir(), 'hugevisor-swap-')) : null;
     this.path = path ?? join(this.dir!, 'swapfile');
     try {
@@ -66,6 +77,8 @@ export class SwapInfo {
     }
     this.max = bytes / PAGE_SIZE;
     this.swap_map = new Int32Array(this.max);
+    this.type = type;
+    this.clusters = clustered ? new SwapClusters(this.max, (slot) => this.used(slot), type === 'partition') : null;
     // mkswap's header page: the signature in the last 10 bytes of page 0.
     const hdr = Buffer.alloc(PAGE_SIZE);
     hdr.write('SWAPSPACE2', PAGE_SIZE - 10, 'latin1');
@@ -81,9 +94,10 @@ export class SwapInfo {
     return this.swap_map[slot] > 0 || this.cache.has(slot);
   }
 
-  /** get_swap_page / scan_swap_map: a free slot (next-fit), or 0 when the device is full. */
+  /** get_swap_page / scan_swap_map: a free slot (next-fit; by clusters under 6.x), or 0 when the device is full. */
   get_swap_page(): number {
     if (this.inuse_pages >= this.pages) return 0;
+    if (this.clusters) return this.get_swap_pages(0);
     for (let n = 0; n < this.pages; n++) {
       const slot = this.cluster_next;
       this.cluster_next = slot + 1 >= this.max ? 1 : slot + 1;
@@ -95,9 +109,25 @@ export class SwapInfo {
     return 0;
   }
 
+  /**
+   * folio_alloc_swap's slot allocation (6.x): the first of 2^order contiguous, naturally
+   * aligned free slots (cluster_alloc_swap_entry), or 0. The caller adds every slot to the
+   * swap cache before anything else can look at them.
+   */
+  get_swap_pages(order: number): number {
+    const c = this.clusters;
+    if (!c) throw new KernelBug('get_swap_pages: large swap entries need the cluster allocator');
+    if (this.inuse_pages + (1 << order) > this.pages) return 0;
+    const slot = c.alloc(order);
+    if (slot !== 0) this.inuse_pages += 1 << order;
+    return slot;
+  }
+
   /** The slot lost its last user (no swap PTE, not cached): give it back. */
   private maybe_free_slot(slot: number): void {
-    if (!this.used(slot)) this.inuse_pages--;
+    if (this.used(slot)) return;
+    this.inuse_pages--;
+    this.clusters?.free(slot);
   }
 
   swap_writepage(slot: number, data: Uint8Array): void {
@@ -171,9 +201,9 @@ export class Swap {
   /** swapon: create the swap file (HostConfig.swap, as config.ts swapConfigSchema accepted it). */
   constructor(
     private readonly host: Host,
-    cfg: { bytes: number; path?: string } | undefined,
+    cfg: { bytes: number; path?: string; type?: 'file' | 'partition' } | undefined,
   ) {
-    this.device = cfg === undefined || cfg.bytes === 0 ? null : new SwapInfo(cfg.bytes, cfg.path);
+    this.device = cfg === undefined || cfg.bytes === 0 ? null : new SwapInfo(cfg.bytes, cfg.path, cfg.type, host.kernel === '6.x');
     if (this.device) openDevices.add(this.device);
   }
 
@@ -297,6 +327,88 @@ export class Swap {
     pages.clearFlag(pfn, PG_locked);
     this.delete_from_swap_cache(pfn);
     put_page(pages, pfn); // frees it
+    return 'freed';
+  }
+
+  /**
+   * shrink_folio_list for a large anonymous folio (6.x; the caller saw it mapped, on the
+   * LRU and not referenced), as 6.18 orders the steps:
+   *  1. a folio with references besides its mappings (a gup pin) cannot be split: kept;
+   *  2. a partially mapped one (on the deferred split queue) is split right away, its
+   *     unmapped pages freed without I/O ('split': its pages come next on the clock);
+   *  3. folio_alloc_swap: 2^order contiguous slots (swap-cluster.ts). None (a swap file
+   *     never has them; a full device neither) → split_folio, thp_swpout_fallback (PMD
+   *     size) and the per-size swpout_fallback, and the pages go out one by one ('split');
+   *  4. try_to_unmap with TTU_SPLIT_HUGE_PMD: a PMD mapping is split first
+   *     (__split_huge_pmd: thp_split_pmd), then every PTE of the folio becomes the swap entry
+   *     of its page's slot;
+   *  5. the whole folio is written (count_swpout_vm_event: pswpout per page, thp_swpout for
+   *     PMD size, the per-size swpout), leaves the swap cache and is freed ('freed').
+   */
+  shrink_large_folio(head: Pfn): 'freed' | 'split' | 'keep' | 'no_swap' {
+    const host = this.host;
+    const pages = host.pages;
+    const policy = host.policy;
+    const si = this.device;
+    if (!si) return 'no_swap';
+    const order = folio_order(pages, head);
+    const nr = 1 << order;
+    // 1. folio_expected_ref_count(folio) != folio_ref_count(folio) (before our reference)
+    if (folio_ref_count(pages, head) !== folio_mapcount(pages, head)) return 'keep';
+    // 2. split partially mapped folios right away
+    if (folio_test_partially_mapped(pages, head)) {
+      policy.split_huge_page(head);
+      return pages.PageHead(head) ? 'keep' : 'split';
+    }
+    // 3. folio_alloc_swap
+    const slot = si.get_swap_pages(order);
+    if (slot === 0) {
+      policy.split_huge_page(head);
+      if (pages.PageHead(head)) return 'keep';
+      if (order === HPAGE_PMD_ORDER) host.stat.count_vm_event('thp_swpout_fallback');
+      host.stat.mthp.count_mthp_stat(order, 'swpout_fallback');
+      return 'split';
+    }
+    // isolate + lock: our reference; add_to_swap_cache: the swap cache's, PG_swapcache on the
+    // folio (so unmapping it does not queue a deferred split) and every slot taken.
+    policy.get_page(head);
+    pages.clearFlag(head, PG_lru);
+    pages.setFlag(head, PG_locked | PG_swapcache);
+    policy.get_page(head);
+    for (let k = 0; k < nr; k++) si.cache_add(slot + k, pfnAdd(head, k));
+    // 4. try_to_unmap(folio, TTU_SPLIT_HUGE_PMD)
+    for (const { vma, start, end, addr } of rmap_walk_folio(host.anon, pages, head, nr)) {
+      const mm = vma.mm;
+      const pmd = mm.pgd.pmd_table(start);
+      if (pmd && pmd.huge[pmd_index(start)] === head) policy.split_huge_pmd(mm, start);
+      const t = mm.pgd.pte_offset(start);
+      if (!t) continue;
+      const unmapped: Pfn[] = [];
+      mmu_notifier_invalidate_range_start(mm, start, end);
+      for (let a = start; a < end; a = hvaAdd(a, PAGE_SIZE)) {
+        const j = pte_index(a);
+        const k = (a - addr) / PAGE_SIZE;
+        if (!t.pte_present(j) || t.bits[j] & _PAGE_SPECIAL || t.pfn[j] !== head + k) continue;
+        t.set_pte(j, slot + k, _PAGE_SWP);
+        si.swap_duplicate(slot + k);
+        unmapped.push(pfnAdd(head, k));
+      }
+      policy.remove_rmap_ptes(unmapped);
+      for (const p of unmapped) policy.put_page(p); // the mappings' references
+      mmu_notifier_invalidate_range_end(mm, start, end);
+    }
+    if (folio_mapped(pages, head)) throw new KernelBug(`shrink_large_folio: folio ${head} still mapped after try_to_unmap`);
+    // 5. pageout: the folio in one write
+    for (let k = 0; k < nr; k++) si.swap_writepage(slot + k, host.physmem.frames(pfnAdd(head, k)));
+    host.stat.count_vm_event('pswpout', nr);
+    if (order === HPAGE_PMD_ORDER) host.stat.count_vm_event('thp_swpout');
+    host.stat.mthp.count_mthp_stat(order, 'swpout');
+    // __remove_mapping: only the swap cache and we hold it; then it is freed
+    if (folio_ref_count(pages, head) !== 2) throw new KernelBug(`shrink_large_folio: folio ${head} has refcount ${folio_ref_count(pages, head)} after unmap`);
+    pages.clearFlag(head, PG_locked | PG_swapcache);
+    for (let k = 0; k < nr; k++) si.cache_del(slot + k);
+    policy.put_page(head); // the swap cache's
+    policy.put_page(head); // ours: frees it
     return 'freed';
   }
 

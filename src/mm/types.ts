@@ -18,6 +18,12 @@ export interface SwapConfig {
   bytes: number;
   /** Backing file; default: a new file in a fresh temp dir, removed on close(). */
   path?: string;
+  /**
+   * What the kernel sees (/proc/swaps Type): 'file' (default), a swap file on a filesystem,
+   * or 'partition', a block device (SWP_BLKDEV). The 6.x kernel swaps a large folio out whole
+   * only to a block device; to a swap file it splits it first (swap-cluster.ts).
+   */
+  type?: 'file' | 'partition';
 }
 
 /** The host section; validated by config.ts hostConfigSchema (unknown keys refused). */
@@ -144,6 +150,11 @@ export interface HostApi {
   vmstat(): Record<string, number>;
   /** /proc/meminfo in kB, kernel names. */
   meminfo(): Record<string, number>;
+  /**
+   * /sys/kernel/mm/transparent_hugepage/hugepages-<size>kB/stats/* by size ('16kB' … '2048kB')
+   * and file name (mthp-stats.ts); null under kernel '2.6.38', which has no per-size THP.
+   */
+  mthpStats(): Record<string, Record<string, number>> | null;
   /** /sys/kernel/mm/transparent_hugepage/khugepaged/{pages_collapsed,full_scans}. */
   khugepagedStats(): { pages_collapsed: number; full_scans: number };
   /** Check every invariant now; throws naming the first violated one. */

@@ -7,6 +7,7 @@
  * had nr_anon_transparent_hugepages. The model counts them with 2.6.39's placement.
  */
 import { HPAGE_PMD_NR } from '../util/address.ts';
+import { MthpStats } from './mthp-stats.ts';
 
 export const VM_EVENTS = [
   'pgfault',
@@ -30,6 +31,8 @@ export const VM_EVENTS_6X = [
   'thp_scan_exceed_none_pte',
   'thp_scan_exceed_swap_pte',
   'thp_scan_exceed_share_pte',
+  'thp_swpout',
+  'thp_swpout_fallback',
 ] as const;
 export type VmEvent = (typeof VM_EVENTS)[number] | (typeof VM_EVENTS_6X)[number];
 
@@ -39,6 +42,8 @@ export class VmStat {
   nr_anon_pages = 0;
   /** NR_ANON_TRANSPARENT_HUGEPAGES */
   nr_anon_transparent_hugepages = 0;
+  /** The per-size counters of hugepages-<size>kB/stats (6.x; mthp-stats.ts). */
+  readonly mthp = new MthpStats();
 
   /** `modern`: a 6.x host, whose /proc/vmstat has VM_EVENTS_6X too. */
   constructor(modern: boolean = false) {
