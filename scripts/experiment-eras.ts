@@ -50,6 +50,17 @@ function table(head: string[], rows: string[][]): string {
 
 /** A host vmstat counter of a stored point (0 when the kernel has no such counter). */
 const vm = (r: Row, name: string) => Number(json(r.result).memory?.host?.[name] ?? 0);
+/** ', sizes 64kB' when the point enables mTHP sizes other than 2 MiB (and 2 MiB is off: ', 2048kB never'). */
+const mthpSizes = (c: Record<string, any>) => {
+  const sizes = (c.host?.thp?.sizes ?? {}) as Record<string, string>;
+  const on = Object.entries(sizes).filter(([size, mode]) => size !== '2048kB' && mode !== 'never').map(([size]) => size);
+  return on.length ? `, mTHP ${on.join(' ')}${sizes['2048kB'] === 'never' ? ', 2048kB never' : ''}` : '';
+};
+/** Folios below 2 MiB faulted in (per-size stats anon_fault_alloc, 6.x); 0 under 2.6.38. */
+const mthpFolios = (r: Row) =>
+  Object.entries((json(r.result).memory?.mthp ?? {}) as Record<string, Record<string, number>>)
+    .filter(([size]) => size !== '2048kB')
+    .reduce((a, [, st]) => a + (st.anon_fault_alloc ?? 0), 0);
 const eptStat = (r: Row, name: string) => Number(json(r.result).memory?.ept?.[name] ?? 0);
 
 /** Run the sweep (only `guests` when given) into `outDir` and return its rows, spec order, kernel by kernel. */
@@ -75,25 +86,28 @@ export async function runEraPoints(outDir: string, opts: { guests?: readonly str
 
 /** The sweep's table: one row per point. */
 export function sweepTable(rows: Row[]): string {
-  const head = ['guest', 'host', 'KVM nx_huge_pages', 'swap', 'EPT violations', 'EPT leaves 4K / 2M', 'thp_fault_alloc', 'thp_split (2.6.38) / thp_split_page', 'thp_split_pmd', 'thp_deferred_split_page', 'thp_collapse_alloc', 'nx_lpage_splits', 'pswpout / pswpin', 'simulated ms'];
+  const head = ['guest', 'host', 'KVM nx_huge_pages', 'swap', 'EPT violations', 'EPT leaves 4K / 2M', 'host faults (pgfault)', 'thp_fault_alloc', 'mTHP folios (anon_fault_alloc, < 2 MiB)', 'thp_split (2.6.38) / thp_split_page', 'thp_split_pmd', 'thp_deferred_split_page', 'thp_collapse_alloc', 'nx_lpage_splits', 'pswpout / pswpin', 'thp_swpout', 'simulated ms'];
   return table(
     head,
     rows.map((r) => {
       const c = json(r.config);
       return [
         `${r.guest} ${(json(r.result).args ?? c.args ?? []).join(' ')}`.trim(),
-        String(c.host?.kernel),
+        String(c.host?.kernel) + mthpSizes(c),
         String(c.kvm?.nx_huge_pages ?? '—'),
-        c.host?.swap?.bytes ? `${c.host.memory / 2 ** 20}M host + ${c.host.swap.bytes / 2 ** 20}M swap` : '—',
+        c.host?.swap?.bytes ? `${c.host.memory / 2 ** 20}M host + ${c.host.swap.bytes / 2 ** 20}M swap ${c.host.swap.type ?? 'file'}` : '—',
         int(r.ept_violations),
         `${int(r.ept_pages_4k)} / ${int(r.ept_pages_2m)}`,
+        int(vm(r, 'pgfault')),
         int(vm(r, 'thp_fault_alloc')),
+        int(mthpFolios(r)),
         int(vm(r, 'thp_split') + vm(r, 'thp_split_page')),
         int(vm(r, 'thp_split_pmd')),
         int(vm(r, 'thp_deferred_split_page')),
         int(vm(r, 'thp_collapse_alloc')),
         int(eptStat(r, 'nx_lpage_splits')),
         `${int(vm(r, 'pswpout'))} / ${int(vm(r, 'pswpin'))}`,
+        int(vm(r, 'thp_swpout')),
         (Number(r.simulated_seconds) * 1e3).toFixed(3),
       ];
     }),

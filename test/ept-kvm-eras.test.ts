@@ -183,3 +183,20 @@ test('6.x: a large folio the host maps with PTEs after a partial MADV_DONTNEED g
     t.deepEqual([k.pages_4k, k.pages_2m], [512, 1], kernel);
   }
 });
+
+test('6.x with 64 KiB mTHP only: one host fault per 16 pages, but PTE-mapped folios get one 4 KiB EPT leaf (and violation) per page', async (t) => {
+  const { createHost } = await import('../src/mm/index.ts');
+  const { KvmMmu } = await import('../src/kvm/mmu/kvm-mmu.ts');
+  const physmem = new ArrayBuffer(64 * MiB);
+  const host = createHost({ memoryBytes: 64 * MiB, physmem, kernel: '6.x', thp: { enabled: 'always', sizes: { '64kB': 'always', '2048kB': 'never' } }, debugChecks: true });
+  const mm = host.newProcess();
+  const k = new KvmMmu({ host, mm, physmem, debugChecks: true, kernel: '6.x' });
+  const slot = k.addRamSlot(0, gpa(0), 4 * MiB);
+  t.is(touchRegion(k, physmem, 0, 4 * MiB, true, 1).exits, 1024);
+  t.deepEqual([k.pages_4k, k.pages_2m], [1024, 0]);
+  t.is(host.vmstat().pgfault, 64);
+  t.is(mm.lookup_address_in_mm(hva(slot.hva))!.level, 1);
+  k.destroy();
+  mm.exit_mmap();
+  host.close();
+});
