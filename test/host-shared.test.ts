@@ -59,3 +59,27 @@ test('closing the host closes every VM on it; a VM config on a shared host has n
   t.throws(() => host.createVm({ memory: 16 * MiB }, image('hello')), { instanceOf: ConfigError, message: 'host: used after close()' });
   t.throws(() => createHost({} as never), { instanceOf: ConfigError, message: /^host\.memory: required/ });
 });
+
+test('6.x host overcommitted by two VMs with THP: to a partition THPs go out whole (thp_swpout), to a swap file they are split first; the data stays intact', (t) => {
+  const figures: Record<string, Record<string, number>> = {};
+  for (const type of ['partition', 'file'] as const) {
+    using host = createHost({ memory: 48 * MiB, kernel: '6.x', swap: { bytes: 64 * MiB, type } });
+    const a = host.createVm({ memory: 64 * MiB, args: [32 * MiB] }, image('mem-scan'));
+    const b = host.createVm({ memory: 64 * MiB, args: [32 * MiB] }, image('mem-scan'));
+    t.is(a.run().console, CHECKSUM);
+    t.is(b.run().console, CHECKSUM);
+    t.is(a.run().exitStatus, 0);
+    const v = host.vmstat();
+    const pmd = host.mthpStats()!['2048kB'];
+    t.is(pmd.swpout, v.thp_swpout, 'hugepages-2048kB/stats/swpout counts what thp_swpout counts');
+    t.is(pmd.swpout_fallback, v.thp_swpout_fallback);
+    figures[type] = { ...v, ...pmd };
+    t.log(type, JSON.stringify({ pswpout: v.pswpout, pswpin: v.pswpin, thp_swpout: v.thp_swpout, thp_swpout_fallback: v.thp_swpout_fallback, thp_split_pmd: v.thp_split_pmd, thp_split_page: v.thp_split_page }));
+  }
+  t.true(figures.partition.thp_swpout >= 1, 'a partition takes whole THPs');
+  t.is(figures.partition.thp_swpout_fallback, 0);
+  t.true(figures.partition.pswpout >= 512 * figures.partition.thp_swpout);
+  t.is(figures.file.thp_swpout, 0, 'a swap file never takes a large folio whole');
+  t.true(figures.file.thp_swpout_fallback >= 1);
+  t.true(figures.file.thp_split_page >= figures.file.thp_swpout_fallback);
+});

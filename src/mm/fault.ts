@@ -117,8 +117,10 @@ function do_anonymous_page(mm: MmStruct, vma: Vma, addr: Hva, t: PteTable, j: nu
   }
   anon_vma_prepare(host.anon, vma);
   if (host.policy.kernel === '6.x') {
-    // alloc_anon_folio: a PTE-mapped large folio of the highest allowed order (mthp.ts)
-    const large = alloc_anon_folio(host, vma, addr, t, (order) => host.alloc_hugepage(false, order));
+    // alloc_anon_folio: a PTE-mapped large folio of the highest allowed order (mthp.ts),
+    // with vma_thp_gfp_mask's reclaim rule (defrag) as the PMD fault
+    const defrag = transparent_hugepage_defrag(host.knobs, vma);
+    const large = alloc_anon_folio(host, vma, addr, t, (order) => host.alloc_hugepage(defrag, order));
     if (large) {
       map_anon_folio_ptes(mm, vma, addr, t, large.folio, large.order);
       return;

@@ -156,7 +156,7 @@ export class FolioPolicy implements ThpPolicy {
     this.anon_exclusive(head, folio_nr_pages(this.host.pages, head), true);
     this.host.stat.mthp.count_mthp_stat(HPAGE_PMD_ORDER, 'nr_anon');
   }
-  /** folio_add_new_anon_rmap for a large folio mapped by PTEs (mTHP, do_anonymous_page): every page exclusive. */
+  /** folio_add_new_anon_rmap for a large folio mapped by PTEs (mTHP, do_anonymous_page; RMAP_EXCLUSIVE). */
   add_new_anon_rmap_ptes(head: Pfn, vma: Vma, addr: Hva): void {
     const pages = this.host.pages;
     folio_add_new_anon_rmap_ptes(pages, this.host.stat, head, vma, addr);
