@@ -77,7 +77,7 @@ test('an 8 GiB arena is written and read at its far end through physmem, LinearG
   const ept = new Ept(host, arena);
   t.is(ept.eptp as number, 8 * GiB - 2 * 4096);
   ept.map(gpa(0x5000), pfn(7 * GiB / 4096 + 3), 1, true);
-  t.deepEqual(ept.lookup(gpa(0x5123)), { gpa: 0x5000, level: 1, pfn: 7 * GiB / 4096 + 3, writable: true });
+  t.deepEqual(ept.lookup(gpa(0x5123)), { gpa: 0x5000, level: 1, pfn: 7 * GiB / 4096 + 3, writable: true, executable: true });
   const pt = next + 1; // the fourth table allocated: PML4, PDPT, PD, PT
   const entry = new BigUint64Array(arena.chunks[7]!, pt * 4096 - 7 * GiB, 512)[5]!;
   t.is(entry, BigInt(7 * GiB + 3 * 4096) | (6n << 3n) | 7n, 'HPA above 4 GiB | WB | RWX');

@@ -48,6 +48,8 @@ const cases: [string, string[], string, 'spawn'?][] = [
   ['bad timeout', ['run', 'hello', '--timeout', '0'], "error: --timeout: '0' is not a positive number of seconds"],
   ['cost without a value', ['run', 'hello', '--cost', 'walk_ref'], "error: --cost: 'walk_ref' is not ITEM=CYCLES (e.g. walk_ref=40, clock_hz=2.5e9)"],
   ['unknown cost item', ['run', 'hello', '--cost', 'walk_refs=3'], /^error: --cost: unknown key "walk_refs" \(known: clock_hz, instruction, .*swap_io_page\)$/.source],
+  ['nx huge pages on the 2.6.38 KVM', ['run', 'hello', '--nx-huge-pages', 'on'], 'error: --nx-huge-pages: on needs host.kernel 6.x (--host-kernel 6.x): the mitigation came with Linux 5.4, the 2.6.38 KVM maps executable 2 MiB leaves'],
+  ['bad eager page split', ['run', 'hello', '--eager-page-split', 'yes'], 'error: --eager-page-split: expected off|on, got "yes"'],
   ['value on a switch', ['run', 'hello', '--json=1'], 'error: --json takes no value'],
   ['unknown sample', ['run', 'no-such-guest'], /^error: unknown sample 'no-such-guest' \(samples: .*hello.*; or give a path to an ELF file\)$/.source, 'spawn'],
   ['missing file', ['run', 'nowhere/guest.elf'], "error: cannot read 'nowhere/guest.elf': no such file"],

@@ -46,3 +46,16 @@ test('nothing cites the design brief that a clone does not contain', (t) => {
   const offenders = tracked.filter((f) => TEXT.test(f) && brief.test(readFileSync(join(root, f), 'utf8')));
   t.deepEqual(offenders, []);
 });
+
+test('a link whose text is a code name (`name`) into src/ points at a file that defines or uses that name', (t) => {
+  const wrong: string[] = [];
+  for (const f of tracked.filter((p) => p === 'README.md' || (p.startsWith('docs/') && p.endsWith('.md')))) {
+    for (const m of readFileSync(join(root, f), 'utf8').matchAll(/\[`([\w.]+)(?:\(\))?`\]\(([^)#\s]+\.ts)(?:#[^)]*)?\)/g)) {
+      const target = normalize(join(dirname(f), m[2]!));
+      if (!target.startsWith('src/') || !existsSync(join(root, target))) continue;
+      const name = m[1]!.split('.').pop()!;
+      if (!new RegExp(`\\b${name}\\b`).test(readFileSync(join(root, target), 'utf8'))) wrong.push(`${f}: \`${m[1]}\` is not in ${target}`);
+    }
+  }
+  t.deepEqual(wrong, []);
+});

@@ -6,7 +6,7 @@
  * gave, so data checks go through the real EPT translation.
  */
 import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa } from '../src/util/address.ts';
-import { KvmMmu } from '../src/kvm/mmu/kvm-mmu.ts';
+import { KvmMmu, type KvmKernel } from '../src/kvm/mmu/kvm-mmu.ts';
 import { createHost, type Host } from '../src/mm/index.ts';
 import type { ThpEnabled } from '../src/mm/types.ts';
 
@@ -14,13 +14,13 @@ import type { ThpEnabled } from '../src/mm/types.ts';
  * The real host THP model (src/mm) with a VMM process and the EPT layer over it, both in
  * debug mode (every host invariant and the EPT invariant checked as they go).
  */
-export function setupEpt(opts: { hostBytes?: number; thp?: ThpEnabled; hostDebug?: boolean } = {}) {
+export function setupEpt(opts: { hostBytes?: number; thp?: ThpEnabled; hostDebug?: boolean; kernel?: KvmKernel; nx_huge_pages?: boolean; eager_page_split?: boolean } = {}) {
   const bytes = opts.hostBytes ?? 128 * MiB;
   const physmem = new ArrayBuffer(bytes);
-  const host = createHost({ memoryBytes: bytes, physmem, thp: { enabled: opts.thp ?? 'always' }, debugChecks: opts.hostDebug ?? false });
+  const host = createHost({ memoryBytes: bytes, physmem, kernel: opts.kernel, thp: { enabled: opts.thp ?? 'always' }, debugChecks: opts.hostDebug ?? false });
   const mm = host.newProcess();
   let invepts = 0;
-  const k = new KvmMmu({ host, mm, physmem, debugChecks: true });
+  const k = new KvmMmu({ host, mm, physmem, debugChecks: true, kernel: opts.kernel, nx_huge_pages: opts.nx_huge_pages, eager_page_split: opts.eager_page_split });
   k.attachVcpu({ invept: () => invepts++ });
   return { host: host as Host, mm, k, physmem, invepts: () => invepts };
 }
@@ -88,3 +88,17 @@ export function countBadPages(k: KvmMmu, physmem: ArrayBufferLike, start: number
 }
 
 export { HPAGE_PMD_SIZE };
+
+/**
+ * One instruction fetch at `g`: a leaf without X (or none) is an EPT violation with the
+ * fetch access kind, as the vCPU reports it. Returns the number of exits it took.
+ */
+export function guestFetch(k: KvmMmu, g: Gpa): number {
+  for (let exits = 0; exits < 8; exits++) {
+    const leaf = k.ept.lookup(g);
+    if (leaf && leaf.executable) return exits;
+    const r = k.handleEptViolation(g, 2 /* Access.FETCH */);
+    if (r.kind === 'mmio') throw new Error(`unexpected MMIO at 0x${g.toString(16)}`);
+  }
+  throw new Error(`fetch at 0x${g.toString(16)} not resolved after 8 exits`);
+}

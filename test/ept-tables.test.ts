@@ -26,7 +26,7 @@ test('EPT entries are written in the SDM format the native walker reads', (t) =>
   const pd0 = Number(entry(physmem, pdpt, 0) >> 12n);
   const pt = Number(entry(physmem, pd0, 0) >> 12n);
   t.is(entry(physmem, pt, 5), (7n << 12n) | (6n << 3n) | 5n, '4 KiB read-only leaf: HPA | WB | R|X');
-  t.deepEqual(ept.lookup(gpa(1024 * MiB + 3 * MiB + 5)), { gpa: 1024 * MiB + 2 * MiB, level: 2, pfn: 512, writable: true });
+  t.deepEqual(ept.lookup(gpa(1024 * MiB + 3 * MiB + 5)), { gpa: 1024 * MiB + 2 * MiB, level: 2, pfn: 512, writable: true, executable: true });
   t.is(ept.pages_2m, 1);
   t.is(ept.pages_4k, 1);
   t.is(ept.tableCount, 5, 'PML4, PDPT, two PDs, one PT');

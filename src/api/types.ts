@@ -73,6 +73,14 @@ export interface HostOptions {
   debugChecks?: boolean;
 }
 
+/** VmConfig.kvm: KVM module parameters of the EPT layer (EPT mode only; docs/ept.md). */
+export interface KvmOptions {
+  /** The NX huge pages mitigation: no executable 2 MiB EPT leaves (KVM 6.x only). Default 'off'. */
+  nx_huge_pages?: 'off' | 'on';
+  /** Split 2 MiB EPT leaves when dirty logging starts (KVM 6.x; 2.6.38 zaps them). Default 'on'. */
+  eager_page_split?: 'off' | 'on';
+}
+
 /** One modeled TLB or paging-structure cache: entries and associativity (0/0 = off). */
 export interface TlbArrayGeometry {
   entries: number;
@@ -140,6 +148,8 @@ export interface VmConfig {
   ept?: boolean;
   /** The simulated host (EPT mode only). */
   host?: HostOptions;
+  /** KVM module parameters (EPT mode only). */
+  kvm?: KvmOptions;
 }
 
 /** The configuration a VM runs with: every default filled in (what results record). */
@@ -165,6 +175,8 @@ export interface EffectiveConfig {
     clock: boolean;
     debugChecks: boolean;
   } | null;
+  /** null with EPT off. */
+  kvm: { nx_huge_pages: 'off' | 'on'; eager_page_split: 'off' | 'on' } | null;
 }
 
 /** A guest image: ELF bytes and a name for messages (a file path or a sample name). */
@@ -304,6 +316,10 @@ export interface EptRunStats {
   mmu_shadow_zapped: number;
   remote_tlb_flush: number;
   mmu_notifier_age_zapped: number;
+  /** 2 MiB regions mapped 4 KiB because the guest executed there (the NX huge pages mitigation, KVM 6.x); a gauge. */
+  nx_lpage_splits: number;
+  /** Large EPT leaves split in place (eager page split, NX splits): KVM's tracepoint of that name, counted. */
+  kvm_mmu_split_huge_page: number;
   pages_4k: number;
   pages_2m: number;
   ept_tables: number;

@@ -118,6 +118,8 @@ export const CONFIG_FLAGS: readonly FlagSpec[] = [
   },
   { flag: '--ept', metavar: 'on|off', path: 'ept', parse: (t, f) => parseSwitch(t, f, 'on', 'off'), help: 'KVM-like EPT over the simulated THP host (default on), or off: native one-dimensional translation' },
   { flag: '--host-kernel', metavar: '2.6.38|6.x', path: 'host.kernel', parse: text, help: "the host's THP design: 2.6.38 (compound pages, split_huge_page) or 6.x (Linux 6.18 folios, deferred split, huge zero page) (default 2.6.38)" },
+  { flag: '--nx-huge-pages', metavar: 'on|off', path: 'kvm.nx_huge_pages', parse: text, help: 'KVM nx_huge_pages: no executable 2 MiB EPT leaves, a fetch splits its range to 4K (needs --host-kernel 6.x; default off)' },
+  { flag: '--eager-page-split', metavar: 'on|off', path: 'kvm.eager_page_split', parse: text, help: 'KVM eager_page_split: split 2 MiB EPT leaves when dirty logging starts (6.x; 2.6.38 zaps them) (default on)' },
   { flag: '--thp', metavar: 'always|madvise|never', path: 'host.thp.enabled', parse: text, help: 'host transparent_hugepage/enabled (default always)' },
   { flag: '--thp-defrag', metavar: 'always|madvise|never', path: 'host.thp.defrag', parse: text, help: 'host transparent_hugepage/defrag (default always; madvise with --host-kernel 6.x)' },
   {

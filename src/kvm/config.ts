@@ -90,6 +90,16 @@ const hostSchema = strictObject({
   .superRefine((h, ctx) => checkKernelKnobs(h.kernel, h.thp, ctx, ['thp']))
   .transform((h) => ({ ...h, thp: thpKnobsFor(h.kernel, h.thp) }));
 
+/** The KVM module parameters of the EPT layer (src/kvm/mmu/kvm-mmu.ts KvmMmuOptions). */
+const onOff = z.enum(['off', 'on']);
+const kvmSchema = strictObject({
+  /** nx_huge_pages: no executable 2 MiB EPT leaves (the iTLB multihit mitigation of KVM 5.4+). */
+  nx_huge_pages: onOff.default('off'),
+  /** eager_page_split: split 2 MiB EPT leaves when dirty logging starts (KVM 5.19+; default on there too). */
+  eager_page_split: onOff.default('on'),
+});
+export type ResolvedKvmConfig = z.output<typeof kvmSchema>;
+
 function vmSchema(structures: readonly string[]) {
   const u64 = z.bigint({ error: 'a u64' }).min(0n, { error: 'a u64' }).max(2n ** 64n - 1n, { error: 'a u64' });
   const ms = 'a number of ms ≥ 0 (0 = no limit)';
@@ -115,9 +125,16 @@ function vmSchema(structures: readonly string[]) {
     onLog: fn.optional(),
     ept: z.boolean().default(EPT_DEFAULT),
     host: hostSchema.optional(),
+    kvm: kvmSchema.optional(),
   }).superRefine((c, ctx) => {
     if (!c.ept && c.host !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['host'], params: { rule: true }, message: 'only with EPT on (ept: true; --ept on): the host THP model backs guest RAM only in EPT mode' });
+    }
+    if (!c.ept && c.kvm !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['kvm'], params: { rule: true }, message: 'only with EPT on (ept: true; --ept on): these are parameters of the EPT layer' });
+    }
+    if (c.kvm?.nx_huge_pages === 'on' && (c.host?.kernel ?? '2.6.38') !== '6.x') {
+      ctx.addIssue({ code: 'custom', path: ['kvm', 'nx_huge_pages'], params: { rule: true }, message: "on needs host.kernel 6.x (--host-kernel 6.x): the mitigation came with Linux 5.4, the 2.6.38 KVM maps executable 2 MiB leaves" });
     }
   });
 }
@@ -159,6 +176,8 @@ export interface ResolvedVmConfig {
   ept: boolean;
   /** The simulated host (null with ept off). */
   host: ResolvedHostConfig | null;
+  /** KVM module parameters (null with ept off). */
+  kvm: ResolvedKvmConfig | null;
 }
 
 /** What the config needs from the addon: the TLB structures and their default geometry. */
@@ -193,6 +212,7 @@ export function resolveVmConfig(c: unknown, addon: TlbDefaults): ResolvedVmConfi
     onLog: v.onLog as ResolvedVmConfig['onLog'],
     ept: v.ept,
     host,
+    kvm: v.ept ? (v.kvm ?? kvmSchema.parse({})) : null,
   };
 }
 
@@ -226,6 +246,7 @@ export function effectiveConfigOf(c: ResolvedVmConfig, knobs?: ThpKnobs) {
             debugChecks: c.host.debugChecks,
           }
         : null,
+    kvm: c.kvm && { ...c.kvm },
   };
 }
 

@@ -115,9 +115,14 @@ export class Vm implements VmControl {
     this.simClock = new SimClock(vcpu.native, vcpu.counterNames, config.costs, () => this.hostEvents());
     this.hostClock = backend.kind === 'ept' ? new HostClock((backend as EptMemoryBackend).host, this.simClock, config.host?.clock ?? true) : null;
     const clock = this.hostClock?.followsGuest ? this.hostClock : null;
+    // KVM's own kthread on the same clock: the NX huge page recovery worker (6.x, nx_huge_pages on).
+    const ept = backend.kind === 'ept' ? (backend as EptMemoryBackend) : null;
     const afterRun = (reason: number): void => {
       if (reason === ExitReason.BUDGET) this.console.flush();
-      if (clock) clock.sync(() => this.loop.pastDeadline());
+      if (clock) {
+        clock.sync(() => this.loop.pastDeadline());
+        ept!.kvmMmu.nx_huge_page_recovery_worker(ept!.host.now);
+      }
     };
     const limits = { maxInstructions, timeoutMs, chunkInstructions };
     this.loop = new RunLoop(vcpu, this.ctx, limits, afterRun, undefined, () => this.simClock.ns());
@@ -350,9 +355,9 @@ export function attachMemory(addon: NativeAddon, config: ResolvedVmConfig, deps:
   // attach_ept (src/kvm/mmu/ept-memory.ts) unless the config asks for native translation.
   if (deps.machine) {
     if (!config.ept) throw new ConfigError('ept: a VM on a shared host runs with EPT (the host backs guest RAM only in EPT mode)');
-    return eptMemory({ machine: deps.machine })(addon, config.memory);
+    return eptMemory({ machine: deps.machine, kvm: config.kvm ?? undefined })(addon, config.memory);
   }
-  const factory = deps.memory ?? (config.host ? eptMemory({ host: config.host }) : createLinearMemory);
+  const factory = deps.memory ?? (config.host ? eptMemory({ host: config.host, kvm: config.kvm ?? undefined }) : createLinearMemory);
   return factory(addon, config.memory);
 }
 

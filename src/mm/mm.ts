@@ -14,6 +14,7 @@ import { ConfigError, HugevisorError } from '../util/errors.ts';
 import { SegvError } from './errors.ts';
 import { handle_mm_fault } from './fault.ts';
 import { follow_page, get_user_pages, followForAccess } from './gup.ts';
+import { lookup_address_in_mm } from './pagewalk.ts';
 import type { Host } from './host.ts';
 import {
   MmuNotifierList,
@@ -23,7 +24,7 @@ import {
   mmu_notifier_unregister,
 } from './mmu-notifier.ts';
 import { Pgd, PteTable, _PAGE_RW, _PAGE_SPECIAL, pmd_addr_end, pmd_index, pte_index } from './pgtable.ts';
-import type { Madvice, MmapOptions, MmStructApi, MmuNotifierOps, PageMapping } from './types.ts';
+import type { Madvice, MmapOptions, MmStructApi, MmuNotifierOps, PageMapping, HostMappingLevel } from './types.ts';
 import { PROT_EXEC, PROT_READ, PROT_WRITE } from './types.ts';
 import { Vma, VM_EXEC, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_READ, VM_WRITE } from './vma.ts';
 import { copy_page_range, zap_page_range } from './zap.ts';
@@ -355,6 +356,10 @@ export class MmStruct implements MmStructApi {
 
   follow_page(addr: Hva): PageMapping | null {
     return this.op(() => follow_page(this, addr));
+  }
+
+  lookup_address_in_mm(addr: Hva): HostMappingLevel | null {
+    return this.op(() => lookup_address_in_mm(this, addr));
   }
 
   readBytes(addr: Hva, length: number): Uint8Array {

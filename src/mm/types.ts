@@ -75,6 +75,14 @@ export interface PageMapping {
   writable: boolean;
 }
 
+/** What lookup_address_in_mm reports: the page-table level that maps an address and its frame. */
+export interface HostMappingLevel {
+  /** PG_LEVEL_4K (1, a PTE) or PG_LEVEL_2M (2, a huge PMD). */
+  level: 1 | 2;
+  /** The frame the entry points at: the 4 KiB page, or the first frame of the 2 MiB block. */
+  pfn: Pfn;
+}
+
 /** A secondary MMU (KVM's EPT) listening to a host mm. */
 export interface MmuNotifierOps {
   invalidate_range_start(mm: MmStructApi, start: Hva, end: Hva): void;
@@ -102,6 +110,8 @@ export interface MmStructApi {
   get_user_pages(addr: Hva, n: number, write: boolean): Pfn[];
   /** follow_page: the current mapping of `addr`, or null when nothing maps it. */
   follow_page(addr: Hva): PageMapping | null;
+  /** lookup_address_in_mm: the host page-table level mapping `addr` (read-only, no fault), or null. */
+  lookup_address_in_mm(addr: Hva): HostMappingLevel | null;
 
   /** Read/write bytes as the process would (faulting pages in). */
   readBytes(addr: Hva, length: number): Uint8Array;

@@ -13,6 +13,7 @@ import { HPAGE_PMD_SIZE, PAGE_SIZE, gpa as asGpa, type Gpa, gpaAdd } from '../..
 import { ConfigError } from '../../util/errors.ts';
 import { KVM_MEM_LOG_DIRTY_PAGES, gpaToHva, slotAllowsLargePage, type Memslot } from './memslot.ts';
 import type { KvmMmu } from './kvm-mmu.ts';
+import { kvm_mmu_max_mapping_level } from './tdp-fault.ts';
 
 /** mark_page_dirty: set the bit of the 4 KiB page at `g` in its slot's bitmap. */
 export function markPageDirty(slot: Memslot, g: Gpa): void {
@@ -21,7 +22,13 @@ export function markPageDirty(slot: Memslot, g: Gpa): void {
   slot.dirtyBitmap[i >> 3]! |= 1 << (i & 7);
 }
 
-/** Turn dirty logging on for a slot: drop its 2 MiB leaves, write-protect the rest. */
+/**
+ * Turn dirty logging on for a slot, then write-protect its 4 KiB leaves. Its 2 MiB leaves:
+ * the 2.6.38 model zaps them (each range refaults 4 KiB at a time); KVM 6.x with
+ * eager_page_split splits each in place into 512 4 KiB leaves (kvm_mmu_slot_apply_flags →
+ * kvm_mmu_slot_try_split_huge_pages), so the guest takes no fault for reads and one per
+ * first write, as for any logged page.
+ */
 export function enableDirtyLog(k: KvmMmu, slotId: number): void {
   const slot = k.slots.byId(slotId);
   if (slot.dirtyBitmap) throw new ConfigError(`memslot ${slotId}: dirty logging is already enabled`);
@@ -29,11 +36,29 @@ export function enableDirtyLog(k: KvmMmu, slotId: number): void {
   slot.dirtyBitmap = new Uint8Array(Math.ceil(slot.size / PAGE_SIZE / 8));
   const start = slot.gpa;
   const end = gpaAdd(slot.gpa, slot.size);
-  for (const leaf of k.ept.leaves(start, end)) {
-    if (leaf.level === 2) k.zapGpaRange(leaf.gpa, gpaAdd(leaf.gpa, HPAGE_PMD_SIZE));
+  if (k.kernel === '6.x' && k.eager_page_split) kvm_mmu_slot_try_split_huge_pages(k, start, end);
+  else {
+    for (const leaf of k.ept.leaves(start, end)) {
+      if (leaf.level === 2) k.zapGpaRange(leaf.gpa, gpaAdd(leaf.gpa, HPAGE_PMD_SIZE));
+    }
   }
   k.ept.writeProtectRange(start, end);
   k.flushTlbs();
+}
+
+/**
+ * kvm_mmu_slot_try_split_huge_pages: every 2 MiB leaf of [start, end) becomes a page table
+ * of 512 4 KiB leaves on the same frames (executable: the NX mitigation only concerns large
+ * leaves). Counted in kvm_mmu_split_huge_page; pages_2m/pages_4k move by 1/512 each.
+ */
+export function kvm_mmu_slot_try_split_huge_pages(k: KvmMmu, start: Gpa, end: Gpa): number {
+  let n = 0;
+  for (const leaf of k.ept.leaves(start, end)) {
+    if (leaf.level !== 2) continue;
+    if (k.ept.splitHugePage(leaf.gpa, leaf.executable || k.nx_huge_pages)) n++;
+  }
+  k.stats.kvm_mmu_split_huge_page += n;
+  return n;
 }
 
 /**
@@ -52,12 +77,21 @@ export function getDirtyLog(k: KvmMmu, slotId: number): Uint8Array {
   return out;
 }
 
-/** Turn dirty logging off; 4 KiB leaves that a 2 MiB leaf could replace are zapped. */
+/**
+ * Turn dirty logging off. 4 KiB leaves that a 2 MiB leaf could replace: the 2.6.38 model
+ * zaps them (kvm_mmu_zap_collapsible_sptes) and the guest refaults each range once; KVM
+ * 6.x replaces each such page table by the 2 MiB leaf in place (kvm_mmu_recover_huge_pages,
+ * 6.13+), with the permissions of its first 4 KiB leaf, and the guest takes no fault.
+ */
 export function disableDirtyLog(k: KvmMmu, slotId: number): void {
   const slot = k.slots.byId(slotId);
   if (!slot.dirtyBitmap) throw new ConfigError(`memslot ${slotId}: dirty logging is not enabled`);
   slot.flags &= ~KVM_MEM_LOG_DIRTY_PAGES;
   slot.dirtyBitmap = null;
+  if (k.kernel === '6.x') {
+    if (kvm_mmu_recover_huge_pages(k, slot) > 0) k.flushTlbs();
+    return;
+  }
   // kvm_mmu_zap_collapsible_sptes: a 2 MiB GPA range the slot allows and the host backs
   // with a huge PMD is worth one large leaf again.
   let zapped = 0;
@@ -81,6 +115,26 @@ export function countDirty(bitmap: Uint8Array): number {
       n += x & 1;
       x >>= 1;
     }
+  }
+  return n;
+}
+
+/**
+ * kvm_mmu_recover_huge_pages (6.x): for every 2 MiB range of the slot that the slot allows
+ * large and the host maps with a huge PMD (kvm_mmu_max_mapping_level), a page table holding
+ * at least one 4 KiB leaf becomes one 2 MiB leaf (the table is freed). Returns how many.
+ */
+export function kvm_mmu_recover_huge_pages(k: KvmMmu, slot: Memslot): number {
+  let n = 0;
+  const first = Math.ceil(slot.gpa / HPAGE_PMD_SIZE) * HPAGE_PMD_SIZE;
+  for (let base = first; base + HPAGE_PMD_SIZE <= slot.gpa + slot.size; base += HPAGE_PMD_SIZE) {
+    const b = asGpa(base);
+    if (!k.ept.hasPageTable(b) || k.isPossibleNxHugePage(b)) continue;
+    const max = kvm_mmu_max_mapping_level(k, slot, b, gpaToHva(slot, b), false);
+    if (max.level !== 2) continue;
+    const child = k.ept.leaves(b, gpaAdd(b, HPAGE_PMD_SIZE))[0]!;
+    k.ept.map(b, max.headPfn!, 2, child.writable, !k.nx_huge_pages);
+    n++;
   }
   return n;
 }

@@ -7,7 +7,7 @@
  * This is the attach_ept step: createVm(config, image, { memory: eptMemory(opts) }).
  */
 import { gpa as asGpa } from '../../util/address.ts';
-import type { ResolvedHostConfig } from '../config.ts';
+import type { ResolvedHostConfig, ResolvedKvmConfig } from '../config.ts';
 import { ConfigError } from '../../util/errors.ts';
 import type { NativeAddon, NativeArena, NativeMmuConfig, NativeVcpu } from '../../native/types.ts';
 import type { Host } from '../../mm/index.ts';
@@ -27,6 +27,8 @@ export interface EptBackendOptions {
   machine?: HostMachine;
   /** madvise(MADV_HUGEPAGE) on guest RAM (QEMU does). Default true. */
   madviseHugepage?: boolean;
+  /** KVM module parameters (VmConfig.kvm); default: nx_huge_pages off, eager_page_split on. */
+  kvm?: ResolvedKvmConfig;
 }
 
 /** What the EPT layer and the host add to a run's result: KVM's stats plus the leaves and tables mapped at the end. */
@@ -62,7 +64,15 @@ export function createEptMemory(addon: NativeAddon, size: number, opts: EptBacke
   const { arena, host } = machine;
   const debugChecks = machine.config.debugChecks;
   const mm = host.newProcess();
-  const kvmMmu = new KvmMmu({ host, mm, physmem: arena, debugChecks });
+  const kvmMmu = new KvmMmu({
+    host,
+    mm,
+    physmem: arena,
+    debugChecks,
+    kernel: host.kernel,
+    nx_huge_pages: opts.kvm?.nx_huge_pages === 'on',
+    eager_page_split: (opts.kvm?.eager_page_split ?? 'on') === 'on',
+  });
   kvmMmu.addRamSlot(0, asGpa(0), size, { madvise: opts.madviseHugepage ?? true });
   const memory: GuestMemory = kvmMmu.guestMemory();
   const mmu: NativeMmuConfig = { ept: true, eptp: kvmMmu.eptp };

@@ -40,6 +40,8 @@ export interface EptLeaf {
   /** First frame mapped (the head frame of a 2 MiB leaf). */
   pfn: Pfn;
   writable: boolean;
+  /** X bit: guest instruction fetches allowed (the NX huge pages mitigation clears it on 2 MiB leaves). */
+  executable: boolean;
 }
 
 export interface ZapResult {
@@ -146,7 +148,7 @@ export class Ept {
    * translations may be stale and the caller must INVEPT; filling a non-present entry
    * needs no flush (no TLB or paging-structure cache holds a translation that faulted).
    */
-  map(g: Gpa, p: Pfn, level: 1 | 2, writable: boolean): boolean {
+  map(g: Gpa, p: Pfn, level: 1 | 2, writable: boolean, executable = true): boolean {
     const size = levelSize(level);
     if (g % size !== 0 || p % (size / PAGE_SIZE) !== 0) {
       throw new Error(`EPT map: gpa 0x${g.toString(16)} / pfn ${p} not aligned to level ${level}`);
@@ -155,7 +157,7 @@ export class Ept {
     const v = this.tableAt(g, level, true)!;
     let replaced = this.droppedLarge;
     const i = Math.floor(g / size) % 512;
-    const flags = EPT_R | EPT_X | (writable ? EPT_W : 0) | EPT_MT_WB | (level === 2 ? EPT_PS : 0);
+    const flags = EPT_R | (executable ? EPT_X : 0) | (writable ? EPT_W : 0) | EPT_MT_WB | (level === 2 ? EPT_PS : 0);
     if (Ept.present(v, i)) {
       replaced = true;
       if (level === 2 && !(v[2 * i]! & EPT_PS)) {
@@ -170,6 +172,36 @@ export class Ept {
     if (level === 2) this.pages_2m++;
     else this.pages_4k++;
     return replaced;
+  }
+
+  /**
+   * Split the 2 MiB leaf at `g` in place (tdp_mmu_split_huge_page): a new page table whose
+   * 512 4 KiB leaves map the same frames with the same R/W, X as `childExec` says, linked
+   * where the large leaf was. Returns false (nothing done) when no 2 MiB leaf maps `g`.
+   * The caller flushes: the large translation may be cached.
+   */
+  splitHugePage(g: Gpa, childExec: boolean): boolean {
+    const v = this.tableAt(g, 2, false);
+    if (!v) return false;
+    const i = Math.floor(g / levelSize(2)) % 512;
+    if (!Ept.present(v, i) || !(v[2 * i]! & EPT_PS)) return false;
+    const head = Ept.entryPfn(v, i);
+    const leafFlags = (v[2 * i]! & (EPT_R | EPT_W | EPT_MT_WB)) | (childExec ? EPT_X : 0);
+    const child = this.allocTable();
+    const cv = this.view(child);
+    for (let j = 0; j < 512; j++) Ept.setEntry(cv, j, asPfn(head + j), leafFlags);
+    Ept.setEntry(v, i, child, EPT_R | EPT_W | EPT_X);
+    this.pages_2m--;
+    this.pages_4k += 512;
+    return true;
+  }
+
+  /** Whether the 2 MiB region at `g` is mapped through a page table of 4 KiB leaves (not a large leaf, not empty). */
+  hasPageTable(g: Gpa): boolean {
+    const v = this.tableAt(g, 2, false);
+    if (!v) return false;
+    const i = Math.floor(g / levelSize(2)) % 512;
+    return Ept.present(v, i) && !(v[2 * i]! & EPT_PS);
   }
 
   /**
@@ -235,7 +267,7 @@ export class Ept {
   leaves(start: Gpa, end: Gpa): EptLeaf[] {
     const out: EptLeaf[] = [];
     this.visit(this.root, 4, asGpa(0), start, end, (v, i, g, level) => {
-      out.push({ gpa: g, level, pfn: Ept.entryPfn(v, i), writable: (v[2 * i]! & EPT_W) !== 0 });
+      out.push({ gpa: g, level, pfn: Ept.entryPfn(v, i), writable: (v[2 * i]! & EPT_W) !== 0, executable: (v[2 * i]! & EPT_X) !== 0 });
     });
     return out;
   }
@@ -270,7 +302,7 @@ export class Ept {
       const i = Math.floor(g / size) % 512;
       if (!Ept.present(v, i)) return null;
       if (l === 1 || v[2 * i]! & EPT_PS) {
-        return { gpa: alignDown(g, size), level: l as 1 | 2, pfn: Ept.entryPfn(v, i), writable: (v[2 * i]! & EPT_W) !== 0 };
+        return { gpa: alignDown(g, size), level: l as 1 | 2, pfn: Ept.entryPfn(v, i), writable: (v[2 * i]! & EPT_W) !== 0, executable: (v[2 * i]! & EPT_X) !== 0 };
       }
       v = this.view(Ept.entryPfn(v, i));
     }

@@ -8,10 +8,15 @@
  *   a huge PMD, the slot allows a large page there and dirty logging is off) → install →
  *   put_page (drop the gup pin) → INVEPT if a present translation was replaced.
  *
+ * With host.kernel '6.x' the level comes from kvm_mmu_hugepage_adjust instead: the host
+ * page-table level at the HVA (a PTE-mapped large folio gives 4 KiB leaves) and the NX
+ * huge pages mitigation.
+ *
  * One call handles one exit; a retry returns to the guest, which faults again, exactly as
  * KVM returns from tdp_page_fault with 0 and re-enters the guest.
  */
-import { HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, type Gpa, type Pfn } from '../../util/address.ts';
+import { HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, type Gpa, type Hva, type Pfn } from '../../util/address.ts';
+import type { PageMapping } from '../../mm/types.ts';
 import { HugevisorError, OutOfMemoryError } from '../../util/errors.ts';
 import { gpaToHva, slotAllowsLargePage, type Memslot } from './memslot.ts';
 import { markPageDirty } from './dirty-log.ts';
@@ -46,6 +51,57 @@ function hostOomMessage(g: Gpa, e: OutOfMemoryError): string {
  */
 function forcePtLevel(slot: Memslot): boolean {
   return slot.dirtyBitmap !== null;
+}
+
+/** How one fault maps: the leaf, and what the NX huge pages mitigation asks for. */
+type MappingPlan =
+  | { level: 1 | 2; mapGpa: Gpa; mapPfn: Pfn; executable: boolean; nxSplit: boolean }
+  | { bug: string };
+
+/**
+ * transparent_hugepage_adjust (2.6.38 arch/x86/kvm/mmu.c): a 2 MiB leaf when the page gup
+ * returned is part of a compound page (PageTransCompound) — in the 2.6.38 host that is a
+ * THP mapped by a huge PMD, follow_page's `huge` — the whole 2 MiB GPA range is in the slot
+ * with GPA ≡ HVA (mod 2 MiB) (the lpage disallow rules) and dirty logging is off.
+ */
+function transparent_hugepage_adjust(slot: Memslot, page: Gpa, base: Gpa, pfn: Pfn, m: PageMapping, forcePt: boolean): MappingPlan {
+  if (forcePt || !m.huge || !slotAllowsLargePage(slot, base)) return { level: 1, mapGpa: page, mapPfn: pfn, executable: true, nxSplit: false };
+  // VM_BUG_ON((gfn & mask) != (pfn & mask)) — the congruence the slot check guarantees.
+  if ((page - base) / PAGE_SIZE !== pfn - m.headPfn) return { bug: `EPT fault: gpa ${hex(page)} and pfn ${pfn} not congruent inside the THP at ${m.headPfn}` };
+  return { level: 2, mapGpa: base, mapPfn: m.headPfn, executable: true, nxSplit: false };
+}
+
+/**
+ * kvm_mmu_max_mapping_level (6.x arch/x86/kvm/mmu/mmu.c): the largest leaf the slot allows
+ * at `base` (lpage_info: alignment, slot bounds, dirty logging), capped by
+ * host_pfn_mapping_level — the level of the host page table that maps the HVA now
+ * (lookup_address_in_mm). A PTE-mapped page of a large folio is PG_LEVEL_4K: the folio's
+ * size does not matter, only how the host maps it.
+ */
+export function kvm_mmu_max_mapping_level(k: KvmMmu, slot: Memslot, base: Gpa, h: Hva, forcePt: boolean): { level: 1 | 2; headPfn: Pfn | null } {
+  if (forcePt || !slotAllowsLargePage(slot, base)) return { level: 1, headPfn: null };
+  const host = k.mm.lookup_address_in_mm(h);
+  if (!host || host.level !== 2) return { level: 1, headPfn: null };
+  return { level: 2, headPfn: host.pfn };
+}
+
+/**
+ * kvm_mmu_hugepage_adjust (6.x): req_level from kvm_mmu_max_mapping_level; with the NX
+ * huge pages mitigation an instruction fetch may not use a large leaf
+ * (huge_page_disallowed: goal_level = PG_LEVEL_4K, and the region's large leaf is split),
+ * large leaves are mapped non-executable, and a region already split for a fetch stays
+ * 4 KiB for every access (disallowed_hugepage_adjust) until the recovery worker zaps it.
+ */
+function kvm_mmu_hugepage_adjust(k: KvmMmu, slot: Memslot, page: Gpa, base: Gpa, h: Hva, pfn: Pfn, forcePt: boolean, exec: boolean): MappingPlan {
+  const req = kvm_mmu_max_mapping_level(k, slot, base, h, forcePt);
+  if (req.level === 1) return { level: 1, mapGpa: page, mapPfn: pfn, executable: true, nxSplit: false };
+  if ((page - base) / PAGE_SIZE !== pfn - req.headPfn!) return { bug: `EPT fault: gpa ${hex(page)} and pfn ${pfn} not congruent inside the huge PMD at ${req.headPfn}` };
+  if (k.nx_huge_pages) {
+    if (exec) return { level: 1, mapGpa: page, mapPfn: pfn, executable: true, nxSplit: true };
+    if (k.isPossibleNxHugePage(base)) return { level: 1, mapGpa: page, mapPfn: pfn, executable: true, nxSplit: false };
+    return { level: 2, mapGpa: base, mapPfn: req.headPfn!, executable: false, nxSplit: false };
+  }
+  return { level: 2, mapGpa: base, mapPfn: req.headPfn!, executable: true, nxSplit: false };
 }
 
 /** Handle one EPT violation at `g` (tdp_page_fault). */
@@ -88,31 +144,31 @@ export function tdpPageFault(k: KvmMmu, g: Gpa, access: AccessKind): EptFaultRes
     throw new Error(`EPT fault: gup returned pfn ${pfn} for hva ${hex(h)} but the host maps ${m ? m.pfn : 'nothing'}`);
   }
 
-  // transparent_hugepage_adjust: a THP behind the HVA, the whole 2 MiB GPA range in the
-  // slot with GPA ≡ HVA (mod 2 MiB) (KVM's lpage disallow rules) and no dirty logging.
-  let level: 1 | 2 = 1;
-  let mapGpa = page;
-  let mapPfn = pfn;
   const base = alignDown(g, HPAGE_PMD_SIZE);
-  if (!forcePt && m.huge && slotAllowsLargePage(slot, base)) {
-    // VM_BUG_ON((gfn & mask) != (pfn & mask)) — the congruence the slot check guarantees.
-    if ((page - base) / PAGE_SIZE !== pfn - m.headPfn) {
-      k.host.put_page(pfn);
-      throw new Error(`EPT fault: gpa ${hex(g)} and pfn ${pfn} not congruent inside the THP at ${m.headPfn}`);
-    }
-    level = 2;
-    mapGpa = base;
-    mapPfn = m.headPfn;
+  const plan = k.kernel === '6.x'
+    ? kvm_mmu_hugepage_adjust(k, slot, page, base, h, pfn, forcePt, access === Access.FETCH)
+    : transparent_hugepage_adjust(slot, page, base, pfn, m, forcePt);
+  if ('bug' in plan) {
+    k.host.put_page(pfn);
+    throw new Error(plan.bug);
   }
+  const { level, mapGpa, mapPfn } = plan;
 
   // Write access only when the host PTE is writable now (after gup(write) broke any COW):
   // a read fault on a COW-shared or zero page maps read-only, so the guest's first write
   // exits again and goes through the host's COW. Dirty logging maps read-only until the
   // first write so that write is seen.
   const writable = m.writable && (!forcePt || write);
-  let replaced: boolean;
+  let replaced = false;
   try {
-    replaced = k.ept.map(mapGpa, mapPfn, level, writable);
+    if (plan.nxSplit) {
+      // tdp_mmu_map met the non-executable large leaf where the page table must go: split it
+      // in place (its 4 KiB pieces are executable: the mitigation is about large pages).
+      replaced = k.ept.splitHugePage(base, true);
+      if (replaced) k.stats.kvm_mmu_split_huge_page++;
+    }
+    replaced = k.ept.map(mapGpa, mapPfn, level, writable, plan.executable) || replaced;
+    if (plan.nxSplit) k.track_possible_nx_huge_page(base);
   } catch (e) {
     // A new EPT table needs a host frame (alloc_kernel_page) and there is none left.
     if (!(e instanceof OutOfMemoryError)) throw e;
