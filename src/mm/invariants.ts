@@ -83,6 +83,7 @@ export function checkInvariants(host: Host): void {
     });
     if (mm.pmd_huge_pte.length !== huge) fail(`mm ${mm.id}: ${huge} huge PMDs but ${mm.pmd_huge_pte.length} deposited PTE tables`);
   }
+  for (let p = 0; p < n; p++) if (!free[p] && pg.flags[p] & PG_buddy && !listed.has(p)) fail(`frame ${p}: PG_buddy but on no free list`);
   host.policy.checkInvariants(maps, pmdMaps, free);
   if (host.kernel === '6.x') checkMthpAndSwapClusters(host, free);
 }
@@ -130,7 +131,6 @@ function checkMthpAndSwapClusters(host: Host, free: Uint8Array): void {
 export function check_2638(host: Host, maps: Int32Array, pmdMaps: Int32Array, free: Uint8Array): void {
   const pg = host.pages;
   const n = host.nrFrames;
-  const listed = new Set<number>(Array.from(host.buddy.freeBlocks(), ([pfn]) => pfn));
   let thpMapped = 0;
   let smallMapped = 0;
   for (let p = 0; p < n; p++) {
@@ -141,7 +141,6 @@ export function check_2638(host: Host, maps: Int32Array, pmdMaps: Int32Array, fr
   for (let p = 0; p < n; p++) {
     if (free[p]) continue;
     const f = pg.flags[p];
-    if (f & PG_buddy && !listed.has(p)) fail(`frame ${p}: PG_buddy but on no free list`);
     const mc = pg._mapcount[p] + 1;
     if (mc !== maps[p]) fail(`page ${p}: _mapcount+1 = ${mc} but ${maps[p]} page-table entries map it`);
     if (f & PG_tail) {
