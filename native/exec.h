@@ -274,6 +274,10 @@ extern const Handler kAluGEm[2][8];
 extern const Handler kAluEGm[2][8];
 extern const Handler kMovLoad[2];
 extern const Handler kMovStore[2];
+extern const Handler kMovzxLoad[2];     // [source is 16-bit]: MOVZX r32/r64, m8/m16
+extern const Handler kMovzxRR[2];       // MOVZX r32/r64, r8 (not AH..BH) / r16
+extern const Handler kMovsxLoad[2][2];  // [64-bit destination][source is 16-bit]
+extern const Handler kMovsxRR[2][2];
 extern const Handler kJccHandlers[16];
 extern const Handler kImulRR[2];    // fast path: IMUL r, r
 extern const Handler kShiftRI[2][8];  // fast path: SHL/SHR/SAR r, imm (masked count != 0)

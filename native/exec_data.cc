@@ -44,6 +44,39 @@ int h_movzx(Cpu& c, const Insn& i) {
   set_G(c, i, i.osz, v);
   return ST_OK;
 }
+// MOVZX/MOVSX into a 32/64-bit register (decode picks them): from memory at the constant
+// source size (SRC 1 or 2), or from a register other than AH..BH. Indexed [SRC == 2].
+template <unsigned SRC>
+int h_movzx_load(Cpu& c, const Insn& i) {
+  uint64_t v;
+  Status s = c.read(ea(c, i), SRC, &v);
+  if (s != ST_OK) return s;
+  c.r[i.reg] = v;  // zero-extended to 64 bits, which is also the 32-bit write
+  return ST_OK;
+}
+template <unsigned SRC>
+int h_movzx_rr(Cpu& c, const Insn& i) {
+  c.r[i.reg] = c.r[i.rm] & size_mask(SRC);
+  return ST_OK;
+}
+template <unsigned SRC, unsigned SZ>
+int h_movsx_load(Cpu& c, const Insn& i) {
+  uint64_t v;
+  Status s = c.read(ea(c, i), SRC, &v);
+  if (s != ST_OK) return s;
+  c.r[i.reg] = static_cast<uint64_t>(sext(v, SRC)) & size_mask(SZ);
+  return ST_OK;
+}
+template <unsigned SRC, unsigned SZ>
+int h_movsx_rr(Cpu& c, const Insn& i) {
+  c.r[i.reg] = static_cast<uint64_t>(sext(c.r[i.rm] & size_mask(SRC), SRC)) & size_mask(SZ);
+  return ST_OK;
+}
+const Handler kMovzxLoad[2] = {h_movzx_load<1>, h_movzx_load<2>};
+const Handler kMovzxRR[2] = {h_movzx_rr<1>, h_movzx_rr<2>};
+const Handler kMovsxLoad[2][2] = {{h_movsx_load<1, 4>, h_movsx_load<2, 4>}, {h_movsx_load<1, 8>, h_movsx_load<2, 8>}};
+const Handler kMovsxRR[2][2] = {{h_movsx_rr<1, 4>, h_movsx_rr<2, 4>}, {h_movsx_rr<1, 8>, h_movsx_rr<2, 8>}};
+
 int h_movsx(Cpu& c, const Insn& i) {
   const unsigned src = i.op == 0xBE ? 1 : 2;
   uint64_t v, addr = 0;

@@ -143,6 +143,12 @@ for (const a of ['movzbl %ah, %ecx', 'movzbq %cl, %rax', 'movzwl %cx, %eax', 'mo
   'mov $0x12345678, %ecx', 'mov $-1, %rbx', 'mov $0x55, %ch']) {
   add(a, ALL);
 }
+// MOVZX/MOVSX from memory and into 64-bit registers (their constant-size forms in decode.cc).
+for (const a of ['push %rdx; movzbl 1(%rsp), %eax; movzwq 2(%rsp), %rcx; movzbq 7(%rsp), %rbx; pop %rdx',
+  'push %rdx; movsbl 3(%rsp), %eax; movswq 4(%rsp), %rcx; movsbq 7(%rsp), %rbx; pop %rdx',
+  'push %rdx; movswl 6(%rsp), %eax; movzwl 5(%rsp), %ecx; pop %rdx', 'movsbq %cl, %rbx', 'movzwq %cx, %rbx', 'movswq %dx, %rcx']) {
+  add(a, ALL);
+}
 for (const cc of ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g']) {
   add(`cmov${cc} %rcx, %rax`, ALL);
   add(`cmov${cc} %ecx, %eax`, ALL); // zero-extends RAX even when the condition is false
