@@ -272,7 +272,7 @@ ExitReason Cpu::run_loop(uint64_t budget) {
   // between two iterations (ST_PREEMPT: RCX/RSI/RDI updated, RIP still on it, not retired,
   // as hardware stops one for an interrupt) and the next run() continues it, so run(n) does
   // at most n units of work and the instructions counter still counts a REP once, when it
-  // retires. Each instruction a block runs is charged one unit up front (blk_n_ <= left);
+  // retires. Each instruction a block runs is charged one unit up front (blk_end_ - block start <= left);
   // rep_spare_ holds the units beyond those, which rep_loop (exec_string.cc) takes from.
   uint64_t left = budget;
   // An exception whose delivery a VM exit interrupted is delivered again first (as
@@ -326,14 +326,15 @@ ExitReason Cpu::run_loop(uint64_t budget) {
         }
       } else {
         // Run the block: at most `left` instructions; a store into the block's own bytes
-        // (self-modifying code) cuts it short after that instruction (write() zeroes blk_n_).
+        // (self-modifying code) cuts it short after that instruction (write() sets blk_end_ to nullptr).
         unsigned k;
+        uint64_t hits = 0;  // decode-cache hits, counted once the block stops looping
         const bool rep = b.has_rep;  // only then can an instruction take more than its unit
         blk_lo_ = p;
         blk_len_ = b.nbytes;
         for (;;) {
           const uint64_t n = std::min<uint64_t>(b.n, left);
-          blk_n_ = n;
+          blk_end_ = b.insn + n;
           if (rep) rep_spare_ = left - n;
           blk_tsc_base_ = retired_total;
           const Insn* in = b.insn;
@@ -343,13 +344,13 @@ ExitReason Cpu::run_loop(uint64_t budget) {
             r[R_RIP] = rip + in->end;
             s = static_cast<Status>(in->fn(*this, *in));
             if (__builtin_expect(s != ST_OK, 0)) break;
-          } while (++in < b.insn + blk_n_);
+          } while (++in < blk_end_);
           k = static_cast<unsigned>(in - b.insn);
           if (s == ST_FUSED) {  // the fused pair retired: the block's last two instructions
             k += 2;
             s = ST_OK;
           }
-          counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
+          hits += k + (s != ST_OK);
           retired_total += k;
           left = rep ? rep_spare_ + n - k : left - k;  // k retired, one unit each, plus what REP iterations took
           // A block that jumps back to its own start (a hot loop) runs again without the
@@ -360,6 +361,7 @@ ExitReason Cpu::run_loop(uint64_t budget) {
             break;
         }
         blk_len_ = 0;
+        counters_.inc(C_decode_cache_hits, hits);
         if (s == ST_OK) continue;
         insn_rip = rip + b.insn[k].end - b.insn[k].len;
         if (s == ST_EXC) ss_fixup(b.insn[k]);  // #SS for a stack-segment reference

@@ -123,10 +123,10 @@ class Cpu {
   uint64_t insn_rip = 0;   // RIP of the instruction executing (r[R_RIP] already points past it)
   uint64_t retired_total = 0;  // lifetime instructions retired (RDTSC; not reset with counters)
   // The block being executed: its host bytes [blk_lo_, blk_lo_ + blk_len_) for the
-  // self-modifying-code check in write(), its remaining length, and retired_total at its start.
+  // self-modifying-code check in write(), where this run of it stops, and retired_total at its start.
   const uint8_t* blk_lo_ = nullptr;
   uint64_t blk_len_ = 0;
-  uint64_t blk_n_ = 0;
+  const Insn* blk_end_ = nullptr;  // one past the last instruction this run of the block may execute
   uint64_t blk_tsc_base_ = 0;
   // Budget units a REP string instruction may take for iterations beyond the one unit each
   // instruction of the running block is already charged (run() in cpu.cc; rep_loop in
@@ -287,7 +287,7 @@ class Cpu {
     const uint64_t fr = static_cast<uint64_t>(p - arena_base_) >> kPageShift;
     if (code_frames_ && !((code_frames_[fr >> 3] >> (fr & 7)) & 1)) return;
     ++code_epoch_;
-    if (static_cast<uint64_t>(p + size - 1 - blk_lo_) < blk_len_ + size - 1) blk_n_ = 0;
+    if (static_cast<uint64_t>(p + size - 1 - blk_lo_) < blk_len_ + size - 1) blk_end_ = nullptr;
   }
   // A translation fault: #PF into the guest, or a VM exit for EPT violation / MMIO.
   Status fault(const Fault& f);

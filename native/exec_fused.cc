@@ -8,7 +8,7 @@
 // Whenever the pair cannot retire as a whole the handler retires only the first instruction
 // and returns ST_OK, and the Jcc (still the block's next instruction, unchanged) runs on its
 // own: when the run's budget ends between the two (the block runs fewer than all of its
-// instructions: Cpu::blk_n_), and when the branch is taken to a non-canonical target (the
+// instructions: Cpu::blk_end_), and when the branch is taken to a non-canonical target (the
 // Jcc's own handler then raises #GP on the Jcc, with the first instruction retired).
 #include <array>
 #include <utility>
@@ -38,7 +38,7 @@ int h_fused(Cpu& c, const Insn& i) {
     if (OP != ALU_CMP) c.r[i.rm] = r;
   }
   c.afl_ = fl;
-  if (__builtin_expect(i.idx + 2u > c.blk_n_, 0)) return ST_OK;  // the budget ends before the Jcc
+  if (__builtin_expect(&i + 2 > c.blk_end_, 0)) return ST_OK;  // the budget ends before the Jcc
   const uint64_t next = c.r[R_RIP] + i.base;  // past the Jcc
   if (!cond_a(fl, CC)) {
     c.r[R_RIP] = next;
