@@ -14,11 +14,17 @@
  *   npm run bench -- cworkloads
  *   HV_BENCH_SCALE=0.2   shorter runs          HV_BENCH_REPEATS=3   repeats (median; 3)
  *   HV_BENCH_QEMU=0      skip the QEMU side    HV_BENCH_ONLY=gups   workloads whose name has it
+ *
+ *   npm run bench -- cworkloads --profile
+ * prints, instead, host instructions per guest instruction of each workload (bench/_profile.ts:
+ * callgrind counting inside the interpreter's run loop only, not the TS VMM), at
+ * HV_BENCH_SCALE times 0.05 of the work (valgrind is slow).
  */
 import { createVm, sample, type RunResult } from '../src/api/index.ts';
 import { qemuAvailable } from '../tools/qemu/run-guest.mjs';
 import { qemuElfRate } from '../tools/qemu/bench.mjs';
 import { figure } from './_figures.ts';
+import { hostPerGuest, profileChild, profileMode, reportChild } from './_profile.ts';
 
 const REPEATS = Number(process.env.HV_BENCH_REPEATS ?? 3);
 const scale = Number(process.env.HV_BENCH_SCALE ?? 1);
@@ -69,11 +75,29 @@ function runOnce(b: Bench, args: number[]): { r: RunResult; cpuNs: number; wallN
 }
 
 const fmt = (x: number, w = 7, d = 1) => x.toFixed(d).padStart(w);
+const scaled = (b: Bench, s: number) => b.args.map((a, i) => (i === b.work ? Math.max(1, Math.round(a * s)) : a));
+if (profileChild) {
+  // One run of the workload HV_BENCH_ONLY names exactly (bench/_profile.ts).
+  const b = benches.find((x) => x.guest === only);
+  if (!b) throw new Error(`--profile-child: no workload named ${only}`);
+  reportChild(runOnce(b, scaled(b, scale)).r.instructions);
+  process.exit(0);
+}
+if (profileMode) {
+  console.log('host instructions (callgrind, inside Cpu::run) per guest instruction, EPT on (the VMM in TS not counted)');
+  for (const b of benches.filter((x) => x.guest.includes(only))) {
+    const s = 0.05 * scale;
+    const p = hostPerGuest(new URL(import.meta.url).pathname, { HV_BENCH_ONLY: b.guest, HV_BENCH_SCALE: String(s), HV_BENCH_QEMU: '0' });
+    console.log(`${b.guest.padEnd(12)} ${scaled(b, s).join(' ').padEnd(26)} ${fmt(p.ratio, 7, 2)}  (${(p.host / 1e6).toFixed(1)} M over ${(p.guest / 1e6).toFixed(2)} M guest instructions)`);
+    figure(`${b.guest}: host instructions per guest instruction`, p.ratio, 'instr', 'lower');
+  }
+  process.exit(0);
+}
 console.log(`hugevisor (EPT, defaults): guest M instr/s per CPU-second [per wall-second], median of ${REPEATS}; ` +
   `QEMU ${withQemu ? 'TCG: wall-clock, tiny run subtracted, median of 3' : 'not run (not installed or HV_BENCH_QEMU=0)'}`);
 console.log(`${'workload'.padEnd(12)} ${'arguments'.padEnd(26)} ${'M instr'.padStart(8)}  ${'hv'.padStart(7)} ${'[wall]'.padStart(9)}  ${'QEMU'.padStart(7)}  hv/QEMU cpu | wall`);
 for (const b0 of benches.filter((x) => x.guest.includes(only))) {
-  const args = b0.args.map((a, i) => (i === b0.work ? Math.max(1, Math.round(a * scale)) : a));
+  const args = scaled(b0, scale);
   const b = { ...b0, args };
   const cpu: number[] = [], wall: number[] = [];
   let first: RunResult | undefined;

@@ -18,12 +18,18 @@
  *   npm run bench -- interp
  *   HV_BENCH_SCALE=0.2   shorter runs          HV_BENCH_REPEATS=3   repeats (median; 5)
  *   HV_BENCH_QEMU=0      skip the QEMU side    HV_BENCH_ONLY=gups   workloads whose name has it
+ *
+ *   npm run bench -- interp --profile
+ * prints, instead, host instructions per guest instruction of each body in native mode
+ * (bench/_profile.ts: callgrind counting inside the interpreter's run loop only), which the
+ * machine's load does not change. Slow (valgrind): about a minute.
  */
 import { ExitReason } from '../src/native/types.ts';
 import { CODE, assemble, makeMachine, type Machine } from '../test/vcpu-harness.ts';
 import { qemuAvailable } from '../tools/qemu/run-guest.mjs';
 import { qemuGuestRate } from '../tools/qemu/bench.mjs';
 import { figure } from './_figures.ts';
+import { hostPerGuest, profileChild, profileMode, reportChild } from './_profile.ts';
 
 const REPEATS = Number(process.env.HV_BENCH_REPEATS ?? 5);
 const scale = Number(process.env.HV_BENCH_SCALE ?? 1);
@@ -78,6 +84,8 @@ function eptMachine(guest: number, pageSize: PageSize): Machine {
 
 interface Workload {
   name: string;
+  /** HV_BENCH_SCALE of the --profile run (small: it runs under valgrind). */
+  profileScale: number;
   qemu?: 'alu-loop' | 'mem-scan' | 'pointer-chase' | 'gups';
   /** Runs REPEATS times; returns CPU ns and wall ns per run and the instructions per run. */
   run(mode: Mode): { cpu: number[]; wall: number[]; instructions: number };
@@ -108,6 +116,7 @@ function timeRuns(m: Machine, init: (r: number) => void, expect: { instructions:
 
 const aluLoop: Workload = {
   name: 'alu-loop (add, xor, dec, jnz)',
+  profileScale: 0.01,
   qemu: 'alu-loop',
   run(mode) {
     const iters = Math.round(100_000_000 * scale);
@@ -128,6 +137,7 @@ const aluLoop: Workload = {
 function memScan(pageSize: PageSize): Workload {
   return {
     name: `mem-scan 64 MiB, ${pageSize === 4096 ? '4K' : '2M'} pages`,
+    profileScale: 0.05,
     qemu: pageSize === 4096 ? 'mem-scan' : undefined,
     run(mode) {
       const region = Math.max(MiB, Math.round(64 * MiB * scale)) & ~0xfff;
@@ -151,6 +161,7 @@ function memScan(pageSize: PageSize): Workload {
 // Hull-Dobell LCG), 3 instructions per step.
 const pointerChase: Workload = {
   name: 'pointer-chase 64 MiB, 4K pages',
+  profileScale: 0.2,
   qemu: 'pointer-chase',
   run(mode) {
     const region = 64 * MiB, base = 16 * MiB, nodes = region / 64;
@@ -176,6 +187,7 @@ const pointerChase: Workload = {
 function gups(pageSize: PageSize): Workload {
   return {
     name: `gups 256 MiB, ${pageSize === 4096 ? '4K' : '2M'} pages`,
+    profileScale: 0.1,
     qemu: pageSize === 4096 ? 'gups' : undefined,
     run(mode) {
       const region = 256 * MiB, base = 16 * MiB;
@@ -207,6 +219,23 @@ const workloads = [aluLoop, memScan(4096), memScan(2097152), pointerChase, gups(
   .filter((w) => w.name.includes(only));
 
 const fmt = (x: number, w = 7, d = 1) => x.toFixed(d).padStart(w);
+if (profileChild) {
+  // One run of the one body HV_BENCH_ONLY names exactly (bench/_profile.ts).
+  const w = workloads.find((x) => x.name === only);
+  if (!w) throw new Error(`--profile-child: no workload named ${only}`);
+  reportChild(w.run('native').instructions);
+  process.exit(0);
+}
+if (profileMode) {
+  console.log('host instructions (callgrind, inside Cpu::run) per guest instruction, native mode');
+  for (const w of workloads) {
+    const env = { HV_BENCH_ONLY: w.name, HV_BENCH_REPEATS: '1', HV_BENCH_SCALE: String(w.profileScale), HV_BENCH_QEMU: '0' };
+    const p = hostPerGuest(new URL(import.meta.url).pathname, env);
+    console.log(`${w.name.padEnd(32)} ${fmt(p.ratio, 7, 2)}  (${(p.host / 1e6).toFixed(1)} M over ${(p.guest / 1e6).toFixed(2)} M guest instructions)`);
+    figure(`${w.name}: host instructions per guest instruction`, p.ratio, 'instr', 'lower');
+  }
+  process.exit(0);
+}
 console.log(`hugevisor: guest M instr/s per CPU-second [per wall-second], median of ${REPEATS}; ` +
   `QEMU ${withQemu ? 'TCG: wall-clock, start-up cancelled, median of 3' : 'not run (not installed or HV_BENCH_QEMU=0)'}`);
 console.log(`${'workload'.padEnd(32)} ${'native'.padStart(7)} ns/ins ${'[wall]'.padStart(8)}  ${'EPT'.padStart(7)} ${'[wall]'.padStart(8)} EPT/nat  ${'QEMU'.padStart(7)} ns/ins  hv/QEMU nat, EPT: cpu | wall`);

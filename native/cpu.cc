@@ -202,6 +202,17 @@ void Cpu::build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b)
     n++;
     if (in.flags & IF_END) break;
   }
+  // A flag-setting register instruction right before the block's closing Jcc runs fused with
+  // it (exec_fused.cc); the Jcc stays in the block for the cases the pair cannot retire whole.
+  if (n >= 2 && is_jcc(b.insn[n - 1])) {
+    Insn& x = b.insn[n - 2];
+    const Insn& j = b.insn[n - 1];
+    if (const Handler h = fused_handler(x, j.sub)) {
+      x.fn = h;
+      x.disp = static_cast<int32_t>(j.imm);
+      x.base = j.len;
+    }
+  }
   counters_.inc(C_decode_cache_misses, n);
   b.has_rep = false;
   for (unsigned k = 0; k < n; k++) b.has_rep |= (b.insn[k].flags & IF_REP) != 0;
@@ -233,7 +244,7 @@ static inline bool block_valid(const Block& b, const uint8_t* p, unsigned off) {
   return diff == 0;
 }
 
-ExitReason Cpu::run(uint64_t budget) {
+ExitReason Cpu::run_loop(uint64_t budget) {
   if (released_) {  // a closed VM: TS refuses first, this keeps a stray call harmless
     exit_.f[EF_reason] = EXIT_INTERNAL;
     exit_.f[EF_budget_used] = 0;
@@ -261,7 +272,7 @@ ExitReason Cpu::run(uint64_t budget) {
   // between two iterations (ST_PREEMPT: RCX/RSI/RDI updated, RIP still on it, not retired,
   // as hardware stops one for an interrupt) and the next run() continues it, so run(n) does
   // at most n units of work and the instructions counter still counts a REP once, when it
-  // retires. Each instruction a block runs is charged one unit up front (blk_n_ <= left);
+  // retires. Each instruction a block runs is charged one unit up front (blk_end_ - block start <= left);
   // rep_spare_ holds the units beyond those, which rep_loop (exec_string.cc) takes from.
   uint64_t left = budget;
   // An exception whose delivery a VM exit interrupted is delivered again first (as
@@ -315,26 +326,31 @@ ExitReason Cpu::run(uint64_t budget) {
         }
       } else {
         // Run the block: at most `left` instructions; a store into the block's own bytes
-        // (self-modifying code) cuts it short after that instruction (write() zeroes blk_n_).
+        // (self-modifying code) cuts it short after that instruction (write() sets blk_end_ to nullptr).
         unsigned k;
+        uint64_t hits = 0;  // decode-cache hits, counted once the block stops looping
+        const bool rep = b.has_rep;  // only then can an instruction take more than its unit
+        blk_lo_ = p;
+        blk_len_ = b.nbytes;
         for (;;) {
           const uint64_t n = std::min<uint64_t>(b.n, left);
-          blk_n_ = n;
-          const bool rep = b.has_rep;  // only then can an instruction take more than its unit
+          blk_end_ = b.insn + n;
           if (rep) rep_spare_ = left - n;
-          blk_lo_ = p;
-          blk_len_ = b.nbytes;
           blk_tsc_base_ = retired_total;
-          for (k = 0; k < blk_n_; k++) {
-            const Insn& in = b.insn[k];
+          const Insn* in = b.insn;
+          do {
             // Only a block's last instruction (IF_END) or a faulting one changes RIP, so
             // each RIP is the block's start plus an offset: no load-add-store chain on RIP.
-            r[R_RIP] = rip + in.end;
-            s = static_cast<Status>(in.fn(*this, in));
+            r[R_RIP] = rip + in->end;
+            s = static_cast<Status>(in->fn(*this, *in));
             if (__builtin_expect(s != ST_OK, 0)) break;
+          } while (++in < blk_end_);
+          k = static_cast<unsigned>(in - b.insn);
+          if (s == ST_FUSED) {  // the fused pair retired: the block's last two instructions
+            k += 2;
+            s = ST_OK;
           }
-          blk_len_ = 0;
-          counters_.inc(C_decode_cache_hits, k + (s != ST_OK));
+          hits += k + (s != ST_OK);
           retired_total += k;
           left = rep ? rep_spare_ + n - k : left - k;  // k retired, one unit each, plus what REP iterations took
           // A block that jumps back to its own start (a hot loop) runs again without the
@@ -344,6 +360,8 @@ ExitReason Cpu::run(uint64_t budget) {
               mmu_.generation() != fetch_gen_ || fetch_vpn_ != (rip >> kPageShift))
             break;
         }
+        blk_len_ = 0;
+        counters_.inc(C_decode_cache_hits, hits);
         if (s == ST_OK) continue;
         insn_rip = rip + b.insn[k].end - b.insn[k].len;
         if (s == ST_EXC) ss_fixup(b.insn[k]);  // #SS for a stack-segment reference
@@ -514,7 +532,7 @@ Status Cpu::deliver(uint8_t vec, uint32_t err, bool has_err) {
   if (!canonical(r[R_RSP]) || !canonical(top - 8 * words)) return raise(V_SS, kExt, true);
   // Faults push RFLAGS with RF = 1 (SDM 17.3.1.1); #DF is an abort and #BP a trap: RF as it
   // is (0 here).
-  const uint64_t flags = r[R_RFLAGS] | (vec == V_DF || vec == V_BP ? 0 : FL_RF);
+  const uint64_t flags = rflags() | (vec == V_DF || vec == V_BP ? 0 : FL_RF);
   const uint64_t frame[6] = {r[R_SS], r[R_RSP], flags, r[R_CS], r[R_RIP], err};
   uint64_t sp = top;
   for (unsigned k = 0; k < words; k++) {

@@ -58,6 +58,8 @@ enum Status : int {
   ST_PREEMPT,     // a REP string instruction used every budget unit run() could give it and
                   // is not done: RIP stays on it (RCX/RSI/RDI hold the progress, as after a
                   // fault) and it has not retired
+  ST_FUSED,       // a fused compare-and-branch handler (exec_fused.cc) retired its
+                  // instruction and the block-ending Jcc after it (RIP set by the Jcc)
 };
 
 class Cpu {
@@ -71,7 +73,12 @@ class Cpu {
 
   // Execute until a VM exit or until `budget` units are used (the exit record's budget_used
   // says how many were; the unit is defined at run() in cpu.cc). Returns the reason.
-  ExitReason run(uint64_t budget);
+  ExitReason run(uint64_t budget) {
+    afl_ = afl_from(r[R_RFLAGS]);  // cpu.h afl_: the arithmetic flags move out of RFLAGS...
+    const ExitReason why = run_loop(budget);
+    r[R_RFLAGS] = rflags();  // ...and back
+    return why;
+  }
 
   // TS-side entry points (addon.cc): each drops the cached fetch translation, since the
   // Mmu may no longer hold what it was derived from.
@@ -86,6 +93,29 @@ class Cpu {
 
   // ---- state used by the instruction handlers (public: handlers are free functions) ----
   uint64_t r[R_STORAGE];
+  // While run() executes, the six arithmetic flags live here and not in r[R_RFLAGS] (whose
+  // other bits stay authoritative): in the layout the host's LAHF and SETO leave in AX
+  // (AH = SF ZF 0 AF 0 PF 1 CF, AL = OF), so a handler that lets the host ALU compute flags
+  // stores AX as it is, with no conversion and no merge into RFLAGS. run() loads them from
+  // r[R_RFLAGS] on entry and writes them back before it returns, so TS and the exit record
+  // only ever see RFLAGS. Inside run() every reader of RFLAGS goes through rflags() /
+  // arith() and every writer through set_rflags() / set_arith().
+  uint16_t afl_ = 0;
+  static constexpr uint16_t kAflCF = 0x100, kAflPF = 0x400, kAflAF = 0x1000, kAflZF = 0x4000,
+                            kAflSF = 0x8000, kAflOF = 0x1;
+  static uint16_t afl_from(uint64_t rf) {
+    return static_cast<uint16_t>(((rf & (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF)) << 8) | ((rf >> 11) & 1));
+  }
+  static uint64_t afl_to(uint16_t a) {
+    return ((a >> 8) & (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF)) | (static_cast<uint64_t>(a & 1) << 11);
+  }
+  uint64_t arith() const { return afl_to(afl_); }  // the arithmetic flags, RFLAGS layout
+  void set_arith(uint64_t f) { afl_ = afl_from(f); }
+  uint64_t rflags() const { return (r[R_RFLAGS] & ~FL_ARITH) | arith(); }
+  void set_rflags(uint64_t v) {
+    r[R_RFLAGS] = v;
+    afl_ = afl_from(v);
+  }
   Counters counters_;
   ExitRecord exit_;
   Mmu mmu_;
@@ -93,10 +123,10 @@ class Cpu {
   uint64_t insn_rip = 0;   // RIP of the instruction executing (r[R_RIP] already points past it)
   uint64_t retired_total = 0;  // lifetime instructions retired (RDTSC; not reset with counters)
   // The block being executed: its host bytes [blk_lo_, blk_lo_ + blk_len_) for the
-  // self-modifying-code check in write(), its remaining length, and retired_total at its start.
+  // self-modifying-code check in write(), where this run of it stops, and retired_total at its start.
   const uint8_t* blk_lo_ = nullptr;
   uint64_t blk_len_ = 0;
-  uint64_t blk_n_ = 0;
+  const Insn* blk_end_ = nullptr;  // one past the last instruction this run of the block may execute
   uint64_t blk_tsc_base_ = 0;
   // Budget units a REP string instruction may take for iterations beyond the one unit each
   // instruction of the running block is already charged (run() in cpu.cc; rep_loop in
@@ -257,7 +287,7 @@ class Cpu {
     const uint64_t fr = static_cast<uint64_t>(p - arena_base_) >> kPageShift;
     if (code_frames_ && !((code_frames_[fr >> 3] >> (fr & 7)) & 1)) return;
     ++code_epoch_;
-    if (static_cast<uint64_t>(p + size - 1 - blk_lo_) < blk_len_ + size - 1) blk_n_ = 0;
+    if (static_cast<uint64_t>(p + size - 1 - blk_lo_) < blk_len_ + size - 1) blk_end_ = nullptr;
   }
   // A translation fault: #PF into the guest, or a VM exit for EPT violation / MMIO.
   Status fault(const Fault& f);
@@ -317,6 +347,7 @@ class Cpu {
   void fetch_invalidate() { fetch_vpn_ = ~0ull; }
 
  private:
+  ExitReason run_loop(uint64_t budget);
   Status read_split(uint64_t va, unsigned size, uint64_t* out, Access acc);
   Status write_split(uint64_t va, unsigned size, uint64_t v);
   // Decode the instruction at r[R_RIP] when it is not in the cache (or crosses a page).

@@ -414,6 +414,9 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
       h = in.osz == 8 ? h_mov_rr64 : h_mov_rr32;
     } else if (h == h_incdec && (in.flags & IF_MEM) == 0 && opc == 0xFF) {
       h = kIncDecR[in.osz == 8][in.sub];
+    } else if ((h == h_movzx || h == h_movsx) && !(in.flags & IF_RM_HI)) {
+      const bool w = opc == 0xB7 || opc == 0xBF;
+      h = h == h_movzx ? kMovzxRR[w] : kMovsxRR[in.osz == 8][w];
     } else if (h == h_imul_GE) {  // register form: no 128-bit product
       h = kImulRR[in.osz == 8];
     } else if (h == h_shift && (opc == 0xC1 || opc == 0xD1) && (in.imm & (in.osz == 8 ? 63 : 31)) != 0 &&
@@ -426,6 +429,8 @@ unsigned decode(const uint8_t* p, unsigned avail, Insn* out) {
     else if (h == h_alu_EG) h = kAluEGm[q][in.sub];
     else if (h == h_mov_GE) h = kMovLoad[q];
     else if (h == h_mov_EG) h = kMovStore[q];
+    else if (h == h_movzx) h = kMovzxLoad[opc == 0xB7];
+    else if (h == h_movsx) h = kMovsxLoad[q][opc == 0xBF];
   }
   in.fn = h;
   in.len = static_cast<uint8_t>(n);

@@ -88,7 +88,7 @@ __attribute__((always_inline)) inline uint64_t flags_sub(uint64_t a, uint64_t b,
   if ((a ^ b) & (a ^ r) & sign_bit(sz)) f |= FL_OF;
   return f;
 }
-inline void set_arith_flags(Cpu& c, uint64_t f) { c.r[R_RFLAGS] = (c.r[R_RFLAGS] & ~FL_ARITH) | f; }
+inline void set_arith_flags(Cpu& c, uint64_t f) { c.set_arith(f); }
 
 // The eight classic ALU operations (ModRM.reg of group 1 / bits 5..3 of opcodes 00..3F).
 enum AluOp : uint8_t { ALU_ADD, ALU_OR, ALU_ADC, ALU_SBB, ALU_AND, ALU_SUB, ALU_XOR, ALU_CMP };
@@ -133,10 +133,11 @@ __attribute__((always_inline)) inline uint64_t alu_portable(uint8_t op, uint64_t
   else asm(CARRY I "b %b2, %b0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b), "r"(cf) : "cc");
 inline uint64_t lahf_flags(uint64_t fl) { return ((fl >> 8) & (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF)) | ((fl & 1) << 11); }
 
+// alu_a: the result, and the flags in Cpu::afl_'s layout (LAHF:SETO, as the host leaves
+// them) in *afl; `cf` is the carry in (0 or 1) of ADC/SBB.
 template <uint8_t OP, unsigned SZ>
-__attribute__((always_inline)) inline uint64_t alu_t(uint64_t a, uint64_t b, uint64_t flags_in, uint64_t* f) {
+__attribute__((always_inline)) inline uint64_t alu_a(uint64_t a, uint64_t b, uint64_t cf, uint16_t* afl) {
   uint64_t r = a, fl;
-  const uint64_t cf = flags_in & FL_CF;
   switch (OP) {
     case ALU_ADD: HV_HOST_ALU("add", "") break;
     case ALU_ADC: HV_HOST_ALU("adc", "btl $0, %k3\n\t") break;
@@ -146,15 +147,29 @@ __attribute__((always_inline)) inline uint64_t alu_t(uint64_t a, uint64_t b, uin
     case ALU_AND: HV_HOST_ALU("and", "") break;
     default: HV_HOST_ALU("xor", "") break;
   }
-  *f = lahf_flags(fl);
-  if (OP == ALU_OR || OP == ALU_AND || OP == ALU_XOR) *f &= ~FL_AF;  // undefined: 0, as portable
+  *afl = static_cast<uint16_t>(fl);
+  if (OP == ALU_OR || OP == ALU_AND || OP == ALU_XOR) *afl &= ~Cpu::kAflAF;  // undefined: 0, as portable
   return r & size_mask(SZ);
 }
 #undef HV_HOST_ALU
+template <uint8_t OP, unsigned SZ>
+__attribute__((always_inline)) inline uint64_t alu_t(uint64_t a, uint64_t b, uint64_t flags_in, uint64_t* f) {
+  uint16_t afl;
+  const uint64_t r = alu_a<OP, SZ>(a, b, flags_in & FL_CF, &afl);
+  *f = Cpu::afl_to(afl);
+  return r;
+}
 #else
 template <uint8_t OP, unsigned SZ>
 __attribute__((always_inline)) inline uint64_t alu_t(uint64_t a, uint64_t b, uint64_t flags_in, uint64_t* f) {
   return alu_portable(OP, a, b, flags_in, SZ, f);
+}
+template <uint8_t OP, unsigned SZ>
+__attribute__((always_inline)) inline uint64_t alu_a(uint64_t a, uint64_t b, uint64_t cf, uint16_t* afl) {
+  uint64_t f;
+  const uint64_t r = alu_portable(OP, a, b, cf ? FL_CF : 0, SZ, &f);
+  *afl = Cpu::afl_from(f);
+  return r;
 }
 #endif
 
@@ -193,6 +208,22 @@ __attribute__((always_inline)) inline bool cond(uint64_t fl, uint8_t cc) {
     case 5: t = fl & FL_PF; break;
     case 6: t = !(fl & FL_SF) != !(fl & FL_OF); break;
     default: t = (fl & FL_ZF) || (!(fl & FL_SF) != !(fl & FL_OF)); break;
+  }
+  return t ^ (cc & 1);
+}
+
+// The same test on flags in Cpu::afl_'s layout (the hot Jcc forms and the fused handlers).
+__attribute__((always_inline)) inline bool cond_a(uint16_t fl, uint8_t cc) {
+  bool t;
+  switch (cc >> 1) {
+    case 0: t = fl & Cpu::kAflOF; break;
+    case 1: t = fl & Cpu::kAflCF; break;
+    case 2: t = fl & Cpu::kAflZF; break;
+    case 3: t = fl & (Cpu::kAflCF | Cpu::kAflZF); break;
+    case 4: t = fl & Cpu::kAflSF; break;
+    case 5: t = fl & Cpu::kAflPF; break;
+    case 6: t = !(fl & Cpu::kAflSF) != !(fl & Cpu::kAflOF); break;
+    default: t = (fl & Cpu::kAflZF) || (!(fl & Cpu::kAflSF) != !(fl & Cpu::kAflOF)); break;
   }
   return t ^ (cc & 1);
 }
@@ -243,9 +274,19 @@ extern const Handler kAluGEm[2][8];
 extern const Handler kAluEGm[2][8];
 extern const Handler kMovLoad[2];
 extern const Handler kMovStore[2];
+extern const Handler kMovzxLoad[2];     // [source is 16-bit]: MOVZX r32/r64, m8/m16
+extern const Handler kMovzxRR[2];       // MOVZX r32/r64, r8 (not AH..BH) / r16
+extern const Handler kMovsxLoad[2][2];  // [64-bit destination][source is 16-bit]
+extern const Handler kMovsxRR[2][2];
 extern const Handler kJccHandlers[16];
 extern const Handler kImulRR[2];    // fast path: IMUL r, r
 extern const Handler kShiftRI[2][8];  // fast path: SHL/SHR/SAR r, imm (masked count != 0)
+
+// Fused compare-and-branch (exec_fused.cc): the handler that runs `x` and then a Jcc with
+// condition `cc` as one, or nullptr when x is not one of the fused forms; and whether j is a
+// decoded Jcc rel8/rel32.
+Handler fused_handler(const Insn& x, uint8_t cc);
+bool is_jcc(const Insn& j);
 
 // Segment-selector check against the GDT (exec_sys.cc): loads the descriptor of `sel`
 // into *desc; ST_OK or a pending #GP(selector) / #PF / exit.

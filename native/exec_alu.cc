@@ -11,7 +11,7 @@ namespace {
 inline int commit_E(Cpu& c, const Insn& i, unsigned sz, uint64_t addr, uint64_t v, uint64_t f, uint64_t keep = 0) {
   Status s = write_E(c, i, sz, addr, v);
   if (s != ST_OK) return s;
-  c.r[R_RFLAGS] = (c.r[R_RFLAGS] & (~FL_ARITH | keep)) | (f & ~keep);
+  c.set_arith((c.arith() & keep) | (f & ~keep));
   return ST_OK;
 }
 }  // namespace
@@ -22,7 +22,7 @@ int h_alu_EG(Cpu& c, const Insn& i) {
   uint64_t a, addr = 0, f;
   Status s = i.sub == ALU_CMP ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);  // the destination is translated for the write
   if (s != ST_OK) return s;
-  const uint64_t r = alu(i.sub, a, get_G(c, i, sz), c.r[R_RFLAGS], sz, &f);
+  const uint64_t r = alu(i.sub, a, get_G(c, i, sz), c.arith(), sz, &f);
   if (i.sub == ALU_CMP) { set_arith_flags(c, f); return ST_OK; }
   return commit_E(c, i, sz, addr, r, f);
 }
@@ -32,7 +32,7 @@ int h_alu_GE(Cpu& c, const Insn& i) {
   uint64_t b, addr = 0, f;
   Status s = read_E(c, i, sz, &b, &addr);
   if (s != ST_OK) return s;
-  const uint64_t r = alu(i.sub, get_G(c, i, sz), b, c.r[R_RFLAGS], sz, &f);
+  const uint64_t r = alu(i.sub, get_G(c, i, sz), b, c.arith(), sz, &f);
   if (i.sub != ALU_CMP) set_G(c, i, sz, r);
   set_arith_flags(c, f);
   return ST_OK;
@@ -43,7 +43,7 @@ int h_alu_EI(Cpu& c, const Insn& i) {
   uint64_t a, addr = 0, f;
   Status s = i.sub == ALU_CMP ? read_E(c, i, sz, &a, &addr) : read_E_rmw(c, i, sz, &a, &addr);  // the destination is translated for the write
   if (s != ST_OK) return s;
-  const uint64_t r = alu(i.sub, a, i.imm & size_mask(sz), c.r[R_RFLAGS], sz, &f);
+  const uint64_t r = alu(i.sub, a, i.imm & size_mask(sz), c.arith(), sz, &f);
   if (i.sub == ALU_CMP) { set_arith_flags(c, f); return ST_OK; }
   return commit_E(c, i, sz, addr, r, f);
 }
@@ -52,11 +52,9 @@ int h_alu_EI(Cpu& c, const Insn& i) {
 // and size (decode picks them; i.rm is the destination, i.reg the source).
 template <uint8_t OP, unsigned SZ>
 inline int alu_reg(Cpu& c, const Insn& i, uint64_t b) {
-  uint64_t f;
   const uint64_t a = c.r[i.rm] & size_mask(SZ);
-  const uint64_t r = alu_t<OP, SZ>(a, b, c.r[R_RFLAGS], &f);
+  const uint64_t r = alu_a<OP, SZ>(a, b, (c.afl_ >> 8) & 1, &c.afl_);
   if (OP != ALU_CMP) c.r[i.rm] = r;
-  set_arith_flags(c, f);
   return ST_OK;
 }
 template <uint8_t OP, unsigned SZ>
@@ -67,23 +65,23 @@ int h_alu_ri(Cpu& c, const Insn& i) { return alu_reg<OP, SZ>(c, i, i.imm & size_
 // Memory forms at 32/64 bits: r/m is memory, reg a plain GPR (no AH..BH at these sizes).
 template <uint8_t OP, unsigned SZ>
 int h_alu_GEm(Cpu& c, const Insn& i) {
-  uint64_t b, f;
+  uint64_t b;
   Status s = c.read(ea(c, i), SZ, &b);
   if (s != ST_OK) return s;
-  const uint64_t r = alu_t<OP, SZ>(c.r[i.reg] & size_mask(SZ), b, c.r[R_RFLAGS], &f);
+  const uint64_t r = alu_a<OP, SZ>(c.r[i.reg] & size_mask(SZ), b, (c.afl_ >> 8) & 1, &c.afl_);
   if (OP != ALU_CMP) c.r[i.reg] = r;
-  set_arith_flags(c, f);
   return ST_OK;
 }
 template <uint8_t OP, unsigned SZ>
 int h_alu_EGm(Cpu& c, const Insn& i) {
   const uint64_t addr = ea(c, i);
-  uint64_t a, f;
+  uint64_t a;
   Status s = OP == ALU_CMP ? c.read(addr, SZ, &a) : c.read_rmw(addr, SZ, &a);  // RMW: translated as a write
   if (s != ST_OK) return s;
-  const uint64_t r = alu_t<OP, SZ>(a, c.r[i.reg] & size_mask(SZ), c.r[R_RFLAGS], &f);
+  uint16_t afl;
+  const uint64_t r = alu_a<OP, SZ>(a, c.r[i.reg] & size_mask(SZ), (c.afl_ >> 8) & 1, &afl);
   if (OP != ALU_CMP && (s = c.write_t<SZ>(addr, r)) != ST_OK) return s;
-  set_arith_flags(c, f);
+  c.afl_ = afl;
   return ST_OK;
 }
 
@@ -125,10 +123,10 @@ int h_incdec(Cpu& c, const Insn& i) {
 }
 template <bool DEC, unsigned SZ>
 int h_incdec_r(Cpu& c, const Insn& i) {
-  uint64_t f;
-  // INC/DEC flags are those of ADD/SUB 1 except CF, which is kept below.
-  c.r[i.rm] = alu_t<DEC ? ALU_SUB : ALU_ADD, SZ>(c.r[i.rm] & size_mask(SZ), 1, 0, &f);
-  c.r[R_RFLAGS] = (c.r[R_RFLAGS] & (~FL_ARITH | FL_CF)) | (f & ~FL_CF);
+  uint16_t afl;
+  // INC/DEC flags are those of ADD/SUB 1 except CF, which is kept.
+  c.r[i.rm] = alu_a<DEC ? ALU_SUB : ALU_ADD, SZ>(c.r[i.rm] & size_mask(SZ), 1, 0, &afl);
+  c.afl_ = static_cast<uint16_t>((afl & ~Cpu::kAflCF) | (c.afl_ & Cpu::kAflCF));
   return ST_OK;
 }
 const Handler kIncDecR[2][2] = {{h_incdec_r<false, 4>, h_incdec_r<true, 4>}, {h_incdec_r<false, 8>, h_incdec_r<true, 8>}};
@@ -459,7 +457,7 @@ int bit_op(Cpu& c, const Insn& i, unsigned kind, uint64_t offset, bool from_reg)
   else if (kind == 2) r &= ~(1ull << bit);
   else if (kind == 3) r ^= 1ull << bit;
   if (kind != 0 && (s = write_E(c, i, sz, addr, r)) != ST_OK) return s;
-  c.r[R_RFLAGS] = (c.r[R_RFLAGS] & ~FL_CF) | (cf ? FL_CF : 0);
+  c.set_arith((c.arith() & ~FL_CF) | (cf ? FL_CF : 0));
   return ST_OK;
 }
 }  // namespace
@@ -472,18 +470,18 @@ int h_bsf(Cpu& c, const Insn& i) {
   uint64_t v, addr = 0;
   Status s = read_E(c, i, i.osz, &v, &addr);
   if (s != ST_OK) return s;
-  if (v == 0) { c.r[R_RFLAGS] |= FL_ZF; return ST_OK; }
+  if (v == 0) { c.set_arith(c.arith() | FL_ZF); return ST_OK; }
   set_G(c, i, i.osz, static_cast<uint64_t>(__builtin_ctzll(v)));
-  c.r[R_RFLAGS] &= ~FL_ZF;
+  c.set_arith(c.arith() & ~FL_ZF);
   return ST_OK;
 }
 int h_bsr(Cpu& c, const Insn& i) {
   uint64_t v, addr = 0;
   Status s = read_E(c, i, i.osz, &v, &addr);
   if (s != ST_OK) return s;
-  if (v == 0) { c.r[R_RFLAGS] |= FL_ZF; return ST_OK; }
+  if (v == 0) { c.set_arith(c.arith() | FL_ZF); return ST_OK; }
   set_G(c, i, i.osz, static_cast<uint64_t>(63 - __builtin_clzll(v)));
-  c.r[R_RFLAGS] &= ~FL_ZF;
+  c.set_arith(c.arith() & ~FL_ZF);
   return ST_OK;
 }
 

@@ -7,12 +7,12 @@ namespace hv {
 
 int h_jmp_rel(Cpu& c, const Insn& i) { return jump_to(c, c.r[R_RIP] + i.imm); }
 int h_jcc(Cpu& c, const Insn& i) {
-  if (!cond(c.r[R_RFLAGS], i.sub)) return ST_OK;
+  if (!cond_a(c.afl_, i.sub)) return ST_OK;
   return jump_to(c, c.r[R_RIP] + i.imm);
 }
 template <uint8_t CC>
 int h_jcc_t(Cpu& c, const Insn& i) {
-  if (!cond(c.r[R_RFLAGS], CC)) return ST_OK;
+  if (!cond_a(c.afl_, CC)) return ST_OK;
   return jump_to(c, c.r[R_RIP] + i.imm);
 }
 const Handler kJccHandlers[16] = {h_jcc_t<0>, h_jcc_t<1>, h_jcc_t<2>, h_jcc_t<3>, h_jcc_t<4>, h_jcc_t<5>,

@@ -44,6 +44,39 @@ int h_movzx(Cpu& c, const Insn& i) {
   set_G(c, i, i.osz, v);
   return ST_OK;
 }
+// MOVZX/MOVSX into a 32/64-bit register (decode picks them): from memory at the constant
+// source size (SRC 1 or 2), or from a register other than AH..BH. Indexed [SRC == 2].
+template <unsigned SRC>
+int h_movzx_load(Cpu& c, const Insn& i) {
+  uint64_t v;
+  Status s = c.read(ea(c, i), SRC, &v);
+  if (s != ST_OK) return s;
+  c.r[i.reg] = v;  // zero-extended to 64 bits, which is also the 32-bit write
+  return ST_OK;
+}
+template <unsigned SRC>
+int h_movzx_rr(Cpu& c, const Insn& i) {
+  c.r[i.reg] = c.r[i.rm] & size_mask(SRC);
+  return ST_OK;
+}
+template <unsigned SRC, unsigned SZ>
+int h_movsx_load(Cpu& c, const Insn& i) {
+  uint64_t v;
+  Status s = c.read(ea(c, i), SRC, &v);
+  if (s != ST_OK) return s;
+  c.r[i.reg] = static_cast<uint64_t>(sext(v, SRC)) & size_mask(SZ);
+  return ST_OK;
+}
+template <unsigned SRC, unsigned SZ>
+int h_movsx_rr(Cpu& c, const Insn& i) {
+  c.r[i.reg] = static_cast<uint64_t>(sext(c.r[i.rm] & size_mask(SRC), SRC)) & size_mask(SZ);
+  return ST_OK;
+}
+const Handler kMovzxLoad[2] = {h_movzx_load<1>, h_movzx_load<2>};
+const Handler kMovzxRR[2] = {h_movzx_rr<1>, h_movzx_rr<2>};
+const Handler kMovsxLoad[2][2] = {{h_movsx_load<1, 4>, h_movsx_load<2, 4>}, {h_movsx_load<1, 8>, h_movsx_load<2, 8>}};
+const Handler kMovsxRR[2][2] = {{h_movsx_rr<1, 4>, h_movsx_rr<2, 4>}, {h_movsx_rr<1, 8>, h_movsx_rr<2, 8>}};
+
 int h_movsx(Cpu& c, const Insn& i) {
   const unsigned src = i.op == 0xBE ? 1 : 2;
   uint64_t v, addr = 0;
@@ -123,7 +156,7 @@ int h_leave(Cpu& c, const Insn& i) {
 
 // ---- flags to and from the stack and AH ----
 // PUSHF pushes RFLAGS with VM and RF clear (never set here): 8 bytes, or its low 16 under 0x66.
-int h_pushf(Cpu& c, const Insn& i) { return c.push(c.r[R_RFLAGS] & size_mask(i.osz), i.osz); }
+int h_pushf(Cpu& c, const Insn& i) { return c.push(c.rflags() & size_mask(i.osz), i.osz); }
 // POPF at CPL 0 loads every bit of FL_WRITABLE (cpu.h); bit 1 stays 1, the reserved bits,
 // VM, VIF and VIP stay 0, RF is cleared. The 16-bit form changes only bits 15..0.
 int h_popf(Cpu& c, const Insn& i) {
@@ -132,17 +165,17 @@ int h_popf(Cpu& c, const Insn& i) {
   if (s != ST_OK) return s;
   c.r[R_RSP] += i.osz;
   const uint64_t m = FL_WRITABLE & size_mask(i.osz);
-  c.r[R_RFLAGS] = (c.r[R_RFLAGS] & ~m) | (v & m) | FL_FIXED;
+  c.set_rflags((c.rflags() & ~m) | (v & m) | FL_FIXED);
   return ST_OK;
 }
 // LAHF: AH = SF ZF 0 AF 0 PF 1 CF; SAHF: those five flags from AH (bits 7 6 4 2 0).
 constexpr uint64_t kAhFlags = FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF;
 int h_lahf(Cpu& c, const Insn&) {
-  set_reg(c, R_RAX, true, 1, (c.r[R_RFLAGS] & kAhFlags) | FL_FIXED);
+  set_reg(c, R_RAX, true, 1, (c.arith() & kAhFlags) | FL_FIXED);
   return ST_OK;
 }
 int h_sahf(Cpu& c, const Insn&) {
-  c.r[R_RFLAGS] = (c.r[R_RFLAGS] & ~kAhFlags) | ((c.r[R_RAX] >> 8) & kAhFlags);
+  c.set_arith((c.arith() & ~kAhFlags) | ((c.r[R_RAX] >> 8) & kAhFlags));
   return ST_OK;
 }
 
@@ -162,12 +195,12 @@ int h_cmov(Cpu& c, const Insn& i) {
   uint64_t v, addr = 0;
   Status s = read_E(c, i, i.osz, &v, &addr);
   if (s != ST_OK) return s;
-  if (cond(c.r[R_RFLAGS], i.sub)) set_G(c, i, i.osz, v);
+  if (cond_a(c.afl_, i.sub)) set_G(c, i, i.osz, v);
   else if (i.osz == 4) c.r[i.reg] &= 0xffffffffull;
   return ST_OK;
 }
 int h_setcc(Cpu& c, const Insn& i) {
-  return write_E(c, i, 1, i.flags & IF_MEM ? ea(c, i) : 0, cond(c.r[R_RFLAGS], i.sub) ? 1 : 0);
+  return write_E(c, i, 1, i.flags & IF_MEM ? ea(c, i) : 0, cond_a(c.afl_, i.sub) ? 1 : 0);
 }
 
 int h_cbw(Cpu& c, const Insn& i) {  // CBW / CWDE / CDQE

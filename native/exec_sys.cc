@@ -135,7 +135,7 @@ int h_iretq(Cpu& c, const Insn&) {
   if (!Cpu::canonical(f[0])) return c.gp();
   c.r[R_RIP] = f[0];
   c.r[R_CS] = cs;
-  c.r[R_RFLAGS] = (f[2] & FL_WRITABLE) | FL_FIXED;
+  c.set_rflags((f[2] & FL_WRITABLE) | FL_FIXED);
   c.r[R_RSP] = f[3];
   c.r[R_SS] = ss;
   return ST_OK;
@@ -184,9 +184,9 @@ int h_rdtsc(Cpu& c, const Insn& i) {
 
 int h_cli(Cpu& c, const Insn&) { c.r[R_RFLAGS] &= ~FL_IF; return ST_OK; }
 int h_sti(Cpu& c, const Insn&) { c.r[R_RFLAGS] |= FL_IF; return ST_OK; }
-int h_clc(Cpu& c, const Insn&) { c.r[R_RFLAGS] &= ~FL_CF; return ST_OK; }
-int h_stc(Cpu& c, const Insn&) { c.r[R_RFLAGS] |= FL_CF; return ST_OK; }
-int h_cmc(Cpu& c, const Insn&) { c.r[R_RFLAGS] ^= FL_CF; return ST_OK; }
+int h_clc(Cpu& c, const Insn&) { c.afl_ &= ~Cpu::kAflCF; return ST_OK; }
+int h_stc(Cpu& c, const Insn&) { c.afl_ |= Cpu::kAflCF; return ST_OK; }
+int h_cmc(Cpu& c, const Insn&) { c.afl_ ^= Cpu::kAflCF; return ST_OK; }
 // INT3: #BP, a trap: delivered with RIP past the instruction (cpu.h, raise_trap).
 int h_int3(Cpu& c, const Insn& i) { return c.raise_trap(V_BP, c.r[R_RIP] - i.len); }
 int h_cld(Cpu& c, const Insn&) { c.r[R_RFLAGS] &= ~FL_DF; return ST_OK; }

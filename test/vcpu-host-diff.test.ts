@@ -143,6 +143,12 @@ for (const a of ['movzbl %ah, %ecx', 'movzbq %cl, %rax', 'movzwl %cx, %eax', 'mo
   'mov $0x12345678, %ecx', 'mov $-1, %rbx', 'mov $0x55, %ch']) {
   add(a, ALL);
 }
+// MOVZX/MOVSX from memory and into 64-bit registers (their constant-size forms in decode.cc).
+for (const a of ['push %rdx; movzbl 1(%rsp), %eax; movzwq 2(%rsp), %rcx; movzbq 7(%rsp), %rbx; pop %rdx',
+  'push %rdx; movsbl 3(%rsp), %eax; movswq 4(%rsp), %rcx; movsbq 7(%rsp), %rbx; pop %rdx',
+  'push %rdx; movswl 6(%rsp), %eax; movzwl 5(%rsp), %ecx; pop %rdx', 'movsbq %cl, %rbx', 'movzwq %cx, %rbx', 'movswq %dx, %rcx']) {
+  add(a, ALL);
+}
 for (const cc of ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g']) {
   add(`cmov${cc} %rcx, %rax`, ALL);
   add(`cmov${cc} %ecx, %eax`, ALL); // zero-extends RAX even when the condition is false
@@ -192,6 +198,29 @@ for (const s of ['scasb', 'scasw', 'scasl', 'scasq', 'repne scasb', 'repe scasb'
 add('push %rdx; lea 7(%rsp), %rdi; mov $8, %ecx; std; repne scasb; cld; sub %rsp, %rdi; mov %rdi, %rbx; pop %rdx', ALL);
 for (const s of ['repne cmpsb', 'repe cmpsb', 'repne cmpsw', 'cmpsq']) {
   add(`push %rdx; push %rax; mov %rsp, %rsi; lea 8(%rsp), %rdi; mov $4, %ecx; ${s}; sub %rsp, %rdi; mov %rdi, %rbx; pop %rax; pop %rdx`, ALL);
+}
+
+// Fused compare-and-branch (native/exec_fused.cc, vcpu-fused.test.ts): a flag-setting register
+// instruction and the Jcc that ends its block run as one handler on the Vcpu; RBX records
+// which way the branch went. Every fused form with four conditions (rotating, so each
+// condition is met by several forms), and CMP r64, r64 and CMP r32, imm with all sixteen.
+const CCS = ['o', 'no', 'b', 'ae', 'e', 'ne', 'be', 'a', 's', 'ns', 'p', 'np', 'l', 'ge', 'le', 'g'];
+const fused = (op: string, cc: string, defined: bigint) =>
+  add(`${op}; j${cc} 1f; mov $1, %rbx; jmp 2f; 1: mov $2, %rbx; 2:`, defined);
+const fusedForms: [string, bigint][] = [
+  ['add %rcx, %rax', ALL], ['add %ecx, %eax', ALL], ['add $0x7f, %eax', ALL], ['add $-0x12345678, %rax', ALL],
+  ['sub %rcx, %rax', ALL], ['sub %ecx, %eax', ALL], ['sub $-5, %rax', ALL], ['sub $0x80, %eax', ALL],
+  ['cmp %rcx, %rax', ALL], ['cmp %ecx, %eax', ALL], ['cmp $-1, %rax', ALL], ['cmp $0x1234, %eax', ALL],
+  ['and %rcx, %rax', NOAF], ['and %ecx, %eax', NOAF], ['and $0x70, %rax', NOAF], ['and $-16, %eax', NOAF],
+  ['test %rcx, %rax', NOAF], ['test %ecx, %eax', NOAF], ['test %rax, %rax', NOAF],
+  ['inc %rax', ALL], ['inc %eax', ALL], ['dec %rax', ALL], ['dec %ecx', ALL],
+];
+fusedForms.forEach(([op, defined], k) => {
+  for (let j = 0; j < 4; j++) fused(op, CCS[(k * 4 + j) % 16], defined);
+});
+for (const cc of CCS) {
+  fused('cmp %rcx, %rax', cc, ALL);
+  fused('cmp $0x7fffffff, %eax', cc, ALL);
 }
 
 const N = 24;
