@@ -38,6 +38,12 @@ test('fault rates are totals per simulated second and per million instructions; 
   t.is(r.events.thp_fault_fallback.total, 0);
 });
 
+test("a 6.x host's split is thp_split_page (its /proc/vmstat has no thp_split): the rated thp_split counts it", (t) => {
+  const s = simulate(counters, host, makeCostTable({ clock_hz: 1e9 }));
+  const r = faultRates(counters, s, { thp_split_pmd: 5, thp_split_page: 3, thp_deferred_split_page: 4 });
+  t.deepEqual(r.events.thp_split, { total: 3, per_million_instructions: 1.5, per_sim_second: 3 / s.seconds });
+});
+
 test('TLB misses per level and page size as MPKI and miss ratios; walk references per walk, guest and EPT', (t) => {
   const r = faultRates(counters, simulate(counters, host), null);
   t.deepEqual(r.tlb.dtlb.misses, { '4k': 95, '2m': 5, '1g': 0, total: 100 });

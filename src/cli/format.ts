@@ -106,9 +106,14 @@ export function memorySummaryLines(m: MemoryReport): string[] {
   } else lines.push('ept:          off (native translation: one-dimensional walks)');
   if (m.host) {
     const h = (k: string) => g(m.host![k] ?? 0);
+    // A 6.x host splits PMDs and folios separately (thp_split_pmd, thp_split_page) and has no thp_split.
+    const splits =
+      'thp_split_pmd' in m.host
+        ? `thp_split_pmd ${h('thp_split_pmd')}, thp_split_page ${h('thp_split_page')}, thp_deferred_split_page ${h('thp_deferred_split_page')}`
+        : `thp_split ${h('thp_split')}`;
     lines.push(
       `host thp:     thp_fault_alloc ${h('thp_fault_alloc')}, thp_fault_fallback ${h('thp_fault_fallback')}, ` +
-        `thp_collapse_alloc ${h('thp_collapse_alloc')}, thp_split ${h('thp_split')}, ` +
+        `thp_collapse_alloc ${h('thp_collapse_alloc')}, ${splits}, ` +
         `nr_anon_transparent_hugepages ${h('nr_anon_transparent_hugepages')} (AnonHugePages ${g(m.meminfo?.AnonHugePages ?? 0)} kB)`,
       `host mm:      pgfault ${h('pgfault')}, pgmajfault ${h('pgmajfault')}, pswpin ${h('pswpin')}, pswpout ${h('pswpout')}`,
     );

@@ -42,6 +42,12 @@ const EXIT_REASONS = ['io', 'hlt', 'ept_violation', 'mmio', 'shutdown', 'ept_mis
 /** Host vmstat deltas that become instant events when they happen, and the track they belong to. */
 const HOST_EVENTS: readonly [key: string, cat: string][] = [
   ['thp_split', 'thp'],
+  ['thp_split_pmd', 'thp'],
+  ['thp_split_page', 'thp'],
+  ['thp_deferred_split_page', 'thp'],
+  ['thp_zero_page_alloc', 'thp'],
+  ['thp_swpout', 'swap'],
+  ['thp_swpout_fallback', 'swap'],
   ['thp_collapse_alloc', 'khugepaged'],
   ['thp_collapse_alloc_failed', 'khugepaged'],
   ['full_scans', 'khugepaged'],
@@ -49,7 +55,8 @@ const HOST_EVENTS: readonly [key: string, cat: string][] = [
   ['pswpout', 'swap'],
 ];
 const HOST_COUNTERS: readonly [track: string, keys: readonly string[]][] = [
-  ['host THP', ['thp_fault_alloc', 'thp_fault_fallback', 'thp_split', 'thp_collapse_alloc']],
+  // thp_split on a 2.6.38 host; thp_split_pmd and thp_split_page on a 6.x one (a track shows the keys its host has).
+  ['host THP', ['thp_fault_alloc', 'thp_fault_fallback', 'thp_split', 'thp_split_pmd', 'thp_split_page', 'thp_collapse_alloc']],
   ['khugepaged', ['full_scans', 'pages_collapsed']],
   ['swap', ['pswpin', 'pswpout']],
 ];
@@ -128,7 +135,7 @@ export class TraceRecorder {
       }
     }
     if (s.host) {
-      for (const [track, keys] of HOST_COUNTERS) this.counter(track, TID_HOST, start, Object.fromEntries(keys.map((k) => [k, s.host![k] ?? 0])));
+      for (const [track, keys] of HOST_COUNTERS) this.counter(track, TID_HOST, start, Object.fromEntries(keys.filter((k) => k in s.host!).map((k) => [k, s.host![k]])));
       for (const [key, cat] of HOST_EVENTS) {
         const n = s.host[key] ?? 0;
         if (n > 0) this.instant(key, cat, TID_HOST, start, { count: n, interval_us: end - start });

@@ -23,8 +23,8 @@ const EVENTS = {
   thp_fault_fallback: { vmstat: 'thp_fault_fallback' },
   /** Host major faults (swap-ins by a fault). */
   pgmajfault: { vmstat: 'pgmajfault' },
-  /** THPs split (split_huge_page). */
-  thp_split: { vmstat: 'thp_split' },
+  /** THPs split: split_huge_page (2.6.38 thp_split), split_folio of a PMD-size folio (6.x thp_split_page). */
+  thp_split: { vmstat: ['thp_split', 'thp_split_page'] },
   /** THPs made by khugepaged (collapses). */
   thp_collapse_alloc: { vmstat: 'thp_collapse_alloc' },
   /** Pages swapped in / out. */
@@ -32,6 +32,13 @@ const EVENTS = {
   pswpout: { vmstat: 'pswpout' },
 } as const;
 export type RatedEvent = keyof typeof EVENTS;
+
+/** A host event's change: one /proc/vmstat name, or the sum of the names one kernel or the other has. */
+function vmstatTotal(host: Readonly<Record<string, number>> | null, names: string | readonly string[]): number {
+  if (!host) return 0;
+  if (typeof names === 'string') return host[names] ?? 0;
+  return names.reduce((sum, k) => sum + (host[k] ?? 0), 0);
+}
 
 const SIZES = ['4k', '2m', '1g'] as const;
 const LEVELS = ['itlb', 'dtlb', 'stlb'] as const;
@@ -46,7 +53,7 @@ export function faultRates(c: Readonly<Record<string, number>>, sim: SimulatedTi
   const perSec = (n: number): number => (sim.seconds > 0 ? n / sim.seconds : 0);
   const events = {} as Record<RatedEvent, { total: number; per_million_instructions: number; per_sim_second: number }>;
   for (const [name, from] of Object.entries(EVENTS) as [RatedEvent, (typeof EVENTS)[RatedEvent]][]) {
-    const total = 'counter' in from ? (c[from.counter] ?? 0) : 'simulated' in from ? sim.events[from.simulated] : (host?.[from.vmstat] ?? 0);
+    const total = 'counter' in from ? (c[from.counter] ?? 0) : 'simulated' in from ? sim.events[from.simulated] : vmstatTotal(host, from.vmstat);
     events[name] = { total, per_million_instructions: perMi(total), per_sim_second: perSec(total) };
   }
   const level = (l: (typeof LEVELS)[number]) => {

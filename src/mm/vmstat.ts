@@ -18,8 +18,9 @@ export const VM_EVENTS = [
   'thp_fault_fallback',
   'thp_collapse_alloc',
   'thp_collapse_alloc_failed',
-  'thp_split',
 ] as const;
+/** split_huge_page's event, which Linux 6.x renamed thp_split_page (kept only on a 2.6.38 host). */
+export const VM_EVENTS_2638 = ['thp_split'] as const;
 /** The THP events a Linux 6.x /proc/vmstat has besides VM_EVENTS (kept only on a 6.x host). */
 export const VM_EVENTS_6X = [
   'thp_split_pmd',
@@ -34,7 +35,7 @@ export const VM_EVENTS_6X = [
   'thp_swpout',
   'thp_swpout_fallback',
 ] as const;
-export type VmEvent = (typeof VM_EVENTS)[number] | (typeof VM_EVENTS_6X)[number];
+export type VmEvent = (typeof VM_EVENTS)[number] | (typeof VM_EVENTS_2638)[number] | (typeof VM_EVENTS_6X)[number];
 
 export class VmStat {
   readonly events: Record<VmEvent, number>;
@@ -45,9 +46,9 @@ export class VmStat {
   /** The per-size counters of hugepages-<size>kB/stats (6.x; mthp-stats.ts). */
   readonly mthp = new MthpStats();
 
-  /** `modern`: a 6.x host, whose /proc/vmstat has VM_EVENTS_6X too. */
+  /** `modern`: a 6.x host, whose /proc/vmstat has VM_EVENTS_6X instead of VM_EVENTS_2638. */
   constructor(modern: boolean = false) {
-    this.events = Object.fromEntries([...VM_EVENTS, ...(modern ? VM_EVENTS_6X : [])].map((e) => [e, 0])) as Record<VmEvent, number>;
+    this.events = Object.fromEntries([...VM_EVENTS, ...(modern ? VM_EVENTS_6X : VM_EVENTS_2638)].map((e) => [e, 0])) as Record<VmEvent, number>;
   }
 
   /** count_vm_event / count_vm_events */
