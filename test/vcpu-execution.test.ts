@@ -298,6 +298,38 @@ f:  mov 8(%rsp), %r8
   t.is(m.reg('rcx'), 0n);
 });
 
+test('RDTSC in a hot loop reads the instructions retired before it on every pass, in one run and in runs of any budget', (t) => {
+  // The loop block (rdtsc, mov, add, dec+jnz) reruns without a lookup and is charged once per
+  // pass: each RDTSC must still see every instruction before it, and a budget that ends
+  // anywhere in a pass must change nothing.
+  const src = `
+    mov $6, %ecx
+    mov $${DATA}, %edi
+1:  rdtsc
+    mov %eax, (%rdi)
+    add $8, %rdi
+    dec %ecx
+    jnz 1b
+    hlt`;
+  const expected = [0, 1, 2, 3, 4, 5].map((j) => BigInt(100 + 2 + 5 * j));
+  const tscs = (m: ReturnType<typeof machineWith>) => [0, 1, 2, 3, 4, 5].map((j) => m.mem.getBigUint64(DATA + 8 * j, true));
+  const whole = machineWith(src);
+  whole.setReg('tsc_offset', 100);
+  t.is(whole.run(), ExitReason.HLT);
+  t.deepEqual(tscs(whole), expected);
+  t.is(whole.counter('instructions'), 2n + 5n * 6n + 1n);
+  t.is(whole.counter('decode_cache_hits'), 2n + 5n * 6n + 1n, 'one hit per instruction executed');
+  for (const piece of [1, 2, 3, 4, 5, 6, 7, 11]) {
+    const m = machineWith(src);
+    m.setReg('tsc_offset', 100);
+    let used = 0n;
+    while (m.run(piece) === ExitReason.BUDGET) used += BigInt(piece);
+    t.deepEqual(tscs(m), expected, `runs of ${piece}`);
+    t.is(m.counter('instructions'), 2n + 5n * 6n + 1n, `runs of ${piece}`);
+    t.is(used + m.exitField('budget_used'), 2n + 5n * 6n + 1n, `runs of ${piece}: one unit per instruction`);
+  }
+});
+
 test('RDTSC is tsc_offset plus instructions retired before it; CPUID reports the vendor and exactly the implemented feature bits', (t) => {
   const m = machineWith(`
     nop
