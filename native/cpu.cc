@@ -204,10 +204,12 @@ void Cpu::build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b)
   }
   // A flag-setting register instruction right before the block's closing Jcc runs fused with
   // it (exec_fused.cc); the Jcc stays in the block for the cases the pair cannot retire whole.
+  b.unfused = nullptr;
   if (n >= 2 && is_jcc(b.insn[n - 1])) {
     Insn& x = b.insn[n - 2];
     const Insn& j = b.insn[n - 1];
     if (const Handler h = fused_handler(x, j.sub)) {
+      b.unfused = x.fn;
       x.fn = h;
       x.disp = static_cast<int32_t>(j.imm);
       x.base = j.len;
@@ -360,10 +362,10 @@ ExitReason Cpu::run_loop(uint64_t budget) {
             else if (__builtin_expect(s != ST_OK || in != full, 0)) break;
             const uint64_t rt = retired_total + nb;
             retired_total = rt;
-            if (r[R_RIP] != rip || rt > rt_last || code_epoch_ + mmu_.generation() != key) {
-              in = nullptr;
-              break;
-            }
+            if (__builtin_expect(r[R_RIP] == rip && rt <= rt_last && code_epoch_ + mmu_.generation() == key, 1))
+              continue;
+            in = nullptr;
+            break;
           }
           const uint64_t whole = retired_total - rt0;  // retired by the whole passes
           left -= whole;
@@ -388,12 +390,21 @@ ExitReason Cpu::run_loop(uint64_t budget) {
           const uint64_t n = std::min<uint64_t>(b.n, left);
           blk_end_ = b.insn + n;
           if (rep) rep_spare_ = left - n;
+          // When the budget ends between a fused pair (exec_fused.cc), the pair's first
+          // instruction runs alone, with the handler it had before it was fused.
+          const Insn* const split = b.unfused && n + 1 == b.n ? b.insn + n - 1 : nullptr;
           const Insn* in = b.insn;
           do {
             // Only a block's last instruction (IF_END) or a faulting one changes RIP, so
             // each RIP is the block's start plus an offset: no load-add-store chain on RIP.
             r[R_RIP] = rip + in->end;
-            s = static_cast<Status>(in->fn(*this, *in));
+            if (__builtin_expect(in != split, 1)) {
+              s = static_cast<Status>(in->fn(*this, *in));
+            } else {
+              Insn alone = *in;
+              alone.fn = b.unfused;
+              s = static_cast<Status>(alone.fn(*this, alone));
+            }
             if (__builtin_expect(s != ST_OK, 0)) break;
           } while (++in < blk_end_);
           k = static_cast<unsigned>(in - b.insn);
