@@ -298,6 +298,28 @@ f:  mov 8(%rsp), %r8
   t.is(m.reg('rcx'), 0n);
 });
 
+test('IMUL r, r and SHL/SHR/SAR r, imm set the flags the SDM leaves undefined as the portable flags do: SF ZF PF of the result, AF 0', (t) => {
+  // [instruction, rax, rcx, the arithmetic flags after] with CF, AF and OF set beforehand.
+  const cases: [string, bigint, bigint, bigint][] = [
+    ['imul %rcx, %rax', 0n, 5n, 0x44n], // 0: ZF PF
+    ['imul %rcx, %rax', 0xffffffffffffffffn, 3n, 0x80n], // -3 = ..fd: SF, odd parity
+    ['imul %rcx, %rax', 1n << 62n, 4n, 0x845n], // overflows to 0: ZF PF CF OF
+    ['imul %ecx, %eax', 0x10000n, 0x10000n, 0x845n], // 2^32 overflows 32 bits to 0
+    ['shr $4, %rax', 0x10n, 0n, 0x0n], // 1, CF = bit 3 = 0
+    ['shr $4, %rax', 0x8000000000000018n, 0n, 0x801n], // CF = bit 3 = 1, OF = the old sign, odd parity
+    ['sar $1, %rax', 0x8000000000000000n, 0n, 0x84n], // SF, PF of 0x00
+    ['shl $1, %eax', 0xc0000000n, 0n, 0x85n], // 0x80000000: SF PF CF, OF = SF xor CF = 0
+  ];
+  for (const [insn, rax, rcx, flags] of cases) {
+    const m = machineWith(`${insn}\nhlt`);
+    m.setReg('rax', rax);
+    m.setReg('rcx', rcx);
+    m.setReg('rflags', 0x2n | 0x1n | 0x10n | 0x800n);
+    t.is(m.run(), ExitReason.HLT);
+    t.is(m.reg('rflags') & 0x8d5n, flags, `${insn} with rax ${rax.toString(16)}, rcx ${rcx}`);
+  }
+});
+
 test('RDTSC in a hot loop reads the instructions retired before it on every pass, in one run and in runs of any budget', (t) => {
   // The loop block (rdtsc, mov, add, dec+jnz) reruns without a lookup and is charged once per
   // pass: each RDTSC must still see every instruction before it, and a budget that ends
