@@ -320,6 +320,39 @@ test('IMUL r, r and SHL/SHR/SAR r, imm set the flags the SDM leaves undefined as
   }
 });
 
+test('a hot loop that ends in an unfused branch and a store: runs of any budget end where one run ends', (t) => {
+  // The block (store, add, cmp with memory, jne) is not fused (CMP reads memory): each pass
+  // ends on the JNE's own handler; budgets cut it at every position.
+  const src = `
+    mov $${DATA}, %edi
+    xor %eax, %eax
+1:  mov %rax, (%rdi,%rax,8)
+    add $1, %rax
+    cmp 0x800(%rdi), %rax
+    jne 1b
+    hlt`;
+  const setup = (m: ReturnType<typeof machineWith>) => m.mem.setBigUint64(DATA + 0x800, 25n, true);
+  const whole = machineWith(src);
+  setup(whole);
+  t.is(whole.run(), ExitReason.HLT);
+  const total = 2n + 4n * 25n + 1n;
+  t.is(whole.counter('instructions'), total);
+  t.is(whole.counter('stores'), 25n);
+  t.is(whole.counter('decode_cache_hits'), total, 'one hit per instruction executed');
+  for (const piece of [1, 2, 3, 4, 5, 9]) {
+    const m = machineWith(src);
+    setup(m);
+    let used = 0n;
+    while (m.run(piece) === ExitReason.BUDGET) used += BigInt(piece);
+    t.is(m.reg('rax'), 25n, `runs of ${piece}`);
+    t.is(m.mem.getBigUint64(DATA + 24 * 8, true), 24n, `runs of ${piece}`);
+    t.is(m.counter('instructions'), total, `runs of ${piece}`);
+    t.is(m.counter('loads'), whole.counter('loads'), `runs of ${piece}`);
+    t.is(m.counter('stores'), 25n, `runs of ${piece}`);
+    t.is(used + m.exitField('budget_used'), total, `runs of ${piece}: one unit per instruction`);
+  }
+});
+
 test('RDTSC in a hot loop reads the instructions retired before it on every pass, in one run and in runs of any budget', (t) => {
   // The loop block (rdtsc, mov, add, dec+jnz) reruns without a lookup and is charged once per
   // pass: each RDTSC must still see every instruction before it, and a budget that ends
