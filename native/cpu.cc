@@ -204,10 +204,12 @@ void Cpu::build_block(const uint8_t* page, unsigned off, uint64_t hpa, Block& b)
   }
   // A flag-setting register instruction right before the block's closing Jcc runs fused with
   // it (exec_fused.cc); the Jcc stays in the block for the cases the pair cannot retire whole.
+  b.unfused = nullptr;
   if (n >= 2 && is_jcc(b.insn[n - 1])) {
     Insn& x = b.insn[n - 2];
     const Insn& j = b.insn[n - 1];
     if (const Handler h = fused_handler(x, j.sub)) {
+      b.unfused = x.fn;
       x.fn = h;
       x.disp = static_cast<int32_t>(j.imm);
       x.base = j.len;
@@ -313,7 +315,6 @@ ExitReason Cpu::run_loop(uint64_t budget) {
         s = fetch_slow(&in, &scratch);
         if (s == ST_OK) {
           r[R_RIP] = rip + in->len;
-          blk_tsc_base_ = retired_total;  // scratch.idx is 0
           rep_spare_ = left - 1;
           s = static_cast<Status>(in->fn(*this, *in));
           left = rep_spare_ + 1;  // less what REP iterations took; its own unit is charged below
@@ -332,17 +333,78 @@ ExitReason Cpu::run_loop(uint64_t budget) {
         const bool rep = b.has_rep;  // only then can an instruction take more than its unit
         blk_lo_ = p;
         blk_len_ = b.nbytes;
+        const unsigned nb = b.n;
+        if (!rep && left >= nb) {
+          // The common case, a block the budget can run whole and no instruction of which
+          // can take more than its one unit: a pass is charged once, at its end (nb units,
+          // nb instructions retired, nb decode-cache hits), and a hot loop reruns the block
+          // after three compares: RIP back at its start, room in the budget for a whole
+          // pass (retired_total against the last count that leaves one), and nothing the
+          // lookup above relies on changed. code_epoch_ and the Mmu's generation only ever
+          // grow, so their sum is unchanged exactly when both are. (The code page is
+          // dropped without a generation change only by a MOV to CR, which ends its block
+          // without a branch, so the RIP compare stops the loop first.) A pass that stops
+          // early (fault, exit, self-modifying store) is charged below for what it retired,
+          // as one pass of the general loop would be.
+          const Insn* const full = b.insn + nb;
+          const uint64_t key = code_epoch_ + mmu_.generation();
+          const uint64_t rt0 = retired_total, rt_last = rt0 + left - nb;
+          blk_end_ = full;
+          const Insn* in;
+          for (;;) {
+            in = b.insn;
+            do {
+              r[R_RIP] = rip + in->end;  // as below: RIP is the block's start plus an offset
+              s = static_cast<Status>(in->fn(*this, *in));
+              if (__builtin_expect(s != ST_OK, 0)) break;
+            } while (++in < blk_end_);
+            if (s == ST_FUSED) s = ST_OK;  // the pair that ends the block retired: in is at nb - 2
+            else if (__builtin_expect(s != ST_OK || in != full, 0)) break;
+            const uint64_t rt = retired_total + nb;
+            retired_total = rt;
+            if (__builtin_expect(r[R_RIP] == rip && rt <= rt_last && code_epoch_ + mmu_.generation() == key, 1))
+              continue;
+            in = nullptr;
+            break;
+          }
+          const uint64_t whole = retired_total - rt0;  // retired by the whole passes
+          left -= whole;
+          hits += whole;
+          if (in == nullptr) {
+            blk_len_ = 0;
+            counters_.inc(C_decode_cache_hits, hits);
+            continue;
+          }
+          k = static_cast<unsigned>(in - b.insn);
+          hits += k + (s != ST_OK);
+          retired_total += k;
+          left -= k;
+          blk_len_ = 0;
+          counters_.inc(C_decode_cache_hits, hits);
+          if (s == ST_OK) continue;  // a self-modifying store ended the block early
+          insn_rip = rip + in->end - in->len;
+          if (s == ST_EXC) ss_fixup(*in);  // #SS for a stack-segment reference
+          goto stopped;
+        }
         for (;;) {
           const uint64_t n = std::min<uint64_t>(b.n, left);
           blk_end_ = b.insn + n;
           if (rep) rep_spare_ = left - n;
-          blk_tsc_base_ = retired_total;
+          // When the budget ends between a fused pair (exec_fused.cc), the pair's first
+          // instruction runs alone, with the handler it had before it was fused.
+          const Insn* const split = b.unfused && n + 1 == b.n ? b.insn + n - 1 : nullptr;
           const Insn* in = b.insn;
           do {
             // Only a block's last instruction (IF_END) or a faulting one changes RIP, so
             // each RIP is the block's start plus an offset: no load-add-store chain on RIP.
             r[R_RIP] = rip + in->end;
-            s = static_cast<Status>(in->fn(*this, *in));
+            if (__builtin_expect(in != split, 1)) {
+              s = static_cast<Status>(in->fn(*this, *in));
+            } else {
+              Insn alone = *in;
+              alone.fn = b.unfused;
+              s = static_cast<Status>(alone.fn(*this, alone));
+            }
             if (__builtin_expect(s != ST_OK, 0)) break;
           } while (++in < blk_end_);
           k = static_cast<unsigned>(in - b.insn);
@@ -367,6 +429,7 @@ ExitReason Cpu::run_loop(uint64_t budget) {
         if (s == ST_EXC) ss_fixup(b.insn[k]);  // #SS for a stack-segment reference
       }
     }
+  stopped:
     switch (s) {
       case ST_EXIT:  // retired (OUT, IN, HLT): RIP already past it, the record names it
         ++retired_total;

@@ -122,12 +122,13 @@ class Cpu {
   Arena* arena_;
   uint64_t insn_rip = 0;   // RIP of the instruction executing (r[R_RIP] already points past it)
   uint64_t retired_total = 0;  // lifetime instructions retired (RDTSC; not reset with counters)
+  // Inside a block retired_total is only brought up to date at the end of each pass, so while
+  // a handler runs it counts the instructions retired before the block's current pass (RDTSC).
   // The block being executed: its host bytes [blk_lo_, blk_lo_ + blk_len_) for the
-  // self-modifying-code check in write(), where this run of it stops, and retired_total at its start.
+  // self-modifying-code check in write(), and where this run of it stops.
   const uint8_t* blk_lo_ = nullptr;
   uint64_t blk_len_ = 0;
   const Insn* blk_end_ = nullptr;  // one past the last instruction this run of the block may execute
-  uint64_t blk_tsc_base_ = 0;
   // Budget units a REP string instruction may take for iterations beyond the one unit each
   // instruction of the running block is already charged (run() in cpu.cc; rep_loop in
   // exec_string.cc takes from it).

@@ -63,6 +63,9 @@ struct Block {
   uint16_t nbytes = 0;
   uint8_t n = 0;             // instructions
   bool has_rep = false;      // holds a REP string instruction (it may take budget beyond one unit)
+  // The handler insn[n - 2] had before build_block fused it with the closing Jcc (nullptr if
+  // the block ends in no fused pair): it runs alone when the budget ends between the two.
+  Handler unfused = nullptr;
   uint64_t raw[kMaxBytes / 8] = {};  // the bytes, zero past nbytes
   Insn insn[kMaxInsns];
 };

@@ -126,11 +126,18 @@ __attribute__((always_inline)) inline uint64_t alu_portable(uint8_t op, uint64_t
 // test/vcpu-host-diff.test.ts checks both paths' results against the host CPU; the portable
 // C++ path (HV_PORTABLE_FLAGS, or any other host) is the reference for the AF=0 choice
 // of the logic operations, which the host path copies by masking AF.
+// The carry in is an operand only of ADC and SBB; a constant `b` of a 32/64-bit operation
+// (INC/DEC's 1) is an immediate.
 #define HV_HOST_ALU(I, CARRY)                                                                       \
-  if (SZ == 8) asm(CARRY I "q %2, %0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b), "r"(cf) : "cc"); \
-  else if (SZ == 4) asm(CARRY I "l %k2, %k0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b), "r"(cf) : "cc"); \
+  if (SZ == 8) asm(CARRY I "q %2, %0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "re"(b), "r"(cf) : "cc"); \
+  else if (SZ == 4) asm(CARRY I "l %k2, %k0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "ri"(b), "r"(cf) : "cc"); \
   else if (SZ == 2) asm(CARRY I "w %w2, %w0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b), "r"(cf) : "cc"); \
   else asm(CARRY I "b %b2, %b0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b), "r"(cf) : "cc");
+#define HV_HOST_ALU_NC(I)                                                                       \
+  if (SZ == 8) asm(I "q %2, %0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "re"(b) : "cc"); \
+  else if (SZ == 4) asm(I "l %k2, %k0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "ri"(b) : "cc"); \
+  else if (SZ == 2) asm(I "w %w2, %w0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b) : "cc"); \
+  else asm(I "b %b2, %b0\n\tlahf\n\tseto %%al" : "+r"(r), "=&a"(fl) : "r"(b) : "cc");
 inline uint64_t lahf_flags(uint64_t fl) { return ((fl >> 8) & (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF)) | ((fl & 1) << 11); }
 
 // alu_a: the result, and the flags in Cpu::afl_'s layout (LAHF:SETO, as the host leaves
@@ -139,19 +146,20 @@ template <uint8_t OP, unsigned SZ>
 __attribute__((always_inline)) inline uint64_t alu_a(uint64_t a, uint64_t b, uint64_t cf, uint16_t* afl) {
   uint64_t r = a, fl;
   switch (OP) {
-    case ALU_ADD: HV_HOST_ALU("add", "") break;
+    case ALU_ADD: HV_HOST_ALU_NC("add") break;
     case ALU_ADC: HV_HOST_ALU("adc", "btl $0, %k3\n\t") break;
     case ALU_SBB: HV_HOST_ALU("sbb", "btl $0, %k3\n\t") break;
-    case ALU_SUB: case ALU_CMP: HV_HOST_ALU("sub", "") break;
-    case ALU_OR: HV_HOST_ALU("or", "") break;
-    case ALU_AND: HV_HOST_ALU("and", "") break;
-    default: HV_HOST_ALU("xor", "") break;
+    case ALU_SUB: case ALU_CMP: HV_HOST_ALU_NC("sub") break;
+    case ALU_OR: HV_HOST_ALU_NC("or") break;
+    case ALU_AND: HV_HOST_ALU_NC("and") break;
+    default: HV_HOST_ALU_NC("xor") break;
   }
   *afl = static_cast<uint16_t>(fl);
   if (OP == ALU_OR || OP == ALU_AND || OP == ALU_XOR) *afl &= ~Cpu::kAflAF;  // undefined: 0, as portable
   return r & size_mask(SZ);
 }
 #undef HV_HOST_ALU
+#undef HV_HOST_ALU_NC
 template <uint8_t OP, unsigned SZ>
 __attribute__((always_inline)) inline uint64_t alu_t(uint64_t a, uint64_t b, uint64_t flags_in, uint64_t* f) {
   uint16_t afl;

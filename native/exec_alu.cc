@@ -231,7 +231,11 @@ int h_imul_rr(Cpu& c, const Insn& i) {
     lo = static_cast<uint64_t>(p) & 0xffffffffull;
   }
   c.r[i.reg] = lo;
-  set_arith_flags(c, flags_szp(lo, SZ) | (ovf ? FL_CF | FL_OF : 0));
+  // SF, ZF, PF of the result with AF = 0 (flags_szp's choice for the undefined ones) are what
+  // AND of the result with itself leaves; CF = OF = the overflow.
+  uint16_t afl;
+  alu_a<ALU_AND, SZ>(lo, lo, 0, &afl);
+  c.afl_ = static_cast<uint16_t>(afl | (ovf ? Cpu::kAflCF | Cpu::kAflOF : 0));
   return ST_OK;
 }
 const Handler kImulRR[2] = {h_imul_rr<4>, h_imul_rr<8>};
@@ -412,21 +416,26 @@ int h_shift_ri(Cpu& c, const Insn& i) {
   constexpr uint64_t m = SZ == 8 ? ~0ull : 0xffffffffull, msb = 1ull << (bits - 1);
   const unsigned count = static_cast<unsigned>(i.imm & (SZ == 8 ? 63 : 31));
   const uint64_t a = c.r[i.rm] & m;
-  uint64_t r, f;
+  uint64_t r, cf, of;  // CF and OF as 0 or 1
   if (SUB == 4) {  // SHL
     r = (a << count) & m;
-    const bool cf = (a >> (bits - count)) & 1;
-    f = flags_szp(r, SZ) | (cf ? FL_CF : 0) | (((r & msb) != 0) != cf ? FL_OF : 0);
+    cf = (a >> (bits - count)) & 1;
+    of = ((r & msb) != 0) != (cf != 0);
   } else if (SUB == 5) {  // SHR: OF = the original sign
     r = a >> count;
-    f = flags_szp(r, SZ) | (((a >> (count - 1)) & 1) ? FL_CF : 0) | ((a & msb) ? FL_OF : 0);
+    cf = (a >> (count - 1)) & 1;
+    of = (a & msb) != 0;
   } else {  // SAR: OF = 0
     const int64_t sa = SZ == 8 ? static_cast<int64_t>(a) : static_cast<int64_t>(static_cast<int32_t>(a));
     r = static_cast<uint64_t>(sa >> count) & m;
-    f = flags_szp(r, SZ) | (((sa >> (count - 1)) & 1) ? FL_CF : 0);
+    cf = (sa >> (count - 1)) & 1;
+    of = 0;
   }
   c.r[i.rm] = r;
-  set_arith_flags(c, f);
+  // SF, ZF, PF of the result and AF = 0 (flags_szp's) are what AND of it with itself leaves.
+  uint16_t afl;
+  alu_a<ALU_AND, SZ>(r, r, 0, &afl);
+  c.afl_ = static_cast<uint16_t>(afl | (cf << 8) | of);  // Cpu::kAflCF, Cpu::kAflOF
   return ST_OK;
 }
 // Indexed [osz == 8][ModRM.reg]; nullptr where there is no fast form (ROL, ROR, /2 /3 /6).

@@ -5,11 +5,12 @@
 // branch on those flags, and it reports ST_FUSED so the run loop retires both (two
 // instructions, two decode-cache hits).
 //
-// Whenever the pair cannot retire as a whole the handler retires only the first instruction
-// and returns ST_OK, and the Jcc (still the block's next instruction, unchanged) runs on its
-// own: when the run's budget ends between the two (the block runs fewer than all of its
-// instructions: Cpu::blk_end_), and when the branch is taken to a non-canonical target (the
-// Jcc's own handler then raises #GP on the Jcc, with the first instruction retired).
+// The pair is not run as a whole in two cases. When the run's budget ends between the two,
+// the run loop runs the first instruction alone with the handler it had before it was fused
+// (Block::unfused) and stops. When the branch is taken to a non-canonical target, the
+// handler retires only the first instruction and returns ST_OK, and the Jcc (still the
+// block's next instruction, unchanged) runs on its own and raises #GP, with the first
+// instruction retired.
 #include <array>
 #include <utility>
 
@@ -38,7 +39,6 @@ int h_fused(Cpu& c, const Insn& i) {
     if (OP != ALU_CMP) c.r[i.rm] = r;
   }
   c.afl_ = fl;
-  if (__builtin_expect(&i + 2 > c.blk_end_, 0)) return ST_OK;  // the budget ends before the Jcc
   const uint64_t next = c.r[R_RIP] + i.base;  // past the Jcc
   if (!cond_a(fl, CC)) {
     c.r[R_RIP] = next;

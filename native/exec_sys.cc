@@ -174,9 +174,9 @@ int h_cpuid(Cpu& c, const Insn&) {
 
 // RDTSC = tsc_offset + instructions retired before this one (simulated cycles; TS adds the
 // costs of exits to tsc_offset). Inside a block retired_total is only brought up to date at
-// the block's end, so the count is the block's start plus this instruction's index in it.
+// the end of each pass (cpu.h), so the count is the pass's start plus this instruction's index.
 int h_rdtsc(Cpu& c, const Insn& i) {
-  const uint64_t t = c.r[R_TSC_OFFSET] + c.blk_tsc_base_ + i.idx;
+  const uint64_t t = c.r[R_TSC_OFFSET] + c.retired_total + i.idx;
   c.r[R_RAX] = t & 0xffffffffull;
   c.r[R_RDX] = t >> 32;
   return ST_OK;

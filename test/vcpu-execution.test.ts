@@ -298,6 +298,93 @@ f:  mov 8(%rsp), %r8
   t.is(m.reg('rcx'), 0n);
 });
 
+test('IMUL r, r and SHL/SHR/SAR r, imm set the flags the SDM leaves undefined as the portable flags do: SF ZF PF of the result, AF 0', (t) => {
+  // [instruction, rax, rcx, the arithmetic flags after] with CF, AF and OF set beforehand.
+  const cases: [string, bigint, bigint, bigint][] = [
+    ['imul %rcx, %rax', 0n, 5n, 0x44n], // 0: ZF PF
+    ['imul %rcx, %rax', 0xffffffffffffffffn, 3n, 0x80n], // -3 = ..fd: SF, odd parity
+    ['imul %rcx, %rax', 1n << 62n, 4n, 0x845n], // overflows to 0: ZF PF CF OF
+    ['imul %ecx, %eax', 0x10000n, 0x10000n, 0x845n], // 2^32 overflows 32 bits to 0
+    ['shr $4, %rax', 0x10n, 0n, 0x0n], // 1, CF = bit 3 = 0
+    ['shr $4, %rax', 0x8000000000000018n, 0n, 0x801n], // CF = bit 3 = 1, OF = the old sign, odd parity
+    ['sar $1, %rax', 0x8000000000000000n, 0n, 0x84n], // SF, PF of 0x00
+    ['shl $1, %eax', 0xc0000000n, 0n, 0x85n], // 0x80000000: SF PF CF, OF = SF xor CF = 0
+  ];
+  for (const [insn, rax, rcx, flags] of cases) {
+    const m = machineWith(`${insn}\nhlt`);
+    m.setReg('rax', rax);
+    m.setReg('rcx', rcx);
+    m.setReg('rflags', 0x2n | 0x1n | 0x10n | 0x800n);
+    t.is(m.run(), ExitReason.HLT);
+    t.is(m.reg('rflags') & 0x8d5n, flags, `${insn} with rax ${rax.toString(16)}, rcx ${rcx}`);
+  }
+});
+
+test('a hot loop that ends in an unfused branch and a store: runs of any budget end where one run ends', (t) => {
+  // The block (store, add, cmp with memory, jne) is not fused (CMP reads memory): each pass
+  // ends on the JNE's own handler; budgets cut it at every position.
+  const src = `
+    mov $${DATA}, %edi
+    xor %eax, %eax
+1:  mov %rax, (%rdi,%rax,8)
+    add $1, %rax
+    cmp 0x800(%rdi), %rax
+    jne 1b
+    hlt`;
+  const setup = (m: ReturnType<typeof machineWith>) => m.mem.setBigUint64(DATA + 0x800, 25n, true);
+  const whole = machineWith(src);
+  setup(whole);
+  t.is(whole.run(), ExitReason.HLT);
+  const total = 2n + 4n * 25n + 1n;
+  t.is(whole.counter('instructions'), total);
+  t.is(whole.counter('stores'), 25n);
+  t.is(whole.counter('decode_cache_hits'), total, 'one hit per instruction executed');
+  for (const piece of [1, 2, 3, 4, 5, 9]) {
+    const m = machineWith(src);
+    setup(m);
+    let used = 0n;
+    while (m.run(piece) === ExitReason.BUDGET) used += BigInt(piece);
+    t.is(m.reg('rax'), 25n, `runs of ${piece}`);
+    t.is(m.mem.getBigUint64(DATA + 24 * 8, true), 24n, `runs of ${piece}`);
+    t.is(m.counter('instructions'), total, `runs of ${piece}`);
+    t.is(m.counter('loads'), whole.counter('loads'), `runs of ${piece}`);
+    t.is(m.counter('stores'), 25n, `runs of ${piece}`);
+    t.is(used + m.exitField('budget_used'), total, `runs of ${piece}: one unit per instruction`);
+  }
+});
+
+test('RDTSC in a hot loop reads the instructions retired before it on every pass, in one run and in runs of any budget', (t) => {
+  // The loop block (rdtsc, mov, add, dec+jnz) reruns without a lookup and is charged once per
+  // pass: each RDTSC must still see every instruction before it, and a budget that ends
+  // anywhere in a pass must change nothing.
+  const src = `
+    mov $6, %ecx
+    mov $${DATA}, %edi
+1:  rdtsc
+    mov %eax, (%rdi)
+    add $8, %rdi
+    dec %ecx
+    jnz 1b
+    hlt`;
+  const expected = [0, 1, 2, 3, 4, 5].map((j) => BigInt(100 + 2 + 5 * j));
+  const tscs = (m: ReturnType<typeof machineWith>) => [0, 1, 2, 3, 4, 5].map((j) => m.mem.getBigUint64(DATA + 8 * j, true));
+  const whole = machineWith(src);
+  whole.setReg('tsc_offset', 100);
+  t.is(whole.run(), ExitReason.HLT);
+  t.deepEqual(tscs(whole), expected);
+  t.is(whole.counter('instructions'), 2n + 5n * 6n + 1n);
+  t.is(whole.counter('decode_cache_hits'), 2n + 5n * 6n + 1n, 'one hit per instruction executed');
+  for (const piece of [1, 2, 3, 4, 5, 6, 7, 11]) {
+    const m = machineWith(src);
+    m.setReg('tsc_offset', 100);
+    let used = 0n;
+    while (m.run(piece) === ExitReason.BUDGET) used += BigInt(piece);
+    t.deepEqual(tscs(m), expected, `runs of ${piece}`);
+    t.is(m.counter('instructions'), 2n + 5n * 6n + 1n, `runs of ${piece}`);
+    t.is(used + m.exitField('budget_used'), 2n + 5n * 6n + 1n, `runs of ${piece}: one unit per instruction`);
+  }
+});
+
 test('RDTSC is tsc_offset plus instructions retired before it; CPUID reports the vendor and exactly the implemented feature bits', (t) => {
   const m = machineWith(`
     nop
