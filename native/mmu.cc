@@ -50,7 +50,12 @@ const char* Mmu::configure_arrays(const TlbGeometry& g) {
       return err_.c_str();
     }
   }
-  for (unsigned s = 0; s < TLB_COUNT; ++s) array_of(TlbStructure(s))->configure(g[TlbStructure(s)]);
+  geo_default_ = true;
+  for (unsigned s = 0; s < TLB_COUNT; ++s) {
+    const TlbGeom& gs = g[TlbStructure(s)];
+    array_of(TlbStructure(s))->configure(gs);
+    geo_default_ &= gs.entries == kDefaultTlb[s].entries && gs.ways == kDefaultTlb[s].ways;
+  }
   for (L1& l1 : l1_)
     for (L1::Line& line : l1.lines) line = L1::Line{};  // their entries were reallocated
   return nullptr;
@@ -67,6 +72,7 @@ const char* Mmu::configure(const MmuConfig& cfg) {
   }
   if (const char* e = configure_arrays(cfg.tlb)) return e;
   cfg_ = cfg;
+  ept_memo_forget();  // a new EPTP: nothing read under the old one applies
   bump();
   return nullptr;
 }
@@ -119,25 +125,33 @@ void Mmu::invept() {
   counters_->inc(C_invept);
   flush_tlbs();
   nested_.clear();
+  ept_memo_forget();
   bump();
+}
+
+void Mmu::ept_memo_clear() {
+  for (EptMemoEntry& e : ept_memo_pde_) e = EptMemoEntry{};
+  for (EptMemoEntry& e : ept_memo_pdpte_) e = EptMemoEntry{};
+  ept_epoch_ = 1;
 }
 
 // One L1 array: a hit that allows the access returns the host pointer (and becomes the
 // memo); nullptr otherwise. A hit that does not allow it (e.g. a write to a clean page)
 // drops the entry so the access walks again to set D. S is the page-size class.
-template <unsigned S>
+template <unsigned S, bool kDef, bool kFetch>
 __attribute__((always_inline)) inline uint8_t* Mmu::l1_probe(L1& l1, Gva va, uint8_t need) {
+  using G = Geo<kDef, TlbStructure((kFetch ? TLB_itlb_4k : TLB_dtlb_4k) + S)>;
   constexpr unsigned shift = kShift[S];
   const uint64_t v = va.v & kVaMask;
   const uint64_t key = v >> shift;
-  TlbEntry* e = l1.arr[S].find(key, key);
+  TlbEntry* e = l1.arr[S].find<G::ways, G::sets>(key, key);
   if (!e) return nullptr;
   if (!(e->perm & need)) {
     l1.arr[S].kill(e);
     l1.forget();
     return nullptr;
   }
-  l1.arr[S].touch(e);
+  l1.arr[S].touch<G::ways>(e);
   if (S == 0) l1.note(key, e);
   counters_->v[C_tlb_hits]++;
   counters_->v[l1.hits[S]]++;
@@ -166,19 +180,23 @@ uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
     l1.memo_counter = l1.hits[0];
     return l1.memo_host + (va.v & kPageMask);
   }
-  return translate_sets(va, acc, f);
+  if (acc == Access::Fetch)
+    return geo_default_ ? translate_sets<true, true>(va, acc, f) : translate_sets<false, true>(va, acc, f);
+  return geo_default_ ? translate_sets<true, false>(va, acc, f) : translate_sets<false, false>(va, acc, f);
 }
 
 // The set search, kept out of line so a line hit above needs no saved registers.
+// kFetch: the access is a fetch (ITLB), i.e. acc == Access::Fetch.
+template <bool kDef, bool kFetch>
 __attribute__((noinline)) uint8_t* Mmu::translate_sets(Gva va, Access acc, Fault* f) {
-  L1& l1 = l1_[acc == Access::Fetch];
+  L1& l1 = l1_[kFetch];
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   // 4 KiB, then 2 MiB, then 1 GiB, each with its shift known at compile time.
-  if (uint8_t* p = l1_probe<0>(l1, va, need)) return p;
-  if (uint8_t* p = l1_probe<1>(l1, va, need)) return p;
-  if (uint8_t* p = l1_probe<2>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<0, kDef, kFetch>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<1, kDef, kFetch>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<2, kDef, kFetch>(l1, va, need)) return p;
   counters_->v[C_tlb_misses]++;
-  return translate_miss(va, acc, f);
+  return cfg_.ept ? translate_miss_t<true, kDef>(va, acc, f) : translate_miss_t<false, kDef>(va, acc, f);
 }
 
 }  // namespace hv

@@ -41,11 +41,11 @@ void ept_fault(Fault* f, Gpa gpa, Access acc, bool final_gpa, Gva va, uint8_t le
 
 template <bool kEpt>
 __attribute__((always_inline)) inline bool Mmu::map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
-                  uint64_t* ept_refs, EptMemo* memo) {
+                  uint64_t* ept_refs) {
   if (kEpt) {
     uint8_t stop = 0;
     bool mis = false;
-    if (ept_walk(gpa, m, &stop, &mis, ept_refs, memo, !final_gpa)) return true;
+    if (ept_walk(gpa, m, &stop, &mis, ept_refs)) return true;
     ept_fault(f, gpa, acc, final_gpa, va, stop, mis);
     return false;
   }
@@ -81,12 +81,23 @@ struct RefTally {
 
 // One copy per translation mode, so the no-EPT walk carries no nested-TLB or EPT code;
 // inlined into translate_miss_t below.
-template <bool kEpt, bool kMemo>
+// One paging-structure cache (I = 0 PDE, 1 PDPTE, 2 PML4E): on a hit, touch and count it.
+template <bool kDef, unsigned I>
+__attribute__((always_inline)) inline TlbEntry* Mmu::pwc_probe(uint64_t v) {
+  using G = Geo<kDef, I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e>;
+  const uint64_t key = v >> level_shift(static_cast<int>(I) + 2);
+  TlbEntry* e = pwc_[I].find<G::ways, G::sets>(key, key);
+  if (e) {
+    pwc_[I].touch<G::ways>(e);
+    counters_->inc(kPwcHits[I]);
+  }
+  return e;
+}
+
+template <bool kEpt, bool kDef>
 __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   counters_->v[C_walks]++;
   RefTally refs{counters_};
-  EptMemo memo_storage;
-  EptMemo* const memo = kMemo ? &memo_storage : nullptr;
   const bool nxe = (efer_ & EFER_NXE) != 0, wp = (cr0_ & CR0_WP) != 0;
   const bool smep = (cr4_ & CR4_SMEP) != 0;
   const uint64_t v = va.v & kVaMask;
@@ -108,32 +119,30 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
     uint64_t table = cr3_ & kAddrMask;
     int level = 4;
     // Deepest paging-structure-cache hit first: PDE (next: PT), PDPTE (PD), PML4E (PDPT).
-    for (unsigned i = 0; i < 3; ++i) {
-      const uint64_t key = v >> level_shift(static_cast<int>(i) + 2);
-      TlbEntry* e = pwc_[i].find(key, key);
-      if (!e) continue;
-      pwc_[i].touch(e);
-      counters_->inc(kPwcHits[i]);
+    TlbEntry* e;
+    if ((e = pwc_probe<kDef, 0>(v))) level = 1;
+    else if ((e = pwc_probe<kDef, 1>(v))) level = 2;
+    else if ((e = pwc_probe<kDef, 2>(v))) level = 3;
+    if (e) {
       table = e->val;
-      level = static_cast<int>(i) + 1;
       all = (e->perm & kPermW ? PTE_RW : 0) | (e->perm & kPermUser ? PTE_US : 0);
       any = e->perm & kPermX ? 0 : PTE_NX;
-      break;
     }
+    using GN = Geo<kDef, TLB_nested>;
     for (;;) {
       const unsigned shift = level_shift(level);
       const Gpa egpa(table + ((v >> shift) & (kTableEntries - 1)) * 8);
       // The table's own page: nested TLB, else a full EPT walk (then cached).
       Mapped tm;
-      TlbEntry* ne = kEpt ? nested_.find(table >> kPageShift, table >> kPageShift) : nullptr;
+      TlbEntry* ne = kEpt ? nested_.find<GN::ways, GN::sets>(table >> kPageShift, table >> kPageShift) : nullptr;
       if (ne) {
-        nested_.touch(ne);
+        nested_.touch<GN::ways>(ne);
         counters_->inc(C_nested_tlb_hits);
         tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
       } else {
-        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept, memo)) return false;
+        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return false;
         if (kEpt) {
-          if (TlbEntry* n = nested_.insert_absent(table >> kPageShift, table >> kPageShift)) {  // probed above
+          if (TlbEntry* n = nested_.insert_absent<GN::ways, GN::sets>(table >> kPageShift, table >> kPageShift)) {  // probed above
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
             n->perm = tm.perm;
             n->level = tm.level;
@@ -163,7 +172,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
         }
         pte |= PTE_A;
         std::memcpy(p, &pte, 8);
-        if (kMemo) memo_storage.forget();  // the store may have hit an EPT table
+        if (kEpt) ept_memo_forget();  // the store may have hit an EPT table
         counters_->inc(C_ad_updates);
         note_table_write(p);
       }
@@ -182,7 +191,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
           }
           pte |= PTE_D;
           std::memcpy(p, &pte, 8);
-          if (kMemo) memo_storage.forget();  // the store may have hit an EPT table
+          if (kEpt) ept_memo_forget();  // the store may have hit an EPT table
           counters_->inc(C_ad_updates);
           note_table_write(p);
         }
@@ -195,10 +204,14 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
       const uint64_t key = v >> shift;
       // The walk started below the deepest PWC hit, so every PWC it inserts into here was
       // probed with this key above and missed: insert_absent skips the refresh scan.
-      if (TlbEntry* e = pwc_[level - 2].insert_absent(key, key)) {
+      TlbEntry* pe;
+      if (level == 2) pe = pwc_[0].insert_absent<Geo<kDef, TLB_pwc_pde>::ways, Geo<kDef, TLB_pwc_pde>::sets>(key, key);
+      else if (level == 3) pe = pwc_[1].insert_absent<Geo<kDef, TLB_pwc_pdpte>::ways, Geo<kDef, TLB_pwc_pdpte>::sets>(key, key);
+      else pe = pwc_[2].insert_absent<Geo<kDef, TLB_pwc_pml4e>::ways, Geo<kDef, TLB_pwc_pml4e>::sets>(key, key);
+      if (pe) {
         filled_ = true;
-        e->val = table;
-        e->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
+        pe->val = table;
+        pe->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
                                        ((any & PTE_NX) && nxe ? 0 : kPermX));
       }
       --level;
@@ -207,7 +220,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
 
   // The data page: one more EPT translation (reported with gva_valid = true).
   Mapped dm;
-  if (!map_gpa<kEpt>(Gpa(gpa), acc, true, va, f, &dm, &refs.ept, memo)) return false;
+  if (!map_gpa<kEpt>(Gpa(gpa), acc, true, va, f, &dm, &refs.ept)) return false;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   if (!(dm.perm & need)) {
     ept_fault(f, Gpa(gpa), acc, true, va, dm.level, false);
@@ -230,7 +243,9 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
 }
 
 // The largest enabled array of this L1 whose page size does not exceed the translation's.
+template <bool kDef, bool kFetch>
 __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
+  constexpr TlbStructure B = kFetch ? TLB_itlb_4k : TLB_dtlb_4k;
   const uint64_t v = va.v & kVaMask;
   int s = w.size;
   while (s >= 0 && !l1.arr[s].enabled()) --s;
@@ -241,7 +256,10 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
   }
   counters_->inc(l1.misses[s]);
   const uint64_t key = v >> kShift[s];
-  TlbEntry* e = l1.arr[s].insert_absent(key, key);  // translate_l1 probed it
+  TlbEntry* e;  // translate_l1 probed it: insert_absent
+  if (s == 0) e = l1.arr[0].insert_absent<Geo<kDef, B>::ways, Geo<kDef, B>::sets>(key, key);
+  else if (s == 1) e = l1.arr[1].insert_absent<Geo<kDef, TlbStructure(B + 1)>::ways, Geo<kDef, TlbStructure(B + 1)>::sets>(key, key);
+  else e = l1.arr[2].insert_absent<Geo<kDef, TlbStructure(B + 2)>::ways, Geo<kDef, TlbStructure(B + 2)>::sets>(key, key);
   filled_ = true;
   const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
   e->val = reinterpret_cast<uint64_t>(w.host + off);
@@ -258,37 +276,34 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
 
 // One STLB probe for page-size class s: a hit that allows the access fills *w; a hit that
 // does not (e.g. a write to a clean page) drops the entry, as the L1 does.
+template <bool kDef, TlbStructure S>
 __attribute__((always_inline)) inline bool Mmu::stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s,
                                                            uint8_t need, Walked* w) {
-  TlbEntry* e = a.find(key, index);
+  TlbEntry* e = a.find<Geo<kDef, S>::ways, Geo<kDef, S>::sets>(key, index);
   if (!e) return false;
   if (!(e->perm & need)) {
     a.kill(e);
     return false;
   }
-  a.touch(e);
+  a.touch<Geo<kDef, S>::ways>(e);
   counters_->inc(kStlbHits[s]);
   *w = Walked{reinterpret_cast<uint8_t*>(e->val), e->perm, static_cast<uint8_t>(s)};
   return true;
 }
 
 // Kept out of line so the L1-hit path (translate_l1, mmu.cc) stays a small leaf function.
-template <bool kEpt>
+template <bool kEpt, bool kDef>
 __attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fault* f) {
-  L1& l1 = l1_[acc == Access::Fetch];
   const uint64_t v = va.v & kVaMask;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
   // The 2 MiB probe is skipped while the STLB holds no 2 MiB entry (it could only miss).
   Walked w{nullptr, 0, 0};  // set by the hit or the walk (initialized for -Wmaybe-uninitialized)
-  const bool hit = stlb_probe(stlb_, stlb_key(v, 0), v >> kShift[0], 0, need, &w) ||
-                   (stlb_.has_odd_key() && stlb_probe(stlb_, stlb_key(v, 1), v >> kShift[1], 1, need, &w)) ||
-                   stlb_probe(stlb_1g_, v >> kShift[2], v >> kShift[2], 2, need, &w);
+  const bool hit = stlb_probe<kDef, TLB_stlb>(stlb_, stlb_key(v, 0), v >> kShift[0], 0, need, &w) ||
+                   (stlb_.has_odd_key() && stlb_probe<kDef, TLB_stlb>(stlb_, stlb_key(v, 1), v >> kShift[1], 1, need, &w)) ||
+                   stlb_probe<kDef, TLB_stlb_1g>(stlb_1g_, v >> kShift[2], v >> kShift[2], 2, need, &w);
   if (!hit) {
-    // The EPT memo pays only when most walks run several EPT walks, i.e. without a nested
-    // TLB; with one it costs more than it saves (docs/performance.md).
-    const bool ok = kEpt && !nested_.enabled() ? walk_t<kEpt, true>(va, acc, f, &w) : walk_t<kEpt, false>(va, acc, f, &w);
-    if (!ok) {
+    if (!walk_t<kEpt, kDef>(va, acc, f, &w)) {
       counters_->inc(C_walk_faults);
       return nullptr;
     }
@@ -297,9 +312,9 @@ __attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fau
     if (s == 2 && !stlb_1g_.enabled()) s = 1;
     TlbEntry* e = nullptr;
     if (s == 2) {
-      e = stlb_1g_.insert_absent(v >> kShift[2], v >> kShift[2]);  // probed above
+      e = stlb_1g_.insert_absent<Geo<kDef, TLB_stlb_1g>::ways, Geo<kDef, TLB_stlb_1g>::sets>(v >> kShift[2], v >> kShift[2]);  // probed above
     } else if (stlb_.enabled()) {
-      e = stlb_.insert_absent(stlb_key(v, s), v >> kShift[s]);  // probed above
+      e = stlb_.insert_absent<Geo<kDef, TLB_stlb>::ways, Geo<kDef, TLB_stlb>::sets>(stlb_key(v, s), v >> kShift[s]);  // probed above
     }
     if (e) {
       filled_ = true;
@@ -314,12 +329,14 @@ __attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fau
       counters_->inc(kStlbMisses[w.size]);
     }
   }
-  fill_l1(l1, va, w);
+  if (acc == Access::Fetch) fill_l1<kDef, true>(l1_[1], va, w);
+  else fill_l1<kDef, false>(l1_[0], va, w);
   return w.host + (v & ((1ull << kShift[w.size]) - 1));
 }
 
-uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault* f) {
-  return cfg_.ept ? translate_miss_t<true>(va, acc, f) : translate_miss_t<false>(va, acc, f);
-}
+template uint8_t* Mmu::translate_miss_t<false, false>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<false, true>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<true, false>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<true, true>(Gva, Access, Fault*);
 
 }  // namespace hv
