@@ -98,7 +98,8 @@ class TlbArray {
   // come up empty, so it is skipped. Victims and LRU order are exactly insert()'s.
   template <uint32_t kWays = 0, uint32_t kSets = 0>
   TlbEntry* insert_absent(uint64_t key, uint64_t index) {
-    return capacity_ == 0 ? nullptr : insert_way<false, kWays, kSets>(key, index);
+    // A constant geometry is an enabled structure's (Mmu::Geo): no check.
+    return kWays == 0 && capacity_ == 0 ? nullptr : insert_way<false, kWays, kSets>(key, index);
   }
 
   // Whether any valid entry has an odd key. The STLB keys its 2 MiB entries odd
@@ -212,10 +213,25 @@ __attribute__((noinline)) TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t 
         for (unsigned w = 1; w < nways; ++w)
           if (s[w].stamp < best) { best = s[w].stamp; victim = w; }
       } else {  // the least recently used way: the recency list's tail
-        victim = lru_[set].tail;
-        unlink<kWays>(set, static_cast<uint8_t>(victim));
+        // The set is full and has more than kStampWays ways, so the tail is not the head:
+        // unlinking it and pushing it to the front is one rotation of the list.
+        const uint32_t b = set * nways;
+        Lru& l = lru_[set];
+        victim = l.tail;
+        const uint8_t p = prev_[b + victim];
+        next_[b + p] = kNone;
+        l.tail = p;
+        prev_[b + victim] = kNone;
+        next_[b + victim] = l.head;
+        prev_[b + l.head] = static_cast<uint8_t>(victim);
+        l.head = static_cast<uint8_t>(victim);
       }
       odd_ -= static_cast<uint32_t>(s[victim].key & 1);  // evicted
+      odd_ += static_cast<uint32_t>(key & 1);
+      if (nways <= kStampWays) s[victim].stamp = ++clock_;
+      tags[victim] = t;
+      s[victim].key = key;
+      return &s[victim];
     }
     odd_ += static_cast<uint32_t>(key & 1);
     if (nways <= kStampWays) s[victim].stamp = ++clock_;

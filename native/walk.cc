@@ -4,6 +4,7 @@
 // EPT. The paging-structure caches let a walk start below the PML4. Every entry read is one
 // reference (walk_refs_guest or walk_refs_ept); setting A/D is counted in ad_updates only.
 #include <cstring>
+#include <type_traits>
 
 #include "ept.h"
 #include "mmu.h"
@@ -117,7 +118,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
     all = PTE_RW;  // no user pages without paging: SMEP does not apply
   } else {
     uint64_t table = cr3_ & kAddrMask;
-    int level = 4;
+    int level = 4;  // where the walk starts
     // Deepest paging-structure-cache hit first: PDE (next: PT), PDPTE (PD), PML4E (PDPT).
     TlbEntry* e;
     if ((e = pwc_probe<kDef, 0>(v))) level = 1;
@@ -129,8 +130,12 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
       any = e->perm & kPermX ? 0 : PTE_NX;
     }
     using GN = Geo<kDef, TLB_nested>;
-    for (;;) {
-      const unsigned shift = level_shift(level);
+    // One guest level L, a constant: the walk is straight-line code from the level the
+    // PWCs left it at (the switch below). Returns 0 to go down, 1 at the leaf, -1 on a
+    // fault (*f filled in).
+    auto step = [&](auto lc) __attribute__((always_inline)) -> int {
+      constexpr int L = decltype(lc)::value;
+      constexpr unsigned shift = level_shift(L);
       const Gpa egpa(table + ((v >> shift) & (kTableEntries - 1)) * 8);
       // The table's own page: nested TLB, else a full EPT walk (then cached).
       Mapped tm;
@@ -140,7 +145,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
         counters_->inc(C_nested_tlb_hits);
         tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
       } else {
-        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return false;
+        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return -1;
         if (kEpt) {
           if (TlbEntry* n = nested_.insert_absent<GN::ways, GN::sets>(table >> kPageShift, table >> kPageShift)) {  // probed above
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
@@ -151,24 +156,24 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
       }
       if (!(tm.perm & kPermR)) {
         ept_fault(f, egpa, Access::Read, false, va, tm.level, false);
-        return false;
+        return -1;
       }
       uint8_t* p = tm.host + (egpa.v & kPageMask);
       ++refs.guest;
       uint64_t pte;
       std::memcpy(&pte, p, 8);
-      if (!(pte & PTE_P)) return page_fault(f, acc, ec_acc, va);
-      const bool leaf = level == 1 || (level != 4 && (pte & PTE_PS));
-      const uint64_t rsvd = rsvd_nx | (level == 4 ? PTE_PS : 0) |
-                            (leaf ? (level == 2 ? PTE_RSVD_2M : level == 3 ? PTE_RSVD_1G : 0) : 0);
-      if (pte & rsvd) return page_fault(f, acc, PFEC_P | PFEC_RSVD | ec_acc, va);
+      if (!(pte & PTE_P)) { page_fault(f, acc, ec_acc, va); return -1; }
+      const bool leaf = L == 1 || (L != 4 && (pte & PTE_PS));
+      const uint64_t rsvd = rsvd_nx | (L == 4 ? PTE_PS : 0) |
+                            (leaf ? (L == 2 ? PTE_RSVD_2M : L == 3 ? PTE_RSVD_1G : 0) : 0);
+      if (pte & rsvd) { page_fault(f, acc, PFEC_P | PFEC_RSVD | ec_acc, va); return -1; }
       all &= pte;
       any |= pte;
       if (!(pte & PTE_A)) {
         // Setting A is a write to the table page: the EPT must allow it.
         if (!(tm.perm & kPermW)) {
           ept_fault(f, egpa, Access::Write, false, va, tm.level, false);
-          return false;
+          return -1;
         }
         pte |= PTE_A;
         std::memcpy(p, &pte, 8);
@@ -177,17 +182,19 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
         note_table_write(p);
       }
       if (leaf) {
-        gsize = static_cast<unsigned>(level - 1);
-        const uint64_t size = 1ull << shift;
+        gsize = static_cast<unsigned>(L - 1);
+        constexpr uint64_t size = 1ull << shift;
         // Permission checks (CPL 0): writes honour R/W only with CR0.WP; fetches honour
         // NX (with EFER.NXE) and SMEP (user pages).
-        if (acc == Access::Write && !(all & PTE_RW) && wp) return page_fault(f, acc, PFEC_P | ec_acc, va);
-        if (acc == Access::Fetch && (((any & PTE_NX) && nxe) || (smep && (all & PTE_US))))
-          return page_fault(f, acc, PFEC_P | ec_acc, va);
+        if (acc == Access::Write && !(all & PTE_RW) && wp) { page_fault(f, acc, PFEC_P | ec_acc, va); return -1; }
+        if (acc == Access::Fetch && (((any & PTE_NX) && nxe) || (smep && (all & PTE_US)))) {
+          page_fault(f, acc, PFEC_P | ec_acc, va);
+          return -1;
+        }
         if (acc == Access::Write && !(pte & PTE_D)) {
           if (!(tm.perm & kPermW)) {
             ept_fault(f, egpa, Access::Write, false, va, tm.level, false);
-            return false;
+            return -1;
           }
           pte |= PTE_D;
           std::memcpy(p, &pte, 8);
@@ -197,25 +204,31 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
         }
         dirty = (pte & PTE_D) != 0;
         gpa = (pte & kAddrMask & ~(size - 1)) | (v & (size - 1));
-        break;
+        return 1;
       }
       table = pte & kAddrMask;
       // Cache this non-leaf entry: PML4E → pwc_[2], PDPTE → pwc_[1], PDE → pwc_[0].
       const uint64_t key = v >> shift;
       // The walk started below the deepest PWC hit, so every PWC it inserts into here was
       // probed with this key above and missed: insert_absent skips the refresh scan.
-      TlbEntry* pe;
-      if (level == 2) pe = pwc_[0].insert_absent<Geo<kDef, TLB_pwc_pde>::ways, Geo<kDef, TLB_pwc_pde>::sets>(key, key);
-      else if (level == 3) pe = pwc_[1].insert_absent<Geo<kDef, TLB_pwc_pdpte>::ways, Geo<kDef, TLB_pwc_pdpte>::sets>(key, key);
-      else pe = pwc_[2].insert_absent<Geo<kDef, TLB_pwc_pml4e>::ways, Geo<kDef, TLB_pwc_pml4e>::sets>(key, key);
-      if (pe) {
+      constexpr unsigned I = static_cast<unsigned>(L) - 2 < 3 ? static_cast<unsigned>(L) - 2 : 0;
+      using GP = Geo<kDef, I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e>;
+      if (TlbEntry* pe = pwc_[I].insert_absent<GP::ways, GP::sets>(key, key)) {
         filled_ = true;
         pe->val = table;
         pe->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
                                        ((any & PTE_NX) && nxe ? 0 : kPermX));
       }
-      --level;
+      return 0;
+    };
+    int r;
+    switch (level) {
+      case 4: if ((r = step(std::integral_constant<int, 4>{}))) break; [[fallthrough]];
+      case 3: if ((r = step(std::integral_constant<int, 3>{}))) break; [[fallthrough]];
+      case 2: if ((r = step(std::integral_constant<int, 2>{}))) break; [[fallthrough]];
+      default: r = step(std::integral_constant<int, 1>{});
     }
+    if (r < 0) return false;
   }
 
   // The data page: one more EPT translation (reported with gva_valid = true).
