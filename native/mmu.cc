@@ -53,7 +53,7 @@ const char* Mmu::configure_arrays(const TlbGeometry& g) {
   geo_default_ = true;
   for (unsigned s = 0; s < TLB_COUNT; ++s) {
     const TlbGeom& gs = g[TlbStructure(s)];
-    array_of(TlbStructure(s))->configure(gs);
+    array_of(TlbStructure(s))->configure(gs, s == TLB_stlb);  // has_odd_key(): the STLB's
     geo_default_ &= gs.entries == kDefaultTlb[s].entries && gs.ways == kDefaultTlb[s].ways;
   }
   for (L1& l1 : l1_)
@@ -140,18 +140,18 @@ void Mmu::ept_memo_clear() {
 // drops the entry so the access walks again to set D. S is the page-size class.
 template <unsigned S, bool kDef, bool kFetch>
 __attribute__((always_inline)) inline uint8_t* Mmu::l1_probe(L1& l1, Gva va, uint8_t need) {
-  using G = Geo<kDef, TlbStructure((kFetch ? TLB_itlb_4k : TLB_dtlb_4k) + S)>;
+  constexpr TlbStructure T = TlbStructure((kFetch ? TLB_itlb_4k : TLB_dtlb_4k) + S);
   constexpr unsigned shift = kShift[S];
   const uint64_t v = va.v & kVaMask;
   const uint64_t key = v >> shift;
-  TlbEntry* e = l1.arr[S].find<G::ways, G::sets>(key, key);
+  TlbEntry* e = geo_find<kDef, T>(l1.arr[S], key, key);
   if (!e) return nullptr;
   if (!(e->perm & need)) {
     l1.arr[S].kill(e);
     l1.forget();
     return nullptr;
   }
-  l1.arr[S].touch<G::ways>(e);
+  geo_touch<kDef, T>(l1.arr[S], e);
   if (S == 0) l1.note(key, e);
   counters_->v[C_tlb_hits]++;
   counters_->v[l1.hits[S]]++;

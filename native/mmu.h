@@ -215,7 +215,19 @@ class Mmu {
     static constexpr uint32_t ways = !kDef || kDefaultTlb[S].entries == 0 ? 0
                                      : kDefaultTlb[S].ways ? kDefaultTlb[S].ways : kDefaultTlb[S].entries;
     static constexpr uint32_t sets = ways ? kDefaultTlb[S].entries / ways : 0;
+    static constexpr bool odd = S == TLB_stlb;  // counts odd keys (TlbArray::has_odd_key)
   };
+  // TlbArray's find, touch and insert_absent on structure S's array with Geo's constants.
+  template <bool kDef, TlbStructure S>
+  static TlbEntry* geo_find(TlbArray& a, uint64_t key, uint64_t index) {
+    return a.find<Geo<kDef, S>::ways, Geo<kDef, S>::sets>(key, index);
+  }
+  template <bool kDef, TlbStructure S>
+  static void geo_touch(TlbArray& a, TlbEntry* e) { a.touch<Geo<kDef, S>::ways>(e); }
+  template <bool kDef, TlbStructure S>
+  static TlbEntry* geo_insert(TlbArray& a, uint64_t key, uint64_t index) {
+    return a.insert_absent<Geo<kDef, S>::ways, Geo<kDef, S>::sets, Geo<kDef, S>::odd>(key, index);
+  }
   uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup: the 4 KiB line,
   template <bool kDef, bool kFetch>
   uint8_t* translate_sets(Gva va, Access acc, Fault* f);  // then each array's set

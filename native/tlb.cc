@@ -5,9 +5,10 @@
 
 namespace hv {
 
-const char* TlbArray::configure(TlbGeom g) {
+const char* TlbArray::configure(TlbGeom g, bool count_odd) {
   valid_ = 0;
   odd_ = 0;
+  count_odd_ = count_odd;
   clock_ = 0;
   capacity_ = g.entries;
   if (g.entries == 0) {

@@ -59,8 +59,9 @@ struct TlbEntry {
 class TlbArray {
  public:
   static constexpr uint32_t kStampWays = 8;
-  // Returns nullptr, or a message naming what is wrong with the geometry.
-  const char* configure(TlbGeom g);
+  // Returns nullptr, or a message naming what is wrong with the geometry. count_odd: keep
+  // has_odd_key() (the STLB's; every other array skips the count).
+  const char* configure(TlbGeom g, bool count_odd = false);
   bool enabled() const { return capacity_ != 0; }
 
   // `index` selects the set (taken modulo the number of sets); `key` must match exactly.
@@ -91,24 +92,26 @@ class TlbArray {
   // Insert (or refresh) key in its set, evicting the LRU way; returns the entry to fill,
   // or nullptr when the structure is disabled.
   TlbEntry* insert(uint64_t key, uint64_t index) {
-    return capacity_ == 0 ? nullptr : insert_way<true, 0, 0>(key, index);
+    return capacity_ == 0 ? nullptr : insert_way<true, 0, 0, true>(key, index);
   }
   // insert() for a key the caller has just probed with find() and not found (or
   // killed) with no insert into this array since: the refresh-in-place scan could only
   // come up empty, so it is skipped. Victims and LRU order are exactly insert()'s.
-  template <uint32_t kWays = 0, uint32_t kSets = 0>
+  // kOdd: whether this array counts odd keys, when the geometry is constant (else count_odd_).
+  template <uint32_t kWays = 0, uint32_t kSets = 0, bool kOdd = true>
   TlbEntry* insert_absent(uint64_t key, uint64_t index) {
     // A constant geometry is an enabled structure's (Mmu::Geo): no check.
-    return kWays == 0 && capacity_ == 0 ? nullptr : insert_way<false, kWays, kSets>(key, index);
+    return kWays == 0 && capacity_ == 0 ? nullptr : insert_way<false, kWays, kSets, kOdd>(key, index);
   }
 
-  // Whether any valid entry has an odd key. The STLB keys its 2 MiB entries odd
-  // (Mmu::stlb_key), so while this is false a 2 MiB probe can only miss and is skipped.
+  // Whether any valid entry has an odd key (counted only when configured with count_odd).
+  // The STLB keys its 2 MiB entries odd (Mmu::stlb_key), so while this is false a 2 MiB
+  // probe can only miss and is skipped.
   bool has_odd_key() const { return odd_ != 0; }
 
   // Drop one entry (found by find()): its way becomes invalid.
   void kill(TlbEntry* e) {
-    odd_ -= static_cast<uint32_t>(e->key & 1);
+    if (count_odd_) odd_ -= static_cast<uint32_t>(e->key & 1);
     e->key = ~0ull;
     tags_[e->set * tstride_ + e->way] = 0;
     if (ways_ > kStampWays) unlink<0>(e->set, e->way);
@@ -148,7 +151,7 @@ class TlbArray {
 #endif
     return m & way_mask<kWays>();
   }
-  template <bool kMayExist, uint32_t kWays, uint32_t kSets>
+  template <bool kMayExist, uint32_t kWays, uint32_t kSets, bool kOdd>
   TlbEntry* insert_way(uint64_t key, uint64_t index);
   // Recency list of one set's valid ways: head = most recent, tail = the LRU victim.
   static constexpr uint8_t kNone = 0xFF;
@@ -181,14 +184,16 @@ class TlbArray {
   uint32_t valid_ = 0;            // valid entries in the whole array
   uint32_t capacity_ = 0;         // entries in the whole array
   uint32_t odd_ = 0;              // valid entries whose key is odd (has_odd_key)
+  bool count_odd_ = false;        // odd_ is kept (configure's count_odd)
   uint64_t clock_ = 0;            // last stamp handed out
 };
 
 // Out of line (noinline): inlined into the walk it costs more in register pressure than
 // the call (docs/performance.md).
-template <bool kMayExist, uint32_t kWays, uint32_t kSets>
+template <bool kMayExist, uint32_t kWays, uint32_t kSets, bool kOdd>
 __attribute__((noinline)) TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
   const uint32_t nways = ways<kWays>();
+  const bool odd = kWays ? kOdd : count_odd_;
   const uint32_t set = static_cast<uint32_t>(index & set_mask<kSets>());
   uint8_t* tags = &tags_[set * tstride<kWays>()];
   TlbEntry* s = &e_[set * nways];
@@ -226,14 +231,13 @@ __attribute__((noinline)) TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t 
         prev_[b + l.head] = static_cast<uint8_t>(victim);
         l.head = static_cast<uint8_t>(victim);
       }
-      odd_ -= static_cast<uint32_t>(s[victim].key & 1);  // evicted
-      odd_ += static_cast<uint32_t>(key & 1);
+      if (odd) odd_ += static_cast<uint32_t>(key & 1) - static_cast<uint32_t>(s[victim].key & 1);  // evicted
       if (nways <= kStampWays) s[victim].stamp = ++clock_;
       tags[victim] = t;
       s[victim].key = key;
       return &s[victim];
     }
-    odd_ += static_cast<uint32_t>(key & 1);
+    if (odd) odd_ += static_cast<uint32_t>(key & 1);
     if (nways <= kStampWays) s[victim].stamp = ++clock_;
     else push_front<kWays>(set, static_cast<uint8_t>(victim));
     tags[victim] = t;

@@ -85,11 +85,11 @@ struct RefTally {
 // One paging-structure cache (I = 0 PDE, 1 PDPTE, 2 PML4E): on a hit, touch and count it.
 template <bool kDef, unsigned I>
 __attribute__((always_inline)) inline TlbEntry* Mmu::pwc_probe(uint64_t v) {
-  using G = Geo<kDef, I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e>;
+  constexpr TlbStructure S = I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e;
   const uint64_t key = v >> level_shift(static_cast<int>(I) + 2);
-  TlbEntry* e = pwc_[I].find<G::ways, G::sets>(key, key);
+  TlbEntry* e = geo_find<kDef, S>(pwc_[I], key, key);
   if (e) {
-    pwc_[I].touch<G::ways>(e);
+    geo_touch<kDef, S>(pwc_[I], e);
     counters_->inc(kPwcHits[I]);
   }
   return e;
@@ -129,7 +129,6 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
       all = (e->perm & kPermW ? PTE_RW : 0) | (e->perm & kPermUser ? PTE_US : 0);
       any = e->perm & kPermX ? 0 : PTE_NX;
     }
-    using GN = Geo<kDef, TLB_nested>;
     // One guest level L, a constant: the walk is straight-line code from the level the
     // PWCs left it at (the switch below). Returns 0 to go down, 1 at the leaf, -1 on a
     // fault (*f filled in).
@@ -139,15 +138,15 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
       const Gpa egpa(table + ((v >> shift) & (kTableEntries - 1)) * 8);
       // The table's own page: nested TLB, else a full EPT walk (then cached).
       Mapped tm;
-      TlbEntry* ne = kEpt ? nested_.find<GN::ways, GN::sets>(table >> kPageShift, table >> kPageShift) : nullptr;
+      TlbEntry* ne = kEpt ? geo_find<kDef, TLB_nested>(nested_, table >> kPageShift, table >> kPageShift) : nullptr;
       if (ne) {
-        nested_.touch<GN::ways>(ne);
+        geo_touch<kDef, TLB_nested>(nested_, ne);
         counters_->inc(C_nested_tlb_hits);
         tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
       } else {
         if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return -1;
         if (kEpt) {
-          if (TlbEntry* n = nested_.insert_absent<GN::ways, GN::sets>(table >> kPageShift, table >> kPageShift)) {  // probed above
+          if (TlbEntry* n = geo_insert<kDef, TLB_nested>(nested_, table >> kPageShift, table >> kPageShift)) {  // probed above
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
             n->perm = tm.perm;
             n->level = tm.level;
@@ -212,8 +211,8 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
       // The walk started below the deepest PWC hit, so every PWC it inserts into here was
       // probed with this key above and missed: insert_absent skips the refresh scan.
       constexpr unsigned I = static_cast<unsigned>(L) - 2 < 3 ? static_cast<unsigned>(L) - 2 : 0;
-      using GP = Geo<kDef, I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e>;
-      if (TlbEntry* pe = pwc_[I].insert_absent<GP::ways, GP::sets>(key, key)) {
+      constexpr TlbStructure S = I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e;
+      if (TlbEntry* pe = geo_insert<kDef, S>(pwc_[I], key, key)) {
         filled_ = true;
         pe->val = table;
         pe->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
@@ -270,9 +269,9 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
   counters_->inc(l1.misses[s]);
   const uint64_t key = v >> kShift[s];
   TlbEntry* e;  // translate_l1 probed it: insert_absent
-  if (s == 0) e = l1.arr[0].insert_absent<Geo<kDef, B>::ways, Geo<kDef, B>::sets>(key, key);
-  else if (s == 1) e = l1.arr[1].insert_absent<Geo<kDef, TlbStructure(B + 1)>::ways, Geo<kDef, TlbStructure(B + 1)>::sets>(key, key);
-  else e = l1.arr[2].insert_absent<Geo<kDef, TlbStructure(B + 2)>::ways, Geo<kDef, TlbStructure(B + 2)>::sets>(key, key);
+  if (s == 0) e = geo_insert<kDef, B>(l1.arr[0], key, key);
+  else if (s == 1) e = geo_insert<kDef, TlbStructure(B + 1)>(l1.arr[1], key, key);
+  else e = geo_insert<kDef, TlbStructure(B + 2)>(l1.arr[2], key, key);
   filled_ = true;
   const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
   e->val = reinterpret_cast<uint64_t>(w.host + off);
@@ -292,13 +291,13 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
 template <bool kDef, TlbStructure S>
 __attribute__((always_inline)) inline bool Mmu::stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s,
                                                            uint8_t need, Walked* w) {
-  TlbEntry* e = a.find<Geo<kDef, S>::ways, Geo<kDef, S>::sets>(key, index);
+  TlbEntry* e = geo_find<kDef, S>(a, key, index);
   if (!e) return false;
   if (!(e->perm & need)) {
     a.kill(e);
     return false;
   }
-  a.touch<Geo<kDef, S>::ways>(e);
+  geo_touch<kDef, S>(a, e);
   counters_->inc(kStlbHits[s]);
   *w = Walked{reinterpret_cast<uint8_t*>(e->val), e->perm, static_cast<uint8_t>(s)};
   return true;
@@ -325,9 +324,9 @@ __attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fau
     if (s == 2 && !stlb_1g_.enabled()) s = 1;
     TlbEntry* e = nullptr;
     if (s == 2) {
-      e = stlb_1g_.insert_absent<Geo<kDef, TLB_stlb_1g>::ways, Geo<kDef, TLB_stlb_1g>::sets>(v >> kShift[2], v >> kShift[2]);  // probed above
+      e = geo_insert<kDef, TLB_stlb_1g>(stlb_1g_, v >> kShift[2], v >> kShift[2]);  // probed above
     } else if (stlb_.enabled()) {
-      e = stlb_.insert_absent<Geo<kDef, TLB_stlb>::ways, Geo<kDef, TLB_stlb>::sets>(stlb_key(v, s), v >> kShift[s]);  // probed above
+      e = geo_insert<kDef, TLB_stlb>(stlb_, stlb_key(v, s), v >> kShift[s]);  // probed above
     }
     if (e) {
       filled_ = true;
