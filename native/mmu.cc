@@ -50,12 +50,14 @@ const char* Mmu::configure_arrays(const TlbGeometry& g) {
       return err_.c_str();
     }
   }
-  geo_default_ = true;
+  bool is_default = true, is_none = true;
   for (unsigned s = 0; s < TLB_COUNT; ++s) {
     const TlbGeom& gs = g[TlbStructure(s)];
     array_of(TlbStructure(s))->configure(gs, s == TLB_stlb);  // has_odd_key(): the STLB's
-    geo_default_ &= gs.entries == kDefaultTlb[s].entries && gs.ways == kDefaultTlb[s].ways;
+    is_default &= gs.entries == kDefaultTlb[s].entries && gs.ways == kDefaultTlb[s].ways;
+    is_none &= gs.entries == 0;
   }
+  geo_ = is_default ? kGeoDefault : is_none ? kGeoNone : kGeoRuntime;
   for (L1& l1 : l1_)
     for (L1::Line& line : l1.lines) line = L1::Line{};  // their entries were reallocated
   return nullptr;
@@ -138,20 +140,20 @@ void Mmu::ept_memo_clear() {
 // One L1 array: a hit that allows the access returns the host pointer (and becomes the
 // memo); nullptr otherwise. A hit that does not allow it (e.g. a write to a clean page)
 // drops the entry so the access walks again to set D. S is the page-size class.
-template <unsigned S, bool kDef, bool kFetch>
+template <unsigned S, unsigned kGeo, bool kFetch>
 __attribute__((always_inline)) inline uint8_t* Mmu::l1_probe(L1& l1, Gva va, uint8_t need) {
   constexpr TlbStructure T = TlbStructure((kFetch ? TLB_itlb_4k : TLB_dtlb_4k) + S);
   constexpr unsigned shift = kShift[S];
   const uint64_t v = va.v & kVaMask;
   const uint64_t key = v >> shift;
-  TlbEntry* e = geo_find<kDef, T>(l1.arr[S], key, key);
+  TlbEntry* e = geo_find<kGeo, T>(l1.arr[S], key, key);
   if (!e) return nullptr;
   if (!(e->perm & need)) {
     l1.arr[S].kill(e);
     l1.forget();
     return nullptr;
   }
-  geo_touch<kDef, T>(l1.arr[S], e);
+  geo_touch<kGeo, T>(l1.arr[S], e);
   if (S == 0) l1.note(key, e);
   counters_->v[C_tlb_hits]++;
   counters_->v[l1.hits[S]]++;
@@ -180,23 +182,29 @@ uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
     l1.memo_counter = l1.hits[0];
     return l1.memo_host + (va.v & kPageMask);
   }
-  if (acc == Access::Fetch)
-    return geo_default_ ? translate_sets<true, true>(va, acc, f) : translate_sets<false, true>(va, acc, f);
-  return geo_default_ ? translate_sets<true, false>(va, acc, f) : translate_sets<false, false>(va, acc, f);
+  const bool fetch = acc == Access::Fetch;
+  switch (geo_) {
+    case kGeoDefault:
+      return fetch ? translate_sets<kGeoDefault, true>(va, acc, f) : translate_sets<kGeoDefault, false>(va, acc, f);
+    case kGeoNone:
+      return fetch ? translate_sets<kGeoNone, true>(va, acc, f) : translate_sets<kGeoNone, false>(va, acc, f);
+    default:
+      return fetch ? translate_sets<kGeoRuntime, true>(va, acc, f) : translate_sets<kGeoRuntime, false>(va, acc, f);
+  }
 }
 
 // The set search, kept out of line so a line hit above needs no saved registers.
 // kFetch: the access is a fetch (ITLB), i.e. acc == Access::Fetch.
-template <bool kDef, bool kFetch>
+template <unsigned kGeo, bool kFetch>
 __attribute__((noinline)) uint8_t* Mmu::translate_sets(Gva va, Access acc, Fault* f) {
   L1& l1 = l1_[kFetch];
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   // 4 KiB, then 2 MiB, then 1 GiB, each with its shift known at compile time.
-  if (uint8_t* p = l1_probe<0, kDef, kFetch>(l1, va, need)) return p;
-  if (uint8_t* p = l1_probe<1, kDef, kFetch>(l1, va, need)) return p;
-  if (uint8_t* p = l1_probe<2, kDef, kFetch>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<0, kGeo, kFetch>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<1, kGeo, kFetch>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<2, kGeo, kFetch>(l1, va, need)) return p;
   counters_->v[C_tlb_misses]++;
-  return cfg_.ept ? translate_miss_t<true, kDef>(va, acc, f) : translate_miss_t<false, kDef>(va, acc, f);
+  return cfg_.ept ? translate_miss_t<true, kGeo>(va, acc, f) : translate_miss_t<false, kGeo>(va, acc, f);
 }
 
 }  // namespace hv

@@ -206,42 +206,52 @@ class Mmu {
   static constexpr unsigned kShift[3] = {kPageShift, kHugeShift, kGigShift};
   // STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
   static uint64_t stlb_key(uint64_t va, unsigned size) { return ((va >> kShift[size]) << 1) | size; }
-  // Ways and sets of structure S as TlbArray's template arguments: the default geometry's
-  // when kDef (the MMU's copy for a hierarchy configured exactly as TlbGeometry{}), else 0
-  // (read at run time). Every function of the lookup below takes kDef; geo_default_
-  // chooses, once per configure().
-  template <bool kDef, TlbStructure S>
+  // The lookup below has one copy per kGeo: kGeoRuntime reads every structure's geometry
+  // at run time (any --tlb), kGeoDefault knows the default TlbGeometry{} and kGeoNone
+  // TlbGeometry::none() (every structure off) as constants. geo_ chooses, once per
+  // configure(). Geo gives structure S's ways and sets as TlbArray's template arguments
+  // (0 = read at run time) and whether it is known to be off.
+  enum : unsigned { kGeoRuntime = 0, kGeoDefault = 1, kGeoNone = 2 };
+  template <unsigned kGeo, TlbStructure S>
   struct Geo {
-    static constexpr uint32_t ways = !kDef || kDefaultTlb[S].entries == 0 ? 0
+    static constexpr bool off = kGeo == kGeoNone || (kGeo == kGeoDefault && kDefaultTlb[S].entries == 0);
+    static constexpr uint32_t ways = kGeo != kGeoDefault || off ? 0
                                      : kDefaultTlb[S].ways ? kDefaultTlb[S].ways : kDefaultTlb[S].entries;
     static constexpr uint32_t sets = ways ? kDefaultTlb[S].entries / ways : 0;
     static constexpr bool odd = S == TLB_stlb;  // counts odd keys (TlbArray::has_odd_key)
   };
-  // TlbArray's find, touch and insert_absent on structure S's array with Geo's constants.
-  template <bool kDef, TlbStructure S>
+  // TlbArray's find, touch, insert_absent and enabled on structure S's array, with Geo's
+  // constants (a structure known to be off finds nothing and takes nothing).
+  template <unsigned kGeo, TlbStructure S>
   static TlbEntry* geo_find(TlbArray& a, uint64_t key, uint64_t index) {
-    return a.find<Geo<kDef, S>::ways, Geo<kDef, S>::sets>(key, index);
+    if (Geo<kGeo, S>::off) return nullptr;
+    return a.find<Geo<kGeo, S>::ways, Geo<kGeo, S>::sets>(key, index);
   }
-  template <bool kDef, TlbStructure S>
-  static void geo_touch(TlbArray& a, TlbEntry* e) { a.touch<Geo<kDef, S>::ways>(e); }
-  template <bool kDef, TlbStructure S>
+  template <unsigned kGeo, TlbStructure S>
+  static void geo_touch(TlbArray& a, TlbEntry* e) { a.touch<Geo<kGeo, S>::ways>(e); }
+  template <unsigned kGeo, TlbStructure S>
   static TlbEntry* geo_insert(TlbArray& a, uint64_t key, uint64_t index) {
-    return a.insert_absent<Geo<kDef, S>::ways, Geo<kDef, S>::sets, Geo<kDef, S>::odd>(key, index);
+    if (Geo<kGeo, S>::off) return nullptr;
+    return a.insert_absent<Geo<kGeo, S>::ways, Geo<kGeo, S>::sets, Geo<kGeo, S>::odd>(key, index);
+  }
+  template <unsigned kGeo, TlbStructure S>
+  static bool geo_enabled(const TlbArray& a) {
+    return Geo<kGeo, S>::off ? false : kGeo == kGeoDefault ? true : a.enabled();
   }
   uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup: the 4 KiB line,
-  template <bool kDef, bool kFetch>
+  template <unsigned kGeo, bool kFetch>
   uint8_t* translate_sets(Gva va, Access acc, Fault* f);  // then each array's set
-  template <unsigned S, bool kDef, bool kFetch> uint8_t* l1_probe(L1& l1, Gva va, uint8_t need);  // one array (mmu.cc)
+  template <unsigned S, unsigned kGeo, bool kFetch> uint8_t* l1_probe(L1& l1, Gva va, uint8_t need);  // one array (mmu.cc)
   // L1 missed: the STLB, then the walk: one copy per translation mode and geometry with
   // the walk inlined, so a miss costs one call frame (native/walk.cc).
-  template <bool kEpt, bool kDef> uint8_t* translate_miss_t(Gva va, Access acc, Fault* f);
-  template <bool kDef, TlbStructure S>
+  template <bool kEpt, unsigned kGeo> uint8_t* translate_miss_t(Gva va, Access acc, Fault* f);
+  template <unsigned kGeo, TlbStructure S>
   bool stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s, uint8_t need, Walked* w);
-  template <bool kDef, bool kFetch> void fill_l1(L1& l1, Gva va, const Walked& w);
-  template <bool kDef, unsigned I> TlbEntry* pwc_probe(uint64_t v);  // pwc_[I]: find, touch, count
+  template <unsigned kGeo, bool kFetch> void fill_l1(L1& l1, Gva va, const Walked& w);
+  template <unsigned kGeo, unsigned I> TlbEntry* pwc_probe(uint64_t v);  // pwc_[I]: find, touch, count
   const char* configure_arrays(const TlbGeometry& g);
   TlbArray* array_of(TlbStructure s);  // the array that structure's geometry configures
-  template <bool kEpt, bool kDef> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
+  template <bool kEpt, unsigned kGeo> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
   // Where a guest-physical page lives: host pointer of its 4 KiB page, the size class and
   // permissions (kPerm*) of the mapping, and the EPT level of its leaf (1..3; 0 no-EPT).
   struct Mapped {
@@ -297,7 +307,7 @@ class Mmu {
   uint64_t cr0_ = 0, cr3_ = 0, cr4_ = 0, efer_ = 0;
   uint64_t gen_ = 1;
   bool filled_ = true;      // anything inserted into the L1s, STLB or PWCs since the last flush
-  bool geo_default_ = true; // every structure has its default geometry (Geo<true, ...>)
+  unsigned geo_ = kGeoDefault;  // which copy of the lookup serves this geometry (Geo)
   L1 l1_[2];                // [0] = DTLB, [1] = ITLB
   TlbArray stlb_, stlb_1g_;
   TlbArray pwc_[3];         // [0] = PDE (key va>>21), [1] = PDPTE (va>>30), [2] = PML4E (va>>39)

@@ -83,19 +83,19 @@ struct RefTally {
 // One copy per translation mode, so the no-EPT walk carries no nested-TLB or EPT code;
 // inlined into translate_miss_t below.
 // One paging-structure cache (I = 0 PDE, 1 PDPTE, 2 PML4E): on a hit, touch and count it.
-template <bool kDef, unsigned I>
+template <unsigned kGeo, unsigned I>
 __attribute__((always_inline)) inline TlbEntry* Mmu::pwc_probe(uint64_t v) {
   constexpr TlbStructure S = I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e;
   const uint64_t key = v >> level_shift(static_cast<int>(I) + 2);
-  TlbEntry* e = geo_find<kDef, S>(pwc_[I], key, key);
+  TlbEntry* e = geo_find<kGeo, S>(pwc_[I], key, key);
   if (e) {
-    geo_touch<kDef, S>(pwc_[I], e);
+    geo_touch<kGeo, S>(pwc_[I], e);
     counters_->inc(kPwcHits[I]);
   }
   return e;
 }
 
-template <bool kEpt, bool kDef>
+template <bool kEpt, unsigned kGeo>
 __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   counters_->v[C_walks]++;
   RefTally refs{counters_};
@@ -121,9 +121,9 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
     int level = 4;  // where the walk starts
     // Deepest paging-structure-cache hit first: PDE (next: PT), PDPTE (PD), PML4E (PDPT).
     TlbEntry* e;
-    if ((e = pwc_probe<kDef, 0>(v))) level = 1;
-    else if ((e = pwc_probe<kDef, 1>(v))) level = 2;
-    else if ((e = pwc_probe<kDef, 2>(v))) level = 3;
+    if ((e = pwc_probe<kGeo, 0>(v))) level = 1;
+    else if ((e = pwc_probe<kGeo, 1>(v))) level = 2;
+    else if ((e = pwc_probe<kGeo, 2>(v))) level = 3;
     if (e) {
       table = e->val;
       all = (e->perm & kPermW ? PTE_RW : 0) | (e->perm & kPermUser ? PTE_US : 0);
@@ -138,15 +138,15 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
       const Gpa egpa(table + ((v >> shift) & (kTableEntries - 1)) * 8);
       // The table's own page: nested TLB, else a full EPT walk (then cached).
       Mapped tm;
-      TlbEntry* ne = kEpt ? geo_find<kDef, TLB_nested>(nested_, table >> kPageShift, table >> kPageShift) : nullptr;
+      TlbEntry* ne = kEpt ? geo_find<kGeo, TLB_nested>(nested_, table >> kPageShift, table >> kPageShift) : nullptr;
       if (ne) {
-        geo_touch<kDef, TLB_nested>(nested_, ne);
+        geo_touch<kGeo, TLB_nested>(nested_, ne);
         counters_->inc(C_nested_tlb_hits);
         tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
       } else {
         if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return -1;
         if (kEpt) {
-          if (TlbEntry* n = geo_insert<kDef, TLB_nested>(nested_, table >> kPageShift, table >> kPageShift)) {  // probed above
+          if (TlbEntry* n = geo_insert<kGeo, TLB_nested>(nested_, table >> kPageShift, table >> kPageShift)) {  // probed above
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
             n->perm = tm.perm;
             n->level = tm.level;
@@ -212,7 +212,7 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
       // probed with this key above and missed: insert_absent skips the refresh scan.
       constexpr unsigned I = static_cast<unsigned>(L) - 2 < 3 ? static_cast<unsigned>(L) - 2 : 0;
       constexpr TlbStructure S = I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e;
-      if (TlbEntry* pe = geo_insert<kDef, S>(pwc_[I], key, key)) {
+      if (TlbEntry* pe = geo_insert<kGeo, S>(pwc_[I], key, key)) {
         filled_ = true;
         pe->val = table;
         pe->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
@@ -255,12 +255,14 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
 }
 
 // The largest enabled array of this L1 whose page size does not exceed the translation's.
-template <bool kDef, bool kFetch>
+template <unsigned kGeo, bool kFetch>
 __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
   constexpr TlbStructure B = kFetch ? TLB_itlb_4k : TLB_dtlb_4k;
   const uint64_t v = va.v & kVaMask;
   int s = w.size;
-  while (s >= 0 && !l1.arr[s].enabled()) --s;
+  const bool on[3] = {geo_enabled<kGeo, B>(l1.arr[0]), geo_enabled<kGeo, TlbStructure(B + 1)>(l1.arr[1]),
+                      geo_enabled<kGeo, TlbStructure(B + 2)>(l1.arr[2])};
+  while (s >= 0 && !on[s]) --s;
   if (s < 0) {
     counters_->inc(l1.misses[w.size]);
     l1.forget();
@@ -269,9 +271,9 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
   counters_->inc(l1.misses[s]);
   const uint64_t key = v >> kShift[s];
   TlbEntry* e;  // translate_l1 probed it: insert_absent
-  if (s == 0) e = geo_insert<kDef, B>(l1.arr[0], key, key);
-  else if (s == 1) e = geo_insert<kDef, TlbStructure(B + 1)>(l1.arr[1], key, key);
-  else e = geo_insert<kDef, TlbStructure(B + 2)>(l1.arr[2], key, key);
+  if (s == 0) e = geo_insert<kGeo, B>(l1.arr[0], key, key);
+  else if (s == 1) e = geo_insert<kGeo, TlbStructure(B + 1)>(l1.arr[1], key, key);
+  else e = geo_insert<kGeo, TlbStructure(B + 2)>(l1.arr[2], key, key);
   filled_ = true;
   const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
   e->val = reinterpret_cast<uint64_t>(w.host + off);
@@ -288,45 +290,45 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
 
 // One STLB probe for page-size class s: a hit that allows the access fills *w; a hit that
 // does not (e.g. a write to a clean page) drops the entry, as the L1 does.
-template <bool kDef, TlbStructure S>
+template <unsigned kGeo, TlbStructure S>
 __attribute__((always_inline)) inline bool Mmu::stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s,
                                                            uint8_t need, Walked* w) {
-  TlbEntry* e = geo_find<kDef, S>(a, key, index);
+  TlbEntry* e = geo_find<kGeo, S>(a, key, index);
   if (!e) return false;
   if (!(e->perm & need)) {
     a.kill(e);
     return false;
   }
-  geo_touch<kDef, S>(a, e);
+  geo_touch<kGeo, S>(a, e);
   counters_->inc(kStlbHits[s]);
   *w = Walked{reinterpret_cast<uint8_t*>(e->val), e->perm, static_cast<uint8_t>(s)};
   return true;
 }
 
 // Kept out of line so the L1-hit path (translate_l1, mmu.cc) stays a small leaf function.
-template <bool kEpt, bool kDef>
+template <bool kEpt, unsigned kGeo>
 __attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fault* f) {
   const uint64_t v = va.v & kVaMask;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
   // The 2 MiB probe is skipped while the STLB holds no 2 MiB entry (it could only miss).
   Walked w{nullptr, 0, 0};  // set by the hit or the walk (initialized for -Wmaybe-uninitialized)
-  const bool hit = stlb_probe<kDef, TLB_stlb>(stlb_, stlb_key(v, 0), v >> kShift[0], 0, need, &w) ||
-                   (stlb_.has_odd_key() && stlb_probe<kDef, TLB_stlb>(stlb_, stlb_key(v, 1), v >> kShift[1], 1, need, &w)) ||
-                   stlb_probe<kDef, TLB_stlb_1g>(stlb_1g_, v >> kShift[2], v >> kShift[2], 2, need, &w);
+  const bool hit = stlb_probe<kGeo, TLB_stlb>(stlb_, stlb_key(v, 0), v >> kShift[0], 0, need, &w) ||
+                   (!Geo<kGeo, TLB_stlb>::off && stlb_.has_odd_key() && stlb_probe<kGeo, TLB_stlb>(stlb_, stlb_key(v, 1), v >> kShift[1], 1, need, &w)) ||
+                   stlb_probe<kGeo, TLB_stlb_1g>(stlb_1g_, v >> kShift[2], v >> kShift[2], 2, need, &w);
   if (!hit) {
-    if (!walk_t<kEpt, kDef>(va, acc, f, &w)) {
+    if (!walk_t<kEpt, kGeo>(va, acc, f, &w)) {
       counters_->inc(C_walk_faults);
       return nullptr;
     }
     // Refill the STLB: 1 GiB into its own array, else as 2 MiB; 2 MiB / 4 KiB shared.
     int s = w.size;
-    if (s == 2 && !stlb_1g_.enabled()) s = 1;
+    if (s == 2 && !geo_enabled<kGeo, TLB_stlb_1g>(stlb_1g_)) s = 1;
     TlbEntry* e = nullptr;
     if (s == 2) {
-      e = geo_insert<kDef, TLB_stlb_1g>(stlb_1g_, v >> kShift[2], v >> kShift[2]);  // probed above
-    } else if (stlb_.enabled()) {
-      e = geo_insert<kDef, TLB_stlb>(stlb_, stlb_key(v, s), v >> kShift[s]);  // probed above
+      e = geo_insert<kGeo, TLB_stlb_1g>(stlb_1g_, v >> kShift[2], v >> kShift[2]);  // probed above
+    } else if (geo_enabled<kGeo, TLB_stlb>(stlb_)) {
+      e = geo_insert<kGeo, TLB_stlb>(stlb_, stlb_key(v, s), v >> kShift[s]);  // probed above
     }
     if (e) {
       filled_ = true;
@@ -341,14 +343,16 @@ __attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fau
       counters_->inc(kStlbMisses[w.size]);
     }
   }
-  if (acc == Access::Fetch) fill_l1<kDef, true>(l1_[1], va, w);
-  else fill_l1<kDef, false>(l1_[0], va, w);
+  if (acc == Access::Fetch) fill_l1<kGeo, true>(l1_[1], va, w);
+  else fill_l1<kGeo, false>(l1_[0], va, w);
   return w.host + (v & ((1ull << kShift[w.size]) - 1));
 }
 
-template uint8_t* Mmu::translate_miss_t<false, false>(Gva, Access, Fault*);
-template uint8_t* Mmu::translate_miss_t<false, true>(Gva, Access, Fault*);
-template uint8_t* Mmu::translate_miss_t<true, false>(Gva, Access, Fault*);
-template uint8_t* Mmu::translate_miss_t<true, true>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<false, Mmu::kGeoRuntime>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<false, Mmu::kGeoDefault>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<false, Mmu::kGeoNone>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<true, Mmu::kGeoRuntime>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<true, Mmu::kGeoDefault>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<true, Mmu::kGeoNone>(Gva, Access, Fault*);
 
 }  // namespace hv
