@@ -5,7 +5,8 @@
  * in N, so set-up cancels:
  *  - the walk kinds (native/bench/walk_bench.h) run in build/native-bench/walk_profile, the
  *    walk bench's loop compiled as a standalone program with the addon's flags (-O2 -fPIC);
- *  - gups runs bench/_gups-profile.ts under node, counting only inside Cpu::run.
+ *  - gups runs bench/_gups-profile.ts under node, counting only inside Cpu::run (its out-of-line
+ *    loop, Cpu::run_loop: `hv::Cpu::run*`, as bench/_profile.ts).
  * HV_PROFILE_GUPS=0 skips gups (the slow part: two node runs under valgrind).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -58,7 +59,7 @@ export function profile(): void {
   if (process.env.HV_PROFILE_GUPS !== '0') {
     const script = join(root, 'bench', '_gups-profile.ts');
     const { per, out } = perUnit((n) => callgrind([process.execPath, '--import=tsx', script, String(n)],
-      ['--collect-atstart=no', '--toggle-collect=hv::Cpu::run(*']), 50_000, 100_000);
+      ['--collect-atstart=no', '--toggle-collect=hv::Cpu::run*']), 50_000, 100_000);
     console.log(`  ${'gups iteration (8 guest instructions, 4K pages, EPT, inside Cpu::run)'.padEnd(62)} ${per.toFixed(1).padStart(8)}   (N2 run: ${out})`);
     figure('host instructions per gups iteration', per, 'Ir', 'lower');
   }

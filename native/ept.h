@@ -20,8 +20,8 @@ static_assert(kBadRwx == 0x45, "R/W/X = 000, 010, 110");
 // A mapping's permissions are the AND of its EPT entries' R/W/X bits, kept as they are.
 static_assert(kPermR == EPT_R && kPermW == EPT_W && kPermX == EPT_X, "kPerm* use the EPT bit positions");
 
-__attribute__((always_inline)) inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs,
-                          EptMemo* memo, bool record) {
+__attribute__((always_inline)) inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig,
+                                                         uint64_t* refs) {
   // Hot loop: a cold 2D walk is 24 dependent loads, so keep the path from one entry to the
   // next short. Tables are 4 KiB-aligned and the arena is a whole number of pages, so one
   // check that a table starts inside the arena covers all 512 of its entries.
@@ -38,17 +38,21 @@ __attribute__((always_inline)) inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uin
     *misconfig = false;
     return false;
   }
-  // Start below the upper entries this walk already read for the same region (EptMemo):
-  // they are the same entries at the same addresses, and still count as references below.
-  // The levels are written out (HV_EPT_LEVEL) so a walk can enter at level 2 or 1.
-  if (memo && (gpa.v >> kHugeShift) == memo->key[0]) {
-    table = memo->table[0];
-    perm = memo->perm[0];
+  // Start below the upper entries an earlier walk read for the same region (EptMemoEntry,
+  // mmu.h): they are the same entries at the same addresses, and still count as references
+  // below. The levels are written out (HV_EPT_LEVEL) so a walk can enter at level 2 or 1.
+  const uint64_t epoch = ept_epoch_ << 28;
+  const uint64_t r2 = gpa.v >> kHugeShift, r3 = gpa.v >> kGigShift;
+  EptMemoEntry& m2 = ept_memo_pde_[r2 & (kEptMemoPde - 1)];
+  EptMemoEntry& m3 = ept_memo_pdpte_[r3 & (kEptMemoPdpte - 1)];
+  if (m2.tag == r2 + epoch) {
+    table = m2.table & kAddrMask;
+    perm = m2.table & EPT_RWX;
     goto pt;
   }
-  if (memo && (gpa.v >> kGigShift) == memo->key[1]) {
-    table = memo->table[1];
-    perm = memo->perm[1];
+  if (m3.tag == r3 + epoch) {
+    table = m3.table & kAddrMask;
+    perm = m3.table & EPT_RWX;
     goto pd;
   }
 // One level: bounds-check the table (4 KiB-aligned, so one check covers its 512 entries),
@@ -76,20 +80,12 @@ __attribute__((always_inline)) inline bool Mmu::ept_walk(Gpa gpa, Mapped* m, uin
   HV_EPT_LEVEL(3)
   if (e & EPT_PS) goto leaf;  // 1 GiB page
   table = e & kAddrMask;
-  if (memo && record) {  // a PDPTE that points to a table: remember it
-    memo->key[1] = gpa.v >> kGigShift;
-    memo->table[1] = table;
-    memo->perm[1] = perm;
-  }
+  m3 = EptMemoEntry{r3 + epoch, table | (perm & EPT_RWX)};  // a PDPTE that points to a table
 pd:
   HV_EPT_LEVEL(2)
   if (e & EPT_PS) goto leaf;  // 2 MiB page
   table = e & kAddrMask;
-  if (memo && record) {  // a PDE that points to a table
-    memo->key[0] = gpa.v >> kHugeShift;
-    memo->table[0] = table;
-    memo->perm[0] = perm;
-  }
+  m2 = EptMemoEntry{r2 + epoch, table | (perm & EPT_RWX)};  // a PDE that points to a table
 pt:
   HV_EPT_LEVEL(1)  // always a leaf (PS at level 1 is ignored)
 #undef HV_EPT_LEVEL

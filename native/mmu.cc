@@ -50,7 +50,14 @@ const char* Mmu::configure_arrays(const TlbGeometry& g) {
       return err_.c_str();
     }
   }
-  for (unsigned s = 0; s < TLB_COUNT; ++s) array_of(TlbStructure(s))->configure(g[TlbStructure(s)]);
+  bool is_default = true, is_none = true;
+  for (unsigned s = 0; s < TLB_COUNT; ++s) {
+    const TlbGeom& gs = g[TlbStructure(s)];
+    array_of(TlbStructure(s))->configure(gs, s == TLB_stlb);  // has_odd_key(): the STLB's
+    is_default &= gs.entries == kDefaultTlb[s].entries && gs.ways == kDefaultTlb[s].ways;
+    is_none &= gs.entries == 0;
+  }
+  geo_ = is_default ? kGeoDefault : is_none ? kGeoNone : kGeoRuntime;
   for (L1& l1 : l1_)
     for (L1::Line& line : l1.lines) line = L1::Line{};  // their entries were reallocated
   return nullptr;
@@ -67,6 +74,7 @@ const char* Mmu::configure(const MmuConfig& cfg) {
   }
   if (const char* e = configure_arrays(cfg.tlb)) return e;
   cfg_ = cfg;
+  ept_memo_forget();  // a new EPTP: nothing read under the old one applies
   bump();
   return nullptr;
 }
@@ -119,25 +127,33 @@ void Mmu::invept() {
   counters_->inc(C_invept);
   flush_tlbs();
   nested_.clear();
+  ept_memo_forget();
   bump();
+}
+
+void Mmu::ept_memo_clear() {
+  for (EptMemoEntry& e : ept_memo_pde_) e = EptMemoEntry{};
+  for (EptMemoEntry& e : ept_memo_pdpte_) e = EptMemoEntry{};
+  ept_epoch_ = 1;
 }
 
 // One L1 array: a hit that allows the access returns the host pointer (and becomes the
 // memo); nullptr otherwise. A hit that does not allow it (e.g. a write to a clean page)
 // drops the entry so the access walks again to set D. S is the page-size class.
-template <unsigned S>
+template <unsigned S, unsigned kGeo, bool kFetch>
 __attribute__((always_inline)) inline uint8_t* Mmu::l1_probe(L1& l1, Gva va, uint8_t need) {
+  constexpr TlbStructure T = TlbStructure((kFetch ? TLB_itlb_4k : TLB_dtlb_4k) + S);
   constexpr unsigned shift = kShift[S];
   const uint64_t v = va.v & kVaMask;
   const uint64_t key = v >> shift;
-  TlbEntry* e = l1.arr[S].find(key, key);
+  TlbEntry* e = geo_find<kGeo, T>(l1.arr[S], key, key);
   if (!e) return nullptr;
   if (!(e->perm & need)) {
     l1.arr[S].kill(e);
     l1.forget();
     return nullptr;
   }
-  l1.arr[S].touch(e);
+  geo_touch<kGeo, T>(l1.arr[S], e);
   if (S == 0) l1.note(key, e);
   counters_->v[C_tlb_hits]++;
   counters_->v[l1.hits[S]]++;
@@ -166,19 +182,29 @@ uint8_t* Mmu::translate_l1(Gva va, Access acc, Fault* f) {
     l1.memo_counter = l1.hits[0];
     return l1.memo_host + (va.v & kPageMask);
   }
-  return translate_sets(va, acc, f);
+  const bool fetch = acc == Access::Fetch;
+  switch (geo_) {
+    case kGeoDefault:
+      return fetch ? translate_sets<kGeoDefault, true>(va, acc, f) : translate_sets<kGeoDefault, false>(va, acc, f);
+    case kGeoNone:
+      return fetch ? translate_sets<kGeoNone, true>(va, acc, f) : translate_sets<kGeoNone, false>(va, acc, f);
+    default:
+      return fetch ? translate_sets<kGeoRuntime, true>(va, acc, f) : translate_sets<kGeoRuntime, false>(va, acc, f);
+  }
 }
 
 // The set search, kept out of line so a line hit above needs no saved registers.
+// kFetch: the access is a fetch (ITLB), i.e. acc == Access::Fetch.
+template <unsigned kGeo, bool kFetch>
 __attribute__((noinline)) uint8_t* Mmu::translate_sets(Gva va, Access acc, Fault* f) {
-  L1& l1 = l1_[acc == Access::Fetch];
+  L1& l1 = l1_[kFetch];
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   // 4 KiB, then 2 MiB, then 1 GiB, each with its shift known at compile time.
-  if (uint8_t* p = l1_probe<0>(l1, va, need)) return p;
-  if (uint8_t* p = l1_probe<1>(l1, va, need)) return p;
-  if (uint8_t* p = l1_probe<2>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<0, kGeo, kFetch>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<1, kGeo, kFetch>(l1, va, need)) return p;
+  if (uint8_t* p = l1_probe<2, kGeo, kFetch>(l1, va, need)) return p;
   counters_->v[C_tlb_misses]++;
-  return translate_miss(va, acc, f);
+  return cfg_.ept ? translate_miss_t<true, kGeo>(va, acc, f) : translate_miss_t<false, kGeo>(va, acc, f);
 }
 
 }  // namespace hv

@@ -99,6 +99,13 @@ inline const char* const kTlbStructureNames[] = {
 #undef HV_X
 };
 
+// The default geometry as constants: TlbGeometry{} structure by structure.
+inline constexpr TlbGeom kDefaultTlb[TLB_COUNT] = {
+#define HV_X(js, member, entries, ways) TlbGeom{entries, ways},
+    HV_TLB_STRUCTURES(HV_X)
+#undef HV_X
+};
+
 struct TlbGeometry {
 #define HV_X(js, member, entries, ways) TlbGeom member{entries, ways};
   HV_TLB_STRUCTURES(HV_X)
@@ -199,19 +206,52 @@ class Mmu {
   static constexpr unsigned kShift[3] = {kPageShift, kHugeShift, kGigShift};
   // STLB keys tag the page size so 4 KiB and 2 MiB entries can share one array.
   static uint64_t stlb_key(uint64_t va, unsigned size) { return ((va >> kShift[size]) << 1) | size; }
+  // The lookup below has one copy per kGeo: kGeoRuntime reads every structure's geometry
+  // at run time (any --tlb), kGeoDefault knows the default TlbGeometry{} and kGeoNone
+  // TlbGeometry::none() (every structure off) as constants. geo_ chooses, once per
+  // configure(). Geo gives structure S's ways and sets as TlbArray's template arguments
+  // (0 = read at run time) and whether it is known to be off.
+  enum : unsigned { kGeoRuntime = 0, kGeoDefault = 1, kGeoNone = 2 };
+  template <unsigned kGeo, TlbStructure S>
+  struct Geo {
+    static constexpr bool off = kGeo == kGeoNone || (kGeo == kGeoDefault && kDefaultTlb[S].entries == 0);
+    static constexpr uint32_t ways = kGeo != kGeoDefault || off ? 0
+                                     : kDefaultTlb[S].ways ? kDefaultTlb[S].ways : kDefaultTlb[S].entries;
+    static constexpr uint32_t sets = ways ? kDefaultTlb[S].entries / ways : 0;
+    static constexpr bool odd = S == TLB_stlb;  // counts odd keys (TlbArray::has_odd_key)
+  };
+  // TlbArray's find, touch, insert_absent and enabled on structure S's array, with Geo's
+  // constants (a structure known to be off finds nothing and takes nothing).
+  template <unsigned kGeo, TlbStructure S>
+  static TlbEntry* geo_find(TlbArray& a, uint64_t key, uint64_t index) {
+    if (Geo<kGeo, S>::off) return nullptr;
+    return a.find<Geo<kGeo, S>::ways, Geo<kGeo, S>::sets>(key, index);
+  }
+  template <unsigned kGeo, TlbStructure S>
+  static void geo_touch(TlbArray& a, TlbEntry* e) { a.touch<Geo<kGeo, S>::ways>(e); }
+  template <unsigned kGeo, TlbStructure S>
+  static TlbEntry* geo_insert(TlbArray& a, uint64_t key, uint64_t index) {
+    if (Geo<kGeo, S>::off) return nullptr;
+    return a.insert_absent<Geo<kGeo, S>::ways, Geo<kGeo, S>::sets, Geo<kGeo, S>::odd>(key, index);
+  }
+  template <unsigned kGeo, TlbStructure S>
+  static bool geo_enabled(const TlbArray& a) {
+    return Geo<kGeo, S>::off ? false : kGeo == kGeoDefault ? true : a.enabled();
+  }
   uint8_t* translate_l1(Gva va, Access acc, Fault* f);    // full L1 lookup: the 4 KiB line,
+  template <unsigned kGeo, bool kFetch>
   uint8_t* translate_sets(Gva va, Access acc, Fault* f);  // then each array's set
-  template <unsigned S> uint8_t* l1_probe(L1& l1, Gva va, uint8_t need);  // one array (mmu.cc)
-  uint8_t* translate_miss(Gva va, Access acc, Fault* f);  // L1 missed: per-mode dispatch (walk.cc)
-  // STLB, then the walk: one copy per translation mode with the walk inlined, so a miss
-  // costs one call frame (native/walk.cc).
-  template <bool kEpt> uint8_t* translate_miss_t(Gva va, Access acc, Fault* f);
+  template <unsigned S, unsigned kGeo, bool kFetch> uint8_t* l1_probe(L1& l1, Gva va, uint8_t need);  // one array (mmu.cc)
+  // L1 missed: the STLB, then the walk: one copy per translation mode and geometry with
+  // the walk inlined, so a miss costs one call frame (native/walk.cc).
+  template <bool kEpt, unsigned kGeo> uint8_t* translate_miss_t(Gva va, Access acc, Fault* f);
+  template <unsigned kGeo, TlbStructure S>
   bool stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s, uint8_t need, Walked* w);
-  void fill_l1(L1& l1, Gva va, const Walked& w);
+  template <unsigned kGeo, bool kFetch> void fill_l1(L1& l1, Gva va, const Walked& w);
+  template <unsigned kGeo, unsigned I> TlbEntry* pwc_probe(uint64_t v);  // pwc_[I]: find, touch, count
   const char* configure_arrays(const TlbGeometry& g);
   TlbArray* array_of(TlbStructure s);  // the array that structure's geometry configures
-  // kMemo: the walk keeps an EptMemo (below) of the upper EPT entries it read.
-  template <bool kEpt, bool kMemo> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
+  template <bool kEpt, unsigned kGeo> bool walk_t(Gva va, Access acc, Fault* f, Walked* out);  // native/walk.cc
   // Where a guest-physical page lives: host pointer of its 4 KiB page, the size class and
   // permissions (kPerm*) of the mapping, and the EPT level of its leaf (1..3; 0 no-EPT).
   struct Mapped {
@@ -220,31 +260,38 @@ class Mmu {
     uint8_t perm;
     uint8_t level;
   };
+  // EPT paging-structure memo: the non-leaf EPT entries earlier walks read, so an EPT walk
+  // in a known 2 MiB (PDE) or 1 GiB (PDPTE) GPA region starts below them. Direct-mapped,
+  // tagged with ept_epoch_: pde[] by GPA >> 21, pdpte[] by GPA >> 30; table = the next
+  // level's table HPA with R/W/X (ANDed down to that entry) in its low 3 bits. Host-side
+  // only: the skipped entries still count as references, and they are the values memory
+  // holds because everything that may change a cached EPT entry bumps the epoch: invept()
+  // (the hypervisor's rule for any EPT change that can leave something stale, the nested
+  // TLB's assumption too), configure(), and an A/D store of the walker (it may hit an EPT
+  // table). Filling an empty EPT entry needs none: no walk went through it. The rule is
+  // the hypervisor's, whatever the TLB geometry, so the memo serves every EPT
+  // configuration, TlbGeometry::none() included.
+  struct EptMemoEntry {
+    uint64_t tag = 0;    // region + (epoch << 28); 0 never matches (the epoch is >= 1)
+    uint64_t table = 0;  // next table's HPA | R/W/X
+  };
+  static constexpr unsigned kEptMemoPde = 1024, kEptMemoPdpte = 64;
+  void ept_memo_forget() {
+    // The tag keeps 36 bits of epoch: before they wrap, empty the memo and start again.
+    if (__builtin_expect(++ept_epoch_ == (1ull << 36), 0)) ept_memo_clear();
+  }
+  void ept_memo_clear();  // mmu.cc
   // Map a GPA in either mode, filling *f for an absent/malformed EPT entry or (no-EPT) a
   // GPA outside guest memory. Permissions are the caller's to check. native/walk.cc
   // *ept_refs accumulates the EPT entries read (the caller adds them to the counters once
   // per walk: a memory increment per reference would serialize the walk on the counter).
-  // The non-leaf EPT entries one 2D walk has read, so its next EPT walk in the same 2 MiB
-  // (PDE) or 1 GiB (PDPTE) GPA region starts below them: [0] = the level-2 entry's region
-  // (key GPA >> 21), [1] = the level-3 entry's (GPA >> 30); table = the next level's table,
-  // perm = R/W/X ANDed down to that entry. Host-side only: the entries still count as
-  // references, and they are the values memory holds (the memo lives for one walk and is
-  // dropped when the walk writes an A/D bit, the only store a walk makes). ~0 = empty.
-  struct EptMemo {
-    uint64_t key[2] = {~0ull, ~0ull};
-    uint64_t table[2] = {0, 0};
-    uint64_t perm[2] = {0, 0};
-    void forget() { key[0] = key[1] = ~0ull; }
-  };
   template <bool kEpt>
   bool map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
-               uint64_t* ept_refs, EptMemo* memo);
+               uint64_t* ept_refs);
   // The EPT walk proper, adding one to *refs per entry read. On failure returns false
   // with *stop = the level where it stopped and *misconfig set for a malformed entry.
-  // memo: nullptr, or the walk's EptMemo, used and (when `record`) updated; `record` is false
-  // for a walk's last EPT walk.
-  bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs,
-                EptMemo* memo, bool record);  // ept.h
+  // It starts below the deepest EPT memo hit and records the non-leaf entries it reads.
+  bool ept_walk(Gpa gpa, Mapped* m, uint8_t* stop, bool* misconfig, uint64_t* refs);  // ept.h
   void flush_tlbs();
   void bump() { gen_++; l1_[0].forget(); l1_[1].forget(); }
   void note_table_write(const uint8_t* p) {
@@ -260,6 +307,7 @@ class Mmu {
   uint64_t cr0_ = 0, cr3_ = 0, cr4_ = 0, efer_ = 0;
   uint64_t gen_ = 1;
   bool filled_ = true;      // anything inserted into the L1s, STLB or PWCs since the last flush
+  unsigned geo_ = kGeoDefault;  // which copy of the lookup serves this geometry (Geo)
   L1 l1_[2];                // [0] = DTLB, [1] = ITLB
   TlbArray stlb_, stlb_1g_;
   TlbArray pwc_[3];         // [0] = PDE (key va>>21), [1] = PDPTE (va>>30), [2] = PML4E (va>>39)
@@ -267,6 +315,9 @@ class Mmu {
   std::string err_;         // storage for the message configure() returns
   const uint8_t* code_frames_ = nullptr;  // set_code_tracking()
   uint64_t* code_epoch_ = nullptr;
+  uint64_t ept_epoch_ = 1;  // EptMemoEntry
+  EptMemoEntry ept_memo_pde_[kEptMemoPde];
+  EptMemoEntry ept_memo_pdpte_[kEptMemoPdpte];
 };
 
 }  // namespace hv

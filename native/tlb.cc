@@ -5,9 +5,10 @@
 
 namespace hv {
 
-const char* TlbArray::configure(TlbGeom g) {
+const char* TlbArray::configure(TlbGeom g, bool count_odd) {
   valid_ = 0;
   odd_ = 0;
+  count_odd_ = count_odd;
   clock_ = 0;
   capacity_ = g.entries;
   if (g.entries == 0) {
@@ -43,49 +44,6 @@ const char* TlbArray::configure(TlbGeom g) {
   tags_.assign(static_cast<size_t>(sets) * tstride_, 0);
   return nullptr;
 }
-
-template <bool kMayExist>
-TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
-  const uint32_t set = static_cast<uint32_t>(index & set_mask_);
-  uint8_t* tags = &tags_[set * tstride_];
-  TlbEntry* s = &e_[set * ways_];
-  const uint8_t t = tag_of(key);
-  unsigned victim = ways_;
-  // Refresh in place, never duplicate.
-  for (uint64_t m = kMayExist && valid_ ? match(tags, t) : 0; m; m &= m - 1) {
-    const unsigned w = static_cast<unsigned>(__builtin_ctzll(m));
-    if (s[w].key == key) { victim = w; break; }
-  }
-  if (victim != ways_) {
-    touch(&s[victim]);
-  } else {
-    // The lowest invalid way, if the set has one (none once the whole array is full).
-    if (const uint64_t inv = valid_ < capacity_ ? match(tags, 0) : 0) {
-      victim = static_cast<unsigned>(__builtin_ctzll(inv));
-      ++valid_;
-    } else {
-      if (ways_ <= kStampWays) {  // the least recently used way: smallest stamp
-        victim = 0;
-        uint64_t best = s[0].stamp;
-        for (unsigned w = 1; w < ways_; ++w)
-          if (s[w].stamp < best) { best = s[w].stamp; victim = w; }
-      } else {  // the least recently used way: the recency list's tail
-        victim = lru_[set].tail;
-        unlink(set, static_cast<uint8_t>(victim));
-      }
-      odd_ -= static_cast<uint32_t>(s[victim].key & 1);  // evicted
-    }
-    odd_ += static_cast<uint32_t>(key & 1);
-    if (ways_ <= kStampWays) s[victim].stamp = ++clock_;
-    else push_front(set, static_cast<uint8_t>(victim));
-    tags[victim] = t;
-    s[victim].key = key;
-  }
-  return &s[victim];
-}
-
-template TlbEntry* TlbArray::insert_way<true>(uint64_t, uint64_t);
-template TlbEntry* TlbArray::insert_way<false>(uint64_t, uint64_t);
 
 void TlbArray::clear() {
   if (valid_ == 0) return;

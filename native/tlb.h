@@ -52,19 +52,25 @@ struct TlbEntry {
   uint64_t stamp = 0;    // LRU stamp (sets of up to TlbArray::kStampWays ways)
 };
 
+// Compile-time geometry for TlbArray's hot operations: kWays ways and kSets sets, both
+// nonzero, or 0 for the geometry configure() was given (read at run time). The MMU passes
+// constants only for its default TlbGeometry (Mmu::geo), where they equal the configured
+// values; the code is then the same but for the loads and branches they replace.
 class TlbArray {
  public:
   static constexpr uint32_t kStampWays = 8;
-  // Returns nullptr, or a message naming what is wrong with the geometry.
-  const char* configure(TlbGeom g);
-  bool enabled() const { return !e_.empty(); }
+  // Returns nullptr, or a message naming what is wrong with the geometry. count_odd: keep
+  // has_odd_key() (the STLB's; every other array skips the count).
+  const char* configure(TlbGeom g, bool count_odd = false);
+  bool enabled() const { return capacity_ != 0; }
 
   // `index` selects the set (taken modulo the number of sets); `key` must match exactly.
+  template <uint32_t kWays = 0, uint32_t kSets = 0>
   TlbEntry* find(uint64_t key, uint64_t index) {
     if (valid_ == 0) return nullptr;  // also covers a disabled structure
-    const uint32_t set = static_cast<uint32_t>(index & set_mask_);
-    uint64_t m = match(&tags_[set * tstride_], tag_of(key));
-    TlbEntry* s = &e_[set * ways_];
+    const uint32_t set = static_cast<uint32_t>(index & set_mask<kSets>());
+    uint64_t m = match<kWays>(&tags_[set * tstride<kWays>()], tag_of(key));
+    TlbEntry* s = &e_[set * ways<kWays>()];
     while (m) {
       const unsigned w = static_cast<unsigned>(__builtin_ctzll(m));
       if (s[w].key == key) return &s[w];
@@ -72,38 +78,43 @@ class TlbArray {
     }
     return nullptr;
   }
+  template <uint32_t kWays = 0>
   void touch(TlbEntry* e) {
-    if (ways_ <= kStampWays) {
+    if (ways<kWays>() <= kStampWays) {
       e->stamp = ++clock_;
       return;
     }
     if (lru_[e->set].head == e->way) return;
-    unlink(e->set, e->way);
-    push_front(e->set, e->way);
+    unlink<kWays>(e->set, e->way);
+    push_front<kWays>(e->set, e->way);
   }
 
   // Insert (or refresh) key in its set, evicting the LRU way; returns the entry to fill,
   // or nullptr when the structure is disabled.
   TlbEntry* insert(uint64_t key, uint64_t index) {
-    return e_.empty() ? nullptr : insert_way<true>(key, index);
+    return capacity_ == 0 ? nullptr : insert_way<true, 0, 0, true>(key, index);
   }
   // insert() for a key the caller has just probed with find() and not found (or
   // killed) with no insert into this array since: the refresh-in-place scan could only
   // come up empty, so it is skipped. Victims and LRU order are exactly insert()'s.
+  // kOdd: whether this array counts odd keys, when the geometry is constant (else count_odd_).
+  template <uint32_t kWays = 0, uint32_t kSets = 0, bool kOdd = true>
   TlbEntry* insert_absent(uint64_t key, uint64_t index) {
-    return e_.empty() ? nullptr : insert_way<false>(key, index);
+    // A constant geometry is an enabled structure's (Mmu::Geo): no check.
+    return kWays == 0 && capacity_ == 0 ? nullptr : insert_way<false, kWays, kSets, kOdd>(key, index);
   }
 
-  // Whether any valid entry has an odd key. The STLB keys its 2 MiB entries odd
-  // (Mmu::stlb_key), so while this is false a 2 MiB probe can only miss and is skipped.
+  // Whether any valid entry has an odd key (counted only when configured with count_odd).
+  // The STLB keys its 2 MiB entries odd (Mmu::stlb_key), so while this is false a 2 MiB
+  // probe can only miss and is skipped.
   bool has_odd_key() const { return odd_ != 0; }
 
   // Drop one entry (found by find()): its way becomes invalid.
   void kill(TlbEntry* e) {
-    odd_ -= static_cast<uint32_t>(e->key & 1);
+    if (count_odd_) odd_ -= static_cast<uint32_t>(e->key & 1);
     e->key = ~0ull;
     tags_[e->set * tstride_ + e->way] = 0;
-    if (ways_ > kStampWays) unlink(e->set, e->way);
+    if (ways_ > kStampWays) unlink<0>(e->set, e->way);
     --valid_;
   }
   void invalidate(uint64_t key, uint64_t index) {
@@ -112,40 +123,50 @@ class TlbArray {
   void clear();
 
  private:
+  template <uint32_t kWays> uint32_t ways() const { return kWays ? kWays : ways_; }
+  template <uint32_t kWays> uint32_t tstride() const { return kWays ? (kWays + 15u) & ~15u : tstride_; }
+  template <uint32_t kWays> uint64_t way_mask() const {
+    return kWays ? (kWays == 64 ? ~0ull : (1ull << (kWays & 63)) - 1) : way_mask_;
+  }
+  template <uint32_t kSets> uint64_t set_mask() const { return kSets ? kSets - 1 : set_mask_; }
   static uint8_t tag_of(uint64_t key) {
     return static_cast<uint8_t>(0x80u | ((key * 0x9E3779B97F4A7C15ull) >> 57));
   }
   // Bit w set when way w's tag equals t (t = 0 finds the invalid ways).
+  template <uint32_t kWays>
   uint64_t match(const uint8_t* tags, uint8_t t) const {
     uint64_t m = 0;
+    const uint32_t stride = tstride<kWays>();
 #if defined(__SSE2__)
     const __m128i needle = _mm_set1_epi8(static_cast<char>(t));
-    if (tstride_ == 16)  // up to 16 ways (every default set-associative array): one compare
+    if (stride == 16)  // up to 16 ways (every default set-associative array): one compare
       return static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(
-                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags)), needle))) & way_mask_;
-    for (uint32_t w = 0; w < tstride_; w += 16) {
+                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags)), needle))) & way_mask<kWays>();
+    for (uint32_t w = 0; w < stride; w += 16) {
       const __m128i row = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags + w));
       m |= static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(row, needle)))) << w;
     }
 #else
-    for (uint32_t w = 0; w < tstride_; ++w) m |= static_cast<uint64_t>(tags[w] == t) << w;
+    for (uint32_t w = 0; w < stride; ++w) m |= static_cast<uint64_t>(tags[w] == t) << w;
 #endif
-    return m & way_mask_;
+    return m & way_mask<kWays>();
   }
-  template <bool kMayExist>
+  template <bool kMayExist, uint32_t kWays, uint32_t kSets, bool kOdd>
   TlbEntry* insert_way(uint64_t key, uint64_t index);
   // Recency list of one set's valid ways: head = most recent, tail = the LRU victim.
   static constexpr uint8_t kNone = 0xFF;
   struct Lru { uint8_t head = kNone, tail = kNone; };
+  template <uint32_t kWays>
   void unlink(uint32_t set, uint8_t w) {
-    const uint32_t b = set * ways_;
+    const uint32_t b = set * ways<kWays>();
     Lru& l = lru_[set];
     const uint8_t p = prev_[b + w], n = next_[b + w];
     if (p != kNone) next_[b + p] = n; else l.head = n;
     if (n != kNone) prev_[b + n] = p; else l.tail = p;
   }
+  template <uint32_t kWays>
   void push_front(uint32_t set, uint8_t w) {
-    const uint32_t b = set * ways_;
+    const uint32_t b = set * ways<kWays>();
     Lru& l = lru_[set];
     prev_[b + w] = kNone;
     next_[b + w] = l.head;
@@ -163,7 +184,66 @@ class TlbArray {
   uint32_t valid_ = 0;            // valid entries in the whole array
   uint32_t capacity_ = 0;         // entries in the whole array
   uint32_t odd_ = 0;              // valid entries whose key is odd (has_odd_key)
+  bool count_odd_ = false;        // odd_ is kept (configure's count_odd)
   uint64_t clock_ = 0;            // last stamp handed out
 };
+
+// Out of line (noinline): inlined into the walk it costs more in register pressure than
+// the call (docs/performance.md).
+template <bool kMayExist, uint32_t kWays, uint32_t kSets, bool kOdd>
+__attribute__((noinline)) TlbEntry* TlbArray::insert_way(uint64_t key, uint64_t index) {
+  const uint32_t nways = ways<kWays>();
+  const bool odd = kWays ? kOdd : count_odd_;
+  const uint32_t set = static_cast<uint32_t>(index & set_mask<kSets>());
+  uint8_t* tags = &tags_[set * tstride<kWays>()];
+  TlbEntry* s = &e_[set * nways];
+  const uint8_t t = tag_of(key);
+  unsigned victim = nways;
+  // Refresh in place, never duplicate.
+  for (uint64_t m = kMayExist && valid_ ? match<kWays>(tags, t) : 0; m; m &= m - 1) {
+    const unsigned w = static_cast<unsigned>(__builtin_ctzll(m));
+    if (s[w].key == key) { victim = w; break; }
+  }
+  if (victim != nways) {
+    touch<kWays>(&s[victim]);
+  } else {
+    // The lowest invalid way, if the set has one (none once the whole array is full).
+    if (const uint64_t inv = valid_ < capacity_ ? match<kWays>(tags, 0) : 0) {
+      victim = static_cast<unsigned>(__builtin_ctzll(inv));
+      ++valid_;
+    } else {
+      if (nways <= kStampWays) {  // the least recently used way: smallest stamp
+        victim = 0;
+        uint64_t best = s[0].stamp;
+        for (unsigned w = 1; w < nways; ++w)
+          if (s[w].stamp < best) { best = s[w].stamp; victim = w; }
+      } else {  // the least recently used way: the recency list's tail
+        // The set is full and has more than kStampWays ways, so the tail is not the head:
+        // unlinking it and pushing it to the front is one rotation of the list.
+        const uint32_t b = set * nways;
+        Lru& l = lru_[set];
+        victim = l.tail;
+        const uint8_t p = prev_[b + victim];
+        next_[b + p] = kNone;
+        l.tail = p;
+        prev_[b + victim] = kNone;
+        next_[b + victim] = l.head;
+        prev_[b + l.head] = static_cast<uint8_t>(victim);
+        l.head = static_cast<uint8_t>(victim);
+      }
+      if (odd) odd_ += static_cast<uint32_t>(key & 1) - static_cast<uint32_t>(s[victim].key & 1);  // evicted
+      if (nways <= kStampWays) s[victim].stamp = ++clock_;
+      tags[victim] = t;
+      s[victim].key = key;
+      return &s[victim];
+    }
+    if (odd) odd_ += static_cast<uint32_t>(key & 1);
+    if (nways <= kStampWays) s[victim].stamp = ++clock_;
+    else push_front<kWays>(set, static_cast<uint8_t>(victim));
+    tags[victim] = t;
+    s[victim].key = key;
+  }
+  return &s[victim];
+}
 
 }  // namespace hv

@@ -4,6 +4,7 @@
 // EPT. The paging-structure caches let a walk start below the PML4. Every entry read is one
 // reference (walk_refs_guest or walk_refs_ept); setting A/D is counted in ad_updates only.
 #include <cstring>
+#include <type_traits>
 
 #include "ept.h"
 #include "mmu.h"
@@ -41,11 +42,11 @@ void ept_fault(Fault* f, Gpa gpa, Access acc, bool final_gpa, Gva va, uint8_t le
 
 template <bool kEpt>
 __attribute__((always_inline)) inline bool Mmu::map_gpa(Gpa gpa, Access acc, bool final_gpa, Gva va, Fault* f, Mapped* m,
-                  uint64_t* ept_refs, EptMemo* memo) {
+                  uint64_t* ept_refs) {
   if (kEpt) {
     uint8_t stop = 0;
     bool mis = false;
-    if (ept_walk(gpa, m, &stop, &mis, ept_refs, memo, !final_gpa)) return true;
+    if (ept_walk(gpa, m, &stop, &mis, ept_refs)) return true;
     ept_fault(f, gpa, acc, final_gpa, va, stop, mis);
     return false;
   }
@@ -81,12 +82,23 @@ struct RefTally {
 
 // One copy per translation mode, so the no-EPT walk carries no nested-TLB or EPT code;
 // inlined into translate_miss_t below.
-template <bool kEpt, bool kMemo>
+// One paging-structure cache (I = 0 PDE, 1 PDPTE, 2 PML4E): on a hit, touch and count it.
+template <unsigned kGeo, unsigned I>
+__attribute__((always_inline)) inline TlbEntry* Mmu::pwc_probe(uint64_t v) {
+  constexpr TlbStructure S = I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e;
+  const uint64_t key = v >> level_shift(static_cast<int>(I) + 2);
+  TlbEntry* e = geo_find<kGeo, S>(pwc_[I], key, key);
+  if (e) {
+    geo_touch<kGeo, S>(pwc_[I], e);
+    counters_->inc(kPwcHits[I]);
+  }
+  return e;
+}
+
+template <bool kEpt, unsigned kGeo>
 __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault* f, Walked* out) {
   counters_->v[C_walks]++;
   RefTally refs{counters_};
-  EptMemo memo_storage;
-  EptMemo* const memo = kMemo ? &memo_storage : nullptr;
   const bool nxe = (efer_ & EFER_NXE) != 0, wp = (cr0_ & CR0_WP) != 0;
   const bool smep = (cr4_ & CR4_SMEP) != 0;
   const uint64_t v = va.v & kVaMask;
@@ -106,34 +118,35 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
     all = PTE_RW;  // no user pages without paging: SMEP does not apply
   } else {
     uint64_t table = cr3_ & kAddrMask;
-    int level = 4;
+    int level = 4;  // where the walk starts
     // Deepest paging-structure-cache hit first: PDE (next: PT), PDPTE (PD), PML4E (PDPT).
-    for (unsigned i = 0; i < 3; ++i) {
-      const uint64_t key = v >> level_shift(static_cast<int>(i) + 2);
-      TlbEntry* e = pwc_[i].find(key, key);
-      if (!e) continue;
-      pwc_[i].touch(e);
-      counters_->inc(kPwcHits[i]);
+    TlbEntry* e;
+    if ((e = pwc_probe<kGeo, 0>(v))) level = 1;
+    else if ((e = pwc_probe<kGeo, 1>(v))) level = 2;
+    else if ((e = pwc_probe<kGeo, 2>(v))) level = 3;
+    if (e) {
       table = e->val;
-      level = static_cast<int>(i) + 1;
       all = (e->perm & kPermW ? PTE_RW : 0) | (e->perm & kPermUser ? PTE_US : 0);
       any = e->perm & kPermX ? 0 : PTE_NX;
-      break;
     }
-    for (;;) {
-      const unsigned shift = level_shift(level);
+    // One guest level L, a constant: the walk is straight-line code from the level the
+    // PWCs left it at (the switch below). Returns 0 to go down, 1 at the leaf, -1 on a
+    // fault (*f filled in).
+    auto step = [&](auto lc) __attribute__((always_inline)) -> int {
+      constexpr int L = decltype(lc)::value;
+      constexpr unsigned shift = level_shift(L);
       const Gpa egpa(table + ((v >> shift) & (kTableEntries - 1)) * 8);
       // The table's own page: nested TLB, else a full EPT walk (then cached).
       Mapped tm;
-      TlbEntry* ne = kEpt ? nested_.find(table >> kPageShift, table >> kPageShift) : nullptr;
+      TlbEntry* ne = kEpt ? geo_find<kGeo, TLB_nested>(nested_, table >> kPageShift, table >> kPageShift) : nullptr;
       if (ne) {
-        nested_.touch(ne);
+        geo_touch<kGeo, TLB_nested>(nested_, ne);
         counters_->inc(C_nested_tlb_hits);
         tm = Mapped{arena_->base() + ne->val, 0, ne->perm, ne->level};
       } else {
-        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept, memo)) return false;
+        if (!map_gpa<kEpt>(egpa, Access::Read, false, va, f, &tm, &refs.ept)) return -1;
         if (kEpt) {
-          if (TlbEntry* n = nested_.insert_absent(table >> kPageShift, table >> kPageShift)) {  // probed above
+          if (TlbEntry* n = geo_insert<kGeo, TLB_nested>(nested_, table >> kPageShift, table >> kPageShift)) {  // probed above
             n->val = static_cast<uint64_t>(tm.host - arena_->base());
             n->perm = tm.perm;
             n->level = tm.level;
@@ -142,72 +155,84 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
       }
       if (!(tm.perm & kPermR)) {
         ept_fault(f, egpa, Access::Read, false, va, tm.level, false);
-        return false;
+        return -1;
       }
       uint8_t* p = tm.host + (egpa.v & kPageMask);
       ++refs.guest;
       uint64_t pte;
       std::memcpy(&pte, p, 8);
-      if (!(pte & PTE_P)) return page_fault(f, acc, ec_acc, va);
-      const bool leaf = level == 1 || (level != 4 && (pte & PTE_PS));
-      const uint64_t rsvd = rsvd_nx | (level == 4 ? PTE_PS : 0) |
-                            (leaf ? (level == 2 ? PTE_RSVD_2M : level == 3 ? PTE_RSVD_1G : 0) : 0);
-      if (pte & rsvd) return page_fault(f, acc, PFEC_P | PFEC_RSVD | ec_acc, va);
+      if (!(pte & PTE_P)) { page_fault(f, acc, ec_acc, va); return -1; }
+      const bool leaf = L == 1 || (L != 4 && (pte & PTE_PS));
+      const uint64_t rsvd = rsvd_nx | (L == 4 ? PTE_PS : 0) |
+                            (leaf ? (L == 2 ? PTE_RSVD_2M : L == 3 ? PTE_RSVD_1G : 0) : 0);
+      if (pte & rsvd) { page_fault(f, acc, PFEC_P | PFEC_RSVD | ec_acc, va); return -1; }
       all &= pte;
       any |= pte;
       if (!(pte & PTE_A)) {
         // Setting A is a write to the table page: the EPT must allow it.
         if (!(tm.perm & kPermW)) {
           ept_fault(f, egpa, Access::Write, false, va, tm.level, false);
-          return false;
+          return -1;
         }
         pte |= PTE_A;
         std::memcpy(p, &pte, 8);
-        if (kMemo) memo_storage.forget();  // the store may have hit an EPT table
+        if (kEpt) ept_memo_forget();  // the store may have hit an EPT table
         counters_->inc(C_ad_updates);
         note_table_write(p);
       }
       if (leaf) {
-        gsize = static_cast<unsigned>(level - 1);
-        const uint64_t size = 1ull << shift;
+        gsize = static_cast<unsigned>(L - 1);
+        constexpr uint64_t size = 1ull << shift;
         // Permission checks (CPL 0): writes honour R/W only with CR0.WP; fetches honour
         // NX (with EFER.NXE) and SMEP (user pages).
-        if (acc == Access::Write && !(all & PTE_RW) && wp) return page_fault(f, acc, PFEC_P | ec_acc, va);
-        if (acc == Access::Fetch && (((any & PTE_NX) && nxe) || (smep && (all & PTE_US))))
-          return page_fault(f, acc, PFEC_P | ec_acc, va);
+        if (acc == Access::Write && !(all & PTE_RW) && wp) { page_fault(f, acc, PFEC_P | ec_acc, va); return -1; }
+        if (acc == Access::Fetch && (((any & PTE_NX) && nxe) || (smep && (all & PTE_US)))) {
+          page_fault(f, acc, PFEC_P | ec_acc, va);
+          return -1;
+        }
         if (acc == Access::Write && !(pte & PTE_D)) {
           if (!(tm.perm & kPermW)) {
             ept_fault(f, egpa, Access::Write, false, va, tm.level, false);
-            return false;
+            return -1;
           }
           pte |= PTE_D;
           std::memcpy(p, &pte, 8);
-          if (kMemo) memo_storage.forget();  // the store may have hit an EPT table
+          if (kEpt) ept_memo_forget();  // the store may have hit an EPT table
           counters_->inc(C_ad_updates);
           note_table_write(p);
         }
         dirty = (pte & PTE_D) != 0;
         gpa = (pte & kAddrMask & ~(size - 1)) | (v & (size - 1));
-        break;
+        return 1;
       }
       table = pte & kAddrMask;
       // Cache this non-leaf entry: PML4E → pwc_[2], PDPTE → pwc_[1], PDE → pwc_[0].
       const uint64_t key = v >> shift;
       // The walk started below the deepest PWC hit, so every PWC it inserts into here was
       // probed with this key above and missed: insert_absent skips the refresh scan.
-      if (TlbEntry* e = pwc_[level - 2].insert_absent(key, key)) {
+      constexpr unsigned I = static_cast<unsigned>(L) - 2 < 3 ? static_cast<unsigned>(L) - 2 : 0;
+      constexpr TlbStructure S = I == 0 ? TLB_pwc_pde : I == 1 ? TLB_pwc_pdpte : TLB_pwc_pml4e;
+      if (TlbEntry* pe = geo_insert<kGeo, S>(pwc_[I], key, key)) {
         filled_ = true;
-        e->val = table;
-        e->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
+        pe->val = table;
+        pe->perm = static_cast<uint8_t>((all & PTE_RW ? kPermW : 0) | (all & PTE_US ? kPermUser : 0) |
                                        ((any & PTE_NX) && nxe ? 0 : kPermX));
       }
-      --level;
+      return 0;
+    };
+    int r;
+    switch (level) {
+      case 4: if ((r = step(std::integral_constant<int, 4>{}))) break; [[fallthrough]];
+      case 3: if ((r = step(std::integral_constant<int, 3>{}))) break; [[fallthrough]];
+      case 2: if ((r = step(std::integral_constant<int, 2>{}))) break; [[fallthrough]];
+      default: r = step(std::integral_constant<int, 1>{});
     }
+    if (r < 0) return false;
   }
 
   // The data page: one more EPT translation (reported with gva_valid = true).
   Mapped dm;
-  if (!map_gpa<kEpt>(Gpa(gpa), acc, true, va, f, &dm, &refs.ept, memo)) return false;
+  if (!map_gpa<kEpt>(Gpa(gpa), acc, true, va, f, &dm, &refs.ept)) return false;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   if (!(dm.perm & need)) {
     ept_fault(f, Gpa(gpa), acc, true, va, dm.level, false);
@@ -230,10 +255,14 @@ __attribute__((always_inline)) inline bool Mmu::walk_t(Gva va, Access acc, Fault
 }
 
 // The largest enabled array of this L1 whose page size does not exceed the translation's.
+template <unsigned kGeo, bool kFetch>
 __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Walked& w) {
+  constexpr TlbStructure B = kFetch ? TLB_itlb_4k : TLB_dtlb_4k;
   const uint64_t v = va.v & kVaMask;
   int s = w.size;
-  while (s >= 0 && !l1.arr[s].enabled()) --s;
+  const bool on[3] = {geo_enabled<kGeo, B>(l1.arr[0]), geo_enabled<kGeo, TlbStructure(B + 1)>(l1.arr[1]),
+                      geo_enabled<kGeo, TlbStructure(B + 2)>(l1.arr[2])};
+  while (s >= 0 && !on[s]) --s;
   if (s < 0) {
     counters_->inc(l1.misses[w.size]);
     l1.forget();
@@ -241,7 +270,10 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
   }
   counters_->inc(l1.misses[s]);
   const uint64_t key = v >> kShift[s];
-  TlbEntry* e = l1.arr[s].insert_absent(key, key);  // translate_l1 probed it
+  TlbEntry* e;  // translate_l1 probed it: insert_absent
+  if (s == 0) e = geo_insert<kGeo, B>(l1.arr[0], key, key);
+  else if (s == 1) e = geo_insert<kGeo, TlbStructure(B + 1)>(l1.arr[1], key, key);
+  else e = geo_insert<kGeo, TlbStructure(B + 2)>(l1.arr[2], key, key);
   filled_ = true;
   const uint64_t off = v & ((1ull << kShift[w.size]) - 1) & ~((1ull << kShift[s]) - 1);
   e->val = reinterpret_cast<uint64_t>(w.host + off);
@@ -258,48 +290,45 @@ __attribute__((always_inline)) inline void Mmu::fill_l1(L1& l1, Gva va, const Wa
 
 // One STLB probe for page-size class s: a hit that allows the access fills *w; a hit that
 // does not (e.g. a write to a clean page) drops the entry, as the L1 does.
+template <unsigned kGeo, TlbStructure S>
 __attribute__((always_inline)) inline bool Mmu::stlb_probe(TlbArray& a, uint64_t key, uint64_t index, unsigned s,
                                                            uint8_t need, Walked* w) {
-  TlbEntry* e = a.find(key, index);
+  TlbEntry* e = geo_find<kGeo, S>(a, key, index);
   if (!e) return false;
   if (!(e->perm & need)) {
     a.kill(e);
     return false;
   }
-  a.touch(e);
+  geo_touch<kGeo, S>(a, e);
   counters_->inc(kStlbHits[s]);
   *w = Walked{reinterpret_cast<uint8_t*>(e->val), e->perm, static_cast<uint8_t>(s)};
   return true;
 }
 
 // Kept out of line so the L1-hit path (translate_l1, mmu.cc) stays a small leaf function.
-template <bool kEpt>
+template <bool kEpt, unsigned kGeo>
 __attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fault* f) {
-  L1& l1 = l1_[acc == Access::Fetch];
   const uint64_t v = va.v & kVaMask;
   const uint8_t need = static_cast<uint8_t>(1u << static_cast<unsigned>(acc));
   // L2 STLB: 4 KiB and 2 MiB entries share one array (probed once per size), 1 GiB apart.
   // The 2 MiB probe is skipped while the STLB holds no 2 MiB entry (it could only miss).
   Walked w{nullptr, 0, 0};  // set by the hit or the walk (initialized for -Wmaybe-uninitialized)
-  const bool hit = stlb_probe(stlb_, stlb_key(v, 0), v >> kShift[0], 0, need, &w) ||
-                   (stlb_.has_odd_key() && stlb_probe(stlb_, stlb_key(v, 1), v >> kShift[1], 1, need, &w)) ||
-                   stlb_probe(stlb_1g_, v >> kShift[2], v >> kShift[2], 2, need, &w);
+  const bool hit = stlb_probe<kGeo, TLB_stlb>(stlb_, stlb_key(v, 0), v >> kShift[0], 0, need, &w) ||
+                   (!Geo<kGeo, TLB_stlb>::off && stlb_.has_odd_key() && stlb_probe<kGeo, TLB_stlb>(stlb_, stlb_key(v, 1), v >> kShift[1], 1, need, &w)) ||
+                   stlb_probe<kGeo, TLB_stlb_1g>(stlb_1g_, v >> kShift[2], v >> kShift[2], 2, need, &w);
   if (!hit) {
-    // The EPT memo pays only when most walks run several EPT walks, i.e. without a nested
-    // TLB; with one it costs more than it saves (docs/performance.md).
-    const bool ok = kEpt && !nested_.enabled() ? walk_t<kEpt, true>(va, acc, f, &w) : walk_t<kEpt, false>(va, acc, f, &w);
-    if (!ok) {
+    if (!walk_t<kEpt, kGeo>(va, acc, f, &w)) {
       counters_->inc(C_walk_faults);
       return nullptr;
     }
     // Refill the STLB: 1 GiB into its own array, else as 2 MiB; 2 MiB / 4 KiB shared.
     int s = w.size;
-    if (s == 2 && !stlb_1g_.enabled()) s = 1;
+    if (s == 2 && !geo_enabled<kGeo, TLB_stlb_1g>(stlb_1g_)) s = 1;
     TlbEntry* e = nullptr;
     if (s == 2) {
-      e = stlb_1g_.insert_absent(v >> kShift[2], v >> kShift[2]);  // probed above
-    } else if (stlb_.enabled()) {
-      e = stlb_.insert_absent(stlb_key(v, s), v >> kShift[s]);  // probed above
+      e = geo_insert<kGeo, TLB_stlb_1g>(stlb_1g_, v >> kShift[2], v >> kShift[2]);  // probed above
+    } else if (geo_enabled<kGeo, TLB_stlb>(stlb_)) {
+      e = geo_insert<kGeo, TLB_stlb>(stlb_, stlb_key(v, s), v >> kShift[s]);  // probed above
     }
     if (e) {
       filled_ = true;
@@ -314,12 +343,16 @@ __attribute__((noinline)) uint8_t* Mmu::translate_miss_t(Gva va, Access acc, Fau
       counters_->inc(kStlbMisses[w.size]);
     }
   }
-  fill_l1(l1, va, w);
+  if (acc == Access::Fetch) fill_l1<kGeo, true>(l1_[1], va, w);
+  else fill_l1<kGeo, false>(l1_[0], va, w);
   return w.host + (v & ((1ull << kShift[w.size]) - 1));
 }
 
-uint8_t* Mmu::translate_miss(Gva va, Access acc, Fault* f) {
-  return cfg_.ept ? translate_miss_t<true>(va, acc, f) : translate_miss_t<false>(va, acc, f);
-}
+template uint8_t* Mmu::translate_miss_t<false, Mmu::kGeoRuntime>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<false, Mmu::kGeoDefault>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<false, Mmu::kGeoNone>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<true, Mmu::kGeoRuntime>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<true, Mmu::kGeoDefault>(Gva, Access, Fault*);
+template uint8_t* Mmu::translate_miss_t<true, Mmu::kGeoNone>(Gva, Access, Fault*);
 
 }  // namespace hv

@@ -40,6 +40,7 @@ int main() {
   test_page_faults();
   test_bounds();
   test_geometry();
+  test_lru();
   std::printf("passed %d failed %d\n", g_pass, g_fail);
   return g_fail ? 1 : 0;
 }

@@ -73,5 +73,6 @@ void test_ept_violations();
 void test_page_faults();
 void test_bounds();
 void test_geometry();
+void test_lru();             // mmu_test_lru.cc
 
 }  // namespace hv::test
