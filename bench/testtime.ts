@@ -3,7 +3,7 @@
  * /usr/bin/time, as a table sorted by CPU seconds, and the estimated wall of `npm test` on a
  * quiet 2-core machine. Options: --jobs=N (files at once), --slow (test:slow's files too),
  * --json=OUT, --before=OLD.json. It is tools/testtime/run.mjs, which also takes file names
- * (`node tools/testtime/run.mjs test/FILE.test.ts ...`). Only when named: it runs the whole
+ * (`node tools/testtime/run.mjs test/NAME.test.ts ...`). Only when named: it runs the whole
  * suite (~5 min of CPU). docs/testing.md "Test time".
  */
 import { spawnSync } from 'node:child_process';
