@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 
 const dir = dirname(fileURLToPath(import.meta.url));
 const all = readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.startsWith('_')).map((f) => f.slice(0, -3)).sort();
+// Benches run only when named, not by a bare `npm run bench`: testtime runs the whole test suite.
+const onDemand = new Set(['testtime']);
 const argv = process.argv.slice(2);
 
 /** A bench's one-line description: the first sentence of its header comment, without the bench's own name. */
@@ -30,7 +32,7 @@ function describe(name) {
 
 if (argv.includes('--help') || argv.includes('-h')) {
   console.log('usage: npm run bench -- [NAME...] [--compare OLD.json] [--no-save]\n\nbenches:');
-  for (const n of all) console.log(`  ${n.padEnd(10)} ${describe(n)}`);
+  for (const n of all) console.log(`  ${n.padEnd(10)} ${describe(n)}${onDemand.has(n) ? ' (only when named)' : ''}`);
   console.log('\nFigures are saved to bench/results/<time>.json; --compare prints each beside OLD.json\'s.');
   console.log('`npm run bench -- table --with-test` also times `npm test` in a fresh clone (the table\'s last row).');
   process.exit(0);
@@ -53,7 +55,7 @@ for (const n of names) {
 const figuresFile = join(tmpdir(), `hv-bench-${process.pid}.jsonl`);
 rmSync(figuresFile, { force: true });
 let status = 0;
-for (const n of names.length ? names : all) {
+for (const n of names.length ? names : all.filter((b) => !onDemand.has(b))) {
   console.log(`== bench ${n}`);
   const env = { ...process.env, HV_BENCH_FIGURES: figuresFile, HV_BENCH_NAME: n };
   const r = spawnSync(process.execPath, ['--import=tsx', join(dir, `${n}.ts`), ...extra], { stdio: 'inherit', env });

@@ -5,89 +5,26 @@
 // cases, garbage CR3/IDT/GDT/EPT pointers). The harness checks its invariants after every
 // run() (counters monotonic, instructions within budget, RIP canonical, exit records well
 // formed, no native access outside guest RAM and the EPT tables) and compares EPT-identity
-// runs with no-EPT runs. The binary is cached in build/native-tests/ keyed by a hash of the
-// sources and flags, so only the first run after a change compiles.
+// runs with no-EPT runs. The sanitizer build of the core is shared with test/mmu-walk.test.ts
+// and cached, like the binary, in build/native-tests/ keyed by a hash of the sources and flags
+// (test/fixtures/native-asan.ts), so only the first run after a change compiles.
 import test from 'ava';
-import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ASAN_ENV, asanBinary, root } from './fixtures/native-asan.ts';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outDir = join(root, 'build', 'native-tests');
 const regressDir = join(root, 'tools', 'fuzz', 'regress');
-const flags = ['-std=c++17', '-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=all',
-  '-fno-omit-frame-pointer', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Werror', '-I', join(root, 'native')];
 const COUNT = 1200;
-
-function coreSources(): string[] {
-  return readFileSync(join(root, 'native', 'sources.txt'), 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#') && !l.endsWith('addon.cc'))
-    .map((l) => join(root, l));
-}
-
 const fuzzSources = ['harness.cc', 'corpus.cc'].map((f) => join(root, 'tools', 'fuzz', f));
 
-function sourceKey(): string {
-  const h = createHash('sha256');
-  h.update(flags.join(' '));
-  const headers = readdirSync(join(root, 'native')).filter((f) => f.endsWith('.h')).sort()
-    .map((f) => join(root, 'native', f));
-  for (const f of [...coreSources(), ...headers, ...fuzzSources, join(root, 'tools', 'fuzz', 'harness.h')]) {
-    h.update(f.slice(root.length));
-    h.update(readFileSync(f));
-  }
-  return h.digest('hex').slice(0, 16);
-}
-
-function compile(src: string, obj: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('g++', [...flags, '-c', src, '-o', obj], { stdio: ['ignore', 'inherit', 'inherit'] });
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`g++ failed on ${src}`))));
-  });
-}
-
-// Two compilers at a time (CI has 2 cores); objects and binary under a key-named directory.
-async function build(): Promise<string> {
-  const key = sourceKey();
-  const binary = join(outDir, `fuzz_corpus-${key}`);
-  if (existsSync(binary)) return binary;
-  const objDir = join(outDir, `fuzz-obj-${key}`);
-  mkdirSync(objDir, { recursive: true });
-  const srcs = [...fuzzSources, ...coreSources()];
-  const objs = srcs.map((s) => join(objDir, s.slice(root.length + 1).replaceAll('/', '_') + '.o'));
-  let next = 0;
-  const worker = async () => {
-    while (next < srcs.length) {
-      const k = next++;
-      await compile(srcs[k], objs[k]);
-    }
-  };
-  await Promise.all([worker(), worker()]);
-  const r = spawnSync('g++', [...flags, '-o', binary + '.tmp', ...objs], { stdio: ['ignore', 'inherit', 'inherit'] });
-  if (r.status !== 0) throw new Error('linking the fuzz corpus runner failed');
-  renameSync(binary + '.tmp', binary);
-  // Older keys are stale: keep the build directory from growing with every change.
-  for (const f of readdirSync(outDir)) {
-    if ((f.startsWith('fuzz_corpus-') || f.startsWith('fuzz-obj-')) && !f.endsWith(key)) {
-      rmSync(join(outDir, f), { recursive: true, force: true });
-    }
-  }
-  rmSync(objDir, { recursive: true, force: true });
-  return binary;
-}
-
 const regressions = readdirSync(regressDir).filter((f) => f.endsWith('.bin')).sort();
-const env = { ...process.env, ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', UBSAN_OPTIONS: 'print_stacktrace=1' };
+const env = ASAN_ENV;
 let binary = '';
 let corpus = { status: null as number | null, stdout: '', stderr: '' };
 
 test.before(async () => {
-  mkdirSync(outDir, { recursive: true });
-  binary = await build();
+  binary = await asanBinary('fuzz_corpus', fuzzSources, [join(root, 'tools', 'fuzz', 'harness.h')]);
   const elfDir = join(root, 'build', 'guests');
   const elfs = readdirSync(elfDir).filter((f) => f.endsWith('.elf')).sort().flatMap((f) => ['--elf', join(elfDir, f)]);
   const r = spawnSync(binary, ['--seed', '1', '--count', String(COUNT), '--regress', regressDir, ...elfs],

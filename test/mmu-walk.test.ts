@@ -1,48 +1,36 @@
 // Runs the standalone MMU test driver (native/test/*.cc, including the table builder
-// walk_fixture.cc): compiled with g++ against every core source of native/sources.txt
-// except the N-API glue, so the walker, the EPT and the TLB hierarchy are checked without
-// Node in the loop. The driver prints one line per
+// walk_fixture.cc): linked with g++ against every core source of native/sources.txt except
+// the N-API glue, so the walker, the EPT and the TLB hierarchy are checked without Node in
+// the loop. The build is the AddressSanitizer/UBSan one test/fuzz-native.test.ts links
+// against (test/fixtures/native-asan.ts: the core is compiled once, cached by content), so an
+// out-of-bounds access or undefined behaviour in a walk fails here too. The driver prints one line per
 // check; this test asserts the run passed and that the reference-count oracle checks (docs/mmu-model.md) ran.
 import test from 'ava';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ASAN_ENV, asanBinary, root } from './fixtures/native-asan.ts';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const outDir = join(root, 'build', 'native-tests');
-const binary = join(outDir, 'mmu_test');
-
-function coreSources(): string[] {
-  return readFileSync(join(root, 'native', 'sources.txt'), 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#') && !l.endsWith('addon.cc'))
-    .map((l) => join(root, l));
-}
-
-function driverSources(): string[] {
-  const dir = join(root, 'native', 'test');
-  return readdirSync(dir).filter((f) => f.endsWith('.cc')).sort().map((f) => join(dir, f));
-}
+const driverDir = join(root, 'native', 'test');
+const driver = (ext: string) => readdirSync(driverDir).filter((f) => f.endsWith(ext)).sort().map((f) => join(driverDir, f));
 
 let output = '';
 let status: number | null = null;
+let stderr = '';
 
-test.before(() => {
-  mkdirSync(outDir, { recursive: true });
-  execFileSync('g++', ['-std=c++17', '-O1', '-Wall', '-Wextra', '-Wno-unused-parameter', '-Werror',
-    '-I', join(root, 'native'), '-o', binary, ...driverSources(), ...coreSources()],
-  { stdio: ['ignore', 'inherit', 'inherit'] });
-  const r = spawnSync(binary, { encoding: 'utf8' });
+test.before(async () => {
+  const binary = await asanBinary('mmu_test', driver('.cc'), driver('.h'));
+  const r = spawnSync(binary, { encoding: 'utf8', env: ASAN_ENV });
   output = r.stdout;
   status = r.status;
+  stderr = r.stderr;
 });
 
 test('the native MMU driver passes every check and exits 0', (t) => {
   const failures = output.split('\n').filter((l) => l.startsWith('FAIL'));
   t.deepEqual(failures, []);
   t.regex(output, /^passed \d+ failed 0$/m);
+  t.deepEqual(stderr.split('\n').filter((l) => /AddressSanitizer|runtime error:|LeakSanitizer/.test(l)), []);
   t.is(status, 0);
 });
 

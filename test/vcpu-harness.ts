@@ -38,6 +38,45 @@ export function assemble(src: string, base = CODE): Uint8Array {
   }
 }
 
+/**
+ * assemble() for many snippets with one `as` and one `ld` instead of two processes each
+ * (vcpu-host-diff has 371 snippets: ~3.7 s of CPU apart). Each snippet starts 4 KiB-aligned
+ * in one .text, so any alignment directive inside pads as it would at `base`; the bytes are
+ * position-independent when the object has no relocation and nothing outside .text, which
+ * is checked; otherwise (or if the batch does not assemble, e.g. two snippets define the
+ * same label) each snippet is assembled alone. Same results as assemble(), cached with it.
+ */
+export function assembleAll(srcs: string[], base = CODE): Uint8Array[] {
+  const todo = [...new Set(srcs.filter((s) => !cache.has(`${base}:${s}`)))];
+  if (todo.length > 1) {
+    const dir = mkdtempSync(join(tmpdir(), 'hv-vcpu-'));
+    try {
+      const body = todo.map((s, i) => `.text\n.p2align 12\n__hv_begin_${i}:\n${s}\n__hv_end_${i}:\n`).join('');
+      writeFileSync(join(dir, 'a.s'), body);
+      execFileSync('as', ['--64', '-o', join(dir, 'a.o'), join(dir, 'a.s')], { stdio: 'pipe' });
+      const elf = execFileSync('readelf', ['-SrW', join(dir, 'a.o')], { encoding: 'utf8' });
+      const noRelocs = /There are no relocations in this file/.test(elf);
+      const otherSections = [...elf.matchAll(/^\s*\[\s*\d+\]\s+(\S+)\s+(PROGBITS|NOBITS)\s+\S+\s+\S+\s+(\S+)/gm)]
+        .filter((m) => m[1] !== '.text' && parseInt(m[3], 16) > 0);
+      if (noRelocs && otherSections.length === 0) {
+        execFileSync('ld', ['-static', '-nostdlib', '-Ttext', `0x${base.toString(16)}`, '-e', '0', '--oformat', 'binary', '-o', join(dir, 'a.bin'), join(dir, 'a.o')]);
+        const bin = readFileSync(join(dir, 'a.bin'));
+        const sym = new Map<string, number>();
+        for (const line of execFileSync('nm', [join(dir, 'a.o')], { encoding: 'utf8' }).split('\n')) {
+          const [addr, , s] = line.split(' ');
+          if (s?.startsWith('__hv_')) sym.set(s, parseInt(addr, 16));
+        }
+        todo.forEach((s, i) => cache.set(`${base}:${s}`, new Uint8Array(bin.subarray(sym.get(`__hv_begin_${i}`)!, sym.get(`__hv_end_${i}`)!))));
+      }
+    } catch {
+      // the batch does not assemble as one file: assemble() below takes each alone
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return srcs.map((s) => assemble(s, base));
+}
+
 export interface Machine {
   arena: NativeArena;
   vcpu: NativeVcpu;
