@@ -49,7 +49,13 @@ export interface CompoundLockStressOptions {
    * the two threads are not always on CPU together. Capped by maxMs.
    */
   minCrossings?: number;
-  /** Hard cap on wall time for minCrossings (default 20000). */
+  /**
+   * Keep going until the audit found a reference lost or gained (the race without
+   * compound_lock happened), however long the machine's load makes that take: a test of the
+   * race then asserts what happened, not that it happened within some time. Capped by maxMs.
+   */
+  untilDamaged?: boolean;
+  /** Hard cap on wall time for minCrossings / untilDamaged: a hang guard (default 20000). */
   maxMs?: number;
 }
 
@@ -152,7 +158,8 @@ export async function runCompoundLockStress(opts: CompoundLockStressOptions): Pr
         (opts.rounds !== undefined && result.rounds >= opts.rounds) ||
         (opts.rounds === undefined && elapsed >= (opts.durationMs ?? 0));
       const crossed = Atomics.load(ctl, CTL.crossings) >= (opts.minCrossings ?? 0);
-      if (enough && (crossed || elapsed >= maxMs)) break;
+      const damaged = !opts.untilDamaged || result.lost + result.extra > 0;
+      if (enough && ((crossed && damaged) || elapsed >= maxMs)) break;
       runRound(pages, ctl, compound, nWorkers, split, folio);
       result.rounds++;
       result.splits += compound;
