@@ -6,6 +6,7 @@
 // its own (the leading underscore keeps bench/run.mjs from listing it).
 import { ExitReason } from '../src/native/types.ts';
 import { CODE, assemble, makeMachine } from '../test/vcpu-harness.ts';
+import { GUPS_LOOP, setGupsRegs } from './_gups-loop.ts';
 
 const MiB = 1 << 20;
 const iters = Number(process.argv[2]);
@@ -29,22 +30,8 @@ for (let c = 0; c < Math.ceil(guest / (2 * MiB)); c++) {
   for (let e = 0; e < 512; e++) put(pt + e * 8, BigInt(c * 2 * MiB + e * 4096) | RWX | WB);
 }
 m.vcpu.configureMmu({ ept: true, eptp: pml4 });
-m.load(assemble(`
-1:  imul %r9, %rdx
-    add %r10, %rdx
-    mov %rdx, %rax
-    shr $20, %rax
-    and %r8, %rax
-    xor %rdx, (%rbx,%rax,8)
-    dec %rcx
-    jnz 1b
-    hlt`));
-m.setReg('rbx', base);
-m.setReg('r8', region / 8 - 1);
-m.setReg('r9', 6364136223846793005n);
-m.setReg('r10', 1442695040888963407n);
-m.setReg('rdx', 42);
-m.setReg('rcx', iters);
+m.load(assemble(GUPS_LOOP));
+setGupsRegs(m, base, region, iters, 42);
 m.setReg('rip', CODE);
 const why = m.run(Number.MAX_SAFE_INTEGER);
 if (why !== ExitReason.HLT) throw new Error(`gups guest stopped with exit ${why}`);

@@ -20,9 +20,10 @@
  * callgrind counting inside the interpreter's run loop only, not the TS VMM), at
  * HV_BENCH_SCALE times 0.05 of the work (valgrind is slow).
  */
-import { createVm, sample, type RunResult } from '../src/api/index.ts';
+import type { RunResult } from '../src/api/index.ts';
 import { qemuAvailable } from '../tools/qemu/run-guest.mjs';
 import { qemuElfRate } from '../tools/qemu/bench.mjs';
+import { timedApiRun } from './_api-run.ts';
 import { figure } from './_figures.ts';
 import { hostPerGuest, profileChild, profileMode, reportChild } from './_profile.ts';
 
@@ -60,18 +61,7 @@ function median(xs: number[]): number {
 }
 
 function runOnce(b: Bench, args: number[]): { r: RunResult; cpuNs: number; wallNs: number } {
-  const vm = createVm({ memory: b.memory, args }, sample(b.guest));
-  try {
-    const c0 = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    const r = vm.run();
-    const t1 = process.hrtime.bigint();
-    const c1 = process.cpuUsage(c0);
-    if (r.exitStatus !== 0 || !r.finished) throw new Error(`${b.guest} ${args.join(' ')}: ${r.stopReason}, status ${r.exitStatus}\n${r.console}`);
-    return { r, cpuNs: (c1.user + c1.system) * 1000, wallNs: Number(t1 - t0) };
-  } finally {
-    vm.close();
-  }
+  return timedApiRun(b.guest, { memory: b.memory, args });
 }
 
 const fmt = (x: number, w = 7, d = 1) => x.toFixed(d).padStart(w);

@@ -29,6 +29,7 @@ import { CODE, assemble, makeMachine, type Machine } from '../test/vcpu-harness.
 import { qemuAvailable } from '../tools/qemu/run-guest.mjs';
 import { qemuGuestRate } from '../tools/qemu/bench.mjs';
 import { figure } from './_figures.ts';
+import { GUPS_LOOP, setGupsRegs } from './_gups-loop.ts';
 import { hostPerGuest, profileChild, profileMode, reportChild } from './_profile.ts';
 
 const REPEATS = Number(process.env.HV_BENCH_REPEATS ?? 5);
@@ -193,24 +194,8 @@ function gups(pageSize: PageSize): Workload {
       const region = 256 * MiB, base = 16 * MiB;
       const iters = Math.round(4_000_000 * scale);
       const m = machine(base + region, pageSize, mode);
-      m.load(assemble(`
-    1:  imul %r9, %rdx
-        add %r10, %rdx
-        mov %rdx, %rax
-        shr $20, %rax
-        and %r8, %rax
-        xor %rdx, (%rbx,%rax,8)
-        dec %rcx
-        jnz 1b
-        hlt`));
-      return timeRuns(m, (r) => {
-        m.setReg('rbx', base);
-        m.setReg('r8', region / 8 - 1);
-        m.setReg('r9', 6364136223846793005n);
-        m.setReg('r10', 1442695040888963407n);
-        m.setReg('rdx', 42 + r);
-        m.setReg('rcx', iters);
-      }, { instructions: BigInt(8 * iters + 1), loads: BigInt(iters) });
+      m.load(assemble(GUPS_LOOP));
+      return timeRuns(m, (r) => setGupsRegs(m, base, region, iters, 42 + r), { instructions: BigInt(8 * iters + 1), loads: BigInt(iters) });
     },
   };
 }

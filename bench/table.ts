@@ -23,9 +23,10 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, m
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createVm, sample, type RunResult, type VmConfig } from '../src/api/index.ts';
+import type { RunResult, VmConfig } from '../src/api/index.ts';
 import { qemuAvailable } from '../tools/qemu/run-guest.mjs';
 import { childrenCpuSeconds, qemuElfRate } from '../tools/qemu/bench.mjs';
+import { timedApiRun } from './_api-run.ts';
 import { figure } from './_figures.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -69,18 +70,7 @@ interface GuestFigures {
 
 /** One run through the public API; CPU and wall time of run() alone. */
 function hvRun(b: GuestBench, n: number): { r: RunResult; cpuNs: number; wallNs: number } {
-  const vm = createVm({ ...b.config, args: b.args(n) }, sample(b.guest));
-  try {
-    const c0 = process.cpuUsage();
-    const t0 = process.hrtime.bigint();
-    const r = vm.run();
-    const t1 = process.hrtime.bigint();
-    const c1 = process.cpuUsage(c0);
-    if (r.exitStatus !== 0 || !r.finished) throw new Error(`${b.guest} ${b.args(n).join(' ')}: ${r.stopReason}, status ${r.exitStatus}\n${r.console}`);
-    return { r, cpuNs: (c1.user + c1.system) * 1000, wallNs: Number(t1 - t0) };
-  } finally {
-    vm.close();
-  }
+  return timedApiRun(b.guest, { ...b.config, args: b.args(n) });
 }
 
 /** ns of one iteration: hugevisor and QEMU, each (median of N-iteration runs − median of 0-iteration runs) / N. */

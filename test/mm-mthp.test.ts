@@ -5,6 +5,7 @@
  * 2.6.38, which has none of it.
  */
 import test from 'ava';
+import { smaps, stats } from './fixtures/smaps.ts';
 import { defaultKnobs } from '../src/mm/config.ts';
 import { highest_order, thp_vma_allowable_orders, thp_vma_suitable_orders } from '../src/mm/mthp.ts';
 import { MthpStats, mthpSizeName, MTHP_ANON_ORDERS } from '../src/mm/mthp-stats.ts';
@@ -14,7 +15,6 @@ import { hva, PAGE_SIZE, type Hva, type Pfn } from '../src/util/address.ts';
 import { createHost, type HostConfig } from '../src/mm/index.ts';
 import type { Host } from '../src/mm/host.ts';
 import { MMAP_BASE } from '../src/mm/mm.ts';
-import { _PAGE_SPECIAL } from '../src/mm/pgtable.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -89,21 +89,6 @@ function host(kernel: Kernel, extra: Partial<HostConfig> = {}): Host {
 }
 
 /** smaps as fs/proc/task_mmu.c counts it over the whole mm: Rss (present normal pages, huge PMDs) and AnonHugePages, in kB. */
-function smaps(mm: MmStruct): { Rss: number; AnonHugePages: number } {
-  let rss = 0;
-  let ahp = 0;
-  mm.pgd.forEachPmd((_addr, pmd, i) => {
-    if (pmd.pmd_trans_huge(i)) {
-      rss += 2048;
-      ahp += 2048;
-      return;
-    }
-    const t = pmd.pte[i]!;
-    for (let j = 0; j < 512; j++) if (t.pte_present(j) && !(t.bits[j] & _PAGE_SPECIAL)) rss += 4;
-  });
-  return { Rss: rss, AnonHugePages: ahp };
-}
-const stats = (h: Host, size: string) => h.mthpStats()![size];
 const closeClean = (t: { is(a: unknown, b: unknown, m?: string): void }, h: Host) => {
   h.close(); // debugChecks: throws unless every frame is free
   t.is(h.nr_free_pages(), h.nrFrames, 'every frame free at close');

@@ -5,11 +5,12 @@
  * swpout_fallback), and swap-in one 4 KiB page at a time.
  */
 import test from 'ava';
+import { smaps, stats } from './fixtures/smaps.ts';
 import { SwapClusters, SWAPFILE_CLUSTER } from '../src/mm/swap-cluster.ts';
 import { createHost, type HostConfig } from '../src/mm/index.ts';
 import type { Host } from '../src/mm/host.ts';
 import type { MmStruct } from '../src/mm/mm.ts';
-import { _PAGE_ACCESSED, _PAGE_SPECIAL } from '../src/mm/pgtable.ts';
+import { _PAGE_ACCESSED } from '../src/mm/pgtable.ts';
 import type { Hva } from '../src/util/address.ts';
 
 /** A cluster allocator over `max` slots whose used set is a plain Set (what the swap map would say). */
@@ -126,21 +127,6 @@ function age(h: Host) {
   }
 }
 const ev = (h: Host) => h.vmstat();
-const stats = (h: Host, size: string) => h.mthpStats()![size];
-function smaps(mm: MmStruct): { Rss: number; AnonHugePages: number } {
-  let rss = 0;
-  let ahp = 0;
-  mm.pgd.forEachPmd((_addr, pmd, i) => {
-    if (pmd.pmd_trans_huge(i)) {
-      rss += 2048;
-      ahp += 2048;
-      return;
-    }
-    const t = pmd.pte[i]!;
-    for (let j = 0; j < 512; j++) if (t.pte_present(j) && !(t.bits[j] & _PAGE_SPECIAL)) rss += 4;
-  });
-  return { Rss: rss, AnonHugePages: ahp };
-}
 const closeClean = (t: { is(a: unknown, b: unknown, m?: string): void }, h: Host) => {
   h.close();
   t.is(h.nr_free_pages(), h.nrFrames, 'every frame free at close');
