@@ -12,6 +12,8 @@
  *     shrink_slab from reclaim and from a huge allocation with defrag) splits queued folios
  *     (split_folio → split_huge_page_to_list_to_order, thp_split_page) and frees their
  *     unmapped pages. A gup pin makes the split fail (can_split_folio; thp_split_page_failed).
+ *     Every anon split maps the zero-filled mapped pages to the shared zero page and frees
+ *     them (remap_page with RMP_USE_SHARED_ZEROPAGE: try_to_map_unused_to_zeropage).
  *  3. The huge zero folio: a read fault on an empty THP-eligible PMD with use_zero_page=1
  *     maps it read-only (mm_get_huge_zero_folio; thp_zero_page_alloc when it is allocated;
  *     one reference per mm holding it, MMF_HUGE_ZERO_FOLIO, dropped at exit). A write on it
@@ -24,10 +26,15 @@
  *  5. khugepaged (hpage_collapse_scan_pmd): max_ptes_none (zero-page PTEs count as none),
  *     max_ptes_swap, max_ptes_shared with thp_scan_exceed_{none,swap,share}_pte; at least
  *     one writable PTE; refcount == mapcount per folio, so PTE-mapped folios collapse too.
+ *  6. The underused-THP shrinker (6.12+): every new PMD THP (fault, huge-zero-page write,
+ *     collapse) is queued fully mapped by deferred_split_folio(folio, false) when
+ *     shrink_underused is 1 (no PG_partially_mapped, no thp_deferred_split_page);
+ *     deferred_split_scan splits such a folio when thp_underused (more than khugepaged
+ *     max_ptes_none zero-filled pages; never with 511), thp_underused_split_page, and
+ *     otherwise drops it from the queue.
  *
- * Not modelled: the underused-THP shrinker (thp_underused; with the default max_ptes_none
- * of 511 it never splits), mTHP (branch mthp), PageAnonExclusive (reuse is decided by
- * reference counts and the mms mapping the folio).
+ * Not modelled: mlock (the shrinker and the zero-page remap skip mlocked folios), the
+ * shrinker's batch sizes (the whole queue is scanned at once).
  */
 import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, hvaAdd, pfn as pfnOf, pfnAdd } from '../util/address.ts';
