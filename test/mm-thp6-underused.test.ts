@@ -187,3 +187,18 @@ test('a write on the huge zero page (do_huge_zero_wp_pmd) queues the new THP too
   mm.exit_mmap();
   closeClean(t, h);
 });
+
+test('the head page zero-filled too: it goes to the zero page and its frame is freed with the others', (t) => {
+  const h = host({ khugepaged: { max_ptes_none: 64 } });
+  const mm = h.newProcess() as MmStruct;
+  const a = mm.mmap(2 * MiB, { alignHuge: true });
+  mm.handle_mm_fault(at(a), true);
+  const head = mm.follow_page(at(a))!.headPfn;
+  write(h, mm, a, [7, 300]);
+  t.is(h.reclaim(1), 510);
+  t.is(ev(h, 'thp_underused_split_page'), 1);
+  t.is(mm.follow_page(at(a))!.pfn, h.zero_pfn);
+  t.is<number, number>(mm.follow_page(at(a + 7 * PAGE_SIZE))!.pfn, head + 7);
+  t.is(h.vmstat().nr_anon_pages, 2);
+  closeClean(t, h);
+});
