@@ -111,6 +111,7 @@ test('--json carries the memory report: EPT counters, host vmstat and the walk f
     enabled: 'always',
     defrag: 'madvise',
     use_zero_page: 1,
+    shrink_underused: 1,
     sizes: { '16kB': 'never', '32kB': 'never', '64kB': 'never', '128kB': 'never', '256kB': 'never', '512kB': 'never', '1024kB': 'never', '2048kB': 'inherit' },
     khugepaged: { defrag: true, pages_to_scan: 4096, scan_sleep_millisecs: 10000, alloc_sleep_millisecs: 60000, max_ptes_none: 511, max_ptes_swap: 64, max_ptes_shared: 256 },
   });

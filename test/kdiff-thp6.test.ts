@@ -88,6 +88,19 @@ kernelFacts('deferred-split-reclaim', 'kernel: a partially unmapped THP stays wh
   t.deepEqual(totals(r[5].vmas), totals(r[4].vmas));
 });
 
+kernelFacts('underused-thp-reclaim', 'kernel: with max_ptes_none 64, memcg reclaim splits the THP holding 504 zero-filled pages (thp_underused_split_page) and frees them; the written one stays', (t, r) => {
+  t.deepEqual(totals(r[3].vmas), { rss: 4096, anon: 4096, ahp: 4096, swap: 0 });
+  t.is(vm(r[3], 'thp_deferred_split_page'), 0, 'queued at fault without counting');
+  t.true(vm(r[4], 'thp_underused_split_page') >= 1 && vm(r[4], 'thp_split_page') >= 1 && vm(r[4], 'thp_split_pmd') >= 1);
+  t.deepEqual(totals(r[4].vmas), { rss: 2048 + 8 * 4, anon: 2048 + 8 * 4, ahp: 2048, swap: 0 }, 'the 504 zero-filled pages map the zero page: not in Rss');
+  t.deepEqual(r[4].memcg, { anon: 2048 + 8 * 4, anon_thp: 2048, swap: 0 });
+});
+
+kernelFacts('underused-thp-off', 'kernel: with shrink_underused 0 the same reclaim splits nothing', (t, r) => {
+  t.deepEqual(totals(r[4].vmas), { rss: 4096, anon: 4096, ahp: 4096, swap: 0 });
+  t.deepEqual(r[4].memcg, { anon: 4096, anon_thp: 4096, swap: 0 });
+});
+
 kernelFacts('huge-zero-page-fork', 'kernel: read faults map the huge zero page (Rss 0, one fault per 2 MiB), shared by a forked child without faults', (t, r) => {
   t.deepEqual([r[2].faults, totals(r[2].vmas).rss], [4, 0]);
   t.deepEqual([r[4].who, r[4].faults, totals(r[4].vmas).rss], ['child', 0, 0]);

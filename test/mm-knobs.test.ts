@@ -96,7 +96,7 @@ test('unknown host config keys are refused, naming the known ones', (t) => {
   });
 });
 
-test('host.kernel: 2.6.38 by default; 6.x has the Linux 6.18 defaults (defrag=madvise, use_zero_page=1, max_ptes_swap=64, max_ptes_shared=256, 2048kB inherit)', (t) => {
+test('host.kernel: 2.6.38 by default; 6.x has the Linux 6.18 defaults (defrag=madvise, use_zero_page=1, shrink_underused=1, max_ptes_swap=64, max_ptes_shared=256, 2048kB inherit)', (t) => {
   const old = createHost({ memoryBytes: 4 * MiB });
   t.is(old.kernel, '2.6.38');
   t.false('use_zero_page' in old.knobs);
@@ -108,6 +108,7 @@ test('host.kernel: 2.6.38 by default; 6.x has the Linux 6.18 defaults (defrag=ma
     enabled: 'always',
     defrag: 'madvise',
     use_zero_page: 1,
+    shrink_underused: 1,
     sizes: { '16kB': 'never', '32kB': 'never', '64kB': 'never', '128kB': 'never', '256kB': 'never', '512kB': 'never', '1024kB': 'never', '2048kB': 'inherit' },
     khugepaged: { defrag: true, pages_to_scan: 4096, scan_sleep_millisecs: 10000, alloc_sleep_millisecs: 60000, max_ptes_none: 511, max_ptes_swap: 64, max_ptes_shared: 256 },
   });
@@ -164,4 +165,29 @@ test('the 6.x sysfs knobs: writable on a 6.x host, "no such knob" on a 2.6.38 ho
     t.throws(() => old.setKnob(path, '1'), { instanceOf: ConfigError, message: new RegExp(`^transparent_hugepage/${path}: no such knob in Linux 2\\.6\\.38 \\(a 6\\.x knob\\)`) });
   }
   old.close();
+});
+
+test('transparent_hugepage/shrink_underused (6.x): host.thp.shrink_underused 0|1, a ConfigError under 2.6.38; its sysfs store takes what kstrtobool does', (t) => {
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, thp: { shrink_underused: 0 } }), {
+    instanceOf: ConfigError,
+    message: "host.thp.shrink_underused: no such knob in Linux 2.6.38 (a 6.x knob: set host.kernel to '6.x')",
+  });
+  t.throws(() => createHost({ memoryBytes: 4 * MiB, kernel: '6.x', thp: { shrink_underused: 2 } }), { instanceOf: ConfigError, message: /^host\.thp\.shrink_underused: / });
+  const old = createHost({ memoryBytes: 4 * MiB });
+  t.throws(() => old.setKnob('shrink_underused', '0'), { instanceOf: ConfigError, message: /^transparent_hugepage\/shrink_underused: no such knob in Linux 2\.6\.38 \(a 6\.x knob\)/ });
+  old.close();
+  const h = createHost({ memoryBytes: 4 * MiB, kernel: '6.x', thp: { shrink_underused: 0 } });
+  t.is(h.knobs.shrink_underused, 0);
+  // kstrtobool: the first character decides (1 y Y t T / 0 n N f F), 'on' / 'off' by the second
+  const seen: [string, number][] = [];
+  for (const v of ['1', 'n', 'yes', 'off', 'True', 'no\n', 'on', '0']) {
+    h.setKnob('shrink_underused', v);
+    seen.push([v, h.knobs.shrink_underused!]);
+  }
+  t.deepEqual(seen, [['1', 1], ['n', 0], ['yes', 1], ['off', 0], ['True', 1], ['no\n', 0], ['on', 1], ['0', 0]]);
+  for (const bad of ['2', 'o', 'maybe', '']) {
+    t.throws(() => h.setKnob('shrink_underused', bad), { instanceOf: ConfigError, message: /^transparent_hugepage\/shrink_underused: / }, JSON.stringify(bad));
+  }
+  t.is(h.knobs.shrink_underused, 0, 'a rejected write changes nothing');
+  h.close();
 });

@@ -21,12 +21,22 @@ function host(kernel: Kernel, extra: Partial<HostConfig> = {}): Host {
   return createHost({ memoryBytes: 64 * MiB, debugChecks: true, kernel, ...extra }) as Host;
 }
 
-/** A host with one process and `n` THPs written from a 2 MiB aligned address. */
+/**
+ * Store the byte 1 in each 4 KiB page of [a, a + len), as a program writing its memory
+ * would (the pages are mapped writable already): a split maps a zero-filled page to the
+ * shared zero page (RMP_USE_SHARED_ZEROPAGE, 6.12+), a written one stays.
+ */
+function fill(h: Host, mm: MmStruct, a: number, len: number): void {
+  for (let o = 0; o < len; o += PAGE_SIZE) h.physmem.frames(mm.follow_page(at(a + o))!.pfn)[0] = 1;
+}
+
+/** A host with one process and `n` THPs written from a 2 MiB aligned address (every page). */
 function withThps(kernel: Kernel, n: number, extra: Partial<HostConfig> = {}) {
   const h = host(kernel, extra);
   const mm = h.newProcess() as MmStruct;
   const a = mm.mmap(n * 2 * MiB, { alignHuge: true });
   for (let k = 0; k < n; k++) mm.handle_mm_fault(at(a + k * 2 * MiB), true);
+  fill(h, mm, a, n * 2 * MiB);
   return { h, mm, a };
 }
 const ev = (h: Host, name: string) => h.vmstat()[name];
@@ -89,6 +99,7 @@ test('6.x: an order-0 allocation that finds no free frame runs the deferred spli
   const mm = h.newProcess() as MmStruct;
   const a = mm.mmap(2 * MiB, { alignHuge: true });
   mm.handle_mm_fault(a, true);
+  fill(h, mm, a, PAGE_SIZE); // the page kept holds data (a zero-filled one would go to the zero page)
   mm.munmap(at(a + PAGE_SIZE), 2 * MiB - PAGE_SIZE); // keep one page of the folio
   t.is(ev(h, 'thp_deferred_split_page'), 1);
   const taken: Pfn[] = [];

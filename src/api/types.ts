@@ -40,6 +40,8 @@ export interface ThpKnobs {
   defrag: ThpMode;
   /** 6.x: transparent_hugepage/use_zero_page, 0 or 1 (default 1). */
   use_zero_page?: number;
+  /** 6.x: transparent_hugepage/shrink_underused, 0 or 1 (default 1): the underused-THP shrinker (6.12+). */
+  shrink_underused?: number;
   /** 6.x: transparent_hugepage/hugepages-<N>kB/enabled (default 2048kB inherit, others never). */
   sizes?: Record<MthpSize, MthpMode>;
   khugepaged: KhugepagedKnobs;
@@ -65,7 +67,7 @@ export interface HostOptions {
   /** The THP design of the host: '2.6.38' (default) or '6.x' (Linux 6.18: folios, deferred split, huge zero page). */
   kernel?: HostKernel;
   /** THP knobs; omitted ones keep the kernel's defaults (the 6.x-only ones are an error under 2.6.38). */
-  thp?: { enabled?: ThpMode; defrag?: ThpMode; use_zero_page?: number; sizes?: Partial<Record<MthpSize, MthpMode>>; khugepaged?: Partial<KhugepagedKnobs> };
+  thp?: { enabled?: ThpMode; defrag?: ThpMode; use_zero_page?: number; shrink_underused?: number; sizes?: Partial<Record<MthpSize, MthpMode>>; khugepaged?: Partial<KhugepagedKnobs> };
   swap?: SwapOptions;
   /** The host's simulated time follows the guest's, so khugepaged and kswapd run during a run. Default true. */
   clock?: boolean;

@@ -13,7 +13,7 @@
  *
  * host.kernel ('2.6.38' | '6.x') picks the THP design the host follows and so which knobs
  * exist and their defaults: 6.x follows Linux 6.18 (THP_DEFAULTS_6X); a knob 2.6.38 did not
- * have (use_zero_page, sizes, khugepaged max_ptes_swap / max_ptes_shared) is a ConfigError
+ * have (use_zero_page, shrink_underused, sizes, khugepaged max_ptes_swap / max_ptes_shared) is a ConfigError
  * under 2.6.38.
  */
 import { z } from 'zod';
@@ -53,6 +53,12 @@ export const mthpOrder = (s: MthpSize): number => Math.log2(Number.parseInt(s, 1
 /** transparent_hugepage/use_zero_page (Linux 3.8+): 0 or 1 (single_hugepage_flag_store). */
 export const useZeroPageSchema = intRange(0, 1, { accepts: '0|1' });
 
+/**
+ * transparent_hugepage/shrink_underused (Linux 6.12+, split_underused_thp): 0 or 1 in the
+ * config; the sysfs store takes what kstrtobool does (knobs.ts), and shows 0 or 1.
+ */
+export const shrinkUnderusedSchema = intRange(0, 1, { accepts: '0|1' });
+
 /** transparent_hugepage/khugepaged/*: each file's accepted values. */
 export const khugepagedKnobSchemas = {
   defrag: z.boolean({ error: 'true|false (sysfs: yes|no)' }),
@@ -83,13 +89,14 @@ export const THP_DEFAULTS = {
  * The Linux 6.18 defaults (mm/huge_memory.c transparent_hugepage_flags, mm/khugepaged.c
  * khugepaged_init, hugepage_init_sysfs): enabled=always (Kconfig default
  * TRANSPARENT_HUGEPAGE_ALWAYS), defrag=madvise (TRANSPARENT_HUGEPAGE_DEFRAG_REQ_MADV_FLAG),
- * use_zero_page=1, max_ptes_swap=HPAGE_PMD_NR/8, max_ptes_shared=HPAGE_PMD_NR/2, and of
+ * use_zero_page=1, shrink_underused=1, max_ptes_swap=HPAGE_PMD_NR/8, max_ptes_shared=HPAGE_PMD_NR/2, and of
  * the per-size knobs only the PMD size inherits the global mode, the others are never.
  */
 export const THP_DEFAULTS_6X = {
   enabled: 'always',
   defrag: 'madvise',
   use_zero_page: 1,
+  shrink_underused: 1,
   sizes: Object.fromEntries(MTHP_SIZES.map((s) => [s, s === '2048kB' ? 'inherit' : 'never'])) as Record<MthpSize, MthpMode>,
   khugepaged: {
     ...THP_DEFAULTS.khugepaged,
@@ -105,6 +112,8 @@ export const thpConfigSchema = strictObject({
   defrag: thpModeSchema.optional(),
   /** 6.x only */
   use_zero_page: useZeroPageSchema.optional(),
+  /** 6.x only */
+  shrink_underused: shrinkUnderusedSchema.optional(),
   /** 6.x only: hugepages-<N>kB/enabled by size. */
   sizes: strictObject(Object.fromEntries(MTHP_SIZES.map((s) => [s, mthpModeSchema.optional()])) as Record<MthpSize, z.ZodOptional<typeof mthpModeSchema>>).optional(),
   khugepaged: strictObject({
@@ -132,6 +141,8 @@ export interface ThpKnobs {
   defrag: ThpMode;
   /** 6.x: transparent_hugepage/use_zero_page */
   use_zero_page?: number;
+  /** 6.x: transparent_hugepage/shrink_underused (the underused-THP shrinker, 6.12+) */
+  shrink_underused?: number;
   /** 6.x: transparent_hugepage/hugepages-<N>kB/enabled */
   sizes?: Record<MthpSize, MthpMode>;
   khugepaged: {
@@ -148,7 +159,7 @@ export interface ThpKnobs {
 }
 
 /** The knobs 2.6.38 did not have, as paths below host.thp (and transparent_hugepage/). */
-export const KNOBS_6X_ONLY = ['use_zero_page', 'sizes', 'khugepaged.max_ptes_swap', 'khugepaged.max_ptes_shared'] as const;
+export const KNOBS_6X_ONLY = ['use_zero_page', 'shrink_underused', 'sizes', 'khugepaged.max_ptes_swap', 'khugepaged.max_ptes_shared'] as const;
 
 /** Refuse the knobs `kernel` does not have (a ConfigError naming the path, via ctx). */
 export function checkKernelKnobs(kernel: Kernel, thp: z.output<typeof thpConfigSchema> | undefined, ctx: z.RefinementCtx, at: PropertyKey[]): void {
@@ -180,6 +191,7 @@ export function thpKnobsFor(kernel: Kernel, thp: z.output<typeof thpConfigSchema
     enabled: thp.enabled ?? d.enabled,
     defrag: thp.defrag ?? d.defrag,
     use_zero_page: thp.use_zero_page ?? d.use_zero_page,
+    shrink_underused: thp.shrink_underused ?? d.shrink_underused,
     sizes: { ...d.sizes, ...defined(thp.sizes) },
     khugepaged: { ...d.khugepaged, ...defined(thp.khugepaged) },
   };

@@ -11,7 +11,7 @@
 import type { z } from 'zod';
 import { ConfigError } from '../util/errors.ts';
 import { parseConfig } from '../util/schema.ts';
-import { khugepagedKnobSchemas, mthpModeSchema, MTHP_SIZES, thpModeSchema, useZeroPageSchema, type Kernel, type MthpSize, type ThpKnobs } from './config.ts';
+import { khugepagedKnobSchemas, mthpModeSchema, MTHP_SIZES, shrinkUnderusedSchema, thpModeSchema, useZeroPageSchema, type Kernel, type MthpSize, type ThpKnobs } from './config.ts';
 
 export { defaultKnobs } from './config.ts';
 
@@ -29,6 +29,7 @@ export const KNOB_PATHS = [
 /** The knob paths Linux 6.18 has besides KNOB_PATHS (kernel '6.x'). */
 export const KNOB_PATHS_6X = [
   'use_zero_page',
+  'shrink_underused',
   'khugepaged/max_ptes_swap',
   'khugepaged/max_ptes_shared',
   ...MTHP_SIZES.map((s) => `hugepages-${s}/enabled`),
@@ -55,6 +56,25 @@ function yesNo(v: string | number | boolean): unknown {
   return s;
 }
 
+/**
+ * kstrtobool (shrink_underused_store): the first character decides — 1 y Y t T are true,
+ * 0 n N f F false, and 'on'/'off' by the second; the rest is refused (-EINVAL), so the
+ * schema names it. Booleans are taken as the config's spelling of 1 and 0.
+ */
+function kstrtobool(v: string | number | boolean): unknown {
+  if (typeof v === 'boolean') return v ? 1 : 0;
+  if (typeof v === 'number') return v;
+  const c = v[0] ?? '';
+  if ('1yYtT'.includes(c) && c !== '') return 1;
+  if ('0nNfF'.includes(c) && c !== '') return 0;
+  if (c === 'o' || c === 'O') {
+    const d = v[1] ?? '';
+    if (d === 'n' || d === 'N') return 1;
+    if (d === 'f' || d === 'F') return 0;
+  }
+  return v;
+}
+
 /** Validate and apply one knob write (the sysfs *_store) on a host of `kernel`. Mutates `k`. */
 export function setKnob(k: ThpKnobs, path: string, value: string | number | boolean, kernel: Kernel = '2.6.38'): void {
   const name = `transparent_hugepage/${path}`;
@@ -68,6 +88,10 @@ export function setKnob(k: ThpKnobs, path: string, value: string | number | bool
   }
   if (path === 'use_zero_page') {
     k.use_zero_page = parseConfig(useZeroPageSchema, uintText(value), name);
+    return;
+  }
+  if (path === 'shrink_underused') {
+    k.shrink_underused = parseConfig(shrinkUnderusedSchema, kstrtobool(value), name);
     return;
   }
   const size = /^hugepages-(\d+kB)\/enabled$/.exec(path)?.[1] as MthpSize | undefined;

@@ -12,6 +12,8 @@
  *     shrink_slab from reclaim and from a huge allocation with defrag) splits queued folios
  *     (split_folio → split_huge_page_to_list_to_order, thp_split_page) and frees their
  *     unmapped pages. A gup pin makes the split fail (can_split_folio; thp_split_page_failed).
+ *     Every anon split maps the zero-filled mapped pages to the shared zero page and frees
+ *     them (remap_page with RMP_USE_SHARED_ZEROPAGE: try_to_map_unused_to_zeropage).
  *  3. The huge zero folio: a read fault on an empty THP-eligible PMD with use_zero_page=1
  *     maps it read-only (mm_get_huge_zero_folio; thp_zero_page_alloc when it is allocated;
  *     one reference per mm holding it, MMF_HUGE_ZERO_FOLIO, dropped at exit). A write on it
@@ -24,10 +26,15 @@
  *  5. khugepaged (hpage_collapse_scan_pmd): max_ptes_none (zero-page PTEs count as none),
  *     max_ptes_swap, max_ptes_shared with thp_scan_exceed_{none,swap,share}_pte; at least
  *     one writable PTE; refcount == mapcount per folio, so PTE-mapped folios collapse too.
+ *  6. The underused-THP shrinker (6.12+): every new PMD THP (fault, huge-zero-page write,
+ *     collapse) is queued fully mapped by deferred_split_folio(folio, false) when
+ *     shrink_underused is 1 (no PG_partially_mapped, no thp_deferred_split_page);
+ *     deferred_split_scan splits such a folio when thp_underused (more than khugepaged
+ *     max_ptes_none zero-filled pages; never with 511), thp_underused_split_page, and
+ *     otherwise drops it from the queue.
  *
- * Not modelled: the underused-THP shrinker (thp_underused; with the default max_ptes_none
- * of 511 it never splits), mTHP (branch mthp), PageAnonExclusive (reuse is decided by
- * reference counts and the mms mapping the folio).
+ * Not modelled: mlock (the shrinker and the zero-page remap skip mlocked folios), the
+ * shrinker's batch sizes (the whole queue is scanned at once).
  */
 import type { Hva, Pfn } from '../util/address.ts';
 import { HPAGE_PMD_NR, HPAGE_PMD_SIZE, PAGE_SIZE, alignDown, hvaAdd, pfn as pfnOf, pfnAdd } from '../util/address.ts';
@@ -66,7 +73,7 @@ import { InvariantError } from './invariants.ts';
 import type { MmStruct } from './mm.ts';
 import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start } from './mmu-notifier.ts';
 import { PG_anon, PG_dirty, PG_head, PG_locked, PG_lru, PG_referenced, PG_swapbacked, PG_tail, PG_uptodate } from './page.ts';
-import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, pmd_index, type PmdTable, type PteTable } from './pgtable.ts';
+import { _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_SPECIAL, pmd_index, pte_index, type PmdTable, type PteTable } from './pgtable.ts';
 import type { ThpPolicy } from './policy.ts';
 import { destroy_compound_page, get_page, KernelBug, prep_compound_page, put_page } from './refcount.ts';
 import { page_add_anon_rmap, page_add_new_anon_rmap, page_dup_rmap, page_remove_rmap, rmap_walk } from './rmap.ts';
@@ -121,11 +128,19 @@ export class FolioPolicy implements ThpPolicy {
 
   // --- rmap -------------------------------------------------------------------------------
 
-  /** deferred_split_folio(folio, partially_mapped = true) */
-  readonly deferred_split_folio = (head: Pfn): void => {
+  /**
+   * deferred_split_folio(folio, partially_mapped): queue the folio on the deferred split
+   * queue. partially_mapped (from __folio_remove_rmap) sets PG_partially_mapped once and
+   * counts thp_deferred_split_page; false (a new PMD THP: map_anon_folio_pmd,
+   * collapse_huge_page) only queues it for the underused check, and not at all when
+   * shrink_underused is 0 (split_underused_thp).
+   */
+  readonly deferred_split_folio = (head: Pfn, partially_mapped = true): void => {
     const pages = this.host.pages;
-    if (folio_order(pages, head) <= 1 || pages.PageSwapCache(head)) return;
-    if (!folio_test_partially_mapped(pages, head)) {
+    if (folio_order(pages, head) <= 1) return;
+    if (!partially_mapped && this.host.knobs.shrink_underused !== 1) return;
+    if (pages.PageSwapCache(head)) return;
+    if (partially_mapped && !folio_test_partially_mapped(pages, head)) {
       pages.setFlag(pfnAdd(head, 1), PG_partially_mapped);
       const order = folio_order(pages, head);
       if (order === HPAGE_PMD_ORDER) this.host.stat.count_vm_event('thp_deferred_split_page');
@@ -151,10 +166,17 @@ export class FolioPolicy implements ThpPolicy {
     page_add_new_anon_rmap(this.host.pages, this.host.stat, pfn, vma, addr);
     this.anon_exclusive(pfn, 1, true);
   }
+  /**
+   * A new PMD THP (do_huge_pmd_anonymous_page, do_huge_zero_wp_pmd, khugepaged's
+   * collapse_huge_page): folio_add_new_anon_rmap(RMAP_EXCLUSIVE), then (6.12+, with
+   * shrink_underused) deferred_split_folio(folio, false) — fully mapped, queued for
+   * thp_underused, without PG_partially_mapped or thp_deferred_split_page.
+   */
   add_new_anon_rmap_pmd(head: Pfn, vma: Vma, haddr: Hva): void {
     folio_add_new_anon_rmap_pmd(this.host.pages, this.host.stat, head, vma, haddr);
     this.anon_exclusive(head, folio_nr_pages(this.host.pages, head), true);
     this.host.stat.mthp.count_mthp_stat(HPAGE_PMD_ORDER, 'nr_anon');
+    this.deferred_split_folio(head, false);
   }
   /** folio_add_new_anon_rmap for a large folio mapped by PTEs (mTHP, do_anonymous_page; RMAP_EXCLUSIVE). */
   add_new_anon_rmap_ptes(head: Pfn, vma: Vma, addr: Hva): void {
@@ -325,6 +347,8 @@ export class FolioPolicy implements ThpPolicy {
     }
     if (order === HPAGE_PMD_ORDER) host.stat.count_vm_event('thp_split_page');
     host.stat.mthp.count_mthp_stat(order, 'split');
+    // remap_page(RMP_USE_SHARED_ZEROPAGE): every successful anon split (6.12+)
+    for (let k = 0; k < nr; k++) this.try_to_map_unused_to_zeropage(pfnAdd(head, k));
     // free_folio_and_swap_cache on the pages no one maps (the head keeps the caller's reference)
     for (let k = 1; k < nr; k++) {
       const p = pfnAdd(head, k);
@@ -337,9 +361,54 @@ export class FolioPolicy implements ThpPolicy {
   }
 
   /**
-   * deferred_split_scan: every folio on the queue (the model scans it whole): pinned with
-   * folio_try_get, split when partially mapped (a failed split stays queued); a folio no
-   * longer partially mapped just leaves the queue. Returns frames freed.
+   * try_to_map_unused_to_zeropage (remove_migration_pte under RMP_USE_SHARED_ZEROPAGE): after
+   * a split, each PTE mapping a page of the old folio whose 4 KiB are all zero maps the
+   * shared zero page instead (special, read-only; the mm's anon RSS drops), so a page
+   * nothing else maps is freed by the split. The KVM side sees the change through the
+   * mmu notifier.
+   */
+  private try_to_map_unused_to_zeropage(page: Pfn): void {
+    const host = this.host;
+    const pages = host.pages;
+    if (pages._mapcount[page] < 0 || host.physmem.frames(page).some((b) => b !== 0)) return;
+    for (const { vma, addr } of rmap_walk(host.anon, pages, page)) {
+      const pmd = vma.mm.pgd.pmd_table(addr);
+      const t = pmd?.pte[pmd_index(addr)];
+      const j = pte_index(addr);
+      if (!t || !t.pte_present(j) || t.bits[j] & _PAGE_SPECIAL || t.pfn[j] !== page) continue;
+      mmu_notifier_invalidate_range_start(vma.mm, addr, hvaAdd(addr, PAGE_SIZE));
+      t.set_pte(j, host.zero_pfn, _PAGE_PRESENT | _PAGE_SPECIAL | _PAGE_ACCESSED);
+      page_remove_rmap(pages, host.stat, page);
+      Atomics.sub(pages._count, page, 1); // the mapping's reference: split_folio frees the page at 0
+      mmu_notifier_invalidate_range_end(vma.mm, addr, hvaAdd(addr, PAGE_SIZE));
+    }
+  }
+
+  /**
+   * thp_underused: with khugepaged max_ptes_none below 511, a PMD THP is underused when more
+   * than max_ptes_none of its 4 KiB pages are all zero (memchr_inv); with 511 never.
+   */
+  thp_underused(head: Pfn): boolean {
+    const host = this.host;
+    const max_ptes_none = host.knobs.khugepaged.max_ptes_none;
+    if (max_ptes_none === HPAGE_PMD_NR - 1) return false;
+    let zero = 0;
+    let filled = 0;
+    const nr = folio_nr_pages(host.pages, head);
+    for (let k = 0; k < nr; k++) {
+      if (host.physmem.frames(pfnAdd(head, k)).some((b) => b !== 0)) {
+        if (++filled >= HPAGE_PMD_NR - max_ptes_none) return false;
+      } else if (++zero > max_ptes_none) return true;
+    }
+    return false;
+  }
+
+  /**
+   * deferred_split_scan: every folio on the queue (the model scans it whole), pinned with
+   * folio_try_get (one already being freed just leaves). A partially mapped folio is split
+   * (a failed split stays queued); one not partially mapped (queued at fault) is split when
+   * thp_underused (thp_underused_split_page), and otherwise — or when that split fails —
+   * leaves the queue for good. Returns frames freed.
    */
   deferred_split_scan(): number {
     const host = this.host;
@@ -350,8 +419,14 @@ export class FolioPolicy implements ThpPolicy {
         this.split_queue.delete(head);
         continue;
       }
-      if (!folio_test_partially_mapped(pages, head)) this.split_queue.delete(head);
-      else this.split_folio(head);
+      const partially = folio_test_partially_mapped(pages, head);
+      const underused = !partially && this.thp_underused(head);
+      let did_split = false;
+      if (partially || underused) {
+        did_split = this.split_folio(head);
+        if (did_split && underused) host.stat.count_vm_event('thp_underused_split_page');
+      }
+      if (!did_split && !partially) this.split_queue.delete(head);
       this.put_page(head);
     }
     return host.nr_free_pages() - before;
@@ -608,7 +683,8 @@ export class FolioPolicy implements ThpPolicy {
    * The folio rules: tails hold no references; per-page _mapcount + 1 = PTEs mapping the
    * page; _entire_mapcount + 1 = PMDs mapping the folio; _large_mapcount + 1 = both;
    * _nr_pages_mapped = pages PTE-mapped (+ ENTIRELY_MAPPED while PMD-mapped); the refcount
-   * covers every mapping; PG_partially_mapped ⇔ on the split queue; the zone counters
+   * covers every mapping; PG_partially_mapped ⇒ on the split queue, and a queued folio without
+   * it is a PMD THP (queued at fault for thp_underused); the zone counters
    * (NR_ANON_MAPPED, NR_ANON_THPS); the huge zero folio's references = mms holding it + 1.
    */
   checkInvariants(maps: Int32Array, pmdMaps: Int32Array, free: Uint8Array): void {
@@ -653,7 +729,10 @@ export class FolioPolicy implements ThpPolicy {
       const want = pagesMapped + (entire > 0 ? ENTIRELY_MAPPED : 0);
       if (folio_nr_pages_mapped(pg, ph) !== want) fail(`folio ${p}: _nr_pages_mapped ${folio_nr_pages_mapped(pg, ph)}, expected ${want}`);
       if (pg._count[p] < entire + pte) fail(`folio ${p}: refcount ${pg._count[p]} < mappings ${entire + pte}`);
-      if (folio_test_partially_mapped(pg, ph) !== this.split_queue.has(ph)) fail(`folio ${p}: PG_partially_mapped ${folio_test_partially_mapped(pg, ph)} but queued ${this.split_queue.has(ph)}`);
+      // PG_partially_mapped only on queued folios; an unflagged queued folio is a PMD THP
+      // queued at fault or collapse (deferred_split_folio(folio, false)) for thp_underused
+      if (folio_test_partially_mapped(pg, ph) && !this.split_queue.has(ph)) fail(`folio ${p}: PG_partially_mapped but not queued`);
+      if (this.split_queue.has(ph) && !folio_test_partially_mapped(pg, ph) && nr !== HPAGE_PMD_NR) fail(`folio ${p}: queued, not PG_partially_mapped, but of order ${pg.private[p]} (only PMD THPs are queued fully mapped)`);
       if (entire > 0) thps++;
       anonMapped += entire > 0 ? nr : pagesMapped;
       p += nr - 1;

@@ -25,6 +25,7 @@ export const VM_EVENTS_2638 = ['thp_split'] as const;
 export const VM_EVENTS_6X = [
   'thp_split_pmd',
   'thp_deferred_split_page',
+  'thp_underused_split_page',
   'thp_split_page',
   'thp_split_page_failed',
   'thp_zero_page_alloc',

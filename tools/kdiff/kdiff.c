@@ -107,7 +107,7 @@ static const char *const wanted[] = {"thp_fault_alloc", "thp_fault_fallback", "t
                                      "thp_collapse_alloc", "thp_split_pmd", "thp_split_page", "thp_split",
                                      "thp_deferred_split_page", "thp_zero_page_alloc", "thp_swpout",
                                      "thp_swpout_fallback", "pswpout", "pswpin", "thp_scan_exceed_swap_pte",
-                                     "thp_scan_exceed_share_pte", NULL};
+                                     "thp_scan_exceed_share_pte", "thp_underused_split_page", NULL};
 static int is_wanted(const char *n) {
   for (int i = 0; wanted[i]; i++)
     if (!strcmp(wanted[i], n)) return 1;

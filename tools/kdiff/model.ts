@@ -101,13 +101,19 @@ function vmaFigures(host: Host, mm: MmStruct, v: Vma, eligible: (v: Vma) => bool
 
 /**
  * Touch like a CPU: fault only where the page tables do not already allow the access,
- * so the model's pgfault count is comparable with the kernel's per-process faults.
+ * so the model's pgfault count is comparable with the kernel's per-process faults. A
+ * write stores the byte 1, as kdiff.c does (the page is no longer zero-filled: what
+ * thp_underused and the split's zero-page remap look at).
  */
-function touch(mm: MmStruct, s: { off: number; len: number; stride: number }, write: boolean): void {
+function touch(host: Host, mm: MmStruct, s: { off: number; len: number; stride: number }, write: boolean): void {
   for (let a = s.off; a < s.off + s.len; a += s.stride) {
-    const m = mm.follow_page((BASE + a) as Hva);
-    if (m && (!write || m.writable)) continue;
-    mm.handle_mm_fault((BASE + a) as Hva, write);
+    const addr = (BASE + a) as Hva;
+    const m = mm.follow_page(addr);
+    if (!m || (write && !m.writable)) mm.handle_mm_fault(addr, write);
+    if (!write) continue;
+    const w = mm.follow_page(addr);
+    if (!w?.writable) throw new Error(`kdiff model: 0x${addr.toString(16)} not writable after a write fault`);
+    host.physmem.frames(w.pfn)[addr % 4096] = 1;
   }
 }
 
@@ -200,7 +206,7 @@ export function runModel(steps: readonly Step[], enabled: ThpEnabled = 'madvise'
           m.madvise(at(s.off), s.len, s.advice === 'hugepage' ? 'MADV_HUGEPAGE' : s.advice === 'nohugepage' ? 'MADV_NOHUGEPAGE' : 'MADV_DONTNEED');
           break;
         case 'touch':
-          touch(m, s, s.write);
+          touch(host, m, s, s.write);
           break;
         case 'munmap':
           m.munmap(at(s.off), s.len);

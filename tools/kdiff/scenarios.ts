@@ -31,6 +31,7 @@ export type KernelCounter =
   | 'thp_swpout_fallback'
   | 'pswpout'
   | 'thp_collapse_alloc'
+  | 'thp_underused_split_page'
   | `hugepages-${string}kB/${string}`;
 export const COUNTERS_6X: KernelCounter[] = [
   'thp_fault_alloc',
@@ -42,6 +43,7 @@ export const COUNTERS_6X: KernelCounter[] = [
   'thp_swpout_fallback',
   'pswpout',
   'thp_collapse_alloc',
+  'thp_underused_split_page',
 ];
 /** The per-size stats compared against the 6.x model (kdiff.c reads these sizes). */
 export const PER_SIZE_COMPARED = {
@@ -351,6 +353,26 @@ export const SCENARIOS: Scenario[] = [
       { op: 'madvise', off: 5 * M, len: 64 * K, advice: 'dontneed' },
       { op: 'reclaim' },
     ],
+  },
+  {
+    name: 'underused-thp-reclaim',
+    about:
+      'khugepaged/max_ptes_none 64: one byte written in each of 8 pages of the first THP (504 zero-filled) and in every page of the second; ' +
+      'memcg reclaim runs the deferred split shrinker: the first is underused (thp_underused_split_page), split, its 504 zero-filled pages ' +
+      'mapped to the shared zero page and freed; the second stays whole',
+    minKernel: [6, 12],
+    setup: { memcg: true, sysfs: { 'khugepaged/max_ptes_none': '64', shrink_underused: '1' } },
+    kernels: ['6.x'],
+    steps: [region(4 * M), hugepage(0, 4 * M), write(0, 8 * 4 * K), write(2 * M, 2 * M), { op: 'reclaim' }],
+  },
+  {
+    name: 'underused-thp-off',
+    about:
+      'the same with shrink_underused 0: the new THPs are not queued (deferred_split_folio returns at once), so memcg reclaim splits neither',
+    minKernel: [6, 12],
+    setup: { memcg: true, sysfs: { 'khugepaged/max_ptes_none': '64', shrink_underused: '0' } },
+    kernels: ['6.x'],
+    steps: [region(4 * M), hugepage(0, 4 * M), write(0, 8 * 4 * K), write(2 * M, 2 * M), { op: 'reclaim' }],
   },
   {
     name: 'huge-zero-page-fork',
