@@ -321,6 +321,8 @@ export class FolioPolicy implements ThpPolicy {
     if (!pages.PageHead(head) || !pages.PageAnon(head) || !host.anon.byId.has(pages.mapping[head])) return false;
     const order = folio_order(pages, head);
     const nr = 1 << order;
+    // Pages mapped by PTEs while no PMD maps the folio, before unmap_folio (see below).
+    const ptesMapped = folio_entire_mapcount(pages, head) === 0 ? folio_nr_pages_mapped(pages, head) : 0;
     for (const { vma, addr } of rmap_walk(host.anon, pages, head)) {
       const pmd = vma.mm.pgd.pmd_table(addr);
       if (pmd && pmd.huge[pmd_index(addr)] === head) this.__split_huge_pmd(vma.mm, alignDown(addr, HPAGE_PMD_SIZE));
@@ -331,6 +333,13 @@ export class FolioPolicy implements ThpPolicy {
       host.stat.mthp.count_mthp_stat(order, 'split_failed');
       return false;
     }
+    // unmap_folio (try_to_migrate): a PMD mapping becomes migration entries at once (the
+    // frozen PMD split), but PTE mappings one PTE at a time (try_to_migrate_one), so a folio
+    // that two or more PTEs and no PMD map is partially mapped after the first and
+    // __folio_remove_rmap queues it — deferred_split_folio(folio, true): split_deferred (and
+    // thp_deferred_split_page at PMD order) unless already flagged or in the swap cache.
+    // Seen on Linux 6.18: a 64 KiB folio split for a swap file counts split_deferred 1.
+    if (ptesMapped >= 2) this.deferred_split_folio(head, true);
     // __split_folio_to_order; the folio leaves the queue and nr_anon of its order
     if (folio_test_partially_mapped(pages, head)) host.stat.mthp.mod_mthp_stat(order, 'nr_anon_partially_mapped', -1);
     this.split_queue.delete(head);
