@@ -142,7 +142,9 @@ kernelFacts('khugepaged-max-ptes-shared', 'kernel: khugepaged leaves a range wit
   t.is(totals(r[4].vmas).ahp, 0); // 512 shared PTEs > 256
   t.true(vm(r[4], 'thp_scan_exceed_share_pte') >= 1);
   t.deepEqual(totals(r[6].vmas), { rss: 2048, anon: 2048, ahp: 2048, swap: 0 }); // 212 shared: collapsed
-  t.true(vm(r[6], 'thp_collapse_alloc') >= 1);
+  // khugepaged (scanning every 10 ms) may collapse the range while the child is still writing,
+  // once fewer than 257 PTEs are shared: the collapse is counted in step 5 or step 6.
+  t.true(vm(r[5], 'thp_collapse_alloc') + vm(r[6], 'thp_collapse_alloc') >= 1);
   t.deepEqual([r[7].who, totals(r[7].vmas).ahp], ['child', 0]); // the child's VMA has no VM_HUGEPAGE
 });
 
