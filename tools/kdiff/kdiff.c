@@ -501,8 +501,9 @@ static void log_undo(const char *fmt, const char *a, const char *b) {
 }
 
 /* Undo what STATE_PATH lists, last change first; each undo tolerates a change that was
- * never made (the run stopped between logging and doing it). */
-static int undo(void) {
+ * never made (the run stopped between logging and doing it). `report`: say on stderr what
+ * could not be undone. */
+static int undo(int report) {
   static char st[1 << 14];
   int fd = open(STATE_PATH, O_RDONLY);
   if (fd < 0) return 0;
@@ -518,10 +519,10 @@ static int undo(void) {
     if (!strcmp(kind, "sysfs")) {
       char p[320];
       snprintf(p, sizeof p, THP_DIR "%s", a);
-      if (put(p, b)) bad = fprintf(stderr, "kdiff: could not restore %s to %s: %s\n", p, b, strerror(errno));
+      if (put(p, b)) bad = 1 + (report ? fprintf(stderr, "kdiff: could not restore %s to %s: %s\n", p, b, strerror(errno)) : 0);
     } else if (!strcmp(kind, "swap")) {
-      if (swapoff(a) && errno != EINVAL && errno != ENOENT) bad = fprintf(stderr, "kdiff: swapoff %s: %s\n", a, strerror(errno));
-      if (unlink(a) && errno != ENOENT) bad = fprintf(stderr, "kdiff: unlink %s: %s\n", a, strerror(errno));
+      if (swapoff(a) && errno != EINVAL && errno != ENOENT) bad = 1 + (report ? fprintf(stderr, "kdiff: swapoff %s: %s\n", a, strerror(errno)) : 0);
+      if (unlink(a) && errno != ENOENT) bad = 1 + (report ? fprintf(stderr, "kdiff: unlink %s: %s\n", a, strerror(errno)) : 0);
     } else if (!strcmp(kind, "memcg")) {
       if (rmdir(a) && errno == EBUSY) {
         /* Tasks left in it (a killed run's): move them to the root cgroup, then remove. */
@@ -531,14 +532,14 @@ static int undo(void) {
         if (slurp(p) > 0)
           for (char *t = strtok(buf, "\n"); t; t = strtok(NULL, "\n")) put(q, t);
       }
-      if (rmdir(a) && errno != ENOENT) bad = fprintf(stderr, "kdiff: rmdir %s: %s\n", a, strerror(errno));
+      if (rmdir(a) && errno != ENOENT) bad = 1 + (report ? fprintf(stderr, "kdiff: rmdir %s: %s\n", a, strerror(errno)) : 0);
     } else if (!strcmp(kind, "loop")) {
       /* Detach only if the loop device still has our file behind it. */
       int lfd = open(a, O_RDWR);
       struct loop_info64 li;
       if (lfd >= 0 && !ioctl(lfd, LOOP_GET_STATUS64, &li) && !strncmp((char *)li.lo_file_name, b, sizeof li.lo_file_name - 1)) {
-        if (swapoff(a) && errno != EINVAL) bad = fprintf(stderr, "kdiff: swapoff %s: %s\n", a, strerror(errno));
-        if (ioctl(lfd, LOOP_CLR_FD, 0)) bad = fprintf(stderr, "kdiff: detach %s: %s\n", a, strerror(errno));
+        if (swapoff(a) && errno != EINVAL) bad = 1 + (report ? fprintf(stderr, "kdiff: swapoff %s: %s\n", a, strerror(errno)) : 0);
+        if (ioctl(lfd, LOOP_CLR_FD, 0)) bad = 1 + (report ? fprintf(stderr, "kdiff: detach %s: %s\n", a, strerror(errno)) : 0);
       }
       if (lfd >= 0) close(lfd);
     }
@@ -558,7 +559,7 @@ static void setup_fail(const char *what, const char *arg) {
   char m[512];
   snprintf(m, sizeof m, "{\"step\":-1,\"error\":\"setup %s %s: %s\"}\n", what, arg, strerror(errno));
   emit(m);
-  undo();
+  undo(1);
   _exit(2);
 }
 
@@ -621,9 +622,15 @@ int main(void) {
   script[n] = 0;
   int lock = open(LOCK_PATH, O_RDONLY | O_CREAT, 0666);
   if (lock < 0 || flock(lock, LOCK_EX)) setup_fail("lock", LOCK_PATH);
-  if (undo()) {
-    errno = EBUSY;
-    setup_fail("undo of an earlier run's changes", STATE_PATH);
+  /* A killed run's worker dies with its supervisor (PDEATHSIG) but may still be exiting —
+   * its swap in use, its cgroup populated — when the next run gets the lock: retry for up
+   * to 10 s (a hang guard) before giving up. */
+  for (int tries = 1; undo(tries == 100); tries++) {
+    if (tries == 100) {
+      errno = EBUSY;
+      setup_fail("undo of an earlier run's changes", STATE_PATH);
+    }
+    usleep(100000);
   }
   struct sigaction sa = {0};
   sa.sa_handler = on_signal;
@@ -712,7 +719,7 @@ int main(void) {
   while (waitpid(worker, &st, 0) < 0 && errno == EINTR) {
   }
   worker = -1;
-  int u = undo();
+  int u = undo(1);
   if (u) fprintf(stderr, "kdiff: some changes could not be undone; %s keeps them for the next run\n", STATE_PATH);
   return WIFEXITED(st) ? (WEXITSTATUS(st) ? WEXITSTATUS(st) : u ? 4 : 0) : 128 + WTERMSIG(st);
 }

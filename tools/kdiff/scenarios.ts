@@ -451,7 +451,11 @@ export const SCENARIOS: Scenario[] = [
       { op: 'fork' },
       hugepage(0, 2 * M),
       { op: 'khugepaged' },
+      // not eligible while the child writes, so khugepaged (10 ms scans) cannot collapse it
+      // half-way through and put its count in the write's step
+      { op: 'madvise', off: 0, len: 2 * M, advice: 'nohugepage' },
       { ...write(0, 300 * 4 * K), in: 'child' },
+      hugepage(0, 2 * M),
       { op: 'khugepaged' },
       { op: 'report', in: 'child' },
       { op: 'exit' },
