@@ -424,6 +424,14 @@ export const SCENARIOS: Scenario[] = [
     ],
   },
   {
+    name: 'khugepaged-collapse-mthp',
+    about:
+      'a 2 MiB range filled by 64 KiB folios (hugepages-64kB always, no MADV_HUGEPAGE), then MADV_HUGEPAGE: khugepaged collapses the 32 folios into one PMD THP',
+    setup: { sysfs: { 'hugepages-64kB/enabled': 'always', 'khugepaged/scan_sleep_millisecs': '10', 'khugepaged/pages_to_scan': '65536' } },
+    kernels: ['6.x'],
+    steps: [region(2 * M), write(0, 2 * M), hugepage(0, 2 * M), { op: 'khugepaged' }],
+  },
+  {
     name: 'mthp-swapout',
     about: '64 KiB folios reclaimed whole to swap on a block device (memcg reclaim), then read back',
     setup: { memcg: true, swapBytes: 32 * M, swapBlkdev: true, sysfs: { 'hugepages-64kB/enabled': 'madvise' } },
