@@ -31,6 +31,17 @@ export class PhysMem {
     return this.bytes.view(a, len);
   }
 
+  /**
+   * Is frame `pfn` all zero? (memchr_inv(addr, 0, PAGE_SIZE) == NULL, as thp_underused and
+   * the split's zero-page remap ask.) Read 8 bytes at a time: a frame is 8-byte aligned.
+   */
+  frameIsZero(pfn: Pfn): boolean {
+    const v = this.frames(pfn);
+    const q = new BigUint64Array(v.buffer, v.byteOffset, PAGE_SIZE / 8);
+    for (let i = 0; i < q.length; i++) if (q[i] !== 0n) return false;
+    return true;
+  }
+
   /** clear_highpage / clear_huge_page: zero `nr` frames. */
   zeroFrames(pfn: Pfn, nr: number = 1): void {
     this.frames(pfn, nr).fill(0);

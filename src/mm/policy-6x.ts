@@ -379,7 +379,7 @@ export class FolioPolicy implements ThpPolicy {
   private try_to_map_unused_to_zeropage(page: Pfn): void {
     const host = this.host;
     const pages = host.pages;
-    if (pages._mapcount[page] < 0 || host.physmem.frames(page).some((b) => b !== 0)) return;
+    if (pages._mapcount[page] < 0 || !host.physmem.frameIsZero(page)) return;
     for (const { vma, addr } of rmap_walk(host.anon, pages, page)) {
       const pmd = vma.mm.pgd.pmd_table(addr);
       const t = pmd?.pte[pmd_index(addr)];
@@ -405,7 +405,7 @@ export class FolioPolicy implements ThpPolicy {
     let filled = 0;
     const nr = folio_nr_pages(host.pages, head);
     for (let k = 0; k < nr; k++) {
-      if (host.physmem.frames(pfnAdd(head, k)).some((b) => b !== 0)) {
+      if (!host.physmem.frameIsZero(pfnAdd(head, k))) {
         if (++filled >= HPAGE_PMD_NR - max_ptes_none) return false;
       } else if (++zero > max_ptes_none) return true;
     }
