@@ -9,11 +9,12 @@
  *    loop, Cpu::run_loop: `hv::Cpu::run*`, as bench/_profile.ts).
  * HV_PROFILE_GUPS=0 skips gups (the slow part: two node runs under valgrind).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { figure } from './_figures.ts';
+import { callgrind, INSIDE_CPU_RUN } from './_profile.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'build', 'native-bench');
@@ -24,14 +25,6 @@ const sources = ['native/bench/walk_profile.cc', 'native/bench/walk_bench.cc', '
   'native/arena.cc', 'native/mmu.cc', 'native/tlb.cc', 'native/walk.cc'];
 const flags = ['-std=c++17', '-O2', '-fPIC', '-Wa,-mbranches-within-32B-boundaries', '-fno-exceptions', '-fno-rtti'];
 
-function callgrind(cmd: string[], extra: string[] = []): { ir: number; out: string } {
-  const r = spawnSync('valgrind', ['--tool=callgrind', '--callgrind-out-file=/dev/null', ...extra, ...cmd],
-    { encoding: 'utf8', cwd: root, maxBuffer: 64 << 20 });
-  if (r.error) throw new Error(`--profile needs valgrind (callgrind) on PATH: ${r.error.message}`);
-  const m = /Collected : (\d+)/.exec(r.stderr);
-  if (r.status !== 0 || !m) throw new Error(`callgrind ${cmd.join(' ')} failed:\n${r.stderr.slice(-2000)}`);
-  return { ir: Number(m[1]), out: r.stdout.trim() };
-}
 
 /** Host instructions per unit: two runs, N1 and N2 units. */
 function perUnit(run: (n: number) => { ir: number; out: string }, n1: number, n2: number) {
@@ -59,7 +52,7 @@ export function profile(): void {
   if (process.env.HV_PROFILE_GUPS !== '0') {
     const script = join(root, 'bench', '_gups-profile.ts');
     const { per, out } = perUnit((n) => callgrind([process.execPath, '--import=tsx', script, String(n)],
-      ['--collect-atstart=no', '--toggle-collect=hv::Cpu::run*']), 50_000, 100_000);
+      INSIDE_CPU_RUN), 50_000, 100_000);
     console.log(`  ${'gups iteration (8 guest instructions, 4K pages, EPT, inside Cpu::run)'.padEnd(62)} ${per.toFixed(1).padStart(8)}   (N2 run: ${out})`);
     figure('host instructions per gups iteration', per, 'Ir', 'lower');
   }
